@@ -1,0 +1,91 @@
+# mdmd — see README.md.  `make` builds bin/mdmd; `make SAN=1` builds an
+# ASan+UBSan tree under build-san/; `make test` runs every test under it.
+
+PKGS     := libevent libevent_openssl libevent_pthreads openssl libnghttp2 libplist-2.0 hiredis jansson
+DEB_PKGS := gcc make pkg-config libc6-dev libevent-dev libssl-dev libnghttp2-dev libplist-dev \
+            libhiredis-dev libjansson-dev redis-server redis-tools curl openssl ca-certificates
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+           -Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing -MMD -MP
+LDLIBS  += -lpthread
+
+ifeq ($(SAN),1)
+  B       := build-san
+  BIN     := build-san/bin
+  CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+else
+  B       := build
+  BIN     := bin
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+MODULES   := core handlers push ca store
+LIB_SRCS  := $(filter-out core/main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
+UNIT_SRCS := $(wildcard test/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BIN)/%)
+TOOL_SRCS := $(wildcard test/tools/*.c)
+TOOL_BINS := $(TOOL_SRCS:test/tools/%.c=$(BIN)/%)
+
+.PHONY: all deps run test test-unit test-integration san clean bench format
+all: $(BIN)/mdmd $(TOOL_BINS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(B)/libmdmd.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/mdmd: $(B)/core/main.o $(B)/libmdmd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BIN)/test_%: $(B)/test/unit/test_%.o $(B)/libmdmd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BIN)/%: $(B)/test/tools/%.o $(B)/libmdmd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+# Installs only what is missing; a no-op on a machine that has everything.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p var
+	@test -f var/mdmd.conf || cp mdmd.conf.example var/mdmd.conf
+	$(BIN)/mdmd -c var/mdmd.conf
+
+san:
+	@$(MAKE) --no-print-directory SAN=1 all
+
+test: deps
+	@$(MAKE) --no-print-directory SAN=1 all $(addprefix build-san/bin/,$(notdir $(UNIT_BINS)))
+	@BIN=build-san/bin sh test/run.sh
+
+bench: deps all
+	@BIN=bin sh test/bench.sh
+
+format:
+	clang-format -i $(wildcard */*.c */*.h test/*/*.c)
+
+clean:
+	rm -rf build build-san bin
+
+-include $(shell find build build-san -name '*.d' 2>/dev/null)

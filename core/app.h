@@ -1,0 +1,20 @@
+/* app.h: the handles every handler needs, passed explicitly (never global).
+ * Owned by main; the handlers borrow it.  cf is replaced as a whole on SIGHUP,
+ * so read settings through app->cf at the time of use; do not keep pointers
+ * into it across async steps. */
+#ifndef MDMD_APP_H
+#define MDMD_APP_H
+
+struct event_base;
+struct conf;
+struct store;
+struct ca;
+
+struct app {
+    struct event_base *base;
+    const struct conf *cf;      /* current configuration */
+    struct store *store;
+    struct ca *ca;
+};
+
+#endif

@@ -1,0 +1,71 @@
+/* conf.h: mdmd.conf, a redis-style "key value" file driven by one table.
+ * A struct conf is filled by conf_load() and read-only afterwards; SIGHUP
+ * builds a new one and swaps it in only when everything validates. */
+#ifndef MDMD_CONF_H
+#define MDMD_CONF_H
+
+#include <stddef.h>
+#include "util.h"
+
+struct conf {
+    /* listeners */
+    char *listen;              /* 1-way TLS: enrollment, admin REST, console */
+    char *mdm_listen;          /* 2-way TLS: check-in and command */
+    char *port_file;           /* written after bind: "listen PORT\nmdm_listen PORT\n" */
+    char *public_url;          /* base URL of the 1-way listener, goes into profiles */
+    char *mdm_url;             /* base URL of the MDM listener, goes into profiles */
+    char *server_names;        /* space-separated SANs of the generated server cert */
+    char *tls_cert_file;       /* empty: <ca_dir>/server.crt, generated */
+    char *tls_key_file;        /* empty: <ca_dir>/server.key, generated */
+    char *tls_ciphers;         /* TLS <= 1.2 cipher list */
+    int tls_auto;              /* derived: cert/key were not configured, mdmd makes them */
+    /* state */
+    char *data_dir;
+    char *ca_dir;              /* empty: <data_dir>/ca */
+    char *ca_key_type;         /* rsa2048 | rsa4096 | ec256 */
+    char *ca_common_name;
+    int ca_validity_days;
+    int cert_validity_days;    /* server and device certificates */
+    /* redis */
+    char *redis;               /* unix path or host:port; empty: private redis-server */
+    char *redis_server_bin;    /* used for the private one */
+    int redis_timeout_ms;      /* per command */
+    int redis_history_len;     /* entries kept in each mdm:res:{UDID} */
+    /* APNs */
+    char *apns_cert_file;
+    char *apns_key_file;
+    char *apns_p12_file;
+    char *apns_p12_password;
+    char *apns_host;
+    int apns_port;
+    char *apns_ca_file;        /* empty: system trust store */
+    int apns_expiration_s;
+    int apns_connections;
+    /* limits */
+    int max_body_size;
+    int max_header_size;
+    int request_timeout_s;
+    int max_connections;       /* per listener */
+    int shutdown_timeout_s;
+    /* logging */
+    int log_level;             /* enum log_level */
+    int syslog;                /* bool */
+};
+
+/* Fills cf with the defaults of the table.  Free with conf_clear(). */
+void conf_init(struct conf *cf);
+void conf_clear(struct conf *cf);   /* frees strings; cf can be re-inited */
+
+/* Reads path over the current values of cf.  On error writes
+ * "file:line: key: message" into err (errlen bytes) and returns -1. */
+int conf_load(struct conf *cf, const char *path, char *err, size_t errlen) MDMD_MUSTCHECK;
+/* One "key value" override (command line); file/line name it in errors. */
+int conf_set(struct conf *cf, const char *key, const char *value,
+             const char *file, int line, char *err, size_t errlen) MDMD_MUSTCHECK;
+/* Fills derived defaults (ca_dir, URLs, names) and cross-checks keys. */
+int conf_finish(struct conf *cf, char *err, size_t errlen) MDMD_MUSTCHECK;
+
+/* The table's keys, NULL-terminated, for the example-file test. */
+const char *const *conf_keys(void);
+
+#endif

@@ -1,0 +1,75 @@
+/* http.h: the thin layer over evhttp + bufferevent_openssl.  One
+ * http_server per listener; a route table picks the handler; every request
+ * is wrapped in a struct req that ends in exactly one req_respond().
+ *
+ * Ownership: the server owns its evhttp, listener and SSL_CTX reference.
+ * A req is owned by the layer; a handler borrows it until it responds.  A
+ * client may disconnect while a handler waits for Redis: the req stays valid
+ * until req_respond(), which then just frees it. */
+#ifndef MDMD_HTTP_H
+#define MDMD_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "util.h"
+
+struct event_base;
+struct evhttp_request;
+struct http_server;
+struct req;
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct x509_st X509;
+
+enum http_method {
+    HTTP_M_GET = 1 << 0, HTTP_M_POST = 1 << 1, HTTP_M_PUT = 1 << 2,
+    HTTP_M_DELETE = 1 << 3, HTTP_M_HEAD = 1 << 4, HTTP_M_PATCH = 1 << 5,
+};
+
+typedef void http_handler_fn(struct req *req, void *app);
+
+struct http_route {
+    int methods;             /* mask of enum http_method */
+    const char *path;        /* exact, or a prefix when it ends in '*' */
+    http_handler_fn *fn;
+};
+
+struct http_limits {
+    size_t max_body;
+    size_t max_header;
+    int timeout_s;
+    int max_connections;     /* accepting pauses at this many open connections */
+};
+
+/* Binds addr ("host:port", port 0 = any free port) and serves TLS with ctx
+ * (the server takes a reference).  routes ends with a {0} entry and must
+ * outlive the server; app is passed to every handler. */
+struct http_server *http_server_new(struct event_base *base, const char *name, const char *addr,
+                                    SSL_CTX *ctx, const struct http_route *routes, void *app,
+                                    const struct http_limits *lim);
+void http_server_free(struct http_server *hs);                  /* NULL-safe */
+int http_server_port(const struct http_server *hs);              /* the bound port */
+void http_server_set_ctx(struct http_server *hs, SSL_CTX *ctx);  /* new handshakes use ctx */
+void http_server_set_limits(struct http_server *hs, const struct http_limits *lim);
+void http_server_stop_accepting(struct http_server *hs);         /* graceful shutdown */
+int http_server_inflight(const struct http_server *hs);          /* requests not yet answered */
+int http_server_connections(const struct http_server *hs);
+
+/* Request accessors; every pointer is borrowed and valid until req_respond(). */
+int req_method(const struct req *req);
+const char *req_path(const struct req *req);
+const char *req_query(const struct req *req);                    /* NULL if none */
+const char *req_header(const struct req *req, const char *name); /* NULL if absent */
+const unsigned char *req_body(struct req *req, size_t *len);     /* NUL-terminated copy-free view */
+const char *req_peer(const struct req *req);                     /* "ip" */
+X509 *req_client_cert(const struct req *req);                    /* verified, or NULL */
+/* The query parameter's decoded value (caller frees), or NULL. */
+char *req_query_param(const struct req *req, const char *key);
+
+void req_add_header(struct req *req, const char *name, const char *value);
+/* Ends the request: status line, Content-Type (NULL: none) and body. */
+void req_respond(struct req *req, int status, const char *ctype, const void *body, size_t len);
+void req_respond_json(struct req *req, int status, const char *json);
+/* An error answer with a JSON body {"error": why} and a log line. */
+void req_fail(struct req *req, int status, const char *why);
+
+#endif

@@ -1,0 +1,347 @@
+/* main.c: wires the modules onto one libevent loop: config, CA bootstrap,
+ * Redis (configured or private), the two HTTPS listeners, signals. */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../ca/ca.h"
+#include "../handlers/routes.h"
+#include "../store/embedded.h"
+#include "../store/store.h"
+#include "app.h"
+#include "conf.h"
+#include "http.h"
+#include "log.h"
+#include "tls.h"
+
+#define MAIN_MAX_OVERRIDES 64
+
+struct mdmd {
+    struct app app;
+    struct conf *cf;                     /* current; app.cf points here */
+    struct conf **retired;               /* replaced by SIGHUP; freed at exit */
+    int nretired;
+    const char *conf_path;               /* NULL: defaults only */
+    const char *overrides[MAIN_MAX_OVERRIDES]; /* "key=value" from the command line */
+    int noverrides;
+    struct embedded *redis;              /* private redis-server, or NULL */
+    struct http_server *pub, *mdm;
+    struct event *sigs[3];
+    struct event *drain;                 /* polls in-flight requests at shutdown */
+    int64_t drain_deadline;
+};
+
+static void main_usage(FILE *f)
+{
+    fprintf(f, "usage: mdmd [-c FILE] [-l ADDR] [-m ADDR] [-r REDIS] [-d DIR] [-p FILE]\n"
+               "            [-v LEVEL] [-o KEY=VALUE]... [-t]\n"
+               "  -c FILE   configuration file (see mdmd.conf.example)\n"
+               "  -l ADDR   listen: 1-way TLS listener (enrollment, admin, console)\n"
+               "  -m ADDR   mdm_listen: 2-way TLS listener (check-in, commands)\n"
+               "  -r REDIS  redis: unix socket path or host:port (empty: private)\n"
+               "  -d DIR    data_dir\n"
+               "  -p FILE   port_file: write the bound ports there\n"
+               "  -v LEVEL  log_level: error, warn, info, debug\n"
+               "  -o K=V    set any configuration key\n"
+               "  -t        check the configuration and exit\n");
+}
+
+static int main_add_override(struct mdmd *m, const char *key, const char *kv)
+{
+    if (m->noverrides == MAIN_MAX_OVERRIDES)
+        return -1;
+    m->overrides[m->noverrides++] = key != NULL ? xasprintf("%s=%s", key, kv) : xstrdup(kv);
+    return 0;
+}
+
+/* Returns 1 for -t, 0 to run, -1 on a usage error. */
+static int main_parse_args(struct mdmd *m, int argc, char **argv)
+{
+    static const char *const flag_keys[128] = {
+        ['l'] = "listen", ['m'] = "mdm_listen", ['r'] = "redis", ['d'] = "data_dir",
+        ['p'] = "port_file", ['v'] = "log_level",
+    };
+    int c, test_only = 0;
+    while ((c = getopt(argc, argv, "c:l:m:r:d:p:v:o:th")) != -1) {
+        if (c == 'c')
+            m->conf_path = optarg;
+        else if (c == 't')
+            test_only = 1;
+        else if (c == 'o' && main_add_override(m, NULL, optarg) == 0)
+            continue;
+        else if (c > 0 && c < 128 && flag_keys[c] != NULL && main_add_override(m, flag_keys[c], optarg) == 0)
+            continue;
+        else {
+            main_usage(c == 'h' ? stdout : stderr);
+            return -1;
+        }
+    }
+    if (optind != argc) {
+        main_usage(stderr);
+        return -1;
+    }
+    return test_only;
+}
+
+/* A fresh conf from the file plus the command-line overrides. */
+static struct conf *main_load_conf(const struct mdmd *m, char *err, size_t errlen)
+{
+    struct conf *cf = xmalloc(sizeof(*cf));
+    conf_init(cf);
+    int rc = m->conf_path != NULL ? conf_load(cf, m->conf_path, err, errlen) : 0;
+    for (int i = 0; rc == 0 && i < m->noverrides; i++) {
+        char *kv = xstrdup(m->overrides[i]);
+        char *eq = strchr(kv, '=');
+        if (eq == NULL) {
+            snprintf(err, errlen, "command line: %s: expected KEY=VALUE", kv);
+            rc = -1;
+        } else {
+            *eq = '\0';
+            rc = conf_set(cf, kv, eq + 1, "command line", i + 1, err, errlen);
+        }
+        free(kv);
+    }
+    if (rc == 0)
+        rc = conf_finish(cf, err, errlen);
+    if (rc != 0) {
+        conf_clear(cf);
+        free(cf);
+        return NULL;
+    }
+    return cf;
+}
+
+static void main_write_port_file(const struct mdmd *m)
+{
+    if (*m->cf->port_file == '\0')
+        return;
+    char *s = xasprintf("listen %d\nmdm_listen %d\n", http_server_port(m->pub),
+                        http_server_port(m->mdm));
+    if (util_write_file(m->cf->port_file, s, strlen(s), 0644) != 0)
+        die("event=port_file_failed path=%s errno=%d", m->cf->port_file, errno);
+    free(s);
+}
+
+static void main_limits(const struct conf *cf, struct http_limits *lim)
+{
+    lim->max_body = (size_t)cf->max_body_size;
+    lim->max_header = (size_t)cf->max_header_size;
+    lim->timeout_s = cf->request_timeout_s;
+    lim->max_connections = cf->max_connections;
+}
+
+/* Both contexts or neither: a SIGHUP must not leave one listener half-updated. */
+static int main_tls_ctxs(const struct conf *cf, const struct ca *ca, SSL_CTX **pub, SSL_CTX **mdm)
+{
+    *pub = tls_server_ctx(cf->tls_cert_file, cf->tls_key_file, cf->tls_ciphers, NULL);
+    *mdm = tls_server_ctx(cf->tls_cert_file, cf->tls_key_file, cf->tls_ciphers, ca_cert_path(ca));
+    if (*pub != NULL && *mdm != NULL)
+        return 0;
+    SSL_CTX_free(*pub);
+    SSL_CTX_free(*mdm);
+    return -1;
+}
+
+static int main_server_cert(const struct conf *cf, struct ca *ca)
+{
+    if (!cf->tls_auto)
+        return 0;
+    return ca_ensure_server_cert(ca, cf->server_names, cf->tls_cert_file, cf->tls_key_file,
+                                 cf->cert_validity_days);
+}
+
+static void main_listen(struct mdmd *m)
+{
+    SSL_CTX *pub, *mdm;
+    struct http_limits lim;
+
+    if (main_server_cert(m->cf, m->app.ca) != 0 || main_tls_ctxs(m->cf, m->app.ca, &pub, &mdm) != 0)
+        die("event=tls_setup_failed");
+    main_limits(m->cf, &lim);
+    m->pub = http_server_new(m->app.base, "public", m->cf->listen, pub, routes_public, &m->app, &lim);
+    m->mdm = http_server_new(m->app.base, "mdm", m->cf->mdm_listen, mdm, routes_mdm, &m->app, &lim);
+    SSL_CTX_free(pub);
+    SSL_CTX_free(mdm);
+    if (m->pub == NULL || m->mdm == NULL)
+        die("event=listen_failed");
+    main_write_port_file(m);
+}
+
+static void main_warn_restart_keys(const struct conf *o, const struct conf *n)
+{
+    static const struct { const char *name; size_t off; } keys[] = {
+        {"listen", offsetof(struct conf, listen)}, {"mdm_listen", offsetof(struct conf, mdm_listen)},
+        {"redis", offsetof(struct conf, redis)}, {"data_dir", offsetof(struct conf, data_dir)},
+        {"ca_dir", offsetof(struct conf, ca_dir)},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+        const char *a = *(char *const *)((const char *)o + keys[i].off);
+        const char *b = *(char *const *)((const char *)n + keys[i].off);
+        if (strcmp(a, b) != 0)
+            log_warn("event=reload_needs_restart key=%s", keys[i].name);
+    }
+}
+
+/* SIGHUP: everything validates, or nothing changes (pgbouncer's rule). */
+static void main_reload(struct mdmd *m)
+{
+    char err[512];
+    SSL_CTX *pub, *mdm;
+    struct http_limits lim;
+    struct conf *ncf = main_load_conf(m, err, sizeof(err));
+
+    if (ncf == NULL) {
+        log_err("event=reload_failed reason=\"%s\"", err);
+        return;
+    }
+    if (main_server_cert(ncf, m->app.ca) != 0 || main_tls_ctxs(ncf, m->app.ca, &pub, &mdm) != 0) {
+        log_err("event=reload_failed reason=\"tls setup failed; keeping the old settings\"");
+        conf_clear(ncf);
+        free(ncf);
+        return;
+    }
+    main_warn_restart_keys(m->cf, ncf);
+    http_server_set_ctx(m->pub, pub);
+    http_server_set_ctx(m->mdm, mdm);
+    SSL_CTX_free(pub);
+    SSL_CTX_free(mdm);
+    main_limits(ncf, &lim);
+    http_server_set_limits(m->pub, &lim);
+    http_server_set_limits(m->mdm, &lim);
+    log_level = ncf->log_level;
+    m->retired = xrealloc(m->retired, sizeof(*m->retired) * (size_t)(m->nretired + 1));
+    m->retired[m->nretired++] = m->cf;
+    m->cf = ncf;
+    m->app.cf = ncf;
+    log_info("event=reloaded");
+}
+
+static void main_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct mdmd *m = arg;
+    int left = http_server_inflight(m->pub) + http_server_inflight(m->mdm);
+    if (left == 0 || util_mono_ms() >= m->drain_deadline) {
+        if (left > 0)
+            log_warn("event=shutdown_timeout inflight=%d", left);
+        event_base_loopexit(m->app.base, NULL);
+    }
+}
+
+static void main_shutdown(struct mdmd *m)
+{
+    static const struct timeval every = {0, 20000};
+    if (m->drain != NULL)
+        return;
+    log_info("event=shutting_down inflight=%d",
+             http_server_inflight(m->pub) + http_server_inflight(m->mdm));
+    http_server_stop_accepting(m->pub);
+    http_server_stop_accepting(m->mdm);
+    m->drain_deadline = util_mono_ms() + (int64_t)m->cf->shutdown_timeout_s * 1000;
+    m->drain = event_new(m->app.base, -1, EV_PERSIST, main_on_drain, m);
+    event_add(m->drain, &every);
+    main_on_drain(-1, 0, m);
+}
+
+static void main_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    if (sig == SIGHUP)
+        main_reload(arg);
+    else
+        main_shutdown(arg);
+}
+
+static void main_signals(struct mdmd *m)
+{
+    static const int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
+    signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < 3; i++) {
+        m->sigs[i] = evsignal_new(m->app.base, sigs[i], main_on_signal, m);
+        event_add(m->sigs[i], NULL);
+    }
+}
+
+static void main_open_state(struct mdmd *m)
+{
+    if (util_mkdirs(m->cf->data_dir, 0700) != 0)
+        die("event=data_dir_failed path=%s errno=%d", m->cf->data_dir, errno);
+    m->app.ca = ca_open(m->cf);
+    if (m->app.ca == NULL)
+        die("event=ca_failed dir=%s", m->cf->ca_dir);
+    const char *addr = m->cf->redis;
+    if (*addr == '\0') {
+        m->redis = embedded_start(m->cf->data_dir, m->cf->redis_server_bin);
+        if (m->redis == NULL)
+            die("event=private_redis_failed");
+        addr = embedded_addr(m->redis);
+    }
+    m->app.store = store_new(m->app.base, addr, m->cf->redis_timeout_ms);
+}
+
+static void main_cleanup(struct mdmd *m)
+{
+    http_server_free(m->pub);
+    http_server_free(m->mdm);
+    store_free(m->app.store);
+    embedded_stop(m->redis);
+    ca_free(m->app.ca);
+    for (int i = 0; i < 3; i++)
+        if (m->sigs[i] != NULL)
+            event_free(m->sigs[i]);
+    if (m->drain != NULL)
+        event_free(m->drain);
+    for (int i = 0; i < m->nretired; i++) {
+        conf_clear(m->retired[i]);
+        free(m->retired[i]);
+    }
+    free(m->retired);
+    conf_clear(m->cf);
+    free(m->cf);
+    for (int i = 0; i < m->noverrides; i++)
+        free((char *)m->overrides[i]);
+    event_base_free(m->app.base);
+}
+
+int main(int argc, char **argv)
+{
+    struct mdmd m = {0};
+    char err[512];
+
+    int mode = main_parse_args(&m, argc, argv);
+    if (mode < 0)
+        return 2;
+    m.cf = main_load_conf(&m, err, sizeof(err));
+    if (m.cf == NULL) {
+        fprintf(stderr, "mdmd: %s\n", err);
+        return 1;
+    }
+    m.app.cf = m.cf;
+    log_level = m.cf->log_level;
+    if (mode == 1) {
+        printf("configuration ok\n");
+        conf_clear(m.cf);
+        free(m.cf);
+        return 0;
+    }
+    if (m.cf->syslog)
+        log_open_syslog("mdmd");
+    m.app.base = event_base_new();
+    if (m.app.base == NULL)
+        die("event=event_base_failed");
+    main_signals(&m);
+    main_open_state(&m);
+    main_listen(&m);
+    log_info("event=ready public=https://localhost:%d mdm=https://localhost:%d",
+             http_server_port(m.pub), http_server_port(m.mdm));
+    event_base_dispatch(m.app.base);
+    main_cleanup(&m);
+    log_info("event=exit code=0");
+    log_close_syslog();
+    return 0;
+}

@@ -1,0 +1,81 @@
+#include "tls.h"
+#include "log.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+static const unsigned char tls_sid_ctx[] = "mdmd";
+
+static int tls_load_identity(SSL_CTX *ctx, const char *cert_file, const char *key_file)
+{
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        log_ssl(LOG_LVL_ERR, "event=tls_cert_load_failed");
+        return -1;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+        log_ssl(LOG_LVL_ERR, "event=tls_key_load_failed");
+        return -1;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        log_ssl(LOG_LVL_ERR, "event=tls_key_mismatch");
+        return -1;
+    }
+    return 0;
+}
+
+/* Client certificates must chain to the MDM CA.  The CA list is also sent
+ * in the CertificateRequest so clients holding several identities pick ours. */
+static int tls_require_client_cert(SSL_CTX *ctx, const char *ca_file)
+{
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
+    if (names == NULL || SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        log_ssl(LOG_LVL_ERR, "event=tls_client_ca_load_failed");
+        return -1;
+    }
+    SSL_CTX_set_client_CA_list(ctx, names);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_set_verify_depth(ctx, 4);
+    if (SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1) {
+        log_ssl(LOG_LVL_ERR, "event=tls_purpose_failed");
+        return -1;
+    }
+    return 0;
+}
+
+SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, const char *ciphers,
+                        const char *client_ca_file)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        log_ssl(LOG_LVL_ERR, "event=tls_ctx_failed");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Handshakes dominate a command wave's CPU (DESIGN.md 4): resume them. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(ctx, 50000);
+    SSL_CTX_set_session_id_context(ctx, tls_sid_ctx, sizeof(tls_sid_ctx) - 1);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (ciphers != NULL && *ciphers != '\0' && SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+        log_ssl(LOG_LVL_ERR, "event=tls_bad_ciphers");
+        goto fail;
+    }
+    if (tls_load_identity(ctx, cert_file, key_file) != 0)
+        goto fail;
+    if (client_ca_file != NULL && tls_require_client_cert(ctx, client_ca_file) != 0)
+        goto fail;
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+X509 *tls_peer_cert(SSL *ssl)
+{
+    if (ssl == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
+        return NULL;
+    return SSL_get0_peer_certificate(ssl);
+}

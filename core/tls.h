@@ -1,0 +1,22 @@
+/* tls.h: server-side TLS contexts for the two listeners.
+ * Contexts are reference counted by OpenSSL; each function returns a new
+ * context the caller owns (SSL_CTX_free), or NULL with the reason logged. */
+#ifndef MDMD_TLS_H
+#define MDMD_TLS_H
+
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+typedef struct x509_st X509;
+
+/* TLS 1.2+, server certificate and key from PEM files, session cache and
+ * tickets on.  client_ca_file NULL: 1-way.  Otherwise every handshake must
+ * present a client certificate that chains to a CA in that PEM file and is
+ * valid for client authentication; a handshake without one fails. */
+SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, const char *ciphers,
+                        const char *client_ca_file);
+
+/* The verified peer certificate of an established connection; borrowed,
+ * valid while ssl is.  NULL when the peer sent none. */
+X509 *tls_peer_cert(SSL *ssl);
+
+#endif

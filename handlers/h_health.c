@@ -1,0 +1,28 @@
+#include "h_health.h"
+
+#include <stdio.h>
+
+#include "../core/app.h"
+#include "../core/http.h"
+#include "../store/store.h"
+
+static void h_health_on_ping(void *arg, int err)
+{
+    struct req *req = arg;
+    char body[160];
+
+    if (err == MDMD_OK) {
+        req_respond_json(req, 200, "{\"status\":\"ok\",\"redis\":\"up\"}\n");
+        return;
+    }
+    snprintf(body, sizeof(body), "{\"status\":\"degraded\",\"redis\":\"down\",\"error\":\"%s\"}\n",
+             mdmd_strerror(err));
+    req_respond_json(req, 503, body);
+}
+
+void h_health(struct req *req, void *app)
+{
+    struct app *a = app;
+    /* The req stays valid until we respond, even if the client leaves. */
+    (void)store_ping(a->store, h_health_on_ping, req);
+}
