@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The command table compiled into mdmd must match Apple's schema in
+# ../shared (skipped, and said so, when ../shared is absent).
+. "$(dirname "$0")/lib.sh"
+S=$TOP/../shared/apple-device-management/mdm/commands
+if [ ! -d "$S" ]; then
+    echo "skip: $S is absent"
+    finish
+fi
+sh "$TOP/test/gen_schema.sh" "$S" >"$T/mdm_schema.c"
+check "handlers/mdm_schema.c is what test/gen_schema.sh derives from the schema" \
+    diff -u "$TOP/handlers/mdm_schema.c" "$T/mdm_schema.c"
+n=$(ls "$S"/*.yaml | wc -l)
+m=$(grep -c '^    {"[A-Za-z]*", mdm_keys_' "$TOP/handlers/mdm_schema.c")
+check "one table entry per command file ($n)" test "$n" = "$m"
+finish
