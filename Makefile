@@ -26,7 +26,8 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 MODULES   := core handlers push ca store
 LIB_SRCS  := $(filter-out core/main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
-LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
+LUA_SRCS  := $(filter-out store/lua/prelude.lua,$(wildcard store/lua/*.lua))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/store/lua_scripts.o
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BIN)/%)
 TOOL_SRCS := $(wildcard test/tools/*.c)
@@ -38,6 +39,14 @@ all: $(BIN)/mdmd $(TOOL_BINS)
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+# Redis scripts live as .lua files; they are compiled in as strings.
+$(B)/store/lua_scripts.c: store/lua/embed.sh store/lua/prelude.lua $(LUA_SRCS)
+	@mkdir -p $(dir $@)
+	sh store/lua/embed.sh store/lua/prelude.lua $(LUA_SRCS) > $@
+
+$(B)/store/lua_scripts.o: $(B)/store/lua_scripts.c
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/libmdmd.a: $(LIB_OBJS)
 	@rm -f $@

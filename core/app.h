@@ -15,6 +15,7 @@ struct app {
     const struct conf *cf;      /* current configuration */
     struct store *store;
     struct ca *ca;
+    const char *api_key;        /* admin REST bearer key (hex), from <data_dir>/api.key */
 };
 
 #endif

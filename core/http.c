@@ -363,6 +363,12 @@ void req_fail(struct req *req, int status, const char *why)
     char body[256];
     log_warn("event=request_failed listener=%s peer=%s path=%s status=%d reason=\"%s\"",
              req->hs->name, req->peer, req->path, status, why);
-    snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", why);
+    size_t n = (size_t)snprintf(body, sizeof(body), "{\"error\":\"");
+    for (const char *p = why; *p && n < sizeof(body) - 8; p++) {
+        if (*p == '"' || *p == '\\')
+            body[n++] = '\\';
+        body[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+    }
+    snprintf(body + n, sizeof(body) - n, "\"}\n");
     req_respond_json(req, status, body);
 }

@@ -267,10 +267,35 @@ static void main_signals(struct mdmd *m)
     }
 }
 
+/* The admin API key: made once, kept in <data_dir>/api.key (0600). */
+static char *main_api_key(const char *data_dir)
+{
+    char *path = xasprintf("%s/api.key", data_dir), *key = NULL;
+    size_t len;
+    if (util_read_file(path, &key, &len) == 0) {
+        key[strcspn(key, "\r\n")] = '\0';
+        if (strlen(key) < 32)
+            die("event=api_key_too_short path=%s", path);
+    } else {
+        unsigned char raw[32];
+        util_random(raw, sizeof(raw));
+        key = xmalloc(2 * sizeof(raw) + 2);
+        util_hex(raw, sizeof(raw), key);
+        strcat(key, "\n");
+        if (util_write_file(path, key, strlen(key), 0600) != 0)
+            die("event=api_key_write_failed path=%s errno=%d", path, errno);
+        key[strcspn(key, "\n")] = '\0';
+        log_info("event=api_key_created path=%s", path);
+    }
+    free(path);
+    return key;
+}
+
 static void main_open_state(struct mdmd *m)
 {
     if (util_mkdirs(m->cf->data_dir, 0700) != 0)
         die("event=data_dir_failed path=%s errno=%d", m->cf->data_dir, errno);
+    m->app.api_key = main_api_key(m->cf->data_dir);
     m->app.ca = ca_open(m->cf);
     if (m->app.ca == NULL)
         die("event=ca_failed dir=%s", m->cf->ca_dir);
@@ -291,6 +316,7 @@ static void main_cleanup(struct mdmd *m)
     store_free(m->app.store);
     embedded_stop(m->redis);
     ca_free(m->app.ca);
+    free((char *)m->app.api_key);
     for (int i = 0; i < 3; i++)
         if (m->sigs[i] != NULL)
             event_free(m->sigs[i]);

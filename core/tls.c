@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <string.h>
 
 static const unsigned char tls_sid_ctx[] = "mdmd";
 
@@ -78,4 +79,30 @@ X509 *tls_peer_cert(SSL *ssl)
     if (ssl == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
         return NULL;
     return SSL_get0_peer_certificate(ssl);
+}
+
+int tls_cert_cn(X509 *cert, char *out, size_t len)
+{
+    X509_NAME *name = X509_get_subject_name(cert);
+    int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    if (i < 0)
+        return -1;
+    ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+    int n = ASN1_STRING_length(v);
+    if (n <= 0 || (size_t)n >= len || memchr(ASN1_STRING_get0_data(v), 0, (size_t)n) != NULL)
+        return -1;
+    memcpy(out, ASN1_STRING_get0_data(v), (size_t)n);
+    out[n] = '\0';
+    return 0;
+}
+
+void tls_cert_fp(X509 *cert, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = sizeof(md);
+    if (X509_digest(cert, EVP_sha256(), md, &n) != 1 || n != sizeof(md)) {
+        out[0] = '\0';
+        return;
+    }
+    util_hex(md, n, out);
 }

@@ -4,6 +4,9 @@
 #ifndef MDMD_TLS_H
 #define MDMD_TLS_H
 
+#include <stddef.h>
+#include "util.h"
+
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 typedef struct x509_st X509;
@@ -18,5 +21,10 @@ SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, const char 
 /* The verified peer certificate of an established connection; borrowed,
  * valid while ssl is.  NULL when the peer sent none. */
 X509 *tls_peer_cert(SSL *ssl);
+
+/* The subject CN into out (NUL-terminated); -1 if none or too long. */
+int tls_cert_cn(X509 *cert, char *out, size_t len) MDMD_MUSTCHECK;
+/* SHA-256 of the DER certificate as 64 lowercase hex digits + NUL. */
+void tls_cert_fp(X509 *cert, char out[65]);
 
 #endif

@@ -28,6 +28,13 @@ int util_read_file(const char *path, char **out, size_t *len) MDMD_MUSTCHECK;
 /* Writes via a temp file + rename so readers never see half a file. */
 int util_write_file(const char *path, const void *data, size_t len, int mode) MDMD_MUSTCHECK;
 
+/* Fills buf with len random bytes from the kernel; aborts if it cannot. */
+void util_random(void *buf, size_t len);
+/* A random (version 4) UUID, upper case as Apple writes them. */
+void util_uuid(char out[37]);
+/* Constant-time comparison of two NUL-terminated secrets; 1 when equal. */
+int util_secret_eq(const char *a, const char *b);
+
 /* Errors that travel through async callbacks. */
 enum mdmd_err {
     MDMD_OK = 0,

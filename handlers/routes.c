@@ -1,14 +1,24 @@
 #include "routes.h"
 
+#include "h_admin.h"
 #include "h_ca.h"
 #include "h_health.h"
+#include "h_mdm.h"
+
+#define H_DEVICE_PUT (HTTP_M_PUT | HTTP_M_POST)   /* devices PUT; some tools POST */
 
 const struct http_route routes_public[] = {
     {HTTP_M_GET | HTTP_M_HEAD, "/healthz", h_health},
     {HTTP_M_GET | HTTP_M_HEAD, "/mdm/ca", h_ca_cert},
+    {HTTP_M_POST, "/v1/commands", h_admin_commands},
+    {HTTP_M_GET, "/v1/devices", h_admin_devices},
+    {HTTP_M_GET | HTTP_M_DELETE, "/v1/devices/*", h_admin_device},
     {0, NULL, NULL},
 };
 
 const struct http_route routes_mdm[] = {
+    {H_DEVICE_PUT, "/mdm/checkin", h_mdm_checkin},
+    {H_DEVICE_PUT, "/mdm/connect", h_mdm_connect},
+    {H_DEVICE_PUT, "/mdm", h_mdm_any},
     {0, NULL, NULL},
 };

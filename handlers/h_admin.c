@@ -1,0 +1,275 @@
+#include "h_admin.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/app.h"
+#include "../core/conf.h"
+#include "../core/http.h"
+#include "../core/log.h"
+#include "../core/util.h"
+#include "../store/store.h"
+#include "../store/store_mdm.h"
+#include "h_mdm.h"
+#include "mdm_schema.h"
+#include "plist_json.h"
+
+#define H_ADMIN_CHUNK 1000                 /* UDIDs per enqueue script call */
+#define H_ADMIN_CMD_TTL_S (30 * 24 * 3600) /* a command body outlives its queue entries */
+
+int h_admin_authorized(struct req *req, void *app)
+{
+    struct app *a = app;
+    const char *h = req_header(req, "Authorization");
+    if (h != NULL && strncmp(h, "Bearer ", 7) == 0 && util_secret_eq(h + 7, a->api_key))
+        return 1;
+    log_warn("event=admin_unauthorized peer=%s path=%s reason=%s", req_peer(req), req_path(req),
+             h == NULL ? "no_key" : "wrong_key");
+    req_add_header(req, "WWW-Authenticate", "Bearer");
+    req_respond_json(req, 401, "{\"error\":\"missing or wrong API key\"}\n");
+    return 0;
+}
+
+void h_admin_json(struct req *req, int status, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    req_respond(req, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+static void h_admin_fail(struct req *req, int err)
+{
+    req_fail(req, 503, err == MDMD_ETIMEDOUT ? "redis timeout" : "redis unavailable");
+}
+
+/* ---- POST /v1/commands ---- */
+
+struct h_admin_enq {
+    struct req *req;
+    struct app *app;
+    char uuid[37];
+    char *request_type;
+    char *plist;               /* XML of {Command, CommandUUID} */
+    uint32_t plist_len;
+    char **udids;
+    size_t nudids, next;       /* next: first UDID not yet sent */
+    long queued;
+    json_t *unknown;
+};
+
+static void h_admin_enq_free(struct h_admin_enq *e)
+{
+    for (size_t i = 0; i < e->nudids; i++)
+        free(e->udids[i]);
+    free(e->udids);
+    free(e->plist);
+    free(e->request_type);
+    json_decref(e->unknown);
+    free(e);
+}
+
+static void h_admin_enq_send(struct h_admin_enq *e);
+
+static void h_admin_enq_on_chunk(void *arg, int err, long queued, const char *const *unknown,
+                                 size_t nunknown, const struct store_push_target *push,
+                                 size_t npush)
+{
+    struct h_admin_enq *e = arg;
+    if (err != MDMD_OK) {
+        /* Chunks already stored stay queued; say how far it got. */
+        log_err("event=enqueue_failed uuid=%s queued=%ld err=%s", e->uuid, e->queued,
+                mdmd_strerror(err));
+        h_admin_fail(e->req, err);
+        h_admin_enq_free(e);
+        return;
+    }
+    e->queued += queued;
+    for (size_t i = 0; i < nunknown; i++)
+        json_array_append_new(e->unknown, json_string(unknown[i]));
+    if (e->next < e->nudids) {
+        h_admin_enq_send(e);
+        return;
+    }
+    log_info("event=command_queued uuid=%s request_type=%s queued=%ld unknown=%zu", e->uuid,
+             e->request_type, e->queued, json_array_size(e->unknown));
+    json_t *j = json_pack("{s:s, s:I, s:O}", "command_uuid", e->uuid, "queued",
+                          (json_int_t)e->queued, "unknown_udids", e->unknown);
+    h_admin_json(e->req, 201, j);
+    h_admin_enq_free(e);
+}
+
+static void h_admin_enq_send(struct h_admin_enq *e)
+{
+    size_t n = e->nudids - e->next;
+    if (n > H_ADMIN_CHUNK)
+        n = H_ADMIN_CHUNK;
+    const char *const *batch = (const char *const *)e->udids + e->next;
+    e->next += n;
+    store_enqueue(e->app->store, e->uuid, e->request_type, e->plist, e->plist_len, batch, n,
+                  util_now_ms(), H_ADMIN_CMD_TTL_S, h_admin_enq_on_chunk, e);
+}
+
+static int h_admin_udid_ok(const char *u)
+{
+    return h_mdm_udid_valid(u, strlen(u));
+}
+
+/* Checks RequestType and the required keys against Apple's schema. */
+static int h_admin_check_command(plist_t cmd, char *err, size_t errlen)
+{
+    char *rt = pj_dict_string(cmd, "RequestType");
+    const struct mdm_command *c = rt != NULL ? mdm_schema_find(rt) : NULL;
+    int rc = 0;
+    if (c == NULL) {
+        snprintf(err, errlen, rt == NULL ? "command.RequestType is missing"
+                                         : "unknown RequestType %s", rt);
+        rc = -1;
+    }
+    for (const struct mdm_key *k = c != NULL ? c->keys : NULL; rc == 0 && k->name; k++)
+        if (k->required && plist_dict_get_item(cmd, k->name) == NULL) {
+            snprintf(err, errlen, "%s needs the key %s", rt, k->name);
+            rc = -1;
+        }
+    free(rt);
+    return rc;
+}
+
+/* {"RequestType": ..., params} -> the Command dictionary. */
+static plist_t h_admin_command_from_json(json_t *cmd, char *err, size_t errlen)
+{
+    const char *rt = json_string_value(json_object_get(cmd, "RequestType"));
+    const struct mdm_command *c = rt != NULL ? mdm_schema_find(rt) : NULL;
+    if (!json_is_object(cmd) || rt == NULL) {
+        snprintf(err, errlen, "command must be an object with a RequestType");
+        return NULL;
+    }
+    if (c == NULL) {
+        snprintf(err, errlen, "unknown RequestType %s", rt);
+        return NULL;
+    }
+    json_t *params = json_deep_copy(cmd);
+    json_object_del(params, "RequestType");
+    plist_t p = pj_from_json(params, c->keys, err, errlen);
+    json_decref(params);
+    if (p != NULL)
+        plist_dict_set_item(p, "RequestType", plist_new_string(rt));
+    return p;
+}
+
+static int h_admin_take_udids(struct h_admin_enq *e, json_t *arr, char *err, size_t errlen)
+{
+    size_t i;
+    json_t *v;
+    if (!json_is_array(arr) || json_array_size(arr) == 0) {
+        snprintf(err, errlen, "udids must be a non-empty array");
+        return -1;
+    }
+    e->udids = xcalloc(json_array_size(arr), sizeof(char *));
+    json_array_foreach(arr, i, v) {
+        const char *u = json_string_value(v);
+        if (u == NULL || !h_admin_udid_ok(u)) {
+            snprintf(err, errlen, "udids[%zu] is not a valid UDID", i);
+            return -1;
+        }
+        e->udids[e->nudids++] = xstrdup(u);
+    }
+    return 0;
+}
+
+/* Wraps the Command dict with its CommandUUID and renders the XML once. */
+static void h_admin_finish_plist(struct h_admin_enq *e, plist_t command)
+{
+    plist_t root = plist_new_dict();
+    e->request_type = pj_dict_string(command, "RequestType");
+    plist_dict_set_item(root, "Command", command);
+    plist_dict_set_item(root, "CommandUUID", plist_new_string(e->uuid));
+    plist_to_xml(root, &e->plist, &e->plist_len);
+    plist_free(root);
+}
+
+static int h_admin_parse_json(struct h_admin_enq *e, const char *body, size_t len, char *err,
+                              size_t errlen)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(body, len, 0, &jerr);
+    plist_t cmd = NULL;
+    int rc = -1;
+    if (j == NULL)
+        snprintf(err, errlen, "bad JSON: %s (line %d)", jerr.text, jerr.line);
+    else if (h_admin_take_udids(e, json_object_get(j, "udids"), err, errlen) == 0 &&
+             (cmd = h_admin_command_from_json(json_object_get(j, "command"), err, errlen)) &&
+             h_admin_check_command(cmd, err, errlen) == 0) {
+        util_uuid(e->uuid);
+        h_admin_finish_plist(e, cmd);
+        cmd = NULL;
+        rc = 0;
+    }
+    plist_free(cmd);
+    json_decref(j);
+    return rc;
+}
+
+/* A raw command plist: {Command: {...}, CommandUUID?}, target UDIDs in the
+ * query (?udids=A,B), for commands JSON cannot express (nested data). */
+static int h_admin_parse_plist(struct h_admin_enq *e, const char *body, size_t len, char *err,
+                               size_t errlen)
+{
+    plist_t root = pj_parse(body, len);
+    plist_t cmd = root != NULL && plist_get_node_type(root) == PLIST_DICT
+                      ? plist_dict_get_item(root, "Command") : NULL;
+    char *list = req_query_param(e->req, "udids"), *save = NULL;
+    int rc = -1;
+    if (cmd == NULL || plist_get_node_type(cmd) != PLIST_DICT)
+        snprintf(err, errlen, "body must be a plist with a Command dictionary");
+    else if (list == NULL || *list == '\0')
+        snprintf(err, errlen, "name the target devices with ?udids=UDID,UDID");
+    else if (h_admin_check_command(cmd, err, errlen) == 0) {
+        e->udids = xcalloc(strlen(list) / 2 + 1, sizeof(char *));
+        rc = 0;
+        for (char *u = strtok_r(list, ",", &save); u && rc == 0; u = strtok_r(NULL, ",", &save)) {
+            if (!h_admin_udid_ok(u)) {
+                snprintf(err, errlen, "%s is not a valid UDID", u);
+                rc = -1;
+            } else {
+                e->udids[e->nudids++] = xstrdup(u);
+            }
+        }
+        char *given = pj_dict_string(root, "CommandUUID");
+        if (given != NULL && strlen(given) <= 36 && h_admin_udid_ok(given))
+            snprintf(e->uuid, sizeof(e->uuid), "%s", given);
+        else
+            util_uuid(e->uuid);
+        free(given);
+        if (rc == 0)
+            h_admin_finish_plist(e, plist_copy(cmd));
+    }
+    free(list);
+    plist_free(root);
+    return rc;
+}
+
+void h_admin_commands(struct req *req, void *app)
+{
+    char err[256];
+    size_t len;
+    if (!h_admin_authorized(req, app))
+        return;
+    const char *body = (const char *)req_body(req, &len);
+    const char *ct = req_header(req, "Content-Type");
+    struct h_admin_enq *e = xcalloc(1, sizeof(*e));
+    e->req = req;
+    e->app = app;
+    e->unknown = json_array();
+    int is_plist = ct != NULL && (strstr(ct, "plist") != NULL || strstr(ct, "xml") != NULL);
+    int rc = is_plist ? h_admin_parse_plist(e, body, len, err, sizeof(err))
+                      : h_admin_parse_json(e, body, len, err, sizeof(err));
+    if (rc != 0) {
+        req_fail(req, 400, err);
+        h_admin_enq_free(e);
+        return;
+    }
+    h_admin_enq_send(e);
+}

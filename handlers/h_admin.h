@@ -1,0 +1,21 @@
+/* h_admin.h: the admin REST API (JSON) on the 1-way listener, behind
+ * "Authorization: Bearer <api key>".  Missing or wrong key: 401 (this is not
+ * a device endpoint).  Routes: see docs/API.md. */
+#ifndef MDMD_H_ADMIN_H
+#define MDMD_H_ADMIN_H
+
+#include <jansson.h>
+
+struct req;
+
+void h_admin_commands(struct req *req, void *app);   /* POST /v1/commands */
+void h_admin_devices(struct req *req, void *app);    /* GET /v1/devices */
+void h_admin_device(struct req *req, void *app);     /* /v1/devices/{udid}[/commands] */
+
+/* Answers with j as compact JSON; takes the reference. */
+void h_admin_json(struct req *req, int status, json_t *j);
+
+/* 1 if the request carries the API key; otherwise answers 401 and returns 0. */
+int h_admin_authorized(struct req *req, void *app);
+
+#endif

@@ -1,0 +1,57 @@
+/* h_mdm.h: the MDM endpoints on the mutual-TLS listener.
+ *   PUT /mdm/checkin   check-in messages (Authenticate, TokenUpdate, CheckOut)
+ *   PUT /mdm/connect   command results and the next command
+ *   PUT /mdm           either, told apart by Content-Type
+ * POST is accepted as well.  Identity failures are 403, malformed bodies
+ * 400, never 401 (iOS may unenroll on it). */
+#ifndef MDMD_H_MDM_H
+#define MDMD_H_MDM_H
+
+#include <plist/plist.h>
+#include <stddef.h>
+
+#include "../store/store.h"
+#include "../store/store_mdm.h"
+
+struct req;
+struct app;
+
+void h_mdm_checkin(struct req *req, void *app);
+void h_mdm_connect(struct req *req, void *app);
+void h_mdm_any(struct req *req, void *app);
+
+/* ---- shared by h_checkin.c and h_connect.c ---- */
+
+#define H_MDM_MAX_FIELDS 32
+
+/* One device request, from parse to response.  Owned by the handler; freed
+ * by h_mdm_done() right after the response. */
+struct h_mdm {
+    struct req *req;
+    struct app *app;
+    plist_t body;                         /* the parsed request */
+    char udid[65];
+    char fp[65];                          /* client certificate SHA-256 */
+    struct store_kv fields[H_MDM_MAX_FIELDS];
+    size_t nfields;
+    char *owned[H_MDM_MAX_FIELDS + 4];    /* strings the fields point into */
+    size_t nowned;
+};
+
+/* Parses the body, checks that its UDID is the client certificate's CN.
+ * Answers the request itself and returns NULL on any failure. */
+struct h_mdm *h_mdm_begin(struct req *req, struct app *app);
+void h_mdm_done(struct h_mdm *m);
+/* Answers 403 for an identity failure (logged); returns 1 if it answered. */
+int h_mdm_refuse(struct h_mdm *m, int err, int ident);
+/* Adds a record field; value is taken (freed with m). */
+void h_mdm_field_take(struct h_mdm *m, const char *key, char *value);
+/* Copies the listed string keys of dict into record fields (Apple key ->
+ * our field name), from a table of pairs ending in NULL. */
+void h_mdm_fields_from(struct h_mdm *m, plist_t dict, const char *const (*map)[2]);
+/* A UDID mdmd accepts (it goes inside Redis key names): [A-Za-z0-9._-]{1,64}. */
+int h_mdm_udid_valid(const char *u, size_t n);
+/* Takes ownership of a string to free with m. */
+char *h_mdm_own(struct h_mdm *m, char *s);
+
+#endif

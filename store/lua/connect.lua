@@ -1,0 +1,49 @@
+-- The hot path: one call per device request on the command endpoint.
+-- KEYS: dev q notnow res devices events
+-- ARGV: udid now cert_fp status uuid result error_chain history_len [field value]...
+-- Returns {'ok'} (nothing to send), {'ok', uuid, plist} or {identity failure}.
+local dev, q, nn, res, devices, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local udid, now, fp, status, uuid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local bad = mdm_ident(dev, fp)
+if bad then return {bad} end
+if #ARGV > 8 then
+  redis.call('HSET', dev, 'last_seen', now, 'info_updated_at', now, unpack(ARGV, 9))
+else
+  redis.call('HSET', dev, 'last_seen', now)
+end
+redis.call('ZADD', devices, now, udid)
+
+if status == 'NotNow' then
+  if uuid ~= '' and redis.call('LPOS', q, uuid) then redis.call('SADD', nn, uuid) end
+else
+  if status ~= 'Idle' then
+    -- Acknowledged, Error, CommandFormatError: finished, never sent again.
+    local queued = redis.call('LREM', q, 1, uuid)
+    local rt = redis.call('HGET', 'mdm:cmd:' .. uuid, 'request_type') or ''
+    redis.call('XADD', res, 'MAXLEN', tonumber(ARGV[8]), '*', 'uuid', uuid,
+               'request_type', rt, 'status', status, 'time', now, 'queued', queued,
+               'result', ARGV[6], 'error_chain', ARGV[7])
+    mdm_event(events, 'type', 'command_finished', 'udid', udid, 'uuid', uuid,
+              'request_type', rt, 'status', status, 'time', now)
+  end
+  redis.call('DEL', nn)
+end
+
+-- The oldest queued command not marked NotNow (after a non-NotNow report the
+-- marks are gone, so that is simply the oldest).  Commands whose body
+-- expired are dropped on the way.
+local marked = status == 'NotNow' and redis.call('SCARD', nn) > 0
+local start = 0
+while true do
+  local ids = redis.call('LRANGE', q, start, start + 99)
+  if #ids == 0 then return {'ok'} end
+  for _, id in ipairs(ids) do
+    if not marked or redis.call('SISMEMBER', nn, id) == 0 then
+      local body = redis.call('HGET', 'mdm:cmd:' .. id, 'plist')
+      if body then return {'ok', id, body} end
+      redis.call('LREM', q, 1, id)
+      start = start - 1
+    end
+  end
+  start = start + #ids
+end

@@ -1,0 +1,6 @@
+-- KEYS: dev q notnow   ARGV: -   Returns -1 for an unknown device, else how
+-- many commands were dropped.
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local n = redis.call('LLEN', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3])
+return n

@@ -1,0 +1,100 @@
+/* store_mdm.h: TEMPORARY, merged into store.h once store.c lands. */
+#ifndef MDMD_STORE_MDM_H
+#define MDMD_STORE_MDM_H
+#include <stddef.h>
+#include <stdint.h>
+#include "store.h"
+
+/* ---- MDM data (key layout: docs/REDIS.md).  Every callback gets borrowed
+ * values, valid only while the callback runs: copy what you keep. ---- */
+
+struct store_kv {                 /* a record field, or a field to set */
+    const char *key;
+    const char *val;
+    size_t len;
+};
+
+struct store_record {             /* a hash, or a stream entry (id set) */
+    const char *id;
+    const struct store_kv *kv;
+    size_t n;
+};
+
+enum store_ident {                /* who a device request may act as */
+    STORE_ID_OK = 0,
+    STORE_ID_UNKNOWN,             /* no record for this UDID */
+    STORE_ID_CHECKED_OUT,
+    STORE_ID_CERT_MISMATCH,       /* not the certificate bound at Authenticate */
+};
+const char *store_ident_str(int ident);
+
+struct store_device_msg {         /* a check-in message */
+    const char *udid;
+    const char *cert_fp;          /* SHA-256 of the client certificate, hex */
+    int64_t now_ms;
+    const struct store_kv *fields;    /* record fields to set */
+    size_t nfields;
+};
+
+/* enrolled_now: this TokenUpdate completed an enrollment. */
+typedef void store_checkin_fn(void *arg, int err, int ident, int enrolled_now);
+struct store_op *store_authenticate(struct store *s, const struct store_device_msg *m,
+                                    store_checkin_fn *cb, void *arg);
+struct store_op *store_token_update(struct store *s, const struct store_device_msg *m,
+                                    store_checkin_fn *cb, void *arg);
+struct store_op *store_checkout(struct store *s, const struct store_device_msg *m,
+                                store_checkin_fn *cb, void *arg);
+
+struct store_report {             /* a device's report on the command endpoint */
+    struct store_device_msg dev;  /* fields: device information to record */
+    const char *status;           /* Idle, Acknowledged, Error, CommandFormatError, NotNow */
+    const char *uuid;             /* "" for Idle */
+    const char *result;           /* the result plist as XML ("" for Idle) */
+    size_t result_len;
+    const char *error_chain;      /* JSON, or "" */
+    int history_len;
+};
+/* uuid/plist NULL: nothing left to send. */
+typedef void store_next_fn(void *arg, int err, int ident, const char *uuid, const char *plist,
+                           size_t plist_len);
+struct store_op *store_report(struct store *s, const struct store_report *r, store_next_fn *cb,
+                              void *arg);
+
+struct store_push_target {        /* a device that can be woken up */
+    const char *udid;
+    const char *token;            /* hex */
+    const char *push_magic;
+    const char *topic;
+};
+typedef void store_enqueue_fn(void *arg, int err, long queued, const char *const *unknown,
+                              size_t nunknown, const struct store_push_target *push, size_t npush);
+/* Stores the command once (mdm:cmd:<uuid>, expiring ttl_s after the last
+ * enqueue) and queues it for every udid that is enrolled or enrolling. */
+struct store_op *store_enqueue(struct store *s, const char *uuid, const char *request_type,
+                               const char *plist, size_t plist_len, const char *const *udids,
+                               size_t nudids, int64_t now_ms, int ttl_s, store_enqueue_fn *cb,
+                               void *arg);
+
+/* dev NULL: unknown device. */
+typedef void store_device_fn(void *arg, int err, const struct store_record *dev,
+                             const char *const *queue, size_t nqueue, const char *const *notnow,
+                             size_t nnotnow);
+struct store_op *store_device_get(struct store *s, const char *udid, int max_queue,
+                                  store_device_fn *cb, void *arg);
+
+/* next: offset of the following page, -1 at the end. */
+typedef void store_devices_fn(void *arg, int err, long next, long total,
+                              const struct store_record *devs, size_t n);
+struct store_op *store_devices_list(struct store *s, long offset, int limit, const char *state,
+                                    store_devices_fn *cb, void *arg);
+
+/* Newest first; before: a stream id to page from, or NULL for the newest. */
+typedef void store_records_fn(void *arg, int err, const struct store_record *recs, size_t n);
+struct store_op *store_history(struct store *s, const char *udid, const char *before, int count,
+                               store_records_fn *cb, void *arg);
+
+/* n: commands dropped, or -1 for an unknown device. */
+typedef void store_count_fn(void *arg, int err, long n);
+struct store_op *store_queue_clear(struct store *s, const char *udid, store_count_fn *cb,
+                                   void *arg);
+#endif

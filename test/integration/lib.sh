@@ -1,0 +1,95 @@
+# lib.sh: shared by the integration scripts (bash).  Real processes only:
+# redis-server on a free loopback port, mdmd with a generated config in a
+# temp dir, curl/openssl as the TLS clients.  No fixed sleeps: every wait
+# polls for readiness with a deadline.  KEEP=1 keeps the temp dir.
+set -u
+BIN=${BIN:-bin}
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+case "$BIN" in /*) ;; *) BIN="$TOP/$BIN" ;; esac
+T=$(mktemp -d /tmp/mdmd-it.XXXXXX)
+PASSED=0; FAILED=0
+PIDS=()
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    if [ "$FAILED" != 0 ] || [ "${KEEP:-0}" = 1 ]; then
+        for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; }; done
+        echo "kept $T"
+    else
+        rm -rf "$T"
+    fi
+}
+trap cleanup EXIT
+
+ok()   { PASSED=$((PASSED + 1)); echo "ok   $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $1${2:+: $2}"; }
+# check NAME COMMAND...: passes when the command exits 0.
+check() { local n=$1; shift; if "$@"; then ok "$n"; else fail "$n"; fi; }
+finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" = 0 ]; exit $?; }
+
+# wait_for SECONDS COMMAND...: polls every 20 ms until the command succeeds.
+wait_for() {
+    local limit=$(( $(date +%s%N) / 1000000 + $1 * 1000 )); shift
+    until "$@" >/dev/null 2>&1; do
+        [ $(( $(date +%s%N) / 1000000 )) -ge $limit ] && return 1
+        sleep 0.02
+    done
+}
+
+free_port() { "$BIN/freeport"; }
+
+# start_redis: sets REDIS_PORT and REDIS_PID.
+start_redis() {
+    REDIS_PORT=${1:-$(free_port)}
+    mkdir -p "$T/redis"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$T/redis" --daemonize no >"$T/redis.log" 2>&1 &
+    REDIS_PID=$!; PIDS+=("$REDIS_PID")
+    wait_for 5 redis-cli -p "$REDIS_PORT" ping
+}
+stop_redis() { kill -9 "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null; }
+
+# write_conf DIR [extra lines]: an mdmd config on free ports under DIR.
+write_conf() {
+    local d=$1; shift
+    mkdir -p "$d"
+    {
+        echo "listen 127.0.0.1:0"
+        echo "mdm_listen 127.0.0.1:0"
+        echo "port_file $d/ports"
+        echo "data_dir $d/var"
+        echo "server_names localhost 127.0.0.1 ::1"
+        echo "ca_key_type ec256"
+        echo "shutdown_timeout_s 5"
+        for l in "$@"; do echo "$l"; done
+    } >"$d/mdmd.conf"
+}
+
+# start_mdmd DIR: runs mdmd with DIR/mdmd.conf; sets MDMD_PID, PUB, MDM, CA.
+start_mdmd() {
+    local d=$1
+    rm -f "$d/ports"
+    "$BIN/mdmd" -c "$d/mdmd.conf" >>"$T/mdmd.log" 2>&1 &
+    MDMD_PID=$!; PIDS+=("$MDMD_PID")
+    wait_for 60 test -s "$d/ports" || return 1
+    PUB=$(awk '$1=="listen"{print $2}' "$d/ports")
+    MDM=$(awk '$1=="mdm_listen"{print $2}' "$d/ports")
+    CA="$d/var/ca/ca.crt"
+}
+
+# http_code URL [curl args]: prints the status, or 000 when no HTTP answer came.
+http_code() {
+    local url=$1; shift
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" "$url" 2>/dev/null
+}
+
+# make_client_cert NAME CA_CRT CA_KEY CN: a clientAuth certificate signed by CA.
+make_client_cert() {
+    local n=$1 cacrt=$2 cakey=$3 cn=$4
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$cn" \
+        -keyout "$T/$n.key" -out "$T/$n.csr" 2>/dev/null &&
+    printf 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n' >"$T/$n.ext" &&
+    openssl x509 -req -in "$T/$n.csr" -CA "$cacrt" -CAkey "$cakey" -CAcreateserial \
+        -days 2 -extfile "$T/$n.ext" -out "$T/$n.crt" 2>/dev/null
+}
