@@ -74,7 +74,8 @@ int ca_set_random_serial(X509 *x) MDMD_MUSTCHECK;
 /* Issues a device identity certificate for key (only its public half is
  * used; borrowed): subject CN = udid, keyUsage digitalSignature (plus
  * keyEncipherment for RSA keys; RFC 5480 forbids it for EC), EKU clientAuth,
- * basicConstraints CA:FALSE, SKI/AKI, valid `days` days (> 0) from now.
+ * basicConstraints CA:FALSE, SKI/AKI, valid `days` days (> 0) from now but
+ * never past the CA's own notAfter (true of the server certificate too).
  * udid must be 1..64 characters of [A-Za-z0-9._-].  Caller frees; NULL on
  * error (logged).  Also used for the OTA identity (same CN rules). */
 X509 *ca_issue_device_cert(const struct ca *ca, EVP_PKEY *key, const char *udid,
@@ -95,7 +96,8 @@ char *ca_cert_cn(X509 *x);
 
 /* 0 when x chains to the MDM CA and x and the CA are valid now (no purpose
  * or EKU check: the caller knows what the certificate is for); -1 otherwise
- * (logged at warn with the reason). */
+ * (logged at warn with the reason).  The CA certificate itself passes too;
+ * callers that also need proof of possession (TLS, CMS) get it there. */
 int ca_verify_issued(const struct ca *ca, X509 *x) MDMD_MUSTCHECK;
 
 /* ---- trust stores ---- */

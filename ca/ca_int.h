@@ -1,0 +1,16 @@
+/* ca_int.h: helpers shared by ca.c and ca_msg.c; not for use outside ca/. */
+#ifndef MDMD_CA_INT_H
+#define MDMD_CA_INT_H
+
+#include <openssl/asn1.h>
+#include <stddef.h>
+
+/* Logs at lvl a line built from fmt plus the drained OpenSSL error queue. */
+void ca_ssl_log(int lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Replaces what could break a key="value" log line (controls, quotes,
+ * backslashes, non-ASCII) with '?', in place: for peer-supplied strings. */
+void ca_log_safe(char *s);
+/* DER of obj (of ASN.1 type it) into a malloc'ed *der.  0 or -1. */
+int ca_i2d(const void *obj, const ASN1_ITEM *it, unsigned char **der, size_t *len);
+
+#endif
