@@ -5,6 +5,14 @@
 #include <stdint.h>
 #include "store.h"
 
+/* The Lua scripts of store/lua, by id (internal to store/). */
+enum store_lua {
+    STORE_LUA_AUTHENTICATE, STORE_LUA_TOKEN_UPDATE, STORE_LUA_CHECKOUT, STORE_LUA_CONNECT,
+    STORE_LUA_ENQUEUE, STORE_LUA_DEVICE, STORE_LUA_DEVICES, STORE_LUA_QUEUE_CLEAR, STORE_LUA_N
+};
+struct store_script *store_mdm_script(struct store *s, int id);
+extern const char *const store_mdm_lua[STORE_LUA_N];
+
 /* ---- MDM data (key layout: docs/REDIS.md).  Every callback gets borrowed
  * values, valid only while the callback runs: copy what you keep. ---- */
 

@@ -93,3 +93,74 @@ make_client_cert() {
     openssl x509 -req -in "$T/$n.csr" -CA "$cacrt" -CAkey "$cakey" -CAcreateserial \
         -days 2 -extfile "$T/$n.ext" -out "$T/$n.crt" 2>/dev/null
 }
+
+# --- MDM device side (curl over mutual TLS) ---
+
+# mdm_put PATH CERT BODYFILE [CONTENT-TYPE]: PUTs to the MDM listener with the
+# client certificate $T/CERT.{crt,key}; prints the status, body in $T/resp.
+mdm_put() {
+    local path=$1 cert=$2 file=$3 ctype=${4:-application/x-apple-aspen-mdm}
+    curl -s -o "$T/resp" -w '%{http_code}' --max-time 10 --cacert "$CA" \
+        --cert "$T/$cert.crt" --key "$T/$cert.key" -X PUT -H "Content-Type: $ctype" \
+        --data-binary "@$file" "https://127.0.0.1:$MDM$path"
+}
+
+# plist_msg FILE KEY VALUE...: writes an XML plist dict of string values
+# (a value of the form "<tag>...</tag>" is written as it is).
+plist_msg() {
+    local f=$1; shift
+    {
+        echo '<?xml version="1.0" encoding="UTF-8"?>'
+        echo '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">'
+        echo '<plist version="1.0"><dict>'
+        while [ $# -ge 2 ]; do
+            case "$2" in
+                "<"*) printf '<key>%s</key>%s\n' "$1" "$2" ;;
+                *) printf '<key>%s</key><string>%s</string>\n' "$1" "$2" ;;
+            esac
+            shift 2
+        done
+        echo '</dict></plist>'
+    } >"$f"
+}
+
+# api METHOD PATH [JSON]: the admin REST API with the key; prints the status,
+# body in $T/api.
+api() {
+    local m=$1 p=$2; shift 2
+    curl -s -o "$T/api" -w '%{http_code}' --max-time 10 --cacert "$CA" -X "$m" \
+        -H "Authorization: Bearer $(cat "$D/var/api.key")" -H 'Content-Type: application/json' \
+        ${1:+--data-binary "$1"} "https://127.0.0.1:$PUB$p"
+}
+
+# jget FILE KEY: a top-level string or number from a flat JSON object (tests only).
+jget() { grep -o "\"$2\":\(\"[^\"]*\"\|[0-9-]*\)" "$1" | head -n 1 | sed -e "s/^\"$2\"://" -e 's/^"//' -e 's/"$//'; }
+
+# enroll_device NAME UDID: a client certificate with CN=UDID, then Authenticate
+# and TokenUpdate; 0 when both answered 200.
+enroll_device() {
+    local n=$1 u=$2
+    make_client_cert "$n" "$CA" "$D/var/ca/ca.key" "$u" || return 1
+    plist_msg "$T/$n.auth" MessageType Authenticate UDID "$u" Topic com.apple.mgmt.test \
+        SerialNumber "SN-$u" ProductName iPhone15,2 OSVersion 17.5 DeviceName "Phone $u"
+    [ "$(mdm_put /mdm/checkin "$n" "$T/$n.auth" application/x-apple-aspen-mdm-checkin)" = 200 ] || return 1
+    plist_msg "$T/$n.tok" MessageType TokenUpdate UDID "$u" Topic com.apple.mgmt.test \
+        PushMagic "MAGIC-$u" Token "<data>R+juwGLC9ynsFwPBs+GPGXHYXwC+dkRdNAgLqnAbX1E=</data>"
+    [ "$(mdm_put /mdm/checkin "$n" "$T/$n.tok" application/x-apple-aspen-mdm-checkin)" = 200 ]
+}
+
+# poll NAME UDID STATUS [UUID [EXTRA-KEY EXTRA-VALUE...]]: one report on the
+# command endpoint; sets CODE (HTTP status) and NEXT (the UUID of the command
+# sent back, empty when none); the body is in $T/resp.
+poll() {
+    local n=$1 u=$2 st=$3 id=${4:-}; shift 3; [ $# -gt 0 ] && shift
+    if [ -n "$id" ]; then
+        plist_msg "$T/$n.poll" UDID "$u" Status "$st" CommandUUID "$id" "$@"
+    else
+        plist_msg "$T/$n.poll" UDID "$u" Status "$st" "$@"
+    fi
+    CODE=$(mdm_put /mdm/connect "$n" "$T/$n.poll")
+    NEXT=$(grep -A1 '<key>CommandUUID</key>' "$T/resp" 2>/dev/null | sed -n 's/.*<string>\(.*\)<\/string>.*/\1/p')
+}
+
+R() { redis-cli -p "$REDIS_PORT" "$@"; }

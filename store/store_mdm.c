@@ -1,0 +1,435 @@
+/* store_mdm.c: the MDM data ops (keys: docs/REDIS.md; scripts: store/lua). */
+#include "store_mdm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "store_int.h"
+
+extern const char store_lua_authenticate[], store_lua_token_update[], store_lua_checkout[],
+    store_lua_connect[], store_lua_enqueue[], store_lua_device[], store_lua_devices[],
+    store_lua_queue_clear[];
+
+const char *const store_mdm_lua[STORE_LUA_N] = {
+    [STORE_LUA_AUTHENTICATE] = store_lua_authenticate, [STORE_LUA_TOKEN_UPDATE] = store_lua_token_update,
+    [STORE_LUA_CHECKOUT] = store_lua_checkout,         [STORE_LUA_CONNECT] = store_lua_connect,
+    [STORE_LUA_ENQUEUE] = store_lua_enqueue,           [STORE_LUA_DEVICE] = store_lua_device,
+    [STORE_LUA_DEVICES] = store_lua_devices,           [STORE_LUA_QUEUE_CLEAR] = store_lua_queue_clear,
+};
+
+#define STORE_MDM_MAX_ARGS (16 + 2 * 64)   /* fixed arguments + record fields */
+
+const char *store_ident_str(int ident)
+{
+    switch (ident) {
+    case STORE_ID_OK: return "ok";
+    case STORE_ID_UNKNOWN: return "unknown_device";
+    case STORE_ID_CHECKED_OUT: return "checked_out";
+    case STORE_ID_CERT_MISMATCH: return "cert_mismatch";
+    }
+    return "?";
+}
+
+static int store_mdm_ident_of(const char *s, size_t n)
+{
+    if (n == 7 && memcmp(s, "unknown", 7) == 0)
+        return STORE_ID_UNKNOWN;
+    if (n == 11 && memcmp(s, "checked_out", 11) == 0)
+        return STORE_ID_CHECKED_OUT;
+    if (n == 13 && memcmp(s, "cert_mismatch", 13) == 0)
+        return STORE_ID_CERT_MISMATCH;
+    return STORE_ID_OK;
+}
+
+/* Argument vector under construction: keys first, then arguments. */
+struct store_mdm_argv {
+    const char *v[STORE_MDM_MAX_ARGS];
+    size_t len[STORE_MDM_MAX_ARGS];
+    int n;
+    char keys[6][96];
+    char num[4][24];
+};
+
+static void store_mdm_push(struct store_mdm_argv *a, const char *s, size_t len)
+{
+    if (a->n < STORE_MDM_MAX_ARGS) {
+        a->v[a->n] = s;
+        a->len[a->n++] = len;
+    }
+}
+
+static void store_mdm_str(struct store_mdm_argv *a, const char *s)
+{
+    store_mdm_push(a, s, strlen(s));
+}
+
+static void store_mdm_key(struct store_mdm_argv *a, int i, const char *fmt, const char *udid)
+{
+    snprintf(a->keys[i], sizeof(a->keys[i]), fmt, udid);
+    store_mdm_str(a, a->keys[i]);
+}
+
+static void store_mdm_num(struct store_mdm_argv *a, int i, long long v)
+{
+    snprintf(a->num[i], sizeof(a->num[i]), "%lld", v);
+    store_mdm_str(a, a->num[i]);
+}
+
+static void store_mdm_fields(struct store_mdm_argv *a, const struct store_kv *kv, size_t n)
+{
+    for (size_t i = 0; i < n && a->n + 2 <= STORE_MDM_MAX_ARGS; i++) {
+        store_mdm_str(a, kv[i].key);
+        store_mdm_push(a, kv[i].val, kv[i].len);
+    }
+}
+
+static const char *store_mdm_udid_keys[] = {"mdm:dev:{%s}", "mdm:q:{%s}", "mdm:notnow:{%s}",
+                                             "mdm:res:{%s}"};
+
+static struct store_op *store_mdm_run(struct store *s, int script, int nkeys,
+                                      struct store_mdm_argv *a, store_reply_fn *reply,
+                                      store_any_fn *cb, void *arg)
+{
+    struct store_op *op = store_op_new(s, cb, arg);
+    return store_cmd_script(s, store_mdm_script(s, script), nkeys, a->n, a->v, a->len, reply, op);
+}
+
+/* ---- check-in ---- */
+
+static void store_mdm_checkin_reply(struct store_op *op, int err, const redisReply *r)
+{
+    int ident = STORE_ID_OK, enrolled = 0;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type == REDIS_REPLY_STRING) {
+        ident = store_mdm_ident_of(r->str, r->len);
+        enrolled = r->len == 8 && memcmp(r->str, "enrolled", 8) == 0;
+    } else if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER) {
+        err = MDMD_EPROTO;
+    }
+    ((store_checkin_fn *)(void (*)(void))op->cb)(op->arg, err, ident, enrolled);
+}
+
+/* KEYS dev [q notnow] devices events; ARGV udid now cert_fp [fields]. */
+static struct store_op *store_mdm_checkin(struct store *s, int script, int with_queue,
+                                          const struct store_device_msg *m, store_checkin_fn *cb,
+                                          void *arg)
+{
+    struct store_mdm_argv a;
+    a.n = 0;
+    store_mdm_key(&a, 0, store_mdm_udid_keys[0], m->udid);
+    if (with_queue) {
+        store_mdm_key(&a, 1, store_mdm_udid_keys[1], m->udid);
+        store_mdm_key(&a, 2, store_mdm_udid_keys[2], m->udid);
+    }
+    store_mdm_str(&a, "mdm:devices");
+    store_mdm_str(&a, "mdm:events");
+    int nkeys = a.n;
+    store_mdm_str(&a, m->udid);
+    store_mdm_num(&a, 0, m->now_ms);
+    store_mdm_str(&a, m->cert_fp);
+    store_mdm_fields(&a, m->fields, m->nfields);
+    return store_mdm_run(s, script, nkeys, &a, store_mdm_checkin_reply,
+                         (store_any_fn *)cb, arg);
+}
+
+struct store_op *store_authenticate(struct store *s, const struct store_device_msg *m,
+                                    store_checkin_fn *cb, void *arg)
+{
+    return store_mdm_checkin(s, STORE_LUA_AUTHENTICATE, 1, m, cb, arg);
+}
+
+struct store_op *store_token_update(struct store *s, const struct store_device_msg *m,
+                                    store_checkin_fn *cb, void *arg)
+{
+    return store_mdm_checkin(s, STORE_LUA_TOKEN_UPDATE, 0, m, cb, arg);
+}
+
+struct store_op *store_checkout(struct store *s, const struct store_device_msg *m,
+                                store_checkin_fn *cb, void *arg)
+{
+    return store_mdm_checkin(s, STORE_LUA_CHECKOUT, 1, m, cb, arg);
+}
+
+/* ---- command endpoint ---- */
+
+static void store_mdm_report_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_next_fn *cb = (store_next_fn *)(void (*)(void))op->cb;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+                           r->element[0]->type != REDIS_REPLY_STRING))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        cb(op->arg, err, STORE_ID_OK, NULL, NULL, 0);
+        return;
+    }
+    int ident = store_mdm_ident_of(r->element[0]->str, r->element[0]->len);
+    if (ident == STORE_ID_OK && r->elements == 3)
+        cb(op->arg, MDMD_OK, ident, r->element[1]->str, r->element[2]->str, r->element[2]->len);
+    else
+        cb(op->arg, MDMD_OK, ident, NULL, NULL, 0);
+}
+
+struct store_op *store_report(struct store *s, const struct store_report *rp, store_next_fn *cb,
+                              void *arg)
+{
+    struct store_mdm_argv a;
+    a.n = 0;
+    for (int i = 0; i < 4; i++)
+        store_mdm_key(&a, i, store_mdm_udid_keys[i], rp->dev.udid);
+    store_mdm_str(&a, "mdm:devices");
+    store_mdm_str(&a, "mdm:events");
+    store_mdm_str(&a, rp->dev.udid);
+    store_mdm_num(&a, 0, rp->dev.now_ms);
+    store_mdm_str(&a, rp->dev.cert_fp);
+    store_mdm_str(&a, rp->status);
+    store_mdm_str(&a, rp->uuid);
+    store_mdm_push(&a, rp->result, rp->result_len);
+    store_mdm_str(&a, rp->error_chain);
+    store_mdm_num(&a, 1, rp->history_len);
+    store_mdm_fields(&a, rp->dev.fields, rp->dev.nfields);
+    return store_mdm_run(s, STORE_LUA_CONNECT, 6, &a, store_mdm_report_reply,
+                         (store_any_fn *)cb, arg);
+}
+
+/* ---- admin ---- */
+
+static int store_mdm_is_strings(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    return 1;
+}
+
+/* A flat [field, value, ...] reply as a record; kv is caller-freed. */
+static int store_mdm_record(const redisReply *r, struct store_record *rec)
+{
+    if (!store_mdm_is_strings(r) || r->elements % 2 != 0)
+        return -1;
+    struct store_kv *kv = xcalloc(r->elements / 2 + 1, sizeof(*kv));
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        kv[i / 2].key = r->element[i]->str;
+        kv[i / 2].val = r->element[i + 1]->str;
+        kv[i / 2].len = r->element[i + 1]->len;
+    }
+    rec->id = NULL;
+    rec->kv = kv;
+    rec->n = r->elements / 2;
+    return 0;
+}
+
+static const char **store_mdm_strings(const redisReply *r)
+{
+    const char **v = xcalloc(r->elements + 1, sizeof(char *));
+    for (size_t i = 0; i < r->elements; i++)
+        v[i] = r->element[i]->str;
+    return v;
+}
+
+static void store_mdm_enqueue_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_enqueue_fn *cb = (store_enqueue_fn *)(void (*)(void))op->cb;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+                           r->element[0]->type != REDIS_REPLY_INTEGER ||
+                           !store_mdm_is_strings(r->element[1]) ||
+                           r->element[2]->type != REDIS_REPLY_ARRAY))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        cb(op->arg, err, 0, NULL, 0, NULL, 0);
+        return;
+    }
+    const redisReply *p = r->element[2];
+    const char **unknown = store_mdm_strings(r->element[1]);
+    struct store_push_target *push = xcalloc(p->elements + 1, sizeof(*push));
+    size_t npush = 0;
+    for (size_t i = 0; i < p->elements; i++) {
+        const redisReply *t = p->element[i];
+        if (!store_mdm_is_strings(t) || t->elements != 4)
+            continue;
+        push[npush++] = (struct store_push_target){t->element[0]->str, t->element[1]->str,
+                                                   t->element[2]->str, t->element[3]->str};
+    }
+    cb(op->arg, MDMD_OK, r->element[0]->integer, unknown, r->element[1]->elements, push, npush);
+    free(unknown);
+    free(push);
+}
+
+struct store_op *store_enqueue(struct store *s, const char *uuid, const char *request_type,
+                               const char *plist, size_t plist_len, const char *const *udids,
+                               size_t nudids, int64_t now_ms, int ttl_s, store_enqueue_fn *cb,
+                               void *arg)
+{
+    int argc = 7 + (int)nudids;
+    const char **v = xcalloc((size_t)argc, sizeof(char *));
+    size_t *len = xcalloc((size_t)argc, sizeof(size_t));
+    char key[128], now[24], ttl[24];
+    snprintf(key, sizeof(key), "mdm:cmd:%s", uuid);
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+    const char *fixed[] = {key, uuid, request_type, plist, now, ttl};
+    for (int i = 0; i < 6; i++) {
+        v[i] = fixed[i];
+        len[i] = i == 3 ? plist_len : strlen(fixed[i]);
+    }
+    for (size_t i = 0; i < nudids; i++) {
+        v[6 + i] = udids[i];
+        len[6 + i] = strlen(udids[i]);
+    }
+    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    op = store_cmd_script(s, store_mdm_script(s, STORE_LUA_ENQUEUE), 1, argc - 1, v, len,
+                          store_mdm_enqueue_reply, op);
+    free(v);
+    free(len);
+    return op;
+}
+
+static void store_mdm_device_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_device_fn *cb = (store_device_fn *)(void (*)(void))op->cb;
+    struct store_record rec = {0};
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type == REDIS_REPLY_ARRAY && r->elements == 0) {
+        cb(op->arg, MDMD_OK, NULL, NULL, 0, NULL, 0);
+        return;
+    }
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+                           store_mdm_record(r->element[0], &rec) != 0 ||
+                           !store_mdm_is_strings(r->element[1]) ||
+                           !store_mdm_is_strings(r->element[2])))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        free((void *)rec.kv);
+        cb(op->arg, err, NULL, NULL, 0, NULL, 0);
+        return;
+    }
+    const char **q = store_mdm_strings(r->element[1]), **nn = store_mdm_strings(r->element[2]);
+    cb(op->arg, MDMD_OK, &rec, q, r->element[1]->elements, nn, r->element[2]->elements);
+    free(q);
+    free(nn);
+    free((void *)rec.kv);
+}
+
+struct store_op *store_device_get(struct store *s, const char *udid, int max_queue,
+                                  store_device_fn *cb, void *arg)
+{
+    struct store_mdm_argv a;
+    a.n = 0;
+    for (int i = 0; i < 3; i++)
+        store_mdm_key(&a, i, store_mdm_udid_keys[i], udid);
+    store_mdm_num(&a, 0, max_queue);
+    return store_mdm_run(s, STORE_LUA_DEVICE, 3, &a, store_mdm_device_reply,
+                         (store_any_fn *)cb, arg);
+}
+
+/* An array of flat records (HGETALL replies, or [id, fields] stream entries). */
+static struct store_record *store_mdm_records(const redisReply *r, int stream, size_t *n)
+{
+    struct store_record *recs = xcalloc(r->elements + 1, sizeof(*recs));
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (stream && (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+                       e->element[0]->type != REDIS_REPLY_STRING))
+            goto bad;
+        if (store_mdm_record(stream ? e->element[1] : e, &recs[i]) != 0)
+            goto bad;
+        recs[i].id = stream ? e->element[0]->str : NULL;
+        *n = i + 1;
+    }
+    *n = r->elements;
+    return recs;
+bad:
+    for (size_t i = 0; i < r->elements; i++)
+        free((void *)recs[i].kv);
+    free(recs);
+    return NULL;
+}
+
+static void store_mdm_free_records(struct store_record *recs, size_t n)
+{
+    for (size_t i = 0; recs != NULL && i < n; i++)
+        free((void *)recs[i].kv);
+    free(recs);
+}
+
+static void store_mdm_devices_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_devices_fn *cb = (store_devices_fn *)(void (*)(void))op->cb;
+    struct store_record *recs = NULL;
+    size_t n = 0;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+                           r->element[0]->type != REDIS_REPLY_INTEGER ||
+                           r->element[2]->type != REDIS_REPLY_ARRAY ||
+                           (recs = store_mdm_records(r->element[2], 0, &n)) == NULL))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK)
+        cb(op->arg, err, -1, 0, NULL, 0);
+    else
+        cb(op->arg, MDMD_OK, (long)r->element[0]->integer, (long)r->element[1]->integer, recs, n);
+    store_mdm_free_records(recs, n);
+}
+
+struct store_op *store_devices_list(struct store *s, long offset, int limit, const char *state,
+                                    store_devices_fn *cb, void *arg)
+{
+    struct store_mdm_argv a;
+    a.n = 0;
+    store_mdm_str(&a, "mdm:devices");
+    store_mdm_num(&a, 0, offset);
+    store_mdm_num(&a, 1, limit);
+    store_mdm_str(&a, state);
+    store_mdm_num(&a, 2, 10000);   /* bounds the time one filtered page holds Redis */
+    return store_mdm_run(s, STORE_LUA_DEVICES, 1, &a, store_mdm_devices_reply,
+                         (store_any_fn *)cb, arg);
+}
+
+static void store_mdm_history_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_records_fn *cb = (store_records_fn *)(void (*)(void))op->cb;
+    struct store_record *recs = NULL;
+    size_t n = 0;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY ||
+                           (recs = store_mdm_records(r, 1, &n)) == NULL))
+        err = MDMD_EPROTO;
+    cb(op->arg, err, recs, err == MDMD_OK ? n : 0);
+    store_mdm_free_records(recs, n);
+}
+
+struct store_op *store_history(struct store *s, const char *udid, const char *before, int count,
+                               store_records_fn *cb, void *arg)
+{
+    char key[96], end[64], cnt[16];
+    snprintf(key, sizeof(key), "mdm:res:{%s}", udid);
+    /* "(" makes the bound exclusive, so pages do not repeat their last entry. */
+    snprintf(end, sizeof(end), before != NULL ? "(%s" : "+", before);
+    snprintf(cnt, sizeof(cnt), "%d", count);
+    const char *argv[] = {"XREVRANGE", key, end, "-", "COUNT", cnt};
+    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    return store_cmd_argv(s, 6, argv, NULL, store_mdm_history_reply, op);
+}
+
+static void store_mdm_count_reply(struct store_op *op, int err, const redisReply *r)
+{
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER)
+        err = MDMD_EPROTO;
+    ((store_count_fn *)(void (*)(void))op->cb)(op->arg, err, err == MDMD_OK ? (long)r->integer : 0);
+}
+
+struct store_op *store_queue_clear(struct store *s, const char *udid, store_count_fn *cb,
+                                   void *arg)
+{
+    struct store_mdm_argv a;
+    a.n = 0;
+    for (int i = 0; i < 3; i++)
+        store_mdm_key(&a, i, store_mdm_udid_keys[i], udid);
+    return store_mdm_run(s, STORE_LUA_QUEUE_CLEAR, 3, &a, store_mdm_count_reply,
+                         (store_any_fn *)cb, arg);
+}
