@@ -10,30 +10,67 @@
  * connected every op fails at once with MDMD_EUNAVAIL.  An op that gets no
  * reply within the configured timeout fails with MDMD_ETIMEDOUT; the context
  * is then dropped (failing all pending ops) and reconnected, because a Redis
- * that stopped answering one command is not answering the others either. */
+ * that stopped answering one command is not answering the others either.
+ *
+ * "Connected" means Redis answered on this connection: after connect(2) the
+ * store loads its scripts and PINGs, and only the PING reply makes it
+ * connected (a Redis still loading its dataset is retried like a failed
+ * connect).  The process must ignore SIGPIPE (core does): hiredis writes with
+ * write(2).  store_free() may be called from inside any store callback. */
 #ifndef MDMD_STORE_H
 #define MDMD_STORE_H
 
 #include "../core/util.h"
+#include <stddef.h>
 
 struct event_base;
 struct store;
 struct store_op;
+struct store_script;
 
 typedef void store_done_fn(void *arg, int err);
 
-/* addr: "/path/to/redis.sock" (starts with '/' or '.') or "host:port".
- * Never NULL; the connection is attempted asynchronously. */
+/* addr: "/path/to/redis.sock" (starts with '/' or '.') or "host:port", host
+ * an IPv4 literal, "[IPv6]" or "localhost" (no DNS: it would block the loop).
+ * Never NULL; the connection is attempted asynchronously.  A malformed addr is
+ * logged and leaves the store down for good (every op MDMD_EUNAVAIL): check
+ * it at startup with store_addr_valid().  timeout_ms bounds each op and each
+ * connect attempt. */
 struct store *store_new(struct event_base *base, const char *addr, int timeout_ms);
-void store_free(struct store *s);            /* NULL-safe; pending callbacks get MDMD_ECANCELED */
+void store_free(struct store *s); /* NULL-safe; pending callbacks get MDMD_ECANCELED */
 
-int store_connected(const struct store *s);  /* 1 when the last connect succeeded and holds */
+int store_connected(const struct store *s); /* 1 when the last connect succeeded and holds */
 const char *store_addr(const struct store *s);
+/* Ops sent and not yet answered, failed or timed out, cancelled and the
+ * store's own (script loads, the connect PING) included. */
+int store_pending(const struct store *s);
+int store_addr_valid(const char *addr); /* 1 when store_new() can use addr */
 
 /* PING.  cb runs exactly once (possibly before this returns, with
  * MDMD_EUNAVAIL) unless store_op_cancel() is called first.  Returns the op,
  * or NULL when cb already ran. */
 struct store_op *store_ping(struct store *s, store_done_fn *cb, void *arg);
+/* cb will not run.  op must be one whose cb has not run yet; NULL-safe. */
 void store_op_cancel(struct store_op *op);
+
+/* Lua scripts, called with EVALSHA.  The store sends SCRIPT LOAD for every
+ * script on every (re)connect, before it reports connected, and learns the
+ * SHA1 from the reply; until then calls go out as EVAL.  A NOSCRIPT reply
+ * (SCRIPT FLUSH, a failover) resends that call once as EVAL, which also puts
+ * the script back into Redis' cache.  lua is copied; the script belongs to s
+ * and lives until store_free(). */
+struct store_script *store_script_new(struct store *s, const char *lua);
+
+/* A script's reply, borrowed until the callback returns: an integer (str
+ * NULL) or a string/status reply (str, len, NUL-terminated).  A nil reply
+ * is MDMD_ENOTFOUND; an error reply or an array is MDMD_EPROTO. */
+typedef void store_eval_fn(void *arg, int err, long long num, const char *str, size_t len);
+
+/* Runs sc with nkeys keys then argc - nkeys arguments, all in argv (copied;
+ * argvlen NULL: NUL-terminated strings).  Same callback contract as
+ * store_ping().  Typed ops inside store/ use store_cmd_script() instead. */
+struct store_op *store_eval(struct store *s, struct store_script *sc, int nkeys, int argc,
+                            const char *const *argv, const size_t *argvlen, store_eval_fn *cb,
+                            void *arg);
 
 #endif

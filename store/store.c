@@ -1,0 +1,673 @@
+/* store.c: the Redis connection (connect, handshake, reconnect with backoff)
+ * and the op machinery every typed store call is built on (store_int.h).
+ *
+ * Who frees what.  hiredis frees the redisAsyncContext itself after a failed
+ * connect or an I/O error (we only forget it, in the callbacks).  We free it
+ * with redisAsyncFree() from our own timers, where no hiredis code is on the
+ * stack (store_drop), and in store_free(), which may run inside a reply
+ * callback: there hiredis only flags the context and frees it once the
+ * callback returns (REDIS_IN_CALLBACK).  A decision taken inside a hiredis
+ * callback to drop the connection (a -LOADING handshake) goes through a
+ * zero-timeout event.  An op is freed only when hiredis lets go of it
+ * (store_on_reply) or when it never reached hiredis (store_cmd_argv); its
+ * result is delivered only in store_op_finish(). */
+#include "store.h"
+#include "store_int.h"
+#include "store_mdm.h"
+
+#include "../core/log.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+/* No #pragma around the adapter: under /usr/include it is a system header,
+ * and GCC reports nothing from those with the project flags. */
+#include <hiredis/adapters/libevent.h>
+
+#define STORE_BACKOFF_MIN_MS 100
+#define STORE_BACKOFF_MAX_MS 1000
+
+enum store_state {
+    STORE_DOWN,       /* no context; s->timer counts down to the next attempt */
+    STORE_CONNECTING, /* connect(2) in flight; s->timer bounds it and the handshake */
+    STORE_HANDSHAKE,  /* script loads and a PING in flight: only internal ops go out */
+    STORE_UP,
+};
+
+struct store_arg { /* a copied command argument */
+    const char *p;
+    size_t len;
+};
+
+struct store_script {
+    struct store_script *next;
+    const char *key; /* the caller's string, for store_script_get() */
+    char *text;
+    char sha[41]; /* hex SHA1 from SCRIPT LOAD; "" until Redis told us */
+};
+
+struct store {
+    struct event_base *base;
+    char *addr; /* as configured, for logs */
+    char *path; /* unix socket, or NULL */
+    char *host; /* IP literal ("localhost" mapped), or NULL */
+    int port;
+    int timeout_ms;        /* per op and per connect attempt */
+    redisAsyncContext *ac; /* NULL when STORE_DOWN */
+    enum store_state state;
+    struct event *timer;         /* next attempt (DOWN) or attempt timeout */
+    struct event *drop_ev;       /* zero timeout: drops ac from outside its callbacks */
+    char drop_why[128];          /* reason for drop_ev, for the log */
+    int backoff_ms;              /* delay before the next attempt */
+    int failing;                 /* a failed attempt was logged at warn since the last success */
+    int closing;                 /* inside store_free() */
+    struct store_op *ops, *tail; /* pending, oldest first */
+    int npending;
+    struct store_script *scripts; /* loaded on every connect */
+    struct store_script *mdm[STORE_LUA_N]; /* store_mdm.c's scripts, made on first use */
+};
+
+static void store_on_reply(redisAsyncContext *ac, void *r, void *priv);
+static void store_connect(struct store *s);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static struct event *store_event_new(struct event_base *base, event_callback_fn fn, void *arg)
+{
+    struct event *ev = evtimer_new(base, fn, arg);
+    if (ev == NULL) { /* only on out of memory, which is fatal everywhere (util.h) */
+        log_err("event=out_of_memory what=event_new");
+        abort();
+    }
+    return ev;
+}
+
+static void store_event_add_ms(struct event *ev, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(ev, &tv);
+}
+
+static int store_parse_port(const char *p, int *port)
+{
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (*p < '0' || *p > '9' || *end != '\0' || v < 1 || v > 65535)
+        return -1;
+    *port = (int)v;
+    return 0;
+}
+
+/* host:port with an IP literal, because hiredis 0.14 resolves names with a
+ * blocking getaddrinfo() on every reconnect. */
+static int store_parse_addr(const char *addr, char **path, char **host, int *port)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    int v6 = addr[0] == '[';
+
+    if (addr[0] == '/' || addr[0] == '.') {
+        if (strlen(addr) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
+            return -1;
+        *path = xstrdup(addr);
+        return 0;
+    }
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || (v6 && (colon - addr < 2 || colon[-1] != ']')))
+        return -1;
+    char *name = v6 ? xstrndup(addr + 1, (size_t)(colon - addr - 2))
+                    : xstrndup(addr, (size_t)(colon - addr));
+    if (!v6 && strcmp(name, "localhost") == 0) {
+        free(name);
+        name = xstrdup("127.0.0.1");
+    }
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, name, buf) != 1 ||
+        store_parse_port(colon + 1, port) != 0) {
+        free(name);
+        return -1;
+    }
+    *host = name;
+    return 0;
+}
+
+int store_addr_valid(const char *addr)
+{
+    char *path = NULL, *host = NULL;
+    int port, ok = store_parse_addr(addr, &path, &host, &port) == 0;
+    free(path);
+    free(host);
+    return ok;
+}
+
+/* ---- connection ------------------------------------------------------- */
+
+/* Ops go out once Redis answered the handshake; the handshake's own earlier.
+ * The flags catch the moment between an error and our disconnect callback,
+ * when hiredis is already failing the pending ops. */
+static int store_can_send(const struct store *s, const struct store_op *op)
+{
+    if (s->closing || s->ac == NULL || (s->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
+        return 0;
+    return s->state == STORE_UP || (op->internal && s->state == STORE_HANDSHAKE);
+}
+
+static void store_schedule(struct store *s)
+{
+    store_event_add_ms(s->timer, s->backoff_ms);
+    s->backoff_ms *= 2;
+    if (s->backoff_ms > STORE_BACKOFF_MAX_MS)
+        s->backoff_ms = STORE_BACKOFF_MAX_MS;
+}
+
+/* The context is gone (or going): log once per event and plan the next
+ * attempt.  A Redis that stays away is logged at warn once, then at debug. */
+static void store_down(struct store *s, const char *why)
+{
+    int was_up = s->state == STORE_UP;
+    s->ac = NULL;
+    s->state = STORE_DOWN;
+    evtimer_del(s->drop_ev);
+    if (was_up)
+        log_warn("event=redis_disconnected addr=%s err=\"%s\" pending=%d retry_ms=%d", s->addr, why,
+                 s->npending, s->backoff_ms);
+    else if (!s->failing)
+        log_warn("event=redis_connect_failed addr=%s err=\"%s\" retry_ms=%d", s->addr, why,
+                 s->backoff_ms);
+    else
+        log_debug("event=redis_connect_failed addr=%s err=\"%s\" retry_ms=%d", s->addr, why,
+                  s->backoff_ms);
+    if (!was_up)
+        s->failing = 1;
+    store_schedule(s);
+}
+
+static void store_detach(redisAsyncContext *ac)
+{
+    ac->data = NULL;
+    ac->onConnect = NULL;
+    ac->onDisconnect = NULL;
+}
+
+/* Tears the context down from outside its callbacks (our timers).  The
+ * pending ops fail inside redisAsyncFree(), and a caller's callback may free
+ * s there: nothing may touch s after it. */
+static void store_drop(struct store *s, const char *why)
+{
+    redisAsyncContext *ac = s->ac;
+    store_detach(ac);
+    store_down(s, why);
+    redisAsyncFree(ac);
+}
+
+static void store_on_drop_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct store *s = arg;
+    (void)fd;
+    (void)what;
+    if (s->ac != NULL)
+        store_drop(s, s->drop_why);
+}
+
+/* Used where we are inside a hiredis callback and must not free its context. */
+static void store_drop_later(struct store *s, const char *why, size_t len)
+{
+    snprintf(s->drop_why, sizeof(s->drop_why), "%.*s", (int)len, why);
+    store_event_add_ms(s->drop_ev, 0);
+}
+
+static void store_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct store *s = arg;
+    char why[64];
+    (void)fd;
+    (void)what;
+    if (s->state == STORE_DOWN) {
+        store_connect(s);
+        return;
+    }
+    snprintf(why, sizeof(why), "%s within %d ms",
+             s->state == STORE_CONNECTING ? "no connection" : "no reply", s->timeout_ms);
+    store_drop(s, why);
+}
+
+/* The PING that ends the handshake: Redis answered, so ops may go out. */
+static void store_on_ready(struct store_op *op, int err, const redisReply *r)
+{
+    struct store *s = op->s;
+    if (err != MDMD_OK)
+        return; /* the context is going away, and that path logs and retries */
+    if (r->type == REDIS_REPLY_ERROR) { /* LOADING: try again later, like a failed connect */
+        store_drop_later(s, r->str, r->len);
+        return;
+    }
+    evtimer_del(s->timer);
+    s->state = STORE_UP;
+    s->backoff_ms = STORE_BACKOFF_MIN_MS;
+    s->failing = 0;
+    log_info("event=redis_connected addr=%s", s->addr);
+}
+
+static void store_script_load(struct store *s, struct store_script *sc);
+
+/* Pipelined: by the time PING answers, Redis has run every SCRIPT LOAD, so
+ * EVALSHA cannot meet NOSCRIPT on a fresh connection. */
+static void store_handshake(struct store *s)
+{
+    static const char *const ping[] = {"PING"};
+    for (struct store_script *sc = s->scripts; sc != NULL; sc = sc->next)
+        store_script_load(s, sc);
+    struct store_op *op = store_op_new(s, NULL, NULL);
+    op->internal = 1;
+    (void)store_cmd_argv(s, 1, ping, NULL, store_on_ready, op);
+}
+
+static void store_on_connect(const redisAsyncContext *ac, int status)
+{
+    struct store *s = ac->data;
+    if (s == NULL)
+        return;
+    if (status != REDIS_OK) { /* hiredis frees ac when we return */
+        evtimer_del(s->timer);
+        store_down(s, ac->c.errstr);
+        return;
+    }
+    s->state = STORE_HANDSHAKE; /* s->timer still bounds the whole attempt */
+    store_handshake(s);
+}
+
+/* Only for contexts hiredis closes itself (EOF, I/O error): the ones we drop
+ * are detached first.  The pending ops have already failed. */
+static void store_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct store *s = ac->data;
+    (void)status;
+    if (s == NULL)
+        return;
+    evtimer_del(s->timer);
+    store_down(s, ac->c.errstr[0] != '\0' ? ac->c.errstr : "connection closed");
+}
+
+static void store_connect(struct store *s)
+{
+    char why[sizeof(((redisContext *)NULL)->errstr)];
+    redisAsyncContext *ac =
+        s->path != NULL ? redisAsyncConnectUnix(s->path) : redisAsyncConnect(s->host, s->port);
+
+    if (ac == NULL || ac->err != 0) { /* e.g. a unix socket that is not there */
+        snprintf(why, sizeof(why), "%s", ac != NULL ? ac->c.errstr : "out of memory");
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        store_down(s, why);
+        return;
+    }
+    ac->data = s;
+    redisLibeventAttach(ac, s->base);
+    redisAsyncSetConnectCallback(ac, store_on_connect);
+    redisAsyncSetDisconnectCallback(ac, store_on_disconnect);
+    s->ac = ac;
+    s->state = STORE_CONNECTING;
+    store_event_add_ms(s->timer, s->timeout_ms);
+}
+
+struct store *store_new(struct event_base *base, const char *addr, int timeout_ms)
+{
+    struct store *s = xcalloc(1, sizeof(*s));
+    s->base = base;
+    s->addr = xstrdup(addr);
+    s->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
+    s->backoff_ms = STORE_BACKOFF_MIN_MS;
+    s->timer = store_event_new(base, store_on_timer, s);
+    s->drop_ev = store_event_new(base, store_on_drop_ev, s);
+    if (store_parse_addr(addr, &s->path, &s->host, &s->port) != 0) {
+        log_err("event=redis_bad_address addr=\"%s\" want=\"/unix/path or IP:port\"", addr);
+        return s; /* stays down: the contract is never NULL */
+    }
+    store_connect(s);
+    return s;
+}
+
+static void store_op_finish(struct store_op *op, int err, const redisReply *r);
+
+void store_free(struct store *s)
+{
+    if (s == NULL || s->closing)
+        return; /* closing: called again from a callback we are running */
+    s->closing = 1;
+    /* Callbacks first, while every op is still valid; anything they send
+     * fails at once (closing).  hiredis then only releases done ops. */
+    while (s->ops != NULL)
+        store_op_finish(s->ops, MDMD_ECANCELED, NULL);
+    if (s->ac != NULL) {
+        store_detach(s->ac);
+        redisAsyncFree(s->ac); /* inside a reply callback hiredis defers this itself */
+    }
+    event_free(s->timer);
+    event_free(s->drop_ev);
+    while (s->scripts != NULL) {
+        struct store_script *sc = s->scripts;
+        s->scripts = sc->next;
+        free(sc->text);
+        free(sc);
+    }
+    free(s->addr);
+    free(s->path);
+    free(s->host);
+    free(s);
+}
+
+int store_connected(const struct store *s)
+{
+    return s->state == STORE_UP && s->ac != NULL &&
+           !(s->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
+}
+
+const char *store_addr(const struct store *s)
+{
+    return s->addr;
+}
+
+int store_pending(const struct store *s)
+{
+    return s->npending;
+}
+
+/* ---- ops ---------------------------------------------------------------- */
+
+struct store_op *store_op_new(struct store *s, store_any_fn *cb, void *arg)
+{
+    struct store_op *op = xcalloc(1, sizeof(*op));
+    op->s = s;
+    op->cb = cb;
+    op->arg = arg;
+    op->fail_err = MDMD_EUNAVAIL;
+    return op;
+}
+
+static void store_op_free(struct store_op *op)
+{
+    if (op->timer != NULL)
+        event_free(op->timer);
+    free(op->args);
+    free(op);
+}
+
+void store_op_cancel(struct store_op *op)
+{
+    if (op != NULL)
+        op->cancelled = 1;
+}
+
+static void store_op_track(struct store *s, struct store_op *op)
+{
+    op->prev = s->tail;
+    op->next = NULL;
+    if (s->tail != NULL)
+        s->tail->next = op;
+    else
+        s->ops = op;
+    s->tail = op;
+    s->npending++;
+    op->tracked = 1;
+}
+
+static void store_op_untrack(struct store_op *op)
+{
+    struct store *s = op->s;
+    if (op->prev != NULL)
+        op->prev->next = op->next;
+    else
+        s->ops = op->next;
+    if (op->next != NULL)
+        op->next->prev = op->prev;
+    else
+        s->tail = op->prev;
+    s->npending--;
+    op->tracked = 0;
+    if (op->timer != NULL)
+        evtimer_del(op->timer);
+}
+
+/* The one place an op's result is delivered.  Unlinked first, so that a
+ * callback freeing the store does not see it; nothing touches the store
+ * after the reply function, which may run the caller's callback. */
+static void store_op_finish(struct store_op *op, int err, const redisReply *r)
+{
+    if (op->tracked)
+        store_op_untrack(op);
+    op->done = 1;
+    if (!op->cancelled)
+        op->reply(op, err, r);
+}
+
+/* Fail this op with MDMD_ETIMEDOUT (its NULL reply will say so), then the
+ * whole context: Redis is not answering the others either. */
+static void store_op_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct store_op *op = arg;
+    char why[64];
+    (void)fd;
+    (void)what;
+    op->fail_err = MDMD_ETIMEDOUT;
+    snprintf(why, sizeof(why), "no reply within %d ms", op->s->timeout_ms);
+    store_drop(op->s, why);
+}
+
+/* NOSCRIPT: Redis lost its script cache (SCRIPT FLUSH, a failover, a restart
+ * we did not see).  Resend once as EVAL, which also reloads the script. */
+static int store_script_retry(struct store_op *op, const redisReply *r);
+
+static void store_on_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct store_op *op = priv;
+    (void)ac;
+    if (!op->done) {
+        if (r != NULL && store_script_retry(op, r))
+            return; /* hiredis holds op again */
+        store_op_finish(op, r != NULL ? MDMD_OK : op->fail_err, r);
+    }
+    store_op_free(op); /* hiredis lets go of op only here */
+}
+
+struct store_op *store_cmd_argv(struct store *s, int argc, const char *const *argv,
+                                const size_t *argvlen, store_reply_fn *reply, struct store_op *op)
+{
+    op->reply = reply;
+    if (!store_can_send(s, op) || redisAsyncCommandArgv(s->ac, store_on_reply, op, argc,
+                                                        (const char **)argv, argvlen) != REDIS_OK) {
+        store_op_finish(op, MDMD_EUNAVAIL, NULL);
+        store_op_free(op); /* never reached hiredis */
+        return NULL;
+    }
+    store_op_track(s, op);
+    op->timer = store_event_new(s->base, store_op_on_timeout, op);
+    store_event_add_ms(op->timer, s->timeout_ms);
+    return op;
+}
+
+int store_reply_error(int err, const redisReply *r)
+{
+    static const char *const busy[] = {"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN "};
+    if (err != MDMD_OK || r->type != REDIS_REPLY_ERROR)
+        return err;
+    /* Redis is there but cannot serve yet: for callers that is "unavailable". */
+    for (size_t i = 0; i < ARRAY_LEN(busy); i++)
+        if (strncmp(r->str, busy[i], strlen(busy[i])) == 0)
+            return MDMD_EUNAVAIL;
+    log_warn("event=redis_error_reply err=\"%.*s\"", (int)r->len, r->str);
+    return MDMD_EPROTO;
+}
+
+/* ---- PING --------------------------------------------------------------- */
+
+static void store_ping_reply(struct store_op *op, int err, const redisReply *r)
+{
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && !(r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0))
+        err = MDMD_EPROTO;
+    ((store_done_fn *)op->cb)(op->arg, err);
+}
+
+struct store_op *store_ping(struct store *s, store_done_fn *cb, void *arg)
+{
+    static const char *const argv[] = {"PING"};
+    assert(cb != NULL);
+    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    return store_cmd_argv(s, 1, argv, NULL, store_ping_reply, op);
+}
+
+/* ---- scripts -------------------------------------------------------------- */
+
+static void store_script_loaded(struct store_op *op, int err, const redisReply *r)
+{
+    err = store_reply_error(err, r); /* logs a compile error */
+    if (err != MDMD_OK)
+        return; /* disconnected: the next handshake loads it again */
+    if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+        log_err("event=redis_script_load_failed err=\"unexpected reply type %d\"", r->type);
+        return;
+    }
+    memcpy(op->script->sha, r->str, 40);
+    op->script->sha[40] = '\0';
+}
+
+static void store_script_load(struct store *s, struct store_script *sc)
+{
+    const char *argv[] = {"SCRIPT", "LOAD", sc->text};
+    struct store_op *op = store_op_new(s, NULL, NULL);
+    op->internal = 1;
+    op->script = sc;
+    (void)store_cmd_argv(s, 3, argv, NULL, store_script_loaded, op);
+}
+
+struct store_script *store_script_new(struct store *s, const char *lua)
+{
+    struct store_script *sc = xcalloc(1, sizeof(*sc)), **p = &s->scripts;
+    sc->text = xstrdup(lua);
+    while (*p != NULL)
+        p = &(*p)->next;
+    *p = sc;
+    if (s->state == STORE_HANDSHAKE || s->state == STORE_UP)
+        store_script_load(s, sc); /* else the next handshake does it */
+    return sc;
+}
+
+struct store_script *store_script_get(struct store *s, const char *lua)
+{
+    for (struct store_script *sc = s->scripts; sc != NULL; sc = sc->next)
+        if (sc->key == lua)
+            return sc;
+    struct store_script *sc = store_script_new(s, lua);
+    sc->key = lua;
+    return sc;
+}
+
+static void store_op_copy_args(struct store_op *op, int argc, const char *const *argv,
+                               const size_t *argvlen)
+{
+    size_t total = 0;
+    for (int i = 0; i < argc; i++)
+        total += (argvlen != NULL ? argvlen[i] : strlen(argv[i])) + 1;
+    op->args = xmalloc((size_t)argc * sizeof(*op->args) + total);
+    char *p = (char *)(op->args + argc);
+    for (int i = 0; i < argc; i++) {
+        size_t len = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+        memcpy(p, argv[i], len);
+        p[len] = '\0';
+        op->args[i].p = p;
+        op->args[i].len = len;
+        p += len + 1;
+    }
+    op->argc = argc;
+}
+
+struct store_script_argv { /* EVALSHA sha | EVAL text, numkeys, keys..., args... */
+    const char **v;
+    size_t *l;
+    int n;
+    char nkeys[16];
+};
+
+static void store_script_argv(const struct store_op *op, struct store_script_argv *a)
+{
+    int sha = op->script->sha[0] != '\0' && !op->retried;
+    a->n = op->argc + 3;
+    a->v = xmalloc((size_t)a->n * sizeof(*a->v));
+    a->l = xmalloc((size_t)a->n * sizeof(*a->l));
+    snprintf(a->nkeys, sizeof(a->nkeys), "%d", op->nkeys);
+    a->v[0] = sha ? "EVALSHA" : "EVAL";
+    a->v[1] = sha ? op->script->sha : op->script->text;
+    a->v[2] = a->nkeys;
+    for (int i = 0; i < 3; i++)
+        a->l[i] = strlen(a->v[i]);
+    for (int i = 0; i < op->argc; i++) {
+        a->v[i + 3] = op->args[i].p;
+        a->l[i + 3] = op->args[i].len;
+    }
+}
+
+struct store_op *store_cmd_script(struct store *s, struct store_script *sc, int nkeys, int argc,
+                                  const char *const *argv, const size_t *argvlen,
+                                  store_reply_fn *reply, struct store_op *op)
+{
+    struct store_script_argv a;
+    assert(nkeys >= 0 && nkeys <= argc);
+    op->script = sc;
+    op->nkeys = nkeys;
+    store_op_copy_args(op, argc, argv, argvlen);
+    store_script_argv(op, &a);
+    op = store_cmd_argv(s, a.n, a.v, a.l, reply, op); /* a.v points into op: free after */
+    free(a.v);
+    free(a.l);
+    return op;
+}
+
+static int store_script_retry(struct store_op *op, const redisReply *r)
+{
+    struct store_script_argv a;
+    struct store *s = op->s;
+    if (op->script == NULL || op->args == NULL || op->retried || r->type != REDIS_REPLY_ERROR ||
+        strncmp(r->str, "NOSCRIPT", 8) != 0 || !store_can_send(s, op))
+        return 0;
+    op->retried = 1;
+    store_script_argv(op, &a);
+    int sent = redisAsyncCommandArgv(s->ac, store_on_reply, op, a.n, a.v, a.l) == REDIS_OK;
+    free(a.v);
+    free(a.l);
+    log_debug("event=redis_noscript addr=%s resent=%d", s->addr, sent);
+    return sent; /* not sent: the NOSCRIPT error goes to the reply function */
+}
+
+static void store_eval_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_eval_fn *cb = (store_eval_fn *)op->cb;
+    err = store_reply_error(err, r);
+    if (err != MDMD_OK)
+        cb(op->arg, err, 0, NULL, 0);
+    else if (r->type == REDIS_REPLY_INTEGER)
+        cb(op->arg, MDMD_OK, r->integer, NULL, 0);
+    else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+        cb(op->arg, MDMD_OK, 0, r->str, r->len);
+    else
+        cb(op->arg, r->type == REDIS_REPLY_NIL ? MDMD_ENOTFOUND : MDMD_EPROTO, 0, NULL, 0);
+}
+
+struct store_op *store_eval(struct store *s, struct store_script *sc, int nkeys, int argc,
+                            const char *const *argv, const size_t *argvlen, store_eval_fn *cb,
+                            void *arg)
+{
+    assert(cb != NULL);
+    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    return store_cmd_script(s, sc, nkeys, argc, argv, argvlen, store_eval_reply, op);
+}
+
+struct store_script *store_mdm_script(struct store *s, int id)
+{
+    if (s->mdm[id] == NULL)
+        s->mdm[id] = store_script_new(s, store_mdm_lua[id]);
+    return s->mdm[id];
+}

@@ -1,0 +1,80 @@
+/* store_int.h: the op machinery typed store calls are built on.  Only for
+ * files under store/: this is where hiredis types may appear.
+ *
+ * A typed call is three small pieces:
+ *
+ *   static void store_get_reply(struct store_op *op, int err, const redisReply *r)
+ *   {
+ *       err = store_reply_error(err, r);      // transport error or "-ERR ..."
+ *       ... parse r into plain values (borrowed by the callback) ...
+ *       ((store_get_fn *)op->cb)(op->arg, err, ...);
+ *   }
+ *   struct store_op *store_get(struct store *s, const char *k, store_get_fn *cb, void *arg)
+ *   {
+ *       const char *argv[] = {"GET", k};
+ *       struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+ *       return store_cmd_argv(s, 2, argv, NULL, store_get_reply, op);
+ *   }
+ *
+ * The reply function runs exactly once per op unless the op was cancelled:
+ * with err == MDMD_OK and the reply (any type, error replies included), or
+ * with err != MDMD_OK (MDMD_EUNAVAIL, MDMD_ETIMEDOUT, MDMD_ECANCELED) and
+ * r == NULL.  It must not keep r.  It may be called before store_cmd_argv()
+ * returns, and the caller's callback may free the store: touch neither the op's
+ * store nor the op after calling it. */
+#ifndef MDMD_STORE_INT_H
+#define MDMD_STORE_INT_H
+
+#include "store.h"
+#include <hiredis/hiredis.h>
+
+struct event;
+struct store_arg;
+
+typedef void store_any_fn(void); /* a typed callback, cast back by its reply function */
+typedef void store_reply_fn(struct store_op *op, int err, const redisReply *r);
+
+struct store_op {                 /* lives from send until hiredis lets go of it */
+    struct store *s;              /* valid until the reply function has run */
+    struct store_op *prev, *next; /* in the store's pending list */
+    store_reply_fn *reply;        /* turns the reply into plain values, runs cb */
+    store_any_fn *cb;             /* the caller's callback; NULL for the store's own ops */
+    void *arg;
+    struct event *timer;         /* hiredis 0.14 has no command timeout: ours */
+    int fail_err;                /* what a NULL reply means: EUNAVAIL, or ETIMEDOUT */
+    int tracked;                 /* in the pending list, timer armed */
+    int done;                    /* reply function ran (or was skipped: cancelled) */
+    int cancelled;               /* store_op_cancel(): skip the reply function */
+    int internal;                /* the store's own: may go out during the handshake */
+    int retried;                 /* a script op already resent as EVAL */
+    struct store_script *script; /* EVALSHA/SCRIPT LOAD ops */
+    int nkeys, argc;             /* script ops: */
+    struct store_arg *args;      /* keys and arguments copied for the NOSCRIPT resend */
+};
+
+/* A fresh op for store_cmd_argv()/store_cmd_script(), which take ownership. */
+struct store_op *store_op_new(struct store *s, store_any_fn *cb, void *arg);
+
+/* Sends argv (argvlen NULL: NUL-terminated strings; both are copied by
+ * hiredis before this returns).  Returns op, or NULL when reply already ran
+ * with MDMD_EUNAVAIL (not connected) and op is gone. */
+struct store_op *store_cmd_argv(struct store *s, int argc, const char *const *argv,
+                                const size_t *argvlen, store_reply_fn *reply, struct store_op *op);
+
+/* EVALSHA sc (EVAL until its SHA1 is known) with nkeys keys then the other
+ * argc - nkeys arguments; NOSCRIPT is handled here, reply never sees it. */
+struct store_op *store_cmd_script(struct store *s, struct store_script *sc, int nkeys, int argc,
+                                  const char *const *argv, const size_t *argvlen,
+                                  store_reply_fn *reply, struct store_op *op);
+
+/* The script for lua, registered on first use (store_script_new()) and
+ * found again by the address of lua: meant for a fixed table of string
+ * constants, e.g. store_mdm_script(s, id) is store_script_get(s, table[id]). */
+struct store_script *store_script_get(struct store *s, const char *lua);
+
+/* The usual first step of a reply function: err unchanged when set; for an
+ * error reply MDMD_EUNAVAIL when Redis cannot serve yet (LOADING, BUSY,
+ * MASTERDOWN, TRYAGAIN) and MDMD_EPROTO otherwise (logged); else MDMD_OK. */
+int store_reply_error(int err, const redisReply *r);
+
+#endif
