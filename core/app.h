@@ -9,12 +9,16 @@ struct event_base;
 struct conf;
 struct store;
 struct ca;
+struct push;
+struct wake;
 
 struct app {
     struct event_base *base;
     const struct conf *cf;      /* current configuration */
     struct store *store;
     struct ca *ca;
+    struct push *push;          /* NULL when no APNs certificate is configured */
+    struct wake *wake;          /* queues pushes after enqueues */
     const char *api_key;        /* admin REST bearer key (hex), from <data_dir>/api.key */
 };
 

@@ -52,6 +52,7 @@ static const struct conf_key conf_table[] = {
     CONF_STR("apns_ca_file", apns_ca_file, ""),
     CONF_INT("apns_expiration_s", apns_expiration_s, 0, 31536000, "604800"),
     CONF_INT("apns_connections", apns_connections, 1, 64, "1"),
+    CONF_INT("push_coalesce_ms", push_coalesce_ms, 0, 60000, "200"),
     CONF_INT("max_body_size", max_body_size, 1024, 1073741824, "10485760"),
     CONF_INT("max_header_size", max_header_size, 1024, 1048576, "16384"),
     CONF_INT("request_timeout_s", request_timeout_s, 1, 3600, "30"),

@@ -41,6 +41,7 @@ struct conf {
     char *apns_ca_file;        /* empty: system trust store */
     int apns_expiration_s;
     int apns_connections;
+    int push_coalesce_ms;      /* enqueues for one device within this window: one push */
     /* limits */
     int max_body_size;
     int max_header_size;

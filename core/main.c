@@ -13,6 +13,8 @@
 
 #include "../ca/ca.h"
 #include "../handlers/routes.h"
+#include "../handlers/wake.h"
+#include "../push/push.h"
 #include "../store/embedded.h"
 #include "../store/store.h"
 #include "app.h"
@@ -307,12 +309,25 @@ static void main_open_state(struct mdmd *m)
         addr = embedded_addr(m->redis);
     }
     m->app.store = store_new(m->app.base, addr, m->cf->redis_timeout_ms);
+    if (*m->cf->apns_cert_file != '\0' || *m->cf->apns_p12_file != '\0') {
+        m->app.push = push_new(m->app.base, m->cf);   /* no network until the first push */
+        if (m->app.push == NULL)
+            die("event=apns_setup_failed reason=\"see the lines above\"");
+        log_info("event=apns_ready topic=%s host=%s port=%d", push_topic(m->app.push),
+                 m->cf->apns_host, m->cf->apns_port);
+    } else {
+        log_warn("event=apns_not_configured reason=\"no apns_cert_file or apns_p12_file: devices "
+                 "are not woken\"");
+    }
+    m->app.wake = wake_new(m->app.base, m->app.store, m->app.push, m->cf->push_coalesce_ms);
 }
 
 static void main_cleanup(struct mdmd *m)
 {
     http_server_free(m->pub);
     http_server_free(m->mdm);
+    push_free(m->app.push);     /* before wake: cancelled pushes release their items */
+    wake_free(m->app.wake);
     store_free(m->app.store);
     embedded_stop(m->redis);
     ca_free(m->app.ca);

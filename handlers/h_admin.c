@@ -14,6 +14,7 @@
 #include "../store/store_mdm.h"
 #include "h_mdm.h"
 #include "mdm_schema.h"
+#include "wake.h"
 #include "plist_json.h"
 
 #define H_ADMIN_CHUNK 1000                 /* UDIDs per enqueue script call */
@@ -87,6 +88,7 @@ static void h_admin_enq_on_chunk(void *arg, int err, long queued, const char *co
         return;
     }
     e->queued += queued;
+    wake_devices(e->app->wake, push, npush);
     for (size_t i = 0; i < nunknown; i++)
         json_array_append_new(e->unknown, json_string(unknown[i]));
     if (e->next < e->nudids) {
@@ -272,4 +274,74 @@ void h_admin_commands(struct req *req, void *app)
         return;
     }
     h_admin_enq_send(e);
+}
+
+/* ---- POST /v1/push {"udids":[...]}: wake devices now ---- */
+
+struct h_admin_push {
+    struct req *req;
+    struct app *app;
+    struct h_admin_enq ids;    /* only udids/nudids/next are used */
+    long pushing;
+};
+
+static void h_admin_push_send(struct h_admin_push *p);
+
+static void h_admin_push_on_targets(void *arg, int err, const struct store_push_target *t,
+                                    size_t n)
+{
+    struct h_admin_push *p = arg;
+    char body[96];
+    if (err != MDMD_OK) {
+        h_admin_fail(p->req, err);
+    } else {
+        wake_devices(p->app->wake, t, n);
+        p->pushing += (long)n;
+        if (p->ids.next < p->ids.nudids) {
+            h_admin_push_send(p);
+            return;
+        }
+        snprintf(body, sizeof(body), "{\"requested\":%zu,\"pushing\":%ld}\n", p->ids.nudids,
+                 p->pushing);
+        req_respond_json(p->req, 202, body);
+    }
+    for (size_t i = 0; i < p->ids.nudids; i++)
+        free(p->ids.udids[i]);
+    free(p->ids.udids);
+    free(p);
+}
+
+static void h_admin_push_send(struct h_admin_push *p)
+{
+    size_t n = p->ids.nudids - p->ids.next;
+    if (n > H_ADMIN_CHUNK)
+        n = H_ADMIN_CHUNK;
+    const char *const *batch = (const char *const *)p->ids.udids + p->ids.next;
+    p->ids.next += n;
+    store_push_targets(p->app->store, batch, n, h_admin_push_on_targets, p);
+}
+
+void h_admin_push(struct req *req, void *app)
+{
+    char err[256];
+    size_t len;
+    json_error_t jerr;
+    if (!h_admin_authorized(req, app))
+        return;
+    const char *body = (const char *)req_body(req, &len);
+    json_t *j = json_loadb(body, len, 0, &jerr);
+    struct h_admin_push *p = xcalloc(1, sizeof(*p));
+    p->req = req;
+    p->app = app;
+    if (j == NULL || h_admin_take_udids(&p->ids, json_object_get(j, "udids"), err,
+                                        sizeof(err)) != 0) {
+        req_fail(req, 400, j == NULL ? "bad JSON" : err);
+        for (size_t i = 0; i < p->ids.nudids; i++)
+            free(p->ids.udids[i]);
+        free(p->ids.udids);
+        free(p);
+    } else {
+        h_admin_push_send(p);
+    }
+    json_decref(j);
 }

@@ -11,6 +11,7 @@ struct req;
 void h_admin_commands(struct req *req, void *app);   /* POST /v1/commands */
 void h_admin_devices(struct req *req, void *app);    /* GET /v1/devices */
 void h_admin_device(struct req *req, void *app);     /* /v1/devices/{udid}[/commands] */
+void h_admin_push(struct req *req, void *app);       /* POST /v1/push */
 
 /* Answers with j as compact JSON; takes the reference. */
 void h_admin_json(struct req *req, int status, json_t *j);

@@ -11,6 +11,7 @@ const struct http_route routes_public[] = {
     {HTTP_M_GET | HTTP_M_HEAD, "/healthz", h_health},
     {HTTP_M_GET | HTTP_M_HEAD, "/mdm/ca", h_ca_cert},
     {HTTP_M_POST, "/v1/commands", h_admin_commands},
+    {HTTP_M_POST, "/v1/push", h_admin_push},
     {HTTP_M_GET, "/v1/devices", h_admin_devices},
     {HTTP_M_GET | HTTP_M_DELETE, "/v1/devices/*", h_admin_device},
     {0, NULL, NULL},

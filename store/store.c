@@ -13,7 +13,6 @@
  * result is delivered only in store_op_finish(). */
 #include "store.h"
 #include "store_int.h"
-#include "store_mdm.h"
 
 #include "../core/log.h"
 
@@ -70,7 +69,6 @@ struct store {
     struct store_op *ops, *tail; /* pending, oldest first */
     int npending;
     struct store_script *scripts; /* loaded on every connect */
-    struct store_script *mdm[STORE_LUA_N]; /* store_mdm.c's scripts, made on first use */
 };
 
 static void store_on_reply(redisAsyncContext *ac, void *r, void *priv);
@@ -663,11 +661,4 @@ struct store_op *store_eval(struct store *s, struct store_script *sc, int nkeys,
     assert(cb != NULL);
     struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
     return store_cmd_script(s, sc, nkeys, argc, argv, argvlen, store_eval_reply, op);
-}
-
-struct store_script *store_mdm_script(struct store *s, int id)
-{
-    if (s->mdm[id] == NULL)
-        s->mdm[id] = store_script_new(s, store_mdm_lua[id]);
-    return s->mdm[id];
 }

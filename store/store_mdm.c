@@ -10,14 +10,20 @@
 
 extern const char store_lua_authenticate[], store_lua_token_update[], store_lua_checkout[],
     store_lua_connect[], store_lua_enqueue[], store_lua_device[], store_lua_devices[],
-    store_lua_queue_clear[];
+    store_lua_queue_clear[], store_lua_push_targets[], store_lua_push_result[];
 
 const char *const store_mdm_lua[STORE_LUA_N] = {
     [STORE_LUA_AUTHENTICATE] = store_lua_authenticate, [STORE_LUA_TOKEN_UPDATE] = store_lua_token_update,
     [STORE_LUA_CHECKOUT] = store_lua_checkout,         [STORE_LUA_CONNECT] = store_lua_connect,
     [STORE_LUA_ENQUEUE] = store_lua_enqueue,           [STORE_LUA_DEVICE] = store_lua_device,
     [STORE_LUA_DEVICES] = store_lua_devices,           [STORE_LUA_QUEUE_CLEAR] = store_lua_queue_clear,
+    [STORE_LUA_PUSH_TARGETS] = store_lua_push_targets, [STORE_LUA_PUSH_RESULT] = store_lua_push_result,
 };
+
+struct store_script *store_mdm_script(struct store *s, int id)
+{
+    return store_script_get(s, store_mdm_lua[id]);
+}
 
 #define STORE_MDM_MAX_ARGS (16 + 2 * 64)   /* fixed arguments + record fields */
 
@@ -231,6 +237,20 @@ static const char **store_mdm_strings(const redisReply *r)
     return v;
 }
 
+/* [[udid, token, magic, topic]...] as targets (borrowed strings; array freed by caller). */
+static struct store_push_target *store_mdm_targets(const redisReply *p, size_t *n)
+{
+    struct store_push_target *t = xcalloc(p->elements + 1, sizeof(*t));
+    *n = 0;
+    for (size_t i = 0; i < p->elements; i++) {
+        const redisReply *e = p->element[i];
+        if (store_mdm_is_strings(e) && e->elements == 4)
+            t[(*n)++] = (struct store_push_target){e->element[0]->str, e->element[1]->str,
+                                                   e->element[2]->str, e->element[3]->str};
+    }
+    return t;
+}
+
 static void store_mdm_enqueue_reply(struct store_op *op, int err, const redisReply *r)
 {
     store_enqueue_fn *cb = (store_enqueue_fn *)(void (*)(void))op->cb;
@@ -244,17 +264,9 @@ static void store_mdm_enqueue_reply(struct store_op *op, int err, const redisRep
         cb(op->arg, err, 0, NULL, 0, NULL, 0);
         return;
     }
-    const redisReply *p = r->element[2];
     const char **unknown = store_mdm_strings(r->element[1]);
-    struct store_push_target *push = xcalloc(p->elements + 1, sizeof(*push));
-    size_t npush = 0;
-    for (size_t i = 0; i < p->elements; i++) {
-        const redisReply *t = p->element[i];
-        if (!store_mdm_is_strings(t) || t->elements != 4)
-            continue;
-        push[npush++] = (struct store_push_target){t->element[0]->str, t->element[1]->str,
-                                                   t->element[2]->str, t->element[3]->str};
-    }
+    size_t npush;
+    struct store_push_target *push = store_mdm_targets(r->element[2], &npush);
     cb(op->arg, MDMD_OK, r->element[0]->integer, unknown, r->element[1]->elements, push, npush);
     free(unknown);
     free(push);
@@ -431,5 +443,52 @@ struct store_op *store_queue_clear(struct store *s, const char *udid, store_coun
     for (int i = 0; i < 3; i++)
         store_mdm_key(&a, i, store_mdm_udid_keys[i], udid);
     return store_mdm_run(s, STORE_LUA_QUEUE_CLEAR, 3, &a, store_mdm_count_reply,
+                         (store_any_fn *)cb, arg);
+}
+
+/* ---- push bookkeeping ---- */
+
+static void store_mdm_targets_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_targets_fn *cb = (store_targets_fn *)(void (*)(void))op->cb;
+    size_t n = 0;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_ARRAY)
+        err = MDMD_EPROTO;
+    struct store_push_target *t = err == MDMD_OK ? store_mdm_targets(r, &n) : NULL;
+    cb(op->arg, err, t, n);
+    free(t);
+}
+
+struct store_op *store_push_targets(struct store *s, const char *const *udids, size_t n,
+                                    store_targets_fn *cb, void *arg)
+{
+    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    return store_cmd_script(s, store_mdm_script(s, STORE_LUA_PUSH_TARGETS), 0, (int)n, udids,
+                            NULL, store_mdm_targets_reply, op);
+}
+
+static void store_mdm_done_reply(struct store_op *op, int err, const redisReply *r)
+{
+    err = store_reply_error(err, r);
+    if (op->cb != NULL)
+        ((store_done_fn *)(void (*)(void))op->cb)(op->arg, err);
+}
+
+struct store_op *store_push_result(struct store *s, const struct store_push_outcome *o,
+                                   store_done_fn *cb, void *arg)
+{
+    struct store_mdm_argv a;
+    a.n = 0;
+    store_mdm_key(&a, 0, store_mdm_udid_keys[0], o->udid);
+    store_mdm_str(&a, "mdm:events");
+    store_mdm_str(&a, o->udid);
+    store_mdm_num(&a, 0, o->now_ms);
+    store_mdm_str(&a, o->outcome);
+    store_mdm_num(&a, 1, o->status);
+    store_mdm_str(&a, o->reason);
+    store_mdm_str(&a, o->apns_id);
+    store_mdm_str(&a, o->token);
+    return store_mdm_run(s, STORE_LUA_PUSH_RESULT, 2, &a, store_mdm_done_reply,
                          (store_any_fn *)cb, arg);
 }

@@ -8,7 +8,8 @@
 /* The Lua scripts of store/lua, by id (internal to store/). */
 enum store_lua {
     STORE_LUA_AUTHENTICATE, STORE_LUA_TOKEN_UPDATE, STORE_LUA_CHECKOUT, STORE_LUA_CONNECT,
-    STORE_LUA_ENQUEUE, STORE_LUA_DEVICE, STORE_LUA_DEVICES, STORE_LUA_QUEUE_CLEAR, STORE_LUA_N
+    STORE_LUA_ENQUEUE, STORE_LUA_DEVICE, STORE_LUA_DEVICES, STORE_LUA_QUEUE_CLEAR,
+    STORE_LUA_PUSH_TARGETS, STORE_LUA_PUSH_RESULT, STORE_LUA_N
 };
 struct store_script *store_mdm_script(struct store *s, int id);
 extern const char *const store_mdm_lua[STORE_LUA_N];
@@ -105,4 +106,24 @@ struct store_op *store_history(struct store *s, const char *udid, const char *be
 typedef void store_count_fn(void *arg, int err, long n);
 struct store_op *store_queue_clear(struct store *s, const char *udid, store_count_fn *cb,
                                    void *arg);
+
+/* The devices among udids that can be woken (known, not checked out, with a
+ * live token).  Callback values are borrowed. */
+typedef void store_targets_fn(void *arg, int err, const struct store_push_target *t, size_t n);
+struct store_op *store_push_targets(struct store *s, const char *const *udids, size_t n,
+                                    store_targets_fn *cb, void *arg);
+
+struct store_push_outcome {       /* how one push ended */
+    const char *udid;
+    const char *token;            /* the token that was pushed */
+    const char *outcome;          /* "ok", "bad_token", "failed", "topic_mismatch" */
+    int status;                   /* HTTP status from APNs, 0 if none */
+    const char *reason;           /* APNs reason, "" if none */
+    const char *apns_id;
+    int64_t now_ms;
+};
+/* Records it on the device (last_push_*), marks a dead token invalid and
+ * writes a push_failed event for anything but "ok".  cb may be NULL. */
+struct store_op *store_push_result(struct store *s, const struct store_push_outcome *o,
+                                   store_done_fn *cb, void *arg);
 #endif

@@ -53,9 +53,9 @@ check "keep-alive on the 1-way listener" test "$n" -ge 1
 
 # Redis goes away and comes back; mdmd is not restarted.
 stop_redis
-check "healthz 503 while Redis is down" wait_for 5 test "$(http_code https://127.0.0.1:$PUB/healthz --cacert "$CA")" = 503
+check "healthz 503 while Redis is down" wait_for 5 out_is 503 http_code https://127.0.0.1:$PUB/healthz --cacert "$CA"
 start_redis "$REDIS_PORT"
-check "healthz 200 again once Redis is back" wait_for 5 test "$(http_code https://127.0.0.1:$PUB/healthz --cacert "$CA")" = 200
+check "healthz 200 again once Redis is back" wait_for 5 out_is 200 http_code https://127.0.0.1:$PUB/healthz --cacert "$CA"
 
 # SIGHUP: a bad file changes nothing; a good one is applied.
 cp "$D/mdmd.conf" "$D/good.conf"
@@ -88,7 +88,7 @@ check "unknown -o key is refused" bash -c "test $rc -ne 0 && grep -q 'command li
 E=$T/b
 write_conf "$E"
 start_mdmd "$E" || fail "mdmd with private redis starts"
-check "private redis: healthz 200" wait_for 10 test "$(http_code https://127.0.0.1:$PUB/healthz --cacert "$E/var/ca/ca.crt")" = 200
+check "private redis: healthz 200" wait_for 10 out_is 200 http_code https://127.0.0.1:$PUB/healthz --cacert "$E/var/ca/ca.crt"
 check "private redis: socket under the data dir" test -S "$E/var/redis/redis.sock"
 check "private redis: AOF on" bash -c "redis-cli -s '$E/var/redis/redis.sock' config get appendonly | grep -qx yes"
 rpid=$(redis-cli -s "$E/var/redis/redis.sock" info server | awk -F: '/^process_id/{print $2}' | tr -d '\r')

@@ -37,6 +37,10 @@ wait_for() {
     done
 }
 
+# out_is WANT COMMAND...: the command's output is WANT (use with wait_for, which
+# runs it again on every try).
+out_is() { [ "$("${@:2}")" = "$1" ]; }
+
 free_port() { "$BIN/freeport"; }
 
 # start_redis: sets REDIS_PORT and REDIS_PID.
@@ -164,3 +168,39 @@ poll() {
 }
 
 R() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# --- APNs side ---
+
+# make_push_pki: a CA for the mock APNs server ($T/apns-ca), its server cert
+# for 127.0.0.1, and an MDM push certificate with topic $TOPIC in $T/push.*.
+make_push_pki() {
+    TOPIC=${TOPIC:-com.apple.mgmt.External.1a2b3c4d-0000-4000-8000-00000000abcd}
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=Test APNs CA" \
+        -keyout "$T/apns-ca.key" -out "$T/apns-ca.crt" -days 2 2>/dev/null &&
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$T/apns.key" -out "$T/apns.csr" 2>/dev/null &&
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$T/apns.ext" &&
+    openssl x509 -req -in "$T/apns.csr" -CA "$T/apns-ca.crt" -CAkey "$T/apns-ca.key" -CAcreateserial \
+        -days 2 -extfile "$T/apns.ext" -out "$T/apns.crt" 2>/dev/null &&
+    openssl req -new -newkey rsa:2048 -nodes -subj "/UID=$TOPIC/CN=APSP:test" \
+        -keyout "$T/push.key" -out "$T/push.csr" 2>/dev/null &&
+    printf 'extendedKeyUsage=clientAuth\n' >"$T/push.ext" &&
+    openssl x509 -req -in "$T/push.csr" -CA "$T/apns-ca.crt" -CAkey "$T/apns-ca.key" -CAcreateserial \
+        -days 2 -extfile "$T/push.ext" -out "$T/push.crt" 2>/dev/null
+}
+
+# start_mock_apns [flags]: sets APNS_PORT, APNS_PID; records pushes in $T/pushes.
+start_mock_apns() {
+    rm -f "$T/apns.port"
+    "$BIN/mockapns" --listen 127.0.0.1:0 --port-file "$T/apns.port" --cert "$T/apns.crt" \
+        --key "$T/apns.key" --client-ca "$T/apns-ca.crt" --topic "$TOPIC" --record "$T/pushes" \
+        "$@" >>"$T/mockapns.log" 2>&1 &
+    APNS_PID=$!; PIDS+=("$APNS_PID")
+    wait_for 10 test -s "$T/apns.port" || return 1
+    APNS_PORT=$(cat "$T/apns.port")
+}
+
+apns_conf() {
+    echo "apns_cert_file $T/push.crt"; echo "apns_key_file $T/push.key"
+    echo "apns_host 127.0.0.1"; echo "apns_port $APNS_PORT"; echo "apns_ca_file $T/apns-ca.crt"
+}

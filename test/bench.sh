@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# make bench: starts mdmd (with its private Redis) and drives it with mdmsim
+# over real mutual TLS on loopback.  Prints what the issues steer by:
+# check-in/command requests per second, p50/p99 latency, Redis round trips
+# per request, Redis bytes per device, mdmd RSS, and nginx serving a static
+# answer over the same mutual TLS with the same client, for comparison.
+# DEVICES, COMMANDS (per device) and CONC can be set in the environment.
+set -u
+BIN=${BIN:-bin}
+DEVICES=${DEVICES:-2000}
+COMMANDS=${COMMANDS:-10}
+CONC=${CONC:-64}
+IDLE_CYCLES=${IDLE_CYCLES:-20}
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+case "$BIN" in /*) ;; *) BIN="$TOP/$BIN" ;; esac
+T=$(mktemp -d /tmp/mdmd-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT
+
+wait_for() {
+    local limit=$(( $(date +%s) + $1 )); shift
+    until "$@" >/dev/null 2>&1; do [ "$(date +%s)" -ge $limit ] && return 1; sleep 0.05; done
+}
+field() { tr ' ' '\n' <"$1" | sed -n "s/^$2=//p"; }
+
+D=$T/d
+mkdir -p "$D"
+cat >"$D/mdmd.conf" <<CONF
+listen 127.0.0.1:0
+mdm_listen 127.0.0.1:0
+port_file $D/ports
+data_dir $D/var
+server_names localhost 127.0.0.1
+log_level warn
+max_connections 20000
+CONF
+"$BIN/mdmd" -c "$D/mdmd.conf" 2>"$T/mdmd.log" &
+MDMD=$!; PIDS+=("$MDMD")
+wait_for 60 test -s "$D/ports" || { echo "mdmd did not start"; cat "$T/mdmd.log"; exit 1; }
+PUB=$(awk '$1=="listen"{print $2}' "$D/ports"); MDM=$(awk '$1=="mdm_listen"{print $2}' "$D/ports")
+CA=$D/var/ca/ca.crt; KEY=$(cat "$D/var/api.key")
+R() { redis-cli -s "$D/var/redis/redis.sock" "$@"; }
+SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/var/ca/ca.key"
+     -n "$DEVICES" -c "$CONC" --identities "$T/ids" -q)
+mem0=$(R info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p')
+
+echo "== enrollment check-ins: $DEVICES devices (Authenticate + TokenUpdate + one Idle)"
+"${SIM[@]}" >"$T/enroll.out" || { echo "mdmsim enroll failed"; cat "$T/enroll.out"; }
+cat "$T/enroll.out"
+
+echo "== bulk enqueue: $COMMANDS commands x $DEVICES devices over the REST API"
+udids=$(seq -f "SIM-%06g" 0 $((DEVICES - 1)) | sed 's/.*/"&"/' | paste -sd, -)
+types=(DeviceInformation ProfileList InstalledApplicationList SecurityInfo CertificateList)
+start=$(date +%s%N)
+for i in $(seq 1 "$COMMANDS"); do
+    rt=${types[$(( (i - 1) % ${#types[@]} ))]}
+    extra=""; [ "$rt" = DeviceInformation ] && extra=',"Queries":["DeviceName","OSVersion","SerialNumber"]'
+    code=$(curl -s -o "$T/enq" -w '%{http_code}' --cacert "$CA" -H "Authorization: Bearer $KEY" \
+        -H 'Content-Type: application/json' \
+        -d "{\"udids\":[$udids],\"command\":{\"RequestType\":\"$rt\"$extra}}" "https://127.0.0.1:$PUB/v1/commands")
+    [ "$code" = 201 ] || { echo "enqueue failed: $code $(cat "$T/enq")"; exit 1; }
+done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+echo "bulk_enqueue_ms=$ms commands=$((COMMANDS * DEVICES)) per_s=$(( COMMANDS * DEVICES * 1000 / (ms > 0 ? ms : 1) ))"
+
+calls() { R info commandstats | awk -F'[:=,]' '/^cmdstat_(evalsha|eval|ping|xrevrange|script)\:/{s+=$3} END{print s+0}'; }
+c0=$(calls)
+echo "== command cycle: every device polls, runs $COMMANDS commands, until its queue is empty"
+"${SIM[@]}" --skip-enroll >"$T/cycle.out"
+cat "$T/cycle.out"
+c1=$(calls)
+req=$(field "$T/cycle.out" requests)
+echo "redis_round_trips_per_request=$(awk -v c=$((c1 - c0)) -v r="${req:-0}" 'BEGIN{printf "%.3f", r ? c / r : 0}')"
+mem1=$(R info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p')
+echo "redis_bytes_per_device=$(( (mem1 - mem0) / DEVICES )) (record, $COMMANDS-entry history, empty queue)"
+echo "mdmd_rss_kb=$(awk '/VmRSS/{print $2}' /proc/$MDMD/status) open_connections_max=$CONC"
+
+echo "== idle check-ins: $IDLE_CYCLES Idle polls per device, keep-alive, nothing queued"
+"${SIM[@]}" --skip-enroll --cycles "$IDLE_CYCLES" >"$T/idle.out"
+cat "$T/idle.out"
+mdmd_rps=$(field "$T/idle.out" rps)
+
+if command -v nginx >/dev/null; then
+    echo "== nginx, 1 worker, same mutual TLS, static empty 200, same client"
+    NP=$("$BIN/freeport")
+    mkdir -p "$T/nginx"
+    cat >"$T/nginx/nginx.conf" <<NGX
+worker_processes 1;
+pid $T/nginx/pid;
+error_log $T/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $T/nginx; proxy_temp_path $T/nginx; fastcgi_temp_path $T/nginx;
+    uwsgi_temp_path $T/nginx; scgi_temp_path $T/nginx;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$NP ssl;
+        ssl_certificate $D/var/ca/server.crt; ssl_certificate_key $D/var/ca/server.key;
+        ssl_client_certificate $CA; ssl_verify_client on;
+        location / { return 200 ""; }
+    }
+}
+NGX
+    nginx -c "$T/nginx/nginx.conf" -g 'daemon off;' &
+    PIDS+=($!)
+    wait_for 5 bash -c "echo > /dev/tcp/127.0.0.1/$NP"
+    "$BIN/mdmsim" --url "https://127.0.0.1:$NP/mdm" --ca "$CA" --ca-key "$D/var/ca/ca.key" \
+        -n "$DEVICES" -c "$CONC" --identities "$T/ids" -q --skip-enroll --cycles "$IDLE_CYCLES" >"$T/nginx.out"
+    cat "$T/nginx.out"
+    nginx_rps=$(field "$T/nginx.out" rps)
+    echo "mdmd_vs_nginx=$(awk -v a="$mdmd_rps" -v b="$nginx_rps" 'BEGIN{printf "%.2f", b ? a / b : 0}') (goal >= 0.5)"
+else
+    echo "nginx not installed: no comparison (apt-get install nginx)"
+fi

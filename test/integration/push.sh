@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# APNs end to end: enqueue over REST -> mdmd pushes to the mock APNs with the
+# device's token and PushMagic -> mdmsim, woken by the mock's record, polls,
+# executes, answers -> the result is in the history, the queue is empty, and
+# no further push is sent.  Then dead tokens, topic mismatch, POST /v1/push,
+# and push certificates mdmd must refuse.
+. "$(dirname "$0")/lib.sh"
+
+make_push_pki || { fail "push PKI"; finish; }
+start_mock_apns || { fail "mock APNs starts"; finish; }
+start_redis || { fail "redis starts"; finish; }
+D=$T/a
+write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "push_coalesce_ms 300"
+apns_conf >>"$D/mdmd.conf"
+start_mdmd "$D" || { fail "mdmd starts"; finish; }
+check "mdmd reads the topic from the push certificate" grep -q "event=apns_ready topic=$TOPIC" "$T/mdmd.log"
+
+SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/var/ca/ca.key"
+     --identities "$T/ids" --topic "$TOPIC" -q)
+"${SIM[@]}" -n 3 --udid-prefix PUSH >"$T/enroll.out" 2>&1
+check "three simulated devices enroll" test "$(R zcard mdm:devices)" = 3
+"${SIM[@]}" -n 3 --udid-prefix PUSH --skip-enroll --push-file "$T/pushes" --duration 20 \
+    --ledger "$T/ledger" >"$T/sim.out" 2>&1 &
+SIMPID=$!; PIDS+=("$SIMPID")
+
+U=PUSH-000000
+api POST /v1/commands '{"udids":["PUSH-000000","PUSH-000001","PUSH-000002"],"command":{"RequestType":"DeviceInformation","Queries":["DeviceName","OSVersion"]}}' >/dev/null
+C1=$(jget "$T/api" command_uuid)
+api POST /v1/commands '{"udids":["PUSH-000000"],"command":{"RequestType":"ProfileList"}}' >/dev/null
+C2=$(jget "$T/api" command_uuid)
+check "every device's result reaches its history" wait_for 15 bash -c \
+    "for u in PUSH-000000 PUSH-000001 PUSH-000002; do redis-cli -p $REDIS_PORT xrange \"mdm:res:{\$u}\" - + | grep -q $C1 || exit 1; done"
+check "the second command ran too" wait_for 10 bash -c "redis-cli -p $REDIS_PORT xrange 'mdm:res:{$U}' - + | grep -q $C2"
+check "queues are empty" test "$(R llen "mdm:q:{$U}")$(R llen 'mdm:q:{PUSH-000001}')" = 00
+token=$(R hget "mdm:dev:{$U}" token); magic=$(R hget "mdm:dev:{$U}" push_magic)
+check "the mock got the device's token and PushMagic" grep -q "^$token $magic 200" "$T/pushes"
+check "two enqueues within the window gave one push" test "$(grep -c "^$token " "$T/pushes")" = 1
+check "3 pushes in all" test "$(wc -l <"$T/pushes")" = 3
+check "push recorded on the device" test "$(R hget "mdm:dev:{$U}" last_push_outcome)" = ok
+check "apns-id recorded" test -n "$(R hget "mdm:dev:{$U}" last_push_id)"
+check "mdmsim ledger has the commands" bash -c "grep -q '$U $C1 DeviceInformation Acknowledged' '$T/ledger' && grep -q '$U $C2 ProfileList Acknowledged' '$T/ledger'"
+n=$(wc -l <"$T/pushes")
+api POST /v1/push '{"udids":["PUSH-000001","NOBODY"]}' >/dev/null
+check "POST /v1/push pushes the known device" bash -c "grep -q '\"pushing\":1' '$T/api'"
+check "and the mock receives it" wait_for 5 bash -c "[ \$(wc -l <'$T/pushes') = $((n + 1)) ]"
+
+# The mock now says the token is dead.
+kill "$APNS_PID"; wait "$APNS_PID" 2>/dev/null
+start_mock_apns --mode 410 || fail "mock restarts"
+sed -i "s/^apns_port .*/apns_port $APNS_PORT/" "$D/mdmd.conf"
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
+start_mdmd "$D" || fail "mdmd restarts"
+api POST /v1/commands '{"udids":["PUSH-000002"],"command":{"RequestType":"SecurityInfo"}}' >/dev/null
+check "410 marks the token invalid" wait_for 5 bash -c "[ -n \"\$(redis-cli -p $REDIS_PORT hget 'mdm:dev:{PUSH-000002}' token_invalid)\" ]"
+check "410 writes a push_failed event" bash -c "redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -qx push_failed"
+n=$(wc -l <"$T/pushes")
+api POST /v1/commands '{"udids":["PUSH-000002"],"command":{"RequestType":"CertificateList"}}' >/dev/null
+check "a dead token is not pushed again" bash -c "sleep 0.8; test \$(wc -l <'$T/pushes') = $n"
+
+# A device on another topic is reported, not pushed.
+R hset 'mdm:dev:{PUSH-000001}' topic com.apple.mgmt.External.other >/dev/null
+api POST /v1/commands '{"udids":["PUSH-000001"],"command":{"RequestType":"SecurityInfo"}}' >/dev/null
+check "topic mismatch is logged, not pushed" wait_for 5 grep -q 'event=push_skipped udid=PUSH-000001 reason=topic_mismatch' "$T/mdmd.log"
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
+check "SIGTERM exits 0" test "$rc" = 0
+
+# Push certificates mdmd must refuse at startup.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=no uid" \
+    -keyout "$T/nouid.key" -out "$T/nouid.crt" -days 2 2>/dev/null
+"$BIN/mdmd" -c "$D/mdmd.conf" -o apns_cert_file="$T/nouid.crt" -o apns_key_file="$T/nouid.key" \
+    >"$T/nouid.out" 2>&1; rc=$?
+check "a push certificate without a topic UID: refuses to start" test "$rc" -ne 0
+# -days 0 ends the certificate's validity the second it is made.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/UID=$TOPIC/CN=old" \
+    -keyout "$T/old.key" -out "$T/old.crt" -days 0 2>/dev/null
+wait_for 5 bash -c "! openssl x509 -in '$T/old.crt' -noout -checkend 0"
+"$BIN/mdmd" -c "$D/mdmd.conf" -o apns_cert_file="$T/old.crt" -o apns_key_file="$T/old.key" \
+    >"$T/old.out" 2>&1; rc=$?
+check "an expired push certificate: refuses to start" test "$rc" -ne 0
+check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
+finish
