@@ -33,7 +33,8 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BIN)/%)
 TOOL_SRCS := $(wildcard test/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:test/tools/%.c=$(BIN)/%)
 
-.PHONY: all deps run test test-unit test-integration san clean bench format
+.PHONY: all deps run test san clean bench format
+.SECONDARY:
 all: $(BIN)/mdmd $(TOOL_BINS)
 
 $(B)/%.o: %.c
