@@ -11,6 +11,7 @@ struct store;
 struct ca;
 struct push;
 struct wake;
+struct worker;
 
 struct app {
     struct event_base *base;
@@ -19,6 +20,7 @@ struct app {
     struct ca *ca;
     struct push *push;          /* NULL when no APNs certificate is configured */
     struct wake *wake;          /* queues pushes after enqueues */
+    struct worker *worker;      /* slow crypto off the loop (core/worker.h) */
     const char *api_key;        /* admin REST bearer key (hex), from <data_dir>/api.key */
 };
 

@@ -48,6 +48,7 @@ struct conf {
     int request_timeout_s;
     int max_connections;       /* per listener */
     int shutdown_timeout_s;
+    int crypto_threads;        /* worker threads for key generation and hashing */
     /* logging */
     int log_level;             /* enum log_level */
     int syslog;                /* bool */

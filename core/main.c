@@ -22,6 +22,7 @@
 #include "http.h"
 #include "log.h"
 #include "tls.h"
+#include "worker.h"
 
 #define MAIN_MAX_OVERRIDES 64
 
@@ -319,6 +320,7 @@ static void main_open_state(struct mdmd *m)
         log_warn("event=apns_not_configured reason=\"no apns_cert_file or apns_p12_file: devices "
                  "are not woken\"");
     }
+    m->app.worker = worker_new(m->app.base, m->cf->crypto_threads);
     m->app.wake = wake_new(m->app.base, m->app.store, m->app.push, m->cf->push_coalesce_ms);
 }
 
@@ -326,6 +328,7 @@ static void main_cleanup(struct mdmd *m)
 {
     http_server_free(m->pub);
     http_server_free(m->mdm);
+    worker_free(m->app.worker);
     push_free(m->app.push);     /* before wake: cancelled pushes release their items */
     wake_free(m->app.wake);
     store_free(m->app.store);
