@@ -3,7 +3,7 @@
 
 PKGS     := libevent libevent_openssl libevent_pthreads openssl libnghttp2 libplist-2.0 hiredis jansson
 DEB_PKGS := gcc make pkg-config libc6-dev libevent-dev libssl-dev libnghttp2-dev libplist-dev \
-            libhiredis-dev libjansson-dev redis-server redis-tools curl openssl ca-certificates libplist-utils
+            libhiredis-dev libjansson-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g

@@ -381,8 +381,10 @@ int main(int argc, char **argv)
     main_signals(&m);
     main_open_state(&m);
     main_listen(&m);
-    log_info("event=ready public=https://localhost:%d mdm=https://localhost:%d",
-             http_server_port(m.pub), http_server_port(m.mdm));
+    log_info("event=ready public=https://localhost:%d mdm=https://localhost:%d ca=%s/ca.crt "
+             "api_key_file=%s/api.key try=\"curl --cacert %s/ca.crt https://localhost:%d/healthz\"",
+             http_server_port(m.pub), http_server_port(m.mdm), m.cf->ca_dir, m.cf->data_dir,
+             m.cf->ca_dir, http_server_port(m.pub));
     event_base_dispatch(m.app.base);
     main_cleanup(&m);
     log_info("event=exit code=0");

@@ -68,7 +68,18 @@ kill -HUP "$MDMD_PID"
 check "SIGHUP with a good config reloads" wait_for 5 grep -q 'event=reloaded' "$T/mdmd.log"
 check "serving after the reload" test "$(http_code https://127.0.0.1:$PUB/healthz --cacert "$CA")" = 200
 
-kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
+# SIGTERM with a request in flight: Redis is frozen, so /healthz waits for the
+# Redis timeout; mdmd must answer it before exiting 0, and accept nothing new.
+kill -STOP "$REDIS_PID"
+curl -s -o "$T/inflight" -w '%{http_code}' --max-time 20 --cacert "$CA" https://127.0.0.1:$PUB/healthz >"$T/inflight.code" &
+CURL=$!
+wait_for 5 bash -c "ss -tn state established '( sport = :$PUB )' | grep -q $PUB"
+kill -TERM "$MDMD_PID"
+check "after SIGTERM no new connection is accepted" wait_for 5 out_is 000 http_code https://127.0.0.1:$PUB/healthz --cacert "$CA"
+wait "$CURL"
+check "the in-flight request still got its answer (503, Redis frozen)" test "$(cat "$T/inflight.code")" = 503
+kill -CONT "$REDIS_PID"
+wait "$MDMD_PID"; rc=$?
 check "SIGTERM exits 0" test "$rc" = 0
 check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
 
