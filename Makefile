@@ -89,10 +89,14 @@ test: deps
 	@$(MAKE) --no-print-directory SAN=1 all $(addprefix build-san/bin/,$(notdir $(UNIT_BINS)))
 	@BIN=build-san/bin sh test/run.sh
 
-# The benchmark also runs nginx as a yardstick; it is not needed otherwise.
-bench: deps all
-	@command -v nginx >/dev/null || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx >/dev/null; }
+# The benchmark also runs yardsticks (nginx, nghttpd + h2load) not needed otherwise.
+BENCH_PKGS := nginx nghttp2-server nghttp2-client
+bench: deps all $(BIN)/test_push
+	@missing=""; for p in $(BENCH_PKGS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 	@BIN=bin bash test/bench.sh
 
 format:

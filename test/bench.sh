@@ -114,3 +114,18 @@ NGX
 else
     echo "nginx not installed: no comparison (apt-get install nginx)"
 fi
+
+echo "== APNs: pushes to the mock APNs over one HTTP/2 connection (test_push bench)"
+PUSHES=${PUSHES:-1000000}
+BIN="$BIN" "$BIN/test_push" bench "$PUSHES" 1 | tee "$T/push.out"
+if command -v h2load >/dev/null && command -v nghttpd >/dev/null; then
+    echo "== yardstick: h2load against nghttpd, one connection, 100 streams"
+    HP=$("$BIN/freeport"); mkdir -p "$T/www"; echo '{}' >"$T/www/p"
+    nghttpd -d "$T/www" "$HP" "$D/var/ca/server.key" "$D/var/ca/server.crt" >/dev/null 2>&1 &
+    PIDS+=($!)
+    wait_for 5 bash -c "echo > /dev/tcp/127.0.0.1/$HP"
+    h2load -n 200000 -c 1 -m 100 "https://127.0.0.1:$HP/p" 2>/dev/null | grep -E '^finished|^requests' | tee "$T/h2load.out"
+    h2=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$T/h2load.out")
+    pr=$(sed -n 's/.* rate=\([0-9]*\)\/s.*/\1/p' "$T/push.out")
+    echo "push_vs_h2load=$(awk -v a="$pr" -v b="$h2" 'BEGIN{printf "%.2f", b ? a / b : 0}') (goal >= 0.5)"
+fi
