@@ -41,12 +41,36 @@ void h_admin_json(struct req *req, int status, json_t *j)
     free(s);
 }
 
-static void h_admin_fail(struct req *req, int err)
+void h_admin_fail(struct req *req, int err)
 {
     req_fail(req, 503, err == MDMD_ETIMEDOUT ? "redis timeout" : "redis unavailable");
 }
 
 /* ---- POST /v1/commands ---- */
+
+/* Target UDIDs, sent to Redis in chunks of H_ADMIN_CHUNK. */
+struct h_admin_udids {
+    char **v;
+    size_t n, next;            /* next: first UDID not yet sent */
+};
+
+static void h_admin_udids_free(struct h_admin_udids *u)
+{
+    for (size_t i = 0; i < u->n; i++)
+        free(u->v[i]);
+    free(u->v);
+}
+
+/* The next chunk; returns its size (0 when all were sent). */
+static size_t h_admin_udids_chunk(struct h_admin_udids *u, const char *const **batch)
+{
+    size_t n = u->n - u->next;
+    if (n > H_ADMIN_CHUNK)
+        n = H_ADMIN_CHUNK;
+    *batch = (const char *const *)u->v + u->next;
+    u->next += n;
+    return n;
+}
 
 struct h_admin_enq {
     struct req *req;
@@ -55,17 +79,14 @@ struct h_admin_enq {
     char *request_type;
     char *plist;               /* XML of {Command, CommandUUID} */
     uint32_t plist_len;
-    char **udids;
-    size_t nudids, next;       /* next: first UDID not yet sent */
+    struct h_admin_udids ids;
     long queued;
     json_t *unknown;
 };
 
 static void h_admin_enq_free(struct h_admin_enq *e)
 {
-    for (size_t i = 0; i < e->nudids; i++)
-        free(e->udids[i]);
-    free(e->udids);
+    h_admin_udids_free(&e->ids);
     free(e->plist);
     free(e->request_type);
     json_decref(e->unknown);
@@ -91,7 +112,7 @@ static void h_admin_enq_on_chunk(void *arg, int err, long queued, const char *co
     wake_devices(e->app->wake, push, npush);
     for (size_t i = 0; i < nunknown; i++)
         json_array_append_new(e->unknown, json_string(unknown[i]));
-    if (e->next < e->nudids) {
+    if (e->ids.next < e->ids.n) {
         h_admin_enq_send(e);
         return;
     }
@@ -105,11 +126,8 @@ static void h_admin_enq_on_chunk(void *arg, int err, long queued, const char *co
 
 static void h_admin_enq_send(struct h_admin_enq *e)
 {
-    size_t n = e->nudids - e->next;
-    if (n > H_ADMIN_CHUNK)
-        n = H_ADMIN_CHUNK;
-    const char *const *batch = (const char *const *)e->udids + e->next;
-    e->next += n;
+    const char *const *batch;
+    size_t n = h_admin_udids_chunk(&e->ids, &batch);
     store_enqueue(e->app->store, e->uuid, e->request_type, e->plist, e->plist_len, batch, n,
                   util_now_ms(), H_ADMIN_CMD_TTL_S, h_admin_enq_on_chunk, e);
 }
@@ -161,7 +179,7 @@ static plist_t h_admin_command_from_json(json_t *cmd, char *err, size_t errlen)
     return p;
 }
 
-static int h_admin_take_udids(struct h_admin_enq *e, json_t *arr, char *err, size_t errlen)
+static int h_admin_take_udids(struct h_admin_udids *u, json_t *arr, char *err, size_t errlen)
 {
     size_t i;
     json_t *v;
@@ -169,14 +187,14 @@ static int h_admin_take_udids(struct h_admin_enq *e, json_t *arr, char *err, siz
         snprintf(err, errlen, "udids must be a non-empty array");
         return -1;
     }
-    e->udids = xcalloc(json_array_size(arr), sizeof(char *));
+    u->v = xcalloc(json_array_size(arr), sizeof(char *));
     json_array_foreach(arr, i, v) {
-        const char *u = json_string_value(v);
-        if (u == NULL || !h_admin_udid_ok(u)) {
+        const char *s = json_string_value(v);
+        if (s == NULL || !h_admin_udid_ok(s)) {
             snprintf(err, errlen, "udids[%zu] is not a valid UDID", i);
             return -1;
         }
-        e->udids[e->nudids++] = xstrdup(u);
+        u->v[u->n++] = xstrdup(s);
     }
     return 0;
 }
@@ -201,7 +219,7 @@ static int h_admin_parse_json(struct h_admin_enq *e, const char *body, size_t le
     int rc = -1;
     if (j == NULL)
         snprintf(err, errlen, "bad JSON: %s (line %d)", jerr.text, jerr.line);
-    else if (h_admin_take_udids(e, json_object_get(j, "udids"), err, errlen) == 0 &&
+    else if (h_admin_take_udids(&e->ids, json_object_get(j, "udids"), err, errlen) == 0 &&
              (cmd = h_admin_command_from_json(json_object_get(j, "command"), err, errlen)) &&
              h_admin_check_command(cmd, err, errlen) == 0) {
         util_uuid(e->uuid);
@@ -229,14 +247,14 @@ static int h_admin_parse_plist(struct h_admin_enq *e, const char *body, size_t l
     else if (list == NULL || *list == '\0')
         snprintf(err, errlen, "name the target devices with ?udids=UDID,UDID");
     else if (h_admin_check_command(cmd, err, errlen) == 0) {
-        e->udids = xcalloc(strlen(list) / 2 + 1, sizeof(char *));
+        e->ids.v = xcalloc(strlen(list) / 2 + 1, sizeof(char *));
         rc = 0;
         for (char *u = strtok_r(list, ",", &save); u && rc == 0; u = strtok_r(NULL, ",", &save)) {
             if (!h_admin_udid_ok(u)) {
                 snprintf(err, errlen, "%s is not a valid UDID", u);
                 rc = -1;
             } else {
-                e->udids[e->nudids++] = xstrdup(u);
+                e->ids.v[e->ids.n++] = xstrdup(u);
             }
         }
         char *given = pj_dict_string(root, "CommandUUID");
@@ -281,7 +299,7 @@ void h_admin_commands(struct req *req, void *app)
 struct h_admin_push {
     struct req *req;
     struct app *app;
-    struct h_admin_enq ids;    /* only udids/nudids/next are used */
+    struct h_admin_udids ids;
     long pushing;
 };
 
@@ -297,27 +315,22 @@ static void h_admin_push_on_targets(void *arg, int err, const struct store_push_
     } else {
         wake_devices(p->app->wake, t, n);
         p->pushing += (long)n;
-        if (p->ids.next < p->ids.nudids) {
+        if (p->ids.next < p->ids.n) {
             h_admin_push_send(p);
             return;
         }
-        snprintf(body, sizeof(body), "{\"requested\":%zu,\"pushing\":%ld}\n", p->ids.nudids,
+        snprintf(body, sizeof(body), "{\"requested\":%zu,\"pushing\":%ld}\n", p->ids.n,
                  p->pushing);
         req_respond_json(p->req, 202, body);
     }
-    for (size_t i = 0; i < p->ids.nudids; i++)
-        free(p->ids.udids[i]);
-    free(p->ids.udids);
+    h_admin_udids_free(&p->ids);
     free(p);
 }
 
 static void h_admin_push_send(struct h_admin_push *p)
 {
-    size_t n = p->ids.nudids - p->ids.next;
-    if (n > H_ADMIN_CHUNK)
-        n = H_ADMIN_CHUNK;
-    const char *const *batch = (const char *const *)p->ids.udids + p->ids.next;
-    p->ids.next += n;
+    const char *const *batch;
+    size_t n = h_admin_udids_chunk(&p->ids, &batch);
     store_push_targets(p->app->store, batch, n, h_admin_push_on_targets, p);
 }
 
@@ -336,9 +349,7 @@ void h_admin_push(struct req *req, void *app)
     if (j == NULL || h_admin_take_udids(&p->ids, json_object_get(j, "udids"), err,
                                         sizeof(err)) != 0) {
         req_fail(req, 400, j == NULL ? "bad JSON" : err);
-        for (size_t i = 0; i < p->ids.nudids; i++)
-            free(p->ids.udids[i]);
-        free(p->ids.udids);
+        h_admin_udids_free(&p->ids);
         free(p);
     } else {
         h_admin_push_send(p);

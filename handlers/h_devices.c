@@ -47,7 +47,7 @@ static void h_devices_on_list(void *arg, int err, long next, long total,
 {
     struct req *req = arg;
     if (err != MDMD_OK) {
-        req_fail(req, 503, "redis unavailable");
+        h_admin_fail(req, err);
         return;
     }
     json_t *a = json_array();
@@ -84,7 +84,7 @@ static void h_devices_on_device(void *arg, int err, const struct store_record *d
 {
     struct req *req = arg;
     if (err != MDMD_OK)
-        req_fail(req, 503, "redis unavailable");
+        h_admin_fail(req, err);
     else if (dev == NULL)
         req_fail(req, 404, "unknown device");
     else
@@ -123,7 +123,7 @@ static void h_devices_on_history(void *arg, int err, const struct store_record *
 {
     struct req *req = arg;
     if (err != MDMD_OK) {
-        req_fail(req, 503, "redis unavailable");
+        h_admin_fail(req, err);
         return;
     }
     json_t *a = json_array();
@@ -138,7 +138,7 @@ static void h_devices_on_clear(void *arg, int err, long n)
     struct req *req = arg;
     char body[64];
     if (err != MDMD_OK) {
-        req_fail(req, 503, "redis unavailable");
+        h_admin_fail(req, err);
         return;
     }
     if (n < 0) {
