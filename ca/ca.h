@@ -152,4 +152,24 @@ int ca_cms_sign(X509 *cert, EVP_PKEY *key, X509 *const *extra, size_t nextra,
 int ca_cms_verify(const void *der, size_t len, X509_STORE *trust, unsigned char **content,
                   size_t *content_len, X509 **signer) MDMD_MUSTCHECK;
 
+/* ---- passwords (ca_pw.c) ----
+ * PBKDF2-HMAC-SHA256 with a random 16-byte salt, stored as
+ *   pbkdf2-sha256$<iterations>$<salt base64>$<hash base64>
+ * (32-byte hash, standard base64 with padding).  About 0.3 s of CPU per call
+ * at CA_PW_ITERATIONS: crypto worker only, never on the loop.  Thread-safe;
+ * never logs the password or the hash. */
+#define CA_PW_ITERATIONS 600000                  /* OWASP 2023 floor for PBKDF2-SHA256 */
+#define CA_PW_MAX_ITERATIONS 10000000            /* a stored hash above this is refused */
+#define CA_PW_HASH_MAX 128                       /* room for the stored form, NUL included */
+
+/* Hashes password with iterations (>= CA_PW_ITERATIONS) into out.  0 or -1. */
+int ca_pw_hash(const char *password, int iterations, char out[CA_PW_HASH_MAX]) MDMD_MUSTCHECK;
+/* 1 when password matches stored, 0 when it does not or stored is malformed
+ * (logged).  The final comparison is constant-time.  stored NULL: burns the
+ * same CPU as a real check against a dummy hash and returns 0, so an unknown
+ * user costs as much time as a wrong password. */
+int ca_pw_verify(const char *password, const char *stored) MDMD_MUSTCHECK;
+/* The iteration count of a stored hash, or -1 when it is malformed. */
+int ca_pw_iterations(const char *stored);
+
 #endif
