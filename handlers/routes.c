@@ -4,6 +4,7 @@
 #include "h_ca.h"
 #include "h_health.h"
 #include "h_mdm.h"
+#include "h_users.h"
 
 #define H_DEVICE_PUT (HTTP_M_PUT | HTTP_M_POST)   /* devices PUT; some tools POST */
 
@@ -14,6 +15,8 @@ const struct http_route routes_public[] = {
     {HTTP_M_POST, "/v1/push", h_admin_push},
     {HTTP_M_GET, "/v1/devices", h_admin_devices},
     {HTTP_M_GET | HTTP_M_DELETE, "/v1/devices/*", h_admin_device},
+    {HTTP_M_GET | HTTP_M_POST, "/v1/users", h_users_collection},
+    {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT | HTTP_M_POST, "/v1/users/*", h_users_item},
     {0, NULL, NULL},
 };
 
