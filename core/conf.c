@@ -53,6 +53,12 @@ static const struct conf_key conf_table[] = {
     CONF_INT("apns_expiration_s", apns_expiration_s, 0, 31536000, "604800"),
     CONF_INT("apns_connections", apns_connections, 1, 64, "1"),
     CONF_INT("push_coalesce_ms", push_coalesce_ms, 0, 60000, "200"),
+    CONF_STR("apns_topic", apns_topic, ""),
+    CONF_INT("enroll_challenge_ttl_s", enroll_challenge_ttl_s, 1, 86400, "300"),
+    CONF_STR("enroll_device_ca_file", enroll_device_ca_file, ""),
+    CONF_BOOL("enroll_require_issued", enroll_require_issued, "yes"),
+    CONF_STR("device_key_type", device_key_type, "rsa2048"),
+    CONF_STR("pkcs12_mode", pkcs12_mode, "legacy"),
     CONF_INT("max_body_size", max_body_size, 1024, 1073741824, "10485760"),
     CONF_INT("max_header_size", max_header_size, 1024, 1048576, "16384"),
     CONF_INT("request_timeout_s", request_timeout_s, 1, 3600, "30"),
@@ -263,6 +269,25 @@ static const char *conf_port_of(const char *addr)
     return c != NULL ? c + 1 : addr;
 }
 
+/* The enrollment keys: values ca/ accepts, a topic APNs could deliver. */
+static int conf_finish_enroll(const struct conf *cf, char *err, size_t errlen)
+{
+    if (strcmp(cf->device_key_type, "rsa2048") && strcmp(cf->device_key_type, "rsa4096") &&
+        strcmp(cf->device_key_type, "ec256")) {
+        snprintf(err, errlen, "device_key_type: expected rsa2048, rsa4096 or ec256");
+        return -1;
+    }
+    if (strcmp(cf->pkcs12_mode, "legacy") && strcmp(cf->pkcs12_mode, "aes")) {
+        snprintf(err, errlen, "pkcs12_mode: expected legacy or aes");
+        return -1;
+    }
+    if (*cf->apns_topic != '\0' && strncmp(cf->apns_topic, "com.apple.mgmt.", 15) != 0) {
+        snprintf(err, errlen, "apns_topic: must start with com.apple.mgmt.");
+        return -1;
+    }
+    return 0;
+}
+
 int conf_finish(struct conf *cf, char *err, size_t errlen)
 {
     char host[256];
@@ -298,5 +323,5 @@ int conf_finish(struct conf *cf, char *err, size_t errlen)
         snprintf(err, errlen, "ca_key_type: expected rsa2048, rsa4096 or ec256");
         return -1;
     }
-    return 0;
+    return conf_finish_enroll(cf, err, errlen);
 }

@@ -42,6 +42,13 @@ struct conf {
     int apns_expiration_s;
     int apns_connections;
     int push_coalesce_ms;      /* enqueues for one device within this window: one push */
+    char *apns_topic;          /* Topic for MDM profiles when no push certificate is set */
+    /* enrollment */
+    int enroll_challenge_ttl_s;    /* life of a Profile Service challenge and OTA identity */
+    char *enroll_device_ca_file;   /* CAs a device's phase-1 signature must chain to; empty: any */
+    int enroll_require_issued;     /* Authenticate only with certificates enrollment issued */
+    char *device_key_type;         /* keys of issued device identities: rsa2048 | rsa4096 | ec256 */
+    char *pkcs12_mode;             /* PKCS12 algorithms: legacy | aes (ca_pkcs12) */
     /* limits */
     int max_body_size;
     int max_header_size;
