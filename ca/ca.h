@@ -99,6 +99,10 @@ char *ca_cert_cn(X509 *x);
  * (logged at warn with the reason).  The CA certificate itself passes too;
  * callers that also need proof of possession (TLS, CMS) get it there. */
 int ca_verify_issued(const struct ca *ca, X509 *x) MDMD_MUSTCHECK;
+/* 1 when x names the MDM CA as its issuer and the CA's key verifies x's
+ * signature, else 0.  Quiet (no log, no validity check): it tells an
+ * identity we issued from a foreign one before deciding how to check it. */
+int ca_issued_by(const struct ca *ca, X509 *x);
 
 /* ---- trust stores ---- */
 

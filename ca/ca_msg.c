@@ -160,6 +160,16 @@ int ca_verify_issued(const struct ca *ca, X509 *x)
     return ca_chain_check(ca_store(ca), x, NULL);
 }
 
+int ca_issued_by(const struct ca *ca, X509 *x)
+{
+    X509 *root = ca_cert(ca);
+    EVP_PKEY *pub = X509_get0_pubkey(root);
+    int yes = x != NULL && pub != NULL && X509_check_issued(root, x) == X509_V_OK &&
+              X509_verify(x, pub) == 1;
+    ERR_clear_error();
+    return yes;
+}
+
 /* ---- CMS ---- */
 
 int ca_cms_sign(X509 *cert, EVP_PKEY *key, X509 *const *extra, size_t nextra, const void *data,
