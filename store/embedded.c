@@ -10,6 +10,7 @@
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -193,7 +194,11 @@ static int embedded_wait_ready(struct embedded *e)
 struct embedded *embedded_start(const char *data_dir, const char *bin)
 {
     struct embedded *e = xcalloc(1, sizeof(*e));
-    e->dir = xasprintf("%s/redis", data_dir);
+    /* redis-server chdirs into --dir before it opens the log and the socket:
+     * relative paths (data_dir "var" under make run) would then miss. */
+    char *abs = realpath(data_dir, NULL);
+    e->dir = xasprintf("%s/redis", abs != NULL ? abs : data_dir);
+    free(abs);
     e->sock = xasprintf("%s/redis.sock", e->dir);
     e->log = xasprintf("%s/redis.log", e->dir);
     if (embedded_prepare(e) != 0 || embedded_spawn(e, bin) != 0 || embedded_wait_ready(e) != 0) {

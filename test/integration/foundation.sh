@@ -98,6 +98,7 @@ check "unknown -o key is refused" bash -c "test $rc -ne 0 && grep -q 'command li
 # No Redis configured: mdmd runs its own, on a unix socket with AOF, and stops it.
 E=$T/b
 write_conf "$E"
+sed -i 's|^data_dir .*|data_dir var|' "$E/mdmd.conf"   # relative, as make run has it
 start_mdmd "$E" || fail "mdmd with private redis starts"
 check "private redis: healthz 200" wait_for 10 out_is 200 http_code https://127.0.0.1:$PUB/healthz --cacert "$E/var/ca/ca.crt"
 check "private redis: socket under the data dir" test -S "$E/var/redis/redis.sock"

@@ -74,7 +74,8 @@ write_conf() {
 start_mdmd() {
     local d=$1
     rm -f "$d/ports"
-    "$BIN/mdmd" -c "$d/mdmd.conf" >>"$T/mdmd.log" 2>&1 &
+    # From inside DIR, so that a relative data_dir (as under make run) works.
+    (cd "$d" && exec "$BIN/mdmd" -c "$d/mdmd.conf") >>"$T/mdmd.log" 2>&1 &
     MDMD_PID=$!; PIDS+=("$MDMD_PID")
     wait_for 60 test -s "$d/ports" || return 1
     PUB=$(awk '$1=="listen"{print $2}' "$d/ports")
