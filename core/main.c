@@ -18,6 +18,7 @@
 #include "../store/embedded.h"
 #include "../store/store.h"
 #include "app.h"
+#include "cli.h"
 #include "conf.h"
 #include "http.h"
 #include "log.h"
@@ -39,6 +40,7 @@ struct mdmd {
     struct event *sigs[3];
     struct event *drain;                 /* polls in-flight requests at shutdown */
     int64_t drain_deadline;
+    int cli_arg;                         /* argv index of a subcommand (cli.h), or 0 */
 };
 
 static void main_usage(FILE *f)
@@ -53,7 +55,8 @@ static void main_usage(FILE *f)
                "  -p FILE   port_file: write the bound ports there\n"
                "  -v LEVEL  log_level: error, warn, info, debug\n"
                "  -o K=V    set any configuration key\n"
-               "  -t        check the configuration and exit\n");
+               "  -t        check the configuration and exit\n"
+               "       mdmd [-c FILE] [-o K=V]... user add|passwd|del|list ...   (users; see core/cli.h)\n");
 }
 
 static int main_add_override(struct mdmd *m, const char *key, const char *kv)
@@ -72,7 +75,8 @@ static int main_parse_args(struct mdmd *m, int argc, char **argv)
         ['p'] = "port_file", ['v'] = "log_level",
     };
     int c, test_only = 0;
-    while ((c = getopt(argc, argv, "c:l:m:r:d:p:v:o:th")) != -1) {
+    /* "+": stop at the first non-option, so a subcommand keeps its own options. */
+    while ((c = getopt(argc, argv, "+c:l:m:r:d:p:v:o:th")) != -1) {
         if (c == 'c')
             m->conf_path = optarg;
         else if (c == 't')
@@ -86,7 +90,9 @@ static int main_parse_args(struct mdmd *m, int argc, char **argv)
             return -1;
         }
     }
-    if (optind != argc) {
+    if (optind < argc && cli_is_command(argv[optind]))
+        m->cli_arg = optind;
+    else if (optind != argc) {
         main_usage(stderr);
         return -1;
     }
@@ -352,6 +358,17 @@ static void main_cleanup(struct mdmd *m)
     event_base_free(m->app.base);
 }
 
+/* `mdmd user ...`: the same configuration as the daemon, then cli.c. */
+static int main_cli(struct mdmd *m, int argc, char **argv)
+{
+    int rc = cli_main(m->cf, argc - m->cli_arg, argv + m->cli_arg);
+    conf_clear(m->cf);
+    free(m->cf);
+    for (int i = 0; i < m->noverrides; i++)
+        free((char *)m->overrides[i]);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct mdmd m = {0};
@@ -367,6 +384,8 @@ int main(int argc, char **argv)
     }
     m.app.cf = m.cf;
     log_level = m.cf->log_level;
+    if (m.cli_arg > 0)
+        return main_cli(&m, argc, argv);
     if (mode == 1) {
         printf("configuration ok\n");
         conf_clear(m.cf);

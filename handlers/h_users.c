@@ -111,7 +111,9 @@ void h_users_login(struct app *app, const char *username, const char *password, 
     if (username != NULL && store_users_name_ok(username))
         snprintf(l->name, sizeof(l->name), "%s", username);
     snprintf(l->peer, sizeof(l->peer), "%s", peer != NULL ? peer : "unknown");
-    l->password = xstrndup(password != NULL ? password : "", H_USERS_PASSWORD_MAX);
+    /* xstrndup copies exactly n bytes: bound the length first. */
+    const char *pw = password != NULL ? password : "";
+    l->password = xstrndup(pw, strnlen(pw, H_USERS_PASSWORD_MAX));
     store_users_login_check(app->store, l->name, l->peer, &h_users_limits, h_users_login_on_user,
                             l);
 }

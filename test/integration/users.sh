@@ -62,6 +62,33 @@ check "deleted from Redis" test "$(R exists mdm:user:carol):$(R sismember mdm:us
 check "delete again: 404" test "$(api DELETE /v1/users/carol)" = 404
 check "wrong method: 405" test "$(api PATCH /v1/users/alice)" = 405
 
+# --- the CLI (same config file, blocking Redis connection) ---
+cli() { "$BIN/mdmd" -c "$D/mdmd.conf" user "$@" >"$T/cli.out"; }
+check "cli add with --password-stdin" bash -c "echo 'dave-pw-123' | '$BIN/mdmd' -c '$D/mdmd.conf' user add dave --role admin --password-stdin >'$T/cli.out' 2>&1"
+check "cli add stored an admin with a 600000-iteration hash" \
+    test "$(R hget mdm:user:dave role):$(R hget mdm:user:dave hash | cut -d'$' -f1,2)" = 'admin:pbkdf2-sha256$600000'
+check "cli user can log in through the API" test "$(api POST /v1/users/dave/verify '{"password":"dave-pw-123"}')" = 200
+check "cli add with --password" cli add erin --role user --password erin-pw-123
+check "cli add again fails" bash -c "! '$BIN/mdmd' -c '$D/mdmd.conf' user add erin --role user --password erin-pw-123 2>'$T/cli.err' && grep -q exists '$T/cli.err'"
+check "cli add without --role: usage error 2" bash -c "'$BIN/mdmd' -c '$D/mdmd.conf' user add frank --password frank-pw-123 2>/dev/null; [ \$? = 2 ]"
+check "cli add with a bad role: 2" bash -c "'$BIN/mdmd' -c '$D/mdmd.conf' user add frank --role root --password frank-pw-123 2>/dev/null; [ \$? = 2 ]"
+check "cli add with a bad name: 2" bash -c "'$BIN/mdmd' -c '$D/mdmd.conf' user add 'fr ank' --role user --password frank-pw-123 2>/dev/null; [ \$? = 2 ]"
+check "cli add with a short password fails" bash -c "! '$BIN/mdmd' -c '$D/mdmd.conf' user add frank --role user --password short 2>/dev/null && [ \$(redis-cli -p $REDIS_PORT exists mdm:user:frank) = 0 ]"
+check "cli list shows users and roles" bash -c "'$BIN/mdmd' -c '$D/mdmd.conf' user list >'$T/cli.out' && grep -Eq '^dave +admin' '$T/cli.out' && grep -Eq '^erin +user' '$T/cli.out'"
+check "cli passwd from stdin" bash -c "echo 'erin-pw-456' | '$BIN/mdmd' -c '$D/mdmd.conf' user passwd erin >/dev/null"
+check "new password works, old does not" \
+    test "$(api POST /v1/users/erin/verify '{"password":"erin-pw-456"}'):$(api POST /v1/users/erin/verify '{"password":"erin-pw-123"}')" = 200:403
+check "cli passwd of an unknown user fails" bash -c "! echo 'xxxx-pw-456' | '$BIN/mdmd' -c '$D/mdmd.conf' user passwd nobody 2>/dev/null"
+check "cli del" cli del erin
+check "cli del removed it" test "$(R exists mdm:user:erin):$(R sismember mdm:users erin)" = 0:0
+check "cli del again fails" bash -c "! '$BIN/mdmd' -c '$D/mdmd.conf' user del erin 2>/dev/null"
+check "cli user is visible in the REST list" bash -c "[ \$(curl -s -o '$T/api' -w '%{http_code}' --cacert '$CA' -H \"Authorization: Bearer \$(cat '$D/var/api.key')\" https://127.0.0.1:$PUB/v1/users) = 200 ] && grep -q '\"username\":\"dave\",\"role\":\"admin\"' '$T/api'"
+write_conf "$T/priv"
+check "cli with the private Redis not running: says so, exits 1" bash -c "
+    '$BIN/mdmd' -c '$T/priv/mdmd.conf' user list 2>'$T/cli.err'; rc=\$?
+    [ \$rc = 1 ] && grep -q 'private Redis' '$T/cli.err' && grep -q 'not running' '$T/cli.err'"
+R del mdm:loginfail:addr:127.0.0.1 >/dev/null
+
 # --- login throttling: per user ---
 R del mdm:loginfail:addr:127.0.0.1 >/dev/null
 for i in 1 2 3 4 5; do api POST /v1/users/alice/verify '{"password":"nope-nope"}' >/dev/null; done

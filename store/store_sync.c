@@ -1,0 +1,155 @@
+/* store_sync.c: the blocking Redis connection of the CLI (store_sync.h). */
+#include "store_sync.h"
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_users.h"
+
+extern const char store_lua_user_put[], store_lua_user_del[], store_lua_user_list[];
+
+struct store_sync {
+    redisContext *c;
+    char *addr;                   /* for messages */
+};
+
+static redisContext *store_sync_connect(const char *addr, int timeout_ms)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    if (addr[0] == '/' || addr[0] == '.')
+        return redisConnectUnixWithTimeout(addr, tv);
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL)
+        return NULL;
+    char *host = addr[0] == '[' ? xstrndup(addr + 1, (size_t)(colon - addr - 2))
+                                : xstrndup(addr, (size_t)(colon - addr));
+    redisContext *c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
+    free(host);
+    return c;
+}
+
+/* 1 when Redis answers PING on c. */
+static int store_sync_ping(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "PING");
+    int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return ok;
+}
+
+struct store_sync *store_sync_open(const char *redis, const char *data_dir, int timeout_ms,
+                                   char *err, size_t errlen)
+{
+    /* The private Redis listens here (store/embedded.c). */
+    char *addr = *redis != '\0' ? xstrdup(redis) : xasprintf("%s/redis/redis.sock", data_dir);
+    redisContext *c = store_sync_connect(addr, timeout_ms);
+    if (c == NULL || c->err != 0 || !store_sync_ping(c)) {
+        if (*redis == '\0')
+            snprintf(err, errlen,
+                     "the private Redis at %s is not running (%s): start mdmd with the same "
+                     "configuration first (it runs that Redis), or set `redis` in the configuration",
+                     addr, c != NULL && c->err ? c->errstr : "no answer");
+        else
+            snprintf(err, errlen, "Redis at %s does not answer (%s)", addr,
+                     c != NULL && c->err ? c->errstr : "bad address or no PING reply");
+        if (c != NULL)
+            redisFree(c);
+        free(addr);
+        return NULL;
+    }
+    struct store_sync *ss = xcalloc(1, sizeof(*ss));
+    ss->c = c;
+    ss->addr = addr;
+    return ss;
+}
+
+void store_sync_free(struct store_sync *ss)
+{
+    if (ss == NULL)
+        return;
+    redisFree(ss->c);
+    free(ss->addr);
+    free(ss);
+}
+
+/* EVAL lua with nkeys keys then the rest of argv.  The reply (caller frees)
+ * or NULL with err set, error replies included. */
+static redisReply *store_sync_eval(struct store_sync *ss, const char *lua, int nkeys, int argc,
+                                   const char *const *argv, char *err, size_t errlen)
+{
+    const char *v[16];
+    char nk[16];
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    v[0] = "EVAL";
+    v[1] = lua;
+    v[2] = nk;
+    for (int i = 0; i < argc && i < 13; i++)
+        v[3 + i] = argv[i];
+    redisReply *r = redisCommandArgv(ss->c, argc + 3, v, NULL);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "Redis at %s: %s", ss->addr,
+                 r != NULL ? r->str : ss->c->errstr);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int store_sync_result(redisReply *r, char *err, size_t errlen)
+{
+    int res = -1;
+    if (r == NULL)
+        return -1;
+    if (r->type == REDIS_REPLY_STRING)
+        res = strcmp(r->str, "exists") == 0      ? STORE_USERS_EXISTS
+              : strcmp(r->str, "not_found") == 0 ? STORE_USERS_NOT_FOUND
+                                                 : STORE_USERS_OK;
+    else if (r->type == REDIS_REPLY_INTEGER)
+        res = r->integer == 0 ? STORE_USERS_NOT_FOUND : STORE_USERS_OK;
+    else
+        snprintf(err, errlen, "unexpected reply from Redis");
+    freeReplyObject(r);
+    return res;
+}
+
+int store_sync_user_put(struct store_sync *ss, const char *name, const char *role,
+                        const char *hash, int create, int64_t now_ms, char *err, size_t errlen)
+{
+    char *key = xasprintf("mdm:user:%s", name), now[24];
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    const char *argv[] = {key, "mdm:users", name, create ? "create" : "passwd", hash,
+                          role != NULL ? role : "", now};
+    int res = store_sync_result(store_sync_eval(ss, store_lua_user_put, 2, 7, argv, err, errlen),
+                                err, errlen);
+    free(key);
+    return res;
+}
+
+int store_sync_user_del(struct store_sync *ss, const char *name, char *err, size_t errlen)
+{
+    char *key = xasprintf("mdm:user:%s", name);
+    const char *argv[] = {key, "mdm:users", name};
+    int res = store_sync_result(store_sync_eval(ss, store_lua_user_del, 2, 3, argv, err, errlen),
+                                err, errlen);
+    free(key);
+    return res;
+}
+
+int store_sync_user_list(struct store_sync *ss, store_sync_user_fn *fn, void *arg, char *err,
+                         size_t errlen)
+{
+    const char *argv[] = {"mdm:users"};
+    redisReply *r = store_sync_eval(ss, store_lua_user_list, 1, 1, argv, err, errlen);
+    if (r == NULL)
+        return -1;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_ARRAY && e->elements == 4)
+            fn(arg, e->element[0]->str, e->element[1]->str, e->element[2]->str,
+               e->element[3]->str);
+    }
+    freeReplyObject(r);
+    return 0;
+}

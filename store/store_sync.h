@@ -1,0 +1,37 @@
+/* store_sync.h: a blocking Redis connection for the command-line tools
+ * (`mdmd user ...`), which run without an event loop.  Never use it inside
+ * the daemon: it blocks.  It runs the same Lua scripts as the async store, so
+ * the CLI and the REST API write users the same way.  hiredis stays inside
+ * store/: callers get plain values. */
+#ifndef MDMD_STORE_SYNC_H
+#define MDMD_STORE_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/util.h"
+
+struct store_sync;
+
+/* Connects to redis (a unix socket path or host:port, as the `redis` key)
+ * or, when redis is empty, to the private Redis mdmd runs under data_dir.
+ * NULL with a message for people in err when Redis does not answer PING. */
+struct store_sync *store_sync_open(const char *redis, const char *data_dir, int timeout_ms,
+                                   char *err, size_t errlen);
+void store_sync_free(struct store_sync *ss);   /* NULL-safe */
+
+/* Results are enum store_users_result (store_users.h), or -1 on a Redis
+ * error (message in err). */
+int store_sync_user_put(struct store_sync *ss, const char *name, const char *role,
+                        const char *hash, int create, int64_t now_ms, char *err,
+                        size_t errlen) MDMD_MUSTCHECK;
+int store_sync_user_del(struct store_sync *ss, const char *name, char *err,
+                        size_t errlen) MDMD_MUSTCHECK;
+
+/* Calls fn for every user, sorted by name.  0, or -1 with err set. */
+typedef void store_sync_user_fn(void *arg, const char *name, const char *role,
+                                const char *created_ms, const char *updated_ms);
+int store_sync_user_list(struct store_sync *ss, store_sync_user_fn *fn, void *arg, char *err,
+                         size_t errlen) MDMD_MUSTCHECK;
+
+#endif
