@@ -3,7 +3,8 @@
 
 PKGS     := libevent libevent_openssl libevent_pthreads openssl libnghttp2 libplist-2.0 hiredis jansson
 DEB_PKGS := gcc make pkg-config libc6-dev libevent-dev libssl-dev libnghttp2-dev libplist-dev \
-            libhiredis-dev libjansson-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2
+            libhiredis-dev libjansson-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2 \
+            chromium nodejs
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -28,6 +29,9 @@ MODULES   := core handlers push ca store
 LIB_SRCS  := $(filter-out core/main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
 LUA_SRCS  := $(filter-out store/lua/prelude.lua,$(wildcard store/lua/*.lua))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/store/lua_scripts.o
+# The web console's files (web/) are compiled in as byte arrays.
+WEB_SRCS  := $(filter-out web/embed.sh,$(wildcard web/*))
+LIB_OBJS  += $(B)/web/console_files.o
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BIN)/%)
 TOOL_SRCS := $(wildcard test/tools/*.c)
@@ -40,6 +44,13 @@ all: $(BIN)/mdmd $(TOOL_BINS)
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(B)/web/console_files.c: web/embed.sh $(WEB_SRCS)
+	@mkdir -p $(dir $@)
+	sh web/embed.sh $(WEB_SRCS) > $@
+
+$(B)/web/console_files.o: $(B)/web/console_files.c handlers/h_console_files.h
+	$(CC) $(CFLAGS) -I. -c $< -o $@
 
 # Redis scripts live as .lua files; they are compiled in as strings.
 $(B)/store/lua_scripts.c: store/lua/embed.sh store/lua/prelude.lua $(LUA_SRCS)
@@ -75,6 +86,13 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+	@# The console's browser test: playwright-core from npm (Debian splits npm
+	@# out of nodejs; NodeSource's nodejs ships it).
+	@command -v npm >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm; }
+	@test -d test/browser/node_modules/playwright-core || \
+	  (cd test/browser && npm ci --no-audit --no-fund --loglevel=error) || \
+	  echo "warning: npm ci in test/browser failed; the console test will fail"
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -65,6 +65,8 @@ static const struct conf_key conf_table[] = {
     CONF_INT("max_connections", max_connections, 1, 1000000, "10000"),
     CONF_INT("shutdown_timeout_s", shutdown_timeout_s, 0, 3600, "10"),
     CONF_INT("crypto_threads", crypto_threads, 1, 64, "1"),
+    CONF_INT("console_session_idle_s", console_session_idle_s, 60, 604800, "28800"),
+    CONF_INT("console_session_max_s", console_session_max_s, 60, 2592000, "86400"),
     {"log_level", CONF_T_LOGLEVEL, offsetof(struct conf, log_level), 0, 0, "info"},
     CONF_BOOL("syslog", syslog, "no"),
 };

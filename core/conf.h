@@ -56,6 +56,9 @@ struct conf {
     int max_connections;       /* per listener */
     int shutdown_timeout_s;
     int crypto_threads;        /* worker threads for key generation and hashing */
+    /* web console */
+    int console_session_idle_s;    /* a session ends after this long unused */
+    int console_session_max_s;     /* and this long after the login in any case */
     /* logging */
     int log_level;             /* enum log_level */
     int syslog;                /* bool */

@@ -41,6 +41,8 @@ struct req {
     char *body_view;                  /* set once req_body() linearised the input */
     size_t body_len;
     char peer[INET6_ADDRSTRLEN];
+    char *path_own;                   /* req_set_path(): replaces path */
+    char *user;                       /* req_set_user(): who an auth step let in */
 };
 
 /* An SSL's ex_data slot points at its server, so that the count of open
@@ -322,6 +324,30 @@ const unsigned char *req_body(struct req *req, size_t *len)
     return (const unsigned char *)req->body_view;
 }
 
+void req_set_path(struct req *req, const char *path)
+{
+    free(req->path_own);
+    req->path_own = xstrdup(path);
+    req->path = req->path_own;
+}
+
+void req_set_user(struct req *req, const char *user)
+{
+    free(req->user);
+    req->user = xstrdup(user);
+}
+
+const char *req_user(const struct req *req)
+{
+    return req->user;
+}
+
+const struct http_route *http_route_find(const struct http_route *rt, const char *path)
+{
+    int found = 0;
+    return http_match(rt, path, &found);
+}
+
 const char *req_peer(const struct req *req)
 {
     return req->peer;
@@ -350,6 +376,8 @@ void req_respond(struct req *req, int status, const char *ctype, const void *bod
     evhttp_send_reply(req->r, status, NULL, out);
     evbuffer_free(out);
     req->hs->inflight--;
+    free(req->path_own);
+    free(req->user);
     free(req);
 }
 

@@ -64,6 +64,14 @@ const char *req_peer(const struct req *req);                     /* "ip" */
 X509 *req_client_cert(const struct req *req);                    /* verified, or NULL */
 /* The query parameter's decoded value (caller frees), or NULL. */
 char *req_query_param(const struct req *req, const char *key);
+/* Internal re-dispatch (the console's API runs the REST handlers): the path
+ * req_path() returns from now on, and who an earlier, asynchronous auth step
+ * let in (h_admin_authorized() accepts such a request).  Both copied. */
+void req_set_path(struct req *req, const char *path);
+void req_set_user(struct req *req, const char *user);
+const char *req_user(const struct req *req);                      /* NULL: none */
+/* The route of rt (ends with {0}) that serves path, or NULL. */
+const struct http_route *http_route_find(const struct http_route *rt, const char *path);
 
 void req_add_header(struct req *req, const char *name, const char *value);
 /* Ends the request: status line, Content-Type (NULL: none) and body. */

@@ -24,6 +24,11 @@ int h_admin_authorized(struct req *req, void *app)
 {
     struct app *a = app;
     const char *h = req_header(req, "Authorization");
+    /* Either the API key, or a console request whose session cookie and CSRF
+     * token h_console_api checked (a Redis lookup, so it runs as a step of
+     * its own before the handler and marks the request with req_set_user). */
+    if (req_user(req) != NULL)
+        return 1;
     if (h != NULL && strncmp(h, "Bearer ", 7) == 0 && util_secret_eq(h + 7, a->api_key))
         return 1;
     log_warn("event=admin_unauthorized peer=%s path=%s reason=%s", req_peer(req), req_path(req),

@@ -19,7 +19,9 @@ void h_admin_json(struct req *req, int status, json_t *j);
 /* 503 for a store error (timeout or unavailable). */
 void h_admin_fail(struct req *req, int err);
 
-/* 1 if the request carries the API key; otherwise answers 401 and returns 0. */
+/* 1 if the request carries the API key or comes through the console's API
+ * with a valid session and CSRF token (req_user() set, h_console.h);
+ * otherwise answers 401 and returns 0. */
 int h_admin_authorized(struct req *req, void *app);
 
 #endif

@@ -9,6 +9,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../store/store.h"
+#include "../store/store_console.h"
 #include "../store/store_mdm.h"
 #include "h_admin.h"
 #include "h_mdm.h"
@@ -65,15 +66,22 @@ void h_admin_devices(struct req *req, void *app)
     long offset = h_devices_query_long(req, "offset", 0, 0, 1L << 40);
     long limit = h_devices_query_long(req, "limit", 100, 1, 1000);
     char *state = req_query_param(req, "state");
+    char *q = req_query_param(req, "q");   /* prefix search: store_console.h */
     if (offset < 0 || limit < 1)
         req_fail(req, 400, "offset must be >= 0 and limit 1..1000");
     else if (state != NULL && strcmp(state, "authenticated") && strcmp(state, "enrolled") &&
              strcmp(state, "checked_out"))
         req_fail(req, 400, "state must be authenticated, enrolled or checked_out");
+    else if (q != NULL && strlen(q) > 256)
+        req_fail(req, 400, "q must be at most 256 bytes");
+    else if (q != NULL && *q != '\0')
+        store_console_search(a->store, q, offset, (int)limit, state != NULL ? state : "",
+                             h_devices_on_list, req);
     else
         store_devices_list(a->store, offset, (int)limit, state != NULL ? state : "",
                            h_devices_on_list, req);
     free(state);
+    free(q);
 }
 
 /* ---- /v1/devices/{udid}, /v1/devices/{udid}/commands ---- */

@@ -2,6 +2,7 @@
 
 #include "h_admin.h"
 #include "h_ca.h"
+#include "h_console.h"
 #include "h_health.h"
 #include "h_mdm.h"
 #include "h_users.h"
@@ -11,6 +12,11 @@
 const struct http_route routes_public[] = {
     {HTTP_M_GET | HTTP_M_HEAD, "/healthz", h_health},
     {HTTP_M_GET | HTTP_M_HEAD, "/mdm/ca", h_ca_cert},
+    {HTTP_M_GET | HTTP_M_HEAD, "/", h_console_root},
+    {HTTP_M_GET | HTTP_M_HEAD, "/console", h_console_root},
+    {HTTP_M_GET | HTTP_M_POST | HTTP_M_PUT | HTTP_M_DELETE | HTTP_M_PATCH, "/console/api/*",
+     h_console_api},
+    {HTTP_M_GET | HTTP_M_HEAD, "/console/*", h_console_static},
     {HTTP_M_POST, "/v1/commands", h_admin_commands},
     {HTTP_M_POST, "/v1/push", h_admin_push},
     {HTTP_M_GET, "/v1/devices", h_admin_devices},

@@ -11,8 +11,10 @@ if prev then
   redis.call('HDEL', dev, 'token', 'push_magic', 'unlock_token', 'token_invalid',
              'enrolled_at', 'checked_out_at')
 end
+local idx = mdm_index_get(dev)
 redis.call('HSET', dev, 'udid', udid, 'state', 'authenticated', 'cert_fp', fp,
            'authenticated_at', now, 'last_seen', now, unpack(ARGV, 4))
+mdm_index_sync(dev, udid, idx)
 redis.call('ZADD', devices, now, udid)
 mdm_event(events, 'type', 'authenticated', 'udid', udid, 'time', now,
           'reenrollment', prev and '1' or '0', 'dropped', dropped)

@@ -7,7 +7,9 @@ local udid, now, fp, status, uuid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local bad = mdm_ident(dev, fp)
 if bad then return {bad} end
 if #ARGV > 8 then
+  local idx = mdm_index_get(dev)
   redis.call('HSET', dev, 'last_seen', now, 'info_updated_at', now, unpack(ARGV, 9))
+  mdm_index_sync(dev, udid, idx)
 else
   redis.call('HSET', dev, 'last_seen', now)
 end

@@ -11,3 +11,24 @@ end
 local function mdm_event(events, ...)
   redis.call('XADD', events, 'MAXLEN', '~', 100000, '*', ...)
 end
+-- The device search index mdm:idx (docs/REDIS.md, "Device search"): one
+-- member "lowercased value \0 udid \0 field" per searchable field, all scored
+-- 0, read by prefix with ZRANGEBYLEX.  A script that may change these fields
+-- reads them with mdm_index_get before and calls mdm_index_sync after; the
+-- ZADDs are idempotent, so a device indexed by no earlier version is indexed
+-- at its next check-in.
+local mdm_index_names = {'udid', 'serial_number', 'device_name', 'user'}
+local function mdm_index_get(dev)
+  return redis.call('HMGET', dev, unpack(mdm_index_names))
+end
+local function mdm_index_sync(dev, udid, old)
+  local new = mdm_index_get(dev)
+  for i, f in ipairs(mdm_index_names) do
+    if old[i] and old[i] ~= new[i] then
+      redis.call('ZREM', 'mdm:idx', string.lower(old[i]) .. '\0' .. udid .. '\0' .. f)
+    end
+    if new[i] and new[i] ~= '' then
+      redis.call('ZADD', 'mdm:idx', 0, string.lower(new[i]) .. '\0' .. udid .. '\0' .. f)
+    end
+  end
+end
