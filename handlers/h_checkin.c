@@ -9,6 +9,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "h_mdm.h"
+#include "h_provision.h"
 #include "plist_json.h"
 
 /* Apple's Authenticate keys -> device record fields (docs/REDIS.md). */
@@ -27,12 +28,24 @@ static const char *const h_checkin_token_map[][2] = {
     {NULL, NULL},
 };
 
+/* Provisioning is queued before the TokenUpdate is answered, so a device
+ * that polls right away finds its commands. */
+static void h_checkin_on_provisioned(void *arg)
+{
+    struct h_mdm *m = arg;
+    req_respond(m->req, 200, NULL, NULL, 0);
+    h_mdm_done(m);
+}
+
 static void h_checkin_on_done(void *arg, int err, int ident, int enrolled_now)
 {
     struct h_mdm *m = arg;
     if (!h_mdm_refuse(m, err, ident)) {
-        if (enrolled_now)
+        if (enrolled_now) {
             log_info("event=enrolled udid=%s", m->udid);
+            h_provision_start(m->app, m->udid, h_checkin_on_provisioned, m);
+            return;
+        }
         req_respond(m->req, 200, NULL, NULL, 0);
     }
     h_mdm_done(m);

@@ -6,6 +6,7 @@
 #include "h_health.h"
 #include "h_mdm.h"
 #include "h_users.h"
+#include "h_content.h"
 
 #define H_DEVICE_PUT (HTTP_M_PUT | HTTP_M_POST)   /* devices PUT; some tools POST */
 
@@ -23,6 +24,12 @@ const struct http_route routes_public[] = {
     {HTTP_M_GET | HTTP_M_DELETE, "/v1/devices/*", h_admin_device},
     {HTTP_M_GET | HTTP_M_POST, "/v1/users", h_users_collection},
     {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT | HTTP_M_POST, "/v1/users/*", h_users_item},
+    {HTTP_M_GET | HTTP_M_POST, "/v1/profiles", h_content_profiles},
+    {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/profiles/*", h_content_profile},
+    {HTTP_M_GET | HTTP_M_POST, "/v1/provisioning-profiles", h_content_provprofiles},
+    {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/provisioning-profiles/*", h_content_provprofile},
+    {HTTP_M_GET | HTTP_M_POST, "/v1/apps", h_content_apps},
+    {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/apps/*", h_content_app},
     {0, NULL, NULL},
 };
 

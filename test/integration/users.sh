@@ -5,9 +5,14 @@
 # Real Redis, real TLS.
 . "$(dirname "$0")/lib.sh"
 
+TOPIC=com.apple.mgmt.test   # what enroll_device's devices say they listen on
+make_push_pki || { fail "push PKI"; finish; }
+start_mock_apns || { fail "mock APNs starts"; finish; }
 start_redis || { fail "redis starts"; finish; }
 D=$T/u
-write_conf "$D" "redis 127.0.0.1:$REDIS_PORT"
+# Devices here enroll by check-in with certificates the test makes.
+write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "enroll_require_issued no" "push_coalesce_ms 0"
+apns_conf >>"$D/mdmd.conf"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
 
 # --- REST users ---
@@ -115,5 +120,179 @@ api POST /v1/users/alice/verify '{"password":"alice-pw-2"}' >/dev/null
 check "success: user counter gone, address counter kept" \
     test "$(R exists mdm:loginfail:user:alice):$(R get mdm:loginfail:addr:127.0.0.1)" = 0:1
 R del mdm:loginfail:addr:127.0.0.1 >/dev/null
+
+
+# --- configuration profiles ---
+# profile FILE ID [TYPE]: a .mobileconfig (ID "" leaves PayloadIdentifier out).
+profile() {
+    {
+        echo '<?xml version="1.0" encoding="UTF-8"?>'
+        echo '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">'
+        echo '<plist version="1.0"><dict>'
+        echo '<key>PayloadContent</key><array/>'
+        echo "<key>PayloadDisplayName</key><string>Profile $2</string>"
+        [ -n "$2" ] && echo "<key>PayloadIdentifier</key><string>$2</string>"
+        echo "<key>PayloadType</key><string>${3:-Configuration}</string>"
+        echo '<key>PayloadUUID</key><string>6A0C1E2D-3B4F-4A5B-8C6D-7E8F9A0B1C2D</string>'
+        echo '<key>PayloadVersion</key><integer>1</integer>'
+        echo '</dict></plist>'
+    } >"$1"
+}
+# upload PATH FILE: POSTs a file as it is; prints the status, body in $T/api.
+upload() {
+    curl -s -o "$T/api" -w '%{http_code}' --max-time 10 --cacert "$CA" -X POST \
+        -H "Authorization: Bearer $(cat "$D/var/api.key")" -H 'Content-Type: application/octet-stream' \
+        --data-binary "@$2" "https://127.0.0.1:$PUB$1"
+}
+# cms_sign IN OUT: a DER CMS SignedData with the content attached, as Apple signs.
+make_client_cert signer "$CA" "$D/var/ca/ca.key" "Profile Signer"
+cms_sign() { openssl cms -sign -binary -nodetach -outform DER -in "$1" -signer "$T/signer.crt" -inkey "$T/signer.key" -out "$2"; }
+# the stored body, byte for byte
+stored_body() { redis-cli -p "$REDIS_PORT" --raw hget "$1" body | head -c -1; }
+
+profile "$T/wifi.mobileconfig" com.example.wifi
+profile "$T/bin.xml" com.example.bin && plistutil -i "$T/bin.xml" -o "$T/bin.mobileconfig" -f bin
+profile "$T/signed.xml" com.example.signed && cms_sign "$T/signed.xml" "$T/signed.mobileconfig"
+profile "$T/wrongtype.mobileconfig" com.example.wrong com.apple.wifi.managed
+profile "$T/noid.mobileconfig" ""
+echo "this is not a plist" >"$T/junk.mobileconfig"
+cp "$T/signed.mobileconfig" "$T/broken.mobileconfig"
+# flip a byte inside the signed content: the signature no longer matches
+off=$(grep -abo 'Profile com.example.signed' "$T/broken.mobileconfig" | head -1 | cut -d: -f1)
+printf 'X' | dd of="$T/broken.mobileconfig" bs=1 seek="$off" conv=notrunc 2>/dev/null
+
+check "XML profile: 201" test "$(upload /v1/profiles "$T/wifi.mobileconfig")" = 201
+check "answer names the PayloadIdentifier" grep -q '"identifier":"com.example.wifi"' "$T/api"
+check "raw bytes stored once under the identifier" cmp -s <(stored_body mdm:profile:com.example.wifi) "$T/wifi.mobileconfig"
+check "metadata stored" test "$(R hget mdm:profile:com.example.wifi name):$(R hget mdm:profile:com.example.wifi signed)" = "Profile com.example.wifi:0"
+check "same identifier again: 200, replaced" bash -c "[ \$(curl -s -o '$T/api' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' --data-binary @'$T/wifi.mobileconfig' https://127.0.0.1:$PUB/v1/profiles) = 200 ] && grep -q '\"replaced\":true' '$T/api'"
+check "binary plist profile: 201" test "$(upload /v1/profiles "$T/bin.mobileconfig")" = 201
+check "CMS-signed profile: 201" test "$(upload /v1/profiles "$T/signed.mobileconfig")" = 201
+check "signed profile stored as signed, as uploaded" \
+    bash -c "[ \$(redis-cli -p $REDIS_PORT hget mdm:profile:com.example.signed signed) = 1 ] && cmp -s <(redis-cli -p $REDIS_PORT --raw hget mdm:profile:com.example.signed body | head -c -1) '$T/signed.mobileconfig'"
+check "broken signature: 400" test "$(upload /v1/profiles "$T/broken.mobileconfig")" = 400
+check "broken signature: says so" grep -q 'signature' "$T/api"
+check "not a plist: 400" test "$(upload /v1/profiles "$T/junk.mobileconfig")" = 400
+check "not a plist: says so" grep -q 'not a plist' "$T/api"
+check "wrong PayloadType: 400" test "$(upload /v1/profiles "$T/wrongtype.mobileconfig")" = 400
+check "wrong PayloadType: says so" grep -q 'PayloadType must be Configuration (found com.apple.wifi.managed)' "$T/api"
+check "no PayloadIdentifier: 400" test "$(upload /v1/profiles "$T/noid.mobileconfig")" = 400
+check "no PayloadIdentifier: says so" grep -q 'PayloadIdentifier is missing' "$T/api"
+check "refused uploads stored nothing" test "$(R scard mdm:profiles)" = 3
+check "list: 200" test "$(api GET /v1/profiles)" = 200
+check "list has the three, sorted, without bodies" bash -c "grep -o '\"id\":\"[^\"]*\"' '$T/api' | tr '\n' ' ' | grep -qx '\"id\":\"com.example.bin\" \"id\":\"com.example.signed\" \"id\":\"com.example.wifi\" ' && ! grep -q '\"body\"' '$T/api'"
+check "get: 200 with the body as base64" bash -c "[ \$(curl -s -o '$T/api' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/profiles/com.example.wifi) = 200 ] && sed -n 's/.*\"body\":\"\([^\"]*\)\".*/\1/p' '$T/api' | base64 -d | cmp -s - '$T/wifi.mobileconfig'"
+code=$(curl -s -D "$T/hdr" -o "$T/raw" -w '%{http_code}' --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/v1/profiles/com.example.signed?raw=1")
+check "get ?raw=1: the exact bytes, as a profile" bash -c "[ $code = 200 ] && cmp -s '$T/raw' '$T/signed.mobileconfig' && grep -qi '^Content-Type: application/x-apple-aspen-config' '$T/hdr'"
+check "get unknown: 404" test "$(api GET /v1/profiles/com.example.none)" = 404
+check "delete: 204" test "$(api DELETE /v1/profiles/com.example.bin)" = 204
+check "deleted: gone from Redis" test "$(R exists mdm:profile:com.example.bin):$(R sismember mdm:profiles com.example.bin)" = 0:0
+check "delete again: 404" test "$(api DELETE /v1/profiles/com.example.bin)" = 404
+check "profiles need the API key" test "$(http_code "https://127.0.0.1:$PUB/v1/profiles" --cacert "$CA")" = 401
+
+# --- provisioning profiles ---
+prov() {
+    {
+        echo '<?xml version="1.0" encoding="UTF-8"?>'
+        echo '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">'
+        echo '<plist version="1.0"><dict>'
+        echo '<key>AppIDName</key><string>Example App</string>'
+        echo '<key>ExpirationDate</key><date>2030-01-02T03:04:05Z</date>'
+        echo '<key>Name</key><string>Example Distribution</string>'
+        echo '<key>TeamName</key><string>Example Inc.</string>'
+        [ -n "$2" ] && echo "<key>UUID</key><string>$2</string>"
+        echo '<key>Version</key><integer>1</integer>'
+        echo '</dict></plist>'
+    } >"$1"
+}
+PP=0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9
+prov "$T/pp.plist" $PP && cms_sign "$T/pp.plist" "$T/pp.mobileprovision"
+prov "$T/ppnouuid.plist" "" && cms_sign "$T/ppnouuid.plist" "$T/ppnouuid.mobileprovision"
+check "unsigned provisioning profile: 400" test "$(upload /v1/provisioning-profiles "$T/pp.plist")" = 400
+check "unsigned: says it must be CMS-signed" grep -q 'CMS-signed' "$T/api"
+check "provisioning profile without UUID: 400" test "$(upload /v1/provisioning-profiles "$T/ppnouuid.mobileprovision")" = 400
+check "signed provisioning profile: 201" test "$(upload /v1/provisioning-profiles "$T/pp.mobileprovision")" = 201
+check "identified by its UUID, bytes stored" cmp -s <(stored_body mdm:provprofile:$PP) "$T/pp.mobileprovision"
+check "list shows name and expiry" bash -c "[ \$(curl -s -o '$T/api' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/provisioning-profiles) = 200 ] && grep -q '\"uuid\":\"$PP\"' '$T/api' && grep -q '\"expires\":\"2030-01-02T03:04:05Z\"' '$T/api' && grep -q '\"name\":\"Example Distribution\"' '$T/api'"
+prov "$T/pp2.plist" 11111111-2222-4333-8444-555555555555 && cms_sign "$T/pp2.plist" "$T/pp2.mobileprovision"
+upload /v1/provisioning-profiles "$T/pp2.mobileprovision" >/dev/null
+check "delete provisioning profile: 204" test "$(api DELETE /v1/provisioning-profiles/11111111-2222-4333-8444-555555555555)" = 204
+check "only one left" test "$(R smembers mdm:provprofiles)" = $PP
+
+# --- apps ---
+check "app by manifest: 201" test "$(api POST /v1/apps '{"identifier":"com.example.manifest","manifest_url":"https://apps.example.com/m.plist","name":"In-house"}')" = 201
+check "app by store id: 201" test "$(api POST /v1/apps '{"identifier":"com.example.store","itunes_store_id":361309726}')" = 201
+check "both sources: 400" test "$(api POST /v1/apps '{"identifier":"com.example.x","itunes_store_id":1,"manifest_url":"https://a/b"}')" = 400
+check "no source: 400" test "$(api POST /v1/apps '{"identifier":"com.example.x"}')" = 400
+check "http manifest: 400" test "$(api POST /v1/apps '{"identifier":"com.example.x","manifest_url":"http://a/b"}')" = 400
+check "store id not a number: 400" test "$(api POST /v1/apps '{"identifier":"com.example.x","itunes_store_id":"12"}')" = 400
+check "bad identifier: 400" test "$(api POST /v1/apps '{"identifier":"com example","itunes_store_id":12}')" = 400
+check "refused apps stored nothing" test "$(R scard mdm:apps)" = 2
+check "app list: both, typed" bash -c "[ \$(curl -s -o '$T/api' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/apps) = 200 ] && grep -q '\"itunes_store_id\":361309726' '$T/api' && grep -q '\"manifest_url\":\"https://apps.example.com/m.plist\"' '$T/api'"
+api POST /v1/apps '{"identifier":"com.example.gone","itunes_store_id":5}' >/dev/null
+check "delete app: 204" test "$(api DELETE /v1/apps/com.example.gone)" = 204
+
+# --- assignment ---
+check "assign wifi to alice: 200" test "$(api PUT /v1/profiles/com.example.wifi/assignment '{"users":["alice"],"everyone":false}')" = 200
+check "assignment stored" test "$(R smembers mdm:assign:profile:com.example.wifi):$(R hget mdm:profile:com.example.wifi everyone)" = alice:0
+check "unknown user: 400 naming it" bash -c "[ \$(curl -s -o '$T/api' -w '%{http_code}' --cacert '$CA' -X PUT -H 'Authorization: Bearer $(cat "$D/var/api.key")' --data-binary '{\"users\":[\"alice\",\"zed\"]}' https://127.0.0.1:$PUB/v1/profiles/com.example.wifi/assignment) = 400 ] && grep -q zed '$T/api'"
+check "refused assignment changed nothing" test "$(R smembers mdm:assign:profile:com.example.wifi)" = alice
+check "assign unknown profile: 404" test "$(api PUT /v1/profiles/com.example.none/assignment '{"users":["alice"]}')" = 404
+check "assign with a bad body: 400" test "$(api PUT /v1/profiles/com.example.wifi/assignment '{"users":"alice"}')" = 400
+check "signed profile to everyone: 200" test "$(api PUT /v1/profiles/com.example.signed/assignment '{"users":[],"everyone":true}')" = 200
+check "provisioning profile to alice: 200" test "$(api PUT /v1/provisioning-profiles/$PP/assignment '{"users":["alice"]}')" = 200
+check "manifest app to alice and dave: 200" test "$(api PUT /v1/apps/com.example.manifest/assignment '{"users":["alice","dave"]}')" = 200
+check "store app to everyone: 200" test "$(api PUT /v1/apps/com.example.store/assignment '{"everyone":true}')" = 200
+check "get shows the assignment" bash -c "[ \$(curl -s -o '$T/api' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/apps/com.example.manifest) = 200 ] && grep -q '\"users\":\[\"alice\",\"dave\"\]' '$T/api' && grep -q '\"everyone\":false' '$T/api'"
+check "deleting a user drops its assignments" bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' --cacert '$CA' -X DELETE -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/users/dave) = 204 ] && [ \"\$(redis-cli -p $REDIS_PORT smembers mdm:assign:app:com.example.manifest)\" = alice ]"
+
+# --- provisioning at the first TokenUpdate ---
+# checkin NAME FILE: one check-in message; prints the status.
+checkin() { mdm_put /mdm/checkin "$1" "$2" application/x-apple-aspen-mdm-checkin; }
+UA=PROV-ALICE-1
+make_client_cert pa "$CA" "$D/var/ca/ca.key" $UA
+plist_msg "$T/pa.auth" MessageType Authenticate UDID $UA Topic $TOPIC SerialNumber SN-PA
+plist_msg "$T/pa.tok" MessageType TokenUpdate UDID $UA Topic $TOPIC PushMagic "MAGIC-$UA" \
+    Token "<data>R+juwGLC9ynsFwPBs+GPGXHYXwC+dkRdNAgLqnAbX1E=</data>"
+check "Authenticate: 200" test "$(checkin pa "$T/pa.auth")" = 200
+check "nothing queued at Authenticate" test "$(R llen "mdm:q:{$UA}")" = 0
+R hset "mdm:dev:{$UA}" user alice >/dev/null   # what the OTA enrollment records
+check "first TokenUpdate: 200" test "$(checkin pa "$T/pa.tok")" = 200
+Q=($(R lrange "mdm:q:{$UA}" 0 -1))
+types=""; for u in "${Q[@]}"; do types="$types$(R hget mdm:cmd:$u request_type) "; done
+check "queued in order: 2 profiles, provisioning profile, 2 apps, DeviceInformation" test "$types" = \
+    "InstallProfile InstallProfile InstallProvisioningProfile InstallApplication InstallApplication DeviceInformation "
+check "each command stored once, with one target" bash -c "for u in ${Q[*]}; do [ \$(redis-cli -p $REDIS_PORT hget mdm:cmd:\$u targets) = 1 ] && [ \$(redis-cli -p $REDIS_PORT ttl mdm:cmd:\$u) -gt 0 ] || exit 1; done"
+check "fresh UUIDs" test "$(printf '%s\n' "${Q[@]}" | sort -u | wc -l)" = 6
+check "the device was woken" wait_for 10 grep -q "MAGIC-$UA 200" "$T/pushes"
+
+# data_of FILE KEY: the bytes of the <data> value of KEY in an XML plist.
+data_of() { sed -n "/<key>$2<\/key>/,/<\/data>/p" "$1" | sed -e "s/<key>$2<\/key>//" -e 's/<[^>]*>//g' | tr -d ' \t\n' | base64 -d; }
+poll pa $UA Idle
+check "Idle gets the first: the signed profile (sorted by id)" test "$CODE:$NEXT" = "200:${Q[0]}"
+check "InstallProfile carries the stored bytes as data" cmp -s <(data_of "$T/resp" Payload) "$T/signed.mobileconfig"
+poll pa $UA Acknowledged "${Q[0]}"
+check "then the wifi profile assigned to alice" test "$NEXT" = "${Q[1]}"
+check "wifi payload is the stored profile" cmp -s <(data_of "$T/resp" Payload) "$T/wifi.mobileconfig"
+poll pa $UA Acknowledged "${Q[1]}"
+check "then the provisioning profile, its bytes" bash -c "[ '$NEXT' = '${Q[2]}' ] && grep -q InstallProvisioningProfile '$T/resp'"
+check "provisioning profile payload is the .mobileprovision" cmp -s <(data_of "$T/resp" ProvisioningProfile) "$T/pp.mobileprovision"
+poll pa $UA Acknowledged "${Q[2]}"
+check "then the manifest app, managed" bash -c "[ '$NEXT' = '${Q[3]}' ] && grep -q 'https://apps.example.com/m.plist' '$T/resp' && grep -A1 ManagementFlags '$T/resp' | grep -q '<integer>1</integer>'"
+poll pa $UA Acknowledged "${Q[3]}"
+check "then the store app by iTunesStoreID" bash -c "[ '$NEXT' = '${Q[4]}' ] && grep -A1 iTunesStoreID '$T/resp' | grep -q '<integer>361309726</integer>'"
+poll pa $UA Acknowledged "${Q[4]}"
+check "then DeviceInformation with its queries" bash -c "[ '$NEXT' = '${Q[5]}' ] && grep -q DeviceInformation '$T/resp' && grep -q '<string>SerialNumber</string>' '$T/resp' && grep -q '<string>OSVersion</string>' '$T/resp'"
+poll pa $UA Acknowledged "${Q[5]}" QueryResponses "<dict><key>DeviceName</key><string>Alice phone</string><key>OSVersion</key><string>17.6</string><key>SerialNumber</key><string>SN-PA</string></dict>"
+check "nothing left; the record shows the collected information" \
+    test "$CODE:$NEXT:$(R llen "mdm:q:{$UA}"):$(R hget "mdm:dev:{$UA}" device_name)" = "200::0:Alice phone"
+check "a second TokenUpdate queues nothing" bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' --cacert '$CA' --cert '$T/pa.crt' --key '$T/pa.key' -X PUT -H 'Content-Type: application/x-apple-aspen-mdm-checkin' --data-binary @'$T/pa.tok' https://127.0.0.1:$MDM/mdm/checkin) = 200 ] && [ \$(redis-cli -p $REDIS_PORT llen 'mdm:q:{$UA}') = 0 ]"
+
+UB=PROV-NOUSER-1
+check "a device without a user enrolls" enroll_device pb $UB
+QB=($(R lrange "mdm:q:{$UB}" 0 -1))
+types=""; for u in "${QB[@]}"; do types="$types$(R hget mdm:cmd:$u request_type) "; done
+check "it gets only the everyone content, then DeviceInformation" test "$types" = "InstallProfile InstallApplication DeviceInformation "
+check "its profile is the one assigned to everyone" bash -c "redis-cli -p $REDIS_PORT --raw hget mdm:cmd:${QB[0]} plist | grep -q InstallProfile && [ '$(R hget mdm:cmd:${QB[1]} request_type)' = InstallApplication ]"
 
 finish

@@ -1,0 +1,18 @@
+-- KEYS: set   ARGV: kind
+-- Returns {{fields..., users}...} for every item of the kind, sorted by id,
+-- without the stored bodies (those can be large).
+local kind = ARGV[1]
+local ids = redis.call('SMEMBERS', KEYS[1])
+table.sort(ids)
+local out = {}
+for _, id in ipairs(ids) do
+  local h = redis.call('HGETALL', 'mdm:' .. kind .. ':' .. id)
+  local f = {'id', id}
+  for i = 1, #h, 2 do
+    if h[i] ~= 'body' then f[#f + 1] = h[i]; f[#f + 1] = h[i + 1] end
+  end
+  local users = redis.call('SMEMBERS', 'mdm:assign:' .. kind .. ':' .. id)
+  table.sort(users)
+  out[#out + 1] = {f, users}
+end
+return out

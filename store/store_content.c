@@ -1,0 +1,348 @@
+/* store_content.c: published content and its assignment (store_content.h;
+ * scripts store/lua/content_*.lua, provision*.lua). */
+#include "store_content.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "store_int.h"
+
+extern const char store_lua_content_put[], store_lua_content_list[], store_lua_content_get[],
+    store_lua_content_del[], store_lua_content_assign[], store_lua_provision_items[],
+    store_lua_provision[];
+
+static const char *const store_content_kinds[] = {"profile", "provprofile", "app"};
+
+const char *store_content_kind_name(int kind)
+{
+    return kind >= 0 && kind < 3 ? store_content_kinds[kind] : "?";
+}
+
+/* A growing argument vector (keys first), with the strings it formats. */
+struct store_content_argv {
+    const char **v;
+    size_t *len;
+    int n, cap;
+    char *owned[4];               /* formatted keys and numbers */
+    int nowned;
+};
+
+static void store_content_push(struct store_content_argv *a, const char *s, size_t len)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 16;
+        a->v = xrealloc(a->v, sizeof(*a->v) * (size_t)a->cap);
+        a->len = xrealloc(a->len, sizeof(*a->len) * (size_t)a->cap);
+    }
+    a->v[a->n] = s;
+    a->len[a->n++] = len;
+}
+
+static void store_content_str(struct store_content_argv *a, const char *s)
+{
+    store_content_push(a, s, strlen(s));
+}
+
+/* Appends fmt (exactly two %s: x and y) formatted; the argv owns the
+ * string.  At most 4 per argv. */
+static void store_content_fmt(struct store_content_argv *a, const char *fmt, const char *x,
+                              const char *y)
+{
+    char *s = xasprintf(fmt, x, y);
+    a->owned[a->nowned++] = s;
+    store_content_str(a, s);
+}
+
+static void store_content_argv_free(struct store_content_argv *a)
+{
+    for (int i = 0; i < a->nowned; i++)
+        free(a->owned[i]);
+    free(a->v);
+    free(a->len);
+}
+
+static struct store_op *store_content_run(struct store *s, const char *lua, int nkeys,
+                                          struct store_content_argv *a, store_reply_fn *reply,
+                                          store_any_fn *cb, void *arg)
+{
+    struct store_op *op = store_op_new(s, cb, arg);
+    op = store_cmd_script(s, store_script_get(s, lua), nkeys, a->n, a->v, a->len, reply, op);
+    store_content_argv_free(a);
+    return op;
+}
+
+static void store_content_result_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_content_result_fn *cb = (store_content_result_fn *)(void (*)(void))op->cb;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER)
+        err = MDMD_EPROTO;
+    cb(op->arg, err, err == MDMD_OK ? (int)r->integer : 0);
+}
+
+struct store_op *store_content_put(struct store *s, int kind, const char *id,
+                                   const struct store_kv *fields, size_t nfields, int64_t now_ms,
+                                   store_content_result_fn *cb, void *arg)
+{
+    struct store_content_argv a = {0};
+    char now[24];
+    const char *k = store_content_kind_name(kind);
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    store_content_fmt(&a, "mdm:%s:%s", k, id);
+    store_content_fmt(&a, "mdm:%ss%s", k, "");
+    store_content_str(&a, id);
+    store_content_str(&a, now);
+    for (size_t i = 0; i < nfields; i++) {
+        store_content_str(&a, fields[i].key);
+        store_content_push(&a, fields[i].val, fields[i].len);
+    }
+    return store_content_run(s, store_lua_content_put, 2, &a, store_content_result_reply,
+                             (store_any_fn *)cb, arg);
+}
+
+/* ---- list / get ---- */
+
+static int store_content_strings(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    return 1;
+}
+
+/* {fields, users} into it; the arrays it points to are caller-freed. */
+static int store_content_item_of(const redisReply *e, struct store_content_item *it)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || !store_content_strings(e->element[0]) ||
+        e->element[0]->elements % 2 != 0 || !store_content_strings(e->element[1]))
+        return -1;
+    const redisReply *f = e->element[0], *u = e->element[1];
+    struct store_kv *kv = xcalloc(f->elements / 2 + 1, sizeof(*kv));
+    const char **users = xcalloc(u->elements + 1, sizeof(*users));
+    for (size_t i = 0; i + 1 < f->elements; i += 2)
+        kv[i / 2] = (struct store_kv){f->element[i]->str, f->element[i + 1]->str,
+                                      f->element[i + 1]->len};
+    for (size_t i = 0; i < u->elements; i++)
+        users[i] = u->element[i]->str;
+    *it = (struct store_content_item){kv, f->elements / 2, users, u->elements};
+    return 0;
+}
+
+static void store_content_items_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_content_fn *cb = (store_content_fn *)(void (*)(void))op->cb;
+    struct store_content_item *items = NULL;
+    size_t n = 0;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_ARRAY)
+        err = MDMD_EPROTO;
+    if (err == MDMD_OK) {
+        items = xcalloc(r->elements + 1, sizeof(*items));
+        for (size_t i = 0; i < r->elements && err == MDMD_OK; i++)
+            if (store_content_item_of(r->element[i], &items[n]) == 0)
+                n++;
+            else
+                err = MDMD_EPROTO;
+    }
+    cb(op->arg, err, err == MDMD_OK ? items : NULL, err == MDMD_OK ? n : 0);
+    for (size_t i = 0; i < n; i++) {
+        free((void *)items[i].kv);
+        free((void *)items[i].users);
+    }
+    free(items);
+}
+
+struct store_op *store_content_list(struct store *s, int kind, store_content_fn *cb, void *arg)
+{
+    struct store_content_argv a = {0};
+    const char *k = store_content_kind_name(kind);
+    store_content_fmt(&a, "mdm:%ss%s", k, "");
+    store_content_str(&a, k);
+    return store_content_run(s, store_lua_content_list, 1, &a, store_content_items_reply,
+                             (store_any_fn *)cb, arg);
+}
+
+/* get answers {} or one {fields, users}: wrap it as a list of 0 or 1. */
+static void store_content_get_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_content_fn *cb = (store_content_fn *)(void (*)(void))op->cb;
+    struct store_content_item it;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type == REDIS_REPLY_ARRAY && r->elements == 0) {
+        cb(op->arg, MDMD_OK, NULL, 0);
+        return;
+    }
+    if (err == MDMD_OK && store_content_item_of(r, &it) != 0)
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        cb(op->arg, err, NULL, 0);
+        return;
+    }
+    cb(op->arg, MDMD_OK, &it, 1);
+    free((void *)it.kv);
+    free((void *)it.users);
+}
+
+struct store_op *store_content_get(struct store *s, int kind, const char *id,
+                                   store_content_fn *cb, void *arg)
+{
+    struct store_content_argv a = {0};
+    const char *k = store_content_kind_name(kind);
+    store_content_fmt(&a, "mdm:%s:%s", k, id);
+    store_content_fmt(&a, "mdm:assign:%s:%s", k, id);
+    return store_content_run(s, store_lua_content_get, 2, &a, store_content_get_reply,
+                             (store_any_fn *)cb, arg);
+}
+
+struct store_op *store_content_del(struct store *s, int kind, const char *id,
+                                   store_content_result_fn *cb, void *arg)
+{
+    struct store_content_argv a = {0};
+    const char *k = store_content_kind_name(kind);
+    store_content_fmt(&a, "mdm:%s:%s", k, id);
+    store_content_fmt(&a, "mdm:assign:%s:%s", k, id);
+    store_content_fmt(&a, "mdm:%ss%s", k, "");
+    store_content_str(&a, id);
+    return store_content_run(s, store_lua_content_del, 3, &a, store_content_result_reply,
+                             (store_any_fn *)cb, arg);
+}
+
+/* ---- assignment ---- */
+
+static void store_content_assign_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_assign_fn *cb = (store_assign_fn *)(void (*)(void))op->cb;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type == REDIS_REPLY_STRING) {
+        cb(op->arg, MDMD_OK, 0, NULL, 0);
+        return;
+    }
+    if (err == MDMD_OK && !store_content_strings(r))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        cb(op->arg, err, 0, NULL, 0);
+        return;
+    }
+    const char **unknown = xcalloc(r->elements + 1, sizeof(*unknown));
+    for (size_t i = 0; i < r->elements; i++)
+        unknown[i] = r->element[i]->str;
+    cb(op->arg, MDMD_OK, r->elements == 0 ? 1 : -1, unknown, r->elements);
+    free(unknown);
+}
+
+struct store_op *store_content_assign(struct store *s, int kind, const char *id, int everyone,
+                                      const char *const *users, size_t nusers,
+                                      store_assign_fn *cb, void *arg)
+{
+    struct store_content_argv a = {0};
+    const char *k = store_content_kind_name(kind);
+    store_content_fmt(&a, "mdm:%s:%s", k, id);
+    store_content_fmt(&a, "mdm:assign:%s:%s", k, id);
+    store_content_str(&a, everyone ? "1" : "0");
+    for (size_t i = 0; i < nusers; i++)
+        store_content_str(&a, users[i]);
+    return store_content_run(s, store_lua_content_assign, 2, &a, store_content_assign_reply,
+                             (store_any_fn *)cb, arg);
+}
+
+/* ---- post-enrollment ---- */
+
+static int store_content_kind_of(const char *name)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, store_content_kinds[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* {kind, id, body, manifest_url, itunes_store_id} rows as grants. */
+static struct store_grant *store_content_grants_of(const redisReply *rows, size_t *n)
+{
+    struct store_grant *g = xcalloc(rows->elements + 1, sizeof(*g));
+    *n = 0;
+    for (size_t i = 0; i < rows->elements; i++) {
+        const redisReply *e = rows->element[i];
+        int kind = store_content_strings(e) && e->elements == 5
+                       ? store_content_kind_of(e->element[0]->str) : -1;
+        if (kind < 0)
+            continue;
+        g[(*n)++] = (struct store_grant){kind, e->element[1]->str, e->element[2]->str,
+                                         e->element[2]->len, e->element[3]->str,
+                                         e->element[4]->str};
+    }
+    return g;
+}
+
+static void store_content_grants_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_grants_fn *cb = (store_grants_fn *)(void (*)(void))op->cb;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                           r->element[0]->type != REDIS_REPLY_STRING ||
+                           r->element[1]->type != REDIS_REPLY_ARRAY))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        cb(op->arg, err, "", NULL, 0);
+        return;
+    }
+    size_t n;
+    struct store_grant *g = store_content_grants_of(r->element[1], &n);
+    cb(op->arg, MDMD_OK, r->element[0]->str, g, n);
+    free(g);
+}
+
+struct store_op *store_content_grants(struct store *s, const char *udid, store_grants_fn *cb,
+                                      void *arg)
+{
+    struct store_content_argv a = {0};
+    store_content_fmt(&a, "mdm:dev:{%s}%s", udid, "");
+    return store_content_run(s, store_lua_provision_items, 1, &a, store_content_grants_reply,
+                             (store_any_fn *)cb, arg);
+}
+
+static void store_content_provision_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_provision_fn *cb = (store_provision_fn *)(void (*)(void))op->cb;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                           r->element[0]->type != REDIS_REPLY_INTEGER ||
+                           r->element[1]->type != REDIS_REPLY_ARRAY))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        cb(op->arg, err, 0, NULL);
+        return;
+    }
+    const redisReply *t = r->element[1];
+    struct store_push_target push;
+    int wake = store_content_strings(t) && t->elements == 4;
+    if (wake)
+        push = (struct store_push_target){t->element[0]->str, t->element[1]->str,
+                                          t->element[2]->str, t->element[3]->str};
+    cb(op->arg, MDMD_OK, (long)r->element[0]->integer, wake ? &push : NULL);
+}
+
+struct store_op *store_content_provision(struct store *s, const char *udid,
+                                         const struct store_cmd *cmds, size_t n, int64_t now_ms,
+                                         int ttl_s, store_provision_fn *cb, void *arg)
+{
+    struct store_content_argv a = {0};
+    char now[24], ttl[16];
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+    store_content_fmt(&a, "mdm:dev:{%s}%s", udid, "");
+    store_content_fmt(&a, "mdm:q:{%s}%s", udid, "");
+    store_content_str(&a, udid);
+    store_content_str(&a, now);
+    store_content_str(&a, ttl);
+    for (size_t i = 0; i < n; i++) {
+        store_content_str(&a, cmds[i].uuid);
+        store_content_str(&a, cmds[i].request_type);
+        store_content_push(&a, cmds[i].plist, cmds[i].plist_len);
+    }
+    return store_content_run(s, store_lua_provision, 2, &a, store_content_provision_reply,
+                             (store_any_fn *)cb, arg);
+}
