@@ -3,7 +3,7 @@
 
 PKGS     := libevent libevent_openssl libevent_pthreads openssl libnghttp2 libplist-2.0 hiredis jansson
 DEB_PKGS := gcc make pkg-config libc6-dev libevent-dev libssl-dev libnghttp2-dev libplist-dev \
-            libhiredis-dev libjansson-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2 \
+            libhiredis-dev libjansson-dev clang libclang-rt-14-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2 \
             chromium nodejs
 
 CC      ?= cc
@@ -16,6 +16,14 @@ ifeq ($(SAN),1)
   B       := build-san
   BIN     := build-san/bin
   CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+else ifeq ($(FUZZ),1)
+  # libFuzzer: the whole library instrumented, each test/fuzz target linked
+  # with the fuzzer's main.  clang's warnings differ from gcc's: not fatal here.
+  CC      := clang
+  B       := build-fuzz
+  BIN     := build-fuzz/bin
+  CFLAGS  += -O1 -fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer -Wno-error
   LDFLAGS += -fsanitize=address,undefined
 else
   B       := build
@@ -37,7 +45,7 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BIN)/%)
 TOOL_SRCS := $(wildcard test/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:test/tools/%.c=$(BIN)/%)
 
-.PHONY: all deps run test san clean bench format
+.PHONY: all deps run test san clean bench format fuzz fuzz-build
 .SECONDARY:
 all: $(BIN)/mdmd $(TOOL_BINS)
 
@@ -76,6 +84,21 @@ $(BIN)/%: $(B)/test/tools/%.o $(B)/libmdmd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
+FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:test/fuzz/%.c=build-fuzz/bin/%)
+FUZZ_SECONDS ?= 60
+
+build-fuzz/bin/fuzz_%: build-fuzz/test/fuzz/fuzz_%.o build-fuzz/libmdmd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory FUZZ=1 $(FUZZ_BINS)
+
+# Each target for FUZZ_SECONDS on a scratch copy of its seed corpus.
+fuzz: deps fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh test/fuzz/run.sh
+
 # Installs only what is missing; a no-op on a machine that has everything.
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -103,7 +126,7 @@ run: deps
 san:
 	@$(MAKE) --no-print-directory SAN=1 all
 
-test: deps
+test: deps fuzz-build
 	@$(MAKE) --no-print-directory SAN=1 all $(addprefix build-san/bin/,$(notdir $(UNIT_BINS)))
 	@BIN=build-san/bin sh test/run.sh
 
@@ -121,6 +144,6 @@ format:
 	clang-format -i $(wildcard */*.c */*.h test/*/*.c)
 
 clean:
-	rm -rf build build-san bin
+	rm -rf build build-san build-fuzz bin
 
--include $(shell find build build-san -name '*.d' 2>/dev/null)
+-include $(shell find build build-san build-fuzz -name '*.d' 2>/dev/null)

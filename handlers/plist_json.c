@@ -249,15 +249,35 @@ plist_t pj_from_json(json_t *j, const struct mdm_key *keys, char *err, size_t er
     }
 }
 
+/* libplist 2.2's string and key getters assert (abort the process) when a
+ * value holds a NUL byte, and both of its readers let one through: a raw NUL
+ * inside an XML <string>, or any string of a binary plist.  So a plist is
+ * accepted only if its XML form has no NUL byte; binary ones are read back
+ * from that XML form, which also makes them exactly what XML would give. */
+static plist_t pj_parse_xml(const char *xml, size_t len)
+{
+    plist_t p = NULL;
+    if (memchr(xml, '\0', len) == NULL)
+        plist_from_xml(xml, (uint32_t)len, &p);
+    return p;
+}
+
 plist_t pj_parse(const void *body, size_t len)
 {
     plist_t p = NULL;
+    char *xml = NULL;
+    uint32_t xlen = 0;
     if (len < 8 || len > UINT32_MAX)
         return NULL;
-    if (plist_is_binary(body, (uint32_t)len))
-        plist_from_bin(body, (uint32_t)len, &p);
-    else
-        plist_from_xml(body, (uint32_t)len, &p);
+    if (!plist_is_binary(body, (uint32_t)len))
+        return pj_parse_xml(body, len);
+    plist_from_bin(body, (uint32_t)len, &p);
+    if (p == NULL)
+        return NULL;
+    plist_to_xml(p, &xml, &xlen);
+    plist_free(p);
+    p = xml != NULL ? pj_parse_xml(xml, xlen) : NULL;
+    free(xml);
     return p;
 }
 

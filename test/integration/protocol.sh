@@ -102,6 +102,12 @@ check "refused requests changed nothing in Redis" test "$before" = "$after"
 check "refusals are logged with a reason" grep -q 'event=device_refused udid=SIM-PROTO-1 .*reason=cert_mismatch' "$T/mdmd.log"
 check "never 401 on the MDM listener" bash -c "! grep -q 'status=401' '$T/mdmd.log'"
 
+# --- a binary plist whose string holds a NUL byte (libplist would abort) ---
+check "NUL inside a binary plist string: 400" test "$(mdm_put /mdm/connect d1 "$TOP/test/fuzz/regress/mdm_body/nul-in-binary-string.bplist")" = 400
+printf '<plist><dict><key>UDID</key><string>%s\0x</string><key>Status</key><string>Idle</string></dict></plist>' $U >"$T/nul.xml"
+check "raw NUL inside an XML string: 400" test "$(mdm_put /mdm/connect d1 "$T/nul.xml")" = 400
+check "and mdmd is still serving" test "$(http_code https://127.0.0.1:$PUB/healthz --cacert "$CA")" = 200
+
 # --- binary plist, single /mdm endpoint ---
 plist_msg "$T/idle.xml" UDID $U Status Idle
 plistutil -i "$T/idle.xml" -o "$T/idle.bin" -f bin 2>/dev/null || plistutil -i "$T/idle.xml" -o "$T/idle.bin"
