@@ -12,6 +12,7 @@ struct ca;
 struct push;
 struct wake;
 struct worker;
+struct h_enroll_keys;
 
 struct app {
     struct event_base *base;
@@ -22,6 +23,7 @@ struct app {
     struct wake *wake;          /* queues pushes after enqueues */
     struct worker *worker;      /* slow crypto off the loop (core/worker.h) */
     const char *api_key;        /* admin REST bearer key (hex), from <data_dir>/api.key */
+    struct h_enroll_keys *enroll; /* profile-signing identity, device CA (h_enroll.h) */
 };
 
 #endif

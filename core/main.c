@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../ca/ca.h"
+#include "../handlers/h_enroll.h"
 #include "../handlers/routes.h"
 #include "../handlers/wake.h"
 #include "../push/push.h"
@@ -219,6 +220,8 @@ static void main_reload(struct mdmd *m)
     main_warn_restart_keys(m->cf, ncf);
     http_server_set_ctx(m->pub, pub);
     http_server_set_ctx(m->mdm, mdm);
+    if (h_enroll_keys_reload(m->app.enroll, ncf) != 0)
+        log_warn("event=reload_partial reason=\"enrollment keys unreadable; keeping the old ones\"");
     SSL_CTX_free(pub);
     SSL_CTX_free(mdm);
     main_limits(ncf, &lim);
@@ -335,6 +338,7 @@ static void main_cleanup(struct mdmd *m)
     http_server_free(m->pub);
     http_server_free(m->mdm);
     worker_free(m->app.worker);
+    h_enroll_keys_free(m->app.enroll);   /* after the worker: jobs borrow its keys */
     push_free(m->app.push);     /* before wake: cancelled pushes release their items */
     wake_free(m->app.wake);
     store_free(m->app.store);
@@ -400,6 +404,9 @@ int main(int argc, char **argv)
     main_signals(&m);
     main_open_state(&m);
     main_listen(&m);
+    m.app.enroll = h_enroll_keys_load(m.cf);   /* signs with the certificate main_listen made */
+    if (m.app.enroll == NULL)
+        die("event=enroll_setup_failed");
     log_info("event=ready public=https://localhost:%d mdm=https://localhost:%d ca=%s/ca.crt "
              "api_key_file=%s/api.key try=\"curl --cacert %s/ca.crt https://localhost:%d/healthz\"",
              http_server_port(m.pub), http_server_port(m.mdm), m.cf->ca_dir, m.cf->data_dir,

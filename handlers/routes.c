@@ -5,6 +5,7 @@
 #include "h_console.h"
 #include "h_health.h"
 #include "h_mdm.h"
+#include "h_enroll.h"
 #include "h_users.h"
 #include "h_content.h"
 
@@ -13,6 +14,8 @@
 const struct http_route routes_public[] = {
     {HTTP_M_GET | HTTP_M_HEAD, "/healthz", h_health},
     {HTTP_M_GET | HTTP_M_HEAD, "/mdm/ca", h_ca_cert},
+    {HTTP_M_GET | HTTP_M_HEAD | HTTP_M_POST, "/enroll", h_enroll_page},
+    {HTTP_M_POST, "/enroll/ota", h_enroll_ota},
     {HTTP_M_GET | HTTP_M_HEAD, "/", h_console_root},
     {HTTP_M_GET | HTTP_M_HEAD, "/console", h_console_root},
     {HTTP_M_GET | HTTP_M_POST | HTTP_M_PUT | HTTP_M_DELETE | HTTP_M_PATCH, "/console/api/*",

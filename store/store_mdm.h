@@ -34,6 +34,8 @@ enum store_ident {                /* who a device request may act as */
     STORE_ID_UNKNOWN,             /* no record for this UDID */
     STORE_ID_CHECKED_OUT,
     STORE_ID_CERT_MISMATCH,       /* not the certificate bound at Authenticate */
+    STORE_ID_REVOKED,             /* a revoked certificate (re-enrollment, CheckOut) */
+    STORE_ID_NOT_ISSUED,          /* Authenticate: not issued by enrollment (required) */
 };
 const char *store_ident_str(int ident);
 
@@ -43,6 +45,7 @@ struct store_device_msg {         /* a check-in message */
     int64_t now_ms;
     const struct store_kv *fields;    /* record fields to set */
     size_t nfields;
+    int require_issued;           /* Authenticate: only registry certificates (conf) */
 };
 
 /* enrolled_now: this TokenUpdate completed an enrollment. */

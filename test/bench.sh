@@ -34,6 +34,7 @@ data_dir $D/var
 server_names localhost 127.0.0.1
 log_level warn
 max_connections 20000
+enroll_require_issued no
 CONF
 "$BIN/mdmd" -c "$D/mdmd.conf" 2>"$T/mdmd.log" &
 MDMD=$!; PIDS+=("$MDMD")

@@ -1,13 +1,16 @@
 -- KEYS: dev q notnow devices events   ARGV: udid now cert_fp
--- The device removed its MDM profile: nothing queued can reach it any more;
--- the record and the history stay.
+-- The device removed its MDM profile: nothing queued can reach it any more,
+-- and its certificate is revoked (a re-enrollment gets a new one); the record
+-- and the history stay.
 local dev, q, nn, devices, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local udid, now, fp = ARGV[1], ARGV[2], ARGV[3]
 local bad = mdm_ident(dev, fp)
 if bad then return bad end
 local dropped = redis.call('LLEN', q)
 redis.call('DEL', q, nn)
+if dropped > 0 then redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -dropped) end
 redis.call('HSET', dev, 'state', 'checked_out', 'checked_out_at', now, 'last_seen', now)
 redis.call('ZADD', devices, now, udid)
+mdm_revoke(events, fp, udid, now, 'checkout')
 mdm_event(events, 'type', 'checked_out', 'udid', udid, 'time', now, 'dropped', dropped)
 return 'ok'

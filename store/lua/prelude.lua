@@ -1,15 +1,27 @@
 -- Shared by every device script (prepended by the build).  A device request
 -- is allowed only for a known, not checked-out device whose request came
--- with the certificate bound to its enrollment at Authenticate.
+-- with the certificate bound to its enrollment at Authenticate, and that
+-- certificate has not been revoked since (re-enrollment, CheckOut).
 local function mdm_ident(dev, fp)
   local st = redis.call('HMGET', dev, 'state', 'cert_fp')
   if not st[1] then return 'unknown' end
   if st[1] == 'checked_out' then return 'checked_out' end
   if st[2] ~= fp then return 'cert_mismatch' end
+  if redis.call('HGET', 'mdm:cert:' .. fp, 'state') == 'revoked' then return 'revoked' end
   return nil
 end
 local function mdm_event(events, ...)
   redis.call('XADD', events, 'MAXLEN', '~', 100000, '*', ...)
+end
+-- Revokes a certificate of the issued-certificate registry (mdm:cert:<fp>);
+-- certificates enrollment did not issue have no entry and are left alone.
+local function mdm_revoke(events, fp, udid, now, reason)
+  local k = 'mdm:cert:' .. fp
+  if redis.call('HGET', k, 'state') ~= 'issued' then return false end
+  redis.call('HSET', k, 'state', 'revoked', 'revoked_at', now, 'revoked_reason', reason)
+  mdm_event(events, 'type', 'cert_revoked', 'udid', udid, 'fp', fp, 'reason', reason,
+            'time', now)
+  return true
 end
 -- The device search index mdm:idx (docs/REDIS.md, "Device search"): one
 -- member "lowercased value \0 udid \0 field" per searchable field, all scored
