@@ -57,6 +57,7 @@ static const struct conf_key conf_table[] = {
     CONF_INT("enroll_challenge_ttl_s", enroll_challenge_ttl_s, 1, 86400, "300"),
     CONF_STR("enroll_device_ca_file", enroll_device_ca_file, ""),
     CONF_BOOL("enroll_require_issued", enroll_require_issued, "yes"),
+    CONF_BOOL("provision_on_enroll", provision_on_enroll, "yes"),
     CONF_STR("device_key_type", device_key_type, "rsa2048"),
     CONF_STR("pkcs12_mode", pkcs12_mode, "legacy"),
     CONF_INT("max_body_size", max_body_size, 1024, 1073741824, "10485760"),

@@ -47,6 +47,7 @@ struct conf {
     int enroll_challenge_ttl_s;    /* life of a Profile Service challenge and OTA identity */
     char *enroll_device_ca_file;   /* CAs a device's phase-1 signature must chain to; empty: any */
     int enroll_require_issued;     /* Authenticate only with certificates enrollment issued */
+    int provision_on_enroll;       /* first TokenUpdate: queue assigned content + DeviceInformation */
     char *device_key_type;         /* keys of issued device identities: rsa2048 | rsa4096 | ec256 */
     char *pkcs12_mode;             /* PKCS12 algorithms: legacy | aes (ca_pkcs12) */
     /* limits */

@@ -41,8 +41,9 @@ static void h_checkin_on_done(void *arg, int err, int ident, int enrolled_now)
 {
     struct h_mdm *m = arg;
     if (!h_mdm_refuse(m, err, ident)) {
-        if (enrolled_now) {
+        if (enrolled_now)
             log_info("event=enrolled udid=%s", m->udid);
+        if (enrolled_now && m->app->cf->provision_on_enroll) {
             h_provision_start(m->app, m->udid, h_checkin_on_provisioned, m);
             return;
         }

@@ -11,7 +11,8 @@ start_mock_apns || { fail "mock APNs starts"; finish; }
 start_redis || { fail "redis starts"; finish; }
 D=$T/u
 # Devices here enroll by check-in with certificates the test makes.
-write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "enroll_require_issued no" "push_coalesce_ms 0"
+write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "enroll_require_issued no" "push_coalesce_ms 0" \
+    "provision_on_enroll yes"
 apns_conf >>"$D/mdmd.conf"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
 
@@ -294,5 +295,14 @@ QB=($(R lrange "mdm:q:{$UB}" 0 -1))
 types=""; for u in "${QB[@]}"; do types="$types$(R hget mdm:cmd:$u request_type) "; done
 check "it gets only the everyone content, then DeviceInformation" test "$types" = "InstallProfile InstallApplication DeviceInformation "
 check "its profile is the one assigned to everyone" bash -c "redis-cli -p $REDIS_PORT --raw hget mdm:cmd:${QB[0]} plist | grep -q InstallProfile && [ '$(R hget mdm:cmd:${QB[1]} request_type)' = InstallApplication ]"
+
+
+# provision_on_enroll no (applied by SIGHUP): a new device's queue stays empty.
+sed -i 's/^provision_on_enroll yes$/provision_on_enroll no/' "$D/mdmd.conf"
+kill -HUP "$MDMD_PID"
+check "SIGHUP reloads the configuration" wait_for 10 grep -q 'event=reloaded' "$T/mdmd.log"
+UC=PROV-OFF-1
+check "with provisioning off, a device enrolls" enroll_device pc $UC
+check "and nothing is queued for it" test "$(R llen "mdm:q:{$UC}"):$(R hget "mdm:dev:{$UC}" state)" = 0:enrolled
 
 finish
