@@ -30,7 +30,9 @@
 #include <hiredis/adapters/libevent.h>
 
 #define STORE_BACKOFF_MIN_MS 100
-#define STORE_BACKOFF_MAX_MS 1000
+/* A quarter second: with the handshake (script loads, PING) on top, service is
+ * back well within a second of Redis answering again (issue 8). */
+#define STORE_BACKOFF_MAX_MS 250
 
 enum store_state {
     STORE_DOWN,       /* no context; s->timer counts down to the next attempt */

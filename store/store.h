@@ -6,7 +6,7 @@
  *
  * Connection: store_new() connects immediately and, on any error or
  * disconnect, reconnects with exponential backoff (100 ms doubling, capped at
- * 1 s, so service resumes within a second of Redis coming back).  While not
+ * 250 ms, so service resumes within a second of Redis coming back).  While not
  * connected every op fails at once with MDMD_EUNAVAIL.  An op that gets no
  * reply within the configured timeout fails with MDMD_ETIMEDOUT; the context
  * is then dropped (failing all pending ops) and reconnected, because a Redis
