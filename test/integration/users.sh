@@ -122,6 +122,23 @@ check "success: user counter gone, address counter kept" \
     test "$(R exists mdm:loginfail:user:alice):$(R get mdm:loginfail:addr:127.0.0.1)" = 0:1
 R del mdm:loginfail:addr:127.0.0.1 >/dev/null
 
+# --- the same login behind the enrollment page (POST /enroll, form fields) ---
+# enroll_login USER PASSWORD: prints the status; headers in $T/hdr, body in $T/enroll.out.
+enroll_login() {
+    curl -s -D "$T/hdr" -o "$T/enroll.out" -w '%{http_code}' --max-time 10 --cacert "$CA" \
+        --data-urlencode "username=$1" --data-urlencode "password=$2" "https://127.0.0.1:$PUB/enroll"
+}
+check "POST /enroll, right password: 200 and a profile" \
+    bash -c "[ \$(curl -s -D '$T/hdr' -o /dev/null -w '%{http_code}' --cacert '$CA' --data-urlencode username=alice --data-urlencode password=alice-pw-2 https://127.0.0.1:$PUB/enroll) = 200 ] && grep -qi '^Content-Type: application/x-apple-aspen-config' '$T/hdr'"
+check "POST /enroll, wrong password: 401" test "$(enroll_login alice wrong-pw-99)" = 401
+check "POST /enroll, unknown user: 401" test "$(enroll_login nobody wrong-pw-99)" = 401
+for i in 1 2 3 4; do enroll_login alice wrong-pw-99 >/dev/null; done
+check "POST /enroll, 6th try after 5 failures: 429" test "$(enroll_login alice alice-pw-2)" = 429
+check "POST /enroll 429 carries Retry-After" grep -iq '^Retry-After: [1-9]' "$T/hdr"
+check "the enrollment page and verify share the counters" \
+    test "$(api POST /v1/users/alice/verify '{"password":"alice-pw-2"}')" = 429
+R del mdm:loginfail:user:alice mdm:loginfail:user:nobody mdm:loginfail:addr:127.0.0.1 >/dev/null
+
 
 # --- configuration profiles ---
 # profile FILE ID [TYPE]: a .mobileconfig (ID "" leaves PayloadIdentifier out).
