@@ -28,7 +28,8 @@ struct cli_args {
 static void cli_usage(void)
 {
     fprintf(stderr,
-            "usage: mdmd [-c FILE] user add NAME --role admin|user [--password-stdin | --password P]\n"
+            "usage: mdmd [-c FILE] user add NAME --role admin|user\n"
+            "                      [--password-stdin | --password P]\n"
             "       mdmd [-c FILE] user passwd NAME [--password-stdin | --password P]\n"
             "       mdmd [-c FILE] user del NAME\n"
             "       mdmd [-c FILE] user list\n"

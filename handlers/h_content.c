@@ -217,14 +217,15 @@ static int h_content_https_ok(const char *u)
 static int h_content_app_fields(struct h_content_new *nw, json_t *j, char *err, size_t errlen)
 {
     const char *id = json_string_value(json_object_get(j, "identifier"));
-    json_t *url = json_object_get(j, "manifest_url"), *store = json_object_get(j, "itunes_store_id");
-    json_t *name = json_object_get(j, "name");
+    json_t *url = json_object_get(j, "manifest_url");
+    json_t *store = json_object_get(j, "itunes_store_id"), *name = json_object_get(j, "name");
+    const char *u = json_string_value(url);
     if (id == NULL || !h_content_id_ok(id))
         snprintf(err, errlen, "identifier must be a bundle identifier (1 to 200 characters of "
                               "A-Z a-z 0-9 . _ @ + -)");
     else if ((url == NULL) == (store == NULL))
         snprintf(err, errlen, "give exactly one of manifest_url and itunes_store_id");
-    else if (url != NULL && !h_content_https_ok(json_string_value(url) ? json_string_value(url) : ""))
+    else if (url != NULL && (u == NULL || !h_content_https_ok(u)))
         snprintf(err, errlen, "manifest_url must be an https:// URL");
     else if (store != NULL && (!json_is_integer(store) || json_integer_value(store) <= 0))
         snprintf(err, errlen, "itunes_store_id must be a positive integer");
@@ -233,7 +234,7 @@ static int h_content_app_fields(struct h_content_new *nw, json_t *j, char *err, 
     else {
         snprintf(nw->id, sizeof(nw->id), "%s", id);
         if (url != NULL)
-            h_content_field_take(nw, "manifest_url", xstrdup(json_string_value(url)));
+            h_content_field_take(nw, "manifest_url", xstrdup(u));
         else
             h_content_field_take(nw, "itunes_store_id",
                                  xasprintf("%lld", (long long)json_integer_value(store)));

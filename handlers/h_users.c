@@ -57,9 +57,10 @@ static void h_users_login_end(struct h_users_login *l, int status, int retry_aft
 static void h_users_login_on_recorded(void *arg, int err)
 {
     struct h_users_login *l = arg;
+    /* The password was right: a lost refund only costs the user an attempt. */
     if (err != MDMD_OK)
         log_warn("event=login_record_failed user=%s err=%s", l->name, mdmd_strerror(err));
-    h_users_login_end(l, l->ok ? 200 : 401, 0);
+    h_users_login_end(l, 200, 0);
 }
 
 static void h_users_login_job(void *arg)
@@ -68,15 +69,17 @@ static void h_users_login_job(void *arg)
     l->ok = ca_pw_verify(l->password, l->hash);
 }
 
+/* A failure was counted before the check (store_users_login_check); only a
+ * success needs another round trip, to take it back. */
 static void h_users_login_on_checked(void *arg)
 {
     struct h_users_login *l = arg;
-    if (worker_canceled(l->app->worker)) {
+    if (worker_canceled(l->app->worker))
         h_users_login_end(l, 503, 0);
-        return;
-    }
-    store_users_login_result(l->app->store, l->name, l->peer, l->ok, &h_users_limits,
-                             h_users_login_on_recorded, l);
+    else if (!l->ok)
+        h_users_login_end(l, 401, 0);
+    else
+        store_users_login_ok(l->app->store, l->name, l->peer, h_users_login_on_recorded, l);
 }
 
 static void h_users_login_on_user(void *arg, int err, int retry_after, const struct store_user *u)

@@ -49,7 +49,8 @@ struct store_sync *store_sync_open(const char *redis, const char *data_dir, int 
         if (*redis == '\0')
             snprintf(err, errlen,
                      "the private Redis at %s is not running (%s): start mdmd with the same "
-                     "configuration first (it runs that Redis), or set `redis` in the configuration",
+                     "configuration first (it runs that Redis), or set `redis` in the "
+                     "configuration",
                      addr, c != NULL && c->err ? c->errstr : "no answer");
         else
             snprintf(err, errlen, "Redis at %s does not answer (%s)", addr,

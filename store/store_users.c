@@ -191,14 +191,16 @@ struct store_op *store_users_login_check(struct store *s, const char *name, cons
                                          const struct store_login_limits *lim, store_login_fn *cb,
                                          void *arg)
 {
-    char user[STORE_USERS_KEY], fu[STORE_USERS_KEY], fa[STORE_USERS_KEY], um[16], am[16];
+    char user[STORE_USERS_KEY], fu[STORE_USERS_KEY], fa[STORE_USERS_KEY];
+    char um[16], am[16], win[16];
     store_users_key(user, "mdm:user:%s", name);
     store_users_key(fu, "mdm:loginfail:user:%s", name);
     store_users_key(fa, "mdm:loginfail:addr:%s", peer);
     snprintf(um, sizeof(um), "%d", lim->user_max);
     snprintf(am, sizeof(am), "%d", lim->addr_max);
-    const char *argv[] = {user, fu, fa, um, am};
-    return store_users_run(s, store_lua_login_check, 3, 5, argv, store_users_login_reply,
+    snprintf(win, sizeof(win), "%d", lim->window_s);
+    const char *argv[] = {user, fu, fa, um, am, win};
+    return store_users_run(s, store_lua_login_check, 3, 6, argv, store_users_login_reply,
                            (store_any_fn *)cb, arg);
 }
 
@@ -209,15 +211,13 @@ static void store_users_done_reply(struct store_op *op, int err, const redisRepl
         ((store_done_fn *)(void (*)(void))op->cb)(op->arg, err);
 }
 
-struct store_op *store_users_login_result(struct store *s, const char *name, const char *peer,
-                                          int ok, const struct store_login_limits *lim,
-                                          store_done_fn *cb, void *arg)
+struct store_op *store_users_login_ok(struct store *s, const char *name, const char *peer,
+                                      store_done_fn *cb, void *arg)
 {
-    char fu[STORE_USERS_KEY], fa[STORE_USERS_KEY], win[16];
+    char fu[STORE_USERS_KEY], fa[STORE_USERS_KEY];
     store_users_key(fu, "mdm:loginfail:user:%s", name);
     store_users_key(fa, "mdm:loginfail:addr:%s", peer);
-    snprintf(win, sizeof(win), "%d", lim->window_s);
-    const char *argv[] = {fu, fa, ok ? "1" : "0", win};
-    return store_users_run(s, store_lua_login_result, 2, 4, argv, store_users_done_reply,
+    const char *argv[] = {fu, fa};
+    return store_users_run(s, store_lua_login_result, 2, 2, argv, store_users_done_reply,
                            (store_any_fn *)cb, arg);
 }

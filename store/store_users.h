@@ -52,16 +52,17 @@ struct store_login_limits {
     int window_s;
 };
 
-/* retry_after_s > 0: limited, u NULL.  Otherwise u is the user (hash
+/* retry_after_s > 0: limited, u NULL.  Otherwise the attempt is counted as
+ * a failure against name and peer already (atomically with the check, so
+ * parallel attempts cannot overshoot the limits), and u is the user (hash
  * included), or NULL when unknown. */
 typedef void store_login_fn(void *arg, int err, int retry_after_s, const struct store_user *u);
 struct store_op *store_users_login_check(struct store *s, const char *name, const char *peer,
                                          const struct store_login_limits *lim, store_login_fn *cb,
                                          void *arg);
-/* Records the outcome: a failure counts against name and peer; a success
- * clears name's counter.  cb may be NULL. */
-struct store_op *store_users_login_result(struct store *s, const char *name, const char *peer,
-                                          int ok, const struct store_login_limits *lim,
-                                          store_done_fn *cb, void *arg);
+/* The password was right: clears name's counter and takes the attempt back
+ * from peer's.  cb may be NULL. */
+struct store_op *store_users_login_ok(struct store *s, const char *name, const char *peer,
+                                      store_done_fn *cb, void *arg);
 
 #endif

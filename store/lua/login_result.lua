@@ -1,13 +1,9 @@
--- KEYS: fail_user fail_addr   ARGV: ok(1|0) window_s
--- A failure counts against the user and the address; each counter expires
--- window_s after its first failure (a fixed window).  A success clears the
--- user's counter only: the address keeps its count, so one known password
--- does not buy an address fresh guesses at other users.
-if ARGV[1] == '1' then
-  redis.call('DEL', KEYS[1])
-  return 0
-end
-for i = 1, 2 do
-  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2])) end
-end
-return 1
+-- KEYS: fail_user fail_addr   ARGV: -
+-- A successful login: login_check.lua counted the attempt as a failure;
+-- clear the user's counter and give the address its attempt back (never
+-- below zero: the counter may have expired meanwhile).  The address keeps
+-- its other failures, so one known password does not buy an address fresh
+-- guesses at other users.
+redis.call('DEL', KEYS[1])
+if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+return 0

@@ -122,6 +122,19 @@ check "success: user counter gone, address counter kept" \
     test "$(R exists mdm:loginfail:user:alice):$(R get mdm:loginfail:addr:127.0.0.1)" = 0:1
 R del mdm:loginfail:addr:127.0.0.1 >/dev/null
 
+# --- parallel attempts cannot overshoot the limit (counted before checking) ---
+api POST /v1/users '{"username":"gina","password":"gina-pw-123","role":"user"}' >/dev/null
+R del mdm:loginfail:addr:127.0.0.1 >/dev/null
+for i in $(seq 1 10); do
+    curl -s -o /dev/null -w '%{http_code}\n' --cacert "$CA" -X POST -H "Authorization: Bearer $(cat "$D/var/api.key")" \
+        --data-binary '{"password":"wrong-pw-00"}' "https://127.0.0.1:$PUB/v1/users/gina/verify" >"$T/par.$i" &
+done
+wait_for 30 bash -c "[ \$(cat '$T'/par.* 2>/dev/null | wc -l) = 10 ]"
+check "10 parallel wrong passwords: exactly 5 checked (403), 5 refused (429)" \
+    test "$(cat "$T"/par.* | sort | uniq -c | tr -s ' ' | tr '\n' ' ')" = " 5 403  5 429 "
+check "and the user's counter is exactly 5" test "$(R get mdm:loginfail:user:gina)" = 5
+R del mdm:loginfail:user:gina mdm:loginfail:addr:127.0.0.1 >/dev/null
+
 # --- the same login behind the enrollment page (POST /enroll, form fields) ---
 # enroll_login USER PASSWORD: prints the status; headers in $T/hdr, body in $T/enroll.out.
 enroll_login() {
