@@ -6,10 +6,14 @@ DEB_PKGS := gcc make pkg-config libc6-dev libevent-dev libssl-dev libnghttp2-dev
             libhiredis-dev libjansson-dev clang libclang-rt-14-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2 \
             chromium nodejs
 
+# The one place the version lives: mdmd --version, mdmctl --version, /metrics.
+VERSION := 0.1.0
+
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing -MMD -MP
+CFLAGS  += -DMDMD_VERSION='"$(VERSION)"'
 LDLIBS  += -lpthread
 
 ifeq ($(SAN),1)
@@ -36,7 +40,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 MODULES   := core handlers push ca store
 LIB_SRCS  := $(filter-out core/main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
 LUA_SRCS  := $(filter-out store/lua/prelude.lua,$(wildcard store/lua/*.lua))
-LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/store/lua_scripts.o
+LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/store/lua_scripts.o $(B)/handlers/openapi_json.o
 # The web console's files (web/) are compiled in as byte arrays.
 WEB_SRCS  := $(filter-out web/embed.sh,$(wildcard web/*))
 LIB_OBJS  += $(B)/web/console_files.o
@@ -66,6 +70,15 @@ $(B)/store/lua_scripts.c: store/lua/embed.sh store/lua/prelude.lua $(LUA_SRCS)
 	sh store/lua/embed.sh store/lua/prelude.lua $(LUA_SRCS) > $@
 
 $(B)/store/lua_scripts.o: $(B)/store/lua_scripts.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# The OpenAPI document is served from the binary, built in the same way.
+$(B)/handlers/openapi_json.c: docs/openapi.json
+	@mkdir -p $(dir $@)
+	{ echo 'extern const char h_openapi_json[];'; echo 'const char h_openapi_json[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo '    ;'; } > $@
+
+$(B)/handlers/openapi_json.o: $(B)/handlers/openapi_json.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/libmdmd.a: $(LIB_OBJS)

@@ -13,6 +13,7 @@ struct push;
 struct wake;
 struct worker;
 struct h_enroll_keys;
+struct metrics;
 
 struct app {
     struct event_base *base;
@@ -22,6 +23,7 @@ struct app {
     struct push *push;          /* NULL when no APNs certificate is configured */
     struct wake *wake;          /* queues pushes after enqueues */
     struct worker *worker;      /* slow crypto off the loop (core/worker.h) */
+    struct metrics *metrics;    /* counters for /metrics (core/metrics.h); never NULL */
     const char *api_key;        /* admin REST bearer key (hex), from <data_dir>/api.key */
     struct h_enroll_keys *enroll; /* profile-signing identity, device CA (h_enroll.h) */
 };

@@ -70,6 +70,7 @@ static const struct conf_key conf_table[] = {
     CONF_INT("console_session_max_s", console_session_max_s, 60, 2592000, "86400"),
     {"log_level", CONF_T_LOGLEVEL, offsetof(struct conf, log_level), 0, 0, "info"},
     CONF_BOOL("syslog", syslog, "no"),
+    CONF_BOOL("metrics_public", metrics_public, "no"),
 };
 
 static const struct conf_key *conf_find(const char *name)

@@ -63,6 +63,7 @@ struct conf {
     /* logging */
     int log_level;             /* enum log_level */
     int syslog;                /* bool */
+    int metrics_public;        /* bool: GET /metrics without the API key */
 };
 
 /* Fills cf with the defaults of the table.  Free with conf_clear(). */

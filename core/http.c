@@ -1,5 +1,6 @@
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -32,6 +33,8 @@ struct http_server {
     int conns;                        /* open TLS connections (SSL objects alive) */
     int max_conns;
     int paused;                       /* listener disabled at max_conns */
+    size_t nroutes;
+    struct metrics_endpoint *ep;      /* per route, then one for unmatched paths */
 };
 
 struct req {
@@ -43,6 +46,8 @@ struct req {
     char peer[INET6_ADDRSTRLEN];
     char *path_own;                   /* req_set_path(): replaces path */
     char *user;                       /* req_set_user(): who an auth step let in */
+    int64_t t0;                       /* dispatch time (metrics_now_ns) */
+    size_t route;                     /* index into routes; nroutes: none matched */
 };
 
 /* An SSL's ex_data slot points at its server, so that the count of open
@@ -131,6 +136,7 @@ static void http_dispatch(struct evhttp_request *r, void *arg)
 
     req->hs = hs;
     req->r = r;
+    req->t0 = metrics_now_ns();
     req->path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     if (req->path == NULL || *req->path == '\0')
         req->path = "/";
@@ -139,6 +145,7 @@ static void http_dispatch(struct evhttp_request *r, void *arg)
 
     const struct http_route *rt = http_match(hs->routes, req->path, &found);
     int m = http_method_of(r);
+    req->route = rt != NULL ? (size_t)(rt - hs->routes) : hs->nroutes;
     if (rt == NULL) {
         req_fail(req, 404, "no such endpoint");
         return;
@@ -212,6 +219,9 @@ struct http_server *http_server_new(struct event_base *base, const char *name, c
     hs->base = base;
     hs->name = xstrdup(name);
     hs->routes = routes;
+    while (routes[hs->nroutes].path != NULL)
+        hs->nroutes++;
+    hs->ep = xcalloc(hs->nroutes + 1, sizeof(*hs->ep));
     hs->app = app;
     hs->http = evhttp_new(base);
     SSL_CTX_up_ref(ctx);
@@ -241,6 +251,7 @@ void http_server_free(struct http_server *hs)
     if (hs->http != NULL)
         evhttp_free(hs->http);
     SSL_CTX_free(hs->ctx);
+    free(hs->ep);
     free(hs->name);
     free(hs);
 }
@@ -273,6 +284,35 @@ int http_server_inflight(const struct http_server *hs)
 int http_server_connections(const struct http_server *hs)
 {
     return hs->conns;
+}
+
+const char *http_server_name(const struct http_server *hs)
+{
+    return hs->name;
+}
+
+size_t http_server_nroutes(const struct http_server *hs)
+{
+    return hs->nroutes;
+}
+
+const struct http_route *http_server_route(const struct http_server *hs, size_t i)
+{
+    return i < hs->nroutes ? &hs->routes[i] : NULL;
+}
+
+const struct metrics_endpoint *http_server_endpoint(const struct http_server *hs, size_t i)
+{
+    return &hs->ep[i <= hs->nroutes ? i : hs->nroutes];
+}
+
+void http_routes_print(FILE *f, const char *listener, const struct http_route *rt)
+{
+    static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"};
+    for (; rt->path != NULL; rt++)
+        for (size_t i = 0; i < ARRAY_LEN(names); i++)
+            if (rt->methods & (1 << i))
+                fprintf(f, "%s %s %s\n", listener, names[i], rt->path);
 }
 
 int req_method(const struct req *req)
@@ -375,6 +415,8 @@ void req_respond(struct req *req, int status, const char *ctype, const void *bod
         evbuffer_add(out, body, len);
     evhttp_send_reply(req->r, status, NULL, out);
     evbuffer_free(out);
+    metrics_endpoint_observe(&req->hs->ep[req->route], status,
+                             (double)(metrics_now_ns() - req->t0) / 1e9);
     req->hs->inflight--;
     free(req->path_own);
     free(req->user);

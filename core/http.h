@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "util.h"
 
 struct event_base;
@@ -53,6 +54,16 @@ void http_server_set_limits(struct http_server *hs, const struct http_limits *li
 void http_server_stop_accepting(struct http_server *hs);         /* graceful shutdown */
 int http_server_inflight(const struct http_server *hs);          /* requests not yet answered */
 int http_server_connections(const struct http_server *hs);
+/* For /metrics: the listener's name, its routes, and the numbers of route i
+ * (i == http_server_nroutes(): requests that matched no route). */
+struct metrics_endpoint;
+const char *http_server_name(const struct http_server *hs);
+size_t http_server_nroutes(const struct http_server *hs);
+const struct http_route *http_server_route(const struct http_server *hs, size_t i); /* NULL: none */
+const struct metrics_endpoint *http_server_endpoint(const struct http_server *hs, size_t i);
+
+/* Prints "listener METHOD path" for each route and method of rt. */
+void http_routes_print(FILE *f, const char *listener, const struct http_route *rt);
 
 /* Request accessors; every pointer is borrowed and valid until req_respond(). */
 int req_method(const struct req *req);

@@ -23,6 +23,7 @@
 #include "conf.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -38,6 +39,7 @@ struct mdmd {
     int noverrides;
     struct embedded *redis;              /* private redis-server, or NULL */
     struct http_server *pub, *mdm;
+    struct metrics metrics;              /* app.metrics points here */
     struct event *sigs[3];
     struct event *drain;                 /* polls in-flight requests at shutdown */
     int64_t drain_deadline;
@@ -65,6 +67,22 @@ static int main_add_override(struct mdmd *m, const char *key, const char *kv)
     if (m->noverrides == MAIN_MAX_OVERRIDES)
         return -1;
     m->overrides[m->noverrides++] = key != NULL ? xasprintf("%s=%s", key, kv) : xstrdup(kv);
+    return 0;
+}
+
+/* --version, and the hidden --routes (every route of both listeners, one
+ * "LISTENER METHOD PATH" line each, for tests and reviewers).  1 if handled. */
+static int main_info(const char *arg)
+{
+    if (strcmp(arg, "--version") == 0) {
+        printf("mdmd %s\n", MDMD_VERSION);
+        return 1;
+    }
+    if (strcmp(arg, "--routes") == 0) {
+        http_routes_print(stdout, "public", routes_public);
+        http_routes_print(stdout, "mdm", routes_mdm);
+        return 1;
+    }
     return 0;
 }
 
@@ -181,6 +199,8 @@ static void main_listen(struct mdmd *m)
     SSL_CTX_free(mdm);
     if (m->pub == NULL || m->mdm == NULL)
         die("event=listen_failed");
+    metrics_add_listener(&m->metrics, m->pub);
+    metrics_add_listener(&m->metrics, m->mdm);
     main_write_port_file(m);
 }
 
@@ -377,6 +397,10 @@ int main(int argc, char **argv)
 {
     struct mdmd m = {0};
     char err[512];
+
+    if (argc == 2 && main_info(argv[1]))
+        return 0;
+    m.app.metrics = &m.metrics;
 
     int mode = main_parse_args(&m, argc, argv);
     if (mode < 0)

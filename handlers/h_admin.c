@@ -9,9 +9,11 @@
 #include "../core/conf.h"
 #include "../core/http.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/util.h"
 #include "../store/store.h"
 #include "../store/store_mdm.h"
+#include "h_jobs.h"
 #include "h_mdm.h"
 #include "mdm_schema.h"
 #include "wake.h"
@@ -87,6 +89,8 @@ struct h_admin_enq {
     struct h_admin_udids ids;
     long queued;
     json_t *unknown;
+    const char *filter_state;  /* "filter" instead of udids: the device state targeted */
+    int async;                 /* "async": true, or big enough: run as a job (h_jobs.h) */
 };
 
 static void h_admin_enq_free(struct h_admin_enq *e)
@@ -114,6 +118,8 @@ static void h_admin_enq_on_chunk(void *arg, int err, long queued, const char *co
         return;
     }
     e->queued += queued;
+    e->app->metrics->commands_queued += (uint64_t)queued;
+    e->app->metrics->commands_not_queued += nunknown;
     wake_devices(e->app->wake, push, npush);
     for (size_t i = 0; i < nunknown; i++)
         json_array_append_new(e->unknown, json_string(unknown[i]));
@@ -204,6 +210,22 @@ static int h_admin_take_udids(struct h_admin_udids *u, json_t *arr, char *err, s
     return 0;
 }
 
+/* Targets: "udids": [...] or "filter": "all_enrolled"; "async": true asks
+ * for a job (h_jobs.h) whatever the size. */
+static int h_admin_take_targets(struct h_admin_enq *e, json_t *j, char *err, size_t errlen)
+{
+    json_t *filter = json_object_get(j, "filter");
+    e->async = json_is_true(json_object_get(j, "async"));
+    if (filter == NULL)
+        return h_admin_take_udids(&e->ids, json_object_get(j, "udids"), err, errlen);
+    e->filter_state = h_jobs_filter_state(json_string_value(filter));
+    if (e->filter_state == NULL || json_object_get(j, "udids") != NULL) {
+        snprintf(err, errlen, "filter must be \"all_enrolled\", and comes instead of udids");
+        return -1;
+    }
+    return 0;
+}
+
 /* Wraps the Command dict with its CommandUUID and renders the XML once. */
 static void h_admin_finish_plist(struct h_admin_enq *e, plist_t command)
 {
@@ -224,7 +246,7 @@ static int h_admin_parse_json(struct h_admin_enq *e, const char *body, size_t le
     int rc = -1;
     if (j == NULL)
         snprintf(err, errlen, "bad JSON: %s (line %d)", jerr.text, jerr.line);
-    else if (h_admin_take_udids(&e->ids, json_object_get(j, "udids"), err, errlen) == 0 &&
+    else if (h_admin_take_targets(e, j, err, errlen) == 0 &&
              (cmd = h_admin_command_from_json(json_object_get(j, "command"), err, errlen)) &&
              h_admin_check_command(cmd, err, errlen) == 0) {
         util_uuid(e->uuid);
@@ -246,11 +268,18 @@ static int h_admin_parse_plist(struct h_admin_enq *e, const char *body, size_t l
     plist_t cmd = root != NULL && plist_get_node_type(root) == PLIST_DICT
                       ? plist_dict_get_item(root, "Command") : NULL;
     char *list = req_query_param(e->req, "udids"), *save = NULL;
+    char *filter = req_query_param(e->req, "filter");
     int rc = -1;
+    if (filter != NULL && list == NULL) {
+        list = xstrdup("");      /* no UDIDs: the filter names the targets */
+        e->filter_state = h_jobs_filter_state(filter);
+    }
+    free(filter);
     if (cmd == NULL || plist_get_node_type(cmd) != PLIST_DICT)
         snprintf(err, errlen, "body must be a plist with a Command dictionary");
-    else if (list == NULL || *list == '\0')
-        snprintf(err, errlen, "name the target devices with ?udids=UDID,UDID");
+    else if (list == NULL || (*list == '\0' && e->filter_state == NULL))
+        snprintf(err, errlen, "name the target devices with ?udids=UDID,UDID or "
+                              "?filter=all_enrolled");
     else if (h_admin_check_command(cmd, err, errlen) == 0) {
         e->ids.v = xcalloc(strlen(list) / 2 + 1, sizeof(char *));
         rc = 0;
@@ -276,6 +305,20 @@ static int h_admin_parse_plist(struct h_admin_enq *e, const char *body, size_t l
     return rc;
 }
 
+/* Hands the parsed command and its targets over to a bulk job. */
+static void h_admin_enq_to_job(struct h_admin_enq *e)
+{
+    struct h_jobs_cmd c = {.request_type = e->request_type, .plist = e->plist,
+                           .plist_len = e->plist_len, .udids = e->ids.v, .nudids = e->ids.n,
+                           .state = e->filter_state};
+    memcpy(c.uuid, e->uuid, sizeof(c.uuid));
+    e->request_type = e->plist = NULL;
+    e->ids.v = NULL;
+    e->ids.n = 0;
+    h_jobs_start(e->req, e->app, &c);
+    h_admin_enq_free(e);
+}
+
 void h_admin_commands(struct req *req, void *app)
 {
     char err[256];
@@ -294,6 +337,10 @@ void h_admin_commands(struct req *req, void *app)
     if (rc != 0) {
         req_fail(req, 400, err);
         h_admin_enq_free(e);
+        return;
+    }
+    if (e->async || e->filter_state != NULL || e->ids.n > H_JOBS_SYNC_MAX) {
+        h_admin_enq_to_job(e);
         return;
     }
     h_admin_enq_send(e);

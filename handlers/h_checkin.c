@@ -7,6 +7,7 @@
 #include "../core/conf.h"
 #include "../core/http.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/util.h"
 #include "h_mdm.h"
 #include "h_provision.h"
@@ -37,10 +38,23 @@ static void h_checkin_on_provisioned(void *arg)
     h_mdm_done(m);
 }
 
+/* Accepted check-ins, for /metrics: enrollments begun, completed, ended. */
+static void h_checkin_count(struct h_mdm *m, int enrolled_now)
+{
+    struct metrics *mx = m->app->metrics;
+    const char *type = plist_get_string_ptr(plist_dict_get_item(m->body, "MessageType"), NULL);
+    if (type != NULL && strcmp(type, "Authenticate") == 0)
+        mx->authenticates++;
+    else if (type != NULL && strcmp(type, "CheckOut") == 0)
+        mx->checkouts++;
+    mx->enrollments += enrolled_now != 0;
+}
+
 static void h_checkin_on_done(void *arg, int err, int ident, int enrolled_now)
 {
     struct h_mdm *m = arg;
     if (!h_mdm_refuse(m, err, ident)) {
+        h_checkin_count(m, enrolled_now);
         if (enrolled_now)
             log_info("event=enrolled udid=%s", m->udid);
         if (enrolled_now && m->app->cf->provision_on_enroll) {

@@ -8,6 +8,7 @@
 #include "../core/conf.h"
 #include "../core/http.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/util.h"
 #include "h_mdm.h"
 #include "plist_json.h"
@@ -35,6 +36,10 @@ static void h_connect_on_next(void *arg, int err, int ident, const char *uuid, c
 {
     struct h_mdm *m = arg;
     if (!h_mdm_refuse(m, err, ident)) {
+        int st = metrics_report_of(
+            plist_get_string_ptr(plist_dict_get_item(m->body, "Status"), NULL));
+        if (st >= 0)
+            m->app->metrics->reports[st]++;
         if (uuid != NULL) {
             log_debug("event=command_sent udid=%s uuid=%s", m->udid, uuid);
             req_respond(m->req, 200, "application/xml; charset=UTF-8", plist, len);

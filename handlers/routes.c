@@ -4,6 +4,9 @@
 #include "h_ca.h"
 #include "h_console.h"
 #include "h_health.h"
+#include "h_jobs.h"
+#include "h_metrics.h"
+#include "h_openapi.h"
 #include "h_mdm.h"
 #include "h_enroll.h"
 #include "h_users.h"
@@ -25,6 +28,9 @@ const struct http_route routes_public[] = {
     {HTTP_M_POST, "/v1/push", h_admin_push},
     {HTTP_M_GET, "/v1/devices", h_admin_devices},
     {HTTP_M_GET | HTTP_M_DELETE, "/v1/devices/*", h_admin_device},
+    {HTTP_M_GET, "/v1/jobs/*", h_jobs_get},
+    {HTTP_M_GET, "/v1/openapi.json", h_openapi},
+    {HTTP_M_GET, "/metrics", h_metrics},
     {HTTP_M_GET | HTTP_M_POST, "/v1/users", h_users_collection},
     {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT | HTTP_M_POST, "/v1/users/*", h_users_item},
     {HTTP_M_GET | HTTP_M_POST, "/v1/profiles", h_content_profiles},

@@ -15,6 +15,7 @@
 #include "store_int.h"
 
 #include "../core/log.h"
+#include "../core/metrics.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -71,6 +72,7 @@ struct store {
     struct store_op *ops, *tail; /* pending, oldest first */
     int npending;
     struct store_script *scripts; /* loaded on every connect */
+    struct metrics_hist rtt;      /* send to reply, every answered op */
 };
 
 static void store_on_reply(redisAsyncContext *ac, void *r, void *priv);
@@ -376,6 +378,11 @@ int store_pending(const struct store *s)
     return s->npending;
 }
 
+const struct metrics_hist *store_rtt(const struct store *s)
+{
+    return &s->rtt;
+}
+
 /* ---- ops ---------------------------------------------------------------- */
 
 struct store_op *store_op_new(struct store *s, store_any_fn *cb, void *arg)
@@ -439,6 +446,8 @@ static void store_op_finish(struct store_op *op, int err, const redisReply *r)
 {
     if (op->tracked)
         store_op_untrack(op);
+    if (r != NULL)
+        metrics_hist_observe(&op->s->rtt, (double)(metrics_now_ns() - op->sent_ns) / 1e9);
     op->done = 1;
     if (!op->cancelled)
         op->reply(op, err, r);
@@ -484,6 +493,7 @@ struct store_op *store_cmd_argv(struct store *s, int argc, const char *const *ar
         return NULL;
     }
     store_op_track(s, op);
+    op->sent_ns = metrics_now_ns();
     op->timer = store_event_new(s->base, store_op_on_timeout, op);
     store_event_add_ms(op->timer, s->timeout_ms);
     return op;

@@ -45,6 +45,9 @@ const char *store_addr(const struct store *s);
  * store's own (script loads, the connect PING) included. */
 int store_pending(const struct store *s);
 int store_addr_valid(const char *addr); /* 1 when store_new() can use addr */
+/* Round-trip times of every answered op (send to reply), for /metrics. */
+struct metrics_hist;
+const struct metrics_hist *store_rtt(const struct store *s);
 
 /* PING.  cb runs exactly once (possibly before this returns, with
  * MDMD_EUNAVAIL) unless store_op_cancel() is called first.  Returns the op,

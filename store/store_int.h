@@ -50,6 +50,7 @@ struct store_op {                 /* lives from send until hiredis lets go of it
     struct store_script *script; /* EVALSHA/SCRIPT LOAD ops */
     int nkeys, argc;             /* script ops: */
     struct store_arg *args;      /* keys and arguments copied for the NOSCRIPT resend */
+    int64_t sent_ns;             /* metrics_now_ns() at send: the round-trip histogram */
 };
 
 /* A fresh op for store_cmd_argv()/store_cmd_script(), which take ownership. */

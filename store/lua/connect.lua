@@ -21,6 +21,7 @@ else
   if status ~= 'Idle' then
     -- Acknowledged, Error, CommandFormatError: finished, never sent again.
     local queued = redis.call('LREM', q, 1, uuid)
+    redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -queued)
     local rt = redis.call('HGET', 'mdm:cmd:' .. uuid, 'request_type') or ''
     redis.call('XADD', res, 'MAXLEN', tonumber(ARGV[8]), '*', 'uuid', uuid,
                'request_type', rt, 'status', status, 'time', now, 'queued', queued,
@@ -43,7 +44,7 @@ while true do
     if not marked or redis.call('SISMEMBER', nn, id) == 0 then
       local body = redis.call('HGET', 'mdm:cmd:' .. id, 'plist')
       if body then return {'ok', id, body} end
-      redis.call('LREM', q, 1, id)
+      redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -redis.call('LREM', q, 1, id))
       start = start - 1
     end
   end

@@ -1,4 +1,4 @@
--- KEYS: cmd   ARGV: uuid request_type plist now ttl_s udid...
+-- KEYS: cmd [job]   ARGV: uuid request_type plist now ttl_s udid...
 -- Stores the command body once and queues its UUID for every managed UDID.
 -- Returns {queued, {unknown udid...}, {udid, token, push_magic, topic}...}:
 -- the last part names what to push, so that no second round trip is needed.
@@ -21,5 +21,13 @@ for i = 6, #ARGV do
   end
 end
 redis.call('HINCRBY', cmd, 'targets', queued)
+redis.call('HINCRBY', 'mdm:stats', 'queue_depth', queued)
+if KEYS[2] then
+  -- A bulk job's progress moves with its chunk, in the same atomic step.
+  redis.call('HINCRBY', KEYS[2], 'done', #ARGV - 5)
+  redis.call('HINCRBY', KEYS[2], 'queued', queued)
+  redis.call('HINCRBY', KEYS[2], 'unknown', #unknown)
+  redis.call('HSET', KEYS[2], 'updated', now)
+end
 redis.call('EXPIRE', cmd, tonumber(ARGV[5]))
 return {queued, unknown, push}

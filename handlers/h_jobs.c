@@ -1,0 +1,287 @@
+#include "h_jobs.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/app.h"
+#include "../core/http.h"
+#include "../core/log.h"
+#include "../core/metrics.h"
+#include "../core/util.h"
+#include "../store/store_jobs.h"
+#include "h_admin.h"
+#include "wake.h"
+
+#define H_JOBS_CMD_TTL_S (30 * 24 * 3600) /* as for any command (h_admin.c) */
+
+struct h_jobs {
+    struct app *app;
+    struct req *req;                /* until the 202 is sent */
+    char id[STORE_JOB_ID_LEN + 1];
+    struct h_jobs_cmd c;
+    size_t next;                    /* list jobs: first UDID not yet sent */
+    char cursor[32];                /* filter jobs: ZSCAN cursor */
+    int scans;                      /* filter jobs: steps done */
+    long done, queued, unknown;
+    int64_t started_ms;
+};
+
+const char *h_jobs_filter_state(const char *filter)
+{
+    if (filter != NULL && strcmp(filter, "all_enrolled") == 0)
+        return "enrolled";
+    return NULL;
+}
+
+static void h_jobs_free(struct h_jobs *j)
+{
+    for (size_t i = 0; i < j->c.nudids; i++)
+        free(j->c.udids[i]);
+    free(j->c.udids);
+    free(j->c.plist);
+    free(j->c.request_type);
+    free(j);
+}
+
+static struct store_kv h_jobs_kv(const char *k, const char *v)
+{
+    return (struct store_kv){k, v, strlen(v)};
+}
+
+/* ---- the end ---- */
+
+static void h_jobs_on_end(void *arg, int err)
+{
+    struct h_jobs *j = arg;
+    if (err != MDMD_OK)
+        log_err("event=job_record_failed job=%s err=%s", j->id, mdmd_strerror(err));
+    h_jobs_free(j);
+}
+
+/* Records the final state; why NULL: done. */
+static void h_jobs_end(struct h_jobs *j, const char *why)
+{
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+    struct store_kv kv[] = {h_jobs_kv("state", why == NULL ? "done" : "failed"),
+                            h_jobs_kv("updated", now), h_jobs_kv("finished", now),
+                            h_jobs_kv("error", why == NULL ? "" : why)};
+    if (why == NULL)
+        j->app->metrics->jobs_done++;
+    else
+        j->app->metrics->jobs_failed++;
+    log_info("event=job_%s job=%s uuid=%s request_type=%s done=%ld queued=%ld unknown=%ld "
+             "ms=%lld%s%s", why == NULL ? "done" : "failed", j->id, j->c.uuid,
+             j->c.request_type, j->done, j->queued, j->unknown,
+             (long long)(util_now_ms() - j->started_ms), why ? " reason=" : "", why ? why : "");
+    store_job_set(j->app->store, j->id, kv, ARRAY_LEN(kv), H_JOBS_TTL_S, h_jobs_on_end, j);
+}
+
+/* A failed chunk.  MDMD_ECANCELED: the store is going away (shutdown), so
+ * nothing can be recorded; the record goes stale (h_jobs.h). */
+static int h_jobs_failed(struct h_jobs *j, int err)
+{
+    if (err == MDMD_OK)
+        return 0;
+    if (err == MDMD_ECANCELED) {
+        log_warn("event=job_abandoned job=%s done=%ld reason=shutdown", j->id, j->done);
+        h_jobs_free(j);
+    } else {
+        h_jobs_end(j, err == MDMD_ETIMEDOUT ? "redis timeout" : "redis unavailable");
+    }
+    return 1;
+}
+
+/* ---- the chunks ---- */
+
+static void h_jobs_step(struct h_jobs *j);
+
+static void h_jobs_on_chunk(void *arg, int err, long queued, const char *const *unknown,
+                            size_t nunknown, const struct store_push_target *push, size_t npush)
+{
+    struct h_jobs *j = arg;
+    if (h_jobs_failed(j, err))
+        return;
+    j->queued += queued;
+    j->unknown += (long)nunknown;
+    j->app->metrics->commands_queued += (uint64_t)queued;
+    j->app->metrics->commands_not_queued += nunknown;
+    wake_devices(j->app->wake, push, npush);
+    h_jobs_step(j);
+}
+
+static void h_jobs_on_scan(void *arg, int err, const char *cursor, long scanned, long queued,
+                           const struct store_push_target *push, size_t npush)
+{
+    struct h_jobs *j = arg;
+    if (h_jobs_failed(j, err))
+        return;
+    snprintf(j->cursor, sizeof(j->cursor), "%s", cursor);
+    j->scans++;
+    j->done += scanned;
+    j->queued += queued;
+    j->app->metrics->commands_queued += (uint64_t)queued;
+    wake_devices(j->app->wake, push, npush);
+    h_jobs_step(j);
+}
+
+/* Sends the next chunk, or ends the job.  Exactly one async call. */
+static void h_jobs_step(struct h_jobs *j)
+{
+    struct store *s = j->app->store;
+    if (j->c.state != NULL) {
+        if (j->scans > 0 && strcmp(j->cursor, "0") == 0) {
+            h_jobs_end(j, NULL);
+            return;
+        }
+        struct store_job_cmd c = {j->c.uuid, j->c.request_type, j->c.plist, j->c.plist_len,
+                                  H_JOBS_CMD_TTL_S};
+        store_job_filter_step(s, j->id, &c, j->c.state, j->cursor, H_JOBS_CHUNK, util_now_ms(),
+                              h_jobs_on_scan, j);
+        return;
+    }
+    if (j->next >= j->c.nudids) {
+        h_jobs_end(j, NULL);
+        return;
+    }
+    size_t n = j->c.nudids - j->next;
+    if (n > H_JOBS_CHUNK)
+        n = H_JOBS_CHUNK;
+    const char *const *batch = (const char *const *)j->c.udids + j->next;
+    j->next += n;
+    j->done += (long)n;
+    store_job_enqueue(s, j->id, j->c.uuid, j->c.request_type, j->c.plist, j->c.plist_len, batch,
+                      n, util_now_ms(), H_JOBS_CMD_TTL_S, h_jobs_on_chunk, j);
+}
+
+/* ---- the start ---- */
+
+static void h_jobs_on_created(void *arg, int err)
+{
+    struct h_jobs *j = arg;
+    char loc[64];
+    if (err != MDMD_OK) {
+        h_admin_fail(j->req, err);
+        h_jobs_free(j);
+        return;
+    }
+    j->app->metrics->jobs_started++;
+    log_info("event=job_started job=%s uuid=%s request_type=%s targets=%s", j->id, j->c.uuid,
+             j->c.request_type, j->c.state != NULL ? j->c.state : "list");
+    snprintf(loc, sizeof(loc), "/v1/jobs/%s", j->id);
+    req_add_header(j->req, "Location", loc);
+    h_admin_json(j->req, 202, json_pack("{s:s, s:s, s:s}", "job_id", j->id, "command_uuid",
+                                        j->c.uuid, "state", "running"));
+    j->req = NULL;
+    h_jobs_step(j);
+}
+
+/* The job record: what it queues, to how many, and its progress counters. */
+static void h_jobs_create(struct h_jobs *j, long long total)
+{
+    char tot[24], now[24];
+    snprintf(tot, sizeof(tot), "%lld", total);
+    snprintf(now, sizeof(now), "%lld", (long long)j->started_ms);
+    struct store_kv kv[] = {
+        h_jobs_kv("state", "running"), h_jobs_kv("total", tot), h_jobs_kv("done", "0"),
+        h_jobs_kv("queued", "0"), h_jobs_kv("unknown", "0"), h_jobs_kv("skipped", "0"),
+        h_jobs_kv("command_uuid", j->c.uuid), h_jobs_kv("request_type", j->c.request_type),
+        h_jobs_kv("filter", j->c.state != NULL ? "all_enrolled" : ""),
+        h_jobs_kv("created", now), h_jobs_kv("updated", now),
+    };
+    store_job_set(j->app->store, j->id, kv, ARRAY_LEN(kv), H_JOBS_TTL_S, h_jobs_on_created, j);
+}
+
+/* Filter jobs: the fleet size is the total to scan. */
+static void h_jobs_on_total(void *arg, int err, const struct store_stats *st)
+{
+    struct h_jobs *j = arg;
+    if (err != MDMD_OK) {
+        h_admin_fail(j->req, err);
+        h_jobs_free(j);
+        return;
+    }
+    h_jobs_create(j, st->devices);
+}
+
+void h_jobs_start(struct req *req, struct app *app, struct h_jobs_cmd *c)
+{
+    struct h_jobs *j = xcalloc(1, sizeof(*j));
+    unsigned char raw[STORE_JOB_ID_LEN / 2];
+    j->app = app;
+    j->req = req;
+    j->c = *c;
+    memset(c, 0, sizeof(*c));
+    util_random(raw, sizeof(raw));
+    util_hex(raw, sizeof(raw), j->id);
+    snprintf(j->cursor, sizeof(j->cursor), "0");
+    j->started_ms = util_now_ms();
+    if (j->c.state != NULL)
+        store_stats(app->store, h_jobs_on_total, j);
+    else
+        h_jobs_create(j, (long long)j->c.nudids);
+}
+
+/* ---- GET /v1/jobs/{id} ---- */
+
+static int h_jobs_is_int_field(const char *k)
+{
+    static const char *const ints[] = {"total", "done", "queued", "unknown", "skipped",
+                                       "created", "updated", "finished"};
+    for (size_t i = 0; i < ARRAY_LEN(ints); i++)
+        if (strcmp(k, ints[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* A running job that stopped moving died with its mdmd (h_jobs.h). */
+static void h_jobs_check_stale(json_t *o)
+{
+    json_int_t updated = json_integer_value(json_object_get(o, "updated"));
+    const char *state = json_string_value(json_object_get(o, "state"));
+    if (state != NULL && strcmp(state, "running") == 0 &&
+        util_now_ms() - updated > (int64_t)H_JOBS_STALE_S * 1000) {
+        json_object_set_new(o, "state", json_string("failed"));
+        json_object_set_new(o, "error", json_string("no progress for a minute: mdmd stopped "
+                                                    "while it ran"));
+    }
+}
+
+static void h_jobs_on_get(void *arg, int err, const struct store_record *rec)
+{
+    struct req *req = arg;
+    if (err != MDMD_OK) {
+        h_admin_fail(req, err);
+        return;
+    }
+    if (rec == NULL) {
+        req_fail(req, 404, "unknown job (records expire a week after their last update)");
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "job_id", json_string(req_path(req) + strlen("/v1/jobs/")));
+    for (size_t i = 0; i < rec->n; i++) {
+        const struct store_kv *kv = &rec->kv[i];
+        json_object_set_new(o, kv->key, h_jobs_is_int_field(kv->key)
+                                            ? json_integer(strtoll(kv->val, NULL, 10))
+                                            : json_stringn(kv->val, kv->len));
+    }
+    json_object_del(o, "cursor");   /* internal */
+    h_jobs_check_stale(o);
+    h_admin_json(req, 200, o);
+}
+
+void h_jobs_get(struct req *req, void *app)
+{
+    struct app *a = app;
+    if (!h_admin_authorized(req, app))
+        return;
+    const char *id = req_path(req) + strlen("/v1/jobs/");
+    if (strlen(id) != STORE_JOB_ID_LEN || strspn(id, "0123456789abcdef") != STORE_JOB_ID_LEN) {
+        req_fail(req, 404, "unknown job");
+        return;
+    }
+    store_job_get(a->store, id, h_jobs_on_get, req);
+}

@@ -1,0 +1,48 @@
+/* h_jobs.h: bulk enqueue jobs.  POST /v1/commands with more than
+ * H_JOBS_SYNC_MAX UDIDs, with "filter": "all_enrolled", or with "async": true
+ * answers 202 {"job_id", "command_uuid", "total", "state"} as soon as the job
+ * record exists, then queues the command chunk by chunk: one Lua call of
+ * H_JOBS_CHUNK devices at a time, the next sent from the previous one's
+ * callback, so the loop serves other requests between chunks.  Progress is
+ * kept in Redis (mdm:job:<id>, docs/REDIS.md) and read with
+ * GET /v1/jobs/{id}.
+ *
+ * A job belongs to no request: it owns itself from h_jobs_start() until its
+ * last Redis call answers.  At shutdown the store fails that call with
+ * MDMD_ECANCELED and the job frees itself; its record stays "running" and is
+ * reported "failed" once it has not moved for H_JOBS_STALE_S seconds. */
+#ifndef MDMD_H_JOBS_H
+#define MDMD_H_JOBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct req;
+struct app;
+
+#define H_JOBS_SYNC_MAX 5000        /* larger UDID lists run as a job */
+#define H_JOBS_CHUNK 250            /* devices per Lua call */
+#define H_JOBS_TTL_S (7 * 24 * 3600) /* a job record lives this long after its last update */
+#define H_JOBS_STALE_S 60           /* a running job that has not moved this long died */
+
+struct h_jobs_cmd {                 /* what a job queues */
+    char uuid[37];
+    char *request_type;             /* owned */
+    char *plist;                    /* owned: XML of {Command, CommandUUID} */
+    uint32_t plist_len;
+    char **udids;                   /* owned, each string too; NULL for a filter job */
+    size_t nudids;
+    const char *state;              /* filter jobs: the device state targeted (static) */
+};
+
+/* The device state a filter name targets ("all_enrolled" -> "enrolled"), or
+ * NULL for an unknown filter. */
+const char *h_jobs_filter_state(const char *filter);
+
+/* Takes over c's pointers (and clears them), answers req, and runs the job. */
+void h_jobs_start(struct req *req, struct app *app, struct h_jobs_cmd *c);
+
+/* GET /v1/jobs/{id} */
+void h_jobs_get(struct req *req, void *app);
+
+#endif

@@ -1,0 +1,225 @@
+/* store_jobs.c: bulk jobs and metrics reads (scripts: store/lua/enqueue.lua,
+ * enqueue_filter.lua, job_set.lua, stats.lua). */
+#include "store_jobs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+extern const char store_lua_enqueue_filter[], store_lua_job_set[], store_lua_stats[];
+
+#define STORE_JOBS_MAX_FIELDS 16
+
+static int store_jobs_strings(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    return 1;
+}
+
+/* [[udid, token, magic, topic]...] as targets (borrowed strings; array freed by caller). */
+static struct store_push_target *store_jobs_targets(const redisReply *p, size_t *n)
+{
+    struct store_push_target *t = xcalloc(p->elements + 1, sizeof(*t));
+    *n = 0;
+    for (size_t i = 0; i < p->elements; i++) {
+        const redisReply *e = p->element[i];
+        if (store_jobs_strings(e) && e->elements == 4)
+            t[(*n)++] = (struct store_push_target){e->element[0]->str, e->element[1]->str,
+                                                   e->element[2]->str, e->element[3]->str};
+    }
+    return t;
+}
+
+static void store_jobs_key(char *out, size_t len, const char *id)
+{
+    snprintf(out, len, "mdm:job:%s", id);
+}
+
+/* ---- mdm:job:<id> ---- */
+
+static void store_jobs_done_reply(struct store_op *op, int err, const redisReply *r)
+{
+    err = store_reply_error(err, r);
+    if (op->cb != NULL)
+        ((store_done_fn *)(void (*)(void))op->cb)(op->arg, err);
+}
+
+struct store_op *store_job_set(struct store *s, const char *id, const struct store_kv *kv,
+                               size_t n, int ttl_s, store_done_fn *cb, void *arg)
+{
+    const char *v[2 + 2 * STORE_JOBS_MAX_FIELDS];
+    size_t len[2 + 2 * STORE_JOBS_MAX_FIELDS];
+    char key[64], ttl[24];
+    int argc = 0;
+    store_jobs_key(key, sizeof(key), id);
+    snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+    v[argc] = key, len[argc++] = strlen(key);
+    v[argc] = ttl, len[argc++] = strlen(ttl);
+    for (size_t i = 0; i < n && i < STORE_JOBS_MAX_FIELDS; i++) {
+        v[argc] = kv[i].key, len[argc++] = strlen(kv[i].key);
+        v[argc] = kv[i].val, len[argc++] = kv[i].len;
+    }
+    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    return store_cmd_script(s, store_script_get(s, store_lua_job_set), 1, argc, v, len,
+                            store_jobs_done_reply, op);
+}
+
+static void store_jobs_get_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_job_fn *cb = (store_job_fn *)(void (*)(void))op->cb;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (!store_jobs_strings(r) || r->elements % 2 != 0))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK || r->elements == 0) {
+        cb(op->arg, err, NULL);
+        return;
+    }
+    struct store_kv *kv = xcalloc(r->elements / 2, sizeof(*kv));
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        kv[i / 2] = (struct store_kv){r->element[i]->str, r->element[i + 1]->str,
+                                      r->element[i + 1]->len};
+    struct store_record rec = {NULL, kv, r->elements / 2};
+    cb(op->arg, MDMD_OK, &rec);
+    free(kv);
+}
+
+struct store_op *store_job_get(struct store *s, const char *id, store_job_fn *cb, void *arg)
+{
+    char key[64];
+    store_jobs_key(key, sizeof(key), id);
+    const char *argv[] = {"HGETALL", key};
+    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    return store_cmd_argv(s, 2, argv, NULL, store_jobs_get_reply, op);
+}
+
+/* ---- enqueue by list, one chunk ---- */
+
+static void store_jobs_enqueue_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_enqueue_fn *cb = (store_enqueue_fn *)(void (*)(void))op->cb;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+                           r->element[0]->type != REDIS_REPLY_INTEGER ||
+                           !store_jobs_strings(r->element[1]) ||
+                           r->element[2]->type != REDIS_REPLY_ARRAY))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        cb(op->arg, err, 0, NULL, 0, NULL, 0);
+        return;
+    }
+    const redisReply *u = r->element[1];
+    const char **unknown = xcalloc(u->elements + 1, sizeof(char *));
+    for (size_t i = 0; i < u->elements; i++)
+        unknown[i] = u->element[i]->str;
+    size_t npush;
+    struct store_push_target *push = store_jobs_targets(r->element[2], &npush);
+    cb(op->arg, MDMD_OK, r->element[0]->integer, unknown, u->elements, push, npush);
+    free(unknown);
+    free(push);
+}
+
+struct store_op *store_job_enqueue(struct store *s, const char *job_id, const char *uuid,
+                                   const char *request_type, const char *plist,
+                                   size_t plist_len, const char *const *udids, size_t nudids,
+                                   int64_t now_ms, int ttl_s, store_enqueue_fn *cb, void *arg)
+{
+    size_t argc = 7 + nudids;
+    const char **v = xcalloc(argc, sizeof(char *));
+    size_t *len = xcalloc(argc, sizeof(size_t));
+    char cmd[128], job[64], now[24], ttl[24];
+    snprintf(cmd, sizeof(cmd), "mdm:cmd:%s", uuid);
+    store_jobs_key(job, sizeof(job), job_id);
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+    const char *fixed[] = {cmd, job, uuid, request_type, plist, now, ttl};
+    for (size_t i = 0; i < 7; i++) {
+        v[i] = fixed[i];
+        len[i] = i == 4 ? plist_len : strlen(fixed[i]);
+    }
+    for (size_t i = 0; i < nudids; i++) {
+        v[7 + i] = udids[i];
+        len[7 + i] = strlen(udids[i]);
+    }
+    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    op = store_cmd_script(s, store_mdm_script(s, STORE_LUA_ENQUEUE), 2, (int)argc, v, len,
+                          store_jobs_enqueue_reply, op);
+    free(v);
+    free(len);
+    return op;
+}
+
+/* ---- enqueue by filter, one scan step ---- */
+
+static void store_jobs_filter_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_filter_fn *cb = (store_filter_fn *)(void (*)(void))op->cb;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+                           r->element[0]->type != REDIS_REPLY_STRING ||
+                           r->element[1]->type != REDIS_REPLY_INTEGER ||
+                           r->element[2]->type != REDIS_REPLY_INTEGER ||
+                           r->element[3]->type != REDIS_REPLY_ARRAY))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        cb(op->arg, err, NULL, 0, 0, NULL, 0);
+        return;
+    }
+    size_t npush;
+    struct store_push_target *push = store_jobs_targets(r->element[3], &npush);
+    cb(op->arg, MDMD_OK, r->element[0]->str, (long)r->element[1]->integer,
+       (long)r->element[2]->integer, push, npush);
+    free(push);
+}
+
+struct store_op *store_job_filter_step(struct store *s, const char *job_id,
+                                       const struct store_job_cmd *c, const char *state,
+                                       const char *cursor, int count, int64_t now_ms,
+                                       store_filter_fn *cb, void *arg)
+{
+    char cmd[128], job[64], now[24], ttl[24], cnt[24];
+    snprintf(cmd, sizeof(cmd), "mdm:cmd:%s", c->uuid);
+    store_jobs_key(job, sizeof(job), job_id);
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    snprintf(ttl, sizeof(ttl), "%d", c->ttl_s);
+    snprintf(cnt, sizeof(cnt), "%d", count);
+    const char *v[] = {cmd, "mdm:devices", job, c->uuid, c->request_type, c->plist,
+                       now, ttl, cursor, cnt, state};
+    size_t len[ARRAY_LEN(v)];
+    for (size_t i = 0; i < ARRAY_LEN(v); i++)
+        len[i] = i == 5 ? c->plist_len : strlen(v[i]);
+    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    return store_cmd_script(s, store_script_get(s, store_lua_enqueue_filter), 3,
+                            (int)ARRAY_LEN(v), v, len, store_jobs_filter_reply, op);
+}
+
+/* ---- metrics ---- */
+
+static void store_jobs_stats_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_stats_fn *cb = (store_stats_fn *)(void (*)(void))op->cb;
+    struct store_stats st = {0, 0};
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                           r->element[0]->type != REDIS_REPLY_INTEGER ||
+                           r->element[1]->type != REDIS_REPLY_INTEGER))
+        err = MDMD_EPROTO;
+    if (err == MDMD_OK) {
+        st.queue_depth = r->element[0]->integer;
+        st.devices = r->element[1]->integer;
+    }
+    cb(op->arg, err, err == MDMD_OK ? &st : NULL);
+}
+
+struct store_op *store_stats(struct store *s, store_stats_fn *cb, void *arg)
+{
+    const char *v[] = {"mdm:stats", "mdm:devices"};
+    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    return store_cmd_script(s, store_script_get(s, store_lua_stats), 2, 2, v, NULL,
+                            store_jobs_stats_reply, op);
+}
