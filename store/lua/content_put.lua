@@ -7,8 +7,11 @@ local new = redis.call('EXISTS', item) == 0
 if new then
   redis.call('HSET', item, 'created', now, 'everyone', '0')
 else
-  -- Fields of the old version that the new one does not set must go.
-  redis.call('HDEL', item, 'manifest_url', 'itunes_store_id')
+  -- Fields of the old version that the new one does not set must go; the
+  -- creation time and the assignment stay.
+  for _, f in ipairs(redis.call('HKEYS', item)) do
+    if f ~= 'created' and f ~= 'everyone' then redis.call('HDEL', item, f) end
+  end
 end
 redis.call('HSET', item, 'updated', now, unpack(ARGV, 3))
 redis.call('SADD', set, id)

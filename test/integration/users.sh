@@ -262,10 +262,16 @@ check "refused apps stored nothing" test "$(R scard mdm:apps)" = 2
 check "app list: both, typed" bash -c "[ \$(curl -s -o '$T/api' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/apps) = 200 ] && grep -q '\"itunes_store_id\":361309726' '$T/api' && grep -q '\"manifest_url\":\"https://apps.example.com/m.plist\"' '$T/api'"
 api POST /v1/apps '{"identifier":"com.example.gone","itunes_store_id":5}' >/dev/null
 check "delete app: 204" test "$(api DELETE /v1/apps/com.example.gone)" = 204
+api POST /v1/apps '{"identifier":"com.example.swap","manifest_url":"https://apps.example.com/s.plist","name":"Swap"}' >/dev/null
+check "re-publishing an app replaces its fields: 200" test "$(api POST /v1/apps '{"identifier":"com.example.swap","itunes_store_id":77}')" = 200
+check "no field of the old version is left" \
+    test "$(R hexists mdm:app:com.example.swap manifest_url):$(R hexists mdm:app:com.example.swap name):$(R hget mdm:app:com.example.swap itunes_store_id)" = 0:0:77
+api DELETE /v1/apps/com.example.swap >/dev/null
 
 # --- assignment ---
 check "assign wifi to alice: 200" test "$(api PUT /v1/profiles/com.example.wifi/assignment '{"users":["alice"],"everyone":false}')" = 200
 check "assignment stored" test "$(R smembers mdm:assign:profile:com.example.wifi):$(R hget mdm:profile:com.example.wifi everyone)" = alice:0
+check "uploading it again keeps the assignment" bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' --data-binary @'$T/wifi.mobileconfig' https://127.0.0.1:$PUB/v1/profiles) = 200 ] && [ \"\$(redis-cli -p $REDIS_PORT smembers mdm:assign:profile:com.example.wifi)\" = alice ]"
 check "unknown user: 400 naming it" bash -c "[ \$(curl -s -o '$T/api' -w '%{http_code}' --cacert '$CA' -X PUT -H 'Authorization: Bearer $(cat "$D/var/api.key")' --data-binary '{\"users\":[\"alice\",\"zed\"]}' https://127.0.0.1:$PUB/v1/profiles/com.example.wifi/assignment) = 400 ] && grep -q zed '$T/api'"
 check "refused assignment changed nothing" test "$(R smembers mdm:assign:profile:com.example.wifi)" = alice
 check "assign unknown profile: 404" test "$(api PUT /v1/profiles/com.example.none/assignment '{"users":["alice"]}')" = 404
