@@ -341,4 +341,16 @@ UC=PROV-OFF-1
 check "with provisioning off, a device enrolls" enroll_device pc $UC
 check "and nothing is queued for it" test "$(R llen "mdm:q:{$UC}"):$(R hget "mdm:dev:{$UC}" state)" = 0:enrolled
 
+
+# --- the CLI against the private Redis of a running mdmd (no `redis` set) ---
+if start_mdmd "$T/priv"; then
+    D=$T/priv
+    check "cli add on the private Redis of the running mdmd" \
+        bash -c "echo 'pat-pw-1234' | '$BIN/mdmd' -c '$T/priv/mdmd.conf' user add pat --role admin --password-stdin >/dev/null"
+    check "that mdmd logs the user in" test "$(api POST /v1/users/pat/verify '{"password":"pat-pw-1234"}')" = 200
+    check "cli list on the private Redis" bash -c "'$BIN/mdmd' -c '$T/priv/mdmd.conf' user list | grep -Eq '^pat +admin'"
+else
+    fail "second mdmd with a private Redis starts"
+fi
+
 finish
