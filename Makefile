@@ -48,10 +48,12 @@ UNIT_SRCS := $(wildcard test/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BIN)/%)
 TOOL_SRCS := $(wildcard test/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:test/tools/%.c=$(BIN)/%)
+CLI_SRCS  := $(wildcard cli/*.c)
+CLI_OBJS  := $(CLI_SRCS:%.c=$(B)/%.o)
 
 .PHONY: all deps run test san clean bench format fuzz fuzz-build
 .SECONDARY:
-all: $(BIN)/mdmd $(TOOL_BINS)
+all: $(BIN)/mdmd $(BIN)/mdmctl $(TOOL_BINS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -86,6 +88,11 @@ $(B)/libmdmd.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BIN)/mdmd: $(B)/core/main.o $(B)/libmdmd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+# The admin CLI (cli/): a product binary over the REST API; it takes util from the library.
+$(BIN)/mdmctl: $(CLI_OBJS) $(B)/libmdmd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 

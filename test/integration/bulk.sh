@@ -5,12 +5,15 @@
 # every queue right at the end, and /healthz keeps answering quickly (p99 <
 # 100 ms) while the filter job runs.  Prints how long each job took.
 . "$(dirname "$0")/lib.sh"
+# ready: mdmd answers /healthz with Redis up (the ports file comes earlier).
+ready() { wait_for 20 out_is 200 http_code "https://127.0.0.1:$PUB/healthz" --cacert "$CA"; }
 N=${BULK_N:-100000}
 
 start_redis || { fail "redis starts"; finish; }
 D=$T/a
 write_conf "$D" "redis 127.0.0.1:$REDIS_PORT"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
+ready || fail "mdmd is ready"
 
 # One script call makes the fleet: faster than any client pipeline.
 R eval "

@@ -4,11 +4,14 @@
 # check-in latency, enrollments, commands queued and reported, queue depth
 # (mdm:stats), pushes, Redis round trips; and it still answers with Redis down.
 . "$(dirname "$0")/lib.sh"
+# ready: mdmd answers /healthz with Redis up (the ports file comes earlier).
+ready() { wait_for 20 out_is 200 http_code "https://127.0.0.1:$PUB/healthz" --cacert "$CA"; }
 
 start_redis || { fail "redis starts"; finish; }
 D=$T/a
 write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "enroll_require_issued no"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
+ready || fail "mdmd is ready"
 KEY=$(cat "$D/var/api.key")
 
 scrape() {
