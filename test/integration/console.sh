@@ -17,8 +17,14 @@ make_push_pki || { fail "push PKI"; finish; }
 start_mock_apns || { fail "mock APNs starts"; finish; }
 start_redis || { fail "redis starts"; finish; }
 D=$T/c
-# Simulated devices enroll with certificates they make themselves.
-write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "enroll_require_issued no" "push_coalesce_ms 0"
+# Simulated devices enroll with certificates they make themselves, and one
+# over the air (its user goes into the search index): fixed ports, because
+# the enrollment profiles carry the URLs.
+PUBP=$(free_port); MDMP=$(free_port)
+write_conf "$D" "listen 127.0.0.1:$PUBP" "mdm_listen 127.0.0.1:$MDMP" \
+    "public_url https://127.0.0.1:$PUBP" "mdm_url https://127.0.0.1:$MDMP" \
+    "redis 127.0.0.1:$REDIS_PORT" "enroll_require_issued no" "push_coalesce_ms 0" \
+    "device_key_type ec256"
 apns_conf >>"$D/mdmd.conf"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
 B="https://localhost:$PUB"
@@ -45,6 +51,13 @@ SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/va
      --identities "$T/ids" --topic "$TOPIC")
 "${SIM[@]}" -q -n 3 --udid-prefix CONSOLE >"$T/enroll.out" 2>&1
 check "three simulated devices enroll" test "$(R zcard mdm:devices)" = 3
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=Test Device CA" \
+    -keyout "$T/dca.key" -out "$T/dca.crt" -days 2 2>/dev/null
+api POST /v1/users '{"username":"carol","password":"carol-pw-123","role":"user"}' >/dev/null
+"$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --topic "$TOPIC" -q --udid-prefix OTA \
+    --enroll-ota "https://127.0.0.1:$PUB" --user carol --password carol-pw-123 \
+    --device-ca "$T/dca.crt" --device-ca-key "$T/dca.key" >"$T/ota.out" 2>&1
+check "a device enrolls over the air for carol" test "$(R hget 'mdm:dev:{OTA-000000}' user)" = carol
 U0=CONSOLE-000000; U=CONSOLE-000001; EVIL=CONSOLE-000002
 SERIAL=$(R hget "mdm:dev:{$U}" serial_number)
 R hset "mdm:dev:{$EVIL}" device_name '<img src=x onerror=alert(1)>' >/dev/null
@@ -101,9 +114,11 @@ c GET "/console/api/devices?q=console-00000&limit=2" -H "$(ck "$SID")" >/dev/nul
 check "search: UDID prefix, paged" bash -c "[ \$(grep -o '\"udid\":' '$T/b' | wc -l) = 2 ] && grep -q '\"next_offset\":2' '$T/b'"
 c GET "/console/api/devices?q=iphone%20console-000000" -H "$(ck "$SID")" >/dev/null
 check "search: device name prefix" bash -c "grep -q '\"udid\":\"$U0\"' '$T/b'"
+c GET "/console/api/devices?q=CAR" -H "$(ck "$SID")" >/dev/null
+check "search: user name prefix" bash -c "grep -q '\"udid\":\"OTA-000000\"' '$T/b' && grep -q '\"user\":\"carol\"' '$T/b'"
 c GET "/console/api/devices?q=nothing-like-this" -H "$(ck "$SID")" >/dev/null
 check "search: no match, empty page" bash -c "grep -q '\"devices\":\\[\\]' '$T/b'"
-check "search index: 4 entries per device at most" test "$(R zcard mdm:idx)" -le 12
+check "search index: 4 entries per device at most" test "$(R zcard mdm:idx)" -le 16
 [ "$(api GET "/v1/devices?q=$SERIAL")" = 200 ] && grep -q "\"udid\":\"$U\"" "$T/api"
 check "REST search finds the device too" test $? = 0
 st=$(c GET /console/api/schema -H "$(ck "$SID")")
