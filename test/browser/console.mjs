@@ -3,8 +3,9 @@
 // starts Redis, mdmd, the mock APNs and a simulated device first.
 //
 // Environment: BASE (https://localhost:PORT), ADMIN_USER, ADMIN_PASS, UDID
-// (the device to find), SERIAL (its serial number), SHOT (screenshot path),
-// PROFILE_DIR (a fresh --user-data-dir).
+// (the device to find), SERIAL (its serial number), UDID_EVIL (a device
+// whose name is markup), PROFILE (a .mobileconfig to upload), SHOT
+// (screenshot path), PROFILE_DIR (a fresh --user-data-dir).
 // Prints "ok   NAME" / "FAIL NAME: why" per check; exits 0 unless the
 // browser could not be driven at all.  Every wait is for a condition on the
 // page with a deadline, never a fixed sleep.
@@ -153,11 +154,35 @@ try {
     await page.locator(`#users tr[data-user="${USER}"]`).waitFor(WAIT);
   });
 
-  await check('profiles and apps pages load', async () => {
+  // confirm() dialogs (delete) are accepted, as a user would.
+  page.on('dialog', d => d.accept());
+
+  await check('profiles: upload a .mobileconfig, assign it, delete it', async () => {
     await page.click('#nav a[data-page=profiles]');
-    await page.getByRole('heading', { name: 'Configuration profiles' }).waitFor(WAIT);
+    const card = page.locator('section.card', { has: page.getByRole('heading', { name: 'Configuration profiles' }) });
+    await card.locator('input[type=file]').setInputFiles(env('PROFILE'));
+    await card.getByRole('button', { name: 'Upload' }).click();
+    const row = () => card.locator('tbody tr', { hasText: 'com.example.console' });
+    await row().waitFor(WAIT);
+    await row().getByRole('button', { name: 'Assign' }).click();
+    await row().locator('input[type=checkbox]').check();
+    await row().getByRole('button', { name: 'Save' }).click();
+    await row().locator('.badge', { hasText: 'everyone' }).waitFor(WAIT);
+    await row().getByRole('button', { name: 'Delete' }).click();
+    await row().waitFor({ state: 'detached', timeout: 30000 });
+  });
+
+  await check('apps: publish an App Store app, delete it', async () => {
     await page.click('#nav a[data-page=apps]');
-    await page.getByRole('heading', { name: 'Apps', exact: true }).first().waitFor(WAIT);
+    const card = page.locator('section.card', { has: page.getByRole('heading', { name: 'Apps', exact: true }) });
+    await card.getByPlaceholder('bundle id').fill('com.example.consoleapp');
+    await card.getByPlaceholder('display name').fill('Console App');
+    await card.getByPlaceholder('iTunes store id').fill('123456789');
+    await card.getByRole('button', { name: 'Publish' }).click();
+    const row = card.locator('tbody tr', { hasText: 'com.example.consoleapp' });
+    await row.locator('td', { hasText: '123456789' }).waitFor(WAIT);
+    await row.getByRole('button', { name: 'Delete' }).click();
+    await row.waitFor({ state: 'detached', timeout: 30000 });
   });
 
   let old = '';

@@ -180,7 +180,19 @@ fi
 "${SIM[@]}" -n 3 --udid-prefix CONSOLE --skip-enroll --push-file "$T/pushes" --duration 150 \
     >"$T/sim.out" 2>&1 &
 PIDS+=("$!")
-BASE=$B ADMIN_USER=admin ADMIN_PASS=admin-pw-456 UDID=$U UDID_EVIL=$EVIL SERIAL=$SERIAL \
+cat >"$T/console.mobileconfig" <<'EOF'
+<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0"><dict>
+<key>PayloadType</key><string>Configuration</string>
+<key>PayloadVersion</key><integer>1</integer>
+<key>PayloadIdentifier</key><string>com.example.console</string>
+<key>PayloadUUID</key><string>6B0C1F47-3D0A-4D53-9E0F-3C2B1A0D9E8F</string>
+<key>PayloadDisplayName</key><string>Console test profile</string>
+<key>PayloadContent</key><array/>
+</dict></plist>
+EOF
+PROFILE="$T/console.mobileconfig" BASE=$B ADMIN_USER=admin ADMIN_PASS=admin-pw-456 UDID=$U UDID_EVIL=$EVIL SERIAL=$SERIAL \
     SHOT="$T/console-device.png" PROFILE_DIR="$T/chromium-profile" \
     timeout 240 node "$TOP/test/browser/console.mjs" >"$T/browser.log" 2>&1
 rc=$?
