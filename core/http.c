@@ -33,6 +33,7 @@ struct http_server {
     int conns;                        /* open TLS connections (SSL objects alive) */
     int max_conns;
     int paused;                       /* listener disabled at max_conns */
+    int dead;                         /* freed, waiting for its last connection */
     size_t nroutes;
     struct metrics_endpoint *ep;      /* per route, then one for unmatched paths */
 };
@@ -62,6 +63,11 @@ static void http_ssl_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
     if (hs == NULL)
         return;
     hs->conns--;
+    if (hs->dead) {   /* http_server_free ran first: the last connection frees it */
+        if (hs->conns == 0)
+            free(hs);
+        return;
+    }
     if (hs->paused && hs->conns < hs->max_conns && hs->bound != NULL) {
         evconnlistener_enable(evhttp_bound_socket_get_listener(hs->bound));
         hs->paused = 0;
@@ -224,13 +230,15 @@ struct http_server *http_server_new(struct event_base *base, const char *name, c
     hs->ep = xcalloc(hs->nroutes + 1, sizeof(*hs->ep));
     hs->app = app;
     hs->http = evhttp_new(base);
-    SSL_CTX_up_ref(ctx);
     hs->ctx = ctx;
+    if (ctx != NULL)
+        SSL_CTX_up_ref(ctx);
     http_server_set_limits(hs, lim);
     evhttp_set_allowed_methods(hs->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
                                              EVHTTP_REQ_PATCH);
-    evhttp_set_bevcb(hs->http, http_new_bev, hs);
+    if (ctx != NULL)   /* NULL: plain HTTP (scep_listen), evhttp's own sockets */
+        evhttp_set_bevcb(hs->http, http_new_bev, hs);
     evhttp_set_gencb(hs->http, http_dispatch, hs);
     hs->bound = evhttp_bind_socket_with_handle(hs->http, host, (ev_uint16_t)port);
     if (hs->bound == NULL) {
@@ -253,7 +261,12 @@ void http_server_free(struct http_server *hs)
     SSL_CTX_free(hs->ctx);
     free(hs->ep);
     free(hs->name);
-    free(hs);
+    /* bufferevents free their SSL later (deferred callbacks, or when the
+     * event base goes): the count of open connections keeps hs alive. */
+    if (hs->conns > 0)
+        hs->dead = 1;
+    else
+        free(hs);
 }
 
 int http_server_port(const struct http_server *hs)

@@ -21,7 +21,9 @@ else
   if status ~= 'Idle' then
     -- Acknowledged, Error, CommandFormatError: finished, never sent again.
     local queued = redis.call('LREM', q, 1, uuid)
-    redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -queued)
+    -- Never HINCRBY by -0: Redis refuses "-0", and a script that fails half
+    -- way keeps what it already did (the LREM above), losing the result.
+    if queued > 0 then redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -queued) end
     local rt = redis.call('HGET', 'mdm:cmd:' .. uuid, 'request_type') or ''
     redis.call('XADD', res, 'MAXLEN', tonumber(ARGV[8]), '*', 'uuid', uuid,
                'request_type', rt, 'status', status, 'time', now, 'queued', queued,
@@ -44,7 +46,7 @@ while true do
     if not marked or redis.call('SISMEMBER', nn, id) == 0 then
       local body = redis.call('HGET', 'mdm:cmd:' .. id, 'plist')
       if body then return {'ok', id, body} end
-      redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -redis.call('LREM', q, 1, id))
+      if redis.call('LREM', q, 1, id) > 0 then redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -1) end
       start = start - 1
     end
   end
