@@ -12,6 +12,7 @@ struct ca;
 struct push;
 struct wake;
 struct worker;
+struct h_scep_keys;
 struct h_enroll_keys;
 struct metrics;
 
@@ -25,6 +26,7 @@ struct app {
     struct worker *worker;      /* slow crypto off the loop (core/worker.h) */
     struct metrics *metrics;    /* counters for /metrics (core/metrics.h); never NULL */
     const char *api_key;        /* admin REST bearer key (hex), from <data_dir>/api.key */
+    struct h_scep_keys *scep;   /* SCEP responder and profile signer (h_scep.h) */
     struct h_enroll_keys *enroll; /* profile-signing identity, device CA (h_enroll.h) */
 };
 

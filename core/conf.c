@@ -60,6 +60,15 @@ static const struct conf_key conf_table[] = {
     CONF_BOOL("provision_on_enroll", provision_on_enroll, "yes"),
     CONF_STR("device_key_type", device_key_type, "rsa2048"),
     CONF_STR("pkcs12_mode", pkcs12_mode, "legacy"),
+    CONF_STR("scep_listen", scep_listen, ""),
+    CONF_STR("scep_url", scep_url, ""),
+    CONF_STR("scep_challenge", scep_challenge, ""),
+    CONF_INT("scep_challenge_ttl_s", scep_challenge_ttl_s, 60, 2592000, "3600"),
+    CONF_STR("enroll_profile_token", enroll_profile_token, ""),
+    CONF_STR("mdm_auth", mdm_auth, "mtls"),
+    CONF_STR("mdm_client_cert", mdm_client_cert, "required"),
+    CONF_BOOL("mdm_trust_client_cert_header", mdm_trust_client_cert_header, "no"),
+    CONF_STR("mdm_trusted_proxies", mdm_trusted_proxies, ""),
     CONF_INT("max_body_size", max_body_size, 1024, 1073741824, "10485760"),
     CONF_INT("max_header_size", max_header_size, 1024, 1048576, "16384"),
     CONF_INT("request_timeout_s", request_timeout_s, 1, 3600, "30"),
@@ -292,6 +301,38 @@ static int conf_finish_enroll(const struct conf *cf, char *err, size_t errlen)
     return 0;
 }
 
+/* SCEP and device authentication: known values, and a listener that can
+ * still tell devices apart. */
+static int conf_finish_scep(struct conf *cf, char *err, size_t errlen)
+{
+    static const char *const modes[] = {"none", "optional", "required"};
+    cf->mdm_auth_tls = !strcmp(cf->mdm_auth, "mtls") || !strcmp(cf->mdm_auth, "any");
+    cf->mdm_auth_sig = !strcmp(cf->mdm_auth, "signature") || !strcmp(cf->mdm_auth, "any");
+    cf->mdm_client_cert_mode = -1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(cf->mdm_client_cert, modes[i]) == 0)
+            cf->mdm_client_cert_mode = i;
+    if (!cf->mdm_auth_tls && !cf->mdm_auth_sig) {
+        snprintf(err, errlen, "mdm_auth: expected mtls, signature or any");
+        return -1;
+    }
+    if (cf->mdm_client_cert_mode < 0) {
+        snprintf(err, errlen, "mdm_client_cert: expected required, optional or none");
+        return -1;
+    }
+    if (cf->mdm_client_cert_mode < 2 && !cf->mdm_auth_sig && !cf->mdm_trust_client_cert_header) {
+        snprintf(err, errlen, "mdm_client_cert: %s needs mdm_auth signature or any, or "
+                 "mdm_trust_client_cert_header yes", cf->mdm_client_cert);
+        return -1;
+    }
+    if (*cf->scep_listen != '\0' && strchr(cf->scep_listen, ':') == NULL) {
+        snprintf(err, errlen, "scep_listen: expected host:port");
+        return -1;
+    }
+    conf_default_str(&cf->scep_url, xasprintf("%s/scep", cf->public_url));
+    return 0;
+}
+
 int conf_finish(struct conf *cf, char *err, size_t errlen)
 {
     char host[256];
@@ -327,5 +368,7 @@ int conf_finish(struct conf *cf, char *err, size_t errlen)
         snprintf(err, errlen, "ca_key_type: expected rsa2048, rsa4096 or ec256");
         return -1;
     }
+    if (conf_finish_scep(cf, err, errlen) != 0)
+        return -1;
     return conf_finish_enroll(cf, err, errlen);
 }

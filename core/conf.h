@@ -50,6 +50,19 @@ struct conf {
     int provision_on_enroll;       /* first TokenUpdate: queue assigned content + DeviceInformation */
     char *device_key_type;         /* keys of issued device identities: rsa2048 | rsa4096 | ec256 */
     char *pkcs12_mode;             /* PKCS12 algorithms: legacy | aes (ca_pkcs12) */
+    /* SCEP and device request authentication (issue 6) */
+    char *scep_listen;             /* plain-HTTP listener serving /scep; empty: none */
+    char *scep_url;                /* URL in SCEP profiles; empty: <public_url>/scep */
+    char *scep_challenge;          /* static challenge password; empty: one-time ones only */
+    int scep_challenge_ttl_s;      /* life of a one-time challenge from GET /enroll/profile */
+    char *enroll_profile_token;    /* bearer secret for GET /enroll/profile; empty: off */
+    char *mdm_auth;                /* mtls | signature | any */
+    char *mdm_client_cert;         /* MDM listener handshake: required | optional | none */
+    int mdm_trust_client_cert_header;  /* honour RFC 9440 Client-Cert from mdm_trusted_proxies */
+    char *mdm_trusted_proxies;     /* space-separated proxy IP addresses */
+    int mdm_auth_tls;              /* derived: mTLS (or a proxied certificate) identifies */
+    int mdm_auth_sig;              /* derived: Mdm-Signature identifies */
+    int mdm_client_cert_mode;      /* derived: 0 none, 1 optional, 2 required */
     /* limits */
     int max_body_size;
     int max_header_size;

@@ -33,7 +33,6 @@ struct http_server {
     int conns;                        /* open TLS connections (SSL objects alive) */
     int max_conns;
     int paused;                       /* listener disabled at max_conns */
-    int dead;                         /* freed, waiting for its last connection */
     size_t nroutes;
     struct metrics_endpoint *ep;      /* per route, then one for unmatched paths */
 };
@@ -63,11 +62,6 @@ static void http_ssl_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
     if (hs == NULL)
         return;
     hs->conns--;
-    if (hs->dead) {   /* http_server_free ran first: the last connection frees it */
-        if (hs->conns == 0)
-            free(hs);
-        return;
-    }
     if (hs->paused && hs->conns < hs->max_conns && hs->bound != NULL) {
         evconnlistener_enable(evhttp_bound_socket_get_listener(hs->bound));
         hs->paused = 0;
@@ -261,12 +255,7 @@ void http_server_free(struct http_server *hs)
     SSL_CTX_free(hs->ctx);
     free(hs->ep);
     free(hs->name);
-    /* bufferevents free their SSL later (deferred callbacks, or when the
-     * event base goes): the count of open connections keeps hs alive. */
-    if (hs->conns > 0)
-        hs->dead = 1;
-    else
-        free(hs);
+    free(hs);
 }
 
 int http_server_port(const struct http_server *hs)

@@ -42,7 +42,8 @@ struct http_limits {
 };
 
 /* Binds addr ("host:port", port 0 = any free port) and serves TLS with ctx
- * (the server takes a reference).  routes ends with a {0} entry and must
+ * (the server takes a reference), or plain HTTP when ctx is NULL (then
+ * max_connections is not enforced).  routes ends with a {0} entry and must
  * outlive the server; app is passed to every handler. */
 struct http_server *http_server_new(struct event_base *base, const char *name, const char *addr,
                                     SSL_CTX *ctx, const struct http_route *routes, void *app,

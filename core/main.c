@@ -13,6 +13,7 @@
 
 #include "../ca/ca.h"
 #include "../handlers/h_enroll.h"
+#include "../handlers/h_scep.h"
 #include "../handlers/routes.h"
 #include "../handlers/wake.h"
 #include "../push/push.h"
@@ -39,6 +40,7 @@ struct mdmd {
     int noverrides;
     struct embedded *redis;              /* private redis-server, or NULL */
     struct http_server *pub, *mdm;
+    struct http_server *scep;            /* plain-HTTP SCEP listener (scep_listen), or NULL */
     struct metrics metrics;              /* app.metrics points here */
     struct event *sigs[3];
     struct event *drain;                 /* polls in-flight requests at shutdown */
@@ -81,6 +83,7 @@ static int main_info(const char *arg)
     if (strcmp(arg, "--routes") == 0) {
         http_routes_print(stdout, "public", routes_public);
         http_routes_print(stdout, "mdm", routes_mdm);
+        http_routes_print(stdout, "scep", routes_scep);
         return 1;
     }
     return 0;
@@ -152,6 +155,11 @@ static void main_write_port_file(const struct mdmd *m)
         return;
     char *s = xasprintf("listen %d\nmdm_listen %d\n", http_server_port(m->pub),
                         http_server_port(m->mdm));
+    if (m->scep != NULL) {
+        char *t = xasprintf("%sscep_listen %d\n", s, http_server_port(m->scep));
+        free(s);
+        s = t;
+    }
     if (util_write_file(m->cf->port_file, s, strlen(s), 0644) != 0)
         die("event=port_file_failed path=%s errno=%d", m->cf->port_file, errno);
     free(s);
@@ -169,7 +177,8 @@ static void main_limits(const struct conf *cf, struct http_limits *lim)
 static int main_tls_ctxs(const struct conf *cf, const struct ca *ca, SSL_CTX **pub, SSL_CTX **mdm)
 {
     *pub = tls_server_ctx(cf->tls_cert_file, cf->tls_key_file, cf->tls_ciphers, NULL);
-    *mdm = tls_server_ctx(cf->tls_cert_file, cf->tls_key_file, cf->tls_ciphers, ca_cert_path(ca));
+    *mdm = tls_server_ctx_clients(cf->tls_cert_file, cf->tls_key_file, cf->tls_ciphers,
+                                  ca_cert_path(ca), cf->mdm_client_cert_mode);
     if (*pub != NULL && *mdm != NULL)
         return 0;
     SSL_CTX_free(*pub);
@@ -199,6 +208,10 @@ static void main_listen(struct mdmd *m)
     SSL_CTX_free(mdm);
     if (m->pub == NULL || m->mdm == NULL)
         die("event=listen_failed");
+    if (*m->cf->scep_listen != '\0' &&
+        (m->scep = http_server_new(m->app.base, "scep", m->cf->scep_listen, NULL, routes_scep,
+                                   &m->app, &lim)) == NULL)
+        die("event=listen_failed listener=scep");
     metrics_add_listener(&m->metrics, m->pub);
     metrics_add_listener(&m->metrics, m->mdm);
     main_write_port_file(m);
@@ -210,6 +223,7 @@ static void main_warn_restart_keys(const struct conf *o, const struct conf *n)
         {"listen", offsetof(struct conf, listen)}, {"mdm_listen", offsetof(struct conf, mdm_listen)},
         {"redis", offsetof(struct conf, redis)}, {"data_dir", offsetof(struct conf, data_dir)},
         {"ca_dir", offsetof(struct conf, ca_dir)},
+        {"scep_listen", offsetof(struct conf, scep_listen)},
     };
     for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
         const char *a = *(char *const *)((const char *)o + keys[i].off);
@@ -242,6 +256,8 @@ static void main_reload(struct mdmd *m)
     http_server_set_ctx(m->mdm, mdm);
     if (h_enroll_keys_reload(m->app.enroll, ncf) != 0)
         log_warn("event=reload_partial reason=\"enrollment keys unreadable; keeping the old ones\"");
+    if (h_scep_keys_reload(m->app.scep, ncf) != 0)
+        log_warn("event=reload_partial reason=\"profile signer unreadable; keeping the old one\"");
     SSL_CTX_free(pub);
     SSL_CTX_free(mdm);
     main_limits(ncf, &lim);
@@ -258,7 +274,8 @@ static void main_reload(struct mdmd *m)
 static void main_on_drain(evutil_socket_t fd, short what, void *arg)
 {
     struct mdmd *m = arg;
-    int left = http_server_inflight(m->pub) + http_server_inflight(m->mdm);
+    int left = http_server_inflight(m->pub) + http_server_inflight(m->mdm) +
+               (m->scep != NULL ? http_server_inflight(m->scep) : 0);
     if (left == 0 || util_mono_ms() >= m->drain_deadline) {
         if (left > 0)
             log_warn("event=shutdown_timeout inflight=%d", left);
@@ -275,6 +292,8 @@ static void main_shutdown(struct mdmd *m)
              http_server_inflight(m->pub) + http_server_inflight(m->mdm));
     http_server_stop_accepting(m->pub);
     http_server_stop_accepting(m->mdm);
+    if (m->scep != NULL)
+        http_server_stop_accepting(m->scep);
     m->drain_deadline = util_mono_ms() + (int64_t)m->cf->shutdown_timeout_s * 1000;
     m->drain = event_new(m->app.base, -1, EV_PERSIST, main_on_drain, m);
     event_add(m->drain, &every);
@@ -357,7 +376,9 @@ static void main_cleanup(struct mdmd *m)
 {
     http_server_free(m->pub);
     http_server_free(m->mdm);
+    http_server_free(m->scep);
     worker_free(m->app.worker);
+    h_scep_keys_free(m->app.scep);       /* after the worker: jobs borrow its keys */
     h_enroll_keys_free(m->app.enroll);   /* after the worker: jobs borrow its keys */
     push_free(m->app.push);     /* before wake: cancelled pushes release their items */
     wake_free(m->app.wake);
@@ -418,6 +439,8 @@ int main(int argc, char **argv)
         printf("configuration ok\n");
         conf_clear(m.cf);
         free(m.cf);
+        for (int i = 0; i < m.noverrides; i++)
+            free((char *)m.overrides[i]);
         return 0;
     }
     if (m.cf->syslog)
@@ -431,6 +454,9 @@ int main(int argc, char **argv)
     m.app.enroll = h_enroll_keys_load(m.cf);   /* signs with the certificate main_listen made */
     if (m.app.enroll == NULL)
         die("event=enroll_setup_failed");
+    m.app.scep = h_scep_keys_load(m.cf, m.app.ca, m.app.worker);   /* the same signer */
+    if (m.app.scep == NULL)
+        die("event=scep_setup_failed");
     log_info("event=ready public=https://localhost:%d mdm=https://localhost:%d ca=%s/ca.crt "
              "api_key_file=%s/api.key try=\"curl --cacert %s/ca.crt https://localhost:%d/healthz\"",
              http_server_port(m.pub), http_server_port(m.mdm), m.cf->ca_dir, m.cf->data_dir,

@@ -27,7 +27,7 @@ static int tls_load_identity(SSL_CTX *ctx, const char *cert_file, const char *ke
 
 /* Client certificates must chain to the MDM CA.  The CA list is also sent
  * in the CertificateRequest so clients holding several identities pick ours. */
-static int tls_require_client_cert(SSL_CTX *ctx, const char *ca_file)
+static int tls_require_client_cert(SSL_CTX *ctx, const char *ca_file, int mode)
 {
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
     if (names == NULL || SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
@@ -36,7 +36,10 @@ static int tls_require_client_cert(SSL_CTX *ctx, const char *ca_file)
         return -1;
     }
     SSL_CTX_set_client_CA_list(ctx, names);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    /* optional: asked for, and one that is sent must verify (behind a proxy,
+     * or with Mdm-Signature, a device may send none). */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (mode == TLS_CLIENT_CERT_REQUIRED
+                                                   ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
     SSL_CTX_set_verify_depth(ctx, 4);
     if (SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1) {
         log_ssl(LOG_LVL_ERR, "event=tls_purpose_failed");
@@ -47,6 +50,14 @@ static int tls_require_client_cert(SSL_CTX *ctx, const char *ca_file)
 
 SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, const char *ciphers,
                         const char *client_ca_file)
+{
+    return tls_server_ctx_clients(cert_file, key_file, ciphers, client_ca_file,
+                                  client_ca_file != NULL ? TLS_CLIENT_CERT_REQUIRED
+                                                         : TLS_CLIENT_CERT_NONE);
+}
+
+SSL_CTX *tls_server_ctx_clients(const char *cert_file, const char *key_file, const char *ciphers,
+                                const char *client_ca_file, int mode)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
@@ -66,7 +77,8 @@ SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, const char 
     }
     if (tls_load_identity(ctx, cert_file, key_file) != 0)
         goto fail;
-    if (client_ca_file != NULL && tls_require_client_cert(ctx, client_ca_file) != 0)
+    if (client_ca_file != NULL && mode != TLS_CLIENT_CERT_NONE &&
+        tls_require_client_cert(ctx, client_ca_file, mode) != 0)
         goto fail;
     return ctx;
 fail:

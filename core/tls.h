@@ -18,6 +18,14 @@ typedef struct x509_st X509;
 SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, const char *ciphers,
                         const char *client_ca_file);
 
+/* The same with a choice of client certificates (the MDM listener's
+ * mdm_client_cert): REQUIRED is what tls_server_ctx() does with a CA file;
+ * OPTIONAL asks for one and refuses a certificate that does not verify, but
+ * not a handshake without one; NONE does not ask (client_ca_file unused). */
+enum tls_client_cert { TLS_CLIENT_CERT_NONE, TLS_CLIENT_CERT_OPTIONAL, TLS_CLIENT_CERT_REQUIRED };
+SSL_CTX *tls_server_ctx_clients(const char *cert_file, const char *key_file, const char *ciphers,
+                                const char *client_ca_file, int mode);
+
 /* The verified peer certificate of an established connection; borrowed,
  * valid while ssl is.  NULL when the peer sent none. */
 X509 *tls_peer_cert(SSL *ssl);

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ca/ca_scep.h"
 #include "../core/app.h"
+#include "../core/conf.h"
 #include "../core/http.h"
 #include "../core/log.h"
 #include "../core/tls.h"
@@ -24,10 +26,74 @@ int h_mdm_udid_valid(const char *u, size_t n)
     return 1;
 }
 
-static int h_mdm_identity(struct h_mdm *m)
+/* ---- who sent the request: one function per method (mdm_auth) ----
+ * Each fills the CN and fingerprint of the certificate that identifies the
+ * device, or returns why there is none.  The UDID and enrollment-binding
+ * checks after them are the same for all. */
+
+static const char *h_mdm_id_tls(struct h_mdm *m, struct ca_devid *id)
 {
     X509 *cert = req_client_cert(m->req);
-    char cn[128];
+    if (cert == NULL)
+        return "no_client_cert";
+    if (tls_cert_cn(cert, id->cn, sizeof(id->cn)) != 0)
+        id->cn[0] = '\0';
+    tls_cert_fp(cert, id->fp);
+    return NULL;
+}
+
+/* Mdm-Signature: a detached CMS signature over the exact body bytes. */
+static const char *h_mdm_id_signature(struct h_mdm *m, struct ca_devid *id)
+{
+    size_t len;
+    const unsigned char *body = req_body(m->req, &len);
+    int rc = ca_devauth_signature(m->app->ca, req_header(m->req, "Mdm-Signature"), body, len, id);
+    return rc == CA_DEVAUTH_OK ? NULL : ca_devauth_str(rc);
+}
+
+static int h_mdm_trusted_proxy(const char *list, const char *peer)
+{
+    size_t n = strlen(peer);
+    for (const char *p = list; *p != '\0';) {
+        size_t w = strcspn(p, " \t,");
+        if (w == n && strncmp(p, peer, n) == 0)
+            return 1;
+        p += w;
+        p += strspn(p, " \t,");
+    }
+    return 0;
+}
+
+/* RFC 9440 Client-Cert from a TLS-terminating proxy: only from the
+ * configured proxies, since anyone else could claim any certificate. */
+static const char *h_mdm_id_proxy(struct h_mdm *m, struct ca_devid *id)
+{
+    if (!h_mdm_trusted_proxy(m->app->cf->mdm_trusted_proxies, req_peer(m->req)))
+        return "client_cert_header_from_untrusted_peer";
+    int rc = ca_devauth_header_cert(m->app->ca, req_header(m->req, "Client-Cert"), id);
+    return rc == CA_DEVAUTH_OK ? NULL : ca_devauth_str(rc);
+}
+
+/* A signature, when one came and signatures count; else the TLS client
+ * certificate; else a proxy's Client-Cert header.  A bad signature is not
+ * overruled by a certificate. */
+static const char *h_mdm_authenticate(struct h_mdm *m, struct ca_devid *id)
+{
+    const struct conf *cf = m->app->cf;
+    if (cf->mdm_auth_sig && req_header(m->req, "Mdm-Signature") != NULL)
+        return h_mdm_id_signature(m, id);
+    if (!cf->mdm_auth_tls)
+        return "no_signature";
+    if (req_client_cert(m->req) != NULL)
+        return h_mdm_id_tls(m, id);
+    if (cf->mdm_trust_client_cert_header && req_header(m->req, "Client-Cert") != NULL)
+        return h_mdm_id_proxy(m, id);
+    return "no_client_cert";
+}
+
+static int h_mdm_identity(struct h_mdm *m)
+{
+    struct ca_devid id = {{0}, {0}};
     char *udid = pj_dict_string(m->body, "UDID");
 
     if (udid == NULL || !h_mdm_udid_valid(udid, strlen(udid))) {
@@ -37,13 +103,15 @@ static int h_mdm_identity(struct h_mdm *m)
     }
     snprintf(m->udid, sizeof(m->udid), "%s", udid);
     free(udid);
-    if (cert == NULL || tls_cert_cn(cert, cn, sizeof(cn)) != 0 || strcmp(cn, m->udid) != 0) {
-        log_warn("event=device_refused udid=%s peer=%s reason=cn_mismatch", m->udid,
-                 req_peer(m->req));
+    const char *why = h_mdm_authenticate(m, &id);
+    if (why == NULL && strcmp(id.cn, m->udid) != 0)
+        why = "cn_mismatch";
+    if (why != NULL) {
+        log_warn("event=device_refused udid=%s peer=%s reason=%s", m->udid, req_peer(m->req), why);
         req_respond(m->req, 403, NULL, NULL, 0);
         return -1;
     }
-    tls_cert_fp(cert, m->fp);
+    memcpy(m->fp, id.fp, sizeof(m->fp));
     return 0;
 }
 

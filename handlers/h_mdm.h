@@ -38,7 +38,9 @@ struct h_mdm {
     size_t nowned;
 };
 
-/* Parses the body, checks that its UDID is the client certificate's CN.
+/* Parses the body, finds the certificate that identifies the device (TLS
+ * client certificate, Mdm-Signature or a proxy's Client-Cert, as mdm_auth
+ * says) and checks that the body's UDID is its CN; m->fp is its SHA-256.
  * Answers the request itself and returns NULL on any failure. */
 struct h_mdm *h_mdm_begin(struct req *req, struct app *app);
 void h_mdm_done(struct h_mdm *m);

@@ -11,6 +11,7 @@
 #include "h_enroll.h"
 #include "h_users.h"
 #include "h_content.h"
+#include "h_scep.h"
 
 #define H_DEVICE_PUT (HTTP_M_PUT | HTTP_M_POST)   /* devices PUT; some tools POST */
 
@@ -19,6 +20,8 @@ const struct http_route routes_public[] = {
     {HTTP_M_GET | HTTP_M_HEAD, "/mdm/ca", h_ca_cert},
     {HTTP_M_GET | HTTP_M_HEAD | HTTP_M_POST, "/enroll", h_enroll_page},
     {HTTP_M_POST, "/enroll/ota", h_enroll_ota},
+    {HTTP_M_GET | HTTP_M_POST, "/enroll/profile", h_scep_profile},
+    {HTTP_M_GET | HTTP_M_POST, "/scep", h_scep},
     {HTTP_M_GET | HTTP_M_HEAD, "/", h_console_root},
     {HTTP_M_GET | HTTP_M_HEAD, "/console", h_console_root},
     {HTTP_M_GET | HTTP_M_POST | HTTP_M_PUT | HTTP_M_DELETE | HTTP_M_PATCH, "/console/api/*",
@@ -39,6 +42,12 @@ const struct http_route routes_public[] = {
     {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/provisioning-profiles/*", h_content_provprofile},
     {HTTP_M_GET | HTTP_M_POST, "/v1/apps", h_content_apps},
     {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/apps/*", h_content_app},
+    {0, NULL, NULL},
+};
+
+/* scep_listen: plain HTTP, SCEP only (its messages are signed and encrypted). */
+const struct http_route routes_scep[] = {
+    {HTTP_M_GET | HTTP_M_POST, "/scep", h_scep},
     {0, NULL, NULL},
 };
 

@@ -10,6 +10,7 @@
 #include "mdmsim_id.h"
 #include "mdmsim_cmd.h"
 #include "mdmsim_push.h"
+#include "mdmsim_scep.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -60,6 +61,13 @@ static void sim_usage(FILE *f)
         "  --timeout S        per request (default 30)\n"
         "  --seed N           seed of the NotNow/Error draws (default: time and pid)\n"
         "  -q                 only errors and the summary\n"
+        "  --scep URL         get each identity over SCEP from URL (.../scep) instead of\n"
+        "                     issuing it with --ca-key (then not needed)\n"
+        "  --scep-challenge C the challenge password, or:\n"
+        "  --scep-profile F   take it from the SCEP payload of enrollment profile F\n"
+        "  --scep-cipher C    envelope cipher: aes256 (default), aes128, des3, des\n"
+        "  --scep-get         PKIOperation by GET instead of POST\n"
+        "  --mdm-signature    no TLS client certificate: sign each body (Mdm-Signature)\n"
         "Token = SHA-256(\"mdmsim-token:UDID\"); PushMagic, UnlockToken and serials are\n"
         "derived from the UDID too, so every run presents the same device.\n",
         SIM_DEFAULT_TOPIC);
@@ -91,7 +99,8 @@ enum {
     SIM_O_URL = 256, SIM_O_CA, SIM_O_CAKEY, SIM_O_TOPIC, SIM_O_PREFIX, SIM_O_OFFSET,
     SIM_O_SKIP, SIM_O_IDS, SIM_O_CYCLES, SIM_O_DURATION, SIM_O_PUSH, SIM_O_NOTNOW,
     SIM_O_ERROR, SIM_O_BINARY, SIM_O_LEDGER, SIM_O_ALLOW, SIM_O_RECONNECT, SIM_O_NORESUME,
-    SIM_O_SINGLE, SIM_O_TIMEOUT, SIM_O_SEED,
+    SIM_O_SINGLE, SIM_O_TIMEOUT, SIM_O_SEED, SIM_O_SCEP, SIM_O_SCEP_CHAL, SIM_O_SCEP_PROF,
+    SIM_O_SCEP_CIPHER, SIM_O_SCEP_GET, SIM_O_MDMSIG,
 };
 
 static const struct option sim_longopts[] = {
@@ -105,6 +114,9 @@ static const struct option sim_longopts[] = {
     {"allow-status", 1, NULL, SIM_O_ALLOW}, {"reconnect", 0, NULL, SIM_O_RECONNECT},
     {"no-resume", 0, NULL, SIM_O_NORESUME}, {"single-url", 0, NULL, SIM_O_SINGLE},
     {"timeout", 1, NULL, SIM_O_TIMEOUT}, {"seed", 1, NULL, SIM_O_SEED},
+    {"scep", 1, NULL, SIM_O_SCEP}, {"scep-challenge", 1, NULL, SIM_O_SCEP_CHAL},
+    {"scep-profile", 1, NULL, SIM_O_SCEP_PROF}, {"scep-cipher", 1, NULL, SIM_O_SCEP_CIPHER},
+    {"scep-get", 0, NULL, SIM_O_SCEP_GET}, {"mdm-signature", 0, NULL, SIM_O_MDMSIG},
     {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -144,6 +156,12 @@ static void sim_opt_other(struct sim_opts *o, int c, const char *v)
     case SIM_O_RECONNECT: o->reconnect = 1; break;
     case SIM_O_NORESUME: o->no_resume = 1; break;
     case SIM_O_SINGLE: o->single_url = 1; break;
+    case SIM_O_SCEP: o->scep_url = v; break;
+    case SIM_O_SCEP_CHAL: o->scep_challenge = v; break;
+    case SIM_O_SCEP_PROF: o->scep_profile = v; break;
+    case SIM_O_SCEP_CIPHER: o->scep_cipher = v; break;
+    case SIM_O_SCEP_GET: o->scep_get = 1; break;
+    case SIM_O_MDMSIG: o->mdm_signature = 1; break;
     case 'q': o->quiet = 1; break;
     case 'h': sim_usage(stdout); exit(0);
     default: sim_usage(stderr); exit(2);
@@ -160,10 +178,12 @@ static int sim_prefix_ok(const char *p)
 
 static void sim_opts_check(struct sim_opts *o, int cycles_set)
 {
-    if (o->url == NULL || o->ca == NULL || o->ca_key == NULL) {
+    if (o->url == NULL || o->ca == NULL || (o->ca_key == NULL && o->scep_url == NULL)) {
         sim_usage(stderr);
         exit(2);
     }
+    if (o->scep_url != NULL && o->identities != NULL)
+        die("event=bad_option reason=\"--scep and --identities exclude each other\"");
     if (!sim_prefix_ok(o->prefix))
         die("event=bad_option option=udid-prefix want=\"1..40 of [A-Za-z0-9._-]\"");
     if (o->notnow_rate + o->error_rate > 1)
@@ -261,7 +281,8 @@ static struct evhttp_connection *sim_conn_new(struct sim_dev *d)
     struct timeval tv = {(time_t)s->o.timeout_s,
                          (suseconds_t)((s->o.timeout_s - (double)(time_t)s->o.timeout_s) * 1e6)};
     SSL *ssl = SSL_new(s->ssl_ctx);
-    if (ssl == NULL || SSL_use_certificate_ASN1(ssl, d->cert_der, d->cert_len) != 1 ||
+    if (ssl == NULL ||
+        (!s->o.mdm_signature && SSL_use_certificate_ASN1(ssl, d->cert_der, d->cert_len) != 1) ||
         (!s->host_is_ip && SSL_set_tlsext_host_name(ssl, s->host) != 1)) {
         log_ssl(LOG_LVL_ERR, "event=ssl_new_failed");
         SSL_free(ssl);
@@ -380,6 +401,10 @@ static int sim_http_put(struct sim_dev *d, const char *path, const char *ctype, 
     evhttp_add_header(h, "Content-Type", ctype);
     evhttp_add_header(h, "User-Agent", "MDM/1.0");
     sim_pl_write(s, body, evhttp_request_get_output_buffer(req));
+    if (s->o.mdm_signature && sim_sig_add(d, req) != 0) {
+        evhttp_request_free(req);
+        return -1;
+    }
     d->last_error = -1;
     d->t0_us = sim_now_us();
     if (evhttp_make_request(d->conn, req, EVHTTP_REQ_PUT, path) != 0)
@@ -786,7 +811,7 @@ static void sim_session_start(struct sim_dev *d)
     struct sim *s = d->sim;
     d->active = 1;
     s->active++;
-    if (sim_id_ensure(d) != 0) {
+    if ((s->scep != NULL ? sim_scep_ensure(d) : sim_id_ensure(d)) != 0) {
         sim_session_end(d, 1);
         return;
     }
@@ -988,7 +1013,10 @@ static void sim_events_init(struct sim *s)
 static void sim_init(struct sim *s)
 {
     signal(SIGPIPE, SIG_IGN);
-    sim_id_load_ca(s);
+    if (s->o.scep_url != NULL)
+        sim_scep_init(s);
+    else
+        sim_id_load_ca(s);
     sim_url_init(s);
     sim_devs_init(s);
     sim_id_init(s);
@@ -1057,6 +1085,7 @@ static void sim_free(struct sim *s)
     free(s->host_hdr);
     free(s->checkin_path);
     free(s->connect_path);
+    sim_scep_free(s);   /* last: it unloads the providers the keys above came from */
 }
 
 static void sim_summary(const struct sim *s)

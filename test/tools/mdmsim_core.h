@@ -46,6 +46,10 @@ struct sim_opts {
     uint64_t cycles;              /* per device; 0: unlimited (needs a stop) */
     uint64_t seed;
     int skip_enroll, binary, quiet, reconnect, no_resume, single_url;
+    const char *scep_url;         /* --scep: enroll through SCEP (mdmsim_scep.h) */
+    const char *scep_challenge, *scep_profile, *scep_cipher;
+    int scep_get;                 /* PKIOperation by GET */
+    int mdm_signature;            /* Mdm-Signature instead of a TLS client certificate */
     int allow[SIM_MAX_ALLOW];     /* non-2xx statuses that are not failures */
     int nallow;
 };
@@ -150,6 +154,7 @@ struct sim {
     struct event *reap_ev, *pump_ev, *stop_ev, *grace_ev, *progress_ev;
     struct event *sigint_ev, *sigterm_ev;
     struct sim_push *push;
+    struct sim_scep *scep;        /* --scep state, or NULL */
     int ledger_fd;
     char *host;                   /* as in the URL: SNI and Host header */
     int host_is_ip;               /* no SNI; the name check uses IP SANs */
