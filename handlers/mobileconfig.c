@@ -118,9 +118,9 @@ char *mobileconfig_id_prefix(const char *url)
 {
     const char *h = strstr(url, "://");
     h = h != NULL ? h + 3 : url;
-    if (*h == '[')
-        h++;
-    size_t n = strcspn(h, ":/]");
+    int v6 = *h == '[';
+    h += v6;
+    size_t n = strcspn(h, v6 ? "]" : ":/");
     char *out = xasprintf("mdmd.%.*s", (int)n, h);
     /* Identifiers are reverse-DNS-like: keep letters, digits, '.', '-'. */
     for (char *c = out; *c != '\0'; c++)

@@ -130,3 +130,60 @@ if command -v h2load >/dev/null && command -v nghttpd >/dev/null; then
     pr=$(sed -n 's/.* rate=\([0-9]*\)\/s.*/\1/p' "$T/push.out")
     echo "push_vs_h2load=$(awk -v a="$pr" -v b="$h2" 'BEGIN{printf "%.2f", b ? a / b : 0}') (goal >= 0.5)"
 fi
+
+# --- over-the-air enrollment (issue 5): enrollments/s, and whether devices
+# that only poll notice keys being generated (crypto worker, not the loop).
+# A second mdmd with fixed ports, so the profiles can name its URLs.
+ENROLL_DEVICES=${ENROLL_DEVICES:-50}      # enrolled one after another, -c ENROLL_CONC
+ENROLL_CONC=${ENROLL_CONC:-8}
+ENROLL_BURST=${ENROLL_BURST:-100}         # enrolling at once, during the polling
+POLL_DEVICES=${POLL_DEVICES:-1000}
+POLL_INTERVAL=${POLL_INTERVAL:-1}         # seconds between a polling device's check-ins
+POLL_SECONDS=${POLL_SECONDS:-15}
+E=$T/e; mkdir -p "$E"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=Bench Device CA" \
+    -keyout "$E/dca.key" -out "$E/dca.crt" -days 2 2>/dev/null
+EP=$("$BIN/freeport"); EM=$("$BIN/freeport")
+cat >"$E/mdmd.conf" <<CONF
+listen 127.0.0.1:$EP
+mdm_listen 127.0.0.1:$EM
+public_url https://127.0.0.1:$EP
+mdm_url https://127.0.0.1:$EM
+port_file $E/ports
+data_dir $E/var
+server_names localhost 127.0.0.1
+log_level warn
+max_connections 20000
+apns_topic com.apple.mgmt.External.bench
+enroll_device_ca_file $E/dca.crt
+enroll_require_issued no
+provision_on_enroll no
+CONF
+"$BIN/mdmd" -c "$E/mdmd.conf" 2>"$T/mdmd-e.log" &
+PIDS+=($!)
+wait_for 60 test -s "$E/ports" || { echo "enrollment mdmd did not start"; cat "$T/mdmd-e.log"; exit 1; }
+ECA=$E/var/ca/ca.crt
+curl -s -o /dev/null --cacert "$ECA" -H "Authorization: Bearer $(cat "$E/var/api.key")" \
+    -H 'Content-Type: application/json' -d '{"username":"bench","password":"bench-password-1","role":"user"}' \
+    "https://127.0.0.1:$EP/v1/users"
+ESIM=("$BIN/mdmsim" --url "https://127.0.0.1:$EM/mdm" --ca "$ECA" --enroll-ota "https://127.0.0.1:$EP"
+      --user bench --password bench-password-1 --device-ca "$E/dca.crt" --device-ca-key "$E/dca.key" -q)
+echo "== OTA enrollment: $ENROLL_DEVICES devices, $ENROLL_CONC at a time (login, 2 RSA-2048 keys, 3 signed profiles, check-in)"
+"${ESIM[@]}" -n "$ENROLL_DEVICES" -c "$ENROLL_CONC" --udid-prefix ENR >"$T/enr.out" 2>&1
+cat "$T/enr.out"
+echo "enrollments_per_s=$(field "$T/enr.out" enroll_rate) crypto_threads=1 (login PBKDF2 600k + 2 keygens each)"
+
+POLL=("$BIN/mdmsim" --url "https://127.0.0.1:$EM/mdm" --ca "$ECA" --ca-key "$E/var/ca/ca.key"
+      -n "$POLL_DEVICES" -c "$POLL_DEVICES" --udid-prefix POLL --identities "$T/poll-ids" -q)
+"${POLL[@]}" >/dev/null 2>&1   # Authenticate + TokenUpdate once
+echo "== $POLL_DEVICES devices polling every ~${POLL_INTERVAL}s for ${POLL_SECONDS}s, alone"
+"${POLL[@]}" --skip-enroll --interval "$POLL_INTERVAL" --duration "$POLL_SECONDS" >"$T/poll-alone.out" 2>&1
+cat "$T/poll-alone.out"
+echo "== the same, while $ENROLL_BURST devices enroll at once"
+"${POLL[@]}" --skip-enroll --interval "$POLL_INTERVAL" --duration 3600 >"$T/poll-busy.out" 2>&1 &
+PP=$!
+sleep 2   # let the pollers reach their steady rate before the burst starts
+"${ESIM[@]}" -n "$ENROLL_BURST" -c "$ENROLL_BURST" --udid-prefix BURST >"$T/burst.out" 2>&1
+kill -TERM "$PP"; wait "$PP"
+cat "$T/burst.out" "$T/poll-busy.out"
+echo "poll_p99_ms_alone=$(field "$T/poll-alone.out" p99_ms) poll_p99_ms_during_enrollment=$(field "$T/poll-busy.out" p99_ms) burst_enrollments_per_s=$(field "$T/burst.out" enroll_rate) burst_enroll_p99_ms=$(field "$T/burst.out" enroll_p99_ms)"

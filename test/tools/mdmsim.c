@@ -10,6 +10,7 @@
 #include "mdmsim_id.h"
 #include "mdmsim_cmd.h"
 #include "mdmsim_push.h"
+#include "mdmsim_enroll.h"
 #include "mdmsim_scep.h"
 
 #include <arpa/inet.h>
@@ -61,6 +62,16 @@ static void sim_usage(FILE *f)
         "  --timeout S        per request (default 30)\n"
         "  --seed N           seed of the NotNow/Error draws (default: time and pid)\n"
         "  -q                 only errors and the summary\n"
+        "  --enroll-ota URL   enroll over the air first: log in at URL/enroll (the 1-way\n"
+        "                     listener), walk the profile service, check in with the\n"
+        "                     identity it issues (then --ca-key is not needed)\n"
+        "  --user U --password P   the enrollment login\n"
+        "  --device-ca F --device-ca-key K   issuer of the devices' own certificates\n"
+        "                     (what enroll_device_ca_file trusts)\n"
+        "  --dump-dir D       write the profiles and identities received into D\n"
+        "  --enroll-until S   stop after the service, ota or mdm profile (no check-in)\n"
+        "  --interval S       pause S seconds (0.5..1.5 S, random) between a device's\n"
+        "                     cycles: devices that poll now and then, not flat out\n"
         "  --scep URL         get each identity over SCEP from URL (.../scep) instead of\n"
         "                     issuing it with --ca-key (then not needed)\n"
         "  --scep-challenge C the challenge password, or:\n"
@@ -103,6 +114,11 @@ enum {
     SIM_O_SCEP_CIPHER, SIM_O_SCEP_GET, SIM_O_MDMSIG,
 };
 
+enum {   /* --enroll-ota (mdmsim_enroll.h) */
+    SIM_O_ENROLL = 400, SIM_O_USER, SIM_O_PASSWORD, SIM_O_DCA, SIM_O_DCAKEY, SIM_O_DUMP,
+    SIM_O_UNTIL, SIM_O_INTERVAL,
+};
+
 static const struct option sim_longopts[] = {
     {"url", 1, NULL, SIM_O_URL}, {"ca", 1, NULL, SIM_O_CA}, {"ca-key", 1, NULL, SIM_O_CAKEY},
     {"topic", 1, NULL, SIM_O_TOPIC}, {"udid-prefix", 1, NULL, SIM_O_PREFIX},
@@ -117,6 +133,10 @@ static const struct option sim_longopts[] = {
     {"scep", 1, NULL, SIM_O_SCEP}, {"scep-challenge", 1, NULL, SIM_O_SCEP_CHAL},
     {"scep-profile", 1, NULL, SIM_O_SCEP_PROF}, {"scep-cipher", 1, NULL, SIM_O_SCEP_CIPHER},
     {"scep-get", 0, NULL, SIM_O_SCEP_GET}, {"mdm-signature", 0, NULL, SIM_O_MDMSIG},
+    {"enroll-ota", 1, NULL, SIM_O_ENROLL}, {"user", 1, NULL, SIM_O_USER},
+    {"password", 1, NULL, SIM_O_PASSWORD}, {"device-ca", 1, NULL, SIM_O_DCA},
+    {"device-ca-key", 1, NULL, SIM_O_DCAKEY}, {"dump-dir", 1, NULL, SIM_O_DUMP},
+    {"enroll-until", 1, NULL, SIM_O_UNTIL}, {"interval", 1, NULL, SIM_O_INTERVAL},
     {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -162,6 +182,14 @@ static void sim_opt_other(struct sim_opts *o, int c, const char *v)
     case SIM_O_SCEP_CIPHER: o->scep_cipher = v; break;
     case SIM_O_SCEP_GET: o->scep_get = 1; break;
     case SIM_O_MDMSIG: o->mdm_signature = 1; break;
+    case SIM_O_ENROLL: o->enroll_url = v; break;
+    case SIM_O_USER: o->user = v; break;
+    case SIM_O_PASSWORD: o->password = v; break;
+    case SIM_O_DCA: o->device_ca = v; break;
+    case SIM_O_DCAKEY: o->device_ca_key = v; break;
+    case SIM_O_DUMP: o->dump_dir = v; break;
+    case SIM_O_UNTIL: o->enroll_until = sim_enr_stage_of(v); break;
+    case SIM_O_INTERVAL: o->interval_s = sim_opt_num("interval", v, 0, 3600); break;
     case 'q': o->quiet = 1; break;
     case 'h': sim_usage(stdout); exit(0);
     default: sim_usage(stderr); exit(2);
@@ -178,7 +206,8 @@ static int sim_prefix_ok(const char *p)
 
 static void sim_opts_check(struct sim_opts *o, int cycles_set)
 {
-    if (o->url == NULL || o->ca == NULL || (o->ca_key == NULL && o->scep_url == NULL)) {
+    if (o->url == NULL || o->ca == NULL ||
+        (o->ca_key == NULL && o->scep_url == NULL && o->enroll_url == NULL)) {
         sim_usage(stderr);
         exit(2);
     }
@@ -222,7 +251,8 @@ static plist_t sim_msg_base(const struct sim_dev *d, const char *type)
     plist_t m = plist_new_dict();
     sim_pl_str(m, "MessageType", type);
     sim_pl_str(m, "UDID", d->udid);
-    sim_pl_str(m, "Topic", d->sim->o.topic);
+    /* Enrolled over the air: the Topic of the MDM payload, as iOS does. */
+    sim_pl_str(m, "Topic", sim_enr_done(d) ? d->enr->topic : d->sim->o.topic);
     return m;
 }
 
@@ -285,6 +315,11 @@ static struct evhttp_connection *sim_conn_new(struct sim_dev *d)
         (!s->o.mdm_signature && SSL_use_certificate_ASN1(ssl, d->cert_der, d->cert_len) != 1) ||
         (!s->host_is_ip && SSL_set_tlsext_host_name(ssl, s->host) != 1)) {
         log_ssl(LOG_LVL_ERR, "event=ssl_new_failed");
+        SSL_free(ssl);
+        return NULL;
+    }
+    if (d->id_key != NULL && SSL_use_PrivateKey(ssl, d->id_key) != 1) {
+        log_ssl(LOG_LVL_ERR, "event=ssl_key_failed");
         SSL_free(ssl);
         return NULL;
     }
@@ -520,6 +555,30 @@ static plist_t sim_dev_execute(struct sim_dev *d, plist_t msg, const char *uuid)
 
 static void sim_cycle_end(struct sim_dev *d);
 
+static void sim_dev_thought(evutil_socket_t fd, short what, void *arg)
+{
+    struct sim_dev *d = arg;
+    (void)fd;
+    (void)what;
+    if (d->sim->stopping)
+        sim_session_end(d, 0);
+    else
+        sim_dev_send(d, SIM_ST_IDLE, NULL);
+}
+
+/* --interval: the next Idle after a pause, jittered so that devices that
+ * started together do not keep polling in lockstep.  The connection stays
+ * open, as a device's does between pushes. */
+static void sim_dev_think(struct sim_dev *d)
+{
+    struct sim *s = d->sim;
+    double t = s->o.interval_s * (0.5 + sim_rng_unit(&d->rng));
+    struct timeval tv = {(time_t)t, (suseconds_t)((t - (double)(time_t)t) * 1e6)};
+    if (d->think_ev == NULL)
+        d->think_ev = evtimer_new(s->base, sim_dev_thought, d);
+    evtimer_add(d->think_ev, &tv);
+}
+
 /* The server's answer to Idle or to a report: empty, or the next command. */
 static void sim_dev_poll_reply(struct sim_dev *d, const char *body, size_t len)
 {
@@ -611,6 +670,10 @@ static void sim_cycle_end(struct sim_dev *d)
         sim_conn_release(d);
     sim_notnow_clear(d);
     d->last_finished[0] = '\0';
+    if (s->o.interval_s > 0) {
+        sim_dev_think(d);
+        return;
+    }
     sim_dev_send(d, SIM_ST_IDLE, NULL);
 }
 
@@ -795,6 +858,7 @@ static void sim_session_end(struct sim_dev *d, int failed)
     d->state = SIM_ST_NONE;
     s->active--;
     sim_conn_release(d);
+    sim_enr_release(d);
     sim_notnow_clear(d);
     d->last_finished[0] = '\0';
     if (failed)
@@ -811,6 +875,10 @@ static void sim_session_start(struct sim_dev *d)
     struct sim *s = d->sim;
     d->active = 1;
     s->active++;
+    if (s->enr != NULL && !sim_enr_done(d)) {
+        sim_enr_start(d);
+        return;
+    }
     if ((s->scep != NULL ? sim_scep_ensure(d) : sim_id_ensure(d)) != 0) {
         sim_session_end(d, 1);
         return;
@@ -820,6 +888,10 @@ static void sim_session_start(struct sim_dev *d)
         return;
     }
     d->push_pending = 0;
+    if (s->o.interval_s > 0 && d->cycles == 0) {
+        sim_dev_think(d);   /* devices come online spread over the interval */
+        return;
+    }
     sim_dev_send(d, SIM_ST_IDLE, NULL);
 }
 
@@ -1020,6 +1092,8 @@ static void sim_init(struct sim *s)
     sim_url_init(s);
     sim_devs_init(s);
     sim_id_init(s);
+    if (s->o.enroll_url != NULL)
+        s->enr = sim_enr_new(s);
     s->ssl_ctx = sim_tls_ctx(s);
     s->ledger_fd = -1;
     if (s->o.ledger != NULL &&
@@ -1047,6 +1121,10 @@ static void sim_dev_free(struct sim_dev *d)
         event_free(d->retry_ev);
     SSL_SESSION_free(d->sess);
     free(d->cert_der);
+    sim_enr_dev_free(d);
+    EVP_PKEY_free(d->id_key);
+    if (d->think_ev != NULL)
+        event_free(d->think_ev);
     sim_notnow_clear(d);
     free(d->notnow);
     sim_dev_state_free(d);
@@ -1066,6 +1144,7 @@ static void sim_free(struct sim *s)
     free(s->grave);
     free(s->devs);
     sim_push_free(s->push);
+    sim_enr_free(s->enr);
     struct event *evs[] = {s->reap_ev, s->pump_ev, s->stop_ev, s->grace_ev, s->progress_ev,
                            s->sigint_ev, s->sigterm_ev};
     for (size_t i = 0; i < ARRAY_LEN(evs); i++)
@@ -1134,6 +1213,7 @@ int main(int argc, char **argv)
     event_base_dispatch(s->base);
     s->end_us = sim_now_us();
     sim_summary(s);
+    sim_enr_summary(s);
     int failed = s->st.http_errors + s->st.net_errors + s->st.proto_errors > 0;
     sim_free(s);
     return failed ? 1 : 0;

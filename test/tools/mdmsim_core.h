@@ -50,6 +50,12 @@ struct sim_opts {
     const char *scep_challenge, *scep_profile, *scep_cipher;
     int scep_get;                 /* PKIOperation by GET */
     int mdm_signature;            /* Mdm-Signature instead of a TLS client certificate */
+    const char *enroll_url;       /* --enroll-ota: enroll over the air first (mdmsim_enroll.h) */
+    const char *user, *password;  /* its login */
+    const char *device_ca, *device_ca_key;   /* issuer of the made-up device certificates */
+    const char *dump_dir;         /* profiles and identities received, for tests */
+    int enroll_until;             /* 0, or the last enrollment stage to fetch (no check-in) */
+    double interval_s;            /* --interval: pause between a device's cycles */
     int allow[SIM_MAX_ALLOW];     /* non-2xx statuses that are not failures */
     int nallow;
 };
@@ -129,6 +135,9 @@ struct sim_dev {
     struct sim_app *apps;
     unsigned napps;
     int apps_init;                /* default apps were added */
+    struct sim_enr *enr;          /* --enroll-ota state, NULL until it starts */
+    EVP_PKEY *id_key;             /* key of cert_der when it is not dev_key (enrolled) */
+    struct event *think_ev;       /* --interval: the pause before the next cycle */
     struct sim_dev *next;         /* run queue */
 };
 
@@ -155,6 +164,7 @@ struct sim {
     struct event *sigint_ev, *sigterm_ev;
     struct sim_push *push;
     struct sim_scep *scep;        /* --scep state, or NULL */
+    struct sim_enr_ctx *enr;      /* --enroll-ota, or NULL */
     int ledger_fd;
     char *host;                   /* as in the URL: SNI and Host header */
     int host_is_ip;               /* no SNI; the name check uses IP SANs */

@@ -44,8 +44,9 @@ static EVP_PKEY *sim_id_read_key(const char *path)
 static void sim_id_load_ca(struct sim *s)
 {
     s->ca_cert = sim_id_read_cert(s->o.ca);
-    s->ca_key = sim_id_read_key(s->o.ca_key);
-    if (X509_check_private_key(s->ca_cert, s->ca_key) != 1)
+    /* Over-the-air enrollment gets identities from the server: no CA key. */
+    s->ca_key = s->o.ca_key != NULL ? sim_id_read_key(s->o.ca_key) : NULL;
+    if (s->ca_key != NULL && X509_check_private_key(s->ca_cert, s->ca_key) != 1)
         die("event=ca_key_mismatch ca=%s key=%s", s->o.ca, s->o.ca_key);
     s->ca_der = NULL;
     s->ca_der_len = i2d_X509(s->ca_cert, &s->ca_der);
@@ -67,10 +68,10 @@ static int sim_id_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
     return ok == 1 ? 0 : -1;
 }
 
-static int sim_id_exts(struct sim *s, X509 *x)
+static int sim_id_exts(X509 *issuer, X509 *x)
 {
     X509V3_CTX ctx;
-    X509V3_set_ctx(&ctx, s->ca_cert, x, NULL, NULL, 0);
+    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
     if (sim_id_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") != 0 ||
         sim_id_ext(x, &ctx, NID_key_usage, "critical,digitalSignature") != 0 ||
         sim_id_ext(x, &ctx, NID_ext_key_usage, "clientAuth") != 0 ||
@@ -89,7 +90,9 @@ static int sim_id_serial(X509 *x)
     return ok ? 0 : -1;
 }
 
-static X509 *sim_id_build(struct sim *s, const char *udid)
+/* A clientAuth certificate for the shared device key, CN = udid, issued by
+ * issuer (the MDM CA; or, for --enroll-ota, the made-up device CA). */
+static X509 *sim_id_build_by(struct sim *s, const char *udid, X509 *issuer, EVP_PKEY *ikey)
 {
     X509 *x = X509_new();
     X509_NAME *name = x ? X509_get_subject_name(x) : NULL;
@@ -99,12 +102,17 @@ static X509 *sim_id_build(struct sim *s, const char *udid)
         X509_set_pubkey(x, s->dev_key) != 1 ||
         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)udid, -1,
                                    -1, 0) != 1 ||
-        X509_set_issuer_name(x, X509_get_subject_name(s->ca_cert)) != 1 ||
-        sim_id_exts(s, x) != 0 || X509_sign(x, s->ca_key, EVP_sha256()) <= 0) {
+        X509_set_issuer_name(x, X509_get_subject_name(issuer)) != 1 ||
+        sim_id_exts(issuer, x) != 0 || X509_sign(x, ikey, EVP_sha256()) <= 0) {
         X509_free(x);
         return NULL;
     }
     return x;
+}
+
+static X509 *sim_id_build(struct sim *s, const char *udid)
+{
+    return s->ca_key != NULL ? sim_id_build_by(s, udid, s->ca_cert, s->ca_key) : NULL;
 }
 
 static void sim_id_keep(struct sim_dev *d, X509 *x)
