@@ -33,6 +33,7 @@ struct http_server {
     int conns;                        /* open TLS connections (SSL objects alive) */
     int max_conns;
     int paused;                       /* listener disabled at max_conns */
+    int dead;                         /* freed, waiting for its last connection */
     size_t nroutes;
     struct metrics_endpoint *ep;      /* per route, then one for unmatched paths */
 };
@@ -62,6 +63,11 @@ static void http_ssl_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
     if (hs == NULL)
         return;
     hs->conns--;
+    if (hs->dead) {   /* http_server_free ran first: the last connection frees it */
+        if (hs->conns == 0)
+            free(hs);
+        return;
+    }
     if (hs->paused && hs->conns < hs->max_conns && hs->bound != NULL) {
         evconnlistener_enable(evhttp_bound_socket_get_listener(hs->bound));
         hs->paused = 0;
@@ -142,6 +148,7 @@ static void http_dispatch(struct evhttp_request *r, void *arg)
         req->path = "/";
     http_peer_of(r, req->peer, sizeof(req->peer));
     hs->inflight++;
+    log_debug("event=request listener=%s peer=%s path=%s", hs->name, req->peer, req->path);
 
     const struct http_route *rt = http_match(hs->routes, req->path, &found);
     int m = http_method_of(r);
@@ -255,7 +262,12 @@ void http_server_free(struct http_server *hs)
     SSL_CTX_free(hs->ctx);
     free(hs->ep);
     free(hs->name);
-    free(hs);
+    /* bufferevents free their SSL later (deferred callbacks, or when the
+     * event base goes): the count of open connections keeps hs alive. */
+    if (hs->conns > 0)
+        hs->dead = 1;
+    else
+        free(hs);
 }
 
 int http_server_port(const struct http_server *hs)

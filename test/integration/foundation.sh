@@ -71,9 +71,11 @@ check "serving after the reload" test "$(http_code https://127.0.0.1:$PUB/health
 # SIGTERM with a request in flight: Redis is frozen, so /healthz waits for the
 # Redis timeout; mdmd must answer it before exiting 0, and accept nothing new.
 kill -STOP "$REDIS_PID"
+seen=$(grep -c 'event=request listener=public .*path=/healthz' "$T/mdmd.log")
 curl -s -o "$T/inflight" -w '%{http_code}' --max-time 20 --cacert "$CA" https://127.0.0.1:$PUB/healthz >"$T/inflight.code" &
 CURL=$!
-wait_for 5 bash -c "ss -tn state established '( sport = :$PUB )' | grep -q $PUB"
+# The request has reached its handler (log_level debug was set by the reload above).
+check "the request is in flight" wait_for 10 bash -c "[ \$(grep -c 'event=request listener=public .*path=/healthz' '$T/mdmd.log') -gt $seen ]"
 kill -TERM "$MDMD_PID"
 check "after SIGTERM no new connection is accepted" wait_for 5 out_is 000 http_code https://127.0.0.1:$PUB/healthz --cacert "$CA"
 wait "$CURL"
