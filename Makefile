@@ -3,7 +3,7 @@
 
 PKGS     := libevent libevent_openssl libevent_pthreads openssl libnghttp2 libplist-2.0 hiredis jansson
 DEB_PKGS := gcc make pkg-config libc6-dev libevent-dev libssl-dev libnghttp2-dev libplist-dev \
-            libhiredis-dev libjansson-dev clang libclang-rt-14-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2 \
+            libhiredis-dev libjansson-dev clang libclang-rt-14-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2 valgrind \
             chromium nodejs scep
 
 # The one place the version lives: mdmd --version, mdmctl --version, /metrics.
@@ -146,7 +146,9 @@ run: deps
 san:
 	@$(MAKE) --no-print-directory SAN=1 all
 
+# The release tree too: valgrind.sh runs it (ASan binaries cannot run under valgrind).
 test: deps fuzz-build
+	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SAN=1 all $(addprefix build-san/bin/,$(notdir $(UNIT_BINS)))
 	@BIN=build-san/bin sh test/run.sh
 
