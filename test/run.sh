@@ -16,7 +16,9 @@ tally() {   # $1 = name, $2 = log file, $3 = exit status
     if [ "$3" != 0 ] && [ "$f" = 0 ]; then f=1; fi
     passed=$((passed + p)); failed=$((failed + f))
     if [ "$f" != 0 ]; then
-        echo "FAIL $1: $line"; grep -v '^ok ' "$2" | sed 's/^/    /' | tail -n 60
+        echo "FAIL $1: $line"
+        grep '^FAIL ' "$2" | sed 's/^/    /'
+        grep -v '^ok \|^FAIL ' "$2" | sed 's/^/    /' | tail -n 40
     else
         echo "ok   $1: $line"
     fi

@@ -10,7 +10,7 @@ make_push_pki || { fail "push PKI"; finish; }
 start_mock_apns || { fail "mock APNs starts"; finish; }
 start_redis || { fail "redis starts"; finish; }
 D=$T/a
-write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "push_coalesce_ms 300"
+write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "push_coalesce_ms 1500"
 apns_conf >>"$D/mdmd.conf"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
 check "mdmd reads the topic from the push certificate" grep -q "event=apns_ready topic=$TOPIC" "$T/mdmd.log"
