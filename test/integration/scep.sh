@@ -143,6 +143,18 @@ CH_TOK=$(after_key "$T/prof.tok.xml" Challenge | sed 's/<[^>]*>//g')
 check "each profile has its own one-time challenge" test -n "$CH_XML" -a -n "$CH_TOK" -a "$CH_XML" != "$CH_TOK"
 check "challenge stored with a TTL" bash -c "[ \$(redis-cli -p $REDIS_PORT ttl 'mdm:scep:chal:$CH_TOK') -gt 0 ]"
 
+# --- the profile after a login: the challenge is bound to the user ---
+check "a user to log in with" test "$(api POST /v1/users '{"username":"sam","password":"sam-pw-12345","role":"user"}')" = 201
+login() { curl -s -o "$T/prof.login" -w '%{http_code}' --cacert "$CA" --data-urlencode "username=$1" \
+    --data-urlencode "password=$2" "https://127.0.0.1:$PUB/enroll/profile"; }
+check "login with a wrong password: 401" test "$(login sam wrong-password)" = 401
+code=$(login sam sam-pw-12345)
+check "login: 200, a signed profile" bash -c "[ $code = 200 ] && openssl cms -verify -inform DER -in '$T/prof.login' -CAfile '$CA' -purpose any -binary -out '$T/prof.login.xml' 2>/dev/null"
+CH_LOGIN=$(after_key "$T/prof.login.xml" Challenge | sed 's/<[^>]*>//g')
+check "its challenge belongs to the user" test -n "$CH_LOGIN" -a "$(R get "mdm:scep:chal:$CH_LOGIN")" = sam
+check "login without a password: 400" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" --data 'username=sam' "https://127.0.0.1:$PUB/enroll/profile")" = 400
+
 # --- mdmsim: SCEP with the profile's challenge, then Mdm-Signature only ---
 SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --topic "$TOPIC")
 "${SIM[@]}" --scep "$HTTPS" --scep-profile "$T/prof.tok" --mdm-signature --udid-prefix SIMSIG \
@@ -237,6 +249,21 @@ plist_msg "$T/idle2" UDID $U1 Status Idle
 check "old identity after renewal: 403" test "$(sig_put /mdm/connect "$T/idle2" "$(sig s1old "$T/idle2")")" = 403
 check "new identity after renewal: 200" test "$(sig_put /mdm/connect "$T/idle2" "$(sig s1 "$T/idle2")")" = 200
 check "state stays enrolled" test "$(R hget "mdm:dev:{$U1}" state)" = enrolled
+# A device that missed the answer renews again with its old identity (within
+# the hour).  scepclient writes its result over -certificate: copies.
+cp "$T/sc1/old.pem" "$T/sc1/retry1.pem"
+check "a retried renewal with the old identity is answered" \
+    scep_client "$T/sc1" $U1 -server-url "$PLAIN" -certificate "$T/sc1/retry1.pem"
+FPR=$(fp_of "$T/sc1/retry1.pem")
+check "the retry's certificate is now bound" test -n "$FPR" -a "$(R hget "mdm:dev:{$U1}" cert_fp)" = "$FPR" -a "$FPR" != "$FPN"
+check "the one it replaced is revoked (renewal_retried)" \
+    test "$(R hget mdm:cert:$FPN state):$(R hget mdm:cert:$FPN revoked_reason)" = revoked:renewal_retried
+R hset mdm:cert:$FP1 revoked_at 1 >/dev/null   # as if the renewal were hours old
+cp "$T/sc1/old.pem" "$T/sc1/retry2.pem"
+scep_client "$T/sc1" $U1 -server-url "$PLAIN" -certificate "$T/sc1/retry2.pem"
+check "after the grace the old identity cannot renew (badRequest)" grep -q 'failInfo: badRequest' "$T/sc1/out"
+check "the retry's certificate stays bound" test "$(R hget "mdm:dev:{$U1}" cert_fp)" = "$FPR"
+cp "$T/sc1/retry1.pem" "$C1"
 # scepclient wants an RSA key (PKCS#1): another CA's RSA identity for the same CN.
 mkdir -p "$T/sc6"
 openssl genrsa -traditional -out "$T/sc6/key.pem" 2048 2>/dev/null &&
@@ -246,7 +273,7 @@ openssl x509 -req -in "$T/sc6/req.csr" -CA "$T/other-ca.crt" -CAkey "$T/other-ca
 scep_client "$T/sc6" $U1 -server-url "$PLAIN" -certificate "$T/sc6/cert.pem"
 check "renewal signed by another CA's certificate: FAILURE badRequest" grep -q 'failInfo: badRequest' "$T/sc6/out"
 check "logged as renewal_signer_not_ours" grep -q 'reason=renewal_signer_not_ours' "$T/mdmd.log"
-check "the enrollment did not move" test "$(R hget "mdm:dev:{$U1}" cert_fp)" = "$FPN"
+check "the enrollment did not move" test "$(R hget "mdm:dev:{$U1}" cert_fp)" = "$FPR"
 
 # === B: EC CA: an RSA RA answers; MDM listener takes signatures only ===
 D2=$T/b
