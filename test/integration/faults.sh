@@ -52,7 +52,7 @@ LUA
 
 # --- 1. kill -9 Redis in the middle of a command wave ---
 C1=$(enqueue ProfileList); C2=$(enqueue SecurityInfo); C3=$(enqueue CertificateList)
-"${SIM[@]}" --skip-enroll --duration 40 --allow-status 503 --ledger "$T/ledger1" >"$T/sim1.out" 2>&1 &
+"${SIM[@]}" --skip-enroll --duration 180 --allow-status 503 --ledger "$T/ledger1" >"$T/sim1.out" 2>&1 &
 SIMPID=$!; PIDS+=("$SIMPID")
 check "load is running before the kill" wait_for 20 bash -c "[ \$(wc -l <'$T/ledger1' 2>/dev/null || echo 0) -ge 300 ]"
 kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null
@@ -62,7 +62,7 @@ t0=$(date +%s%N)
 wait_for 5 out_is 200 http_code https://127.0.0.1:$PUB/healthz --cacert "$CA"
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "mdmd recovers within a second of Redis being back (${ms} ms)" test "$ms" -lt 1000
-check "every command finishes after the restart" wait_for 40 bash -c \
+check "every command finishes after the restart" wait_for 150 bash -c \
     "[ \$(redis-cli -p $REDIS_PORT eval \"local n=0 for _,u in ipairs(redis.call('ZRANGE','mdm:devices',0,-1)) do n=n+redis.call('LLEN','mdm:q:{'..u..'}') end return n\" 0) = 0 ]"
 kill -INT "$SIMPID"; wait "$SIMPID"
 a=$(audit "$C1" "$C2" "$C3" | paste -sd' ')
@@ -102,14 +102,14 @@ kill "$APNS_PID" 2>/dev/null; wait "$APNS_PID" 2>/dev/null
 start_mock_apns && sed -i "s/^apns_port .*/apns_port $APNS_PORT/" "$D/mdmd.conf"
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; start_mdmd "$D"
 C4=$(enqueue InstalledApplicationList); C5=$(enqueue DeviceLock)
-"${SIM[@]}" --skip-enroll --duration 40 --allow-status 503 --ledger "$T/ledger3" >"$T/sim3.out" 2>&1 &
+"${SIM[@]}" --skip-enroll --duration 180 --allow-status 503 --ledger "$T/ledger3" >"$T/sim3.out" 2>&1 &
 SIMPID=$!; PIDS+=("$SIMPID")
 check "load is running before SIGTERM" wait_for 20 bash -c "[ \$(wc -l <'$T/ledger3' 2>/dev/null || echo 0) -ge 200 ]"
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
 check "SIGTERM under load exits 0" test "$rc" = 0
 check "in-flight requests completed (no shutdown timeout)" bash -c "! grep -q event=shutdown_timeout '$T/mdmd.log'"
 start_mdmd "$D"
-check "after the restart every queue drains" wait_for 40 bash -c \
+check "after the restart every queue drains" wait_for 150 bash -c \
     "[ \$(redis-cli -p $REDIS_PORT eval \"local n=0 for _,u in ipairs(redis.call('ZRANGE','mdm:devices',0,-1)) do n=n+redis.call('LLEN','mdm:q:{'..u..'}') end return n\" 0) = 0 ]"
 kill -INT "$SIMPID"; wait "$SIMPID"
 a=$(audit "$C4" "$C5" | paste -sd' ')
