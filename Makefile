@@ -51,7 +51,7 @@ TOOL_BINS := $(TOOL_SRCS:test/tools/%.c=$(BIN)/%)
 CLI_SRCS  := $(wildcard cli/*.c)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(B)/%.o)
 
-.PHONY: all deps run test san clean bench format fuzz fuzz-build
+.PHONY: all deps run test san clean bench format fuzz fuzz-build install man
 .SECONDARY:
 all: $(BIN)/mdmd $(BIN)/mdmctl $(TOOL_BINS)
 
@@ -161,6 +161,48 @@ bench: deps all $(BIN)/test_push
 	if [ -n "$$missing" ]; then if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 	@BIN=bin bash test/bench.sh
+
+# ---- make install [PREFIX=/usr/local] [DESTDIR=] (docs/man/mdmd.8 "FILES") ----
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/mdmd
+# /usr puts the configuration in /etc and the unit where the distribution's are.
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+MAN_PAGES  := $(B)/man/mdmd.8 $(B)/man/mdmd.conf.5 $(B)/man/mdmctl.1
+INSTALL    ?= install
+
+$(B)/man/%: docs/man/%
+	@mkdir -p $(dir $@)
+	sed 's/@VERSION@/$(VERSION)/g' $< > $@
+
+# The KEYS section comes from mdmd.conf.example, which names every key.
+$(B)/man/mdmd.conf.5: docs/man/mdmd.conf.5.in docs/man/conf2man.sh mdmd.conf.example
+	@mkdir -p $(dir $@)
+	sh docs/man/conf2man.sh docs/man/mdmd.conf.5.in mdmd.conf.example $(VERSION) > $@
+
+man: $(MAN_PAGES)
+
+install: $(BIN)/mdmd $(BIN)/mdmctl $(MAN_PAGES)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/mdmd
+	$(INSTALL) -m 755 $(BIN)/mdmd $(DESTDIR)$(SBINDIR)/mdmd
+	$(INSTALL) -m 755 $(BIN)/mdmctl $(DESTDIR)$(BINDIR)/mdmctl
+	$(INSTALL) -m 644 $(B)/man/mdmctl.1 $(DESTDIR)$(MANDIR)/man1/mdmctl.1
+	$(INSTALL) -m 644 $(B)/man/mdmd.conf.5 $(DESTDIR)$(MANDIR)/man5/mdmd.conf.5
+	$(INSTALL) -m 644 $(B)/man/mdmd.8 $(DESTDIR)$(MANDIR)/man8/mdmd.8
+	$(INSTALL) -m 644 README.md mdmd.conf.example docs/*.md docs/openapi.json $(DESTDIR)$(DOCDIR)/
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/mdmd.service.in \
+	  > $(DESTDIR)$(UNITDIR)/mdmd.service && chmod 644 $(DESTDIR)$(UNITDIR)/mdmd.service
+	$(INSTALL) -m 644 dist/mdmd.sysusers $(DESTDIR)$(SYSUSERSDIR)/mdmd.conf
+	@# An existing configuration is the administrator's: never overwritten.
+	test -e $(DESTDIR)$(SYSCONFDIR)/mdmd/mdmd.conf || \
+	  sed 's|^data_dir var$$|data_dir /var/lib/mdmd|' mdmd.conf.example \
+	  > $(DESTDIR)$(SYSCONFDIR)/mdmd/mdmd.conf
 
 format:
 	clang-format -i $(wildcard */*.c */*.h test/*/*.c)

@@ -24,6 +24,8 @@ struct h_jobs {
     size_t next;                    /* list jobs: first UDID not yet sent */
     char cursor[32];                /* filter jobs: ZSCAN cursor */
     int scans;                      /* filter jobs: steps done */
+    int chunk;                      /* devices in the next call (adapts, h_jobs.h) */
+    int64_t step_ns;                /* when the call in flight was sent */
     long done, queued, unknown;
     int64_t started_ms;
 };
@@ -98,12 +100,24 @@ static int h_jobs_failed(struct h_jobs *j, int err)
 
 static void h_jobs_step(struct h_jobs *j);
 
+/* After each call: halve the chunk when it held Redis (or waited for the
+ * CPU) for more than twice the aim, double it when it took under half. */
+static void h_jobs_adapt(struct h_jobs *j)
+{
+    int64_t ms = (metrics_now_ns() - j->step_ns) / 1000000;
+    if (ms > 2 * H_JOBS_STEP_MS && j->chunk > H_JOBS_CHUNK_MIN)
+        j->chunk = j->chunk / 2 > H_JOBS_CHUNK_MIN ? j->chunk / 2 : H_JOBS_CHUNK_MIN;
+    else if (2 * ms < H_JOBS_STEP_MS && j->chunk < H_JOBS_CHUNK_MAX)
+        j->chunk = 2 * j->chunk < H_JOBS_CHUNK_MAX ? 2 * j->chunk : H_JOBS_CHUNK_MAX;
+}
+
 static void h_jobs_on_chunk(void *arg, int err, long queued, const char *const *unknown,
                             size_t nunknown, const struct store_push_target *push, size_t npush)
 {
     struct h_jobs *j = arg;
     if (h_jobs_failed(j, err))
         return;
+    h_jobs_adapt(j);
     j->queued += queued;
     j->unknown += (long)nunknown;
     j->app->metrics->commands_queued += (uint64_t)queued;
@@ -118,6 +132,7 @@ static void h_jobs_on_scan(void *arg, int err, const char *cursor, long scanned,
     struct h_jobs *j = arg;
     if (h_jobs_failed(j, err))
         return;
+    h_jobs_adapt(j);
     snprintf(j->cursor, sizeof(j->cursor), "%s", cursor);
     j->scans++;
     j->done += scanned;
@@ -131,6 +146,7 @@ static void h_jobs_on_scan(void *arg, int err, const char *cursor, long scanned,
 static void h_jobs_step(struct h_jobs *j)
 {
     struct store *s = j->app->store;
+    j->step_ns = metrics_now_ns();
     if (j->c.state != NULL) {
         if (j->scans > 0 && strcmp(j->cursor, "0") == 0) {
             h_jobs_end(j, NULL);
@@ -138,7 +154,7 @@ static void h_jobs_step(struct h_jobs *j)
         }
         struct store_job_cmd c = {j->c.uuid, j->c.request_type, j->c.plist, j->c.plist_len,
                                   H_JOBS_CMD_TTL_S};
-        store_job_filter_step(s, j->id, &c, j->c.state, j->cursor, H_JOBS_CHUNK, util_now_ms(),
+        store_job_filter_step(s, j->id, &c, j->c.state, j->cursor, j->chunk, util_now_ms(),
                               h_jobs_on_scan, j);
         return;
     }
@@ -147,8 +163,8 @@ static void h_jobs_step(struct h_jobs *j)
         return;
     }
     size_t n = j->c.nudids - j->next;
-    if (n > H_JOBS_CHUNK)
-        n = H_JOBS_CHUNK;
+    if (n > (size_t)j->chunk)
+        n = (size_t)j->chunk;
     const char *const *batch = (const char *const *)j->c.udids + j->next;
     j->next += n;
     j->done += (long)n;
@@ -217,6 +233,7 @@ void h_jobs_start(struct req *req, struct app *app, struct h_jobs_cmd *c)
     util_random(raw, sizeof(raw));
     util_hex(raw, sizeof(raw), j->id);
     snprintf(j->cursor, sizeof(j->cursor), "0");
+    j->chunk = 4 * H_JOBS_CHUNK_MIN;
     j->started_ms = util_now_ms();
     if (j->c.state != NULL)
         store_stats(app->store, h_jobs_on_total, j);

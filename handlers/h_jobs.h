@@ -1,9 +1,12 @@
 /* h_jobs.h: bulk enqueue jobs.  POST /v1/commands with more than
  * H_JOBS_SYNC_MAX UDIDs, with "filter": "all_enrolled", or with "async": true
  * answers 202 {"job_id", "command_uuid", "total", "state"} as soon as the job
- * record exists, then queues the command chunk by chunk: one Lua call of
- * H_JOBS_CHUNK devices at a time, the next sent from the previous one's
- * callback, so the loop serves other requests between chunks.  Progress is
+ * record exists, then queues the command chunk by chunk: one Lua call at a
+ * time, the next sent from the previous one's callback, so the loop serves
+ * other requests between chunks.  Redis runs nothing else while a script
+ * runs, so the chunk size adapts to keep each call near H_JOBS_STEP_MS
+ * (between H_JOBS_CHUNK_MIN and H_JOBS_CHUNK_MAX devices): on a busy machine
+ * the job slows down rather than the check-ins.  Progress is
  * kept in Redis (mdm:job:<id>, docs/REDIS.md) and read with
  * GET /v1/jobs/{id}.
  *
@@ -21,7 +24,9 @@ struct req;
 struct app;
 
 #define H_JOBS_SYNC_MAX 5000        /* larger UDID lists run as a job */
-#define H_JOBS_CHUNK 250            /* devices per Lua call */
+#define H_JOBS_CHUNK_MIN 50         /* devices per Lua call, at least */
+#define H_JOBS_CHUNK_MAX 1000       /* and at most */
+#define H_JOBS_STEP_MS 5            /* the round trip each call aims at */
 #define H_JOBS_TTL_S (7 * 24 * 3600) /* a job record lives this long after its last update */
 #define H_JOBS_STALE_S 60           /* a running job that has not moved this long died */
 
