@@ -270,6 +270,7 @@ static int h_admin_parse_plist(struct h_admin_enq *e, const char *body, size_t l
     char *list = req_query_param(e->req, "udids"), *save = NULL;
     char *filter = req_query_param(e->req, "filter");
     int rc = -1;
+    int both = filter != NULL && list != NULL;
     if (filter != NULL && list == NULL) {
         list = xstrdup("");      /* no UDIDs: the filter names the targets */
         e->filter_state = h_jobs_filter_state(filter);
@@ -277,6 +278,8 @@ static int h_admin_parse_plist(struct h_admin_enq *e, const char *body, size_t l
     free(filter);
     if (cmd == NULL || plist_get_node_type(cmd) != PLIST_DICT)
         snprintf(err, errlen, "body must be a plist with a Command dictionary");
+    else if (both)
+        snprintf(err, errlen, "name the targets with udids or with filter, not both");
     else if (list == NULL || (*list == '\0' && e->filter_state == NULL))
         snprintf(err, errlen, "name the target devices with ?udids=UDID,UDID or "
                               "?filter=all_enrolled");

@@ -112,12 +112,12 @@ check "healthz p99 < $limit ms during the job ($cnt requests, p99 $p99 ms, idle 
     test "${p99:-999}" -lt "$limit"
 check "healthz was sampled throughout (>= 50 requests)" test "$cnt" -ge 50
 
-# A second filter job: its Location header names it.
+# A small job (async: true): its Location header names it.
 curl -s -D "$T/hdr" -o /dev/null --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" \
-    -d '{"filter":"all_enrolled","command":{"RequestType":"ProfileList"}}' "https://127.0.0.1:$PUB/v1/commands"
+    -d '{"async":true,"udids":["BULK-000003"],"command":{"RequestType":"ProfileList"}}' "https://127.0.0.1:$PUB/v1/commands"
 LOC=$(tr -d '\r' <"$T/hdr" | awk 'tolower($1) == "location:" { print $2 }')
 check "Location names the job" bash -c "[[ '$LOC' =~ ^/v1/jobs/[0-9a-f]{32}$ ]]"
-check "second filter job finishes" wait_job "${LOC#/v1/jobs/}"
+check "that job finishes" wait_job "${LOC#/v1/jobs/}"
 
 # --- by list ---
 awk -v n="$N" 'BEGIN { printf "{\"udids\":["; for (i = 1; i <= n; i++) printf "%s\"BULK-%06d\"", (i > 1 ? "," : ""), i;
@@ -134,17 +134,21 @@ t_list=$(( $(now_ms) - t0 ))
 echo "time to enqueue $N devices by list: $t_list ms"
 api GET "/v1/jobs/$JOB2" >/dev/null
 check "list job: done/queued/unknown" test "$(jget "$T/api" done)/$(jget "$T/api" queued)/$(jget "$T/api" unknown)" = "$((N + 1))/$N/1"
-check "every queue now holds three commands" test "$(queue_sum BULK "$N")" = $((3 * N))
-check "the newest is the list's command" test "$(R lindex 'mdm:q:{BULK-000777}' 2)" = "$C2"
-check "mdm:stats queue depth agrees" test "$(R hget mdm:stats queue_depth)" = $((3 * N))
+check "every queue now holds both commands" test "$(queue_sum BULK "$N")" = $((2 * N + 1))
+check "the newest is the list's command" test "$(R lindex 'mdm:q:{BULK-000777}' 1)" = "$C2"
+check "mdm:stats queue depth agrees" test "$(R hget mdm:stats queue_depth)" = $((2 * N + 1))
 
-# --- small cases and errors ---
+# --- small cases and errors (a plist by filter: cli.sh) ---
 check "5000 UDIDs or fewer: 201 at once" test "$(api POST /v1/commands '{"udids":["BULK-000001"],"command":{"RequestType":"ProfileList"}}')" = 201
 check "async: true makes a job of one UDID" test "$(api POST /v1/commands '{"async":true,"udids":["BULK-000002"],"command":{"RequestType":"ProfileList"}}')" = 202
 J3=$(jget "$T/api" job_id)
 check "which finishes with queued 1" wait_for 10 out_is 1 job_field "$J3" queued
 check "unknown filter: 400" test "$(api POST /v1/commands '{"filter":"everyone","command":{"RequestType":"ProfileList"}}')" = 400
 check "filter and udids together: 400" test "$(api POST /v1/commands '{"filter":"all_enrolled","udids":["A"],"command":{"RequestType":"ProfileList"}}')" = 400
+printf '<?xml version="1.0"?><plist version="1.0"><dict><key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict></dict></plist>' >"$T/cmd.plist"
+pl() { curl -s -o "$T/api" -w '%{http_code}' --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" \
+    -H 'Content-Type: application/x-plist' --data-binary "@$T/cmd.plist" "https://127.0.0.1:$PUB/v1/commands?$1"; }
+check "plist with udids and filter: 400" test "$(pl 'udids=BULK-000001&filter=all_enrolled')" = 400
 check "unknown job: 404" test "$(api GET /v1/jobs/00000000000000000000000000000000)" = 404
 check "malformed job id: 404" test "$(api GET /v1/jobs/nope)" = 404
 check "jobs need the key" test "$(http_code "https://127.0.0.1:$PUB/v1/jobs/$JOB" --cacert "$CA")" = 401
@@ -154,8 +158,18 @@ check "a running job that stopped moving reads as failed" test "$(jget "$T/api" 
 check "job records expire" bash -c "[ \$(redis-cli -p $REDIS_PORT ttl mdm:job:$JOB) -gt 600000 ]"
 curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/metrics" >"$T/metrics"
 check "metrics count the jobs" grep -q '^mdmd_bulk_jobs_total{state="done"} 4$' "$T/metrics"
-check "metrics count the queued commands" grep -q "^mdmd_commands_queued_total $((3 * N + 2))$" "$T/metrics"
+check "metrics count the queued commands" grep -q "^mdmd_commands_queued_total $((2 * N + 3))$" "$T/metrics"
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
 check "SIGTERM exits 0" test "$rc" = 0
+
+# SIGTERM in the middle of a job: a clean exit; the record stays "running"
+# and reads "failed" once it is a minute old.
+start_mdmd "$D" || fail "mdmd restarts"
+ready || fail "mdmd is ready again"
+api POST /v1/commands '{"filter":"all_enrolled","command":{"RequestType":"ProfileList"}}' >/dev/null
+J4=$(jget "$T/api" job_id)
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
+check "SIGTERM during a job exits 0" test "$rc" = 0
+check "  and leaves the job running in Redis" test "$(R hget "mdm:job:$J4" state)" = running
 check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
 finish
