@@ -21,6 +21,8 @@ const PASS = env('ADMIN_PASS');
 const UDID = env('UDID');
 const SERIAL = env('SERIAL');
 const SHOT = env('SHOT');
+// Screenshots of the other pages go next to the device page's, for people.
+const shot = (name) => page.screenshot({ path: SHOT.replace(/[^/]*$/, `console-${name}.png`), fullPage: true });
 const WAIT = { timeout: 30000 };
 
 let failed = 0;
@@ -56,6 +58,7 @@ try {
     await page.goto(BASE + '/');
     assert(new URL(page.url()).pathname === '/console/', `landed on ${page.url()}`);
     await page.locator('#login-form').waitFor(WAIT);
+    await shot('login');
   });
 
   await check('a wrong password is refused on the page', async () => {
@@ -103,6 +106,9 @@ try {
 
   await check('search by UDID prefix, then open the device page', async () => {
     await page.fill('#device-search', UDID.slice(0, 10));
+    await page.waitForFunction(() => document.querySelectorAll('#devices tbody tr[data-udid]').length > 1,
+      null, WAIT);
+    await shot('devices');
     await page.locator(`#devices tbody tr[data-udid="${UDID}"]`).click(WAIT);
     await page.locator('#device-udid').waitFor(WAIT);
     assert((await page.textContent('#device-udid')) === UDID, 'another device');
@@ -152,6 +158,7 @@ try {
   await check('users page lists the admin', async () => {
     await page.click('#nav a[data-page=users]');
     await page.locator(`#users tr[data-user="${USER}"]`).waitFor(WAIT);
+    await shot('users');
   });
 
   // confirm() dialogs (delete) are accepted, as a user would.
@@ -168,6 +175,7 @@ try {
     await row().locator('input[type=checkbox]').check();
     await row().getByRole('button', { name: 'Save' }).click();
     await row().locator('.badge', { hasText: 'everyone' }).waitFor(WAIT);
+    await shot('profiles');
     await row().getByRole('button', { name: 'Delete' }).click();
     await row().waitFor({ state: 'detached', timeout: 30000 });
   });

@@ -177,7 +177,7 @@ if [ ! -d "$TOP/test/browser/node_modules/playwright-core" ]; then
     fail "playwright-core is installed" "make deps runs npm ci in test/browser"
     finish
 fi
-"${SIM[@]}" -n 3 --udid-prefix CONSOLE --skip-enroll --push-file "$T/pushes" --duration 150 \
+"${SIM[@]}" -n 3 --udid-prefix CONSOLE --skip-enroll --push-file "$T/pushes" --duration 300 \
     >"$T/sim.out" 2>&1 &
 PIDS+=("$!")
 cat >"$T/console.mobileconfig" <<'EOF'
