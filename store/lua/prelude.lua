@@ -27,8 +27,8 @@ end
 -- member "lowercased value \0 udid \0 field" per searchable field, all scored
 -- 0, read by prefix with ZRANGEBYLEX.  A script that may change these fields
 -- reads them with mdm_index_get before and calls mdm_index_sync after; the
--- ZADDs are idempotent, so a device indexed by no earlier version is indexed
--- at its next check-in.
+-- ZADDs are idempotent, so a device recorded by an older version is indexed
+-- at its next Authenticate or DeviceInformation answer.
 local mdm_index_names = {'udid', 'serial_number', 'device_name', 'user'}
 local function mdm_index_get(dev)
   return redis.call('HMGET', dev, unpack(mdm_index_names))
