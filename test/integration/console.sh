@@ -151,6 +151,9 @@ check "logout clears the cookie" bash -c "grep -qi '^set-cookie: __Host-mdmd_ses
 check "after logout the session is refused" test "$(c GET /console/api/session -H "$(ck "$S1")")" = 401
 check "and gone from Redis" test "$(R exists "$(skey "$S1")")" = 0
 check "the admin's other session lives on" test "$(c GET /console/api/session -H "$(ck "$S2")")" = 200
+R expire "$(skey "$S2")" 100 >/dev/null
+c GET /console/api/session -H "$(ck "$S2")" >/dev/null
+check "each request slides the idle expiry" test "$(R ttl "$(skey "$S2")")" -gt 28000
 R hset "$(skey "$S2")" created 1 >/dev/null
 check "older than console_session_max_s: refused" test "$(c GET /console/api/session -H "$(ck "$S2")")" = 401
 # Sessions written straight into Redis, as the login writes them, so that
@@ -166,6 +169,10 @@ fake "$F1" ghost; fake "$F2" carol; fake "$F3" admin
 check "a session of a deleted user: refused" test "$(c GET /console/api/session -H "$(ck "$F1")")" = 401
 check "a session of a user who is not an admin: refused" test "$(c GET /console/api/session -H "$(ck "$F2")")" = 401
 check "(a well-formed session works)" test "$(c GET /console/api/session -H "$(ck "$F3")")" = 200
+F4=$(printf '%064d' 4); fake "$F4" admin
+R pexpire "$(skey "$F4")" 1 >/dev/null
+wait_for 5 out_is 0 R exists "$(skey "$F4")"
+check "an idle session that expired: refused" test "$(c GET /console/api/session -H "$(ck "$F4")")" = 401
 api PUT /v1/users/admin/password '{"password":"admin-pw-456"}' >/dev/null
 check "a password change ends the user's sessions" test "$(c GET /console/api/session -H "$(ck "$F3")")" = 401
 check "a made-up session id: 401" test "$(c GET /console/api/session -H "$(ck "$(printf '%064d' 7)")")" = 401
