@@ -582,8 +582,10 @@ static int sim_sig_add(struct sim_dev *d, struct evhttp_request *req)
     const unsigned char *body = evbuffer_pullup(b, -1), *p = d->cert_der;
     X509 *x = d2i_X509(NULL, &p, d->cert_len);
     BIO *in = BIO_new_mem_buf(len ? (const void *)body : "", (int)len);
+    /* An identity from over-the-air enrollment has its own key. */
+    EVP_PKEY *key = d->id_key != NULL ? d->id_key : d->sim->dev_key;
     CMS_ContentInfo *cms = x != NULL && in != NULL
-                               ? CMS_sign(x, d->sim->dev_key, NULL, in, CMS_DETACHED | CMS_BINARY)
+                               ? CMS_sign(x, key, NULL, in, CMS_DETACHED | CMS_BINARY)
                                : NULL;
     unsigned char *der = NULL;
     int n = cms != NULL ? i2d_CMS_ContentInfo(cms, &der) : -1;
