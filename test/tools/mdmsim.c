@@ -72,6 +72,11 @@ static void sim_usage(FILE *f)
         "  --enroll-until S   stop after the service, ota or mdm profile (no check-in)\n"
         "  --interval S       pause S seconds (0.5..1.5 S, random) between a device's\n"
         "                     cycles: devices that poll now and then, not flat out\n"
+        "  --warmup S         leave the first S seconds out of the latency figures;\n"
+        "                     with --interval, devices come online spread over them\n"
+        "  --loopback-sources enroll each device from its own 127.x.y.z address (per-\n"
+        "                     address login limits; the server must be on loopback)\n"
+        "  (--user may hold {}: replaced by the device number, one user per device)\n"
         "  --scep URL         get each identity over SCEP from URL (.../scep) instead of\n"
         "                     issuing it with --ca-key (then not needed)\n"
         "  --scep-challenge C the challenge password, or:\n"
@@ -116,7 +121,7 @@ enum {
 
 enum {   /* --enroll-ota (mdmsim_enroll.h) */
     SIM_O_ENROLL = 400, SIM_O_USER, SIM_O_PASSWORD, SIM_O_DCA, SIM_O_DCAKEY, SIM_O_DUMP,
-    SIM_O_UNTIL, SIM_O_INTERVAL,
+    SIM_O_UNTIL, SIM_O_INTERVAL, SIM_O_WARMUP, SIM_O_LOOPBACK,
 };
 
 static const struct option sim_longopts[] = {
@@ -137,6 +142,7 @@ static const struct option sim_longopts[] = {
     {"password", 1, NULL, SIM_O_PASSWORD}, {"device-ca", 1, NULL, SIM_O_DCA},
     {"device-ca-key", 1, NULL, SIM_O_DCAKEY}, {"dump-dir", 1, NULL, SIM_O_DUMP},
     {"enroll-until", 1, NULL, SIM_O_UNTIL}, {"interval", 1, NULL, SIM_O_INTERVAL},
+    {"warmup", 1, NULL, SIM_O_WARMUP}, {"loopback-sources", 0, NULL, SIM_O_LOOPBACK},
     {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -190,6 +196,8 @@ static void sim_opt_other(struct sim_opts *o, int c, const char *v)
     case SIM_O_DUMP: o->dump_dir = v; break;
     case SIM_O_UNTIL: o->enroll_until = sim_enr_stage_of(v); break;
     case SIM_O_INTERVAL: o->interval_s = sim_opt_num("interval", v, 0, 3600); break;
+    case SIM_O_WARMUP: o->warmup_s = sim_opt_num("warmup", v, 0, 86400); break;
+    case SIM_O_LOOPBACK: o->loopback_sources = 1; break;
     case 'q': o->quiet = 1; break;
     case 'h': sim_usage(stdout); exit(0);
     default: sim_usage(stderr); exit(2);
@@ -573,6 +581,11 @@ static void sim_dev_think(struct sim_dev *d)
 {
     struct sim *s = d->sim;
     double t = s->o.interval_s * (0.5 + sim_rng_unit(&d->rng));
+    /* The first time, with --warmup: come online somewhere in its first 80%
+     * (a thousand devices connecting in one second overflow the listen
+     * queue: SYN retries, seconds of latency that are the client's doing). */
+    if (d->cycles == 0 && s->o.warmup_s > 0)
+        t = 0.8 * s->o.warmup_s * sim_rng_unit(&d->rng);
     struct timeval tv = {(time_t)t, (suseconds_t)((t - (double)(time_t)t) * 1e6)};
     if (d->think_ev == NULL)
         d->think_ev = evtimer_new(s->base, sim_dev_thought, d);
@@ -787,7 +800,7 @@ static void sim_on_response(struct evhttp_request *req, void *arg)
     struct sim_dev *d = arg;
     struct sim *s = d->sim;
     int code = req != NULL ? evhttp_request_get_response_code(req) : 0;
-    sim_hist_add(&s->hist, sim_now_us() - d->t0_us);
+    sim_latency(s, d->t0_us);
     s->st.requests++;
     if (code == 0) {
         sim_net_error(d);

@@ -56,6 +56,8 @@ struct sim_opts {
     const char *dump_dir;         /* profiles and identities received, for tests */
     int enroll_until;             /* 0, or the last enrollment stage to fetch (no check-in) */
     double interval_s;            /* --interval: pause between a device's cycles */
+    double warmup_s;              /* --warmup: latencies of the first seconds not recorded */
+    int loopback_sources;         /* --loopback-sources: enroll from 127.x.y.z, one per device */
     int allow[SIM_MAX_ALLOW];     /* non-2xx statuses that are not failures */
     int nallow;
 };
@@ -224,6 +226,15 @@ static void sim_hist_add(struct sim_hist *h, int64_t us)
     h->n++;
     if (v > h->max_us)
         h->max_us = v;
+}
+
+/* Records a request's latency, unless it ended during --warmup (the first
+ * seconds of a run: connection set-up, not steady state). */
+static void sim_latency(struct sim *s, int64_t t0_us)
+{
+    int64_t now = sim_now_us();
+    if (now - s->start_us >= (int64_t)(s->o.warmup_s * 1e6))
+        sim_hist_add(&s->hist, now - t0_us);
 }
 
 static double sim_hist_pct_ms(const struct sim_hist *h, double p)

@@ -279,6 +279,14 @@ static struct evhttp_connection *sim_enr_conn(struct sim_dev *d)
         bufferevent_free(bev);
         return NULL;
     }
+    if (s->o.loopback_sources) {
+        /* 127.0.0.2, .3, ...: each device a client of its own, as phones
+         * enrolling at once are (login limits count per address). */
+        char a[32];
+        unsigned n = sim_gidx(d) + 2;
+        snprintf(a, sizeof(a), "127.%u.%u.%u", (n >> 16) & 255, (n >> 8) & 255, n & 255);
+        evhttp_connection_set_local_address(c, a);
+    }
     evhttp_connection_set_timeout_tv(c, &tv);
     evhttp_connection_set_retries(c, 0);
     evhttp_connection_set_closecb(c, sim_enr_on_close, d);
@@ -636,7 +644,7 @@ static void sim_enr_on_response(struct evhttp_request *req, void *arg)
     struct sim_dev *d = arg;
     struct sim *s = d->sim;
     int code = req != NULL ? evhttp_request_get_response_code(req) : 0;
-    sim_hist_add(&s->hist, sim_now_us() - d->t0_us);
+    sim_latency(s, d->t0_us);
     s->st.requests++;
     if (code != 200) {
         sim_enr_http_error(d, code);
@@ -681,6 +689,18 @@ static int sim_enr_device_cert(struct sim_dev *d)
     return d->enr->dev_cert != NULL ? 0 : -1;
 }
 
+/* --user, with "{}" replaced by the device's number (one user per device,
+ * as when many people enroll at once: login limits count per user). */
+static char *sim_enr_user(const struct sim_dev *d)
+{
+    const struct sim *s = d->sim;
+    const char *p = strstr(s->o.user, "{}");
+    if (p == NULL)
+        return xstrdup(s->o.user);
+    return xasprintf("%.*s%0*u%s", (int)(p - s->o.user), s->o.user, (int)s->udid_width,
+                     sim_gidx(d), p + 2);
+}
+
 /* Starts (or, after a failure, restarts) the device's enrollment: log in. */
 static void sim_enr_start(struct sim_dev *d)
 {
@@ -694,7 +714,9 @@ static void sim_enr_start(struct sim_dev *d)
         sim_session_end(d, 1);
         return;
     }
-    char *u = evhttp_encode_uri(s->o.user), *pw = evhttp_encode_uri(s->o.password);
+    char *user = sim_enr_user(d);
+    char *u = evhttp_encode_uri(user), *pw = evhttp_encode_uri(s->o.password);
+    free(user);
     char *body = xasprintf("username=%s&password=%s", u, pw);
     char *path = xasprintf("%s/enroll", s->enr->base);
     int rc = sim_enr_post(d, path, "application/x-www-form-urlencoded", body, strlen(body));
