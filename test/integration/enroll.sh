@@ -68,6 +68,20 @@ up=$(curl -s -o "$T/api" -w '%{http_code}' --cacert "$CA" -H "Authorization: Bea
     -H 'Content-Type: application/octet-stream' --data-binary "@$T/wifi.mobileconfig" "https://127.0.0.1:$PUB/v1/profiles")
 check "profile uploaded" test "$up" = 201
 check "and assigned to alice" test "$(api PUT /v1/profiles/com.example.enroll.wifi/assignment '{"users":["alice"]}')" = 200
+cat >"$T/pp.plist" <<'EOF'
+<?xml version="1.0" encoding="UTF-8"?>
+<plist version="1.0"><dict><key>AppIDName</key><string>Example App</string>
+<key>ExpirationDate</key><date>2030-01-02T03:04:05Z</date><key>Name</key><string>Example Distribution</string>
+<key>UUID</key><string>5C4B3A29-1807-4F6E-9D5C-4B3A29180706</string><key>Version</key><integer>1</integer></dict></plist>
+EOF
+make_client_cert ppsigner "$CA" "$D/var/ca/ca.key" "Provisioning Signer" &&
+openssl cms -sign -binary -nodetach -outform DER -in "$T/pp.plist" -signer "$T/ppsigner.crt" -inkey "$T/ppsigner.key" -out "$T/pp.mobileprovision"
+up=$(curl -s -o "$T/api" -w '%{http_code}' --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" \
+    -H 'Content-Type: application/octet-stream' --data-binary "@$T/pp.mobileprovision" "https://127.0.0.1:$PUB/v1/provisioning-profiles")
+check "provisioning profile uploaded" test "$up" = 201
+check "and assigned to alice" test "$(api PUT /v1/provisioning-profiles/5C4B3A29-1807-4F6E-9D5C-4B3A29180706/assignment '{"users":["alice"]}')" = 200
+check "app published" test "$(api POST /v1/apps '{"identifier":"com.example.enroll.app","itunes_store_id":361309726}')" = 201
+check "and assigned to alice" test "$(api PUT /v1/apps/com.example.enroll.app/assignment '{"users":["alice"]}')" = 200
 
 # --- full enrollment: three devices at once ---
 "${SIM[@]}" -n 3 -c 3 --udid-prefix OTA --dump-dir "$T/dump" --ledger "$T/ledger" >"$T/sim1.out" 2>"$T/sim1.err"
@@ -90,9 +104,9 @@ check "identity certificate: CN = UDID, issued by the MDM CA, clientAuth" bash -
 check "identity key is RSA 2048 (device_key_type)" bash -c "openssl x509 -in '$T/dump/$U.identity.pem' -noout -text | grep -q 'Public-Key: (2048 bit)'"
 check "challenge used up" test "$(R --scan --pattern 'mdm:enroll:chal:*' | wc -l)" = 0
 check "cert_issued events written" test "$(R xrange mdm:events - + | grep -cx cert_issued)" = 3
-check "provisioning commands arrived and were acknowledged" bash -c "
-    for i in 0 1 2; do grep -q \"^OTA-00000\$i .* InstallProfile Acknowledged\" '$T/ledger' &&
-        grep -q \"^OTA-00000\$i .* DeviceInformation Acknowledged\" '$T/ledger' || exit 1; done"
+check "provisioning commands arrived and were acknowledged (4 per device)" bash -c "
+    for i in 0 1 2; do for c in InstallProfile InstallProvisioningProfile InstallApplication DeviceInformation; do
+        grep -q \"^OTA-00000\$i .* \$c Acknowledged\" '$T/ledger' || exit 1; done; done"
 check "DeviceInformation filled the record" test "$(R hget "mdm:dev:{$U}" os_version)" = 17.5
 
 # --- the profiles: signed by the server, served as they should be ---

@@ -674,6 +674,14 @@ static enum sim_status sim_cmd_erase(struct sim_dev *d, plist_t cmd, plist_t res
     return SIM_ACK;
 }
 
+/* What iOS answers when the profile installs: Acknowledged, no result keys. */
+static enum sim_status sim_cmd_install_pp(struct sim_dev *d, plist_t cmd, plist_t resp)
+{
+    (void)d;
+    (void)resp;
+    return sim_pl_get(cmd, "ProvisioningProfile", PLIST_DATA) != NULL ? SIM_ACK : SIM_FORMAT;
+}
+
 /* ---- dispatch ---- */
 
 typedef enum sim_status sim_cmd_fn(struct sim_dev *d, plist_t cmd, plist_t resp);
@@ -689,6 +697,7 @@ static const struct {
     {"InstallProfile", sim_cmd_install_profile},
     {"RemoveProfile", sim_cmd_remove_profile},
     {"InstallApplication", sim_cmd_install_app},
+    {"InstallProvisioningProfile", sim_cmd_install_pp},
     {"DeviceLock", sim_cmd_lock},
     {"ClearPasscode", sim_cmd_clear_passcode},
     {"RestartDevice", sim_cmd_ack},
