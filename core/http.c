@@ -34,6 +34,7 @@ struct http_server {
     int max_conns;
     int paused;                       /* listener disabled at max_conns */
     int dead;                         /* freed, waiting for its last connection */
+    int stopping;                     /* shutting down: no new work on open connections */
     size_t nroutes;
     struct metrics_endpoint *ep;      /* per route, then one for unmatched paths */
 };
@@ -150,6 +151,12 @@ static void http_dispatch(struct evhttp_request *r, void *arg)
     hs->inflight++;
     log_debug("event=request listener=%s peer=%s path=%s", hs->name, req->peer, req->path);
 
+    if (hs->stopping) {
+        /* A keep-alive client may send after SIGTERM: no new work now. */
+        req_add_header(req, "Connection", "close");
+        req_fail(req, 503, "shutting down");
+        return;
+    }
     const struct http_route *rt = http_match(hs->routes, req->path, &found);
     int m = http_method_of(r);
     req->route = rt != NULL ? (size_t)(rt - hs->routes) : hs->nroutes;
@@ -284,6 +291,7 @@ void http_server_set_ctx(struct http_server *hs, SSL_CTX *ctx)
 
 void http_server_stop_accepting(struct http_server *hs)
 {
+    hs->stopping = 1;
     if (hs->bound != NULL) {
         evhttp_del_accept_socket(hs->http, hs->bound);
         hs->bound = NULL;

@@ -374,15 +374,17 @@ static void main_open_state(struct mdmd *m)
 
 static void main_cleanup(struct mdmd *m)
 {
-    http_server_free(m->pub);
-    http_server_free(m->mdm);
-    http_server_free(m->scep);
+    /* Everything that can still call a handler back goes first, while the
+     * listeners (and their connections) exist for the answers it sends. */
     worker_free(m->app.worker);
     h_scep_keys_free(m->app.scep);       /* after the worker: jobs borrow its keys */
     h_enroll_keys_free(m->app.enroll);   /* after the worker: jobs borrow its keys */
     push_free(m->app.push);     /* before wake: cancelled pushes release their items */
     wake_free(m->app.wake);
     store_free(m->app.store);
+    http_server_free(m->pub);
+    http_server_free(m->mdm);
+    http_server_free(m->scep);
     embedded_stop(m->redis);
     ca_free(m->app.ca);
     free((char *)m->app.api_key);
