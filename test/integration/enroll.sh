@@ -286,6 +286,11 @@ check "and cannot authenticate again: 403" test "$(checkin "$T/old2.pem" "$T/aut
 check "re-enrollment after CheckOut: enrolled, provisioned again" bash -c "grep -q ' enrolled=1 ' '$T/sim3.out' && [ \"\$(redis-cli -p $REDIS_PORT hget 'mdm:dev:{$U2}' state)\" = enrolled ] && grep -q InstallProfile '$T/ledger2'"
 check "the old identity stays refused: 403" test "$(connect "$T/old2.pem" "$T/idle2.plist")" = 403
 
+# --- SIGHUP loads the signing identity again; enrollment goes on ---
+kill -HUP "$MDMD_PID"
+check "SIGHUP reloads" wait_for 10 grep -q 'event=reloaded' "$T/mdmd.log"
+check "after SIGHUP the profiles are still signed and verify" test -n "$(challenge HUP)"
+
 # --- expired challenge and OTA identity (short TTL) ---
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
 conf "enroll_challenge_ttl_s 1"
