@@ -53,6 +53,9 @@ check "wrong password: 401 and the page again" bash -c "[ $code = 401 ] && grep 
 code=$(login 'username=mallory&password=nope')
 check "unknown user: 401, same answer" bash -c "[ $code = 401 ] && grep -q 'Wrong user name or password' '$T/form'"
 check "missing password: 400" test "$(login 'username=alice')" = 400
+for i in 1 2 3 4 5 6; do code=$(login 'username=mallory&password=guess'); [ "$code" = 429 ] && break; done
+check "repeated failures for one name: 429, the page, Retry-After" bash -c "[ $code = 429 ] &&
+    grep -q 'Too many failed sign-ins' '$T/form' && grep -qi '^retry-after: [1-9]' '$T/form.h'"
 check "no profile served to a failed login" bash -c "! grep -qi 'aspen-config' '$T/form.h'"
 check "refused logins left no challenge behind" test "$(R --scan --pattern 'mdm:enroll:chal:*' | wc -l)" = 0
 
