@@ -152,8 +152,8 @@ static void http_dispatch(struct evhttp_request *r, void *arg)
     log_debug("event=request listener=%s peer=%s path=%s", hs->name, req->peer, req->path);
 
     if (hs->stopping) {
-        /* A keep-alive client may send after SIGTERM: no new work now. */
-        req_add_header(req, "Connection", "close");
+        /* A keep-alive client may send after SIGTERM: no new work now.  (No
+         * "Connection: close": evhttp_free then finds every connection.) */
         req_fail(req, 503, "shutting down");
         return;
     }
