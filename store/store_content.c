@@ -104,21 +104,11 @@ struct store_op *store_content_put(struct store *s, int kind, const char *id,
 
 /* ---- list / get ---- */
 
-static int store_content_strings(const redisReply *r)
-{
-    if (r->type != REDIS_REPLY_ARRAY)
-        return 0;
-    for (size_t i = 0; i < r->elements; i++)
-        if (r->element[i]->type != REDIS_REPLY_STRING)
-            return 0;
-    return 1;
-}
-
 /* {fields, users} into it; the arrays it points to are caller-freed. */
 static int store_content_item_of(const redisReply *e, struct store_content_item *it)
 {
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || !store_content_strings(e->element[0]) ||
-        e->element[0]->elements % 2 != 0 || !store_content_strings(e->element[1]))
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || !store_reply_strings(e->element[0]) ||
+        e->element[0]->elements % 2 != 0 || !store_reply_strings(e->element[1]))
         return -1;
     const redisReply *f = e->element[0], *u = e->element[1];
     struct store_kv *kv = xcalloc(f->elements / 2 + 1, sizeof(*kv));
@@ -221,7 +211,7 @@ static void store_content_assign_reply(struct store_op *op, int err, const redis
         cb(op->arg, MDMD_OK, 0, NULL, 0);
         return;
     }
-    if (err == MDMD_OK && !store_content_strings(r))
+    if (err == MDMD_OK && !store_reply_strings(r))
         err = MDMD_EPROTO;
     if (err != MDMD_OK) {
         cb(op->arg, err, 0, NULL, 0);
@@ -266,7 +256,7 @@ static struct store_grant *store_content_grants_of(const redisReply *rows, size_
     *n = 0;
     for (size_t i = 0; i < rows->elements; i++) {
         const redisReply *e = rows->element[i];
-        int kind = store_content_strings(e) && e->elements == 5
+        int kind = store_reply_strings(e) && e->elements == 5
                        ? store_content_kind_of(e->element[0]->str) : -1;
         if (kind < 0)
             continue;
@@ -318,7 +308,7 @@ static void store_content_provision_reply(struct store_op *op, int err, const re
     }
     const redisReply *t = r->element[1];
     struct store_push_target push;
-    int wake = store_content_strings(t) && t->elements == 4;
+    int wake = store_reply_strings(t) && t->elements == 4;
     if (wake)
         push = (struct store_push_target){t->element[0]->str, t->element[1]->str,
                                           t->element[2]->str, t->element[3]->str};

@@ -78,4 +78,13 @@ struct store_script *store_script_get(struct store *s, const char *lua);
  * MASTERDOWN, TRYAGAIN) and MDMD_EPROTO otherwise (logged); else MDMD_OK. */
 int store_reply_error(int err, const redisReply *r);
 
+/* 1 when r is an array of strings only (shared reply checks, store_mdm.c). */
+int store_reply_strings(const redisReply *r);
+/* [[udid, token, magic, topic]...] as push targets; strings borrowed from p,
+ * the array freed by the caller. */
+struct store_push_target *store_reply_targets(const redisReply *p, size_t *n);
+/* The reply of enqueue.lua-shaped scripts ({queued, {unknown}, {targets}})
+ * for a store_enqueue_fn callback (store_mdm.c; store_jobs.c reuses it). */
+void store_enqueue_reply(struct store_op *op, int err, const redisReply *r);
+
 #endif

@@ -12,30 +12,6 @@ extern const char store_lua_enqueue_filter[], store_lua_job_set[], store_lua_sta
 
 #define STORE_JOBS_MAX_FIELDS 16
 
-static int store_jobs_strings(const redisReply *r)
-{
-    if (r->type != REDIS_REPLY_ARRAY)
-        return 0;
-    for (size_t i = 0; i < r->elements; i++)
-        if (r->element[i]->type != REDIS_REPLY_STRING)
-            return 0;
-    return 1;
-}
-
-/* [[udid, token, magic, topic]...] as targets (borrowed strings; array freed by caller). */
-static struct store_push_target *store_jobs_targets(const redisReply *p, size_t *n)
-{
-    struct store_push_target *t = xcalloc(p->elements + 1, sizeof(*t));
-    *n = 0;
-    for (size_t i = 0; i < p->elements; i++) {
-        const redisReply *e = p->element[i];
-        if (store_jobs_strings(e) && e->elements == 4)
-            t[(*n)++] = (struct store_push_target){e->element[0]->str, e->element[1]->str,
-                                                   e->element[2]->str, e->element[3]->str};
-    }
-    return t;
-}
-
 static void store_jobs_key(char *out, size_t len, const char *id)
 {
     snprintf(out, len, "mdm:job:%s", id);
@@ -74,7 +50,7 @@ static void store_jobs_get_reply(struct store_op *op, int err, const redisReply 
 {
     store_job_fn *cb = (store_job_fn *)(void (*)(void))op->cb;
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && (!store_jobs_strings(r) || r->elements % 2 != 0))
+    if (err == MDMD_OK && (!store_reply_strings(r) || r->elements % 2 != 0))
         err = MDMD_EPROTO;
     if (err != MDMD_OK || r->elements == 0) {
         cb(op->arg, err, NULL);
@@ -100,30 +76,6 @@ struct store_op *store_job_get(struct store *s, const char *id, store_job_fn *cb
 
 /* ---- enqueue by list, one chunk ---- */
 
-static void store_jobs_enqueue_reply(struct store_op *op, int err, const redisReply *r)
-{
-    store_enqueue_fn *cb = (store_enqueue_fn *)(void (*)(void))op->cb;
-    err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-                           r->element[0]->type != REDIS_REPLY_INTEGER ||
-                           !store_jobs_strings(r->element[1]) ||
-                           r->element[2]->type != REDIS_REPLY_ARRAY))
-        err = MDMD_EPROTO;
-    if (err != MDMD_OK) {
-        cb(op->arg, err, 0, NULL, 0, NULL, 0);
-        return;
-    }
-    const redisReply *u = r->element[1];
-    const char **unknown = xcalloc(u->elements + 1, sizeof(char *));
-    for (size_t i = 0; i < u->elements; i++)
-        unknown[i] = u->element[i]->str;
-    size_t npush;
-    struct store_push_target *push = store_jobs_targets(r->element[2], &npush);
-    cb(op->arg, MDMD_OK, r->element[0]->integer, unknown, u->elements, push, npush);
-    free(unknown);
-    free(push);
-}
-
 struct store_op *store_job_enqueue(struct store *s, const char *job_id, const char *uuid,
                                    const char *request_type, const char *plist,
                                    size_t plist_len, const char *const *udids, size_t nudids,
@@ -148,7 +100,7 @@ struct store_op *store_job_enqueue(struct store *s, const char *job_id, const ch
     }
     struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
     op = store_cmd_script(s, store_mdm_script(s, STORE_LUA_ENQUEUE), 2, (int)argc, v, len,
-                          store_jobs_enqueue_reply, op);
+                          store_enqueue_reply, op);
     free(v);
     free(len);
     return op;
@@ -171,7 +123,7 @@ static void store_jobs_filter_reply(struct store_op *op, int err, const redisRep
         return;
     }
     size_t npush;
-    struct store_push_target *push = store_jobs_targets(r->element[3], &npush);
+    struct store_push_target *push = store_reply_targets(r->element[3], &npush);
     cb(op->arg, MDMD_OK, r->element[0]->str, (long)r->element[1]->integer,
        (long)r->element[2]->integer, push, npush);
     free(push);

@@ -211,7 +211,7 @@ struct store_op *store_report(struct store *s, const struct store_report *rp, st
 
 /* ---- admin ---- */
 
-static int store_mdm_is_strings(const redisReply *r)
+int store_reply_strings(const redisReply *r)
 {
     if (r->type != REDIS_REPLY_ARRAY)
         return 0;
@@ -224,7 +224,7 @@ static int store_mdm_is_strings(const redisReply *r)
 /* A flat [field, value, ...] reply as a record; kv is caller-freed. */
 static int store_mdm_record(const redisReply *r, struct store_record *rec)
 {
-    if (!store_mdm_is_strings(r) || r->elements % 2 != 0)
+    if (!store_reply_strings(r) || r->elements % 2 != 0)
         return -1;
     struct store_kv *kv = xcalloc(r->elements / 2 + 1, sizeof(*kv));
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
@@ -247,26 +247,26 @@ static const char **store_mdm_strings(const redisReply *r)
 }
 
 /* [[udid, token, magic, topic]...] as targets (borrowed strings; array freed by caller). */
-static struct store_push_target *store_mdm_targets(const redisReply *p, size_t *n)
+struct store_push_target *store_reply_targets(const redisReply *p, size_t *n)
 {
     struct store_push_target *t = xcalloc(p->elements + 1, sizeof(*t));
     *n = 0;
     for (size_t i = 0; i < p->elements; i++) {
         const redisReply *e = p->element[i];
-        if (store_mdm_is_strings(e) && e->elements == 4)
+        if (store_reply_strings(e) && e->elements == 4)
             t[(*n)++] = (struct store_push_target){e->element[0]->str, e->element[1]->str,
                                                    e->element[2]->str, e->element[3]->str};
     }
     return t;
 }
 
-static void store_mdm_enqueue_reply(struct store_op *op, int err, const redisReply *r)
+void store_enqueue_reply(struct store_op *op, int err, const redisReply *r)
 {
     store_enqueue_fn *cb = (store_enqueue_fn *)(void (*)(void))op->cb;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
                            r->element[0]->type != REDIS_REPLY_INTEGER ||
-                           !store_mdm_is_strings(r->element[1]) ||
+                           !store_reply_strings(r->element[1]) ||
                            r->element[2]->type != REDIS_REPLY_ARRAY))
         err = MDMD_EPROTO;
     if (err != MDMD_OK) {
@@ -275,7 +275,7 @@ static void store_mdm_enqueue_reply(struct store_op *op, int err, const redisRep
     }
     const char **unknown = store_mdm_strings(r->element[1]);
     size_t npush;
-    struct store_push_target *push = store_mdm_targets(r->element[2], &npush);
+    struct store_push_target *push = store_reply_targets(r->element[2], &npush);
     cb(op->arg, MDMD_OK, r->element[0]->integer, unknown, r->element[1]->elements, push, npush);
     free(unknown);
     free(push);
@@ -304,7 +304,7 @@ struct store_op *store_enqueue(struct store *s, const char *uuid, const char *re
     }
     struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
     op = store_cmd_script(s, store_mdm_script(s, STORE_LUA_ENQUEUE), 1, argc - 1, v, len,
-                          store_mdm_enqueue_reply, op);
+                          store_enqueue_reply, op);
     free(v);
     free(len);
     return op;
@@ -321,8 +321,8 @@ static void store_mdm_device_reply(struct store_op *op, int err, const redisRepl
     }
     if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
                            store_mdm_record(r->element[0], &rec) != 0 ||
-                           !store_mdm_is_strings(r->element[1]) ||
-                           !store_mdm_is_strings(r->element[2])))
+                           !store_reply_strings(r->element[1]) ||
+                           !store_reply_strings(r->element[2])))
         err = MDMD_EPROTO;
     if (err != MDMD_OK) {
         free((void *)rec.kv);
@@ -464,7 +464,7 @@ static void store_mdm_targets_reply(struct store_op *op, int err, const redisRep
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type != REDIS_REPLY_ARRAY)
         err = MDMD_EPROTO;
-    struct store_push_target *t = err == MDMD_OK ? store_mdm_targets(r, &n) : NULL;
+    struct store_push_target *t = err == MDMD_OK ? store_reply_targets(r, &n) : NULL;
     cb(op->arg, err, t, n);
     free(t);
 }
