@@ -393,6 +393,10 @@ static void main_cleanup(struct mdmd *m)
             event_free(m->sigs[i]);
     if (m->drain != NULL)
         event_free(m->drain);
+    /* Connections freed above finish through deferred callbacks, which
+     * event_base_free does not run: run them, or their TLS state leaks. */
+    for (int i = 0; i < 4; i++)
+        event_base_loop(m->app.base, EVLOOP_NONBLOCK);
     for (int i = 0; i < m->nretired; i++) {
         conf_clear(m->retired[i]);
         free(m->retired[i]);
