@@ -45,6 +45,7 @@ struct mdmd {
     struct event *sigs[3];
     struct event *drain;                 /* polls in-flight requests at shutdown */
     int64_t drain_deadline;
+    int quiet_ticks;                     /* drain ticks in a row with nothing in flight */
     int cli_arg;                         /* argv index of a subcommand (cli.h), or 0 */
 };
 
@@ -276,7 +277,10 @@ static void main_on_drain(evutil_socket_t fd, short what, void *arg)
     struct mdmd *m = arg;
     int left = http_server_inflight(m->pub) + http_server_inflight(m->mdm) +
                (m->scep != NULL ? http_server_inflight(m->scep) : 0);
-    if (left == 0 || util_mono_ms() >= m->drain_deadline) {
+    /* The last answers are written on the next turns of the loop: exit only
+     * after a tick with nothing in flight, not on the one that saw zero. */
+    m->quiet_ticks = left == 0 ? m->quiet_ticks + 1 : 0;
+    if (m->quiet_ticks >= 2 || util_mono_ms() >= m->drain_deadline) {
         if (left > 0)
             log_warn("event=shutdown_timeout inflight=%d", left);
         event_base_loopexit(m->app.base, NULL);
