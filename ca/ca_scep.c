@@ -156,9 +156,9 @@ X509 *ca_scep_issue(const struct ca *ca, const struct ca_scep_req *r, int days)
     EVP_PKEY *pub = r->csr != NULL ? X509_REQ_get0_pubkey(r->csr) : NULL;
     X509 *x = pub != NULL && days > 0 ? ca_scep_build(ca, pub, r->cn, days, r->key_usage, 1) : NULL;
     if (x == NULL)
-        ca_ssl_log(LOG_LVL_ERR, "event=scep_issue_failed cn=%s", r->cn);
+        ca_ssl_log(LOG_LVL_ERR, "event=scep_issue_failed cn=\"%s\"", r->cn);
     else
-        log_info("event=scep_cert_issued cn=%s days=%d renewal=%d", r->cn, days, r->renewal);
+        log_info("event=scep_cert_issued cn=\"%s\" days=%d renewal=%d", r->cn, days, r->renewal);
     return x;
 }
 

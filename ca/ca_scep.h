@@ -35,7 +35,7 @@ typedef struct X509_req_st X509_REQ;
 #define CA_SCEP_TXID_MAX 129           /* transactionID: 128 printable characters + NUL */
 #define CA_SCEP_NONCE_MAX 64           /* senderNonce: RFC 8894 says 16 octets */
 #define CA_SCEP_CHALLENGE_MAX 256
-#define CA_SCEP_CN_MAX 65              /* subject CN: a UDID, [A-Za-z0-9._-]{1,64} */
+#define CA_SCEP_CN_MAX 65              /* subject CN: 1..64 bytes, no control characters */
 
 /* GetCACaps, one capability per line (text/plain). */
 extern const char ca_scep_caps[];
@@ -97,6 +97,9 @@ struct ca_scep_req {
     X509_REQ *csr;                  /* owned; its signature was checked */
     char challenge[CA_SCEP_CHALLENGE_MAX];    /* challengePassword, "" if none */
     char cn[CA_SCEP_CN_MAX];        /* the CSR's subject CN, charset checked */
+    int cn_is_udid;                 /* cn is UDID-shaped ([A-Za-z0-9._-]): the UDID it is for;
+                                     * else (a literal "%HardwareUUID%", "MDM Identity") the
+                                     * certificate binds to a UDID at its first Authenticate */
     int key_usage;                  /* CA_SCEP_KU_* to issue: the CSR's request within policy */
     int renewal;                    /* signed by an identity this CA issued: no challenge */
     char signer_fp[CA_FINGERPRINT_LEN];       /* renewal: the identity being replaced */

@@ -255,10 +255,22 @@ static int ca_scep_open_envelope(const struct ca_scep *sc, const void *env, size
     return ok ? 0 : ca_scep_fail(r, CA_SCEP_BADMESSAGECHECK, "envelope_not_for_us");
 }
 
-static int ca_scep_cn_ok(const char *s, size_t n)
+/* Same charset as the UDIDs h_mdm accepts. */
+static int ca_scep_cn_udid(const char *s, size_t n)
 {
-    return n > 0 && n < CA_SCEP_CN_MAX &&
-           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") == n;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") == n;
+}
+
+/* Any text a profile's Subject may hold, but nothing that could forge a log
+ * line or a quoted log value. */
+static int ca_scep_cn_ok(const unsigned char *s, size_t n)
+{
+    if (n == 0 || n >= CA_SCEP_CN_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x20 || s[i] == 0x7f || s[i] == '"' || s[i] == '\\')
+            return 0;
+    return 1;
 }
 
 /* Subject CN and challengePassword. */
@@ -269,12 +281,14 @@ static int ca_scep_csr_names(struct ca_scep_req *r)
     unsigned char *cn = NULL;
     int n = i >= 0 ? ASN1_STRING_to_UTF8(&cn, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)))
                    : -1;
-    int ok = n > 0 && ca_scep_cn_ok((const char *)cn, (size_t)n);
-    if (ok)
+    int ok = n > 0 && ca_scep_cn_ok(cn, (size_t)n);
+    if (ok) {
         memcpy(r->cn, cn, (size_t)n + 1);
+        r->cn_is_udid = ca_scep_cn_udid(r->cn, (size_t)n);
+    }
     OPENSSL_free(cn);
     if (!ok)
-        return ca_scep_fail(r, CA_SCEP_BADREQUEST, "cn_not_a_udid");
+        return ca_scep_fail(r, CA_SCEP_BADREQUEST, n > 0 ? "cn_malformed" : "cn_missing");
     i = X509_REQ_get_attr_by_NID(r->csr, NID_pkcs9_challengePassword, -1);
     X509_ATTRIBUTE *a = i >= 0 ? X509_REQ_get_attr(r->csr, i) : NULL;
     ASN1_TYPE *t = a != NULL ? X509_ATTRIBUTE_get0_type(a, 0) : NULL;

@@ -69,7 +69,7 @@ static void h_checkin_on_done(void *arg, int err, int ident, int enrolled_now)
 static struct store_device_msg h_checkin_msg(struct h_mdm *m)
 {
     struct store_device_msg msg = {m->udid, m->fp, util_now_ms(), m->fields, m->nfields,
-                                   m->app->cf->enroll_require_issued};
+                                   m->app->cf->enroll_require_issued, m->cn_differs};
     return msg;
 }
 

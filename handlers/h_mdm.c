@@ -104,14 +104,18 @@ static int h_mdm_identity(struct h_mdm *m)
     snprintf(m->udid, sizeof(m->udid), "%s", udid);
     free(udid);
     const char *why = h_mdm_authenticate(m, &id);
-    if (why == NULL && strcmp(id.cn, m->udid) != 0)
-        why = "cn_mismatch";
     if (why != NULL) {
         log_warn("event=device_refused udid=%s peer=%s reason=%s", m->udid, req_peer(m->req), why);
         req_respond(m->req, 403, NULL, NULL, 0);
         return -1;
     }
     memcpy(m->fp, id.fp, sizeof(m->fp));
+    /* CN = UDID is the usual identity.  A CN that is not the UDID is left to
+     * the store: only a SCEP certificate requested with a non-UDID Subject
+     * (bound to its UDID at its first Authenticate) may act that way; for
+     * any other certificate the binding check fails and is logged as
+     * cn_mismatch. */
+    m->cn_differs = strcmp(id.cn, m->udid) != 0;
     return 0;
 }
 
@@ -212,6 +216,8 @@ int h_mdm_refuse(struct h_mdm *m, int err, int ident)
     }
     if (ident == STORE_ID_OK)
         return 0;
+    if (ident == STORE_ID_CERT_MISMATCH && m->cn_differs)
+        ident = STORE_ID_CN_MISMATCH;
     log_warn("event=device_refused udid=%s peer=%s reason=%s", m->udid, req_peer(m->req),
              store_ident_str(ident));
     req_respond(m->req, 403, NULL, NULL, 0);

@@ -32,15 +32,17 @@ struct h_mdm {
     plist_t body;                         /* the parsed request */
     char udid[65];
     char fp[65];                          /* client certificate SHA-256 */
+    int cn_differs;                       /* its CN is not udid: see h_mdm_identity */
     struct store_kv fields[H_MDM_MAX_FIELDS];
     size_t nfields;
     char *owned[H_MDM_MAX_FIELDS + 4];    /* strings the fields point into */
     size_t nowned;
 };
 
-/* Parses the body, finds the certificate that identifies the device (TLS
+/* Parses the body and finds the certificate that identifies the device (TLS
  * client certificate, Mdm-Signature or a proxy's Client-Cert, as mdm_auth
- * says) and checks that the body's UDID is its CN; m->fp is its SHA-256.
+ * says); m->fp is its SHA-256, m->cn_differs says its CN is not the body's
+ * UDID (the store decides whether that certificate may act for the UDID).
  * Answers the request itself and returns NULL on any failure. */
 struct h_mdm *h_mdm_begin(struct req *req, struct app *app);
 void h_mdm_done(struct h_mdm *m);

@@ -153,7 +153,7 @@ static void h_scep_finish(struct h_scep_op *o, int status, const char *why)
 
 static void h_scep_refuse(struct h_scep_op *o, int fail, const char *why)
 {
-    log_warn("event=scep_refused txid=%s cn=%s fail_info=%s reason=%s", o->r.txid, o->r.cn,
+    log_warn("event=scep_refused txid=%s cn=\"%s\" fail_info=%s reason=%s", o->r.txid, o->r.cn,
              ca_scep_fail_str(fail), why);
     o->fail = fail;
     o->state = H_SCEP_REFUSE;
@@ -247,7 +247,7 @@ static void h_scep_on_recorded(void *arg, int err, const char *outcome, int rebo
         h_scep_refuse(o, CA_SCEP_BADREQUEST, outcome);
         return;
     }
-    log_info("event=scep_enrolled cn=%s fp=%s renewal=%d rebound=%d cipher=%s", o->r.cn, o->fp,
+    log_info("event=scep_enrolled cn=\"%s\" fp=%s renewal=%d rebound=%d cipher=%s", o->r.cn, o->fp,
              o->r.renewal, rebound, o->r.cipher);
     o->state = H_SCEP_ANSWER;
     h_scep_step(o);
@@ -270,7 +270,7 @@ static void h_scep_challenge(struct h_scep_op *o)
 
 static void h_scep_record(struct h_scep_op *o)
 {
-    struct store_scep_cert c = {o->r.cn, o->fp, o->serial, o->user,
+    struct store_scep_cert c = {o->r.cn_is_udid ? o->r.cn : "", o->fp, o->serial, o->user,
                                 o->r.renewal ? o->r.signer_fp : NULL, util_now_ms(),
                                 H_SCEP_RENEW_GRACE_S};
     if (o->r.renewal)

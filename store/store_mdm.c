@@ -36,6 +36,7 @@ const char *store_ident_str(int ident)
     case STORE_ID_CERT_MISMATCH: return "cert_mismatch";
     case STORE_ID_REVOKED: return "revoked";
     case STORE_ID_NOT_ISSUED: return "not_issued";
+    case STORE_ID_CN_MISMATCH: return "cn_mismatch";
     }
     return "?";
 }
@@ -52,6 +53,8 @@ static int store_mdm_ident_of(const char *s, size_t n)
         return STORE_ID_REVOKED;
     if (n == 10 && memcmp(s, "not_issued", 10) == 0)
         return STORE_ID_NOT_ISSUED;
+    if (n == 11 && memcmp(s, "cn_mismatch", 11) == 0)
+        return STORE_ID_CN_MISMATCH;
     return STORE_ID_OK;
 }
 
@@ -123,8 +126,8 @@ static void store_mdm_checkin_reply(struct store_op *op, int err, const redisRep
     ((store_checkin_fn *)(void (*)(void))op->cb)(op->arg, err, ident, enrolled);
 }
 
-/* KEYS dev [q notnow] devices events; ARGV udid now cert_fp [require_issued]
- * (Authenticate only) [fields]. */
+/* KEYS dev [q notnow] devices events; ARGV udid now cert_fp [require_issued
+ * cn_differs] (Authenticate only) [fields]. */
 static struct store_op *store_mdm_checkin(struct store *s, int script, int with_queue,
                                           const struct store_device_msg *m, store_checkin_fn *cb,
                                           void *arg)
@@ -142,8 +145,10 @@ static struct store_op *store_mdm_checkin(struct store *s, int script, int with_
     store_mdm_str(&a, m->udid);
     store_mdm_num(&a, 0, m->now_ms);
     store_mdm_str(&a, m->cert_fp);
-    if (script == STORE_LUA_AUTHENTICATE)
+    if (script == STORE_LUA_AUTHENTICATE) {
         store_mdm_str(&a, m->require_issued ? "1" : "0");
+        store_mdm_str(&a, m->cn_differs ? "1" : "0");
+    }
     store_mdm_fields(&a, m->fields, m->nfields);
     return store_mdm_run(s, script, nkeys, &a, store_mdm_checkin_reply,
                          (store_any_fn *)cb, arg);

@@ -36,6 +36,8 @@ enum store_ident {                /* who a device request may act as */
     STORE_ID_CERT_MISMATCH,       /* not the certificate bound at Authenticate */
     STORE_ID_REVOKED,             /* a revoked certificate (re-enrollment, CheckOut) */
     STORE_ID_NOT_ISSUED,          /* Authenticate: not issued by enrollment (required) */
+    STORE_ID_CN_MISMATCH,         /* Authenticate: CN is not the UDID, and the certificate
+                                   * is not one that binds at Authenticate */
 };
 const char *store_ident_str(int ident);
 
@@ -46,6 +48,7 @@ struct store_device_msg {         /* a check-in message */
     const struct store_kv *fields;    /* record fields to set */
     size_t nfields;
     int require_issued;           /* Authenticate: only registry certificates (conf) */
+    int cn_differs;               /* the certificate's CN is not udid */
 };
 
 /* enrolled_now: this TokenUpdate completed an enrollment. */

@@ -29,7 +29,9 @@ struct store_op *store_scep_challenge_take(struct store *s, const char *challeng
                                            store_scep_str_fn *cb, void *arg);
 
 struct store_scep_cert {          /* a certificate SCEP just issued */
-    const char *udid;             /* its CN */
+    const char *udid;             /* its CN; "" when the CN is not a UDID: the
+                                   * certificate binds at its first Authenticate
+                                   * (a renewal keeps the old one's binding) */
     const char *fp;               /* SHA-256 hex */
     const char *serial;           /* certificate serial, decimal */
     const char *user;             /* new enrollment: the challenge's owner ("" if static) */

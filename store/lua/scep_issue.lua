@@ -1,16 +1,24 @@
 -- KEYS: cert dev events
 -- ARGV: udid fp now cert_serial user
 -- A certificate SCEP issued for a new enrollment (a PKCSReq with a good
--- challenge): registered as a device identity of the UDID (its CN), and
--- recorded as the identity the UDID's next Authenticate must present
--- (issued_fp), as over-the-air enrollment does.  The certificate bound now
--- stays bound until that Authenticate (which revokes it).
+-- challenge).  When its CN is a UDID (udid set): registered as a device
+-- identity of that UDID, and recorded as the identity the UDID's next
+-- Authenticate must present (issued_fp), as over-the-air enrollment does; the
+-- certificate bound now stays bound until that Authenticate (which revokes
+-- it).  When its CN is not a UDID (udid ""; a profile Subject such as the
+-- literal %HardwareUUID%, which iOS does not substitute): registered unbound
+-- with bind=authenticate, and authenticate.lua binds it to the UDID the
+-- device reports at its first Authenticate.
 local cert, dev, events = KEYS[1], KEYS[2], KEYS[3]
 local udid, fp, now, serial, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 redis.call('HSET', cert, 'udid', udid, 'user', user, 'kind', 'device', 'state', 'issued',
            'issued', now, 'cert_serial', serial, 'source', 'scep')
-redis.call('HSET', dev, 'udid', udid, 'issued_fp', fp, 'issued_at', now)
-if user ~= '' then redis.call('HSET', dev, 'user', user) end
+if udid == '' then
+  redis.call('HSET', cert, 'bind', 'authenticate')
+else
+  redis.call('HSET', dev, 'udid', udid, 'issued_fp', fp, 'issued_at', now)
+  if user ~= '' then redis.call('HSET', dev, 'user', user) end
+end
 mdm_event(events, 'type', 'cert_issued', 'udid', udid, 'fp', fp, 'source', 'scep',
           'user', user, 'time', now)
 return 'ok'

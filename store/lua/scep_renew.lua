@@ -9,12 +9,21 @@
 -- is allowed for retry_grace_ms, as long as the enrollment still holds what
 -- the first renewal gave (which is then revoked instead).
 -- Returns {'ok', rebound (0|1)} or {reason}: revoked, cert_mismatch.
+-- udid "" (the CN is not a UDID): the new certificate takes over the old
+-- one's binding (bind=authenticate, and the UDID once it is bound).
 local old, new, dev, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local udid, ofp, nfp, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local o = redis.call('HMGET', old, 'state', 'revoked_reason', 'renewed_to', 'revoked_at', 'user',
-                     'udid')
-local d = redis.call('HMGET', dev, 'state', 'cert_fp', 'issued_fp')
-if o[6] and o[6] ~= udid then return {'cert_mismatch'} end
+                     'udid', 'bind')
+if udid == '' then
+  if o[7] ~= 'authenticate' then return {'cert_mismatch'} end
+  udid = o[6] or ''
+  dev = 'mdm:dev:{' .. udid .. '}'
+elseif o[6] and o[6] ~= udid then
+  return {'cert_mismatch'}
+end
+local d = {false, false, false}
+if udid ~= '' then d = redis.call('HMGET', dev, 'state', 'cert_fp', 'issued_fp') end
 local held = ofp
 if o[1] == 'revoked' then
   local t = tonumber(o[4]) or 0
@@ -36,6 +45,7 @@ redis.call('HSET', old, 'renewed_to', nfp)
 local user = o[5] or ''
 redis.call('HSET', new, 'udid', udid, 'user', user, 'kind', 'device', 'state', 'issued',
            'issued', now, 'cert_serial', ARGV[5], 'source', 'scep', 'renewed_from', ofp)
+if o[7] == 'authenticate' then redis.call('HSET', new, 'bind', 'authenticate') end
 local rebound = d[1] and d[1] ~= 'checked_out' and d[2] == held
 if rebound then redis.call('HSET', dev, 'cert_fp', nfp, 'renewed_at', now) end
 if rebound or d[3] == held then redis.call('HSET', dev, 'issued_fp', nfp, 'issued_at', now) end

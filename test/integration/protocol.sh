@@ -92,6 +92,10 @@ check "body over max_body_size: 413" test "$(mdm_put /mdm/connect d1 "$T/big.pli
 make_client_cert other "$CA" "$D/var/ca/ca.key" SIM-OTHER
 plist_msg "$T/other.plist" UDID $U Status Idle
 check "CN differs from UDID: 403" test "$(mdm_put /mdm/connect other "$T/other.plist")" = 403
+check "logged as cn_mismatch" grep -q "event=device_refused udid=$U .*reason=cn_mismatch" "$T/mdmd.log"
+plist_msg "$T/other-auth.plist" MessageType Authenticate UDID $U Topic x
+check "CN differs from UDID at Authenticate: 403" \
+    test "$(mdm_put /mdm/checkin other "$T/other-auth.plist" application/x-apple-aspen-mdm-checkin)" = 403
 make_client_cert d1b "$CA" "$D/var/ca/ca.key" $U
 plist_msg "$T/d1b.plist" UDID $U Status Idle
 check "same CN, not the certificate bound at Authenticate: 403" test "$(mdm_put /mdm/connect d1b "$T/d1b.plist")" = 403

@@ -88,7 +88,7 @@ check "cert_issued event with source scep" bash -c "redis-cli -p $REDIS_PORT xra
 
 # --- over HTTPS too, with the log naming the cipher scepclient chose ---
 check "scepclient over HTTPS" scep_client "$T/sc2" SCEP-DEV-0002 -server-url "$HTTPS" -challenge "$STATIC"
-check "log names the envelope cipher" grep -q 'event=scep_enrolled cn=SCEP-DEV-0002 .*cipher=' "$T/mdmd.log"
+check "log names the envelope cipher" grep -q 'event=scep_enrolled cn="SCEP-DEV-0002" .*cipher=' "$T/mdmd.log"
 
 # --- wrong challenge: CertRep FAILURE badRequest ---
 scep_client "$T/sc3" SCEP-DEV-0003 -server-url "$PLAIN" -challenge wrong-challenge
@@ -96,8 +96,43 @@ check "wrong challenge: scepclient gets FAILURE badRequest" grep -q 'failInfo: b
 check "wrong challenge: no certificate" test ! -e "$T/sc3/client.pem"
 scep_client "$T/sc4" SCEP-DEV-0004 -server-url "$PLAIN"
 check "no challenge: FAILURE badRequest" grep -q 'failInfo: badRequest' "$T/sc4/out"
-scep_client "$T/sc5" 'not a udid' -server-url "$PLAIN" -challenge "$STATIC"
-check "CN that is not a UDID: FAILURE badRequest" grep -q 'failInfo: badRequest' "$T/sc5/out"
+scep_client "$T/sc5" 'bad"cn' -server-url "$PLAIN" -challenge "$STATIC"
+check "CN with a quote: FAILURE badRequest" grep -q 'failInfo: badRequest' "$T/sc5/out"
+check "logged as cn_malformed" grep -q 'event=scep_refused .*reason=cn_malformed' "$T/mdmd.log"
+
+# --- a Subject CN that is not a UDID: the profile's %HardwareUUID% sent as is ---
+check "scepclient with CN %HardwareUUID% gets a certificate" \
+    scep_client "$T/sc8" '%HardwareUUID%' -server-url "$PLAIN" -challenge "$STATIC"
+cp "$T/sc8/client.pem" "$T/f1.crt"; cp "$T/sc8/key.pem" "$T/f1.key"; FPF=$(fp_of "$T/f1.crt")
+check "registered unbound, to bind at Authenticate" \
+    test "$(R hget mdm:cert:$FPF udid):$(R hget mdm:cert:$FPF bind)" = ":authenticate"
+check "no device record named after the CN" test "$(R exists 'mdm:dev:{%HardwareUUID%}')" = 0
+checkin_msg "$T/authf" Authenticate SCEP-FREE-1; checkin_msg "$T/tokf" TokenUpdate SCEP-FREE-1
+plist_msg "$T/idlef" UDID SCEP-FREE-1 Status Idle
+check "a request before Authenticate: 403" test "$(mdm_put /mdm/connect f1 "$T/idlef")" = 403
+check "its Authenticate with the device's UDID: 200" test "$(mdm_put /mdm/checkin f1 "$T/authf" $CHECKIN)" = 200
+check "bound to that UDID now, and its issued identity" \
+    test "$(R hget mdm:cert:$FPF udid):$(R hget 'mdm:dev:{SCEP-FREE-1}' issued_fp)" = "SCEP-FREE-1:$FPF"
+check "cert_bound event" bash -c "redis-cli -p $REDIS_PORT xrevrange mdm:events + - count 3 | grep -qx cert_bound"
+code=$(mdm_put /mdm/checkin f1 "$T/tokf" $CHECKIN)
+check "TokenUpdate: enrolled" test "$code:$(R hget 'mdm:dev:{SCEP-FREE-1}' state)" = 200:enrolled
+check "command endpoint: 200" test "$(mdm_put /mdm/connect f1 "$T/idlef")" = 200
+checkin_msg "$T/authf2" Authenticate SCEP-FREE-2
+check "the bound certificate cannot Authenticate another UDID: 403" test "$(mdm_put /mdm/checkin f1 "$T/authf2" $CHECKIN)" = 403
+check "refusal logged as cn_mismatch" grep -q "event=device_refused udid=SCEP-FREE-2 .*reason=cn_mismatch" "$T/mdmd.log"
+check "SCEP-FREE-2 not recorded" test "$(R exists 'mdm:dev:{SCEP-FREE-2}')" = 0
+make_client_cert plainid "$CA" "$D/var/ca/ca.key" not-a-udid-cn
+check "an MDM CA certificate SCEP did not issue, CN not the UDID: 403" \
+    test "$(mdm_put /mdm/checkin plainid "$T/authf2" $CHECKIN)" = 403
+check "logged as cn_mismatch" grep -c "event=device_refused udid=SCEP-FREE-2 .*reason=cn_mismatch" "$T/mdmd.log" | grep -qx 2
+cp "$T/f1.crt" "$T/sc8/old.pem"
+check "renewal of the CN-free identity" scep_client "$T/sc8" '%HardwareUUID%' -server-url "$PLAIN"
+cp "$T/sc8/client.pem" "$T/f2.crt"; cp "$T/sc8/key.pem" "$T/f2.key"; FPF2=$(fp_of "$T/f2.crt")
+check "the new one keeps the binding (UDID, bind=authenticate)" \
+    test "$FPF2" != "$FPF" -a "$(R hget mdm:cert:$FPF2 udid):$(R hget mdm:cert:$FPF2 bind)" = "SCEP-FREE-1:authenticate"
+check "the enrollment moved to it" test "$(R hget 'mdm:dev:{SCEP-FREE-1}' cert_fp)" = "$FPF2"
+code=$(mdm_put /mdm/connect f2 "$T/idlef"):$(mdm_put /mdm/connect f1 "$T/idlef")
+check "new identity: 200, old one: 403" test "$code" = 200:403
 check "refusals logged with the reason" grep -q 'event=scep_refused .*reason=challenge_unknown_or_used' "$T/mdmd.log"
 
 # --- the SCEP enrollment profile ---
@@ -164,6 +199,9 @@ U=SIMSIG-000000
 check "mdmsim enrolls over SCEP and Mdm-Signature" wait_for 20 out_is enrolled R hget "mdm:dev:{$U}" state
 check "the one-time challenge is gone" test "$(R exists "mdm:scep:chal:$CH_TOK")" = 0
 check "the bound certificate is the SCEP one" test "$(R hget "mdm:cert:$(R hget "mdm:dev:{$U}" cert_fp)" source)" = scep
+check "requested with the profile's Subject as is (CN %HardwareUUID%)" \
+    grep -q "event=scep_enrolled cn=\"%HardwareUUID%\" fp=$(R hget "mdm:dev:{$U}" cert_fp)" "$T/mdmd.log"
+check "bound to the UDID at Authenticate" test "$(R hget "mdm:cert:$(R hget "mdm:dev:{$U}" cert_fp)" udid)" = "$U"
 api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"DeviceInformation","Queries":["DeviceName"]}}' >/dev/null
 CMD=$(jget "$T/api" command_uuid)
 check "a command cycle over signed requests" wait_for 20 grep -q "$U $CMD DeviceInformation Acknowledged" "$T/ledger"

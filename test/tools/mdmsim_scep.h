@@ -3,8 +3,10 @@
  *
  * --scep: the device key is one RSA 2048 key for all devices (the slow part
  * is key generation); each device sends a PKCSReq for CN = its UDID with the
- * challenge (--scep-challenge, or the Challenge of the SCEP payload in
- * --scep-profile, a signed or plain enrollment profile), signed by a
+ * challenge (--scep-challenge), or, with --scep-profile (a signed or plain
+ * enrollment profile), for the Subject CN of its SCEP payload taken
+ * literally (iOS does not substitute %HardwareUUID%) with the payload's
+ * Challenge, signed by a
  * self-signed certificate of that key and enveloped to the CA or RA from
  * GetCACert with --scep-cipher; the CertRep is checked (signature chains to
  * --ca, transactionID and recipientNonce echo ours) and opened.  Messages go
@@ -49,6 +51,7 @@ struct sim_scep {
     X509 *recipient;              /* from GetCACert: the RSA certificate to envelope to */
     const EVP_CIPHER *cipher;
     char challenge[256];
+    char subject_cn[128];         /* --scep-profile: the payload's Subject CN, as is */
     OSSL_PROVIDER *prov[2];       /* default and legacy, unloaded at the end */
 };
 
@@ -187,8 +190,24 @@ static void sim_scep_get_ca(struct sim_scep *sc)
     log_info("event=scep_ca content_type=%s", ct);
 }
 
-/* The SCEP payload's Challenge from an enrollment profile (signed: checked
- * against --ca first). */
+/* The SCEP payload's Challenge and Subject CN from an enrollment profile
+ * (signed: checked against --ca first).  Subject is [[["CN", "..."]], ...]. */
+static void sim_scep_subject_cn(struct sim_scep *sc, plist_t subject)
+{
+    for (uint32_t i = 0; subject != NULL && i < plist_array_get_size(subject); i++) {
+        plist_t rdn = plist_array_get_item(subject, i);
+        plist_t pair = plist_get_node_type(rdn) == PLIST_ARRAY ? plist_array_get_item(rdn, 0) : NULL;
+        if (pair == NULL || plist_get_node_type(pair) != PLIST_ARRAY ||
+            plist_array_get_size(pair) != 2)
+            continue;
+        plist_t k = plist_array_get_item(pair, 0), v = plist_array_get_item(pair, 1);
+        const char *ks = plist_get_node_type(k) == PLIST_STRING ? plist_get_string_ptr(k, NULL) : NULL;
+        const char *vs = plist_get_node_type(v) == PLIST_STRING ? plist_get_string_ptr(v, NULL) : NULL;
+        if (ks != NULL && vs != NULL && strcmp(ks, "CN") == 0)
+            snprintf(sc->subject_cn, sizeof(sc->subject_cn), "%s", vs);
+    }
+}
+
 static void sim_scep_profile(struct sim_scep *sc, const char *path)
 {
     char *raw = NULL;
@@ -211,8 +230,11 @@ static void sim_scep_profile(struct sim_scep *sc, const char *path)
         plist_t item = plist_array_get_item(items, i);
         const char *type = sim_pl_get_str(item, "PayloadType");
         const char *c = sim_pl_get_str(sim_pl_get(item, "PayloadContent", PLIST_DICT), "Challenge");
-        if (type != NULL && strcmp(type, "com.apple.security.scep") == 0 && c != NULL)
+        if (type != NULL && strcmp(type, "com.apple.security.scep") == 0 && c != NULL) {
             snprintf(sc->challenge, sizeof(sc->challenge), "%s", c);
+            sim_scep_subject_cn(sc, sim_pl_get(sim_pl_get(item, "PayloadContent", PLIST_DICT),
+                                               "Subject", PLIST_ARRAY));
+        }
     }
     plist_free(pl);
     CMS_ContentInfo_free(cms);
@@ -291,9 +313,9 @@ static void sim_scep_free(struct sim *s)
 
 /* ---- the request ---- */
 
-/* CN = UDID, challengePassword, keyUsage digitalSignature + keyEncipherment
+/* CN, challengePassword, keyUsage digitalSignature + keyEncipherment
  * (Key Usage 5 of the payload). */
-static X509_REQ *sim_scep_csr(struct sim *s, const char *udid)
+static X509_REQ *sim_scep_csr(struct sim *s, const char *cn)
 {
     X509_REQ *req = X509_REQ_new();
     STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
@@ -302,7 +324,7 @@ static X509_REQ *sim_scep_csr(struct sim *s, const char *udid)
     int ok = req != NULL && exts != NULL && ku != NULL && sk_X509_EXTENSION_push(exts, ku) > 0 &&
              X509_REQ_set_pubkey(req, s->dev_key) == 1 &&
              X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
-                                        (const unsigned char *)udid, -1, -1, 0) == 1 &&
+                                        (const unsigned char *)cn, -1, -1, 0) == 1 &&
              (s->scep->challenge[0] == '\0' ||
               X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, MBSTRING_UTF8,
                                         (const unsigned char *)s->scep->challenge, -1) == 1) &&
@@ -318,14 +340,14 @@ static X509_REQ *sim_scep_csr(struct sim *s, const char *udid)
 }
 
 /* The throwaway certificate that signs the request (RFC 8894 3.3.1). */
-static X509 *sim_scep_self(struct sim *s, const char *udid)
+static X509 *sim_scep_self(struct sim *s, const char *cn)
 {
     X509 *x = X509_new();
     X509_NAME *n = x != NULL ? X509_get_subject_name(x) : NULL;
     int ok = x != NULL && X509_set_version(x, 2) == 1 && sim_id_serial(x) == 0 &&
              X509_gmtime_adj(X509_getm_notBefore(x), -3600) != NULL &&
              X509_gmtime_adj(X509_getm_notAfter(x), 86400) != NULL &&
-             X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)udid, -1,
+             X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
                                         -1, 0) == 1 &&
              X509_set_issuer_name(x, n) == 1 && X509_set_pubkey(x, s->dev_key) == 1 &&
              X509_sign(x, s->dev_key, EVP_sha256()) > 0;
@@ -396,8 +418,9 @@ static int sim_scep_request(struct sim *s, const char *udid, struct sim_scep_msg
 {
     unsigned char digest[32], *env = NULL;
     int envlen = 0;
-    X509_REQ *req = sim_scep_csr(s, udid);
-    m->self = sim_scep_self(s, udid);
+    const char *cn = s->scep->subject_cn[0] != '\0' ? s->scep->subject_cn : udid;
+    X509_REQ *req = sim_scep_csr(s, cn);
+    m->self = sim_scep_self(s, cn);
     RAND_bytes(m->nonce, sizeof(m->nonce));
     /* transactionID: a hash of the public key, as RFC 8894 suggests. */
     unsigned int dlen = 0;

@@ -422,9 +422,29 @@ TEST(test_failures)
     CHECK(r.fail == CA_SCEP_BADMESSAGECHECK || r.fail == CA_SCEP_BADREQUEST);
     CHECK(rep.status == 2 && rep.fail == r.fail && rep.nonce_ok && rep.txid_ok && rep.cert == NULL);
     ca_scep_req_clear(&r);
+    /* A profile's Subject sent as is: not a UDID, issued (bound later). */
     struct req_opts cn = {.cn = "%HardwareUUID%", .challenge = "c", .type = "19"};
     CHECK(round_trip(g_rsa, g_sc, &cn, &r, &rep) == 0);
-    CHECK(r.fail == CA_SCEP_BADREQUEST && strcmp(r.why, "cn_not_a_udid") == 0 && rep.fail == 2);
+    CHECK(r.fail == CA_SCEP_FAIL_NONE && !r.cn_is_udid && strcmp(r.cn, "%HardwareUUID%") == 0);
+    X509_free(rep.cert);
+    ca_scep_req_clear(&r);
+    struct req_opts udid = {.cn = UDID, .challenge = "c", .type = "19"};
+    CHECK(round_trip(g_rsa, g_sc, &udid, &r, &rep) == 0);
+    CHECK(r.fail == CA_SCEP_FAIL_NONE && r.cn_is_udid);
+    X509_free(rep.cert);
+    ca_scep_req_clear(&r);
+    /* Text that could forge a log line or end a quoted log value. */
+    static const char *const badcn[] = {"a\"b", "a\nb", "a\\b"};
+    for (size_t i = 0; i < sizeof(badcn) / sizeof(badcn[0]); i++) {
+        struct req_opts b = {.cn = badcn[i], .challenge = "c", .type = "19"};
+        CHECK(round_trip(g_rsa, g_sc, &b, &r, &rep) == 0);
+        CHECK(r.fail == CA_SCEP_BADREQUEST && strcmp(r.why, "cn_malformed") == 0 && rep.fail == 2);
+        CHECK(rep.cert == NULL);
+        ca_scep_req_clear(&r);
+    }
+    struct req_opts nocn = {.cn = "", .challenge = "c", .type = "19"};
+    CHECK(round_trip(g_rsa, g_sc, &nocn, &r, &rep) == 0);
+    CHECK(r.fail == CA_SCEP_BADREQUEST && strcmp(r.why, "cn_missing") == 0 && rep.cert == NULL);
     ca_scep_req_clear(&r);
     struct req_opts poll = {.cn = UDID, .challenge = "c", .type = "20"};
     CHECK(round_trip(g_rsa, g_sc, &poll, &r, &rep) == 0);
