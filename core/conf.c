@@ -64,6 +64,7 @@ static const struct conf_key conf_table[] = {
     CONF_STR("scep_url", scep_url, ""),
     CONF_STR("scep_challenge", scep_challenge, ""),
     CONF_INT("scep_challenge_ttl_s", scep_challenge_ttl_s, 60, 2592000, "3600"),
+    CONF_INT("scep_renewal_grace_s", scep_renewal_grace_s, 0, 604800, "3600"),
     CONF_STR("enroll_profile_token", enroll_profile_token, ""),
     CONF_STR("mdm_auth", mdm_auth, "mtls"),
     CONF_STR("mdm_client_cert", mdm_client_cert, "required"),

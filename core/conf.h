@@ -55,6 +55,7 @@ struct conf {
     char *scep_url;                /* URL in SCEP profiles; empty: <public_url>/scep */
     char *scep_challenge;          /* static challenge password; empty: one-time ones only */
     int scep_challenge_ttl_s;      /* life of a one-time challenge from GET /enroll/profile */
+    int scep_renewal_grace_s;      /* a device that missed its renewal answer may retry */
     char *enroll_profile_token;    /* bearer secret for GET /enroll/profile; empty: off */
     char *mdm_auth;                /* mtls | signature | any */
     char *mdm_client_cert;         /* MDM listener handshake: required | optional | none */

@@ -18,7 +18,6 @@
 #include "h_scep_int.h"
 
 #define H_SCEP_CT_PKI "application/x-pki-message"
-#define H_SCEP_RENEW_GRACE_S 3600   /* a device that missed its renewal answer may retry */
 #define H_SCEP_USER_MAX 256
 
 /* ---- keys ---- */
@@ -272,7 +271,7 @@ static void h_scep_record(struct h_scep_op *o)
 {
     struct store_scep_cert c = {o->r.cn_is_udid ? o->r.cn : "", o->fp, o->serial, o->user,
                                 o->r.renewal ? o->r.signer_fp : NULL, util_now_ms(),
-                                H_SCEP_RENEW_GRACE_S};
+                                o->app->cf->scep_renewal_grace_s};
     if (o->r.renewal)
         store_scep_renewed(o->app->store, &c, h_scep_on_recorded, o);
     else
