@@ -38,11 +38,6 @@ struct ca {
     char *key_path;  /* <ca_dir>/ca.key */
 };
 
-struct ca_ext {
-    int nid;
-    const char *value; /* X509V3 config syntax */
-};
-
 /* Subject key identifier before authority key identifier: "keyid" copies
  * the issuer's SKI, and a self-signed certificate is its own issuer. */
 static const struct ca_ext ca_exts_root[] = {
@@ -329,8 +324,7 @@ static int ca_add_exts(X509 *x, X509 *issuer, const struct ca_ext *exts, size_t 
     return 0;
 }
 
-/* Builds and signs a certificate for pub issued by ca (san may be NULL). */
-static X509 *ca_issue(const struct ca *ca, EVP_PKEY *pub, const char *cn, int days,
+X509 *ca_issue(const struct ca *ca, EVP_PKEY *pub, const char *cn, int days,
                       const struct ca_ext *exts, size_t n, GENERAL_NAMES *san)
 {
     X509 *x = ca_cert_new(pub, cn, ca->cert, days);

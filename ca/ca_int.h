@@ -3,13 +3,26 @@
 #define MDMD_CA_INT_H
 
 #include <openssl/asn1.h>
+#include <openssl/x509v3.h>
 #include <stddef.h>
+
+struct ca;
+
+struct ca_ext {
+    int nid;
+    const char *value; /* X509V3 config syntax */
+};
 
 /* Logs at lvl a line built from fmt plus the drained OpenSSL error queue. */
 void ca_ssl_log(int lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Replaces what could break a key="value" log line (controls, quotes,
  * backslashes, non-ASCII) with '?', in place: for peer-supplied strings. */
 void ca_log_safe(char *s);
+/* Builds and signs a certificate for pub (CN=cn) issued by ca, with exts
+ * (and san, may be NULL), valid days from a few minutes ago but never past
+ * the CA's notAfter.  Caller frees; NULL on failure. */
+X509 *ca_issue(const struct ca *ca, EVP_PKEY *pub, const char *cn, int days,
+               const struct ca_ext *exts, size_t n, GENERAL_NAMES *san);
 /* DER of obj (of ASN.1 type it) into a malloc'ed *der.  0 or -1. */
 int ca_i2d(const void *obj, const ASN1_ITEM *it, unsigned char **der, size_t *len);
 

@@ -23,7 +23,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#define CA_SCEP_BACKDATE_S 300       /* as ca.c: a device clock a little behind still works */
 #define CA_SCEP_RA_RENEW_DAYS 30     /* a new RA this long before the old one expires */
 #define CA_SCEP_SENDER_NONCE_LEN 16
 
@@ -99,56 +98,21 @@ static void ca_scep_unload_legacy(void)
 
 /* ---- certificates ---- */
 
-static int ca_scep_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *e = X509V3_EXT_nconf_nid(NULL, &ctx, nid, value);
-    int ok = e != NULL && X509_add_ext(x, e, -1) == 1;
-    X509_EXTENSION_free(e);
-    return ok ? 0 : -1;
-}
-
-static int ca_scep_exts(X509 *x, X509 *issuer, int key_usage, int client_auth)
+/* A certificate for pub named CN=cn, signed by the CA: a device identity
+ * (client_auth) or the RA's own. */
+static X509 *ca_scep_build(const struct ca *ca, EVP_PKEY *pub, const char *cn, int days,
+                           int key_usage, int client_auth)
 {
     char ku[80];
     snprintf(ku, sizeof(ku), "critical%s%s", key_usage & CA_SCEP_KU_SIGN ? ",digitalSignature" : "",
              key_usage & CA_SCEP_KU_ENCIPHER ? ",keyEncipherment" : "");
-    return ca_scep_ext(x, issuer, NID_basic_constraints, "critical,CA:FALSE") == 0 &&
-                   ca_scep_ext(x, issuer, NID_key_usage, ku) == 0 &&
-                   (!client_auth || ca_scep_ext(x, issuer, NID_ext_key_usage, "clientAuth") == 0) &&
-                   ca_scep_ext(x, issuer, NID_subject_key_identifier, "hash") == 0 &&
-                   ca_scep_ext(x, issuer, NID_authority_key_identifier, "keyid,issuer") == 0
-               ? 0
-               : -1;
-}
-
-/* A certificate for pub named CN=cn, signed by the CA, valid days from now
- * but never past the CA's own notAfter. */
-static X509 *ca_scep_build(const struct ca *ca, EVP_PKEY *pub, const char *cn, int days,
-                           int key_usage, int client_auth)
-{
-    X509 *issuer = ca_cert(ca), *x = X509_new();
-    X509_NAME *name = X509_NAME_new();
-    int ok = x != NULL && name != NULL && X509_set_version(x, X509_VERSION_3) == 1 &&
-             ca_set_random_serial(x) == 0 &&
-             X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
-                                        (const unsigned char *)cn, -1, -1, 0) == 1 &&
-             X509_set_subject_name(x, name) == 1 &&
-             X509_set_issuer_name(x, X509_get_subject_name(issuer)) == 1 &&
-             X509_gmtime_adj(X509_getm_notBefore(x), -CA_SCEP_BACKDATE_S) != NULL &&
-             X509_time_adj_ex(X509_getm_notAfter(x), days, 0, NULL) != NULL &&
-             (ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(issuer)) <= 0 ||
-              X509_set1_notAfter(x, X509_get0_notAfter(issuer)) == 1) &&
-             X509_set_pubkey(x, pub) == 1 && ca_scep_exts(x, issuer, key_usage, client_auth) == 0 &&
-             X509_sign(x, ca_key(ca), EVP_sha256()) > 0;
-    X509_NAME_free(name);
-    if (!ok) {
-        X509_free(x);
-        return NULL;
-    }
-    return x;
+    struct ca_ext exts[5] = {{NID_basic_constraints, "critical,CA:FALSE"}, {NID_key_usage, ku}};
+    size_t n = 2;
+    if (client_auth)
+        exts[n++] = (struct ca_ext){NID_ext_key_usage, "clientAuth"};
+    exts[n++] = (struct ca_ext){NID_subject_key_identifier, "hash"};
+    exts[n++] = (struct ca_ext){NID_authority_key_identifier, "keyid,issuer"};
+    return ca_issue(ca, pub, cn, days, exts, n, NULL);
 }
 
 X509 *ca_scep_issue(const struct ca *ca, const struct ca_scep_req *r, int days)
