@@ -53,6 +53,7 @@ static const struct conf_key conf_table[] = {
     CONF_INT("apns_expiration_s", apns_expiration_s, 0, 31536000, "604800"),
     CONF_INT("apns_connections", apns_connections, 1, 64, "1"),
     CONF_INT("push_coalesce_ms", push_coalesce_ms, 0, 60000, "200"),
+    CONF_INT("job_push_backlog", job_push_backlog, 0, 10000000, "10000"),
     CONF_STR("apns_topic", apns_topic, ""),
     CONF_INT("enroll_challenge_ttl_s", enroll_challenge_ttl_s, 1, 86400, "300"),
     CONF_STR("enroll_device_ca_file", enroll_device_ca_file, ""),

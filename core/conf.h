@@ -42,6 +42,7 @@ struct conf {
     int apns_expiration_s;
     int apns_connections;
     int push_coalesce_ms;      /* enqueues for one device within this window: one push */
+    int job_push_backlog;      /* a bulk job pauses while this many pushes are pending (0: never) */
     char *apns_topic;          /* Topic for MDM profiles when no push certificate is set */
     /* enrollment */
     int enroll_challenge_ttl_s;    /* life of a Profile Service challenge and OTA identity */

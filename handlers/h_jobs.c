@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../core/app.h"
+#include "../core/conf.h"
 #include "../core/http.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
@@ -27,6 +28,7 @@ struct h_jobs {
     int chunk;                      /* devices in the next call (adapts, h_jobs.h) */
     int64_t step_ns;                /* when the call in flight was sent */
     long done, queued, unknown;
+    long push_waits;                /* times it paused for APNs to catch up */
     int64_t started_ms;
 };
 
@@ -75,8 +77,8 @@ static void h_jobs_end(struct h_jobs *j, const char *why)
     else
         j->app->metrics->jobs_failed++;
     log_info("event=job_%s job=%s uuid=%s request_type=%s done=%ld queued=%ld unknown=%ld "
-             "ms=%lld%s%s", why == NULL ? "done" : "failed", j->id, j->c.uuid,
-             j->c.request_type, j->done, j->queued, j->unknown,
+             "push_waits=%ld ms=%lld%s%s", why == NULL ? "done" : "failed", j->id, j->c.uuid,
+             j->c.request_type, j->done, j->queued, j->unknown, j->push_waits,
              (long long)(util_now_ms() - j->started_ms), why ? " reason=" : "", why ? why : "");
     store_job_set(j->app->store, j->id, kv, ARRAY_LEN(kv), H_JOBS_TTL_S, h_jobs_on_end, j);
 }
@@ -142,10 +144,36 @@ static void h_jobs_on_scan(void *arg, int err, const char *cursor, long scanned,
     h_jobs_step(j);
 }
 
-/* Sends the next chunk, or ends the job.  Exactly one async call. */
+static void h_jobs_on_push_room(void *arg, int err)
+{
+    struct h_jobs *j = arg;
+    if (!h_jobs_failed(j, err))
+        h_jobs_step(j);
+}
+
+/* 1 if the job waits (wake_when_below) for APNs to answer half of the
+ * pushes pending: every chunk adds up to a chunk of them, and a slow or
+ * stalled APNs must not make the push queue grow with the fleet. */
+static int h_jobs_push_wait(struct h_jobs *j)
+{
+    uint64_t max = (uint64_t)j->app->cf->job_push_backlog;
+    struct wake_stats ws;
+    wake_stats(j->app->wake, &ws);
+    if (max == 0 || ws.pending < max)
+        return 0;
+    j->push_waits++;
+    log_debug("event=job_push_wait job=%s pending=%llu", j->id, (unsigned long long)ws.pending);
+    wake_when_below(j->app->wake, max / 2 + 1, h_jobs_on_push_room, j);
+    return 1;
+}
+
+/* Sends the next chunk, or ends the job.  Exactly one async call (or a
+ * wait for pushes to drain). */
 static void h_jobs_step(struct h_jobs *j)
 {
     struct store *s = j->app->store;
+    if (h_jobs_push_wait(j))
+        return;
     j->step_ns = metrics_now_ns();
     if (j->c.state != NULL) {
         if (j->scans > 0 && strcmp(j->cursor, "0") == 0) {

@@ -22,6 +22,13 @@ struct wake_item {
     char magic[PUSH_MAGIC_MAX + 1];
 };
 
+struct wake_waiter {
+    struct wake_waiter *next;
+    uint64_t below;
+    wake_ready_fn *cb;
+    void *arg;
+};
+
 struct wake {
     struct event_base *base;
     struct store *store;
@@ -32,6 +39,7 @@ struct wake {
     struct wake_item *buckets[WAKE_BUCKETS];
     struct wake_item *head, *tail;      /* waiting for the window, oldest first */
     struct wake_stats st;
+    struct wake_waiter *waiters, **waiters_tail;   /* FIFO */
 };
 
 static unsigned wake_hash(const char *s)
@@ -76,6 +84,30 @@ static void wake_record(struct wake *w, const struct wake_item *it, const char *
     store_push_result(w->store, &o, NULL, NULL);
 }
 
+/* After pending went down: resumes the waiters it is now low enough for. */
+static void wake_resume(struct wake *w)
+{
+    struct wake_waiter *x;
+    while ((x = w->waiters) != NULL && w->st.pending < x->below) {
+        w->waiters = x->next;
+        if (w->waiters == NULL)
+            w->waiters_tail = &w->waiters;
+        x->cb(x->arg, MDMD_OK);
+        free(x);
+    }
+}
+
+void wake_when_below(struct wake *w, uint64_t below, wake_ready_fn *cb, void *arg)
+{
+    struct wake_waiter *x = xcalloc(1, sizeof(*x));
+    x->below = below;
+    x->cb = cb;
+    x->arg = arg;
+    *w->waiters_tail = x;
+    w->waiters_tail = &x->next;
+    wake_resume(w);
+}
+
 static void wake_on_pushed(void *arg, const struct push_result *res)
 {
     struct wake_item *it = arg;
@@ -95,6 +127,8 @@ static void wake_on_pushed(void *arg, const struct push_result *res)
                     res->apns_id);
     }
     free(it);
+    if (w != NULL && res->outcome != PUSH_CANCELED)
+        wake_resume(w);
 }
 
 static void wake_flush(evutil_socket_t fd, short what, void *arg)
@@ -114,6 +148,7 @@ static void wake_flush(evutil_socket_t fd, short what, void *arg)
         }
     }
     w->tail = NULL;
+    wake_resume(w);
 }
 
 struct wake *wake_new(struct event_base *base, struct store *store, struct push *push,
@@ -126,6 +161,7 @@ struct wake *wake_new(struct event_base *base, struct store *store, struct push 
     w->topic = push != NULL ? push_topic(push) : NULL;
     w->window_ms = window_ms;
     w->timer = evtimer_new(base, wake_flush, w);
+    w->waiters_tail = &w->waiters;
     return w;
 }
 
@@ -138,6 +174,12 @@ void wake_free(struct wake *w)
         struct wake_item *next = it->qnext;
         free(it);
         it = next;
+    }
+    struct wake_waiter *x;
+    while ((x = w->waiters) != NULL) {
+        w->waiters = x->next;
+        x->cb(x->arg, MDMD_ECANCELED);
+        free(x);
     }
     event_free(w->timer);
     free(w);

@@ -35,4 +35,10 @@ void wake_free(struct wake *w);     /* NULL-safe; pending pushes are dropped */
 void wake_devices(struct wake *w, const struct store_push_target *t, size_t n);
 void wake_stats(const struct wake *w, struct wake_stats *out);
 
+/* Calls cb(arg, MDMD_OK) once fewer than below pushes are pending, from the
+ * answer that brings them there; cb(arg, MDMD_ECANCELED) from wake_free.
+ * For senders of many pushes (bulk jobs) that must not queue without bound. */
+typedef void wake_ready_fn(void *arg, int err);
+void wake_when_below(struct wake *w, uint64_t below, wake_ready_fn *cb, void *arg);
+
 #endif

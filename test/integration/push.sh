@@ -64,6 +64,41 @@ check "topic mismatch is logged, not pushed" wait_for 5 grep -q 'event=push_skip
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
 check "SIGTERM exits 0" test "$rc" = 0
 
+# --- a bulk job paces on APNs: with APNs slow, the pending pushes stay near
+# job_push_backlog (not the fleet), and every device is still pushed once ---
+N2=3000
+kill "$APNS_PID" 2>/dev/null; wait "$APNS_PID" 2>/dev/null
+start_mock_apns --delay-ms 100 --max-streams 100 || fail "slow mock APNs starts"
+R eval "for i = 1, tonumber(ARGV[1]) do
+  local u = string.format('PACE-%06d', i)
+  redis.call('HSET', 'mdm:dev:{' .. u .. '}', 'udid', u, 'state', 'enrolled', 'topic', ARGV[2],
+             'token', string.format('%064x', i), 'push_magic', 'M' .. i)
+  redis.call('ZADD', 'mdm:devices', 0, u)
+end" 0 $N2 "$TOPIC" >/dev/null
+D2=$T/b
+write_conf "$D2" "redis 127.0.0.1:$REDIS_PORT" "push_coalesce_ms 0" "job_push_backlog 200"
+apns_conf >>"$D2/mdmd.conf"
+start_mdmd "$D2" || fail "mdmd (paced) starts"
+KEY2=$(cat "$D2/var/api.key")
+pushes0=$(wc -l <"$T/pushes")
+code=$(curl -s -o "$T/job" -w '%{http_code}' --cacert "$CA" -H "Authorization: Bearer $KEY2" \
+    --data '{"filter":"all_enrolled","command":{"RequestType":"SecurityInfo"}}' "https://127.0.0.1:$PUB/v1/commands")
+JOB=$(jget "$T/job" job_id)
+peak=0
+for _ in $(seq 600); do
+    p=$(curl -s --cacert "$CA" -H "Authorization: Bearer $KEY2" "https://127.0.0.1:$PUB/metrics" |
+        awk '$1 == "mdmd_push_pending" { print $2 }')
+    [ "${p:-0}" -gt "$peak" ] && peak=$p
+    grep -q "event=job_done job=$JOB" "$T/mdmd.log" && break
+    sleep 0.05
+done
+check "the job ran (202) and finished" bash -c "[ $code = 202 ] && grep -q 'event=job_done job=$JOB' '$T/mdmd.log'"
+check "it waited for APNs" grep -qE "event=job_done job=$JOB .*push_waits=[1-9]" "$T/mdmd.log"
+echo "pending pushes peaked at $peak with job_push_backlog 200 ($N2 devices)"
+check "pending pushes stayed near the backlog, not the fleet (peak $peak)" test "$peak" -le 1200
+check "every device pushed once" wait_for 30 bash -c "[ \$((\$(wc -l <'$T/pushes') - $pushes0)) -ge $N2 ]"
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
+
 # Push certificates mdmd must refuse at startup.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=no uid" \
     -keyout "$T/nouid.key" -out "$T/nouid.crt" -days 2 2>/dev/null
