@@ -232,8 +232,8 @@ static void h_enroll_free(struct h_enroll *e)
 static void h_enroll_fail(struct h_enroll *e, int status, const char *why)
 {
     if (e->udid[0] != '\0')
-        log_warn("event=enroll_refused udid=%s phase=%d status=%d reason=\"%s\"", e->udid,
-                 e->kind == H_ENROLL_PHASE2 ? 2 : 1, status, why);
+        log_warn("event=enroll_refused udid=%s phase=%d status=%d reason=\"%s\" peer=%s", e->udid,
+                 e->kind == H_ENROLL_PHASE2 ? 2 : 1, status, why, req_peer(e->req));
     req_fail(e->req, status, why);
     h_enroll_free(e);
 }
@@ -369,6 +369,13 @@ static void h_enroll_st_challenge_taken(struct h_enroll *e)
 {
     if (e->err != MDMD_OK) {
         h_enroll_fail(e, 503, "redis unavailable");
+        return;
+    }
+    if (e->retry_after_s > 0) {
+        char retry[16];
+        snprintf(retry, sizeof(retry), "%d", e->retry_after_s);
+        req_add_header(e->req, "Retry-After", retry);
+        h_enroll_fail(e, 429, "too many unknown challenges from this address");
         return;
     }
     if (!e->found) {
@@ -515,10 +522,11 @@ void h_enroll_page(struct req *req, void *app)
 
 /* ---- POST /enroll/ota: the device's signed replies ---- */
 
-static void h_enroll_on_taken(void *arg, int err, const char *user)
+static void h_enroll_on_taken(void *arg, int err, int retry_after_s, const char *user)
 {
     struct h_enroll *e = arg;
     e->err = err;
+    e->retry_after_s = retry_after_s;
     e->found = user != NULL;
     if (user != NULL)
         snprintf(e->user, sizeof(e->user), "%s", user);
@@ -551,7 +559,7 @@ static void h_enroll_phase1(struct h_enroll *e, plist_t attrs, const void *der, 
         return;
     }
     e->st = H_ENROLL_ST_CHALLENGE_TAKEN;
-    store_challenge_take(e->app->store, ch, h_enroll_on_taken, e);
+    store_challenge_take(e->app->store, STORE_CHAL_OTA, ch, req_peer(e->req), h_enroll_on_taken, e);
     free(ch);
 }
 

@@ -14,6 +14,7 @@
 #include "../core/http.h"
 #include "../core/log.h"
 #include "../core/worker.h"
+#include "../store/store_enroll.h"
 #include "../store/store_scep.h"
 #include "h_scep_int.h"
 
@@ -217,11 +218,15 @@ static void h_scep_on_job(void *arg)
     h_scep_step(o);
 }
 
-static void h_scep_on_challenge(void *arg, int err, const char *who)
+static void h_scep_on_challenge(void *arg, int err, int retry_after_s, const char *who)
 {
     struct h_scep_op *o = arg;
     if (err != MDMD_OK) {
         h_scep_finish(o, 503, "redis unavailable");
+        return;
+    }
+    if (retry_after_s > 0) {   /* SCEP has no "later" for this: a FAILURE */
+        h_scep_refuse(o, CA_SCEP_BADREQUEST, "challenge_rate_limited");
         return;
     }
     if (who == NULL) {
@@ -263,7 +268,8 @@ static void h_scep_challenge(struct h_scep_op *o)
         o->state = H_SCEP_ISSUE;
         h_scep_step(o);
     } else {
-        store_scep_challenge_take(o->app->store, o->r.challenge, h_scep_on_challenge, o);
+        store_challenge_take(o->app->store, STORE_CHAL_SCEP, o->r.challenge, req_peer(o->req),
+                             h_scep_on_challenge, o);
     }
 }
 

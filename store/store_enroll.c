@@ -8,7 +8,7 @@
 
 #include "store_int.h"
 
-extern const char store_lua_enroll_device[];
+extern const char store_lua_enroll_device[], store_lua_challenge_take[];
 
 #define STORE_ENROLL_KEY_MAX 160
 
@@ -32,23 +32,41 @@ struct store_op *store_challenge_put(struct store *s, const char *challenge, con
     return store_cmd_argv(s, 6, argv, NULL, store_enroll_done_reply, op);
 }
 
-static void store_enroll_str_reply(struct store_op *op, int err, const redisReply *r)
+/* {'ok', owner}, {'unknown'} or {'limited', ttl_s}. */
+static void store_enroll_chal_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_str_fn *cb = (store_str_fn *)(void (*)(void))op->cb;
+    store_chal_fn *cb = (store_chal_fn *)(void (*)(void))op->cb;
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+                           r->element[0]->type != REDIS_REPLY_STRING))
         err = MDMD_EPROTO;
-    cb(op->arg, err, err == MDMD_OK && r->type == REDIS_REPLY_STRING ? r->str : NULL);
+    if (err != MDMD_OK) {
+        cb(op->arg, err, 0, NULL);
+        return;
+    }
+    const char *what = r->element[0]->str;
+    const redisReply *v = r->elements == 2 ? r->element[1] : NULL;
+    if (strcmp(what, "ok") == 0 && v != NULL && v->type == REDIS_REPLY_STRING)
+        cb(op->arg, MDMD_OK, 0, v->str);
+    else if (strcmp(what, "limited") == 0 && v != NULL && v->type == REDIS_REPLY_INTEGER)
+        cb(op->arg, MDMD_OK, v->integer > 0 ? (int)v->integer : 1, NULL);
+    else
+        cb(op->arg, MDMD_OK, 0, NULL);
 }
 
-struct store_op *store_challenge_take(struct store *s, const char *challenge, store_str_fn *cb,
-                                      void *arg)
+struct store_op *store_challenge_take(struct store *s, int kind, const char *challenge,
+                                      const char *peer, store_chal_fn *cb, void *arg)
 {
-    char key[STORE_ENROLL_KEY_MAX];
-    snprintf(key, sizeof(key), "mdm:enroll:chal:%s", challenge);
-    const char *argv[] = {"GETDEL", key};
+    char key[STORE_ENROLL_KEY_MAX], fail[STORE_ENROLL_KEY_MAX], max[16], window[16];
+    snprintf(key, sizeof(key), "mdm:%s:chal:%s", kind == STORE_CHAL_SCEP ? "scep" : "enroll",
+             challenge);
+    snprintf(fail, sizeof(fail), "mdm:chalfail:addr:%s", peer);
+    snprintf(max, sizeof(max), "%d", STORE_CHAL_FAIL_ADDR);
+    snprintf(window, sizeof(window), "%d", STORE_CHAL_FAIL_WINDOW_S);
+    const char *argv[] = {key, fail, max, window};
     struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
-    return store_cmd_argv(s, 2, argv, NULL, store_enroll_str_reply, op);
+    return store_cmd_script(s, store_script_get(s, store_lua_challenge_take), 2, 4, argv, NULL,
+                            store_enroll_chal_reply, op);
 }
 
 static const char *store_enroll_nz(const char *s)

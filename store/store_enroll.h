@@ -25,8 +25,6 @@ struct store_cert {              /* an mdm:cert:<fp> entry */
     int64_t issued_ms;
 };
 
-/* s NULL: the key does not exist (expired, used, never made). */
-typedef void store_str_fn(void *arg, int err, const char *s);
 /* c NULL: no such certificate in the registry. */
 typedef void store_cert_fn(void *arg, int err, const struct store_cert *c);
 /* ok 0: the OTA identity was used meanwhile (nothing changed); revoked_fp:
@@ -38,10 +36,19 @@ typedef void store_issue_fn(void *arg, int err, int ok, const char *revoked_fp);
  * (it is random: a collision means a broken RNG). */
 struct store_op *store_challenge_put(struct store *s, const char *challenge, const char *user,
                                      int ttl_s, store_done_fn *cb, void *arg);
-/* Takes the challenge: returns its user and deletes it in one step (GETDEL),
- * so that it works once. */
-struct store_op *store_challenge_take(struct store *s, const char *challenge, store_str_fn *cb,
-                                      void *arg);
+/* Taking a one-time challenge (store/lua/challenge_take.lua), OTA
+ * (mdm:enroll:chal:) or SCEP (mdm:scep:chal:): its owner, deleted in the same
+ * step, so that it works once.  A challenge that does not exist counts
+ * against the client address (mdm:chalfail:addr:<peer>); after
+ * STORE_CHAL_FAIL_ADDR of them in STORE_CHAL_FAIL_WINDOW_S the address gets
+ * retry_after_s > 0 and no lookup, so challenges cannot be guessed at speed.
+ * owner NULL: unknown (never made, expired, used) or limited. */
+enum store_chal_kind { STORE_CHAL_OTA, STORE_CHAL_SCEP };
+#define STORE_CHAL_FAIL_ADDR 20
+#define STORE_CHAL_FAIL_WINDOW_S 300
+typedef void store_chal_fn(void *arg, int err, int retry_after_s, const char *owner);
+struct store_op *store_challenge_take(struct store *s, int kind, const char *challenge,
+                                      const char *peer, store_chal_fn *cb, void *arg);
 
 /* Registers a certificate (kind, state and all fields of c; NULL strings
  * become ""). */

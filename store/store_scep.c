@@ -31,25 +31,6 @@ struct store_op *store_scep_challenge_put(struct store *s, const char *challenge
     return store_cmd_argv(s, 6, argv, NULL, store_scep_done_reply, op);
 }
 
-static void store_scep_str_reply(struct store_op *op, int err, const redisReply *r)
-{
-    store_scep_str_fn *cb = (store_scep_str_fn *)(void (*)(void))op->cb;
-    err = store_reply_error(err, r);
-    if (err == MDMD_OK && r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)
-        err = MDMD_EPROTO;
-    cb(op->arg, err, err == MDMD_OK && r->type == REDIS_REPLY_STRING ? r->str : NULL);
-}
-
-struct store_op *store_scep_challenge_take(struct store *s, const char *challenge,
-                                           store_scep_str_fn *cb, void *arg)
-{
-    char key[STORE_SCEP_KEY_MAX];
-    snprintf(key, sizeof(key), "mdm:scep:chal:%s", challenge);
-    const char *argv[] = {"GETDEL", key};
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
-    return store_cmd_argv(s, 2, argv, NULL, store_scep_str_reply, op);
-}
-
 /* 'ok' (a status or bulk string), or {'ok', rebound} / {reason}. */
 static void store_scep_cert_reply(struct store_op *op, int err, const redisReply *r)
 {

@@ -15,18 +15,12 @@
 
 #include "store.h"
 
-/* s NULL: no such challenge (never made, expired, or used). */
-typedef void store_scep_str_fn(void *arg, int err, const char *s);
-
 /* Stores a one-time challenge for who, expiring after ttl_s.  One that
  * already exists is left alone and reported as MDMD_EPROTO (they are random:
  * a collision means a broken RNG). */
 struct store_op *store_scep_challenge_put(struct store *s, const char *challenge, const char *who,
                                           int ttl_s, store_done_fn *cb, void *arg);
-/* Takes the challenge: its owner, deleted in the same step (GETDEL), so two
- * requests racing with one challenge cannot both have it. */
-struct store_op *store_scep_challenge_take(struct store *s, const char *challenge,
-                                           store_scep_str_fn *cb, void *arg);
+/* Taken with store_challenge_take(STORE_CHAL_SCEP) of store_enroll.h. */
 
 struct store_scep_cert {          /* a certificate SCEP just issued */
     const char *udid;             /* its CN; "" when the CN is not a UDID: the

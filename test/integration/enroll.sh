@@ -223,6 +223,19 @@ check "not CMS at all: 400" test "$(ota "$T/junk.p7")" = 400
 check "the refused replies did not use up the challenge: the good one still works" test "$(ota "$T/a2b.p7")" = 200
 attrs "$T/a3.plist" HAND-3 "NotAChallengeOfOursNotAChallenge" && sign "$T/a3.plist" "$T/dev1.pem" "$T/a3.p7"
 check "unknown challenge: 403" test "$(ota "$T/a3.p7")" = 403
+# Guessing: 20 unknown challenges per address and window, then 429 without a lookup.
+n0=$(R get mdm:chalfail:addr:127.0.0.1)
+for i in $(seq 30); do c=$(ota "$T/a3.p7"); [ "$c" = 429 ] && break; done
+check "guessing challenges: 429 at the 21st unknown one from an address (had $n0)" test "$c:$i" = "429:$((21 - n0))"
+CH=$(challenge HAND4)
+attrs "$T/a4.plist" HAND-4 "$CH" && sign "$T/a4.plist" "$T/dev1.pem" "$T/a4.p7"
+code=$(curl -s -D "$T/a4.hdr" -o /dev/null -w '%{http_code}' --cacert "$CA" -H 'Content-Type: application/pkcs7-signature' --data-binary "@$T/a4.p7" "https://127.0.0.1:$PUB/enroll/ota")
+check "while limited, a good challenge is refused too: 429 with Retry-After" \
+    bash -c "[ $code = 429 ] && grep -iq '^Retry-After: [1-9]' '$T/a4.hdr'"
+check "and not used up" test "$(R exists "mdm:enroll:chal:$CH")" = 1
+check "the refusal is logged with the address" grep -q 'event=enroll_refused udid=HAND-4 phase=1 status=429 .*peer=127.0.0.1' "$T/mdmd.log"
+R del mdm:chalfail:addr:127.0.0.1 >/dev/null
+check "once the window is over it works" test "$(ota "$T/a4.p7")" = 200
 
 # phase 2 with foreign signers
 "${SIM[@]}" --udid-prefix PH2 --dump-dir "$T/d-ph2" --enroll-until ota >/dev/null 2>&1

@@ -189,6 +189,13 @@ CH_LOGIN=$(after_key "$T/prof.login.xml" Challenge | sed 's/<[^>]*>//g')
 check "its challenge belongs to the user" test -n "$CH_LOGIN" -a "$(R get "mdm:scep:chal:$CH_LOGIN")" = sam
 check "login without a password: 400" \
     test "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" --data 'username=sam' "https://127.0.0.1:$PUB/enroll/profile")" = 400
+check "a wrong challenge counted against the address" test "$(R get mdm:chalfail:addr:127.0.0.1)" -ge 1
+R set mdm:chalfail:addr:127.0.0.1 20 EX 300 >/dev/null   # as after 20 wrong guesses
+scep_client "$T/sc9" SCEP-DEV-0009 -server-url "$PLAIN" -challenge "$CH_LOGIN"
+check "guessing: after 20 wrong challenges even a good one gets FAILURE badRequest" grep -q 'failInfo: badRequest' "$T/sc9/out"
+check "logged as challenge_rate_limited" grep -q 'event=scep_refused .*reason=challenge_rate_limited' "$T/mdmd.log"
+check "the good challenge was not used up" test "$(R exists "mdm:scep:chal:$CH_LOGIN")" = 1
+R del mdm:chalfail:addr:127.0.0.1 >/dev/null
 
 # --- mdmsim: SCEP with the profile's challenge, then Mdm-Signature only ---
 SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --topic "$TOPIC")
