@@ -20,59 +20,6 @@ const char *store_content_kind_name(int kind)
     return kind >= 0 && kind < 3 ? store_content_kinds[kind] : "?";
 }
 
-/* A growing argument vector (keys first), with the strings it formats. */
-struct store_content_argv {
-    const char **v;
-    size_t *len;
-    int n, cap;
-    char *owned[4];               /* formatted keys and numbers */
-    int nowned;
-};
-
-static void store_content_push(struct store_content_argv *a, const char *s, size_t len)
-{
-    if (a->n == a->cap) {
-        a->cap = a->cap ? 2 * a->cap : 16;
-        a->v = xrealloc(a->v, sizeof(*a->v) * (size_t)a->cap);
-        a->len = xrealloc(a->len, sizeof(*a->len) * (size_t)a->cap);
-    }
-    a->v[a->n] = s;
-    a->len[a->n++] = len;
-}
-
-static void store_content_str(struct store_content_argv *a, const char *s)
-{
-    store_content_push(a, s, strlen(s));
-}
-
-/* Appends fmt (exactly two %s: x and y) formatted; the argv owns the
- * string.  At most 4 per argv. */
-static void store_content_fmt(struct store_content_argv *a, const char *fmt, const char *x,
-                              const char *y)
-{
-    char *s = xasprintf(fmt, x, y);
-    a->owned[a->nowned++] = s;
-    store_content_str(a, s);
-}
-
-static void store_content_argv_free(struct store_content_argv *a)
-{
-    for (int i = 0; i < a->nowned; i++)
-        free(a->owned[i]);
-    free(a->v);
-    free(a->len);
-}
-
-static struct store_op *store_content_run(struct store *s, const char *lua, int nkeys,
-                                          struct store_content_argv *a, store_reply_fn *reply,
-                                          store_any_fn *cb, void *arg)
-{
-    struct store_op *op = store_op_new(s, cb, arg);
-    op = store_cmd_script(s, store_script_get(s, lua), nkeys, a->n, a->v, a->len, reply, op);
-    store_content_argv_free(a);
-    return op;
-}
-
 static void store_content_result_reply(struct store_op *op, int err, const redisReply *r)
 {
     store_content_result_fn *cb = (store_content_result_fn *)(void (*)(void))op->cb;
@@ -86,19 +33,20 @@ struct store_op *store_content_put(struct store *s, int kind, const char *id,
                                    const struct store_kv *fields, size_t nfields, int64_t now_ms,
                                    store_content_result_fn *cb, void *arg)
 {
-    struct store_content_argv a = {0};
+    struct store_argv a;
+    store_argv_init(&a);
     char now[24];
     const char *k = store_content_kind_name(kind);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    store_content_fmt(&a, "mdm:%s:%s", k, id);
-    store_content_fmt(&a, "mdm:%ss%s", k, "");
-    store_content_str(&a, id);
-    store_content_str(&a, now);
+    store_argv_fmt(&a, "mdm:%s:%s", k, id);
+    store_argv_fmt(&a, "mdm:%ss", k);
+    store_argv_str(&a, id);
+    store_argv_str(&a, now);
     for (size_t i = 0; i < nfields; i++) {
-        store_content_str(&a, fields[i].key);
-        store_content_push(&a, fields[i].val, fields[i].len);
+        store_argv_str(&a, fields[i].key);
+        store_argv_push(&a, fields[i].val, fields[i].len);
     }
-    return store_content_run(s, store_lua_content_put, 2, &a, store_content_result_reply,
+    return store_argv_script(s, store_lua_content_put, 2, &a, store_content_result_reply,
                              (store_any_fn *)cb, arg);
 }
 
@@ -148,11 +96,12 @@ static void store_content_items_reply(struct store_op *op, int err, const redisR
 
 struct store_op *store_content_list(struct store *s, int kind, store_content_fn *cb, void *arg)
 {
-    struct store_content_argv a = {0};
+    struct store_argv a;
+    store_argv_init(&a);
     const char *k = store_content_kind_name(kind);
-    store_content_fmt(&a, "mdm:%ss%s", k, "");
-    store_content_str(&a, k);
-    return store_content_run(s, store_lua_content_list, 1, &a, store_content_items_reply,
+    store_argv_fmt(&a, "mdm:%ss", k);
+    store_argv_str(&a, k);
+    return store_argv_script(s, store_lua_content_list, 1, &a, store_content_items_reply,
                              (store_any_fn *)cb, arg);
 }
 
@@ -180,24 +129,26 @@ static void store_content_get_reply(struct store_op *op, int err, const redisRep
 struct store_op *store_content_get(struct store *s, int kind, const char *id,
                                    store_content_fn *cb, void *arg)
 {
-    struct store_content_argv a = {0};
+    struct store_argv a;
+    store_argv_init(&a);
     const char *k = store_content_kind_name(kind);
-    store_content_fmt(&a, "mdm:%s:%s", k, id);
-    store_content_fmt(&a, "mdm:assign:%s:%s", k, id);
-    return store_content_run(s, store_lua_content_get, 2, &a, store_content_get_reply,
+    store_argv_fmt(&a, "mdm:%s:%s", k, id);
+    store_argv_fmt(&a, "mdm:assign:%s:%s", k, id);
+    return store_argv_script(s, store_lua_content_get, 2, &a, store_content_get_reply,
                              (store_any_fn *)cb, arg);
 }
 
 struct store_op *store_content_del(struct store *s, int kind, const char *id,
                                    store_content_result_fn *cb, void *arg)
 {
-    struct store_content_argv a = {0};
+    struct store_argv a;
+    store_argv_init(&a);
     const char *k = store_content_kind_name(kind);
-    store_content_fmt(&a, "mdm:%s:%s", k, id);
-    store_content_fmt(&a, "mdm:assign:%s:%s", k, id);
-    store_content_fmt(&a, "mdm:%ss%s", k, "");
-    store_content_str(&a, id);
-    return store_content_run(s, store_lua_content_del, 3, &a, store_content_result_reply,
+    store_argv_fmt(&a, "mdm:%s:%s", k, id);
+    store_argv_fmt(&a, "mdm:assign:%s:%s", k, id);
+    store_argv_fmt(&a, "mdm:%ss", k);
+    store_argv_str(&a, id);
+    return store_argv_script(s, store_lua_content_del, 3, &a, store_content_result_reply,
                              (store_any_fn *)cb, arg);
 }
 
@@ -228,14 +179,15 @@ struct store_op *store_content_assign(struct store *s, int kind, const char *id,
                                       const char *const *users, size_t nusers,
                                       store_assign_fn *cb, void *arg)
 {
-    struct store_content_argv a = {0};
+    struct store_argv a;
+    store_argv_init(&a);
     const char *k = store_content_kind_name(kind);
-    store_content_fmt(&a, "mdm:%s:%s", k, id);
-    store_content_fmt(&a, "mdm:assign:%s:%s", k, id);
-    store_content_str(&a, everyone ? "1" : "0");
+    store_argv_fmt(&a, "mdm:%s:%s", k, id);
+    store_argv_fmt(&a, "mdm:assign:%s:%s", k, id);
+    store_argv_str(&a, everyone ? "1" : "0");
     for (size_t i = 0; i < nusers; i++)
-        store_content_str(&a, users[i]);
-    return store_content_run(s, store_lua_content_assign, 2, &a, store_content_assign_reply,
+        store_argv_str(&a, users[i]);
+    return store_argv_script(s, store_lua_content_assign, 2, &a, store_content_assign_reply,
                              (store_any_fn *)cb, arg);
 }
 
@@ -288,9 +240,10 @@ static void store_content_grants_reply(struct store_op *op, int err, const redis
 struct store_op *store_content_grants(struct store *s, const char *udid, store_grants_fn *cb,
                                       void *arg)
 {
-    struct store_content_argv a = {0};
-    store_content_fmt(&a, "mdm:dev:{%s}%s", udid, "");
-    return store_content_run(s, store_lua_provision_items, 1, &a, store_content_grants_reply,
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_fmt(&a, "mdm:dev:{%s}", udid);
+    return store_argv_script(s, store_lua_provision_items, 1, &a, store_content_grants_reply,
                              (store_any_fn *)cb, arg);
 }
 
@@ -319,20 +272,21 @@ struct store_op *store_content_provision(struct store *s, const char *udid,
                                          const struct store_cmd *cmds, size_t n, int64_t now_ms,
                                          int ttl_s, store_provision_fn *cb, void *arg)
 {
-    struct store_content_argv a = {0};
+    struct store_argv a;
+    store_argv_init(&a);
     char now[24], ttl[16];
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(ttl, sizeof(ttl), "%d", ttl_s);
-    store_content_fmt(&a, "mdm:dev:{%s}%s", udid, "");
-    store_content_fmt(&a, "mdm:q:{%s}%s", udid, "");
-    store_content_str(&a, udid);
-    store_content_str(&a, now);
-    store_content_str(&a, ttl);
+    store_argv_fmt(&a, "mdm:dev:{%s}", udid);
+    store_argv_fmt(&a, "mdm:q:{%s}", udid);
+    store_argv_str(&a, udid);
+    store_argv_str(&a, now);
+    store_argv_str(&a, ttl);
     for (size_t i = 0; i < n; i++) {
-        store_content_str(&a, cmds[i].uuid);
-        store_content_str(&a, cmds[i].request_type);
-        store_content_push(&a, cmds[i].plist, cmds[i].plist_len);
+        store_argv_str(&a, cmds[i].uuid);
+        store_argv_str(&a, cmds[i].request_type);
+        store_argv_push(&a, cmds[i].plist, cmds[i].plist_len);
     }
-    return store_content_run(s, store_lua_provision, 2, &a, store_content_provision_reply,
+    return store_argv_script(s, store_lua_provision, 2, &a, store_content_provision_reply,
                              (store_any_fn *)cb, arg);
 }

@@ -73,6 +73,36 @@ struct store_op *store_cmd_script(struct store *s, struct store_script *sc, int 
  * constants, e.g. store_mdm_script(s, id) is store_script_get(s, table[id]). */
 struct store_script *store_script_get(struct store *s, const char *lua);
 
+/* An argument vector under construction: keys first, then arguments.  The
+ * first STORE_ARGV_INLINE entries, and formatted strings up to
+ * STORE_ARGV_TEXT bytes in all, take no allocation (a device request fits);
+ * beyond, it grows.  Strings pushed are borrowed; those store_argv_fmt makes
+ * are owned until store_argv_free.  Not to be copied once in use: it points
+ * into itself. */
+#define STORE_ARGV_INLINE 32
+#define STORE_ARGV_TEXT 512
+struct store_argv {
+    const char **v;
+    size_t *len;
+    int n, cap;
+    const char *v0[STORE_ARGV_INLINE];
+    size_t len0[STORE_ARGV_INLINE];
+    char text[STORE_ARGV_TEXT];
+    size_t used;
+    char **heap;                  /* formatted strings that did not fit in text */
+    int nheap;
+};
+void store_argv_init(struct store_argv *a);
+void store_argv_push(struct store_argv *a, const char *s, size_t len);
+void store_argv_str(struct store_argv *a, const char *s);
+void store_argv_fmt(struct store_argv *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void store_argv_free(struct store_argv *a);
+/* store_cmd_script(lua) with a new op for cb/arg, then store_argv_free(a). */
+struct store_op *store_argv_script(struct store *s, const char *lua, int nkeys,
+                                   struct store_argv *a, store_reply_fn *reply, store_any_fn *cb,
+                                   void *arg);
+
 /* The usual first step of a reply function: err unchanged when set; for an
  * error reply MDMD_EUNAVAIL when Redis cannot serve yet (LOADING, BUSY,
  * MASTERDOWN, TRYAGAIN) and MDMD_EPROTO otherwise (logged); else MDMD_OK. */

@@ -25,7 +25,6 @@ struct store_script *store_mdm_script(struct store *s, int id)
     return store_script_get(s, store_mdm_lua[id]);
 }
 
-#define STORE_MDM_MAX_ARGS (16 + 2 * 64)   /* fixed arguments + record fields */
 
 const char *store_ident_str(int ident)
 {
@@ -58,58 +57,16 @@ static int store_mdm_ident_of(const char *s, size_t n)
     return STORE_ID_OK;
 }
 
-/* Argument vector under construction: keys first, then arguments. */
-struct store_mdm_argv {
-    const char *v[STORE_MDM_MAX_ARGS];
-    size_t len[STORE_MDM_MAX_ARGS];
-    int n;
-    char keys[6][96];
-    char num[4][24];
-};
-
-static void store_mdm_push(struct store_mdm_argv *a, const char *s, size_t len)
+static void store_mdm_fields(struct store_argv *a, const struct store_kv *kv, size_t n)
 {
-    if (a->n < STORE_MDM_MAX_ARGS) {
-        a->v[a->n] = s;
-        a->len[a->n++] = len;
-    }
-}
-
-static void store_mdm_str(struct store_mdm_argv *a, const char *s)
-{
-    store_mdm_push(a, s, strlen(s));
-}
-
-static void store_mdm_key(struct store_mdm_argv *a, int i, const char *fmt, const char *udid)
-{
-    snprintf(a->keys[i], sizeof(a->keys[i]), fmt, udid);
-    store_mdm_str(a, a->keys[i]);
-}
-
-static void store_mdm_num(struct store_mdm_argv *a, int i, long long v)
-{
-    snprintf(a->num[i], sizeof(a->num[i]), "%lld", v);
-    store_mdm_str(a, a->num[i]);
-}
-
-static void store_mdm_fields(struct store_mdm_argv *a, const struct store_kv *kv, size_t n)
-{
-    for (size_t i = 0; i < n && a->n + 2 <= STORE_MDM_MAX_ARGS; i++) {
-        store_mdm_str(a, kv[i].key);
-        store_mdm_push(a, kv[i].val, kv[i].len);
+    for (size_t i = 0; i < n; i++) {
+        store_argv_str(a, kv[i].key);
+        store_argv_push(a, kv[i].val, kv[i].len);
     }
 }
 
 static const char *store_mdm_udid_keys[] = {"mdm:dev:{%s}", "mdm:q:{%s}", "mdm:notnow:{%s}",
                                              "mdm:res:{%s}"};
-
-static struct store_op *store_mdm_run(struct store *s, int script, int nkeys,
-                                      struct store_mdm_argv *a, store_reply_fn *reply,
-                                      store_any_fn *cb, void *arg)
-{
-    struct store_op *op = store_op_new(s, cb, arg);
-    return store_cmd_script(s, store_mdm_script(s, script), nkeys, a->n, a->v, a->len, reply, op);
-}
 
 /* ---- check-in ---- */
 
@@ -132,25 +89,25 @@ static struct store_op *store_mdm_checkin(struct store *s, int script, int with_
                                           const struct store_device_msg *m, store_checkin_fn *cb,
                                           void *arg)
 {
-    struct store_mdm_argv a;
-    a.n = 0;
-    store_mdm_key(&a, 0, store_mdm_udid_keys[0], m->udid);
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_fmt(&a, store_mdm_udid_keys[0], m->udid);
     if (with_queue) {
-        store_mdm_key(&a, 1, store_mdm_udid_keys[1], m->udid);
-        store_mdm_key(&a, 2, store_mdm_udid_keys[2], m->udid);
+        store_argv_fmt(&a, store_mdm_udid_keys[1], m->udid);
+        store_argv_fmt(&a, store_mdm_udid_keys[2], m->udid);
     }
-    store_mdm_str(&a, "mdm:devices");
-    store_mdm_str(&a, "mdm:events");
+    store_argv_str(&a, "mdm:devices");
+    store_argv_str(&a, "mdm:events");
     int nkeys = a.n;
-    store_mdm_str(&a, m->udid);
-    store_mdm_num(&a, 0, m->now_ms);
-    store_mdm_str(&a, m->cert_fp);
+    store_argv_str(&a, m->udid);
+    store_argv_fmt(&a, "%lld", (long long)m->now_ms);
+    store_argv_str(&a, m->cert_fp);
     if (script == STORE_LUA_AUTHENTICATE) {
-        store_mdm_str(&a, m->require_issued ? "1" : "0");
-        store_mdm_str(&a, m->cn_differs ? "1" : "0");
+        store_argv_str(&a, m->require_issued ? "1" : "0");
+        store_argv_str(&a, m->cn_differs ? "1" : "0");
     }
     store_mdm_fields(&a, m->fields, m->nfields);
-    return store_mdm_run(s, script, nkeys, &a, store_mdm_checkin_reply,
+    return store_argv_script(s, store_mdm_lua[script], nkeys, &a, store_mdm_checkin_reply,
                          (store_any_fn *)cb, arg);
 }
 
@@ -195,22 +152,22 @@ static void store_mdm_report_reply(struct store_op *op, int err, const redisRepl
 struct store_op *store_report(struct store *s, const struct store_report *rp, store_next_fn *cb,
                               void *arg)
 {
-    struct store_mdm_argv a;
-    a.n = 0;
+    struct store_argv a;
+    store_argv_init(&a);
     for (int i = 0; i < 4; i++)
-        store_mdm_key(&a, i, store_mdm_udid_keys[i], rp->dev.udid);
-    store_mdm_str(&a, "mdm:devices");
-    store_mdm_str(&a, "mdm:events");
-    store_mdm_str(&a, rp->dev.udid);
-    store_mdm_num(&a, 0, rp->dev.now_ms);
-    store_mdm_str(&a, rp->dev.cert_fp);
-    store_mdm_str(&a, rp->status);
-    store_mdm_str(&a, rp->uuid);
-    store_mdm_push(&a, rp->result, rp->result_len);
-    store_mdm_str(&a, rp->error_chain);
-    store_mdm_num(&a, 1, rp->history_len);
+        store_argv_fmt(&a, store_mdm_udid_keys[i], rp->dev.udid);
+    store_argv_str(&a, "mdm:devices");
+    store_argv_str(&a, "mdm:events");
+    store_argv_str(&a, rp->dev.udid);
+    store_argv_fmt(&a, "%lld", (long long)rp->dev.now_ms);
+    store_argv_str(&a, rp->dev.cert_fp);
+    store_argv_str(&a, rp->status);
+    store_argv_str(&a, rp->uuid);
+    store_argv_push(&a, rp->result, rp->result_len);
+    store_argv_str(&a, rp->error_chain);
+    store_argv_fmt(&a, "%lld", (long long)rp->history_len);
     store_mdm_fields(&a, rp->dev.fields, rp->dev.nfields);
-    return store_mdm_run(s, STORE_LUA_CONNECT, 6, &a, store_mdm_report_reply,
+    return store_argv_script(s, store_mdm_lua[STORE_LUA_CONNECT], 6, &a, store_mdm_report_reply,
                          (store_any_fn *)cb, arg);
 }
 
@@ -344,12 +301,12 @@ static void store_mdm_device_reply(struct store_op *op, int err, const redisRepl
 struct store_op *store_device_get(struct store *s, const char *udid, int max_queue,
                                   store_device_fn *cb, void *arg)
 {
-    struct store_mdm_argv a;
-    a.n = 0;
+    struct store_argv a;
+    store_argv_init(&a);
     for (int i = 0; i < 3; i++)
-        store_mdm_key(&a, i, store_mdm_udid_keys[i], udid);
-    store_mdm_num(&a, 0, max_queue);
-    return store_mdm_run(s, STORE_LUA_DEVICE, 3, &a, store_mdm_device_reply,
+        store_argv_fmt(&a, store_mdm_udid_keys[i], udid);
+    store_argv_fmt(&a, "%lld", (long long)max_queue);
+    return store_argv_script(s, store_mdm_lua[STORE_LUA_DEVICE], 3, &a, store_mdm_device_reply,
                          (store_any_fn *)cb, arg);
 }
 
@@ -404,14 +361,14 @@ static void store_mdm_devices_reply(struct store_op *op, int err, const redisRep
 struct store_op *store_devices_list(struct store *s, long offset, int limit, const char *state,
                                     store_devices_fn *cb, void *arg)
 {
-    struct store_mdm_argv a;
-    a.n = 0;
-    store_mdm_str(&a, "mdm:devices");
-    store_mdm_num(&a, 0, offset);
-    store_mdm_num(&a, 1, limit);
-    store_mdm_str(&a, state);
-    store_mdm_num(&a, 2, 10000);   /* bounds the time one filtered page holds Redis */
-    return store_mdm_run(s, STORE_LUA_DEVICES, 1, &a, store_mdm_devices_reply,
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_str(&a, "mdm:devices");
+    store_argv_fmt(&a, "%lld", (long long)offset);
+    store_argv_fmt(&a, "%lld", (long long)limit);
+    store_argv_str(&a, state);
+    store_argv_str(&a, "10000");   /* bounds the time one filtered page holds Redis */
+    return store_argv_script(s, store_mdm_lua[STORE_LUA_DEVICES], 1, &a, store_mdm_devices_reply,
                          (store_any_fn *)cb, arg);
 }
 
@@ -452,11 +409,11 @@ static void store_mdm_count_reply(struct store_op *op, int err, const redisReply
 struct store_op *store_queue_clear(struct store *s, const char *udid, store_count_fn *cb,
                                    void *arg)
 {
-    struct store_mdm_argv a;
-    a.n = 0;
+    struct store_argv a;
+    store_argv_init(&a);
     for (int i = 0; i < 3; i++)
-        store_mdm_key(&a, i, store_mdm_udid_keys[i], udid);
-    return store_mdm_run(s, STORE_LUA_QUEUE_CLEAR, 3, &a, store_mdm_count_reply,
+        store_argv_fmt(&a, store_mdm_udid_keys[i], udid);
+    return store_argv_script(s, store_mdm_lua[STORE_LUA_QUEUE_CLEAR], 3, &a, store_mdm_count_reply,
                          (store_any_fn *)cb, arg);
 }
 
@@ -492,17 +449,17 @@ static void store_mdm_done_reply(struct store_op *op, int err, const redisReply 
 struct store_op *store_push_result(struct store *s, const struct store_push_outcome *o,
                                    store_done_fn *cb, void *arg)
 {
-    struct store_mdm_argv a;
-    a.n = 0;
-    store_mdm_key(&a, 0, store_mdm_udid_keys[0], o->udid);
-    store_mdm_str(&a, "mdm:events");
-    store_mdm_str(&a, o->udid);
-    store_mdm_num(&a, 0, o->now_ms);
-    store_mdm_str(&a, o->outcome);
-    store_mdm_num(&a, 1, o->status);
-    store_mdm_str(&a, o->reason);
-    store_mdm_str(&a, o->apns_id);
-    store_mdm_str(&a, o->token);
-    return store_mdm_run(s, STORE_LUA_PUSH_RESULT, 2, &a, store_mdm_done_reply,
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_fmt(&a, store_mdm_udid_keys[0], o->udid);
+    store_argv_str(&a, "mdm:events");
+    store_argv_str(&a, o->udid);
+    store_argv_fmt(&a, "%lld", (long long)o->now_ms);
+    store_argv_str(&a, o->outcome);
+    store_argv_fmt(&a, "%lld", (long long)o->status);
+    store_argv_str(&a, o->reason);
+    store_argv_str(&a, o->apns_id);
+    store_argv_str(&a, o->token);
+    return store_argv_script(s, store_mdm_lua[STORE_LUA_PUSH_RESULT], 2, &a, store_mdm_done_reply,
                          (store_any_fn *)cb, arg);
 }

@@ -289,6 +289,28 @@ TEST(test_addr_parsing)
     free(missing);
 }
 
+/* Past its inline room (entries and formatted text) the argv grows and keeps
+ * every string it was given, in order. */
+TEST(test_argv_growth)
+{
+    struct store_argv a;
+    char want[96];
+    store_argv_init(&a);
+    for (int i = 0; i < 3 * STORE_ARGV_INLINE; i++)
+        store_argv_fmt(&a, "mdm:q:{DEVICE-%04d-%040d}", i, i);
+    store_argv_push(&a, "x\0y", 3);
+    CHECK(a.n == 3 * STORE_ARGV_INLINE + 1 && a.nheap > 0);
+    int ok = 1;
+    for (int i = 0; i < 3 * STORE_ARGV_INLINE; i++) {
+        snprintf(want, sizeof(want), "mdm:q:{DEVICE-%04d-%040d}", i, i);
+        ok &= a.len[i] == strlen(want) && memcmp(a.v[i], want, a.len[i]) == 0;
+    }
+    CHECK(ok);
+    CHECK(a.len[a.n - 1] == 3 && memcmp(a.v[a.n - 1], "x\0y", 3) == 0);
+    store_argv_free(&a);
+    CHECK(a.n == 0 && a.nheap == 0);
+}
+
 TEST(test_ping)
 {
     char *tcp = t_tcp_addr(), *local = xasprintf("localhost:%d", t_port),
@@ -792,6 +814,7 @@ int main(void)
     }
 
     RUN(test_addr_parsing);
+    RUN(test_argv_growth);
     RUN(test_ping);
     RUN(test_cancel);
     RUN(test_free_with_pending);
