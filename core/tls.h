@@ -1,6 +1,19 @@
 /* tls.h: server-side TLS contexts for the two listeners.
  * Contexts are reference counted by OpenSSL; each function returns a new
- * context the caller owns (SSL_CTX_free), or NULL with the reason logged. */
+ * context the caller owns (SSL_CTX_free), or NULL with the reason logged.
+ * Loop thread only (log budget and caches are unlocked).
+ *
+ * A handshake the server refuses is logged once, at most 20 lines a second
+ * (the next line written carries suppressed=N for the ones dropped):
+ *   level=warn event=tls_refused listener=mdm peer=1.2.3.4:5678 reason=R
+ *       [depth=D subject="/CN=.." issuer="/CN=.." detail="<OpenSSL text>"]
+ * R for a certificate: certificate_expired, certificate_not_yet_valid,
+ * unknown_ca, wrong_key_usage, else OpenSSL's verify error in snake_case;
+ * otherwise no_client_certificate, unsupported_protocol, not_tls,
+ * plain_http, no_shared_cipher, ... (OpenSSL's reason in snake_case).
+ * Not warnings: client_alert_* (the client refused us) and client_dropped /
+ * client_closed at info, or debug when nothing was received (port probes).
+ * listener is "public" for tls_server_ctx() without a CA file, else "mdm". */
 #ifndef MDMD_TLS_H
 #define MDMD_TLS_H
 
@@ -32,7 +45,9 @@ X509 *tls_peer_cert(SSL *ssl);
 
 /* The subject CN into out (NUL-terminated); -1 if none or too long. */
 int tls_cert_cn(X509 *cert, char *out, size_t len) MDMD_MUSTCHECK;
-/* SHA-256 of the DER certificate as 64 lowercase hex digits + NUL. */
+/* SHA-256 of the DER certificate as 64 lowercase hex digits + NUL; ""
+ * on failure.  Computed once per X509 object and kept on it (ex_data, freed
+ * with it): loop thread only, since the first call stores without a lock. */
 void tls_cert_fp(X509 *cert, char out[65]);
 
 #endif
