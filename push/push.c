@@ -94,6 +94,7 @@ struct push_conn {                      /* one connection slot; reused across re
     int idx;
     enum push_conn_state state;
     struct bufferevent *bev;            /* openssl bufferevent, owns the SSL and the fd */
+    struct bufferevent *peer;           /* loopback only: the server's end of the pair */
     nghttp2_session *h2;
     struct push_lookup *lookup;         /* while RESOLVING */
     struct event *timer;                /* reconnect backoff */
@@ -147,6 +148,7 @@ struct push {
     uint64_t rng;                       /* xorshift state for jitter */
     int in_cb;                          /* caller callbacks running (push_free forbidden) */
     int freeing;
+    int loopback;                       /* push_new_loopback(): in-memory connections */
 };
 
 static void push_dispatch(struct push *p);
@@ -966,6 +968,45 @@ static void push_conn_connect(struct push_conn *c, const struct sockaddr *sa, in
         push_conn_close(c, LOG_LVL_WARN, "connect");
 }
 
+/* push_new_loopback(): a connection is a bufferevent pair instead of TLS
+ * over TCP, and comes up from the loop as a handshake would; from there on
+ * the real HTTP/2 path runs.  The server's end (c->peer) drops what the
+ * client sends; push_loopback_recv() writes there what APNs would send. */
+static void push_loopback_on_peer_read(struct bufferevent *bev, void *arg)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void push_loopback_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct push_conn *c = arg;
+    if (!(what & BEV_EVENT_CONNECTED)) {
+        push_conn_close(c, LOG_LVL_WARN, "loopback_eof");
+        return;
+    }
+    if (c->state == PUSH_CONN_CONNECTING && push_conn_h2_start(c) < 0 &&
+        c->state != PUSH_CONN_DOWN)
+        push_conn_close(c, LOG_LVL_WARN, "h2_start_failed");
+}
+
+static void push_conn_loopback(struct push_conn *c)
+{
+    struct bufferevent *pair[2];
+    c->state = PUSH_CONN_CONNECTING;
+    if (bufferevent_pair_new(c->p->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
+                             pair) < 0) {
+        push_conn_close(c, LOG_LVL_ERR, "bufferevent_pair_new");
+        return;
+    }
+    c->bev = pair[0];
+    c->peer = pair[1];
+    bufferevent_setcb(c->bev, push_conn_on_read, push_conn_on_write, push_loopback_on_event, c);
+    bufferevent_setcb(c->peer, push_loopback_on_peer_read, NULL, NULL, NULL);
+    bufferevent_enable(c->peer, EV_READ | EV_WRITE);
+    bufferevent_trigger_event(c->bev, BEV_EVENT_CONNECTED, BEV_TRIG_DEFER_CALLBACKS);
+}
+
 static void push_dns_release(struct push_dns *d, int in_cb);
 
 static void push_conn_on_resolved(int result, struct evutil_addrinfo *ai, void *arg)
@@ -1002,6 +1043,10 @@ static void push_conn_start(struct push_conn *c)
     if (c->opened++ > 0)
         p->st.reconnects++;
     log_debug("event=apns_connect conn=%d host=%s port=%d", c->idx, p->host, p->port);
+    if (p->loopback) {
+        push_conn_loopback(c);
+        return;
+    }
     if (p->dns == NULL) {
         push_conn_connect(c, (struct sockaddr *)&p->addr, (int)p->addrlen);
         return;
@@ -1034,6 +1079,9 @@ static void push_conn_teardown(struct push_conn *c)
     if (c->bev != NULL)
         bufferevent_free(c->bev);
     c->bev = NULL;
+    if (c->peer != NULL)
+        bufferevent_free(c->peer);
+    c->peer = NULL;
     if (c->h2 != NULL)
         nghttp2_session_del(c->h2);
     c->h2 = NULL;
@@ -1273,29 +1321,59 @@ static void push_conns_init(struct push *p, int n)
     }
 }
 
-struct push *push_new(struct event_base *base, const struct conf *cf)
+static struct push *push_alloc(struct event_base *base, int expiration_s)
 {
     struct push *p = xcalloc(1, sizeof(*p));
     p->base = base;
     p->tun = push_default_tuning;
     p->rng = (uint64_t)util_mono_ms() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid() ^ 1;
-    p->expiration_s = cf->apns_expiration_s > 0 ? cf->apns_expiration_s
-                                                : PUSH_DEFAULT_EXPIRATION_S;
+    p->expiration_s = expiration_s > 0 ? expiration_s : PUSH_DEFAULT_EXPIRATION_S;
     TAILQ_INIT(&p->queue);
     TAILQ_INIT(&p->retry);
+    return p;
+}
+
+/* What every push needs once its certificate and host are set. */
+static void push_start(struct push *p, int connections)
+{
+    p->h2cb = push_h2_callbacks();
+    p->kick = event_new(p->base, -1, 0, push_on_kick, p);
+    if (p->kick == NULL)
+        die("event=out_of_memory what=push_kick");
+    push_conns_init(p, connections);
+}
+
+struct push *push_new(struct event_base *base, const struct conf *cf)
+{
+    struct push *p = push_alloc(base, cf->apns_expiration_s);
     p->ssl = push_ssl_ctx_new(cf, &p->topic);
     if (p->ssl == NULL || push_set_host(p, cf) < 0) {
         push_free(p);
         return NULL;
     }
-    p->h2cb = push_h2_callbacks();
-    p->kick = event_new(base, -1, 0, push_on_kick, p);
-    if (p->kick == NULL)
-        die("event=out_of_memory what=push_kick");
-    push_conns_init(p, cf->apns_connections);
+    push_start(p, cf->apns_connections);
     log_info("event=push_ready topic=%s host=%s port=%d connections=%d", p->topic, p->host,
              p->port, p->nconns);
     return p;
+}
+
+struct push *push_new_loopback(struct event_base *base, int connections)
+{
+    struct push *p = push_alloc(base, 0);
+    p->loopback = 1;
+    p->topic = xstrdup(PUSH_TOPIC_PREFIX "loopback");
+    p->host = xstrdup("loopback");
+    p->authority = xstrdup("loopback");
+    p->port = PUSH_DEFAULT_PORT;
+    push_start(p, connections);
+    return p;
+}
+
+int push_loopback_recv(struct push *p, int idx, const void *data, size_t len)
+{
+    if (!p->loopback || idx < 0 || idx >= p->nconns || p->conns[idx].peer == NULL)
+        return -1;
+    return bufferevent_write(p->conns[idx].peer, data, len);
 }
 
 static void push_cancel_all(struct push *p, struct push_itemq *all)

@@ -110,4 +110,16 @@ struct push_tuning {
 void push_get_tuning(const struct push *p, struct push_tuning *out);
 void push_set_tuning(struct push *p, const struct push_tuning *t);
 
+/* ---- for tests only (test/fuzz/fuzz_apns.c) ------------------------------
+ * A push without certificate, TLS, DNS or sockets: each connection is an
+ * in-memory bufferevent pair that comes up (from the loop, as a handshake
+ * would) when pushes wait, then runs the real HTTP/2 client on it.  Topic
+ * com.apple.mgmt.loopback.  Released by push_free(); everything else in
+ * this header applies unchanged. */
+struct push *push_new_loopback(struct event_base *base, int connections);
+/* Hands len bytes to connection idx as if read from APNs (copied; handled
+ * from the loop, like a real read).  What the client sends is discarded.
+ * -1: p is not a loopback push, or that connection is down. */
+int push_loopback_recv(struct push *p, int idx, const void *data, size_t len) MDMD_MUSTCHECK;
+
 #endif
