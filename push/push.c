@@ -606,7 +606,10 @@ static int push_h2_on_header(nghttp2_session *s, const nghttp2_frame *frame, con
                              size_t namelen, const uint8_t *value, size_t valuelen,
                              uint8_t flags, void *ud)
 {
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_RESPONSE)
+    /* After an interim 1xx answer nghttp2 files the final one under
+     * HCAT_HEADERS; trailers are HCAT_HEADERS too, but never carry :status. */
+    if (frame->hd.type != NGHTTP2_HEADERS || (frame->headers.cat != NGHTTP2_HCAT_RESPONSE &&
+                                              frame->headers.cat != NGHTTP2_HCAT_HEADERS))
         return 0;
     struct push_item *it = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
     if (it == NULL)
@@ -615,8 +618,12 @@ static int push_h2_on_header(nghttp2_session *s, const nghttp2_frame *frame, con
         int st = 0;
         for (size_t i = 0; i < valuelen && valuelen == 3; i++)
             st = (value[i] >= '0' && value[i] <= '9') ? st * 10 + (value[i] - '0') : -1000;
-        it->status = st >= 100 && st <= 999 ? (uint16_t)st : 599; /* garbage: server error */
-    } else if (namelen == 7 && memcmp(name, "apns-id", 7) == 0) {
+        if (st >= 100 && st <= 199)
+            return 0; /* interim: not an answer, the push may still be resent */
+        it->status = st >= 200 && st <= 999 ? (uint16_t)st : 599; /* garbage: server error */
+    } else if (namelen == 7 && memcmp(name, "apns-id", 7) == 0 && it->status != 0 &&
+               it->apns_id[0] == '\0') {
+        /* Pseudo-headers come first: this is the final answer's own apns-id. */
         push_copy_ident(it->apns_id, sizeof(it->apns_id), (const char *)value, valuelen);
     }
     return 0;
