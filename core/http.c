@@ -4,6 +4,7 @@
 #include "tls.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -25,18 +26,38 @@ struct http_server {
     char *name;                       /* "enroll", "mdm": for log lines */
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
-    SSL_CTX *ctx;                     /* our reference; swapped on SIGHUP */
+    SSL_CTX *ctx;                     /* our reference; swapped on SIGHUP; NULL: plain HTTP */
     const struct http_route *routes;
     void *app;
     int port;
     int inflight;                     /* reqs handed to handlers, not yet answered */
-    int conns;                        /* open TLS connections (SSL objects alive) */
+    int conns;                        /* open connections (struct http_conn alive) */
     int max_conns;
+    int timeout_s;                    /* a whole request must arrive within this */
+    size_t max_body, max_header;      /* for the log line when evhttp refuses */
     int paused;                       /* listener disabled at max_conns */
-    int dead;                         /* freed, waiting for its last connection */
+    int full;                         /* logged accept_paused, not yet accept_resumed */
     int stopping;                     /* shutting down: no new work on open connections */
+    struct http_conn *conn_list;      /* every open connection */
     size_t nroutes;
     struct metrics_endpoint *ep;      /* per route, then one for unmatched paths */
+};
+
+/* One accepted connection, TLS or plain.  libevent 2.1's evhttp has no
+ * per-connection hooks, so: http_new_bev creates it with the bufferevent;
+ * its timer first runs at once to adopt it (find the evhttp_connection and
+ * set the close callback, which is where it ends), then serves as the
+ * deadline for the request; http_by_fd finds it again at dispatch. */
+struct http_conn {
+    struct http_server *hs;
+    struct bufferevent *bev;
+    struct evhttp_connection *evcon;  /* NULL until adopted */
+    struct event *timer;              /* adoption, then the request deadline */
+    evutil_socket_t fd;               /* -1 until adopted */
+    int busy;                         /* a handler has its request: no deadline */
+    int refused_logged;               /* evhttp answered an error itself; logged */
+    struct evbuffer_cb_entry *out_cb; /* http_conn_on_output on the bev's output */
+    struct http_conn *prev, *next;    /* hs->conn_list */
 };
 
 struct req {
@@ -52,47 +73,198 @@ struct req {
     size_t route;                     /* index into routes; nroutes: none matched */
 };
 
-/* An SSL's ex_data slot points at its server, so that the count of open
- * connections drops exactly when OpenSSL frees the SSL (evhttp gives no
- * per-connection close hook for connections that never sent a request). */
-static int http_ssl_idx = -1;
+/* Open connections by socket (redis ae style): dispatch has only the
+ * request, and evhttp 2.1 keeps no user pointer on a connection. */
+static struct http_conn **http_by_fd;
+static size_t http_by_fd_len;
+static int http_nservers;             /* the table goes with the last server */
 
-static void http_ssl_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                           void *argp)
+static void http_fd_set(evutil_socket_t fd, struct http_conn *c)
 {
-    struct http_server *hs = ptr;
-    if (hs == NULL)
+    if (fd < 0)
         return;
-    hs->conns--;
-    if (hs->dead) {   /* http_server_free ran first: the last connection frees it */
-        if (hs->conns == 0)
-            free(hs);
-        return;
+    if ((size_t)fd >= http_by_fd_len) {
+        size_t n = http_by_fd_len != 0 ? http_by_fd_len : 256;
+        while (n <= (size_t)fd)
+            n *= 2;
+        http_by_fd = xrealloc(http_by_fd, n * sizeof(*http_by_fd));
+        memset(http_by_fd + http_by_fd_len, 0, (n - http_by_fd_len) * sizeof(*http_by_fd));
+        http_by_fd_len = n;
     }
-    if (hs->paused && hs->conns < hs->max_conns && hs->bound != NULL) {
-        evconnlistener_enable(evhttp_bound_socket_get_listener(hs->bound));
+    http_by_fd[fd] = c;
+}
+
+static struct http_conn *http_conn_of(struct evhttp_request *r)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r);
+    if (evcon == NULL)
+        return NULL;
+    evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+    struct http_conn *c = fd >= 0 && (size_t)fd < http_by_fd_len ? http_by_fd[fd] : NULL;
+    return c != NULL && c->evcon == evcon ? c : NULL;
+}
+
+/* Accepting pauses at max_conns, so further clients wait in the kernel
+ * backlog and memory stays bounded.  At the limit every close resumes and the
+ * next accept pauses again, so the log says when the listener became full
+ * and when it had room again (10% free), not each toggle. */
+static void http_accept_check(struct http_server *hs)
+{
+    if (hs->bound == NULL)
+        return;
+    struct evconnlistener *l = evhttp_bound_socket_get_listener(hs->bound);
+    if (!hs->paused && hs->conns >= hs->max_conns) {
+        evconnlistener_disable(l);
+        hs->paused = 1;
+        if (!hs->full)
+            log_warn("event=accept_paused listener=%s conns=%d max_connections=%d", hs->name,
+                     hs->conns, hs->max_conns);
+        hs->full = 1;
+    } else if (hs->paused && hs->conns < hs->max_conns) {
+        evconnlistener_enable(l);
         hs->paused = 0;
+    }
+    if (hs->full && hs->conns < hs->max_conns - hs->max_conns / 10) {
+        hs->full = 0;
         log_info("event=accept_resumed listener=%s conns=%d", hs->name, hs->conns);
     }
 }
 
+static void http_conn_peer(const struct http_conn *c, char *out, size_t len)
+{
+    char *host = NULL;
+    ev_uint16_t port = 0;
+    if (c->evcon != NULL)
+        evhttp_connection_get_peer(c->evcon, &host, &port);
+    snprintf(out, len, "%s:%u", host != NULL ? host : "-", (unsigned)port);
+}
+
+/* The request deadline: from accept (so it covers the TLS handshake) or from
+ * the previous answer (keep-alive) until the request, head and body, is read
+ * and dispatched.  evhttp's own timeout is an idle timeout, which every
+ * trickled byte restarts (slowloris). */
+static void http_conn_arm(struct http_conn *c)
+{
+    struct timeval tv = {c->hs->timeout_s, 0};
+    c->busy = 0;
+    evtimer_add(c->timer, &tv);
+}
+
+/* bev_alive: 0 when evhttp_free already took the bufferevent. */
+static void http_conn_unlink(struct http_conn *c, int bev_alive)
+{
+    struct http_server *hs = c->hs;
+    if (bev_alive)
+        evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
+    if (c->fd >= 0 && (size_t)c->fd < http_by_fd_len && http_by_fd[c->fd] == c)
+        http_by_fd[c->fd] = NULL;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        hs->conn_list = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    event_free(c->timer);
+    free(c);
+    hs->conns--;
+}
+
+static void http_conn_on_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct http_conn *c = arg;
+    struct http_server *hs = c->hs;
+    (void)evcon;
+    http_conn_unlink(c, 1);
+    http_accept_check(hs);
+}
+
+static void http_conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_conn *c = arg;
+    char peer[INET6_ADDRSTRLEN + 8];
+    (void)fd;
+    (void)what;
+    if (c->evcon == NULL) {
+        /* Adoption, one loop turn after accept: evhttp passes its
+         * evhttp_connection as the bufferevent's callback argument. */
+        void *evcon = NULL;
+        bufferevent_getcb(c->bev, NULL, NULL, NULL, &evcon);
+        c->evcon = evcon;
+        assert(c->evcon != NULL);
+        c->fd = bufferevent_getfd(c->bev);
+        evhttp_connection_set_closecb(c->evcon, http_conn_on_close, c);
+        http_fd_set(c->fd, c);
+        http_conn_arm(c);
+        return;
+    }
+    http_conn_peer(c, peer, sizeof(peer));
+    log_warn("event=request_timeout listener=%s peer=%s timeout_s=%d reason=\"no complete "
+             "request in time\"", c->hs->name, peer, c->hs->timeout_s);
+    evhttp_connection_free(c->evcon);   /* runs http_conn_on_close: c is gone */
+}
+
+/* Output before dispatch is evhttp answering by itself: an oversized or
+ * malformed head (400), a body over max_body_size (413).  No handler sees
+ * those, so this is where they get their log line. */
+static void http_conn_on_output(struct evbuffer *out, const struct evbuffer_cb_info *info,
+                                void *arg)
+{
+    struct http_conn *c = arg;
+    struct evbuffer_ptr pos;
+    char line[16] = "";
+    char peer[INET6_ADDRSTRLEN + 8];
+    int status = 0;
+
+    if (info->n_added == 0 || c->busy || c->refused_logged ||
+        evbuffer_ptr_set(out, &pos, info->orig_size, EVBUFFER_PTR_SET) != 0)
+        return;
+    evbuffer_copyout_from(out, &pos, line, sizeof(line) - 1);
+    if (sscanf(line, "HTTP/%*d.%*d %d", &status) != 1 || status < 400)
+        return;   /* 100 Continue, or not a status line yet */
+    c->refused_logged = 1;
+    http_conn_peer(c, peer, sizeof(peer));
+    if (status == 413)
+        log_warn("event=request_refused listener=%s peer=%s status=413 reason=\"body over "
+                 "max_body_size=%zu\"", c->hs->name, peer, c->hs->max_body);
+    else
+        log_warn("event=request_refused listener=%s peer=%s status=%d reason=\"request head "
+                 "malformed or over max_header_size=%zu\"", c->hs->name, peer, status,
+                 c->hs->max_header);
+}
+
 static struct bufferevent *http_new_bev(struct event_base *base, void *arg)
 {
+    static const struct timeval zero = {0, 0};
     struct http_server *hs = arg;
-    SSL *ssl = SSL_new(hs->ctx);
-    if (ssl == NULL) {
-        log_ssl(LOG_LVL_ERR, "event=ssl_new_failed");
+    struct bufferevent *bev;
+
+    if (hs->ctx != NULL) {
+        SSL *ssl = SSL_new(hs->ctx);
+        if (ssl == NULL) {
+            log_ssl(LOG_LVL_ERR, "event=ssl_new_failed");
+            return NULL;
+        }
+        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    } else {
+        bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    }
+    if (bev == NULL)
         return NULL;
-    }
-    SSL_set_ex_data(ssl, http_ssl_idx, hs);
-    if (++hs->conns >= hs->max_conns && !hs->paused && hs->bound != NULL) {
-        /* Stop accepting: further clients wait in the kernel backlog. */
-        evconnlistener_disable(evhttp_bound_socket_get_listener(hs->bound));
-        hs->paused = 1;
-        log_warn("event=accept_paused listener=%s conns=%d", hs->name, hs->conns);
-    }
-    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    struct http_conn *c = xcalloc(1, sizeof(*c));
+    c->hs = hs;
+    c->bev = bev;
+    c->fd = -1;
+    c->timer = evtimer_new(base, http_conn_on_timer, c);
+    evtimer_add(c->timer, &zero);   /* adoption, once evhttp has set the connection up */
+    c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), http_conn_on_output, c);
+    c->next = hs->conn_list;
+    if (c->next != NULL)
+        c->next->prev = c;
+    hs->conn_list = c;
+    hs->conns++;
+    http_accept_check(hs);
+    return bev;
 }
 
 static int http_method_of(struct evhttp_request *r)
@@ -148,6 +320,11 @@ static void http_dispatch(struct evhttp_request *r, void *arg)
     if (req->path == NULL || *req->path == '\0')
         req->path = "/";
     http_peer_of(r, req->peer, sizeof(req->peer));
+    struct http_conn *c = http_conn_of(r);
+    if (c != NULL) {   /* the handler has it now: no deadline until it answers */
+        c->busy = 1;
+        evtimer_del(c->timer);
+    }
     hs->inflight++;
     log_debug("event=request listener=%s peer=%s path=%s", hs->name, req->peer, req->path);
 
@@ -214,6 +391,10 @@ void http_server_set_limits(struct http_server *hs, const struct http_limits *li
     evhttp_set_max_headers_size(hs->http, (ev_ssize_t)lim->max_header);
     evhttp_set_timeout(hs->http, lim->timeout_s);
     hs->max_conns = lim->max_connections;
+    hs->timeout_s = lim->timeout_s;
+    hs->max_body = lim->max_body;
+    hs->max_header = lim->max_header;
+    http_accept_check(hs);
 }
 
 struct http_server *http_server_new(struct event_base *base, const char *name, const char *addr,
@@ -223,13 +404,12 @@ struct http_server *http_server_new(struct event_base *base, const char *name, c
     char host[256];
     int port;
 
-    if (http_ssl_idx < 0)
-        http_ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, http_ssl_freed);
     if (http_split_addr(addr, host, sizeof(host), &port) != 0) {
         log_err("event=bad_listen_address listener=%s addr=%s", name, addr);
         return NULL;
     }
     struct http_server *hs = xcalloc(1, sizeof(*hs));
+    http_nservers++;
     hs->base = base;
     hs->name = xstrdup(name);
     hs->routes = routes;
@@ -245,8 +425,7 @@ struct http_server *http_server_new(struct event_base *base, const char *name, c
     evhttp_set_allowed_methods(hs->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
                                              EVHTTP_REQ_PATCH);
-    if (ctx != NULL)   /* NULL: plain HTTP (scep_listen), evhttp's own sockets */
-        evhttp_set_bevcb(hs->http, http_new_bev, hs);
+    evhttp_set_bevcb(hs->http, http_new_bev, hs);   /* TLS, or plain when ctx is NULL */
     evhttp_set_gencb(hs->http, http_dispatch, hs);
     hs->bound = evhttp_bind_socket_with_handle(hs->http, host, (ev_uint16_t)port);
     if (hs->bound == NULL) {
@@ -263,18 +442,21 @@ void http_server_free(struct http_server *hs)
 {
     if (hs == NULL)
         return;
-    hs->bound = NULL;    /* evhttp_free closes it; the SSL free hook must not touch it */
+    hs->bound = NULL;    /* evhttp_free closes it; http_accept_check must not touch it */
     if (hs->http != NULL)
-        evhttp_free(hs->http);
+        evhttp_free(hs->http);   /* runs http_conn_on_close for every adopted connection */
+    while (hs->conn_list != NULL)   /* accepted this loop turn, never adopted */
+        http_conn_unlink(hs->conn_list, 0);
+    assert(hs->conns == 0);
     SSL_CTX_free(hs->ctx);
     free(hs->ep);
     free(hs->name);
-    /* bufferevents free their SSL later (deferred callbacks, or when the
-     * event base goes): the count of open connections keeps hs alive. */
-    if (hs->conns > 0)
-        hs->dead = 1;
-    else
-        free(hs);
+    free(hs);
+    if (--http_nservers == 0) {
+        free(http_by_fd);
+        http_by_fd = NULL;
+        http_by_fd_len = 0;
+    }
 }
 
 int http_server_port(const struct http_server *hs)
@@ -435,7 +617,13 @@ void req_respond(struct req *req, int status, const char *ctype, const void *bod
         req_add_header(req, "Content-Type", ctype);
     if (len > 0)
         evbuffer_add(out, body, len);
+    struct http_conn *c = http_conn_of(req->r);
     evhttp_send_reply(req->r, status, NULL, out);
+    /* The next request on this connection has timeout_s for its head.  (The
+     * reply is only queued here: the connection is not freed before the
+     * loop writes it.) */
+    if (c != NULL)
+        http_conn_arm(c);
     evbuffer_free(out);
     metrics_endpoint_observe(&req->hs->ep[req->route], status,
                              (double)(metrics_now_ns() - req->t0) / 1e9);

@@ -37,13 +37,15 @@ struct http_route {
 struct http_limits {
     size_t max_body;
     size_t max_header;
-    int timeout_s;
+    int timeout_s;           /* idle timeout, and the deadline for a whole request */
     int max_connections;     /* accepting pauses at this many open connections */
 };
 
 /* Binds addr ("host:port", port 0 = any free port) and serves TLS with ctx
- * (the server takes a reference), or plain HTTP when ctx is NULL (then
- * max_connections is not enforced).  routes ends with a {0} entry and must
+ * (the server takes a reference), or plain HTTP when ctx is NULL; the limits
+ * hold for both: accepting pauses at max_connections, and a whole request
+ * (the TLS handshake included) must arrive within timeout_s of the accept or
+ * of the previous answer.  routes ends with a {0} entry and must
  * outlive the server; app is passed to every handler. */
 struct http_server *http_server_new(struct event_base *base, const char *name, const char *addr,
                                     SSL_CTX *ctx, const struct http_route *routes, void *app,

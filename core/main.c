@@ -264,6 +264,8 @@ static void main_reload(struct mdmd *m)
     main_limits(ncf, &lim);
     http_server_set_limits(m->pub, &lim);
     http_server_set_limits(m->mdm, &lim);
+    if (m->scep != NULL)
+        http_server_set_limits(m->scep, &lim);
     log_level = ncf->log_level;
     m->retired = xrealloc(m->retired, sizeof(*m->retired) * (size_t)(m->nretired + 1));
     m->retired[m->nretired++] = m->cf;
