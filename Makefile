@@ -4,7 +4,7 @@
 PKGS     := libevent libevent_openssl libevent_pthreads openssl libnghttp2 libplist-2.0 hiredis jansson
 DEB_PKGS := gcc make pkg-config libc6-dev libevent-dev libssl-dev libnghttp2-dev libplist-dev \
             libhiredis-dev libjansson-dev clang libclang-rt-14-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2 valgrind \
-            chromium nodejs scep
+            chromium nodejs scep python3
 
 # The one place the version lives: mdmd --version, mdmctl --version, /metrics.
 VERSION := 0.1.0
