@@ -6,7 +6,7 @@ export BIN
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 2
 passed=0; failed=0
-tally() {   # $1 = name, $2 = log file, $3 = exit status
+tally() {   # $1 = name, $2 = log file, $3 = exit status; $secs: how long it took
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$2" | tail -n 1)
     if [ -z "$line" ]; then
         echo "FAIL $1: no result line (exit $3)"; sed 's/^/    /' "$2" | tail -n 40
@@ -16,24 +16,26 @@ tally() {   # $1 = name, $2 = log file, $3 = exit status
     if [ "$3" != 0 ] && [ "$f" = 0 ]; then f=1; fi
     passed=$((passed + p)); failed=$((failed + f))
     if [ "$f" != 0 ]; then
-        echo "FAIL $1: $line"
+        echo "FAIL $1: $line (${secs}s)"
         grep '^FAIL ' "$2" | sed 's/^/    /'
         grep -v '^ok \|^FAIL ' "$2" | sed 's/^/    /' | tail -n 40
     else
-        echo "ok   $1: $line"
+        echo "ok   $1: $line (${secs}s)"
     fi
 }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 for t in "$BIN"/test_*; do
     [ -x "$t" ] || continue
     n=$(basename "$t")
-    "$t" >"$tmp/$n.log" 2>&1; tally "$n" "$tmp/$n.log" $?
+    t0=$(date +%s); "$t" >"$tmp/$n.log" 2>&1; rc=$?; secs=$(($(date +%s) - t0))
+    tally "$n" "$tmp/$n.log" $rc
 done
 for t in test/integration/*.sh; do
     [ -f "$t" ] || continue
     n=$(basename "$t" .sh)
     [ "$n" = lib ] && continue
-    bash "$t" >"$tmp/$n.log" 2>&1; tally "$n" "$tmp/$n.log" $?
+    t0=$(date +%s); bash "$t" >"$tmp/$n.log" 2>&1; rc=$?; secs=$(($(date +%s) - t0))
+    tally "$n" "$tmp/$n.log" $rc
 done
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
