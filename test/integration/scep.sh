@@ -197,6 +197,23 @@ check "logged as challenge_rate_limited" grep -q 'event=scep_refused .*reason=ch
 check "the good challenge was not used up" test "$(R exists "mdm:scep:chal:$CH_LOGIN")" = 1
 R del mdm:chalfail:addr:127.0.0.1 >/dev/null
 
+# --- a challenge is no claim on a device another user enrolled ---
+R hset 'mdm:dev:{SCEP-FREE-1}' user alice >/dev/null   # as if alice had enrolled it
+check "scepclient: another CN-free identity (static challenge)" \
+    scep_client "$T/sc10" '%HardwareUUID%' -server-url "$PLAIN" -challenge "$STATIC"
+cp "$T/sc10/client.pem" "$T/f3.crt"; cp "$T/sc10/key.pem" "$T/f3.key"
+check "it cannot take over alice's enrolled device: 403" test "$(mdm_put /mdm/checkin f3 "$T/authf" $CHECKIN)" = 403
+check "the device keeps its identity" test "$(R hget 'mdm:dev:{SCEP-FREE-1}' cert_fp)" = "$FPF2"
+scep_client "$T/sc11" SCEP-FREE-1 -server-url "$PLAIN" -challenge "$STATIC"
+check "nor get a certificate for its UDID (FAILURE badRequest)" grep -q 'failInfo: badRequest' "$T/sc11/out"
+check "logged as cert_mismatch" grep -q 'event=scep_refused .*cn="SCEP-FREE-1" .*reason=cert_mismatch' "$T/mdmd.log"
+R hset 'mdm:dev:{SCEP-FREE-1}' user sam >/dev/null     # now sam's, and sam's challenge
+check "with its owner's challenge, a new identity" \
+    scep_client "$T/sc12" '%HardwareUUID%' -server-url "$PLAIN" -challenge "$CH_LOGIN"
+cp "$T/sc12/client.pem" "$T/f4.crt"; cp "$T/sc12/key.pem" "$T/f4.key"
+check "re-enrolls the device: 200" test "$(mdm_put /mdm/checkin f4 "$T/authf" $CHECKIN)" = 200
+check "the old identity is revoked (replaced)" test "$(R hget mdm:cert:$FPF2 revoked_reason)" = replaced
+
 # --- mdmsim: SCEP with the profile's challenge, then Mdm-Signature only ---
 SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --topic "$TOPIC")
 "${SIM[@]}" --scep "$HTTPS" --scep-profile "$T/prof.tok" --mdm-signature --udid-prefix SIMSIG \
