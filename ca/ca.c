@@ -93,13 +93,6 @@ void ca_ssl_log(int lvl, const char *fmt, ...)
     log_ssl(lvl, what);
 }
 
-void ca_log_safe(char *s)
-{
-    for (; *s != '\0'; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e || *s == '"' || *s == '\\')
-            *s = '?';
-}
-
 int ca_i2d(const void *obj, const ASN1_ITEM *it, unsigned char **der, size_t *len)
 {
     unsigned char *buf = NULL;

@@ -15,9 +15,6 @@ struct ca_ext {
 
 /* Logs at lvl a line built from fmt plus the drained OpenSSL error queue. */
 void ca_ssl_log(int lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Replaces what could break a key="value" log line (controls, quotes,
- * backslashes, non-ASCII) with '?', in place: for peer-supplied strings. */
-void ca_log_safe(char *s);
 /* Builds and signs a certificate for pub (CN=cn) issued by ca, with exts
  * (and san, may be NULL), valid days from a few minutes ago but never past
  * the CA's notAfter.  Caller frees; NULL on failure. */

@@ -145,7 +145,7 @@ static int ca_chain_check(X509_STORE *trust, X509 *x, STACK_OF(X509) * untrusted
         int err = ctx != NULL ? X509_STORE_CTX_get_error(ctx) : X509_V_ERR_OUT_OF_MEM;
         char *cn = ca_cert_cn(x);
         if (cn != NULL)
-            ca_log_safe(cn);
+            log_safe(cn);
         log_warn("event=cert_untrusted cn=\"%s\" reason=\"%s\"", cn ? cn : "",
                  X509_verify_cert_error_string(err));
         free(cn);

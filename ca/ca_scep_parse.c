@@ -255,12 +255,6 @@ static int ca_scep_open_envelope(const struct ca_scep *sc, const void *env, size
     return ok ? 0 : ca_scep_fail(r, CA_SCEP_BADMESSAGECHECK, "envelope_not_for_us");
 }
 
-/* Same charset as the UDIDs h_mdm accepts. */
-static int ca_scep_cn_udid(const char *s, size_t n)
-{
-    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") == n;
-}
-
 /* Any text a profile's Subject may hold, but nothing that could forge a log
  * line or a quoted log value. */
 static int ca_scep_cn_ok(const unsigned char *s, size_t n)
@@ -284,7 +278,7 @@ static int ca_scep_csr_names(struct ca_scep_req *r)
     int ok = n > 0 && ca_scep_cn_ok(cn, (size_t)n);
     if (ok) {
         memcpy(r->cn, cn, (size_t)n + 1);
-        r->cn_is_udid = ca_scep_cn_udid(r->cn, (size_t)n);
+        r->cn_is_udid = util_udid_valid(r->cn, (size_t)n);
     }
     OPENSSL_free(cn);
     if (!ok)

@@ -108,3 +108,10 @@ void die(const char *fmt, ...)
     va_end(ap);
     exit(1);
 }
+
+void log_safe(char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e || *s == '"' || *s == '\\')
+            *s = '?';
+}

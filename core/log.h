@@ -17,6 +17,9 @@ void log_close_syslog(void);
 void log_at(int lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Logs `what` plus the drained OpenSSL error queue (reason strings only). */
 void log_ssl(int lvl, const char *what);
+/* Replaces what could break a key="value" log line (controls, quotes,
+ * backslashes, non-ASCII) with '?', in place: for peer-supplied strings. */
+void log_safe(char *s);
 
 #define log_err(...)  log_at(LOG_LVL_ERR, __VA_ARGS__)
 #define log_warn(...) log_at(LOG_LVL_WARN, __VA_ARGS__)

@@ -102,9 +102,7 @@ static void tls_name_str(const X509_NAME *name, char *out, size_t len)
         snprintf(out, len, "-");
         return;
     }
-    for (char *p = out; *p != '\0'; p++)
-        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-            *p = '?';
+    log_safe(out);
 }
 
 /* Verification stops at the first error (we return 0); note what failed,

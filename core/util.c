@@ -217,3 +217,16 @@ int util_secret_eq(const char *a, const char *b)
         diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
     return diff == 0 && lb > 0;
 }
+
+/* UDIDs end up inside Redis key names with a hash tag: refuse anything
+ * that could break out of it. */
+int util_udid_valid(const char *u, size_t n)
+{
+    static const char ok[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.";
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (u[i] == '\0' || strchr(ok, u[i]) == NULL)
+            return 0;
+    return 1;
+}

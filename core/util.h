@@ -34,6 +34,9 @@ void util_random(void *buf, size_t len);
 void util_uuid(char out[37]);
 /* Constant-time comparison of two NUL-terminated secrets; 1 when equal. */
 int util_secret_eq(const char *a, const char *b);
+/* A UDID mdmd accepts (it goes inside Redis key names): [A-Za-z0-9._-]{1,64}.
+ * Also what makes a SCEP request's CN a UDID. */
+int util_udid_valid(const char *u, size_t n);
 
 /* Errors that travel through async callbacks. */
 enum mdmd_err {

@@ -145,7 +145,7 @@ static void h_admin_enq_send(struct h_admin_enq *e)
 
 static int h_admin_udid_ok(const char *u)
 {
-    return h_mdm_udid_valid(u, strlen(u));
+    return util_udid_valid(u, strlen(u));
 }
 
 /* Checks RequestType and the required keys against Apple's schema. */

@@ -184,7 +184,7 @@ void h_admin_device(struct req *req, void *app)
     const char *rest = req_path(req) + strlen("/v1/devices/");
     size_t n = strcspn(rest, "/");
     const char *tail = rest + n;
-    if (!h_mdm_udid_valid(rest, n)) {
+    if (!util_udid_valid(rest, n)) {
         req_fail(req, 400, "malformed UDID");
         return;
     }

@@ -621,7 +621,7 @@ static int h_enroll_attrs(struct h_enroll *e, plist_t attrs)
     char *udid = attrs != NULL && plist_get_node_type(attrs) == PLIST_DICT
                      ? pj_dict_string(attrs, "UDID") : NULL;
     char *serial = udid != NULL ? pj_dict_string(attrs, "SERIAL") : NULL;
-    int ok = udid != NULL && h_mdm_udid_valid(udid, strlen(udid));
+    int ok = udid != NULL && util_udid_valid(udid, strlen(udid));
     if (ok)
         snprintf(e->udid, sizeof(e->udid), "%s", udid);
     /* The serial only goes into the registry entry: keep it printable. */

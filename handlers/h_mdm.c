@@ -13,19 +13,6 @@
 #include "../core/util.h"
 #include "plist_json.h"
 
-/* UDIDs end up inside Redis key names with a hash tag: refuse anything
- * that could break out of it. */
-int h_mdm_udid_valid(const char *u, size_t n)
-{
-    static const char ok[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.";
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (u[i] == '\0' || strchr(ok, u[i]) == NULL)
-            return 0;
-    return 1;
-}
-
 /* ---- who sent the request: one function per method (mdm_auth) ----
  * Each fills the CN and fingerprint of the certificate that identifies the
  * device, or returns why there is none.  The UDID and enrollment-binding
@@ -96,7 +83,7 @@ static int h_mdm_identity(struct h_mdm *m)
     struct ca_devid id = {{0}, {0}};
     char *udid = pj_dict_string(m->body, "UDID");
 
-    if (udid == NULL || !h_mdm_udid_valid(udid, strlen(udid))) {
+    if (udid == NULL || !util_udid_valid(udid, strlen(udid))) {
         free(udid);
         req_fail(m->req, 400, "missing or malformed UDID");
         return -1;

@@ -53,8 +53,6 @@ void h_mdm_field_take(struct h_mdm *m, const char *key, char *value);
 /* Copies the listed string keys of dict into record fields (Apple key ->
  * our field name), from a table of pairs ending in NULL. */
 void h_mdm_fields_from(struct h_mdm *m, plist_t dict, const char *const (*map)[2]);
-/* A UDID mdmd accepts (it goes inside Redis key names): [A-Za-z0-9._-]{1,64}. */
-int h_mdm_udid_valid(const char *u, size_t n);
 /* Takes ownership of a string to free with m. */
 char *h_mdm_own(struct h_mdm *m, char *s);
 

@@ -17,7 +17,7 @@ local dev, q, nn, devices, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local udid, now, fp, require = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ckey = 'mdm:cert:' .. fp
 local reg = redis.call('HMGET', ckey, 'state', 'udid', 'kind', 'bind', 'user')
-local d = redis.call('HMGET', dev, 'state', 'issued_fp', 'cert_fp', 'user')
+local d = redis.call('HMGET', dev, 'state', 'issued_fp', 'cert_fp')
 local binds_now = false
 if ARGV[5] == '1' and reg[4] ~= 'authenticate' then return 'cn_mismatch' end
 if reg[1] then
@@ -27,9 +27,7 @@ if reg[1] then
   if reg[2] ~= udid and not binds_now then return 'cert_mismatch' end
 end
 if d[2] and d[2] ~= fp and not binds_now then return 'cert_mismatch' end
-if binds_now and d[1] and d[1] ~= 'checked_out' and d[4] and d[4] ~= '' and d[4] ~= reg[5] then
-  return 'cert_mismatch'
-end
+if binds_now and mdm_owned_by_other(dev, reg[5]) then return 'cert_mismatch' end
 if not reg[1] and require == '1' then return 'not_issued' end
 if binds_now then
   redis.call('HSET', ckey, 'udid', udid, 'bound_at', now)

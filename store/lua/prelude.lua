@@ -10,6 +10,12 @@ local function mdm_ident(dev, fp)
   if redis.call('HGET', 'mdm:cert:' .. fp, 'state') == 'revoked' then return 'revoked' end
   return nil
 end
+-- 1 when a new identity for user must not take over dev: it is enrolled (not
+-- checked out) and owned by another user.  A challenge is no claim on it.
+local function mdm_owned_by_other(dev, user)
+  local d = redis.call('HMGET', dev, 'state', 'user')
+  return d[1] and d[1] ~= 'checked_out' and d[2] and d[2] ~= '' and d[2] ~= user
+end
 local function mdm_event(events, ...)
   redis.call('XADD', events, 'MAXLEN', '~', 100000, '*', ...)
 end

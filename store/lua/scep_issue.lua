@@ -11,14 +11,7 @@
 -- device reports at its first Authenticate.
 local cert, dev, events = KEYS[1], KEYS[2], KEYS[3]
 local udid, fp, now, serial, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if udid ~= '' then
-  -- As for a certificate bound at Authenticate: no taking over a device
-  -- another user enrolled that has not checked out.
-  local d = redis.call('HMGET', dev, 'state', 'user')
-  if d[1] and d[1] ~= 'checked_out' and d[2] and d[2] ~= '' and d[2] ~= user then
-    return 'cert_mismatch'
-  end
-end
+if udid ~= '' and mdm_owned_by_other(dev, user) then return 'cert_mismatch' end
 redis.call('HSET', cert, 'udid', udid, 'user', user, 'kind', 'device', 'state', 'issued',
            'issued', now, 'cert_serial', serial, 'source', 'scep')
 if udid == '' then

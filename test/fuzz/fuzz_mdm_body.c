@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         char *s = pj_dict_string(p, keys[i]);
         if (s != NULL)
-            (void)h_mdm_udid_valid(s, strlen(s));
+            (void)util_udid_valid(s, strlen(s));
         free(s);
     }
     struct h_mdm *m = calloc(1, sizeof(*m));
