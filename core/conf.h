@@ -42,12 +42,14 @@ struct conf {
     int apns_expiration_s;
     int apns_connections;
     int push_coalesce_ms;      /* enqueues for one device within this window: one push */
+    int job_retry_max_s;       /* a bulk job retries a failing Redis this long, then fails */
     int job_push_backlog;      /* a bulk job pauses while this many pushes are pending (0: never) */
     char *apns_topic;          /* Topic for MDM profiles when no push certificate is set */
     /* enrollment */
     int enroll_challenge_ttl_s;    /* life of a Profile Service challenge and OTA identity */
     char *enroll_device_ca_file;   /* CAs a device's phase-1 signature must chain to; empty: any */
     int enroll_require_issued;     /* Authenticate only with certificates enrollment issued */
+    int provision_retry_s;         /* provisioning left pending is retried after this long */
     int provision_on_enroll;       /* first TokenUpdate: queue assigned content + DeviceInformation */
     char *device_key_type;         /* keys of issued device identities: rsa2048 | rsa4096 | ec256 */
     char *pkcs12_mode;             /* PKCS12 algorithms: legacy | aes (ca_pkcs12) */

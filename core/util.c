@@ -178,6 +178,7 @@ const char *mdmd_strerror(int err)
     case MDMD_EPROTO: return "protocol";
     case MDMD_ENOTFOUND: return "not_found";
     case MDMD_ECANCELED: return "canceled";
+    case MDMD_ECONFLICT: return "conflict";
     }
     return "unknown";
 }

@@ -46,6 +46,7 @@ enum mdmd_err {
     MDMD_EPROTO,       /* unexpected reply shape */
     MDMD_ENOTFOUND,
     MDMD_ECANCELED,
+    MDMD_ECONFLICT,    /* the key exists with other content (a CommandUUID reused) */
 };
 const char *mdmd_strerror(int err);
 

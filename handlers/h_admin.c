@@ -87,7 +87,8 @@ struct h_admin_enq {
     char *plist;               /* XML of {Command, CommandUUID} */
     uint32_t plist_len;
     struct h_admin_udids ids;
-    long queued;
+    long queued, already;
+    size_t sent;               /* UDIDs in chunks whose script answered (a prefix of ids) */
     json_t *unknown;
     const char *filter_state;  /* "filter" instead of udids: the device state targeted */
     int async;                 /* "async": true, or big enough: run as a job (h_jobs.h) */
@@ -104,33 +105,59 @@ static void h_admin_enq_free(struct h_admin_enq *e)
 
 static void h_admin_enq_send(struct h_admin_enq *e);
 
-static void h_admin_enq_on_chunk(void *arg, int err, long queued, const char *const *unknown,
-                                 size_t nunknown, const struct store_push_target *push,
-                                 size_t npush)
+/* A chunk failed part-way through the list.  Each chunk is one atomic
+ * script: the ones before it are done, it may or may not have run, the rest
+ * were not sent.  The answer says so, in request order, with the UUID: the
+ * same request again (same command_uuid) queues only what is missing. */
+static void h_admin_enq_partial(struct h_admin_enq *e, int err)
+{
+    size_t in_doubt = e->ids.next - e->sent;
+    log_err("event=enqueue_failed uuid=%s processed=%zu in_doubt=%zu not_sent=%zu queued=%ld "
+            "err=%s", e->uuid, e->sent, in_doubt, e->ids.n - e->ids.next, e->queued,
+            mdmd_strerror(err));
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:O, s:I, s:I, s:I, s:b}", "error",
+                          err == MDMD_ETIMEDOUT ? "redis timeout" : "redis unavailable",
+                          "command_uuid", e->uuid, "queued", (json_int_t)e->queued,
+                          "already_queued", (json_int_t)e->already, "unknown_udids",
+                          e->unknown, "processed", (json_int_t)e->sent, "in_doubt",
+                          (json_int_t)in_doubt, "not_sent", (json_int_t)(e->ids.n - e->ids.next),
+                          "retry_safe", 1);
+    h_admin_json(e->req, 503, j);
+}
+
+static void h_admin_enq_on_chunk(void *arg, int err, const struct store_enqueue_result *res)
 {
     struct h_admin_enq *e = arg;
-    if (err != MDMD_OK) {
-        /* Chunks already stored stay queued; say how far it got. */
-        log_err("event=enqueue_failed uuid=%s queued=%ld err=%s", e->uuid, e->queued,
-                mdmd_strerror(err));
-        h_admin_fail(e->req, err);
+    if (err == MDMD_ECONFLICT) {
+        log_warn("event=enqueue_conflict uuid=%s", e->uuid);
+        h_admin_json(e->req, 409, json_pack("{s:s, s:s}", "error", "this CommandUUID is "
+                                            "queued with another command", "command_uuid",
+                                            e->uuid));
         h_admin_enq_free(e);
         return;
     }
-    e->queued += queued;
-    e->app->metrics->commands_queued += (uint64_t)queued;
-    e->app->metrics->commands_not_queued += nunknown;
-    wake_devices(e->app->wake, push, npush);
-    for (size_t i = 0; i < nunknown; i++)
-        json_array_append_new(e->unknown, json_string(unknown[i]));
+    if (err != MDMD_OK) {
+        h_admin_enq_partial(e, err);
+        h_admin_enq_free(e);
+        return;
+    }
+    e->sent = e->ids.next;
+    e->queued += res->queued;
+    e->already += res->already;
+    e->app->metrics->commands_queued += (uint64_t)res->queued;
+    e->app->metrics->commands_not_queued += res->nunknown;
+    wake_devices(e->app->wake, res->push, res->npush);
+    for (size_t i = 0; i < res->nunknown; i++)
+        json_array_append_new(e->unknown, json_string(res->unknown[i]));
     if (e->ids.next < e->ids.n) {
         h_admin_enq_send(e);
         return;
     }
-    log_info("event=command_queued uuid=%s request_type=%s queued=%ld unknown=%zu", e->uuid,
-             e->request_type, e->queued, json_array_size(e->unknown));
-    json_t *j = json_pack("{s:s, s:I, s:O}", "command_uuid", e->uuid, "queued",
-                          (json_int_t)e->queued, "unknown_udids", e->unknown);
+    log_info("event=command_queued uuid=%s request_type=%s queued=%ld already=%ld unknown=%zu",
+             e->uuid, e->request_type, e->queued, e->already, json_array_size(e->unknown));
+    json_t *j = json_pack("{s:s, s:I, s:I, s:O}", "command_uuid", e->uuid, "queued",
+                          (json_int_t)e->queued, "already_queued", (json_int_t)e->already,
+                          "unknown_udids", e->unknown);
     h_admin_json(e->req, 201, j);
     h_admin_enq_free(e);
 }
@@ -237,6 +264,21 @@ static void h_admin_finish_plist(struct h_admin_enq *e, plist_t command)
     plist_free(root);
 }
 
+/* The client's CommandUUID (a retry must carry it), or a new one. */
+static int h_admin_take_uuid(struct h_admin_enq *e, const char *given, char *err, size_t errlen)
+{
+    if (given == NULL) {
+        util_uuid(e->uuid);
+        return 0;
+    }
+    if (strlen(given) > 36 || !h_admin_udid_ok(given)) {
+        snprintf(err, errlen, "CommandUUID must be 1 to 36 characters of A-Z a-z 0-9 . _ -");
+        return -1;
+    }
+    snprintf(e->uuid, sizeof(e->uuid), "%s", given);
+    return 0;
+}
+
 static int h_admin_parse_json(struct h_admin_enq *e, const char *body, size_t len, char *err,
                               size_t errlen)
 {
@@ -246,10 +288,14 @@ static int h_admin_parse_json(struct h_admin_enq *e, const char *body, size_t le
     int rc = -1;
     if (j == NULL)
         snprintf(err, errlen, "bad JSON: %s (line %d)", jerr.text, jerr.line);
+    else if (json_object_get(j, "command_uuid") != NULL &&
+             !json_is_string(json_object_get(j, "command_uuid")))
+        snprintf(err, errlen, "command_uuid must be a string");
     else if (h_admin_take_targets(e, j, err, errlen) == 0 &&
              (cmd = h_admin_command_from_json(json_object_get(j, "command"), err, errlen)) &&
-             h_admin_check_command(cmd, err, errlen) == 0) {
-        util_uuid(e->uuid);
+             h_admin_check_command(cmd, err, errlen) == 0 &&
+             h_admin_take_uuid(e, json_string_value(json_object_get(j, "command_uuid")), err,
+                               errlen) == 0) {
         h_admin_finish_plist(e, cmd);
         cmd = NULL;
         rc = 0;
@@ -295,10 +341,12 @@ static int h_admin_parse_plist(struct h_admin_enq *e, const char *body, size_t l
             }
         }
         char *given = pj_dict_string(root, "CommandUUID");
-        if (given != NULL && strlen(given) <= 36 && h_admin_udid_ok(given))
-            snprintf(e->uuid, sizeof(e->uuid), "%s", given);
-        else
-            util_uuid(e->uuid);
+        if (rc == 0 && plist_dict_get_item(root, "CommandUUID") != NULL && given == NULL) {
+            snprintf(err, errlen, "CommandUUID must be a string");
+            rc = -1;
+        } else if (rc == 0) {
+            rc = h_admin_take_uuid(e, given, err, errlen);
+        }
         free(given);
         if (rc == 0)
             h_admin_finish_plist(e, plist_copy(cmd));

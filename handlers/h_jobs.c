@@ -1,5 +1,6 @@
 #include "h_jobs.h"
 
+#include <event2/event.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +17,17 @@
 #include "wake.h"
 
 #define H_JOBS_CMD_TTL_S (30 * 24 * 3600) /* as for any command (h_admin.c) */
+#define H_JOBS_BACKOFF_MIN_MS 100
+#define H_JOBS_BACKOFF_MAX_MS 5000
 
 struct h_jobs {
+    struct h_jobs *prev, *next_job; /* every live job (h_jobs_free_all) */
     struct app *app;
     struct req *req;                /* until the 202 is sent */
     char id[STORE_JOB_ID_LEN + 1];
     struct h_jobs_cmd c;
-    size_t next;                    /* list jobs: first UDID not yet sent */
+    size_t next;                    /* list jobs: first UDID not yet done */
+    size_t sending;                 /* list jobs: UDIDs in the call in flight */
     char cursor[32];                /* filter jobs: ZSCAN cursor */
     int scans;                      /* filter jobs: steps done */
     int chunk;                      /* devices in the next call (adapts, h_jobs.h) */
@@ -30,7 +35,14 @@ struct h_jobs {
     long done, queued, unknown;
     long push_waits;                /* times it paused for APNs to catch up */
     int64_t started_ms;
+    struct event *retry;            /* a paused job's timer */
+    int64_t failing_since;          /* ms (monotonic) of the first failure in a row, or 0 */
+    int backoff_ms;
+    int ending;                     /* the final record is being written */
+    char why[200];                  /* why it failed ("" once done) */
 };
+
+static struct h_jobs *h_jobs_live;  /* one loop: no lock */
 
 const char *h_jobs_filter_state(const char *filter)
 {
@@ -41,6 +53,14 @@ const char *h_jobs_filter_state(const char *filter)
 
 static void h_jobs_free(struct h_jobs *j)
 {
+    if (j->prev != NULL)
+        j->prev->next_job = j->next_job;
+    else if (h_jobs_live == j)
+        h_jobs_live = j->next_job;
+    if (j->next_job != NULL)
+        j->next_job->prev = j->prev;
+    if (j->retry != NULL)
+        event_free(j->retry);
     for (size_t i = 0; i < j->c.nudids; i++)
         free(j->c.udids[i]);
     free(j->c.udids);
@@ -56,22 +76,71 @@ static struct store_kv h_jobs_kv(const char *k, const char *v)
 
 /* ---- the end ---- */
 
+static void h_jobs_end_write(struct h_jobs *j);
+static void h_jobs_step(struct h_jobs *j);
+
+/* Transient: Redis timed out, restarted, failed over, or is loading. */
+static int h_jobs_transient(int err)
+{
+    return err == MDMD_EUNAVAIL || err == MDMD_ETIMEDOUT;
+}
+
+static void h_jobs_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct h_jobs *j = arg;
+    (void)fd, (void)what;
+    if (j->ending)
+        h_jobs_end_write(j);
+    else
+        h_jobs_step(j);
+}
+
+/* Tries the same step again after the backoff (doubling, capped). */
+static void h_jobs_pause(struct h_jobs *j)
+{
+    struct timeval tv = {j->backoff_ms / 1000, (j->backoff_ms % 1000) * 1000};
+    if (j->retry == NULL)
+        j->retry = evtimer_new(j->app->base, h_jobs_on_retry, j);
+    evtimer_add(j->retry, &tv);
+    j->backoff_ms = j->backoff_ms * 2 < H_JOBS_BACKOFF_MAX_MS ? j->backoff_ms * 2
+                                                               : H_JOBS_BACKOFF_MAX_MS;
+}
+
 static void h_jobs_on_end(void *arg, int err)
 {
     struct h_jobs *j = arg;
+    /* The record must not stay "running": the end is retried as long as a
+     * reader would still take the record for a live job. */
+    if (h_jobs_transient(err) &&
+        util_mono_ms() - j->failing_since < (int64_t)H_JOBS_STALE_S * 1000) {
+        h_jobs_pause(j);
+        return;
+    }
     if (err != MDMD_OK)
         log_err("event=job_record_failed job=%s err=%s", j->id, mdmd_strerror(err));
     h_jobs_free(j);
 }
 
+static void h_jobs_end_write(struct h_jobs *j)
+{
+    char now[24], next[24];
+    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+    snprintf(next, sizeof(next), "%zu", j->next);
+    struct store_kv kv[] = {h_jobs_kv("state", *j->why == '\0' ? "done" : "failed"),
+                            h_jobs_kv("updated", now), h_jobs_kv("finished", now),
+                            h_jobs_kv("error", j->why),
+                            h_jobs_kv(j->c.state != NULL ? "cursor" : "next",
+                                      j->c.state != NULL ? j->cursor : next)};
+    store_job_set(j->app->store, j->id, kv, ARRAY_LEN(kv), H_JOBS_TTL_S, h_jobs_on_end, j);
+}
+
 /* Records the final state; why NULL: done. */
 static void h_jobs_end(struct h_jobs *j, const char *why)
 {
-    char now[24];
-    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-    struct store_kv kv[] = {h_jobs_kv("state", why == NULL ? "done" : "failed"),
-                            h_jobs_kv("updated", now), h_jobs_kv("finished", now),
-                            h_jobs_kv("error", why == NULL ? "" : why)};
+    snprintf(j->why, sizeof(j->why), "%s", why != NULL ? why : "");
+    j->ending = 1;
+    j->failing_since = util_mono_ms();
+    j->backoff_ms = H_JOBS_BACKOFF_MIN_MS;
     if (why == NULL)
         j->app->metrics->jobs_done++;
     else
@@ -80,22 +149,60 @@ static void h_jobs_end(struct h_jobs *j, const char *why)
              "push_waits=%ld ms=%lld%s%s", why == NULL ? "done" : "failed", j->id, j->c.uuid,
              j->c.request_type, j->done, j->queued, j->unknown, j->push_waits,
              (long long)(util_now_ms() - j->started_ms), why ? " reason=" : "", why ? why : "");
-    store_job_set(j->app->store, j->id, kv, ARRAY_LEN(kv), H_JOBS_TTL_S, h_jobs_on_end, j);
+    h_jobs_end_write(j);
 }
 
-/* A failed chunk.  MDMD_ECANCELED: the store is going away (shutdown), so
- * nothing can be recorded; the record goes stale (h_jobs.h). */
+/* A failed step.  Transient errors pause the job, which then resumes from
+ * where its record says it is, for up to job_retry_max_s; then, or on any
+ * other error, it fails saying where it stopped.  MDMD_ECANCELED: the store
+ * is going away (shutdown), so nothing can be recorded; the record goes
+ * stale (h_jobs.h). */
 static int h_jobs_failed(struct h_jobs *j, int err)
 {
-    if (err == MDMD_OK)
+    char why[160];
+    if (err == MDMD_OK) {
+        if (j->failing_since != 0)
+            log_info("event=job_resumed job=%s done=%ld paused_ms=%lld", j->id, j->done,
+                     (long long)(util_mono_ms() - j->failing_since));
+        j->failing_since = 0;
+        j->backoff_ms = H_JOBS_BACKOFF_MIN_MS;
         return 0;
+    }
     if (err == MDMD_ECANCELED) {
         log_warn("event=job_abandoned job=%s done=%ld reason=shutdown", j->id, j->done);
         h_jobs_free(j);
-    } else {
-        h_jobs_end(j, err == MDMD_ETIMEDOUT ? "redis timeout" : "redis unavailable");
+        return 1;
     }
+    int64_t now = util_mono_ms();
+    if (j->failing_since == 0) {
+        j->failing_since = now;
+        log_warn("event=job_paused job=%s done=%ld err=%s", j->id, j->done, mdmd_strerror(err));
+    }
+    if (h_jobs_transient(err) && now - j->failing_since < (int64_t)j->app->cf->job_retry_max_s * 1000) {
+        h_jobs_pause(j);
+        return 1;
+    }
+    if (j->c.state != NULL)
+        snprintf(why, sizeof(why), "%s for %lld s; stopped after %ld devices scanned (cursor %s)",
+                 err == MDMD_ETIMEDOUT ? "redis timeout" : err == MDMD_EUNAVAIL
+                 ? "redis unavailable" : mdmd_strerror(err),
+                 (long long)(now - j->failing_since) / 1000, j->done, j->cursor);
+    else
+        snprintf(why, sizeof(why), "%s for %lld s; stopped after %zu of %zu devices",
+                 err == MDMD_ETIMEDOUT ? "redis timeout" : err == MDMD_EUNAVAIL
+                 ? "redis unavailable" : mdmd_strerror(err),
+                 (long long)(now - j->failing_since) / 1000, j->next, j->c.nudids);
+    h_jobs_end(j, why);
     return 1;
+}
+
+void h_jobs_free_all(void)
+{
+    while (h_jobs_live != NULL) {
+        log_warn("event=job_abandoned job=%s done=%ld reason=shutdown", h_jobs_live->id,
+                 h_jobs_live->done);
+        h_jobs_free(h_jobs_live);
+    }
 }
 
 /* ---- the chunks ---- */
@@ -113,18 +220,19 @@ static void h_jobs_adapt(struct h_jobs *j)
         j->chunk = 2 * j->chunk < H_JOBS_CHUNK_MAX ? 2 * j->chunk : H_JOBS_CHUNK_MAX;
 }
 
-static void h_jobs_on_chunk(void *arg, int err, long queued, const char *const *unknown,
-                            size_t nunknown, const struct store_push_target *push, size_t npush)
+static void h_jobs_on_chunk(void *arg, int err, const struct store_enqueue_result *res)
 {
     struct h_jobs *j = arg;
     if (h_jobs_failed(j, err))
         return;
     h_jobs_adapt(j);
-    j->queued += queued;
-    j->unknown += (long)nunknown;
-    j->app->metrics->commands_queued += (uint64_t)queued;
-    j->app->metrics->commands_not_queued += nunknown;
-    wake_devices(j->app->wake, push, npush);
+    j->next += j->sending;
+    j->done += (long)j->sending;
+    j->queued += res->queued;
+    j->unknown += (long)res->nunknown;
+    j->app->metrics->commands_queued += (uint64_t)res->queued;
+    j->app->metrics->commands_not_queued += res->nunknown;
+    wake_devices(j->app->wake, res->push, res->npush);
     h_jobs_step(j);
 }
 
@@ -175,29 +283,29 @@ static void h_jobs_step(struct h_jobs *j)
     if (h_jobs_push_wait(j))
         return;
     j->step_ns = metrics_now_ns();
+    struct store_job_cmd c = {j->c.uuid, j->c.request_type, j->c.plist, j->c.plist_len,
+                              H_JOBS_CMD_TTL_S};
     if (j->c.state != NULL) {
         if (j->scans > 0 && strcmp(j->cursor, "0") == 0) {
             h_jobs_end(j, NULL);
             return;
         }
-        struct store_job_cmd c = {j->c.uuid, j->c.request_type, j->c.plist, j->c.plist_len,
-                                  H_JOBS_CMD_TTL_S};
-        store_job_filter_step(s, j->id, &c, j->c.state, j->cursor, j->chunk, util_now_ms(),
-                              h_jobs_on_scan, j);
+        store_job_filter_step(s, j->id, &c, j->c.state, j->cursor, j->chunk, j->scans,
+                              util_now_ms(), h_jobs_on_scan, j);
         return;
     }
     if (j->next >= j->c.nudids) {
         h_jobs_end(j, NULL);
         return;
     }
+    /* next moves only once the chunk's script answered: a resend after a
+     * failure is the same chunk, which the script runs at most once. */
     size_t n = j->c.nudids - j->next;
     if (n > (size_t)j->chunk)
         n = (size_t)j->chunk;
-    const char *const *batch = (const char *const *)j->c.udids + j->next;
-    j->next += n;
-    j->done += (long)n;
-    store_job_enqueue(s, j->id, j->c.uuid, j->c.request_type, j->c.plist, j->c.plist_len, batch,
-                      n, util_now_ms(), H_JOBS_CMD_TTL_S, h_jobs_on_chunk, j);
+    j->sending = n;
+    store_job_enqueue(s, j->id, &c, j->next, (const char *const *)j->c.udids + j->next, n,
+                      util_now_ms(), h_jobs_on_chunk, j);
 }
 
 /* ---- the start ---- */
@@ -206,8 +314,22 @@ static void h_jobs_on_created(void *arg, int err)
 {
     struct h_jobs *j = arg;
     char loc[64];
+    if (err == MDMD_ECONFLICT) {
+        log_warn("event=enqueue_conflict uuid=%s job=%s", j->c.uuid, j->id);
+        h_admin_json(j->req, 409, json_pack("{s:s, s:s}", "error", "this CommandUUID is "
+                                            "queued with another command", "command_uuid",
+                                            j->c.uuid));
+        h_jobs_free(j);
+        return;
+    }
     if (err != MDMD_OK) {
-        h_admin_fail(j->req, err);
+        /* Nothing was queued (the record comes first); the UUID lets the
+         * client retry the same request safely. */
+        h_admin_json(j->req, 503, json_pack("{s:s, s:s, s:I, s:b}", "error",
+                                            err == MDMD_ETIMEDOUT ? "redis timeout"
+                                                                  : "redis unavailable",
+                                            "command_uuid", j->c.uuid, "queued", (json_int_t)0,
+                                            "retry_safe", 1));
         h_jobs_free(j);
         return;
     }
@@ -235,7 +357,10 @@ static void h_jobs_create(struct h_jobs *j, long long total)
         h_jobs_kv("filter", j->c.state != NULL ? "all_enrolled" : ""),
         h_jobs_kv("created", now), h_jobs_kv("updated", now),
     };
-    store_job_set(j->app->store, j->id, kv, ARRAY_LEN(kv), H_JOBS_TTL_S, h_jobs_on_created, j);
+    struct store_job_cmd c = {j->c.uuid, j->c.request_type, j->c.plist, j->c.plist_len,
+                              H_JOBS_CMD_TTL_S};
+    store_job_start(j->app->store, j->id, &c, kv, ARRAY_LEN(kv), H_JOBS_TTL_S, util_now_ms(),
+                    h_jobs_on_created, j);
 }
 
 /* Filter jobs: the fleet size is the total to scan. */
@@ -243,8 +368,7 @@ static void h_jobs_on_total(void *arg, int err, const struct store_stats *st)
 {
     struct h_jobs *j = arg;
     if (err != MDMD_OK) {
-        h_admin_fail(j->req, err);
-        h_jobs_free(j);
+        h_jobs_on_created(j, err);
         return;
     }
     h_jobs_create(j, st->devices);
@@ -263,6 +387,11 @@ void h_jobs_start(struct req *req, struct app *app, struct h_jobs_cmd *c)
     snprintf(j->cursor, sizeof(j->cursor), "0");
     j->chunk = 4 * H_JOBS_CHUNK_MIN;
     j->started_ms = util_now_ms();
+    j->backoff_ms = H_JOBS_BACKOFF_MIN_MS;
+    j->next_job = h_jobs_live;
+    if (h_jobs_live != NULL)
+        h_jobs_live->prev = j;
+    h_jobs_live = j;
     if (j->c.state != NULL)
         store_stats(app->store, h_jobs_on_total, j);
     else
@@ -270,6 +399,11 @@ void h_jobs_start(struct req *req, struct app *app, struct h_jobs_cmd *c)
 }
 
 /* ---- GET /v1/jobs/{id} ---- */
+
+struct h_jobs_get {
+    struct req *req;
+    struct app *app;
+};
 
 static int h_jobs_is_int_field(const char *k)
 {
@@ -281,22 +415,25 @@ static int h_jobs_is_int_field(const char *k)
     return 0;
 }
 
-/* A running job that stopped moving died with its mdmd (h_jobs.h). */
-static void h_jobs_check_stale(json_t *o)
+/* A running job that stopped moving for longer than a paused one may died
+ * with its mdmd (h_jobs.h). */
+static void h_jobs_check_stale(json_t *o, const struct conf *cf)
 {
     json_int_t updated = json_integer_value(json_object_get(o, "updated"));
     const char *state = json_string_value(json_object_get(o, "state"));
-    if (state != NULL && strcmp(state, "running") == 0 &&
-        util_now_ms() - updated > (int64_t)H_JOBS_STALE_S * 1000) {
+    int64_t stale_ms = ((int64_t)cf->job_retry_max_s + H_JOBS_STALE_S) * 1000;
+    if (state != NULL && strcmp(state, "running") == 0 && util_now_ms() - updated > stale_ms) {
         json_object_set_new(o, "state", json_string("failed"));
-        json_object_set_new(o, "error", json_string("no progress for a minute: mdmd stopped "
-                                                    "while it ran"));
+        json_object_set_new(o, "error", json_string("no progress: mdmd stopped while it ran"));
     }
 }
 
 static void h_jobs_on_get(void *arg, int err, const struct store_record *rec)
 {
-    struct req *req = arg;
+    struct h_jobs_get *g = arg;
+    struct req *req = g->req;
+    const struct conf *cf = g->app->cf;
+    free(g);
     if (err != MDMD_OK) {
         h_admin_fail(req, err);
         return;
@@ -313,8 +450,16 @@ static void h_jobs_on_get(void *arg, int err, const struct store_record *rec)
                                             ? json_integer(strtoll(kv->val, NULL, 10))
                                             : json_stringn(kv->val, kv->len));
     }
-    json_object_del(o, "cursor");   /* internal */
-    h_jobs_check_stale(o);
+    /* Where it is: the list index or the scan cursor it resumes from. */
+    const char *at = json_string_value(json_object_get(o, "next"));
+    if (at == NULL)
+        at = json_string_value(json_object_get(o, "cursor"));
+    if (at != NULL)
+        json_object_set_new(o, "position", json_string(at));
+    json_object_del(o, "cursor");
+    json_object_del(o, "next");
+    json_object_del(o, "steps");
+    h_jobs_check_stale(o, cf);
     h_admin_json(req, 200, o);
 }
 
@@ -328,5 +473,8 @@ void h_jobs_get(struct req *req, void *app)
         req_fail(req, 404, "unknown job");
         return;
     }
-    store_job_get(a->store, id, h_jobs_on_get, req);
+    struct h_jobs_get *g = xcalloc(1, sizeof(*g));
+    g->req = req;
+    g->app = a;
+    store_job_get(a->store, id, h_jobs_on_get, g);
 }

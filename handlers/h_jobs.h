@@ -10,10 +10,18 @@
  * kept in Redis (mdm:job:<id>, docs/REDIS.md) and read with
  * GET /v1/jobs/{id}.
  *
+ * A Redis call that fails with a timeout or "unavailable" pauses the job: the
+ * same step is sent again after a backoff (100 ms doubling to 5 s).  Each
+ * step's script checks the record's position (`next`, `steps`) and runs at
+ * most once, so a step whose reply was lost is not done twice; the job
+ * resumes from the stored cursor.  After job_retry_max_s without a success
+ * it fails, and the record's error says where it stopped.
+ *
  * A job belongs to no request: it owns itself from h_jobs_start() until its
  * last Redis call answers.  At shutdown the store fails that call with
- * MDMD_ECANCELED and the job frees itself; its record stays "running" and is
- * reported "failed" once it has not moved for H_JOBS_STALE_S seconds. */
+ * MDMD_ECANCELED and the job frees itself (a paused one is freed by
+ * h_jobs_free_all()); its record stays "running" and is reported "failed"
+ * once it has not moved for job_retry_max_s + H_JOBS_STALE_S seconds. */
 #ifndef MDMD_H_JOBS_H
 #define MDMD_H_JOBS_H
 
@@ -46,6 +54,10 @@ const char *h_jobs_filter_state(const char *filter);
 
 /* Takes over c's pointers (and clears them), answers req, and runs the job. */
 void h_jobs_start(struct req *req, struct app *app, struct h_jobs_cmd *c);
+
+/* Frees the jobs still alive (paused ones hold a timer): at shutdown,
+ * before the store and the event base go. */
+void h_jobs_free_all(void);
 
 /* GET /v1/jobs/{id} */
 void h_jobs_get(struct req *req, void *app);

@@ -8,7 +8,8 @@
 
 #include "store_int.h"
 
-extern const char store_lua_enqueue_filter[], store_lua_job_set[], store_lua_stats[];
+extern const char store_lua_enqueue_filter[], store_lua_job_set[], store_lua_job_start[],
+    store_lua_stats[];
 
 #define STORE_JOBS_MAX_FIELDS 16
 
@@ -76,34 +77,58 @@ struct store_op *store_job_get(struct store *s, const char *id, store_job_fn *cb
 
 /* ---- enqueue by list, one chunk ---- */
 
-struct store_op *store_job_enqueue(struct store *s, const char *job_id, const char *uuid,
-                                   const char *request_type, const char *plist,
-                                   size_t plist_len, const char *const *udids, size_t nudids,
-                                   int64_t now_ms, int ttl_s, store_enqueue_fn *cb, void *arg)
+struct store_op *store_job_enqueue(struct store *s, const char *job_id,
+                                   const struct store_job_cmd *c, size_t from,
+                                   const char *const *udids, size_t nudids, int64_t now_ms,
+                                   store_enqueue_fn *cb, void *arg)
 {
-    size_t argc = 7 + nudids;
-    const char **v = xcalloc(argc, sizeof(char *));
-    size_t *len = xcalloc(argc, sizeof(size_t));
-    char cmd[128], job[64], now[24], ttl[24];
-    snprintf(cmd, sizeof(cmd), "mdm:cmd:%s", uuid);
-    store_jobs_key(job, sizeof(job), job_id);
-    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    snprintf(ttl, sizeof(ttl), "%d", ttl_s);
-    const char *fixed[] = {cmd, job, uuid, request_type, plist, now, ttl};
-    for (size_t i = 0; i < 7; i++) {
-        v[i] = fixed[i];
-        len[i] = i == 4 ? plist_len : strlen(fixed[i]);
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_fmt(&a, "mdm:cmd:%s", c->uuid);
+    store_argv_fmt(&a, "mdm:job:%s", job_id);
+    store_argv_str(&a, c->uuid);
+    store_argv_str(&a, c->request_type);
+    store_argv_push(&a, c->plist, c->plist_len);
+    store_argv_fmt(&a, "%lld", (long long)now_ms);
+    store_argv_fmt(&a, "%d", c->ttl_s);
+    store_argv_fmt(&a, "%zu", from);
+    for (size_t i = 0; i < nudids; i++)
+        store_argv_str(&a, udids[i]);
+    return store_argv_script(s, store_mdm_lua[STORE_LUA_ENQUEUE], 2, &a, store_enqueue_reply,
+                             (store_any_fn *)cb, arg);
+}
+
+/* ---- the record and the command, created together ---- */
+
+static void store_jobs_start_reply(struct store_op *op, int err, const redisReply *r)
+{
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER)
+        err = MDMD_EPROTO;
+    if (err == MDMD_OK && r->integer == 0)
+        err = MDMD_ECONFLICT;
+    ((store_done_fn *)(void (*)(void))op->cb)(op->arg, err);
+}
+
+struct store_op *store_job_start(struct store *s, const char *id, const struct store_job_cmd *c,
+                                 const struct store_kv *kv, size_t n, int ttl_s, int64_t now_ms,
+                                 store_done_fn *cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_fmt(&a, "mdm:job:%s", id);
+    store_argv_fmt(&a, "mdm:cmd:%s", c->uuid);
+    store_argv_fmt(&a, "%d", ttl_s);
+    store_argv_fmt(&a, "%d", c->ttl_s);
+    store_argv_push(&a, c->plist, c->plist_len);
+    store_argv_str(&a, c->request_type);
+    store_argv_fmt(&a, "%lld", (long long)now_ms);
+    for (size_t i = 0; i < n; i++) {
+        store_argv_str(&a, kv[i].key);
+        store_argv_push(&a, kv[i].val, kv[i].len);
     }
-    for (size_t i = 0; i < nudids; i++) {
-        v[7 + i] = udids[i];
-        len[7 + i] = strlen(udids[i]);
-    }
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
-    op = store_cmd_script(s, store_mdm_script(s, STORE_LUA_ENQUEUE), 2, (int)argc, v, len,
-                          store_enqueue_reply, op);
-    free(v);
-    free(len);
-    return op;
+    return store_argv_script(s, store_lua_job_start, 2, &a, store_jobs_start_reply,
+                             (store_any_fn *)cb, arg);
 }
 
 /* ---- enqueue by filter, one scan step ---- */
@@ -112,6 +137,8 @@ static void store_jobs_filter_reply(struct store_op *op, int err, const redisRep
 {
     store_filter_fn *cb = (store_filter_fn *)(void (*)(void))op->cb;
     err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+        err = MDMD_ECONFLICT;
     if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
                            r->element[0]->type != REDIS_REPLY_STRING ||
                            r->element[1]->type != REDIS_REPLY_INTEGER ||
@@ -131,17 +158,18 @@ static void store_jobs_filter_reply(struct store_op *op, int err, const redisRep
 
 struct store_op *store_job_filter_step(struct store *s, const char *job_id,
                                        const struct store_job_cmd *c, const char *state,
-                                       const char *cursor, int count, int64_t now_ms,
-                                       store_filter_fn *cb, void *arg)
+                                       const char *cursor, int count, int step,
+                                       int64_t now_ms, store_filter_fn *cb, void *arg)
 {
-    char cmd[128], job[64], now[24], ttl[24], cnt[24];
+    char cmd[128], job[64], now[24], ttl[24], cnt[24], stp[24];
     snprintf(cmd, sizeof(cmd), "mdm:cmd:%s", c->uuid);
     store_jobs_key(job, sizeof(job), job_id);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(ttl, sizeof(ttl), "%d", c->ttl_s);
     snprintf(cnt, sizeof(cnt), "%d", count);
+    snprintf(stp, sizeof(stp), "%d", step);
     const char *v[] = {cmd, "mdm:devices", job, c->uuid, c->request_type, c->plist,
-                       now, ttl, cursor, cnt, state};
+                       now, ttl, cursor, cnt, state, stp};
     size_t len[ARRAY_LEN(v)];
     for (size_t i = 0; i < ARRAY_LEN(v); i++)
         len[i] = i == 5 ? c->plist_len : strlen(v[i]);

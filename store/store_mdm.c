@@ -226,19 +226,26 @@ void store_enqueue_reply(struct store_op *op, int err, const redisReply *r)
 {
     store_enqueue_fn *cb = (store_enqueue_fn *)(void (*)(void))op->cb;
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
                            r->element[0]->type != REDIS_REPLY_INTEGER ||
                            !store_reply_strings(r->element[1]) ||
-                           r->element[2]->type != REDIS_REPLY_ARRAY))
+                           r->element[2]->type != REDIS_REPLY_ARRAY ||
+                           r->element[3]->type != REDIS_REPLY_INTEGER ||
+                           r->element[4]->type != REDIS_REPLY_INTEGER))
         err = MDMD_EPROTO;
+    if (err == MDMD_OK && r->element[0]->integer < 0)
+        err = MDMD_ECONFLICT;
     if (err != MDMD_OK) {
-        cb(op->arg, err, 0, NULL, 0, NULL, 0);
+        cb(op->arg, err, NULL);
         return;
     }
     const char **unknown = store_mdm_strings(r->element[1]);
-    size_t npush;
-    struct store_push_target *push = store_reply_targets(r->element[2], &npush);
-    cb(op->arg, MDMD_OK, r->element[0]->integer, unknown, r->element[1]->elements, push, npush);
+    struct store_enqueue_result res = {r->element[0]->integer, r->element[3]->integer,
+                                       r->element[4]->integer != 0, unknown,
+                                       r->element[1]->elements, NULL, 0};
+    struct store_push_target *push = store_reply_targets(r->element[2], &res.npush);
+    res.push = push;
+    cb(op->arg, MDMD_OK, &res);
     free(unknown);
     free(push);
 }
@@ -248,28 +255,19 @@ struct store_op *store_enqueue(struct store *s, const char *uuid, const char *re
                                size_t nudids, int64_t now_ms, int ttl_s, store_enqueue_fn *cb,
                                void *arg)
 {
-    int argc = 7 + (int)nudids;
-    const char **v = xcalloc((size_t)argc, sizeof(char *));
-    size_t *len = xcalloc((size_t)argc, sizeof(size_t));
-    char key[128], now[24], ttl[24];
-    snprintf(key, sizeof(key), "mdm:cmd:%s", uuid);
-    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    snprintf(ttl, sizeof(ttl), "%d", ttl_s);
-    const char *fixed[] = {key, uuid, request_type, plist, now, ttl};
-    for (int i = 0; i < 6; i++) {
-        v[i] = fixed[i];
-        len[i] = i == 3 ? plist_len : strlen(fixed[i]);
-    }
-    for (size_t i = 0; i < nudids; i++) {
-        v[6 + i] = udids[i];
-        len[6 + i] = strlen(udids[i]);
-    }
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
-    op = store_cmd_script(s, store_mdm_script(s, STORE_LUA_ENQUEUE), 1, argc - 1, v, len,
-                          store_enqueue_reply, op);
-    free(v);
-    free(len);
-    return op;
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_fmt(&a, "mdm:cmd:%s", uuid);
+    store_argv_str(&a, uuid);
+    store_argv_str(&a, request_type);
+    store_argv_push(&a, plist, plist_len);
+    store_argv_fmt(&a, "%lld", (long long)now_ms);
+    store_argv_fmt(&a, "%d", ttl_s);
+    store_argv_str(&a, "");       /* from: not a job */
+    for (size_t i = 0; i < nudids; i++)
+        store_argv_str(&a, udids[i]);
+    return store_argv_script(s, store_mdm_lua[STORE_LUA_ENQUEUE], 1, &a, store_enqueue_reply,
+                             (store_any_fn *)cb, arg);
 }
 
 static void store_mdm_device_reply(struct store_op *op, int err, const redisReply *r)

@@ -81,10 +81,22 @@ struct store_push_target {        /* a device that can be woken up */
     const char *push_magic;
     const char *topic;
 };
-typedef void store_enqueue_fn(void *arg, int err, long queued, const char *const *unknown,
-                              size_t nunknown, const struct store_push_target *push, size_t npush);
+struct store_enqueue_result {     /* one enqueue script call */
+    long queued;                  /* device queues the UUID was added to */
+    long already;                 /* devices given this UUID before (a retry): passed over */
+    int replayed;                 /* a job chunk its record had done already: nothing ran */
+    const char *const *unknown;   /* neither enrolled nor enrolling: nothing queued */
+    size_t nunknown;
+    const struct store_push_target *push;
+    size_t npush;
+};
+/* res is NULL unless err is MDMD_OK.  MDMD_ECONFLICT: the UUID is stored
+ * with another body; nothing was queued. */
+typedef void store_enqueue_fn(void *arg, int err, const struct store_enqueue_result *res);
 /* Stores the command once (mdm:cmd:<uuid>, expiring ttl_s after the last
- * enqueue) and queues it for every udid that is enrolled or enrolling. */
+ * enqueue) and queues it for every udid that is enrolled or enrolling and
+ * was not given this UUID before: a retry with the same UUID and body
+ * queues only what the first attempt did not. */
 struct store_op *store_enqueue(struct store *s, const char *uuid, const char *request_type,
                                const char *plist, size_t plist_len, const char *const *udids,
                                size_t nudids, int64_t now_ms, int ttl_s, store_enqueue_fn *cb,

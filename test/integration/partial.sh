@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Partial failures (issue 13): a fault injected at one step of a write path
+# leaves every command queued exactly once or finished exactly once, and the
+# client is told which.  Faults come from a loopback proxy in front of a real
+# redis-server (test/tools/redisproxy.py: drop the connection before or after
+# the Nth matching command, stall the replies, refuse reconnects), from
+# CLIENT PAUSE, and from kill -9 of the private redis-server.
+. "$(dirname "$0")/lib.sh"
+PROXY=$TOP/test/tools/redisproxy.py
+
+start_redis || { fail "redis starts"; finish; }
+python3 "$PROXY" --target "$REDIS_PORT" --port-file "$T/proxy.port" --ctl "$T/ctl" \
+    >>"$T/proxy.log" 2>&1 &
+PIDS+=($!)
+wait_for 5 test -s "$T/proxy.port" || { fail "proxy starts"; finish; }
+PROXY_PORT=$(cat "$T/proxy.port")
+# rule MATCH NTH ACTION DOWN_MS: arms the proxy (one shot).
+rule() { echo "$*" >"$T/ctl.new"; mv "$T/ctl.new" "$T/ctl"; sleep 0.05; }
+fired() { grep -c . "$T/ctl.fired" 2>/dev/null || echo 0; }
+
+D=$T/a
+write_conf "$D" "redis 127.0.0.1:$PROXY_PORT" "redis_timeout_ms 300" "job_retry_max_s 3" \
+    "provision_retry_s 1"
+start_mdmd "$D" || { fail "mdmd starts"; finish; }
+
+# N devices straight into Redis: enough for several chunks, no TLS needed.
+N=3000
+R eval "for i=0,$N-1 do local u=string.format('P-%05d',i) redis.call('HSET','mdm:dev:{'..u..'}','udid',u,'state','enrolled') redis.call('ZADD','mdm:devices',i,u) end return 1" 0 >/dev/null
+all=$(seq -f '"P-%05g"' 0 $((N - 1)) | paste -sd, -)
+# Devices whose queue holds UUID $1 once, and more than once.
+qcount() { R eval "local one,more=0,0 for _,u in ipairs(redis.call('ZRANGE','mdm:devices',0,-1)) do local n=0 for _,x in ipairs(redis.call('LRANGE','mdm:q:{'..u..'}',0,-1)) do if x==ARGV[1] then n=n+1 end end if n==1 then one=one+1 elseif n>1 then more=more+1 end end return one..' '..more" 0 "$1"; }
+
+# --- 1. enqueue is idempotent ---
+body() { echo "{\"command_uuid\":\"$1\",\"udids\":[$2],\"command\":{\"RequestType\":\"$3\"}}"; }
+code=$(api POST /v1/commands "$(body U-1 '"P-00000","P-00001"' ProfileList)")
+check "enqueue with a client command_uuid: 201" test "$code" = 201
+check "the answer carries that command_uuid" test "$(jget "$T/api" command_uuid)" = U-1
+code=$(api POST /v1/commands "$(body U-1 '"P-00000","P-00001"' ProfileList)")
+check "the same request again: 201, nothing queued, 2 already ($(cat "$T/api"))" \
+    bash -c "[ $code = 201 ] && grep -q '\"queued\":0' '$T/api' && grep -q '\"already_queued\":2' '$T/api'"
+check "U-1 is on each queue once ($(qcount U-1))" test "$(qcount U-1)" = "2 0"
+code=$(api POST /v1/commands "$(body U-1 '"P-00002"' SecurityInfo)")
+check "the same CommandUUID with another command: 409 ($code)" test "$code" = 409
+check "the 409 names the command_uuid" test "$(jget "$T/api" command_uuid)" = U-1
+check "and nothing was queued for it" test "$(R llen 'mdm:q:{P-00002}')" = 0
+# The plist form carried a CommandUUID before: the same one twice used to be
+# queued twice.
+plist_msg "$T/cmd.plist" CommandUUID U-2 Command "<dict><key>RequestType</key><string>CertificateList</string></dict>"
+for i in 1 2; do
+    curl -s -o "$T/api" --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" \
+        -H 'Content-Type: application/x-plist' --data-binary "@$T/cmd.plist" \
+        "https://127.0.0.1:$PUB/v1/commands?udids=P-00003,P-00004"
+done
+check "a plist command with the same CommandUUID twice: once per queue ($(qcount U-2))" \
+    test "$(qcount U-2)" = "2 0"
+# An async (job) enqueue of a UUID already queued does not queue it again.
+api POST /v1/commands "{\"command_uuid\":\"U-1\",\"async\":true,\"udids\":[\"P-00000\",\"P-00001\",\"P-00005\"],\"command\":{\"RequestType\":\"ProfileList\"}}" >/dev/null
+job=$(jget "$T/api" job_id)
+wait_for 10 bash -c "curl -s --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/jobs/$job | grep -q '\"state\":\"done\"'"
+check "a list job with that UUID queues only the new device ($(qcount U-1))" test "$(qcount U-1)" = "3 0"
+code=$(api POST /v1/commands '{"command_uuid":"U-1","filter":"all_enrolled","command":{"RequestType":"SecurityInfo"}}')
+check "a filter job reusing the UUID with another command: 409 ($code)" test "$code" = 409
+
+# A sync enqueue of 3,000 devices (3 chunks) whose 2nd chunk runs but its
+# reply is lost: 503 that says how far it got, with the UUID; the same
+# request again completes it, nothing doubled.
+rule mdm:cmd:U-3 2 drop_after 200
+code=$(api POST /v1/commands "$(body U-3 "$all" SecurityInfo)")
+cp "$T/api" "$T/partial.json"
+check "partial failure: 503 ($code)" test "$code" = 503
+check "it carries the command_uuid" test "$(jget "$T/partial.json" command_uuid)" = U-3
+check "it says 1000 processed, 1000 in doubt, 1000 not sent ($(cat "$T/partial.json"))" \
+    bash -c "grep -q '\"processed\":1000' '$T/partial.json' && grep -q '\"in_doubt\":1000' '$T/partial.json' && grep -q '\"not_sent\":1000' '$T/partial.json'"
+wait_for 5 out_is 200 http_code "https://127.0.0.1:$PUB/healthz" --cacert "$CA"
+code=$(api POST /v1/commands "$(body U-3 "$all" SecurityInfo)")
+check "the retry: 201, 1000 queued, 2000 already ($(head -c 80 "$T/api"))" \
+    bash -c "[ $code = 201 ] && grep -q '\"queued\":1000' '$T/api' && grep -q '\"already_queued\":2000' '$T/api'"
+check "U-3 on each of the $N queues exactly once ($(qcount U-3))" test "$(qcount U-3)" = "$N 0"
+
+# --- 3. bulk jobs survive transient errors ---
+jobget() { curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/v1/jobs/$1"; }
+jobstate() { jobget "$1" | grep -o '"state":"[a-z]*"' | cut -d'"' -f4; }
+# The 3rd script call naming the job (its start, chunk 1, chunk 2) runs, its
+# reply is lost, and Redis stays unreachable for 1.5 s.
+rule mdm:job: 3 drop_after 1500
+api POST /v1/commands "{\"async\":true,\"udids\":[$all],\"command\":{\"RequestType\":\"ProfileList\"}}" >/dev/null
+job=$(jget "$T/api" job_id); U4=$(jget "$T/api" command_uuid)
+check "a list job through a lost reply and 1.5 s of Redis down ends done" \
+    wait_for 20 out_is done jobstate "$job"
+check "the fault was injected" test "$(fired)" -ge 2
+check "the command on each queue exactly once ($(qcount $U4))" test "$(qcount $U4)" = "$N 0"
+j=$(jobget "$job")
+check "its record counts $N done, $N queued ($j)" bash -c "echo '$j' | grep -q '\"done\":$N,' && echo '$j' | grep -q '\"queued\":$N,'"
+check "it logged the pause and the resume" bash -c "grep -q 'event=job_paused job=$job' '$T/mdmd.log' && grep -q 'event=job_resumed job=$job' '$T/mdmd.log'"
+# The same for a filter job (ZSCAN cursor steps).
+rule mdm:job: 3 drop_after 1500
+api POST /v1/commands '{"filter":"all_enrolled","command":{"RequestType":"ProfileList"}}' >/dev/null
+job=$(jget "$T/api" job_id); U5=$(jget "$T/api" command_uuid)
+check "a filter job through a lost reply and 1.5 s of Redis down ends done" \
+    wait_for 20 out_is done jobstate "$job"
+check "the command on each queue exactly once ($(qcount $U5))" test "$(qcount $U5)" = "$N 0"
+# Down longer than job_retry_max_s (3 s): failed, saying where it stopped.
+rule mdm:job: 3 drop_before 5000
+api POST /v1/commands "{\"async\":true,\"udids\":[$all],\"command\":{\"RequestType\":\"ProfileList\"}}" >/dev/null
+job=$(jget "$T/api" job_id); U6=$(jget "$T/api" command_uuid)
+check "a job whose Redis stays away past job_retry_max_s fails" wait_for 20 out_is failed jobstate "$job"
+j=$(jobget "$job")
+check "its error says where it stopped ($j)" bash -c "echo '$j' | grep -q 'stopped after [0-9]* of $N devices'"
+have=$(qcount "$U6" | cut -d' ' -f1)
+check "its position is where the queues stop ($have)" bash -c "echo '$j' | grep -q '\"position\":\"$have\"'"
+check "no device has U-6 twice" test "$(qcount $U6 | cut -d' ' -f2)" = 0
