@@ -13,6 +13,8 @@
 
 #include "../ca/ca.h"
 #include "../handlers/h_enroll.h"
+#include "../handlers/h_jobs.h"
+#include "../handlers/h_provision.h"
 #include "../handlers/h_scep.h"
 #include "../handlers/routes.h"
 #include "../handlers/wake.h"
@@ -376,6 +378,7 @@ static void main_open_state(struct mdmd *m)
     }
     m->app.worker = worker_new(m->app.base, m->cf->crypto_threads);
     m->app.wake = wake_new(m->app.base, m->app.store, m->app.push, m->cf->push_coalesce_ms);
+    h_provision_retry_start(&m->app);
 }
 
 static void main_cleanup(struct mdmd *m)
@@ -385,6 +388,8 @@ static void main_cleanup(struct mdmd *m)
     worker_free(m->app.worker);
     h_scep_keys_free(m->app.scep);       /* after the worker: jobs borrow its keys */
     h_enroll_keys_free(m->app.enroll);   /* after the worker: jobs borrow its keys */
+    h_provision_retry_stop();
+    h_jobs_free_all();          /* paused jobs hold a timer, no store call */
     push_free(m->app.push);     /* before wake: cancelled pushes release their items */
     wake_free(m->app.wake);
     store_free(m->app.store);

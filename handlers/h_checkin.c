@@ -47,7 +47,7 @@ static void h_checkin_count(struct h_mdm *m, int enrolled_now)
         mx->authenticates++;
     else if (type != NULL && strcmp(type, "CheckOut") == 0)
         mx->checkouts++;
-    mx->enrollments += enrolled_now != 0;
+    mx->enrollments += enrolled_now == STORE_ENROLLED_NOW;
 }
 
 static void h_checkin_on_done(void *arg, int err, int ident, int enrolled_now)
@@ -55,8 +55,10 @@ static void h_checkin_on_done(void *arg, int err, int ident, int enrolled_now)
     struct h_mdm *m = arg;
     if (!h_mdm_refuse(m, err, ident)) {
         h_checkin_count(m, enrolled_now);
-        if (enrolled_now)
+        if (enrolled_now == STORE_ENROLLED_NOW)
             log_info("event=enrolled udid=%s", m->udid);
+        /* Pending since an earlier TokenUpdate whose provisioning failed:
+         * this one completes it. */
         if (enrolled_now && m->app->cf->provision_on_enroll) {
             h_provision_start(m->app, m->udid, h_checkin_on_provisioned, m);
             return;
@@ -69,7 +71,8 @@ static void h_checkin_on_done(void *arg, int err, int ident, int enrolled_now)
 static struct store_device_msg h_checkin_msg(struct h_mdm *m)
 {
     struct store_device_msg msg = {m->udid, m->fp, util_now_ms(), m->fields, m->nfields,
-                                   m->app->cf->enroll_require_issued, m->cn_differs};
+                                   m->app->cf->enroll_require_issued, m->cn_differs,
+                                   m->app->cf->provision_on_enroll};
     return msg;
 }
 

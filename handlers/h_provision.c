@@ -3,18 +3,21 @@
  * built here as plists, queued atomically (store_content_provision). */
 #include "h_provision.h"
 
+#include <event2/event.h>
 #include <plist/plist.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/app.h"
+#include "../core/conf.h"
 #include "../core/log.h"
 #include "../core/util.h"
 #include "../store/store_content.h"
 #include "wake.h"
 
 #define H_PROVISION_CMD_TTL_S (30 * 24 * 3600)   /* as admin-queued commands */
+#define H_PROVISION_RETRY_BATCH 20               /* devices per timer tick */
 
 /* What the device record keeps (h_connect.c) and what operators ask first. */
 const char *const h_provision_queries[] = {
@@ -97,7 +100,10 @@ static void h_provision_on_queued(void *arg, int err, long queued,
 {
     struct h_provision *p = arg;
     if (err != MDMD_OK) {
-        log_err("event=provision_failed udid=%s step=queue err=%s", p->udid, mdmd_strerror(err));
+        log_err("event=provision_failed udid=%s step=queue err=%s pending=1", p->udid,
+                mdmd_strerror(err));
+    } else if (queued == 0) {
+        log_info("event=provision_skipped udid=%s reason=not_pending", p->udid);
     } else {
         log_info("event=provisioned udid=%s user=%s queued=%ld push=%d", p->udid,
                  *p->user ? p->user : "-", queued, push != NULL);
@@ -112,7 +118,8 @@ static void h_provision_on_grants(void *arg, int err, const char *user,
 {
     struct h_provision *p = arg;
     if (err != MDMD_OK) {
-        log_err("event=provision_failed udid=%s step=grants err=%s", p->udid, mdmd_strerror(err));
+        log_err("event=provision_failed udid=%s step=grants err=%s pending=1", p->udid,
+                mdmd_strerror(err));
         h_provision_finish(p);
         return;
     }
@@ -138,4 +145,77 @@ void h_provision_start(struct app *app, const char *udid, h_provision_done_fn *d
     p->arg = arg;
     snprintf(p->udid, sizeof(p->udid), "%s", udid);
     store_content_grants(app->store, udid, h_provision_on_grants, p);
+}
+
+/* ---- the retry timer ---- */
+
+struct h_provision_retry {
+    struct app *app;
+    struct event *ev;
+    int busy;                     /* a store_content_provision_due call in flight */
+    int stopped;                  /* h_provision_retry_stop() ran: that call frees it */
+};
+
+static struct h_provision_retry *h_provision_timer;
+
+static void h_provision_retry_arm(struct h_provision_retry *r)
+{
+    struct timeval tv = {r->app->cf->provision_retry_s, 0};
+    evtimer_add(r->ev, &tv);
+}
+
+static void h_provision_retry_done(void *arg)
+{
+    (void)arg;
+}
+
+static void h_provision_on_due(void *arg, int err, const char *const *udids, size_t n)
+{
+    struct h_provision_retry *r = arg;
+    r->busy = 0;
+    if (r->stopped) {
+        free(r);
+        return;
+    }
+    if (err != MDMD_OK)
+        log_debug("event=provision_retry_unavailable err=%s", mdmd_strerror(err));
+    for (size_t i = 0; err == MDMD_OK && i < n; i++) {
+        log_info("event=provision_retry udid=%s", udids[i]);
+        h_provision_start(r->app, udids[i], h_provision_retry_done, NULL);
+    }
+}
+
+static void h_provision_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct h_provision_retry *r = arg;
+    (void)fd, (void)what;
+    h_provision_retry_arm(r);
+    if (r->busy || !r->app->cf->provision_on_enroll)
+        return;
+    int64_t now = util_now_ms();
+    r->busy = 1;
+    store_content_provision_due(r->app->store, now, now - r->app->cf->provision_retry_s * 1000LL,
+                                H_PROVISION_RETRY_BATCH, h_provision_on_due, r);
+}
+
+void h_provision_retry_start(struct app *app)
+{
+    struct h_provision_retry *r = xcalloc(1, sizeof(*r));
+    r->app = app;
+    r->ev = evtimer_new(app->base, h_provision_on_tick, r);
+    h_provision_retry_arm(r);
+    h_provision_timer = r;
+}
+
+void h_provision_retry_stop(void)
+{
+    struct h_provision_retry *r = h_provision_timer;
+    if (r == NULL)
+        return;
+    h_provision_timer = NULL;
+    event_free(r->ev);
+    if (r->busy)
+        r->stopped = 1;
+    else
+        free(r);
 }

@@ -5,7 +5,13 @@
  * provisioning profile, InstallApplication for every assigned app, then
  * DeviceInformation; all queued in order by one Lua script call, then the
  * device is woken.  A device enrolled without a user gets the "everyone"
- * content.  Single-threaded, on the loop. */
+ * content.  Single-threaded, on the loop.
+ *
+ * Nothing is forgotten when Redis fails in between: the TokenUpdate script
+ * that marks the device enrolled also marks its provisioning pending, and
+ * the script that queues the commands clears the mark, so it runs exactly
+ * once.  A pending device is provisioned at its next TokenUpdate, or by the
+ * retry timer after provision_retry_s. */
 #ifndef MDMD_H_PROVISION_H
 #define MDMD_H_PROVISION_H
 
@@ -13,10 +19,15 @@ struct app;
 
 typedef void h_provision_done_fn(void *arg);
 
-/* Queues the commands for udid (validated by the caller), then calls done
- * exactly once, possibly before this returns.  A failure is logged and not
- * retried: the enrollment stands and an admin can queue the commands. */
+/* Queues the commands for udid (validated by the caller) if its
+ * provisioning is pending, then calls done exactly once, possibly before
+ * this returns.  A failure is logged; the mark stays, for a retry. */
 void h_provision_start(struct app *app, const char *udid, h_provision_done_fn *done, void *arg);
+
+/* The retry timer: every provision_retry_s, provisions up to 20 devices
+ * pending for longer than that.  Stop before the store is freed. */
+void h_provision_retry_start(struct app *app);
+void h_provision_retry_stop(void);
 
 /* The DeviceInformation queries sent after enrollment, NULL-terminated. */
 extern const char *const h_provision_queries[];

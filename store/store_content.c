@@ -11,7 +11,7 @@
 
 extern const char store_lua_content_put[], store_lua_content_list[], store_lua_content_get[],
     store_lua_content_del[], store_lua_content_assign[], store_lua_provision_items[],
-    store_lua_provision[];
+    store_lua_provision[], store_lua_provision_due[];
 
 static const char *const store_content_kinds[] = {"profile", "provprofile", "app"};
 
@@ -288,5 +288,35 @@ struct store_op *store_content_provision(struct store *s, const char *udid,
         store_argv_push(&a, cmds[i].plist, cmds[i].plist_len);
     }
     return store_argv_script(s, store_lua_provision, 2, &a, store_content_provision_reply,
+                             (store_any_fn *)cb, arg);
+}
+
+static void store_content_due_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_udids_fn *cb = (store_udids_fn *)(void (*)(void))op->cb;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && !store_reply_strings(r))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        cb(op->arg, err, NULL, 0);
+        return;
+    }
+    const char **v = xcalloc(r->elements + 1, sizeof(*v));
+    for (size_t i = 0; i < r->elements; i++)
+        v[i] = r->element[i]->str;
+    cb(op->arg, MDMD_OK, v, r->elements);
+    free(v);
+}
+
+struct store_op *store_content_provision_due(struct store *s, int64_t now_ms, int64_t before_ms,
+                                             int limit, store_udids_fn *cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_str(&a, "mdm:provision");
+    store_argv_fmt(&a, "%lld", (long long)now_ms);
+    store_argv_fmt(&a, "%lld", (long long)before_ms);
+    store_argv_fmt(&a, "%d", limit);
+    return store_argv_script(s, store_lua_provision_due, 1, &a, store_content_due_reply,
                              (store_any_fn *)cb, arg);
 }

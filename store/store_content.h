@@ -77,11 +77,19 @@ struct store_cmd {                /* a command ready to queue */
     size_t plist_len;
 };
 /* Queues cmds for udid in order, atomically, storing each once (mdm:cmd:,
- * expiring after ttl_s).  push: the device to wake, or NULL. */
+ * expiring after ttl_s), if its provisioning is still pending, and clears
+ * the mark in the same script: queued 0 when it was not (done already, or
+ * the device checked out).  push: the device to wake, or NULL. */
 typedef void store_provision_fn(void *arg, int err, long queued,
                                 const struct store_push_target *push);
 struct store_op *store_content_provision(struct store *s, const char *udid,
                                          const struct store_cmd *cmds, size_t n, int64_t now_ms,
                                          int ttl_s, store_provision_fn *cb, void *arg);
+
+/* Up to limit devices whose provisioning is pending since before before_ms
+ * (mdm:provision), each claimed (rescored to now_ms) for one attempt. */
+typedef void store_udids_fn(void *arg, int err, const char *const *udids, size_t n);
+struct store_op *store_content_provision_due(struct store *s, int64_t now_ms, int64_t before_ms,
+                                             int limit, store_udids_fn *cb, void *arg);
 
 #endif

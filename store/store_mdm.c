@@ -76,7 +76,10 @@ static void store_mdm_checkin_reply(struct store_op *op, int err, const redisRep
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type == REDIS_REPLY_STRING) {
         ident = store_mdm_ident_of(r->str, r->len);
-        enrolled = r->len == 8 && memcmp(r->str, "enrolled", 8) == 0;
+        if (r->len == 8 && memcmp(r->str, "enrolled", 8) == 0)
+            enrolled = STORE_ENROLLED_NOW;
+        else if (r->len == 9 && memcmp(r->str, "provision", 9) == 0)
+            enrolled = STORE_PROVISION_PENDING;
     } else if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER) {
         err = MDMD_EPROTO;
     }
@@ -84,7 +87,7 @@ static void store_mdm_checkin_reply(struct store_op *op, int err, const redisRep
 }
 
 /* KEYS dev [q notnow] devices events; ARGV udid now cert_fp [require_issued
- * cn_differs] (Authenticate only) [fields]. */
+ * cn_differs] (Authenticate only) [provision] (TokenUpdate only) [fields]. */
 static struct store_op *store_mdm_checkin(struct store *s, int script, int with_queue,
                                           const struct store_device_msg *m, store_checkin_fn *cb,
                                           void *arg)
@@ -106,6 +109,8 @@ static struct store_op *store_mdm_checkin(struct store *s, int script, int with_
         store_argv_str(&a, m->require_issued ? "1" : "0");
         store_argv_str(&a, m->cn_differs ? "1" : "0");
     }
+    if (script == STORE_LUA_TOKEN_UPDATE)
+        store_argv_str(&a, m->provision ? "1" : "0");
     store_mdm_fields(&a, m->fields, m->nfields);
     return store_argv_script(s, store_mdm_lua[script], nkeys, &a, store_mdm_checkin_reply,
                          (store_any_fn *)cb, arg);

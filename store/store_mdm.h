@@ -49,9 +49,14 @@ struct store_device_msg {         /* a check-in message */
     size_t nfields;
     int require_issued;           /* Authenticate: only registry certificates (conf) */
     int cn_differs;               /* the certificate's CN is not udid */
+    int provision;                /* TokenUpdate: provisioning follows the enrollment (conf) */
 };
 
-/* enrolled_now: this TokenUpdate completed an enrollment. */
+/* enrolled_now: STORE_ENROLLED_NOW when this TokenUpdate completed an
+ * enrollment (with provision set, provisioning is then marked pending in the
+ * same script: store_content_provision clears it), STORE_PROVISION_PENDING
+ * for a later TokenUpdate while it still is; else 0. */
+enum { STORE_ENROLLED_NOW = 1, STORE_PROVISION_PENDING = 2 };
 typedef void store_checkin_fn(void *arg, int err, int ident, int enrolled_now);
 struct store_op *store_authenticate(struct store *s, const struct store_device_msg *m,
                                     store_checkin_fn *cb, void *arg);

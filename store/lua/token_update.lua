@@ -1,16 +1,26 @@
--- KEYS: dev devices events   ARGV: udid now cert_fp [field value]...
--- Returns 'enrolled' for the first TokenUpdate after Authenticate, else 'ok',
--- or the identity failure.
+-- KEYS: dev devices events   ARGV: udid now cert_fp provision [field value]...
+-- Returns 'enrolled' for the first TokenUpdate after Authenticate, 'provision'
+-- for a later one while provisioning is still pending, else 'ok', or the
+-- identity failure.
+-- provision '1': the first TokenUpdate marks provisioning pending in the same
+-- step that marks the device enrolled (provision_pending on the record, and
+-- mdm:provision scored by when), so that a failure to queue it afterwards is
+-- retried (provision.lua clears both) instead of forgotten.
 local dev, devices, events = KEYS[1], KEYS[2], KEYS[3]
-local udid, now, fp = ARGV[1], ARGV[2], ARGV[3]
+local udid, now, fp, prov = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local bad = mdm_ident(dev, fp)
 if bad then return bad end
-redis.call('HSET', dev, 'last_seen', now, 'token_updated_at', now, unpack(ARGV, 4))
+redis.call('HSET', dev, 'last_seen', now, 'token_updated_at', now, unpack(ARGV, 5))
 redis.call('HDEL', dev, 'token_invalid')
 redis.call('ZADD', devices, now, udid)
 if redis.call('HGET', dev, 'state') == 'authenticated' then
   redis.call('HSET', dev, 'state', 'enrolled', 'enrolled_at', now)
+  if prov then
+    redis.call('HSET', dev, 'provision_pending', now)
+    redis.call('ZADD', 'mdm:provision', now, udid)
+  end
   mdm_event(events, 'type', 'enrolled', 'udid', udid, 'time', now)
   return 'enrolled'
 end
+if prov and redis.call('HEXISTS', dev, 'provision_pending') == 1 then return 'provision' end
 return 'ok'

@@ -19,7 +19,8 @@ rule() { echo "$*" >"$T/ctl.new"; mv "$T/ctl.new" "$T/ctl"; sleep 0.05; }
 fired() { grep -c . "$T/ctl.fired" 2>/dev/null || echo 0; }
 
 D=$T/a
-write_conf "$D" "redis 127.0.0.1:$PROXY_PORT" "redis_timeout_ms 300" "job_retry_max_s 3" \
+write_conf "$D" "redis 127.0.0.1:$PROXY_PORT" "redis_timeout_ms 300" "provision_on_enroll yes" \
+    "job_retry_max_s 3" \
     "provision_retry_s 1"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
 
@@ -77,6 +78,27 @@ check "the retry: 201, 1000 queued, 2000 already ($(head -c 80 "$T/api"))" \
     bash -c "[ $code = 201 ] && grep -q '\"queued\":1000' '$T/api' && grep -q '\"already_queued\":2000' '$T/api'"
 check "U-3 on each of the $N queues exactly once ($(qcount U-3))" test "$(qcount U-3)" = "$N 0"
 
+# --- 2. provisioning survives a Redis hiccup ---
+# devinfo UDID: how many DeviceInformation commands its queue holds.
+devinfo() { R eval "local n=0 for _,x in ipairs(redis.call('LRANGE','mdm:q:{'..ARGV[1]..'}',0,-1)) do if redis.call('HGET','mdm:cmd:'..x,'request_type')=='DeviceInformation' then n=n+1 end end return n" 0 "$1"; }
+rule '<string>DeviceInformation</string>' 1 drop_before 300
+check "the first TokenUpdate is answered though its provisioning cannot be queued" \
+    enroll_device pv1 PV-1
+check "the fault hit the provisioning script" grep -q "^<string>DeviceInformation</string> 1 drop_before" "$T/ctl.fired"
+check "provisioning is queued later (retry timer), once" wait_for 6 out_is 1 devinfo PV-1
+sleep 2.2
+check "and not again ($(devinfo PV-1))" test "$(devinfo PV-1)" = 1
+rule '<string>DeviceInformation</string>' 1 drop_after 300
+check "another device: its provisioning runs but the reply is lost" enroll_device pv2 PV-2
+sleep 3
+check "queued exactly once all the same ($(devinfo PV-2))" test "$(devinfo PV-2)" = 1
+check "nothing left pending" test "$(R zcard mdm:provision)" = 0
+# Pending at the next TokenUpdate: it provisions at once.
+R hset 'mdm:dev:{PV-1}' provision_pending 1 >/dev/null
+R zadd mdm:provision "$(($(date +%s) * 1000))" PV-1 >/dev/null
+check "a TokenUpdate while pending is answered" test "$(mdm_put /mdm/checkin pv1 "$T/pv1.tok" application/x-apple-aspen-mdm-checkin)" = 200
+check "and provisions the device then ($(devinfo PV-1))" test "$(devinfo PV-1)" = 2
+
 # --- 3. bulk jobs survive transient errors ---
 jobget() { curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/v1/jobs/$1"; }
 jobstate() { jobget "$1" | grep -o '"state":"[a-z]*"' | cut -d'"' -f4; }
@@ -98,7 +120,7 @@ api POST /v1/commands '{"filter":"all_enrolled","command":{"RequestType":"Profil
 job=$(jget "$T/api" job_id); U5=$(jget "$T/api" command_uuid)
 check "a filter job through a lost reply and 1.5 s of Redis down ends done" \
     wait_for 20 out_is done jobstate "$job"
-check "the command on each queue exactly once ($(qcount $U5))" test "$(qcount $U5)" = "$N 0"
+check "the command on each enrolled queue exactly once ($(qcount $U5))" test "$(qcount $U5)" = "$((N + 2)) 0"
 # Down longer than job_retry_max_s (3 s): failed, saying where it stopped.
 rule mdm:job: 3 drop_before 5000
 api POST /v1/commands "{\"async\":true,\"udids\":[$all],\"command\":{\"RequestType\":\"ProfileList\"}}" >/dev/null
@@ -109,3 +131,4 @@ check "its error says where it stopped ($j)" bash -c "echo '$j' | grep -q 'stopp
 have=$(qcount "$U6" | cut -d' ' -f1)
 check "its position is where the queues stop ($have)" bash -c "echo '$j' | grep -q '\"position\":\"$have\"'"
 check "no device has U-6 twice" test "$(qcount $U6 | cut -d' ' -f2)" = 0
+finish
