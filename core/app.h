@@ -15,6 +15,7 @@ struct worker;
 struct h_scep_keys;
 struct h_enroll_keys;
 struct metrics;
+struct embedded;
 
 struct app {
     struct event_base *base;
@@ -28,6 +29,7 @@ struct app {
     const char *api_key;        /* admin REST bearer key (hex), from <data_dir>/api.key */
     struct h_scep_keys *scep;   /* SCEP responder and profile signer (h_scep.h) */
     struct h_enroll_keys *enroll; /* profile-signing identity, device CA (h_enroll.h) */
+    struct embedded *redis;     /* the private redis-server (store/embedded.h), or NULL */
 };
 
 #endif

@@ -363,6 +363,8 @@ static void main_open_state(struct mdmd *m)
         m->redis = embedded_start(m->cf->data_dir, m->cf->redis_server_bin);
         if (m->redis == NULL)
             die("event=private_redis_failed");
+        embedded_watch(m->redis, m->app.base);
+        m->app.redis = m->redis;
         addr = embedded_addr(m->redis);
     }
     m->app.store = store_new(m->app.base, addr, m->cf->redis_timeout_ms);

@@ -4,6 +4,7 @@
 
 #include "../core/app.h"
 #include "../core/http.h"
+#include "../store/embedded.h"
 #include "../store/store.h"
 
 static void h_health_on_ping(void *arg, int err)
@@ -23,6 +24,14 @@ static void h_health_on_ping(void *arg, int err)
 void h_health(struct req *req, void *app)
 {
     struct app *a = app;
+    char body[160];
+    if (embedded_down(a->redis)) {
+        /* Its socket may answer LOADING already: not up until it serves. */
+        snprintf(body, sizeof(body), "{\"status\":\"degraded\",\"redis\":\"restarting\","
+                 "\"restarts\":%lu}\n", embedded_restarts(a->redis));
+        req_respond_json(req, 503, body);
+        return;
+    }
     /* The req stays valid until we respond, even if the client leaves. */
     (void)store_ping(a->store, h_health_on_ping, req);
 }

@@ -196,12 +196,17 @@ static int h_jobs_failed(struct h_jobs *j, int err)
     return 1;
 }
 
+/* Only the paused ones: a job with a call in flight is freed by its
+ * callback (MDMD_ECANCELED from store_free or wake_free). */
 void h_jobs_free_all(void)
 {
-    while (h_jobs_live != NULL) {
-        log_warn("event=job_abandoned job=%s done=%ld reason=shutdown", h_jobs_live->id,
-                 h_jobs_live->done);
-        h_jobs_free(h_jobs_live);
+    struct h_jobs *j = h_jobs_live, *next;
+    for (; j != NULL; j = next) {
+        next = j->next_job;
+        if (j->retry == NULL || !evtimer_pending(j->retry, NULL))
+            continue;
+        log_warn("event=job_abandoned job=%s done=%ld reason=shutdown paused=1", j->id, j->done);
+        h_jobs_free(j);
     }
 }
 

@@ -55,7 +55,7 @@ const char *h_jobs_filter_state(const char *filter);
 /* Takes over c's pointers (and clears them), answers req, and runs the job. */
 void h_jobs_start(struct req *req, struct app *app, struct h_jobs_cmd *c);
 
-/* Frees the jobs still alive (paused ones hold a timer): at shutdown,
+/* Frees the paused jobs (they hold a timer and no call): at shutdown,
  * before the store and the event base go. */
 void h_jobs_free_all(void);
 

@@ -10,6 +10,7 @@
 #include "../core/metrics.h"
 #include "../push/push.h"
 #include "../store/store.h"
+#include "../store/embedded.h"
 #include "../store/store_jobs.h"
 #include "h_admin.h"
 #include "wake.h"
@@ -187,6 +188,10 @@ static void h_metrics_redis(struct metrics_text *t, const struct app *a, int err
     metrics_family(t, "mdmd_redis_roundtrip_seconds", "histogram",
                    "Time from sending a Redis call (a command or a Lua script) to its reply.");
     metrics_hist_render(t, "mdmd_redis_roundtrip_seconds", "", store_rtt(a->store));
+    if (a->redis != NULL)
+        h_metrics_one(t, "mdmd_redis_restarts_total", "counter",
+                      "Times the private redis-server died and was started again.",
+                      (double)embedded_restarts(a->redis));
     if (err != MDMD_OK || st == NULL)
         return;   /* no stale numbers: the series are absent while Redis is down */
     h_metrics_one(t, "mdmd_queue_depth", "gauge",

@@ -1,11 +1,12 @@
 /* embedded.c: the private redis-server, started with command-line options
- * (no config file to keep in sync) and watched only at startup. */
+ * (no config file to keep in sync), and restarted from the loop when it dies. */
 #include "embedded.h"
 
 #include "../core/log.h"
 #include "../core/util.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
@@ -24,12 +25,23 @@
 #define EMBEDDED_POLL_MS 20
 #define EMBEDDED_STOP_MS 5000
 #define EMBEDDED_LOG_LINES 10
+#define EMBEDDED_WATCH_MS 200        /* how often the loop looks for its exit */
+#define EMBEDDED_BACKOFF_MIN_MS 500  /* first restart delay; doubles per quick death */
+#define EMBEDDED_BACKOFF_MAX_MS 30000
+#define EMBEDDED_STABLE_MS 60000     /* up this long: the next death restarts fast again */
 
 struct embedded {
     pid_t pid;  /* 0 once reaped */
     char *dir;  /* <data_dir>/redis: socket, log, AOF */
     char *sock; /* <dir>/redis.sock */
     char *log;  /* <dir>/redis.log: redis' log, and its stdout/stderr */
+    char *bin;
+    struct event *watch;         /* embedded_watch(): polls for its exit */
+    int down;                    /* died, not answering PING again yet */
+    int backoff_ms;
+    int64_t restart_at;          /* mono ms of the next spawn, while down and pid == 0 */
+    int64_t started_at;          /* mono ms of the last spawn */
+    unsigned long restarts;
 };
 
 static void embedded_sleep_ms(int ms)
@@ -201,6 +213,9 @@ struct embedded *embedded_start(const char *data_dir, const char *bin)
     free(abs);
     e->sock = xasprintf("%s/redis.sock", e->dir);
     e->log = xasprintf("%s/redis.log", e->dir);
+    e->bin = xstrdup(bin);
+    e->backoff_ms = EMBEDDED_BACKOFF_MIN_MS;
+    e->started_at = util_mono_ms();
     if (embedded_prepare(e) != 0 || embedded_spawn(e, bin) != 0 || embedded_wait_ready(e) != 0) {
         embedded_stop(e);
         return NULL;
@@ -227,10 +242,71 @@ static int embedded_reaped(pid_t pid, int timeout_ms)
     return 0;
 }
 
+/* ---- supervision (on the loop) ---- */
+
+/* Spawns it again (same dir, same AOF) without waiting: the store's own
+ * reconnect finds it, and sees LOADING as unavailable meanwhile. */
+static void embedded_respawn(struct embedded *e)
+{
+    if (embedded_clear_socket(e) != 0 || embedded_spawn(e, e->bin) != 0) {
+        e->restart_at = util_mono_ms() + e->backoff_ms;
+        return;
+    }
+    e->restarts++;
+    e->started_at = util_mono_ms();
+    log_warn("event=embedded_redis_restarted pid=%d restarts=%lu", (int)e->pid, e->restarts);
+}
+
+static void embedded_on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct embedded *e = arg;
+    int status;
+    (void)fd, (void)what;
+    if (e->pid > 0 && waitpid(e->pid, &status, WNOHANG) == e->pid) {
+        int64_t up = util_mono_ms() - e->started_at;
+        if (up >= EMBEDDED_STABLE_MS)
+            e->backoff_ms = EMBEDDED_BACKOFF_MIN_MS;
+        log_err("event=embedded_redis_died pid=%d status=%d up_ms=%lld restart_in_ms=%d log=%s",
+                (int)e->pid, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+                (long long)up, e->backoff_ms, e->log);
+        embedded_log_tail(e);
+        e->pid = 0;
+        e->down = 1;
+        e->restart_at = util_mono_ms() + e->backoff_ms;
+        e->backoff_ms = e->backoff_ms * 2 < EMBEDDED_BACKOFF_MAX_MS ? e->backoff_ms * 2
+                                                                     : EMBEDDED_BACKOFF_MAX_MS;
+    }
+    if (e->pid == 0 && e->down && util_mono_ms() >= e->restart_at)
+        embedded_respawn(e);
+    else if (e->pid > 0 && e->down && embedded_ping(e->sock, 50)) {
+        e->down = 0;
+        log_info("event=embedded_redis_ready pid=%d restarts=%lu", (int)e->pid, e->restarts);
+    }
+}
+
+void embedded_watch(struct embedded *e, struct event_base *base)
+{
+    static const struct timeval every = {0, EMBEDDED_WATCH_MS * 1000};
+    e->watch = event_new(base, -1, EV_PERSIST, embedded_on_watch, e);
+    event_add(e->watch, &every);
+}
+
+int embedded_down(const struct embedded *e)
+{
+    return e != NULL && e->down;
+}
+
+unsigned long embedded_restarts(const struct embedded *e)
+{
+    return e != NULL ? e->restarts : 0;
+}
+
 void embedded_stop(struct embedded *e)
 {
     if (e == NULL)
         return;
+    if (e->watch != NULL)
+        event_free(e->watch);
     if (e->pid > 0) {
         kill(e->pid, SIGTERM); /* redis flushes the AOF and removes its socket */
         kill(e->pid, SIGCONT); /* a stopped process would hold the SIGTERM */
@@ -246,5 +322,6 @@ void embedded_stop(struct embedded *e)
     free(e->dir);
     free(e->sock);
     free(e->log);
+    free(e->bin);
     free(e);
 }

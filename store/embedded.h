@@ -1,7 +1,13 @@
 /* embedded.h: the private redis-server mdmd starts when no Redis address is
  * configured.  It listens only on a unix socket under <data_dir>/redis, with
  * AOF on (appendfsync everysec) and settings tuned for many small per-device
- * keys.  Blocking: call before event_base_dispatch(). */
+ * keys.  embedded_start() blocks: call it before event_base_dispatch().
+ *
+ * Supervised: once embedded_watch() is on, a redis-server that exits is
+ * logged (with the end of its log) and started again, from the same
+ * directory and so the same AOF, after a backoff (500 ms, doubling up to
+ * 30 s while it keeps dying within a minute of its start).  Until the new
+ * one answers PING, embedded_down() is 1 (/healthz says so). */
 #ifndef MDMD_EMBEDDED_H
 #define MDMD_EMBEDDED_H
 
@@ -13,5 +19,11 @@ struct embedded;
 struct embedded *embedded_start(const char *data_dir, const char *bin);
 const char *embedded_addr(const struct embedded *e);   /* socket path; borrowed */
 void embedded_stop(struct embedded *e);                 /* SIGTERM, wait; NULL-safe */
+
+struct event_base;
+/* Watches the child from the loop (a 200 ms timer) until embedded_stop(). */
+void embedded_watch(struct embedded *e, struct event_base *base);
+int embedded_down(const struct embedded *e);            /* NULL-safe: 0 */
+unsigned long embedded_restarts(const struct embedded *e); /* since start; NULL-safe */
 
 #endif

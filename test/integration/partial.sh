@@ -131,4 +131,25 @@ check "its error says where it stopped ($j)" bash -c "echo '$j' | grep -q 'stopp
 have=$(qcount "$U6" | cut -d' ' -f1)
 check "its position is where the queues stop ($have)" bash -c "echo '$j' | grep -q '\"position\":\"$have\"'"
 check "no device has U-6 twice" test "$(qcount $U6 | cut -d' ' -f2)" = 0
+
+# --- 4. the private redis-server is supervised ---
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
+D=$T/b
+write_conf "$D"          # no redis line: mdmd starts its own
+start_mdmd "$D" || { fail "mdmd with a private redis starts"; finish; }
+S=$D/var/redis/redis.sock
+redis-cli -s "$S" set partial:kept yes >/dev/null
+sleep 1.2                # appendfsync everysec
+pid=$(sed -n 's/.*event=embedded_redis_spawned pid=\([0-9]*\).*/\1/p' "$T/mdmd.log" | tail -n 1)
+kill -9 "$pid"
+check "/healthz says restarting while it is down" \
+    wait_for 3 bash -c "curl -s --cacert '$CA' https://127.0.0.1:$PUB/healthz | grep -q '\"redis\":\"restarting\"'"
+check "mdmd starts it again and /healthz is 200" wait_for 10 out_is 200 http_code "https://127.0.0.1:$PUB/healthz" --cacert "$CA"
+check "the death and the restart are logged" bash -c "grep -q 'event=embedded_redis_died pid=$pid' '$T/mdmd.log' && grep -q 'event=embedded_redis_restarted' '$T/mdmd.log'"
+check "from the same AOF" test "$(redis-cli -s "$S" get partial:kept)" = yes
+m=$(curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/metrics" | awk '$1=="mdmd_redis_restarts_total"{print $2}')
+check "/metrics counts it (mdmd_redis_restarts_total $m)" test "$m" = 1
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
+check "SIGTERM then stops the restarted redis-server" bash -c "! kill -0 \$(sed -n 's/.*event=embedded_redis_spawned pid=\([0-9]*\).*/\1/p' '$T/mdmd.log' | tail -n 1) 2>/dev/null"
+check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
 finish
