@@ -485,6 +485,16 @@ int http_server_inflight(const struct http_server *hs)
     return hs->inflight;
 }
 
+int http_server_unsent(const struct http_server *hs)
+{
+    int n = 0;
+    if (hs == NULL)
+        return 0;
+    for (const struct http_conn *c = hs->conn_list; c != NULL; c = c->next)
+        n += evbuffer_get_length(bufferevent_get_output(c->bev)) > 0;
+    return n;
+}
+
 int http_server_connections(const struct http_server *hs)
 {
     return hs->conns;

@@ -56,6 +56,9 @@ void http_server_set_ctx(struct http_server *hs, SSL_CTX *ctx);  /* new handshak
 void http_server_set_limits(struct http_server *hs, const struct http_limits *lim);
 void http_server_stop_accepting(struct http_server *hs);         /* graceful shutdown */
 int http_server_inflight(const struct http_server *hs);          /* requests not yet answered */
+/* Connections with an answer not yet written out (NULL-safe: 0): shutdown
+ * runs the loop until this is 0 before http_server_free() drops them. */
+int http_server_unsent(const struct http_server *hs);
 int http_server_connections(const struct http_server *hs);
 /* For /metrics: the listener's name, its routes, and the numbers of route i
  * (i == http_server_nroutes(): requests that matched no route). */

@@ -383,11 +383,40 @@ static void main_open_state(struct mdmd *m)
     h_provision_retry_start(&m->app);
 }
 
+/* Runs the loop until every answer queued so far is written out, or 1 s. */
+static void main_flush(struct mdmd *m)
+{
+    static const struct timeval tick = {0, 20000};
+    int64_t deadline = util_mono_ms() + 1000;
+    while (http_server_unsent(m->pub) + http_server_unsent(m->mdm) + http_server_unsent(m->scep) >
+               0 &&
+           util_mono_ms() < deadline) {
+        event_base_loopexit(m->app.base, &tick);
+        event_base_dispatch(m->app.base);
+    }
+}
+
+/* The shutdown order, explicit because each step may answer requests that
+ * the listeners must still be there to write:
+ *  1. worker_free: the job running finishes; the queued ones' done callbacks
+ *     run with worker_canceled() and answer 503 (enrollment, SCEP, logins);
+ *     then the keys those jobs borrowed can go.
+ *  2. the timers and modules that call the store, then store_free: every
+ *     pending callback runs with MDMD_ECANCELED and answers 503.
+ *  3. main_flush: the loop writes those answers (listeners are stopped and
+ *     open connections get 503 for any new request, so no handler runs).
+ *  4. http_server_free: evhttp_free closes every connection (adopted or
+ *     not, http.c); the deferred bufferevent callbacks this leaves run in
+ *     the final loop turns, before the event base is freed. */
 static void main_cleanup(struct mdmd *m)
 {
-    /* Everything that can still call a handler back goes first, while the
-     * listeners (and their connections) exist for the answers it sends. */
+    if (m->drain != NULL)
+        event_del(m->drain);
+    for (int i = 0; i < 3; i++)      /* no SIGHUP reload into what is being freed */
+        if (m->sigs[i] != NULL)
+            event_del(m->sigs[i]);
     worker_free(m->app.worker);
+    m->app.worker = NULL;                /* worker_canceled(NULL) is 1 */
     h_scep_keys_free(m->app.scep);       /* after the worker: jobs borrow its keys */
     h_enroll_keys_free(m->app.enroll);   /* after the worker: jobs borrow its keys */
     h_provision_retry_stop();
@@ -395,6 +424,7 @@ static void main_cleanup(struct mdmd *m)
     push_free(m->app.push);     /* before wake: cancelled pushes release their items */
     wake_free(m->app.wake);
     store_free(m->app.store);
+    main_flush(m);
     http_server_free(m->pub);
     http_server_free(m->mdm);
     http_server_free(m->scep);

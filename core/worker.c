@@ -125,7 +125,7 @@ int worker_queued(const struct worker *w)
 
 int worker_canceled(const struct worker *w)
 {
-    return w->canceled;
+    return w == NULL || w->canceled;
 }
 
 void worker_free(struct worker *w)

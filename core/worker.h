@@ -23,7 +23,9 @@ void worker_free(struct worker *w);
 void worker_submit(struct worker *w, worker_job_fn *job, worker_done_fn *done, void *arg);
 int worker_queued(const struct worker *w);   /* jobs submitted and not yet done */
 /* In a done callback: 1 when the job did not run because the worker is
- * being freed. */
+ * being freed.  Also 1 for w NULL: main clears app->worker once it is freed,
+ * so that a later callback of the same flow (a store callback at shutdown)
+ * still sees that it is shutting down instead of reading freed memory. */
 int worker_canceled(const struct worker *w);
 
 #endif

@@ -281,8 +281,9 @@ static void h_enroll_on_built(void *arg)
 {
     struct h_enroll *e = arg;
     if (worker_canceled(e->app->worker)) {
-        /* Shutting down: the listeners are gone, and the request with them. */
-        h_enroll_free(e);
+        /* Shutting down (main_cleanup): the listeners are still there, and
+         * the answer is written before they go. */
+        h_enroll_fail(e, 503, "shutting down");
         return;
     }
     h_enroll_step(e);
@@ -476,7 +477,7 @@ static void h_enroll_on_login(void *arg, int status, const char *username, const
     struct h_enroll *e = arg;
     (void)role;   /* admins may enroll their devices too */
     if (worker_canceled(e->app->worker)) {
-        h_enroll_free(e);   /* shutting down: the request is gone */
+        h_enroll_fail(e, 503, "shutting down");   /* answered before the listeners go */
         return;
     }
     e->login_status = status;

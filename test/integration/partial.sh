@@ -151,5 +151,33 @@ m=$(curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "h
 check "/metrics counts it (mdmd_redis_restarts_total $m)" test "$m" = 1
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
 check "SIGTERM then stops the restarted redis-server" bash -c "! kill -0 \$(sed -n 's/.*event=embedded_redis_spawned pid=\([0-9]*\).*/\1/p' '$T/mdmd.log' | tail -n 1) 2>/dev/null"
+
+# --- 5. SIGTERM with work on the crypto worker answers every request ---
+# One crypto thread, logins (PBKDF2 on the worker) queued behind each other,
+# and a drain deadline shorter than the queue: the queued ones must get 503,
+# not a reset, whether they came through enrollment (POST /enroll) or the
+# console.
+D=$T/c
+write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "crypto_threads 1" "shutdown_timeout_s 1"
+start_mdmd "$D" || { fail "mdmd starts"; finish; }
+# Two users, 4 attempts each: under the failed-login limits (5 per name).
+api POST /v1/users '{"username":"sam","password":"sam-pw-123","role":"user"}' >/dev/null
+api POST /v1/users '{"username":"kim","password":"kim-pw-123","role":"admin"}' >/dev/null
+cpids=()
+for i in 1 2 3 4; do
+    curl -s -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$CA" \
+        --data 'username=sam&password=sam-pw-123' "https://127.0.0.1:$PUB/enroll" >"$T/st.e$i" &
+    cpids+=($!)
+    curl -s -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$CA" -H 'Content-Type: application/json' \
+        --data-binary '{"username":"kim","password":"kim-pw-123"}' "https://127.0.0.1:$PUB/console/api/login" >"$T/st.c$i" &
+    cpids+=($!)
+done
+sleep 0.5
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
+wait "${cpids[@]}"
+st=$(cat "$T"/st.* | fold -w3 | sort | uniq -c | awk '{print $2"x"$1}' | paste -sd' ')
+check "SIGTERM with the worker busy exits 0" test "$rc" = 0
+check "every request got an answer, none reset ($st)" bash -c "! cat '$T'/st.* | fold -w3 | grep -q 000"
+check "the ones still queued got 503 ($st)" bash -c "cat '$T'/st.* | fold -w3 | grep -q 503"
 check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
 finish
