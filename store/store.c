@@ -264,7 +264,7 @@ static void store_handshake(struct store *s)
     static const char *const ping[] = {"PING"};
     for (struct store_script *sc = s->scripts; sc != NULL; sc = sc->next)
         store_script_load(s, sc);
-    struct store_op *op = store_op_new(s, NULL, NULL);
+    struct store_op *op = store_op_new(s, STORE_CB_NONE, NULL);
     op->internal = 1;
     (void)store_cmd_argv(s, 1, ping, NULL, store_on_ready, op);
 }
@@ -386,7 +386,7 @@ const struct metrics_hist *store_rtt(const struct store *s)
 
 /* ---- ops ---------------------------------------------------------------- */
 
-struct store_op *store_op_new(struct store *s, store_any_fn *cb, void *arg)
+struct store_op *store_op_new(struct store *s, union store_cb cb, void *arg)
 {
     struct store_op *op = xcalloc(1, sizeof(*op));
     op->s = s;
@@ -520,14 +520,14 @@ static void store_ping_reply(struct store_op *op, int err, const redisReply *r)
     err = store_reply_error(err, r);
     if (err == MDMD_OK && !(r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0))
         err = MDMD_EPROTO;
-    ((store_done_fn *)op->cb)(op->arg, err);
+    op->cb.done(op->arg, err);
 }
 
 struct store_op *store_ping(struct store *s, store_done_fn *cb, void *arg)
 {
     static const char *const argv[] = {"PING"};
     assert(cb != NULL);
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
     return store_cmd_argv(s, 1, argv, NULL, store_ping_reply, op);
 }
 
@@ -549,7 +549,7 @@ static void store_script_loaded(struct store_op *op, int err, const redisReply *
 static void store_script_load(struct store *s, struct store_script *sc)
 {
     const char *argv[] = {"SCRIPT", "LOAD", sc->text};
-    struct store_op *op = store_op_new(s, NULL, NULL);
+    struct store_op *op = store_op_new(s, STORE_CB_NONE, NULL);
     op->internal = 1;
     op->script = sc;
     (void)store_cmd_argv(s, 3, argv, NULL, store_script_loaded, op);
@@ -655,7 +655,7 @@ static int store_script_retry(struct store_op *op, const redisReply *r)
 
 static void store_eval_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_eval_fn *cb = (store_eval_fn *)op->cb;
+    store_eval_fn *cb = op->cb.eval;
     err = store_reply_error(err, r);
     if (err != MDMD_OK)
         cb(op->arg, err, 0, NULL, 0);
@@ -672,7 +672,7 @@ struct store_op *store_eval(struct store *s, struct store_script *sc, int nkeys,
                             void *arg)
 {
     assert(cb != NULL);
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.eval = cb}, arg);
     return store_cmd_script(s, sc, nkeys, argc, argv, argvlen, store_eval_reply, op);
 }
 
@@ -750,7 +750,7 @@ void store_argv_free(struct store_argv *a)
 }
 
 struct store_op *store_argv_script(struct store *s, const char *lua, int nkeys,
-                                   struct store_argv *a, store_reply_fn *reply, store_any_fn *cb,
+                                   struct store_argv *a, store_reply_fn *reply, union store_cb cb,
                                    void *arg)
 {
     struct store_op *op = store_op_new(s, cb, arg);

@@ -15,7 +15,7 @@ extern const char store_lua_console_session_new[], store_lua_console_session_get
 
 static struct store_op *store_console_run(struct store *s, const char *lua, int nkeys, int argc,
                                           const char *const *argv, store_reply_fn *reply,
-                                          store_any_fn *cb, void *arg)
+                                          union store_cb cb, void *arg)
 {
     struct store_op *op = store_op_new(s, cb, arg);
     return store_cmd_script(s, store_script_get(s, lua), nkeys, argc, argv, NULL, reply, op);
@@ -23,7 +23,7 @@ static struct store_op *store_console_run(struct store *s, const char *lua, int 
 
 static void store_console_done_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_done_fn *cb = (store_done_fn *)(void (*)(void))op->cb;
+    store_done_fn *cb = op->cb.done;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER)
         err = MDMD_EPROTO;
@@ -39,12 +39,12 @@ struct store_op *store_console_session_new(struct store *s, const char *sid, con
     snprintf(idle, sizeof(idle), "%d", idle_s);
     const char *argv[] = {sid, user, csrf, now, idle};
     return store_console_run(s, store_lua_console_session_new, 0, 5, argv,
-                             store_console_done_reply, (store_any_fn *)cb, arg);
+                             store_console_done_reply, (union store_cb){.done = cb}, arg);
 }
 
 static void store_console_session_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_console_session_fn *cb = (store_console_session_fn *)(void (*)(void))op->cb;
+    store_console_session_fn *cb = op->cb.console_session;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY ||
                            (r->elements != 0 && r->elements != 2)))
@@ -68,7 +68,7 @@ struct store_op *store_console_session_get(struct store *s, const char *sid, int
     snprintf(max, sizeof(max), "%d", max_s);
     const char *argv[] = {sid, now, idle, max};
     return store_console_run(s, store_lua_console_session_get, 0, 4, argv,
-                             store_console_session_reply, (store_any_fn *)cb, arg);
+                             store_console_session_reply, (union store_cb){.console_session = cb}, arg);
 }
 
 struct store_op *store_console_session_del(struct store *s, const char *sid, store_done_fn *cb,
@@ -76,7 +76,7 @@ struct store_op *store_console_session_del(struct store *s, const char *sid, sto
 {
     const char *argv[] = {sid};
     return store_console_run(s, store_lua_console_session_del, 0, 1, argv,
-                             store_console_done_reply, (store_any_fn *)cb, arg);
+                             store_console_done_reply, (union store_cb){.done = cb}, arg);
 }
 
 /* ---- search ---- */
@@ -108,7 +108,7 @@ static int store_console_search_shape(const redisReply *r)
 
 static void store_console_search_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_devices_fn *cb = (store_devices_fn *)(void (*)(void))op->cb;
+    store_devices_fn *cb = op->cb.devices;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && !store_console_search_shape(r))
         err = MDMD_EPROTO;
@@ -142,5 +142,5 @@ struct store_op *store_console_search(struct store *s, const char *query, long o
     snprintf(budget, sizeof(budget), "%d", STORE_CONSOLE_SEARCH_BUDGET);
     const char *argv[] = {"mdm:idx", query, off, lim, state, budget};
     return store_console_run(s, store_lua_device_search, 1, 6, argv, store_console_search_reply,
-                             (store_any_fn *)cb, arg);
+                             (union store_cb){.devices = cb}, arg);
 }

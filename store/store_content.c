@@ -22,7 +22,7 @@ const char *store_content_kind_name(int kind)
 
 static void store_content_result_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_content_result_fn *cb = (store_content_result_fn *)(void (*)(void))op->cb;
+    store_content_result_fn *cb = op->cb.content_result;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER)
         err = MDMD_EPROTO;
@@ -47,7 +47,7 @@ struct store_op *store_content_put(struct store *s, int kind, const char *id,
         store_argv_push(&a, fields[i].val, fields[i].len);
     }
     return store_argv_script(s, store_lua_content_put, 2, &a, store_content_result_reply,
-                             (store_any_fn *)cb, arg);
+                             (union store_cb){.content_result = cb}, arg);
 }
 
 /* ---- list / get ---- */
@@ -72,7 +72,7 @@ static int store_content_item_of(const redisReply *e, struct store_content_item 
 
 static void store_content_items_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_content_fn *cb = (store_content_fn *)(void (*)(void))op->cb;
+    store_content_fn *cb = op->cb.content;
     struct store_content_item *items = NULL;
     size_t n = 0;
     err = store_reply_error(err, r);
@@ -102,13 +102,13 @@ struct store_op *store_content_list(struct store *s, int kind, store_content_fn 
     store_argv_fmt(&a, "mdm:%ss", k);
     store_argv_str(&a, k);
     return store_argv_script(s, store_lua_content_list, 1, &a, store_content_items_reply,
-                             (store_any_fn *)cb, arg);
+                             (union store_cb){.content = cb}, arg);
 }
 
 /* get answers {} or one {fields, users}: wrap it as a list of 0 or 1. */
 static void store_content_get_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_content_fn *cb = (store_content_fn *)(void (*)(void))op->cb;
+    store_content_fn *cb = op->cb.content;
     struct store_content_item it;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type == REDIS_REPLY_ARRAY && r->elements == 0) {
@@ -135,7 +135,7 @@ struct store_op *store_content_get(struct store *s, int kind, const char *id,
     store_argv_fmt(&a, "mdm:%s:%s", k, id);
     store_argv_fmt(&a, "mdm:assign:%s:%s", k, id);
     return store_argv_script(s, store_lua_content_get, 2, &a, store_content_get_reply,
-                             (store_any_fn *)cb, arg);
+                             (union store_cb){.content = cb}, arg);
 }
 
 struct store_op *store_content_del(struct store *s, int kind, const char *id,
@@ -149,14 +149,14 @@ struct store_op *store_content_del(struct store *s, int kind, const char *id,
     store_argv_fmt(&a, "mdm:%ss", k);
     store_argv_str(&a, id);
     return store_argv_script(s, store_lua_content_del, 3, &a, store_content_result_reply,
-                             (store_any_fn *)cb, arg);
+                             (union store_cb){.content_result = cb}, arg);
 }
 
 /* ---- assignment ---- */
 
 static void store_content_assign_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_assign_fn *cb = (store_assign_fn *)(void (*)(void))op->cb;
+    store_assign_fn *cb = op->cb.assign;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type == REDIS_REPLY_STRING) {
         cb(op->arg, MDMD_OK, 0, NULL, 0);
@@ -188,7 +188,7 @@ struct store_op *store_content_assign(struct store *s, int kind, const char *id,
     for (size_t i = 0; i < nusers; i++)
         store_argv_str(&a, users[i]);
     return store_argv_script(s, store_lua_content_assign, 2, &a, store_content_assign_reply,
-                             (store_any_fn *)cb, arg);
+                             (union store_cb){.assign = cb}, arg);
 }
 
 /* ---- post-enrollment ---- */
@@ -221,7 +221,7 @@ static struct store_grant *store_content_grants_of(const redisReply *rows, size_
 
 static void store_content_grants_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_grants_fn *cb = (store_grants_fn *)(void (*)(void))op->cb;
+    store_grants_fn *cb = op->cb.grants;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
                            r->element[0]->type != REDIS_REPLY_STRING ||
@@ -244,12 +244,12 @@ struct store_op *store_content_grants(struct store *s, const char *udid, store_g
     store_argv_init(&a);
     store_argv_fmt(&a, "mdm:dev:{%s}", udid);
     return store_argv_script(s, store_lua_provision_items, 1, &a, store_content_grants_reply,
-                             (store_any_fn *)cb, arg);
+                             (union store_cb){.grants = cb}, arg);
 }
 
 static void store_content_provision_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_provision_fn *cb = (store_provision_fn *)(void (*)(void))op->cb;
+    store_provision_fn *cb = op->cb.provision;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
                            r->element[0]->type != REDIS_REPLY_INTEGER ||
@@ -288,12 +288,12 @@ struct store_op *store_content_provision(struct store *s, const char *udid,
         store_argv_push(&a, cmds[i].plist, cmds[i].plist_len);
     }
     return store_argv_script(s, store_lua_provision, 2, &a, store_content_provision_reply,
-                             (store_any_fn *)cb, arg);
+                             (union store_cb){.provision = cb}, arg);
 }
 
 static void store_content_due_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_udids_fn *cb = (store_udids_fn *)(void (*)(void))op->cb;
+    store_udids_fn *cb = op->cb.udids;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && !store_reply_strings(r))
         err = MDMD_EPROTO;
@@ -318,5 +318,5 @@ struct store_op *store_content_provision_due(struct store *s, int64_t now_ms, in
     store_argv_fmt(&a, "%lld", (long long)before_ms);
     store_argv_fmt(&a, "%d", limit);
     return store_argv_script(s, store_lua_provision_due, 1, &a, store_content_due_reply,
-                             (store_any_fn *)cb, arg);
+                             (union store_cb){.udids = cb}, arg);
 }

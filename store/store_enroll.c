@@ -18,7 +18,7 @@ static void store_enroll_done_reply(struct store_op *op, int err, const redisRep
     /* SET ... NX answers nil when the key exists. */
     if (err == MDMD_OK && r->type == REDIS_REPLY_NIL)
         err = MDMD_EPROTO;
-    ((store_done_fn *)(void (*)(void))op->cb)(op->arg, err);
+    op->cb.done(op->arg, err);
 }
 
 struct store_op *store_challenge_put(struct store *s, const char *challenge, const char *user,
@@ -28,14 +28,14 @@ struct store_op *store_challenge_put(struct store *s, const char *challenge, con
     snprintf(key, sizeof(key), "mdm:enroll:chal:%s", challenge);
     snprintf(ttl, sizeof(ttl), "%d", ttl_s);
     const char *argv[] = {"SET", key, user, "EX", ttl, "NX"};
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
     return store_cmd_argv(s, 6, argv, NULL, store_enroll_done_reply, op);
 }
 
 /* {'ok', owner}, {'unknown'} or {'limited', ttl_s}. */
 static void store_enroll_chal_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_chal_fn *cb = (store_chal_fn *)(void (*)(void))op->cb;
+    store_chal_fn *cb = op->cb.chal;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
                            r->element[0]->type != REDIS_REPLY_STRING))
@@ -64,7 +64,7 @@ struct store_op *store_challenge_take(struct store *s, int kind, const char *cha
     snprintf(max, sizeof(max), "%d", STORE_CHAL_FAIL_ADDR);
     snprintf(window, sizeof(window), "%d", STORE_CHAL_FAIL_WINDOW_S);
     const char *argv[] = {key, fail, max, window};
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.chal = cb}, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_challenge_take), 2, 4, argv, NULL,
                             store_enroll_chal_reply, op);
 }
@@ -84,7 +84,7 @@ struct store_op *store_cert_put(struct store *s, const char *fp, const struct st
                           "udid", store_enroll_nz(c->udid), "user", store_enroll_nz(c->user),
                           "kind", store_enroll_nz(c->kind), "state", store_enroll_nz(c->state),
                           "serial", store_enroll_nz(c->serial), "issued", issued};
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
     return store_cmd_argv(s, (int)ARRAY_LEN(argv), argv, NULL, store_enroll_done_reply, op);
 }
 
@@ -116,7 +116,7 @@ static int store_enroll_parse_cert(const redisReply *r, struct store_cert *c)
 
 static void store_enroll_cert_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_cert_fn *cb = (store_cert_fn *)(void (*)(void))op->cb;
+    store_cert_fn *cb = op->cb.cert;
     struct store_cert c;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && store_enroll_parse_cert(r, &c) != 0)
@@ -132,13 +132,13 @@ struct store_op *store_cert_get(struct store *s, const char *fp, store_cert_fn *
     char key[STORE_ENROLL_KEY_MAX];
     snprintf(key, sizeof(key), "mdm:cert:%s", fp);
     const char *argv[] = {"HGETALL", key};
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.cert = cb}, arg);
     return store_cmd_argv(s, 2, argv, NULL, store_enroll_cert_reply, op);
 }
 
 static void store_enroll_issue_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_issue_fn *cb = (store_issue_fn *)(void (*)(void))op->cb;
+    store_issue_fn *cb = op->cb.issue;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
                            r->element[0]->type != REDIS_REPLY_STRING))
@@ -164,7 +164,7 @@ struct store_op *store_cert_issue_device(struct store *s, const struct store_dev
     snprintf(now, sizeof(now), "%lld", (long long)c->now_ms);
     const char *argv[] = {ota, cert, dev, "mdm:events", c->udid, c->user,
                           now, store_enroll_nz(c->serial), c->fp, c->ota_fp};
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.issue = cb}, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_enroll_device), 4,
                             (int)ARRAY_LEN(argv), argv, NULL, store_enroll_issue_reply, op);
 }

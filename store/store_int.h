@@ -7,14 +7,20 @@
  *   {
  *       err = store_reply_error(err, r);      // transport error or "-ERR ..."
  *       ... parse r into plain values (borrowed by the callback) ...
- *       ((store_get_fn *)op->cb)(op->arg, err, ...);
+ *       op->cb.get(op->arg, err, ...);
  *   }
  *   struct store_op *store_get(struct store *s, const char *k, store_get_fn *cb, void *arg)
  *   {
  *       const char *argv[] = {"GET", k};
- *       struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+ *       struct store_op *op = store_op_new(s, (union store_cb){.get = cb}, arg);
  *       return store_cmd_argv(s, 2, argv, NULL, store_get_reply, op);
  *   }
+ *
+ * The callback travels as a member of union store_cb, one member per
+ * callback type, so that it is stored and called through its own type: a
+ * callback of the wrong type does not compile (no cast through a generic
+ * function pointer anywhere).  The member named where the op is made must be
+ * the one its reply function calls.
  *
  * The reply function runs exactly once per op unless the op was cancelled:
  * with err == MDMD_OK and the reply (any type, error replies included), or
@@ -26,19 +32,57 @@
 #define MDMD_STORE_INT_H
 
 #include "store.h"
+#include "store_console.h"
+#include "store_content.h"
+#include "store_enroll.h"
+#include "store_jobs.h"
+#include "store_mdm.h"
+#include "store_scep.h"
+#include "store_users.h"
 #include <hiredis/hiredis.h>
 
 struct event;
 struct store_arg;
 
-typedef void store_any_fn(void); /* a typed callback, cast back by its reply function */
+union store_cb {                  /* the caller's callback, by its type */
+    store_done_fn *done;
+    store_eval_fn *eval;
+    store_checkin_fn *checkin;
+    store_next_fn *next;
+    store_enqueue_fn *enqueue;
+    store_device_fn *device;
+    store_devices_fn *devices;
+    store_records_fn *records;
+    store_count_fn *count;
+    store_targets_fn *targets;
+    store_job_fn *job;
+    store_filter_fn *filter;
+    store_stats_fn *stats;
+    store_content_fn *content;
+    store_content_result_fn *content_result;
+    store_assign_fn *assign;
+    store_grants_fn *grants;
+    store_provision_fn *provision;
+    store_udids_fn *udids;
+    store_console_session_fn *console_session;
+    store_cert_fn *cert;
+    store_chal_fn *chal;
+    store_issue_fn *issue;
+    store_scep_cert_fn *scep_cert;
+    store_login_fn *login;
+    store_user_fn *user;
+    store_users_fn *users;
+    store_users_result_fn *users_result;
+};
+#define STORE_CB_NONE ((union store_cb){.done = NULL})   /* the store's own ops */
+
 typedef void store_reply_fn(struct store_op *op, int err, const redisReply *r);
 
 struct store_op {                 /* lives from send until hiredis lets go of it */
     struct store *s;              /* valid until the reply function has run */
     struct store_op *prev, *next; /* in the store's pending list */
     store_reply_fn *reply;        /* turns the reply into plain values, runs cb */
-    store_any_fn *cb;             /* the caller's callback; NULL for the store's own ops */
+    union store_cb cb;            /* the caller's callback; .done NULL for the store's own ops */
     void *arg;
     struct event *timer;         /* hiredis 0.14 has no command timeout: ours */
     int fail_err;                /* what a NULL reply means: EUNAVAIL, or ETIMEDOUT */
@@ -54,7 +98,7 @@ struct store_op {                 /* lives from send until hiredis lets go of it
 };
 
 /* A fresh op for store_cmd_argv()/store_cmd_script(), which take ownership. */
-struct store_op *store_op_new(struct store *s, store_any_fn *cb, void *arg);
+struct store_op *store_op_new(struct store *s, union store_cb cb, void *arg);
 
 /* Sends argv (argvlen NULL: NUL-terminated strings; both are copied by
  * hiredis before this returns).  Returns op, or NULL when reply already ran
@@ -100,7 +144,7 @@ void store_argv_fmt(struct store_argv *a, const char *fmt, ...)
 void store_argv_free(struct store_argv *a);
 /* store_cmd_script(lua) with a new op for cb/arg, then store_argv_free(a). */
 struct store_op *store_argv_script(struct store *s, const char *lua, int nkeys,
-                                   struct store_argv *a, store_reply_fn *reply, store_any_fn *cb,
+                                   struct store_argv *a, store_reply_fn *reply, union store_cb cb,
                                    void *arg);
 
 /* The usual first step of a reply function: err unchanged when set; for an

@@ -23,8 +23,8 @@ static void store_jobs_key(char *out, size_t len, const char *id)
 static void store_jobs_done_reply(struct store_op *op, int err, const redisReply *r)
 {
     err = store_reply_error(err, r);
-    if (op->cb != NULL)
-        ((store_done_fn *)(void (*)(void))op->cb)(op->arg, err);
+    if (op->cb.done != NULL)
+        op->cb.done(op->arg, err);
 }
 
 struct store_op *store_job_set(struct store *s, const char *id, const struct store_kv *kv,
@@ -42,14 +42,14 @@ struct store_op *store_job_set(struct store *s, const char *id, const struct sto
         v[argc] = kv[i].key, len[argc++] = strlen(kv[i].key);
         v[argc] = kv[i].val, len[argc++] = kv[i].len;
     }
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_job_set), 1, argc, v, len,
                             store_jobs_done_reply, op);
 }
 
 static void store_jobs_get_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_job_fn *cb = (store_job_fn *)(void (*)(void))op->cb;
+    store_job_fn *cb = op->cb.job;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && (!store_reply_strings(r) || r->elements % 2 != 0))
         err = MDMD_EPROTO;
@@ -71,7 +71,7 @@ struct store_op *store_job_get(struct store *s, const char *id, store_job_fn *cb
     char key[64];
     store_jobs_key(key, sizeof(key), id);
     const char *argv[] = {"HGETALL", key};
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.job = cb}, arg);
     return store_cmd_argv(s, 2, argv, NULL, store_jobs_get_reply, op);
 }
 
@@ -95,7 +95,7 @@ struct store_op *store_job_enqueue(struct store *s, const char *job_id,
     for (size_t i = 0; i < nudids; i++)
         store_argv_str(&a, udids[i]);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_ENQUEUE], 2, &a, store_enqueue_reply,
-                             (store_any_fn *)cb, arg);
+                             (union store_cb){.enqueue = cb}, arg);
 }
 
 /* ---- the record and the command, created together ---- */
@@ -107,7 +107,7 @@ static void store_jobs_start_reply(struct store_op *op, int err, const redisRepl
         err = MDMD_EPROTO;
     if (err == MDMD_OK && r->integer == 0)
         err = MDMD_ECONFLICT;
-    ((store_done_fn *)(void (*)(void))op->cb)(op->arg, err);
+    op->cb.done(op->arg, err);
 }
 
 struct store_op *store_job_start(struct store *s, const char *id, const struct store_job_cmd *c,
@@ -128,14 +128,14 @@ struct store_op *store_job_start(struct store *s, const char *id, const struct s
         store_argv_push(&a, kv[i].val, kv[i].len);
     }
     return store_argv_script(s, store_lua_job_start, 2, &a, store_jobs_start_reply,
-                             (store_any_fn *)cb, arg);
+                             (union store_cb){.done = cb}, arg);
 }
 
 /* ---- enqueue by filter, one scan step ---- */
 
 static void store_jobs_filter_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_filter_fn *cb = (store_filter_fn *)(void (*)(void))op->cb;
+    store_filter_fn *cb = op->cb.filter;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
         err = MDMD_ECONFLICT;
@@ -173,7 +173,7 @@ struct store_op *store_job_filter_step(struct store *s, const char *job_id,
     size_t len[ARRAY_LEN(v)];
     for (size_t i = 0; i < ARRAY_LEN(v); i++)
         len[i] = i == 5 ? c->plist_len : strlen(v[i]);
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.filter = cb}, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_enqueue_filter), 3,
                             (int)ARRAY_LEN(v), v, len, store_jobs_filter_reply, op);
 }
@@ -182,7 +182,7 @@ struct store_op *store_job_filter_step(struct store *s, const char *job_id,
 
 static void store_jobs_stats_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_stats_fn *cb = (store_stats_fn *)(void (*)(void))op->cb;
+    store_stats_fn *cb = op->cb.stats;
     struct store_stats st = {0, 0};
     err = store_reply_error(err, r);
     if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -199,7 +199,7 @@ static void store_jobs_stats_reply(struct store_op *op, int err, const redisRepl
 struct store_op *store_stats(struct store *s, store_stats_fn *cb, void *arg)
 {
     const char *v[] = {"mdm:stats", "mdm:devices"};
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.stats = cb}, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_stats), 2, 2, v, NULL,
                             store_jobs_stats_reply, op);
 }

@@ -83,7 +83,7 @@ static void store_mdm_checkin_reply(struct store_op *op, int err, const redisRep
     } else if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER) {
         err = MDMD_EPROTO;
     }
-    ((store_checkin_fn *)(void (*)(void))op->cb)(op->arg, err, ident, enrolled);
+    op->cb.checkin(op->arg, err, ident, enrolled);
 }
 
 /* KEYS dev [q notnow] devices events; ARGV udid now cert_fp [require_issued
@@ -113,7 +113,7 @@ static struct store_op *store_mdm_checkin(struct store *s, int script, int with_
         store_argv_str(&a, m->provision ? "1" : "0");
     store_mdm_fields(&a, m->fields, m->nfields);
     return store_argv_script(s, store_mdm_lua[script], nkeys, &a, store_mdm_checkin_reply,
-                         (store_any_fn *)cb, arg);
+                         (union store_cb){.checkin = cb}, arg);
 }
 
 struct store_op *store_authenticate(struct store *s, const struct store_device_msg *m,
@@ -138,7 +138,7 @@ struct store_op *store_checkout(struct store *s, const struct store_device_msg *
 
 static void store_mdm_report_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_next_fn *cb = (store_next_fn *)(void (*)(void))op->cb;
+    store_next_fn *cb = op->cb.next;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
                            r->element[0]->type != REDIS_REPLY_STRING))
@@ -173,7 +173,7 @@ struct store_op *store_report(struct store *s, const struct store_report *rp, st
     store_argv_fmt(&a, "%lld", (long long)rp->history_len);
     store_mdm_fields(&a, rp->dev.fields, rp->dev.nfields);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_CONNECT], 6, &a, store_mdm_report_reply,
-                         (store_any_fn *)cb, arg);
+                         (union store_cb){.next = cb}, arg);
 }
 
 /* ---- admin ---- */
@@ -229,7 +229,7 @@ struct store_push_target *store_reply_targets(const redisReply *p, size_t *n)
 
 void store_enqueue_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_enqueue_fn *cb = (store_enqueue_fn *)(void (*)(void))op->cb;
+    store_enqueue_fn *cb = op->cb.enqueue;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
                            r->element[0]->type != REDIS_REPLY_INTEGER ||
@@ -272,12 +272,12 @@ struct store_op *store_enqueue(struct store *s, const char *uuid, const char *re
     for (size_t i = 0; i < nudids; i++)
         store_argv_str(&a, udids[i]);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_ENQUEUE], 1, &a, store_enqueue_reply,
-                             (store_any_fn *)cb, arg);
+                             (union store_cb){.enqueue = cb}, arg);
 }
 
 static void store_mdm_device_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_device_fn *cb = (store_device_fn *)(void (*)(void))op->cb;
+    store_device_fn *cb = op->cb.device;
     struct store_record rec = {0};
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type == REDIS_REPLY_ARRAY && r->elements == 0) {
@@ -310,7 +310,7 @@ struct store_op *store_device_get(struct store *s, const char *udid, int max_que
         store_argv_fmt(&a, store_mdm_udid_keys[i], udid);
     store_argv_fmt(&a, "%lld", (long long)max_queue);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_DEVICE], 3, &a, store_mdm_device_reply,
-                         (store_any_fn *)cb, arg);
+                         (union store_cb){.device = cb}, arg);
 }
 
 /* An array of flat records (HGETALL replies, or [id, fields] stream entries). */
@@ -345,7 +345,7 @@ static void store_mdm_free_records(struct store_record *recs, size_t n)
 
 static void store_mdm_devices_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_devices_fn *cb = (store_devices_fn *)(void (*)(void))op->cb;
+    store_devices_fn *cb = op->cb.devices;
     struct store_record *recs = NULL;
     size_t n = 0;
     err = store_reply_error(err, r);
@@ -372,12 +372,12 @@ struct store_op *store_devices_list(struct store *s, long offset, int limit, con
     store_argv_str(&a, state);
     store_argv_str(&a, "10000");   /* bounds the time one filtered page holds Redis */
     return store_argv_script(s, store_mdm_lua[STORE_LUA_DEVICES], 1, &a, store_mdm_devices_reply,
-                         (store_any_fn *)cb, arg);
+                         (union store_cb){.devices = cb}, arg);
 }
 
 static void store_mdm_history_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_records_fn *cb = (store_records_fn *)(void (*)(void))op->cb;
+    store_records_fn *cb = op->cb.records;
     struct store_record *recs = NULL;
     size_t n = 0;
     err = store_reply_error(err, r);
@@ -397,7 +397,7 @@ struct store_op *store_history(struct store *s, const char *udid, const char *be
     snprintf(end, sizeof(end), before != NULL ? "(%s" : "+", before);
     snprintf(cnt, sizeof(cnt), "%d", count);
     const char *argv[] = {"XREVRANGE", key, end, "-", "COUNT", cnt};
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.records = cb}, arg);
     return store_cmd_argv(s, 6, argv, NULL, store_mdm_history_reply, op);
 }
 
@@ -406,7 +406,7 @@ static void store_mdm_count_reply(struct store_op *op, int err, const redisReply
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER)
         err = MDMD_EPROTO;
-    ((store_count_fn *)(void (*)(void))op->cb)(op->arg, err, err == MDMD_OK ? (long)r->integer : 0);
+    op->cb.count(op->arg, err, err == MDMD_OK ? (long)r->integer : 0);
 }
 
 struct store_op *store_queue_clear(struct store *s, const char *udid, store_count_fn *cb,
@@ -417,14 +417,14 @@ struct store_op *store_queue_clear(struct store *s, const char *udid, store_coun
     for (int i = 0; i < 3; i++)
         store_argv_fmt(&a, store_mdm_udid_keys[i], udid);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_QUEUE_CLEAR], 3, &a, store_mdm_count_reply,
-                         (store_any_fn *)cb, arg);
+                         (union store_cb){.count = cb}, arg);
 }
 
 /* ---- push bookkeeping ---- */
 
 static void store_mdm_targets_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_targets_fn *cb = (store_targets_fn *)(void (*)(void))op->cb;
+    store_targets_fn *cb = op->cb.targets;
     size_t n = 0;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type != REDIS_REPLY_ARRAY)
@@ -437,7 +437,7 @@ static void store_mdm_targets_reply(struct store_op *op, int err, const redisRep
 struct store_op *store_push_targets(struct store *s, const char *const *udids, size_t n,
                                     store_targets_fn *cb, void *arg)
 {
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.targets = cb}, arg);
     return store_cmd_script(s, store_mdm_script(s, STORE_LUA_PUSH_TARGETS), 0, (int)n, udids,
                             NULL, store_mdm_targets_reply, op);
 }
@@ -445,8 +445,8 @@ struct store_op *store_push_targets(struct store *s, const char *const *udids, s
 static void store_mdm_done_reply(struct store_op *op, int err, const redisReply *r)
 {
     err = store_reply_error(err, r);
-    if (op->cb != NULL)
-        ((store_done_fn *)(void (*)(void))op->cb)(op->arg, err);
+    if (op->cb.done != NULL)
+        op->cb.done(op->arg, err);
 }
 
 struct store_op *store_push_result(struct store *s, const struct store_push_outcome *o,
@@ -464,5 +464,5 @@ struct store_op *store_push_result(struct store *s, const struct store_push_outc
     store_argv_str(&a, o->apns_id);
     store_argv_str(&a, o->token);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_PUSH_RESULT], 2, &a, store_mdm_done_reply,
-                         (store_any_fn *)cb, arg);
+                         (union store_cb){.done = cb}, arg);
 }

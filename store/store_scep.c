@@ -17,7 +17,7 @@ static void store_scep_done_reply(struct store_op *op, int err, const redisReply
     /* SET ... NX answers nil when the key exists. */
     if (err == MDMD_OK && r->type == REDIS_REPLY_NIL)
         err = MDMD_EPROTO;
-    ((store_done_fn *)(void (*)(void))op->cb)(op->arg, err);
+    op->cb.done(op->arg, err);
 }
 
 struct store_op *store_scep_challenge_put(struct store *s, const char *challenge, const char *who,
@@ -27,14 +27,14 @@ struct store_op *store_scep_challenge_put(struct store *s, const char *challenge
     snprintf(key, sizeof(key), "mdm:scep:chal:%s", challenge);
     snprintf(ttl, sizeof(ttl), "%d", ttl_s);
     const char *argv[] = {"SET", key, who, "EX", ttl, "NX"};
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
     return store_cmd_argv(s, 6, argv, NULL, store_scep_done_reply, op);
 }
 
 /* 'ok' (a status or bulk string), or {'ok', rebound} / {reason}. */
 static void store_scep_cert_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_scep_cert_fn *cb = (store_scep_cert_fn *)(void (*)(void))op->cb;
+    store_scep_cert_fn *cb = op->cb.scep_cert;
     const redisReply *first = NULL;
     long long rebound = 0;
     err = store_reply_error(err, r);
@@ -60,7 +60,7 @@ struct store_op *store_scep_issued(struct store *s, const struct store_scep_cert
     snprintf(now, sizeof(now), "%lld", (long long)c->now_ms);
     const char *argv[] = {cert, dev, "mdm:events", c->udid, c->fp, now, c->serial,
                           c->user != NULL ? c->user : ""};
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.scep_cert = cb}, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_scep_issue), 3, (int)ARRAY_LEN(argv),
                             argv, NULL, store_scep_cert_reply, op);
 }
@@ -77,7 +77,7 @@ struct store_op *store_scep_renewed(struct store *s, const struct store_scep_cer
     snprintf(grace, sizeof(grace), "%lld", (long long)c->retry_grace_s * 1000);
     const char *argv[] = {old, cert, dev, "mdm:events", c->udid, c->old_fp, c->fp, now,
                           c->serial, grace};
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.scep_cert = cb}, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_scep_renew), 4, (int)ARRAY_LEN(argv),
                             argv, NULL, store_scep_cert_reply, op);
 }

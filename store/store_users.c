@@ -40,7 +40,7 @@ static void store_users_key(char *out, const char *fmt, const char *name)
 
 static struct store_op *store_users_run(struct store *s, const char *lua, int nkeys, int argc,
                                         const char *const *argv, store_reply_fn *reply,
-                                        store_any_fn *cb, void *arg)
+                                        union store_cb cb, void *arg)
 {
     struct store_op *op = store_op_new(s, cb, arg);
     return store_cmd_script(s, store_script_get(s, lua), nkeys, argc, argv, NULL, reply, op);
@@ -59,7 +59,7 @@ static const char *store_users_field(const redisReply *r, const char *key)
 
 static void store_users_get_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_user_fn *cb = (store_user_fn *)(void (*)(void))op->cb;
+    store_user_fn *cb = op->cb.user;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type != REDIS_REPLY_ARRAY)
         err = MDMD_EPROTO;
@@ -78,7 +78,7 @@ struct store_op *store_users_get(struct store *s, const char *name, store_user_f
     char key[STORE_USERS_KEY];
     store_users_key(key, "mdm:user:%s", name);
     const char *argv[] = {"HGETALL", key};
-    struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
+    struct store_op *op = store_op_new(s, (union store_cb){.user = cb}, arg);
     return store_cmd_argv(s, 2, argv, NULL, store_users_get_reply, op);
 }
 
@@ -96,7 +96,7 @@ static int store_users_row_ok(const redisReply *e)
 
 static void store_users_list_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_users_fn *cb = (store_users_fn *)(void (*)(void))op->cb;
+    store_users_fn *cb = op->cb.users;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type != REDIS_REPLY_ARRAY)
         err = MDMD_EPROTO;
@@ -120,14 +120,14 @@ struct store_op *store_users_list(struct store *s, store_users_fn *cb, void *arg
 {
     const char *argv[] = {"mdm:users"};
     return store_users_run(s, store_lua_user_list, 1, 1, argv, store_users_list_reply,
-                           (store_any_fn *)cb, arg);
+                           (union store_cb){.users = cb}, arg);
 }
 
 /* ---- put / del ---- */
 
 static void store_users_result_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_users_result_fn *cb = (store_users_result_fn *)(void (*)(void))op->cb;
+    store_users_result_fn *cb = op->cb.users_result;
     int res = STORE_USERS_OK;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type == REDIS_REPLY_STRING)
@@ -151,7 +151,7 @@ struct store_op *store_users_put(struct store *s, const char *name, const char *
     const char *argv[] = {key, "mdm:users", name, create ? "create" : "passwd", hash,
                           role != NULL ? role : "", now};
     return store_users_run(s, store_lua_user_put, 2, 7, argv, store_users_result_reply,
-                           (store_any_fn *)cb, arg);
+                           (union store_cb){.users_result = cb}, arg);
 }
 
 struct store_op *store_users_del(struct store *s, const char *name, store_users_result_fn *cb,
@@ -161,14 +161,14 @@ struct store_op *store_users_del(struct store *s, const char *name, store_users_
     store_users_key(key, "mdm:user:%s", name);
     const char *argv[] = {key, "mdm:users", name};
     return store_users_run(s, store_lua_user_del, 2, 3, argv, store_users_result_reply,
-                           (store_any_fn *)cb, arg);
+                           (union store_cb){.users_result = cb}, arg);
 }
 
 /* ---- login counters ---- */
 
 static void store_users_login_reply(struct store_op *op, int err, const redisReply *r)
 {
-    store_login_fn *cb = (store_login_fn *)(void (*)(void))op->cb;
+    store_login_fn *cb = op->cb.login;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
                            r->element[0]->type != REDIS_REPLY_INTEGER))
@@ -201,14 +201,14 @@ struct store_op *store_users_login_check(struct store *s, const char *name, cons
     snprintf(win, sizeof(win), "%d", lim->window_s);
     const char *argv[] = {user, fu, fa, um, am, win};
     return store_users_run(s, store_lua_login_check, 3, 6, argv, store_users_login_reply,
-                           (store_any_fn *)cb, arg);
+                           (union store_cb){.login = cb}, arg);
 }
 
 static void store_users_done_reply(struct store_op *op, int err, const redisReply *r)
 {
     err = store_reply_error(err, r);
-    if (op->cb != NULL)
-        ((store_done_fn *)(void (*)(void))op->cb)(op->arg, err);
+    if (op->cb.done != NULL)
+        op->cb.done(op->arg, err);
 }
 
 struct store_op *store_users_login_ok(struct store *s, const char *name, const char *peer,
@@ -219,5 +219,5 @@ struct store_op *store_users_login_ok(struct store *s, const char *name, const c
     store_users_key(fa, "mdm:loginfail:addr:%s", peer);
     const char *argv[] = {fu, fa};
     return store_users_run(s, store_lua_login_result, 2, 2, argv, store_users_done_reply,
-                           (store_any_fn *)cb, arg);
+                           (union store_cb){.done = cb}, arg);
 }
