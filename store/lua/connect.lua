@@ -24,12 +24,26 @@ else
     -- Never HINCRBY by -0: Redis refuses "-0", and a script that fails half
     -- way keeps what it already did (the LREM above), losing the result.
     if queued > 0 then redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -queued) end
-    local rt = redis.call('HGET', 'mdm:cmd:' .. uuid, 'request_type') or ''
-    redis.call('XADD', res, 'MAXLEN', tonumber(ARGV[8]), '*', 'uuid', uuid,
-               'request_type', rt, 'status', status, 'time', now, 'queued', queued,
-               'result', ARGV[6], 'error_chain', ARGV[7])
-    mdm_event(events, 'type', 'command_finished', 'udid', udid, 'uuid', uuid,
-              'request_type', rt, 'status', status, 'time', now)
+    -- Not queued: maybe the same report again, because the answer to the
+    -- first one was lost (the device retries it).  A result already in the
+    -- recent history is not recorded twice.
+    local again = false
+    if queued == 0 then
+      for _, e in ipairs(redis.call('XREVRANGE', res, '+', '-', 'COUNT', 20)) do
+        local f = e[2]
+        for i = 1, #f - 1, 2 do
+          if f[i] == 'uuid' then again = again or (f[i + 1] == uuid) break end
+        end
+      end
+    end
+    if not again then
+      local rt = redis.call('HGET', 'mdm:cmd:' .. uuid, 'request_type') or ''
+      redis.call('XADD', res, 'MAXLEN', tonumber(ARGV[8]), '*', 'uuid', uuid,
+                 'request_type', rt, 'status', status, 'time', now, 'queued', queued,
+                 'result', ARGV[6], 'error_chain', ARGV[7])
+      mdm_event(events, 'type', 'command_finished', 'udid', udid, 'uuid', uuid,
+                'request_type', rt, 'status', status, 'time', now)
+    end
   end
   redis.call('DEL', nn)
 end

@@ -99,6 +99,20 @@ R zadd mdm:provision "$(($(date +%s) * 1000))" PV-1 >/dev/null
 check "a TokenUpdate while pending is answered" test "$(mdm_put /mdm/checkin pv1 "$T/pv1.tok" application/x-apple-aspen-mdm-checkin)" = 200
 check "and provisions the device then ($(devinfo PV-1))" test "$(devinfo PV-1)" = 2
 
+# A report whose script runs but whose answer is lost: the device gets 503
+# and sends it again; the result is recorded once.
+results() { R eval "local n=0 for _,e in ipairs(redis.call('XRANGE','mdm:res:{'..ARGV[1]..'}','-','+')) do if e[2][2]==ARGV[2] then n=n+1 end end return n" 0 "$1" "$2"; }
+poll pv1 PV-1 Idle
+id=$NEXT
+rule "$id" 1 drop_after 300
+poll pv1 PV-1 Acknowledged "$id"
+check "a report whose answer is lost: 503 ($CODE)" test "$CODE" = 503
+wait_for 5 out_is 200 http_code "https://127.0.0.1:$PUB/healthz" --cacert "$CA"
+poll pv1 PV-1 Acknowledged "$id"
+check "the device sends it again: 200 ($CODE)" test "$CODE" = 200
+check "the result is recorded once ($(results PV-1 "$id"))" test "$(results PV-1 "$id")" = 1
+check "and the command is no longer queued" test "$(R lpos 'mdm:q:{PV-1}' "$id")" = ""
+
 # --- 3. bulk jobs survive transient errors ---
 jobget() { curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/v1/jobs/$1"; }
 jobstate() { jobget "$1" | grep -o '"state":"[a-z]*"' | cut -d'"' -f4; }
