@@ -4,7 +4,8 @@
 # client is told which.  Faults come from a loopback proxy in front of a real
 # redis-server (test/tools/redisproxy.py: drop the connection before or after
 # the Nth matching command, stall the replies, refuse reconnects), from
-# CLIENT PAUSE, and from kill -9 of the private redis-server.
+# CLIENT PAUSE, from kill -9 of the private redis-server, and from SIGTERM
+# with the crypto worker busy.
 . "$(dirname "$0")/lib.sh"
 PROXY=$TOP/test/tools/redisproxy.py
 
@@ -78,6 +79,18 @@ check "the retry: 201, 1000 queued, 2000 already ($(head -c 80 "$T/api"))" \
     bash -c "[ $code = 201 ] && grep -q '\"queued\":1000' '$T/api' && grep -q '\"already_queued\":2000' '$T/api'"
 check "U-3 on each of the $N queues exactly once ($(qcount U-3))" test "$(qcount U-3)" = "$N 0"
 
+# CLIENT PAUSE: the first chunk times out (redis_timeout_ms 300) with its
+# outcome unknown; the answer says so, and the retry completes it.
+R client pause 1500 write >/dev/null
+code=$(api POST /v1/commands "$(body U-7 "$all" SecurityInfo)")
+cp "$T/api" "$T/paused.json"
+check "Redis paused: 503 redis timeout, nothing known to be done ($(cat "$T/paused.json"))" \
+    bash -c "[ $code = 503 ] && grep -q '\"error\":\"redis timeout\"' '$T/paused.json' && grep -q '\"processed\":0' '$T/paused.json' && grep -q '\"in_doubt\":1000' '$T/paused.json'"
+R set partial:unpaused 1 >/dev/null     # a write: waits for the pause to end
+code=$(api POST /v1/commands "$(body U-7 "$all" SecurityInfo)")
+check "after the pause the retry is 201 ($code)" test "$code" = 201
+check "U-7 on each queue exactly once ($(qcount U-7))" test "$(qcount U-7)" = "$N 0"
+
 # --- 2. provisioning survives a Redis hiccup ---
 # devinfo UDID: how many DeviceInformation commands its queue holds.
 devinfo() { R eval "local n=0 for _,x in ipairs(redis.call('LRANGE','mdm:q:{'..ARGV[1]..'}',0,-1)) do if redis.call('HGET','mdm:cmd:'..x,'request_type')=='DeviceInformation' then n=n+1 end end return n" 0 "$1"; }
@@ -128,6 +141,13 @@ check "the command on each queue exactly once ($(qcount $U4))" test "$(qcount $U
 j=$(jobget "$job")
 check "its record counts $N done, $N queued ($j)" bash -c "echo '$j' | grep -q '\"done\":$N,' && echo '$j' | grep -q '\"queued\":$N,'"
 check "it logged the pause and the resume" bash -c "grep -q 'event=job_paused job=$job' '$T/mdmd.log' && grep -q 'event=job_resumed job=$job' '$T/mdmd.log'"
+# Replies stalled past redis_timeout_ms (timeouts, not a dropped connection).
+rule mdm:job: 3 stall 1000
+api POST /v1/commands "{\"async\":true,\"udids\":[$all],\"command\":{\"RequestType\":\"SecurityInfo\"}}" >/dev/null
+job=$(jget "$T/api" job_id); U8=$(jget "$T/api" command_uuid)
+check "a list job whose Redis stalls for 1 s ends done" wait_for 20 out_is done jobstate "$job"
+check "the command on each queue exactly once ($(qcount $U8))" test "$(qcount $U8)" = "$N 0"
+check "it paused on a timeout" grep -q "event=job_paused job=$job .*err=timeout" "$T/mdmd.log"
 # The same for a filter job (ZSCAN cursor steps).
 rule mdm:job: 3 drop_after 1500
 api POST /v1/commands '{"filter":"all_enrolled","command":{"RequestType":"ProfileList"}}' >/dev/null
