@@ -280,7 +280,7 @@ static void main_on_drain(evutil_socket_t fd, short what, void *arg)
 {
     struct mdmd *m = arg;
     int left = http_server_inflight(m->pub) + http_server_inflight(m->mdm) +
-               (m->scep != NULL ? http_server_inflight(m->scep) : 0);
+               (m->scep != NULL ? http_server_inflight(m->scep) : 0) + h_jobs_running();
     /* The last answers are written on the next turns of the loop: exit only
      * after a tick with nothing in flight, not on the one that saw zero. */
     m->quiet_ticks = left == 0 ? m->quiet_ticks + 1 : 0;
@@ -300,6 +300,7 @@ static void main_shutdown(struct mdmd *m)
              http_server_inflight(m->pub) + http_server_inflight(m->mdm));
     http_server_stop_accepting(m->pub);
     http_server_stop_accepting(m->mdm);
+    h_jobs_stop();     /* each records where it stopped; the drain waits for that */
     if (m->scep != NULL)
         http_server_stop_accepting(m->scep);
     m->drain_deadline = util_mono_ms() + (int64_t)m->cf->shutdown_timeout_s * 1000;

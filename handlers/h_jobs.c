@@ -39,10 +39,11 @@ struct h_jobs {
     int64_t failing_since;          /* ms (monotonic) of the first failure in a row, or 0 */
     int backoff_ms;
     int ending;                     /* the final record is being written */
-    char why[200];                  /* why it failed ("" once done) */
+    char why[256];                  /* why it failed ("" once done) */
 };
 
 static struct h_jobs *h_jobs_live;  /* one loop: no lock */
+static int h_jobs_stopping;         /* h_jobs_stop(): SIGTERM */
 
 const char *h_jobs_filter_state(const char *filter)
 {
@@ -152,6 +153,15 @@ static void h_jobs_end(struct h_jobs *j, const char *why)
     h_jobs_end_write(j);
 }
 
+/* "after 200 of 3000 devices" or "after 400 devices scanned (cursor 17)". */
+static void h_jobs_where(const struct h_jobs *j, char *out, size_t len)
+{
+    if (j->c.state != NULL)
+        snprintf(out, len, "after %ld devices scanned (cursor %s)", j->done, j->cursor);
+    else
+        snprintf(out, len, "after %zu of %zu devices", j->next, j->c.nudids);
+}
+
 /* A failed step.  Transient errors pause the job, which then resumes from
  * where its record says it is, for up to job_retry_max_s; then, or on any
  * other error, it fails saying where it stopped.  MDMD_ECANCELED: the store
@@ -182,18 +192,45 @@ static int h_jobs_failed(struct h_jobs *j, int err)
         h_jobs_pause(j);
         return 1;
     }
-    if (j->c.state != NULL)
-        snprintf(why, sizeof(why), "%s for %lld s; stopped after %ld devices scanned (cursor %s)",
-                 err == MDMD_ETIMEDOUT ? "redis timeout" : err == MDMD_EUNAVAIL
-                 ? "redis unavailable" : mdmd_strerror(err),
-                 (long long)(now - j->failing_since) / 1000, j->done, j->cursor);
-    else
-        snprintf(why, sizeof(why), "%s for %lld s; stopped after %zu of %zu devices",
-                 err == MDMD_ETIMEDOUT ? "redis timeout" : err == MDMD_EUNAVAIL
-                 ? "redis unavailable" : mdmd_strerror(err),
-                 (long long)(now - j->failing_since) / 1000, j->next, j->c.nudids);
+    char where[96];
+    h_jobs_where(j, where, sizeof(where));
+    snprintf(why, sizeof(why), "%s for %lld s; stopped %s",
+             err == MDMD_ETIMEDOUT ? "redis timeout" : err == MDMD_EUNAVAIL ? "redis unavailable"
+                                                                            : mdmd_strerror(err),
+             (long long)(now - j->failing_since) / 1000, where);
     h_jobs_end(j, why);
     return 1;
+}
+
+/* SIGTERM: the job ends where it is and says so (never "running" once its
+ * mdmd is gone); the same request with its command_uuid finishes it. */
+static void h_jobs_end_stopped(struct h_jobs *j)
+{
+    char why[256], where[96];
+    h_jobs_where(j, where, sizeof(where));
+    snprintf(why, sizeof(why), "mdmd stopped %s; post the command again with this command_uuid "
+             "to finish", where);
+    if (j->retry != NULL)
+        evtimer_del(j->retry);
+    h_jobs_end(j, why);
+}
+
+void h_jobs_stop(void)
+{
+    h_jobs_stopping = 1;
+    for (struct h_jobs *j = h_jobs_live, *next; j != NULL; j = next) {
+        next = j->next_job;
+        if (!j->ending && j->retry != NULL && evtimer_pending(j->retry, NULL))
+            h_jobs_end_stopped(j);
+    }
+}
+
+int h_jobs_running(void)
+{
+    int n = 0;
+    for (const struct h_jobs *j = h_jobs_live; j != NULL; j = j->next_job)
+        n++;
+    return n;
 }
 
 /* Only the paused ones: a job with a call in flight is freed by its
@@ -285,6 +322,10 @@ static int h_jobs_push_wait(struct h_jobs *j)
 static void h_jobs_step(struct h_jobs *j)
 {
     struct store *s = j->app->store;
+    if (h_jobs_stopping) {
+        h_jobs_end_stopped(j);
+        return;
+    }
     if (h_jobs_push_wait(j))
         return;
     j->step_ns = metrics_now_ns();

@@ -18,10 +18,13 @@
  * it fails, and the record's error says where it stopped.
  *
  * A job belongs to no request: it owns itself from h_jobs_start() until its
- * last Redis call answers.  At shutdown the store fails that call with
+ * last Redis call answers.  At SIGTERM (h_jobs_stop) it records "failed" and
+ * where it stopped at its next step, and the drain waits for that.  If the
+ * drain deadline passes first, the store fails the call in flight with
  * MDMD_ECANCELED and the job frees itself (a paused one is freed by
- * h_jobs_free_all()); its record stays "running" and is reported "failed"
- * once it has not moved for job_retry_max_s + H_JOBS_STALE_S seconds. */
+ * h_jobs_free_all()); only then (or after kill -9) does its record stay
+ * "running", and it is reported "failed" once it has not moved for
+ * job_retry_max_s + H_JOBS_STALE_S seconds. */
 #ifndef MDMD_H_JOBS_H
 #define MDMD_H_JOBS_H
 
@@ -54,6 +57,12 @@ const char *h_jobs_filter_state(const char *filter);
 
 /* Takes over c's pointers (and clears them), answers req, and runs the job. */
 void h_jobs_start(struct req *req, struct app *app, struct h_jobs_cmd *c);
+
+/* SIGTERM: every job ends at its next step (a paused one at once) with
+ * state "failed" and an error that says where it stopped.  h_jobs_running()
+ * counts the jobs still alive, for the shutdown drain. */
+void h_jobs_stop(void);
+int h_jobs_running(void);
 
 /* Frees the paused jobs (they hold a timer and no call): at shutdown,
  * before the store and the event base go. */

@@ -166,8 +166,18 @@ have=$(qcount "$U6" | cut -d' ' -f1)
 check "its position is where the queues stop ($have)" bash -c "echo '$j' | grep -q '\"position\":\"$have\"'"
 check "no device has U-6 twice" test "$(qcount $U6 | cut -d' ' -f2)" = 0
 
+# SIGTERM while a job is paused: it ends where it is, never left "running".
+rule mdm:job: 3 drop_before 1500
+api POST /v1/commands "{\"async\":true,\"udids\":[$all],\"command\":{\"RequestType\":\"ProfileList\"}}" >/dev/null
+job=$(jget "$T/api" job_id); U9=$(jget "$T/api" command_uuid)
+wait_for 5 grep -q "event=job_paused job=$job" "$T/mdmd.log"
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
+check "SIGTERM with a paused job exits 0" test "$rc" = 0
+st=$(R hget "mdm:job:$job" state); err=$(R hget "mdm:job:$job" error)
+check "its record says failed, not running ($st: $err)" test "$st" = failed
+check "and where it stopped" bash -c "echo '$err' | grep -q \"mdmd stopped after $(qcount "$U9" | cut -d' ' -f1) of $N devices\""
+
 # --- 4. the private redis-server is supervised ---
-kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
 D=$T/b
 write_conf "$D"          # no redis line: mdmd starts its own
 start_mdmd "$D" || { fail "mdmd with a private redis starts"; finish; }
