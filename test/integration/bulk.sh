@@ -162,14 +162,16 @@ check "metrics count the queued commands" grep -q "^mdmd_commands_queued_total $
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
 check "SIGTERM exits 0" test "$rc" = 0
 
-# SIGTERM in the middle of a job: a clean exit; the record stays "running"
-# and reads "failed" once it is a minute old.
+# SIGTERM in the middle of a job: a clean exit; the job ends at its next step
+# and its record says "failed" and where it stopped, never "running" (a
+# record left running by kill -9 reads "failed" once stale, above).
 start_mdmd "$D" || fail "mdmd restarts"
 ready || fail "mdmd is ready again"
 api POST /v1/commands '{"filter":"all_enrolled","command":{"RequestType":"ProfileList"}}' >/dev/null
 J4=$(jget "$T/api" job_id)
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
 check "SIGTERM during a job exits 0" test "$rc" = 0
-check "  and leaves the job running in Redis" test "$(R hget "mdm:job:$J4" state)" = running
+check "  and records the job failed, not running ($(R hget "mdm:job:$J4" state))" test "$(R hget "mdm:job:$J4" state)" = failed
+check "  saying where it stopped ($(R hget "mdm:job:$J4" error))" bash -c "redis-cli -p $REDIS_PORT hget mdm:job:$J4 error | grep -q '^mdmd stopped after [0-9]* devices scanned (cursor [0-9]*)'"
 check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
 finish
