@@ -131,6 +131,16 @@ X509 *ca_scep_issue(const struct ca *ca, const struct ca_scep_req *r, int days);
 int ca_scep_reply(const struct ca_scep *sc, const struct ca_scep_req *r, X509 *issued, int fail,
                   unsigned char **der, size_t *len) MDMD_MUSTCHECK;
 
+/* What identifies a request across a device's retries of it (a lost
+ * answer): SHA-256 hex of transactionID, the CSR's public key, CN and
+ * challenge.  0 or -1 (logged).  Needs r->csr (fail CA_SCEP_FAIL_NONE). */
+int ca_scep_req_id(const struct ca_scep_req *r, char out[CA_FINGERPRINT_LEN]) MDMD_MUSTCHECK;
+/* x as DER (*der malloc'ed), and back (caller frees; NULL if it is not
+ * exactly one certificate, logged): how an issued certificate is kept for a
+ * retry.  0 or -1. */
+int ca_scep_cert_der(X509 *x, unsigned char **der, size_t *len) MDMD_MUSTCHECK;
+X509 *ca_scep_cert_from_der(const unsigned char *der, size_t len);
+
 /* The decimal serial number of x into out (for the registry).  0 or -1. */
 int ca_scep_serial(X509 *x, char *out, size_t outlen) MDMD_MUSTCHECK;
 

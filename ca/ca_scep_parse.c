@@ -421,6 +421,65 @@ int ca_scep_parse(const struct ca_scep *sc, const struct ca *ca, const void *der
     return rc;
 }
 
+/* SHA-256 over the fields a retry repeats: transactionID, the CSR's public
+ * key (SubjectPublicKeyInfo DER), CN and challenge, each length-prefixed. */
+int ca_scep_req_id(const struct ca_scep_req *r, char out[CA_FINGERPRINT_LEN])
+{
+    unsigned char *pk = NULL, md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_PKEY *key = r->csr != NULL ? X509_REQ_get0_pubkey(r->csr) : NULL;
+    int pklen = key != NULL ? i2d_PUBKEY(key, &pk) : -1;
+    const void *part[] = {r->txid, pk, r->cn, r->challenge};
+    size_t plen[] = {strlen(r->txid), pklen > 0 ? (size_t)pklen : 0, strlen(r->cn),
+                     strlen(r->challenge)};
+    EVP_MD_CTX *ctx = pklen > 0 ? EVP_MD_CTX_new() : NULL;
+    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    for (size_t i = 0; ok && i < ARRAY_LEN(part); i++) {
+        uint32_t n = (uint32_t)plen[i];
+        ok = EVP_DigestUpdate(ctx, &n, sizeof(n)) == 1 &&
+             EVP_DigestUpdate(ctx, part[i], plen[i]) == 1;
+    }
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 32;
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_free(pk);
+    out[0] = '\0';
+    if (!ok) {
+        ERR_clear_error();
+        log_err("event=scep_request_id_failed txid=%s", r->txid);
+        return -1;
+    }
+    util_hex(md, mdlen, out);
+    return 0;
+}
+
+int ca_scep_cert_der(X509 *x, unsigned char **der, size_t *len)
+{
+    unsigned char *p = NULL;
+    int n = i2d_X509(x, &p);
+    if (n <= 0) {
+        ERR_clear_error();
+        return -1;
+    }
+    *der = xmalloc((size_t)n);
+    memcpy(*der, p, (size_t)n);
+    *len = (size_t)n;
+    OPENSSL_free(p);
+    return 0;
+}
+
+X509 *ca_scep_cert_from_der(const unsigned char *der, size_t len)
+{
+    const unsigned char *p = der;
+    X509 *x = len <= LONG_MAX ? d2i_X509(NULL, &p, (long)len) : NULL;
+    if (x == NULL || p != der + len) {
+        X509_free(x);
+        ERR_clear_error();
+        log_err("event=scep_stored_cert_unreadable bytes=%zu", len);
+        return NULL;
+    }
+    return x;
+}
+
 void ca_scep_req_clear(struct ca_scep_req *r)
 {
     X509_free(r->signer);

@@ -104,6 +104,7 @@ enum h_scep_state {
     H_SCEP_CHALLENGE,    /* new enrollment: the static challenge, or take a one-time one */
     H_SCEP_ISSUE,        /* worker: issue the certificate, build the SUCCESS CertRep */
     H_SCEP_RECORD,       /* Redis: register it (renewal: rebind the enrollment) */
+    H_SCEP_RESEND,       /* worker: the CertRep of the certificate a first try registered */
     H_SCEP_REFUSE,       /* worker: build a FAILURE CertRep */
     H_SCEP_ANSWER,       /* send what was built */
 };
@@ -123,6 +124,9 @@ struct h_scep_op {
     struct ca_scep_req r;
     int fail;                          /* failInfo of a FAILURE answer */
     char user[H_SCEP_USER_MAX];        /* who the one-time challenge was for */
+    char req_id[CA_FINGERPRINT_LEN];   /* new enrollment: what its retries share */
+    char *cert_hex;                    /* the issued certificate, DER hex (for a retry) */
+    char *again_hex;                   /* a retry: the certificate registered before */
     X509 *issued;
     char fp[CA_FINGERPRINT_LEN];
     char serial[64];
@@ -136,6 +140,8 @@ static void h_scep_op_free(struct h_scep_op *o)
 {
     ca_scep_req_clear(&o->r);
     ca_cert_free(o->issued);
+    free(o->cert_hex);
+    free(o->again_hex);
     free(o->msg);
     free(o->reply);
     free(o);
@@ -166,12 +172,68 @@ static void h_scep_job_parse(void *arg)
 {
     struct h_scep_op *o = arg;
     o->parsed = ca_scep_parse(o->sc, o->ca, o->msg, o->msg_len, &o->r);
+    if (o->parsed == 0 && o->r.fail == CA_SCEP_FAIL_NONE && !o->r.renewal &&
+        ca_scep_req_id(&o->r, o->req_id) != 0)
+        o->parsed = -1;
+}
+
+/* x as DER hex (malloc'ed), NULL on error. */
+static char *h_scep_cert_hex(X509 *x)
+{
+    unsigned char *der = NULL;
+    size_t len = 0;
+    if (ca_scep_cert_der(x, &der, &len) != 0)
+        return NULL;
+    char *hex = xmalloc(2 * len + 1);
+    util_hex(der, len, hex);
+    free(der);
+    return hex;
+}
+
+static int h_scep_hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The certificate a first try stored as DER hex; NULL if it is not one. */
+static X509 *h_scep_cert_unhex(const char *hex)
+{
+    size_t n = strlen(hex) / 2;
+    unsigned char *der = n > 0 && strlen(hex) % 2 == 0 ? xmalloc(n) : NULL;
+    for (size_t i = 0; der != NULL && i < n; i++) {
+        int hi = h_scep_hexval(hex[2 * i]), lo = h_scep_hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            free(der);
+            der = NULL;
+        } else {
+            der[i] = (unsigned char)(hi << 4 | lo);
+        }
+    }
+    X509 *x = der != NULL ? ca_scep_cert_from_der(der, n) : NULL;
+    free(der);
+    return x;
 }
 
 static void h_scep_job_issue(void *arg)
 {
     struct h_scep_op *o = arg;
     o->issued = ca_scep_issue(o->ca, &o->r, o->days);
+    if (o->issued == NULL || ca_cert_fingerprint(o->issued, o->fp) != 0 ||
+        ca_scep_serial(o->issued, o->serial, sizeof(o->serial)) != 0 ||
+        ca_scep_reply(o->sc, &o->r, o->issued, CA_SCEP_FAIL_NONE, &o->reply, &o->reply_len) != 0 ||
+        (!o->r.renewal && (o->cert_hex = h_scep_cert_hex(o->issued)) == NULL)) {
+        free(o->reply);
+        o->reply = NULL;
+    }
+}
+
+/* A retry of a request whose answer was lost: the same certificate, in a
+ * CertRep for this message (its nonce), not a second certificate. */
+static void h_scep_job_resend(void *arg)
+{
+    struct h_scep_op *o = arg;
+    ca_cert_free(o->issued);
+    o->issued = h_scep_cert_unhex(o->again_hex);
     if (o->issued == NULL || ca_cert_fingerprint(o->issued, o->fp) != 0 ||
         ca_scep_serial(o->issued, o->serial, sizeof(o->serial)) != 0 ||
         ca_scep_reply(o->sc, &o->r, o->issued, CA_SCEP_FAIL_NONE, &o->reply, &o->reply_len) != 0) {
@@ -212,13 +274,32 @@ static void h_scep_on_job(void *arg)
             return;
         }
         o->state = H_SCEP_RECORD;
+    } else if (o->state == H_SCEP_RESEND) {
+        if (o->reply == NULL) {
+            h_scep_finish(o, 500, "the certificate of the first try is unreadable");
+            return;
+        }
+        log_info("event=scep_resent cn=\"%s\" fp=%s txid=%s", o->r.cn, o->fp, o->r.txid);
+        o->state = H_SCEP_ANSWER;
     } else {
         o->state = H_SCEP_ANSWER;
     }
     h_scep_step(o);
 }
 
-static void h_scep_on_challenge(void *arg, int err, int retry_after_s, const char *who)
+/* Goes on with the certificate registered by an earlier try of this request. */
+static void h_scep_resend(struct h_scep_op *o, const char *cert_hex)
+{
+    free(o->reply);
+    o->reply = NULL;
+    free(o->again_hex);
+    o->again_hex = xstrdup(cert_hex);
+    o->state = H_SCEP_RESEND;
+    h_scep_step(o);
+}
+
+static void h_scep_on_challenge(void *arg, int err, int retry_after_s, const char *who, int again,
+                                const char *cert_hex)
 {
     struct h_scep_op *o = arg;
     if (err != MDMD_OK) {
@@ -233,16 +314,25 @@ static void h_scep_on_challenge(void *arg, int err, int retry_after_s, const cha
         h_scep_refuse(o, CA_SCEP_BADREQUEST, "challenge_unknown_or_used");
         return;
     }
+    if (again && cert_hex[0] != '\0') {
+        h_scep_resend(o, cert_hex);
+        return;
+    }
     snprintf(o->user, sizeof(o->user), "%s", who);
     o->state = H_SCEP_ISSUE;
     h_scep_step(o);
 }
 
-static void h_scep_on_recorded(void *arg, int err, const char *outcome, int rebound)
+static void h_scep_on_recorded(void *arg, int err, const char *outcome, int rebound,
+                               const char *again_hex)
 {
     struct h_scep_op *o = arg;
     if (err != MDMD_OK) {
         h_scep_finish(o, 503, "redis unavailable");
+        return;
+    }
+    if (strcmp(outcome, "again") == 0) {   /* a concurrent try registered first */
+        h_scep_resend(o, again_hex);
         return;
     }
     if (strcmp(outcome, "ok") != 0) {
@@ -264,20 +354,21 @@ static void h_scep_challenge(struct h_scep_op *o)
     const char *fixed = o->app->cf->scep_challenge;
     if (o->r.challenge[0] == '\0') {
         h_scep_refuse(o, CA_SCEP_BADREQUEST, "no_challenge");
-    } else if (*fixed != '\0' && util_secret_eq(o->r.challenge, fixed)) {
-        o->state = H_SCEP_ISSUE;
-        h_scep_step(o);
-    } else {
-        store_challenge_take(o->app->store, STORE_CHAL_SCEP, o->r.challenge, req_peer(o->req),
-                             h_scep_on_challenge, o);
+        return;
     }
+    /* The static challenge goes through the transaction record as well, so
+     * that a retry of one request is never a second certificate. */
+    int is_fixed = *fixed != '\0' && util_secret_eq(o->r.challenge, fixed);
+    store_scep_take(o->app->store, o->r.challenge, is_fixed, o->req_id, req_peer(o->req),
+                    h_scep_on_challenge, o);
 }
 
 static void h_scep_record(struct h_scep_op *o)
 {
     struct store_scep_cert c = {o->r.cn_is_udid ? o->r.cn : "", o->fp, o->serial, o->user,
                                 o->r.renewal ? o->r.signer_fp : NULL, util_now_ms(),
-                                o->app->cf->scep_renewal_grace_s};
+                                o->app->cf->scep_renewal_grace_s, o->req_id,
+                                o->cert_hex != NULL ? o->cert_hex : ""};
     if (o->r.renewal)
         store_scep_renewed(o->app->store, &c, h_scep_on_recorded, o);
     else
@@ -298,6 +389,9 @@ static void h_scep_step(struct h_scep_op *o)
         break;
     case H_SCEP_RECORD:
         h_scep_record(o);
+        break;
+    case H_SCEP_RESEND:
+        worker_submit(o->app->worker, h_scep_job_resend, h_scep_on_job, o);
         break;
     case H_SCEP_REFUSE:
         worker_submit(o->app->worker, h_scep_job_refuse, h_scep_on_job, o);

@@ -69,6 +69,7 @@ union store_cb {                  /* the caller's callback, by its type */
     store_chal_fn *chal;
     store_issue_fn *issue;
     store_scep_cert_fn *scep_cert;
+    store_scep_take_fn *scep_take;
     store_login_fn *login;
     store_user_fn *user;
     store_users_fn *users;

@@ -224,4 +224,43 @@ check "SIGTERM with the worker busy exits 0" test "$rc" = 0
 check "every request got an answer, none reset ($st)" bash -c "! cat '$T'/st.* | fold -w3 | grep -q 000"
 check "the ones still queued got 503 ($st)" bash -c "cat '$T'/st.* | fold -w3 | grep -q 503"
 check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
+# --- 6. SCEP issue: a retry of a request whose answer was lost ---
+# The one-time challenge is used up by the first try, so the retry (the same
+# message: same transactionID, key and challenge) must get the outcome of the
+# first: the same certificate, or one issued now if none was registered; never
+# a FAILURE, never two certificates for one transaction.
+D=$T/e
+TOPIC=com.apple.mgmt.External.partial
+write_conf "$D" "redis 127.0.0.1:$PROXY_PORT" "redis_timeout_ms 300" "ca_key_type rsa2048" \
+    "apns_topic $TOPIC" "mdm_auth any" "mdm_client_cert optional"
+start_mdmd "$D" || { fail "mdmd with SCEP starts"; finish; }
+# scep_try PREFIX RULE...: one mdmsim device enrolls over SCEP with a fresh
+# one-time challenge while RULE is armed; it resends the same message on a 5xx.
+scep_try() {
+    local p=$1; shift
+    R set "mdm:scep:chal:chal-$p" sam EX 300 >/dev/null
+    : >"$T/ctl.fired"
+    rule "$@"
+    timeout 60 "$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --topic "$TOPIC" \
+        --scep "https://127.0.0.1:$PUB/scep" --scep-challenge "chal-$p" --scep-retry 5 \
+        --mdm-signature --udid-prefix "$p" --cycles 1 >"$T/sim.$p.out" 2>"$T/sim.$p.err"
+}
+# scep_certs UDID: registry entries issued for it.
+scep_certs() { R eval "local n=0 for _,k in ipairs(redis.call('KEYS','mdm:cert:*')) do if redis.call('HGET',k,'udid')==ARGV[1] and redis.call('HGET',k,'source')=='scep' then n=n+1 end end return n" 0 "$1"; }
+wait_for 30 bash -c "curl -s -o /dev/null -w '%{http_code}' --cacert '$CA' 'https://127.0.0.1:$PUB/scep?operation=GetCACert' | grep -qx 200"
+# The take (the script naming the challenge) runs, its answer is lost.
+scep_try SCT1 chal-SCT1 1 drop_after 200; rc=$?
+check "SCEP, the challenge taken but the answer lost: the retry enrolls (rc $rc)" test "$rc" = 0
+check "the fault hit the take and the device retried" bash -c "grep -q '^chal-SCT1 1 drop_after' '$T/ctl.fired' && grep -q 'scep_retry udid=SCT1-000000' '$T/sim.SCT1.err'"
+check "one certificate registered ($(scep_certs SCT1-000000))" test "$(scep_certs SCT1-000000)" = 1
+# The issue script (the first to name the device) runs, its answer is lost:
+# the retry gets the same certificate in a new CertRep.
+scep_try SCT2 '{SCT2-000000}' 1 drop_after 200; rc=$?
+check "SCEP, the certificate registered but the answer lost: the retry enrolls (rc $rc)" test "$rc" = 0
+check "the fault hit the issue script and the device retried" bash -c "grep -q '^{SCT2-000000} 1 drop_after' '$T/ctl.fired' && grep -q 'scep_retry udid=SCT2-000000' '$T/sim.SCT2.err'"
+check "the retry got the registered certificate again" grep -q 'event=scep_resent cn="SCT2-000000"' "$T/mdmd.log"
+fp=$(R hget 'mdm:dev:{SCT2-000000}' cert_fp)
+check "one certificate registered ($(scep_certs SCT2-000000)), the one the device uses" \
+    bash -c "[ '$(scep_certs SCT2-000000)' = 1 ] && [ '$(R hget "mdm:cert:$fp" udid)' = SCT2-000000 ]"
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
 finish

@@ -83,6 +83,7 @@ static void sim_usage(FILE *f)
         "  --scep-profile F   take it from the SCEP payload of enrollment profile F\n"
         "  --scep-cipher C    envelope cipher: aes256 (default), aes128, des3, des\n"
         "  --scep-get         PKIOperation by GET instead of POST\n"
+        "  --scep-retry N     on a 5xx answer send the same message again, up to N times\n"
         "  --mdm-signature    no TLS client certificate: sign each body (Mdm-Signature)\n"
         "Token = SHA-256(\"mdmsim-token:UDID\"); PushMagic, UnlockToken and serials are\n"
         "derived from the UDID too, so every run presents the same device.\n",
@@ -116,7 +117,7 @@ enum {
     SIM_O_SKIP, SIM_O_IDS, SIM_O_CYCLES, SIM_O_DURATION, SIM_O_PUSH, SIM_O_NOTNOW,
     SIM_O_ERROR, SIM_O_BINARY, SIM_O_LEDGER, SIM_O_ALLOW, SIM_O_RECONNECT, SIM_O_NORESUME,
     SIM_O_SINGLE, SIM_O_TIMEOUT, SIM_O_SEED, SIM_O_SCEP, SIM_O_SCEP_CHAL, SIM_O_SCEP_PROF,
-    SIM_O_SCEP_CIPHER, SIM_O_SCEP_GET, SIM_O_MDMSIG,
+    SIM_O_SCEP_CIPHER, SIM_O_SCEP_GET, SIM_O_SCEP_RETRY, SIM_O_MDMSIG,
 };
 
 enum {   /* --enroll-ota (mdmsim_enroll.h) */
@@ -137,7 +138,8 @@ static const struct option sim_longopts[] = {
     {"timeout", 1, NULL, SIM_O_TIMEOUT}, {"seed", 1, NULL, SIM_O_SEED},
     {"scep", 1, NULL, SIM_O_SCEP}, {"scep-challenge", 1, NULL, SIM_O_SCEP_CHAL},
     {"scep-profile", 1, NULL, SIM_O_SCEP_PROF}, {"scep-cipher", 1, NULL, SIM_O_SCEP_CIPHER},
-    {"scep-get", 0, NULL, SIM_O_SCEP_GET}, {"mdm-signature", 0, NULL, SIM_O_MDMSIG},
+    {"scep-get", 0, NULL, SIM_O_SCEP_GET}, {"scep-retry", 1, NULL, SIM_O_SCEP_RETRY},
+    {"mdm-signature", 0, NULL, SIM_O_MDMSIG},
     {"enroll-ota", 1, NULL, SIM_O_ENROLL}, {"user", 1, NULL, SIM_O_USER},
     {"password", 1, NULL, SIM_O_PASSWORD}, {"device-ca", 1, NULL, SIM_O_DCA},
     {"device-ca-key", 1, NULL, SIM_O_DCAKEY}, {"dump-dir", 1, NULL, SIM_O_DUMP},
@@ -187,6 +189,7 @@ static void sim_opt_other(struct sim_opts *o, int c, const char *v)
     case SIM_O_SCEP_PROF: o->scep_profile = v; break;
     case SIM_O_SCEP_CIPHER: o->scep_cipher = v; break;
     case SIM_O_SCEP_GET: o->scep_get = 1; break;
+    case SIM_O_SCEP_RETRY: o->scep_retry = atoi(v); break;
     case SIM_O_MDMSIG: o->mdm_signature = 1; break;
     case SIM_O_ENROLL: o->enroll_url = v; break;
     case SIM_O_USER: o->user = v; break;

@@ -49,6 +49,7 @@ struct sim_opts {
     const char *scep_url;         /* --scep: enroll through SCEP (mdmsim_scep.h) */
     const char *scep_challenge, *scep_profile, *scep_cipher;
     int scep_get;                 /* PKIOperation by GET */
+    int scep_retry;               /* resend the same PKIOperation this often on a 5xx */
     int mdm_signature;            /* Mdm-Signature instead of a TLS client certificate */
     const char *enroll_url;       /* --enroll-ota: enroll over the air first (mdmsim_enroll.h) */
     const char *user, *password;  /* its login */

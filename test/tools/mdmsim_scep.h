@@ -550,6 +550,14 @@ static int sim_scep_ensure(struct sim_dev *d)
         return 0;
     X509 *x = sim_scep_request(s, d->udid, &m) == 0 ? sim_scep_exchange(s, &m, fail, sizeof(fail))
                                                      : NULL;
+    /* A device whose request got no answer sends the same one again. */
+    for (int i = 0; x == NULL && m.der != NULL && i < s->o.scep_retry &&
+                    strncmp(fail, "http_5", 6) == 0; i++) {
+        fprintf(stderr, "mdmsim: scep_retry udid=%s after=%s\n", d->udid, fail);
+        fail[0] = '\0';
+        usleep(300 * 1000);
+        x = sim_scep_exchange(s, &m, fail, sizeof(fail));
+    }
     int ok = x != NULL && EVP_PKEY_eq(X509_get0_pubkey(x), s->dev_key) == 1;
     if (ok) {
         sim_id_keep(d, x);
