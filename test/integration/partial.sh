@@ -99,13 +99,22 @@ check "the first TokenUpdate is answered though its provisioning cannot be queue
     enroll_device pv1 PV-1
 check "the fault hit the provisioning script" grep -q "^<string>DeviceInformation</string> 1 drop_before" "$T/ctl.fired"
 check "provisioning is queued later (retry timer), once" wait_for 6 out_is 1 devinfo PV-1
-sleep 2.2
-check "and not again ($(devinfo PV-1))" test "$(devinfo PV-1)" = 1
+# probe UDID: marks another device pending and waits until the retry timer
+# took it: a tick that ran after everything before it (no fixed sleep).
+probe() {
+    R hset "mdm:dev:{$1}" provision_pending 1 >/dev/null
+    R zadd mdm:provision 0 "$1" >/dev/null
+    wait_for 6 grep -q "event=provision_retry udid=$1\$" "$T/mdmd.log"
+}
+check "a later retry tick ran" probe P-00010
+check "and did not provision PV-1 again ($(devinfo PV-1))" test "$(devinfo PV-1)" = 1
 rule '<string>DeviceInformation</string>' 1 drop_after 300
 check "another device: its provisioning runs but the reply is lost" enroll_device pv2 PV-2
-sleep 3
+check "the fault hit its provisioning script" wait_for 5 grep -q "^<string>DeviceInformation</string> 1 drop_after" "$T/ctl.fired"
+wait_for 5 out_is 200 http_code "https://127.0.0.1:$PUB/healthz" --cacert "$CA"
+check "a retry tick ran after it" probe P-00011
 check "queued exactly once all the same ($(devinfo PV-2))" test "$(devinfo PV-2)" = 1
-check "nothing left pending" test "$(R zcard mdm:provision)" = 0
+check "nothing left pending" wait_for 5 out_is 0 R zcard mdm:provision
 # Pending at the next TokenUpdate: it provisions at once.
 R hset 'mdm:dev:{PV-1}' provision_pending 1 >/dev/null
 R zadd mdm:provision "$(($(date +%s) * 1000))" PV-1 >/dev/null
