@@ -110,11 +110,11 @@ static json_t *h_devices_history_entry(const struct store_record *r)
         const struct store_kv *kv = &r->kv[i];
         json_t *v = NULL;
         if (strcmp(kv->key, "result") == 0) {
-            plist_t p = pj_parse(kv->val, kv->len);
+            plist_t p = pj_parse(kv->val, kv->len, NULL, 0);
             v = p != NULL ? pj_to_json(p) : json_null();
             plist_free(p);
         } else if (strcmp(kv->key, "error_chain") == 0) {
-            v = kv->len > 0 ? json_loadb(kv->val, kv->len, 0, NULL) : NULL;
+            v = kv->len > 0 ? pj_json_load(kv->val, kv->len, NULL, 0) : NULL;
             if (v == NULL)
                 v = json_null();
         } else if (strcmp(kv->key, "time") == 0 || strcmp(kv->key, "queued") == 0) {
