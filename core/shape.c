@@ -41,12 +41,22 @@ static int shape_at(const char *p, const char *end, const char *prefix)
  * that is needed, and it must not be fooled into skipping some.  So a '<'
  * inside a tag (a quoted attribute hiding markup) or an internal DTD subset
  * is refused rather than interpreted. */
-enum shape_result shape_plist_xml(const char *xml, size_t len, const struct shape_limits *lim,
-                                  char *why, size_t whylen)
+/* Whether the element whose name starts at p is a container. */
+static int shape_container(const char *p, const char *gt)
+{
+    size_t n = (size_t)(gt - p);
+    return (n >= 5 && memcmp(p, "array", 5) == 0 && (n == 5 || p[5] == ' ' || p[5] == '/')) ||
+           (n >= 4 && memcmp(p, "dict", 4) == 0 && (n == 4 || p[4] == ' ' || p[4] == '/'));
+}
+
+/* kinds: the open elements, innermost last (1: array or dict), room for
+ * max_depth + 2 (the <plist> root and one leaf element besides). */
+static enum shape_result shape_xml_scan(const char *xml, size_t len,
+                                        const struct shape_limits *lim, char *why,
+                                        size_t whylen, unsigned char *kinds)
 {
     const char *p = xml, *end = xml + len;
-    size_t depth = 0, nodes = 0, text = 0;
-    /* The <plist> root and a leaf element (<string>) are open elements too. */
+    size_t depth = 0, nodes = 0, text = 0, containers = 0;
     size_t max_open = lim->max_depth + 2;
 
     while (p < end) {
@@ -86,14 +96,20 @@ enum shape_result shape_plist_xml(const char *xml, size_t len, const struct shap
                 if (depth == 0)
                     return shape_fail(SHAPE_MALFORMED, why, whylen,
                                       "plist XML: unbalanced close tag", 0);
-                depth--;
+                containers -= kinds[--depth];
             } else if (lt[1] != '!') {
+                int c = shape_container(lt + 1, gt);
                 if (++nodes > lim->max_nodes + 1)
                     return shape_fail(SHAPE_TOO_MANY, why, whylen, "plist nodes",
                                       lim->max_nodes);
-                if (gt[-1] != '/' && ++depth > max_open)
+                if (gt[-1] != '/' &&
+                    (depth + 1 > max_open || containers + (size_t)c > lim->max_depth))
                     return shape_fail(SHAPE_TOO_DEEP, why, whylen, "plist nesting",
                                       lim->max_depth);
+                if (gt[-1] != '/') {
+                    kinds[depth++] = (unsigned char)c;
+                    containers += (size_t)c;
+                }
             }
         }
         if (p == NULL)
@@ -101,6 +117,15 @@ enum shape_result shape_plist_xml(const char *xml, size_t len, const struct shap
         text = 0;
     }
     return SHAPE_OK;
+}
+
+enum shape_result shape_plist_xml(const char *xml, size_t len, const struct shape_limits *lim,
+                                  char *why, size_t whylen)
+{
+    unsigned char *kinds = xmalloc(lim->max_depth + 3);
+    enum shape_result r = shape_xml_scan(xml, len, lim, why, whylen, kinds);
+    free(kinds);
+    return r;
 }
 
 /* ---- binary ---- */

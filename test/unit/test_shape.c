@@ -141,6 +141,9 @@ TEST(deep_xml_refused)
     s = xml_nest(32, "<array>", "</array>", &n);   /* exactly at the limit */
     CHECK(shape_plist(s, n, &lim, why, sizeof(why)) == SHAPE_OK);
     free(s);
+    s = xml_nest(33, "<array>", "</array>", &n);   /* no leaf: found by fuzz_shape */
+    CHECK(shape_plist(s, n, &lim, why, sizeof(why)) == SHAPE_TOO_DEEP);
+    free(s);
     s = xml_nest(33, "<dict><key>k</key>", "</dict>", &n);
     CHECK(shape_plist(s, n, &lim, why, sizeof(why)) == SHAPE_TOO_DEEP);
     free(s);
