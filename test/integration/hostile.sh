@@ -180,4 +180,25 @@ check "nothing stored: no command queued, no mdm:cmd, no profile" \
     test "$(R llen "mdm:q:{$U}"):$(R --scan --pattern 'mdm:cmd:*' | wc -l):$(R --scan --pattern '*profile*' | wc -l)" = 0:0:0
 poll dev "$U" Idle
 check "the device is still served (Idle: $CODE)" test "$CODE" = 200
+
+# A stderr nobody reads (a stuck journald or pipe): once the pipe is full,
+# lines wait in log_buffer_size (4 KB here), then are dropped and counted;
+# the loop never blocks in write(2).
+kill "$MDMD_PID"; wait "$MDMD_PID" 2>/dev/null
+echo "log_buffer_size 4096" >>"$D/mdmd.conf"
+mkfifo "$T/stuck"
+sleep 600 <"$T/stuck" & PIDS+=($!)
+rm -f "$D/ports"
+(cd "$D" && exec "$BIN/mdmd" -c "$D/mdmd.conf") 2>"$T/stuck" &
+MDMD_PID=$!; PIDS+=("$MDMD_PID")
+wait_for 60 test -s "$D/ports" || fail "mdmd starts with a stuck stderr"
+PUB=$(awk '$1=="listen"{print $2}' "$D/ports")
+# 1,500 refused requests: a warn line each, some 300 KB, far more than the pipe's 64 KB.
+curl -s -o /dev/null --max-time 20 --cacert "$CA" -H 'Content-Type: application/json' --data-binary '[' \
+    $(for i in $(seq 1500); do echo "https://127.0.0.1:$PUB/v1/push"; done) 2>/dev/null
+t=$(curl -s -o /dev/null -w '%{time_total}' --max-time 5 --cacert "$CA" "https://127.0.0.1:$PUB/healthz")
+check "stuck stderr: /healthz still answers promptly (${t}s)" python3 -c "import sys; sys.exit(not 0 < float('$t') < 0.5)"
+api GET /metrics >/dev/null
+drops=$(awk '$1=="mdmd_log_lines_dropped_total"{print $2}' "$T/api")
+check "stuck stderr: dropped lines counted in /metrics ($drops)" test "${drops:-0}" -gt 0
 finish
