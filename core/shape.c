@@ -188,7 +188,9 @@ static enum shape_result shape_bin_object(const struct shape_bin *sb, uint64_t i
     case 0x1: case 0x2: return lo <= 4 && off + 1 + (1u << lo) <= sb->end ? SHAPE_OK
                                                                          : SHAPE_MALFORMED;
     case 0x3: return off + 9 <= sb->end ? SHAPE_OK : SHAPE_MALFORMED;
-    case 0x8: return off + 2 + lo <= sb->end ? SHAPE_OK : SHAPE_MALFORMED;
+    case 0x8:   /* a UID: pj_parse reads it back as <dict><key>CF$UID</key><integer/> */
+        *container = 2;
+        return off + 2 + lo <= sb->end ? SHAPE_OK : SHAPE_MALFORMED;
     case 0x4: case 0x5: case 0x6: case 0x7: case 0xa: case 0xc: case 0xd: break;
     default: return SHAPE_MALFORMED;
     }
@@ -255,7 +257,11 @@ static enum shape_result shape_bin_walk(const struct shape_bin *sb, uint64_t top
         }
         if ((r = shape_bin_object(sb, idx, lim, &refs, &n, &container)) != SHAPE_OK)
             break;
-        if (container) {
+        if (container == 2 && (sp >= lim->max_depth || (*nodes += 2) > lim->max_nodes)) {
+            r = sp >= lim->max_depth ? SHAPE_TOO_DEEP : SHAPE_TOO_MANY;
+            break;
+        }
+        if (container == 1) {
             if (on_path[idx]) {
                 r = SHAPE_CYCLE;
                 break;
