@@ -1,6 +1,7 @@
 #include "plist_json.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,19 +268,33 @@ static plist_t pj_parse_xml(const char *xml, size_t len)
  * read a config. */
 static struct shape_limits pj_plist_lim = {64, 100000, 8388608};
 static size_t pj_json_depth = 64;
+/* SIGHUP sets the limits on the loop while the crypto worker may be parsing
+ * a large body: both sides copy them under this lock, never read them bare. */
+static pthread_mutex_t pj_lim_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void pj_set_limits(const struct shape_limits *plist, size_t max_json_depth)
 {
+    pthread_mutex_lock(&pj_lim_lock);
     pj_plist_lim = *plist;
     pj_json_depth = max_json_depth;
+    pthread_mutex_unlock(&pj_lim_lock);
+}
+
+static struct shape_limits pj_limits(int json)
+{
+    pthread_mutex_lock(&pj_lim_lock);
+    struct shape_limits lim = pj_plist_lim;
+    if (json)
+        lim.max_depth = pj_json_depth;
+    pthread_mutex_unlock(&pj_lim_lock);
+    return lim;
 }
 
 json_t *pj_json_load(const void *body, size_t len, char *why, size_t whylen)
 {
     char buf[128];
     json_error_t jerr;
-    struct shape_limits lim = pj_plist_lim;
-    lim.max_depth = pj_json_depth;
+    struct shape_limits lim = pj_limits(1);
     if (why == NULL) {
         why = buf;
         whylen = sizeof(buf);
@@ -304,7 +319,8 @@ plist_t pj_parse(const void *body, size_t len, char *why, size_t whylen)
     snprintf(why, whylen, "not a plist");
     if (len < 8 || len > UINT32_MAX)
         return NULL;
-    if (shape_plist(body, len, &pj_plist_lim, why, whylen) != SHAPE_OK)
+    struct shape_limits lim = pj_limits(0);
+    if (shape_plist(body, len, &lim, why, whylen) != SHAPE_OK)
         return NULL;
     if (!plist_is_binary(body, (uint32_t)len))
         return pj_parse_xml(body, len);

@@ -23,7 +23,9 @@ json_t *pj_to_json(plist_t p);
 plist_t pj_from_json(json_t *j, const struct mdm_key *keys, char *err, size_t errlen);
 
 /* The shape limits pj_parse() and pj_json_load() enforce (core/shape.h),
- * copied; until set, the defaults of mdmd.conf.  Set at start and SIGHUP. */
+ * copied; until set, the defaults of mdmd.conf.  Set at start and SIGHUP on
+ * the loop; pj_parse() and pj_json_load() may run on the crypto worker at
+ * the same time, and each takes a copy under a lock. */
 struct shape_limits;
 void pj_set_limits(const struct shape_limits *plist, size_t max_json_depth);
 
