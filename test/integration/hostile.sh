@@ -166,6 +166,16 @@ mdm_put /mdm/checkin dev "$T/odd" application/x-apple-aspen-mdm-checkin >/dev/nu
 check "a forged log line is no line of its own" bash -c "! grep -q '^level=error event=forged' '$LOG' &&
     grep -q 'message_type=Evil??level=error event=forged' '$LOG'"
 
+# A large history read back for the API: 5 stored results of 150,000 nodes
+# each (within max_plist_nodes), converted to JSON off the loop.
+python3 -c 'import sys; sys.stdout.write("<?xml version=\"1.0\"?><plist version=\"1.0\"><dict><key>L</key><array>" + "<integer>7</integer>" * 149990 + "</array></dict></plist>")' >"$T/bigres"
+for i in 1 2 3 4 5; do
+    R -x xadd "mdm:res:{$U}" '*' uuid "big-$i" request_type InstalledApplicationList status Acknowledged \
+        time 1 queued 1 error_chain '' result <"$T/bigres" >/dev/null
+done
+sends "history: 5 results of 150,000 nodes (15 MB)" 200 -H "Authorization: Bearer $KEY" \
+    "https://127.0.0.1:$PUB/v1/devices/$U/commands?count=5"
+check "history: all 5 converted" test "$(grep -o '"big-[0-9]*"' "$T/out" | wc -l)" = 5
 touch "$T/stop"; wait "$PROBE"
 read -r probes worst errs < <(tail -n 1 "$T/probe.out" | sed -E 's/[a-z_]+=//g')
 echo "# healthz during the run: $(tail -n 1 "$T/probe.out")"
