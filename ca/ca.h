@@ -155,6 +155,11 @@ int ca_cms_sign(X509 *cert, EVP_PKEY *key, X509 *const *extra, size_t nextra,
  * they stay NULL.  signer may be NULL when the caller does not need it. */
 int ca_cms_verify(const void *der, size_t len, X509_STORE *trust, unsigned char **content,
                   size_t *content_len, X509 **signer) MDMD_MUSTCHECK;
+/* Bounds every signed message ca_cms_verify() and the SCEP/Mdm-Signature
+ * parsers accept, checked before any signature work: the number of
+ * SignerInfos and of certificates it carries (from mdmd.conf; defaults 4
+ * and 32 until set).  Size and BER nesting are bounded before d2i. */
+void ca_set_cms_limits(int max_signers, int max_certs);
 
 /* ---- passwords (ca_pw.c) ----
  * PBKDF2-HMAC-SHA256 with a random 16-byte salt, stored as

@@ -3,6 +3,7 @@
 #define MDMD_CA_INT_H
 
 #include <openssl/asn1.h>
+#include <openssl/cms.h>
 #include <openssl/x509v3.h>
 #include <stddef.h>
 
@@ -22,5 +23,8 @@ X509 *ca_issue(const struct ca *ca, EVP_PKEY *pub, const char *cn, int days,
                const struct ca_ext *exts, size_t n, GENERAL_NAMES *san);
 /* DER of obj (of ASN.1 type it) into a malloc'ed *der.  0 or -1. */
 int ca_i2d(const void *obj, const ASN1_ITEM *it, unsigned char **der, size_t *len);
+
+/* 0 when cms is within ca_set_cms_limits(); else -1 and a log line. */
+int ca_cms_within_limits(CMS_ContentInfo *cms) MDMD_MUSTCHECK;
 
 #endif

@@ -4,6 +4,7 @@
 #include "../core/util.h"
 #include "ca.h"
 #include "ca_int.h"
+#include "ca_scep.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -196,16 +197,42 @@ int ca_cms_sign(X509 *cert, EVP_PKEY *key, X509 *const *extra, size_t nextra, co
     return ok ? 0 : -1;
 }
 
-/* Parses DER into a SignedData with attached content; NULL otherwise. */
+static int ca_cms_max_signers = 4, ca_cms_max_certs = 32;
+
+void ca_set_cms_limits(int max_signers, int max_certs)
+{
+    ca_cms_max_signers = max_signers;
+    ca_cms_max_certs = max_certs;
+}
+
+/* CMS_verify checks every SignerInfo (a public-key operation each) and
+ * sorts through every certificate: count them first. */
+int ca_cms_within_limits(CMS_ContentInfo *cms)
+{
+    STACK_OF(CMS_SignerInfo) *si = CMS_get0_SignerInfos(cms);
+    STACK_OF(X509) *certs = CMS_get1_certs(cms);
+    int ns = si != NULL ? sk_CMS_SignerInfo_num(si) : 0;
+    int nc = certs != NULL ? sk_X509_num(certs) : 0;
+    sk_X509_pop_free(certs, X509_free);
+    if (ns <= ca_cms_max_signers && nc <= ca_cms_max_certs)
+        return 0;
+    log_warn("event=cms_refused reason=\"%d signers, %d certificates: over cms_max_signers=%d "
+             "or cms_max_certs=%d\"", ns, nc, ca_cms_max_signers, ca_cms_max_certs);
+    return -1;
+}
+
+/* Parses DER into a SignedData with attached content; NULL otherwise.  The
+ * BER nesting is bounded first (OpenSSL's decoder recurses). */
 static CMS_ContentInfo *ca_cms_parse(const void *der, size_t len)
 {
     const unsigned char *p = der;
     CMS_ContentInfo *cms = NULL;
-    if (der != NULL && len > 0 && len <= LONG_MAX)
+    if (der != NULL && len > 0 && len <= LONG_MAX && ca_ber_check(der, len, CA_SCEP_MAX_DEPTH) == 0)
         cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
     const char *why = cms == NULL                                           ? "not_cms"
                       : OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed ? "not_signed_data"
                       : CMS_get0_content(cms) == NULL || *CMS_get0_content(cms) == NULL ? "detached"
+                      : ca_cms_within_limits(cms) != 0 ? "over_limits"
                                                                                         : NULL;
     if (why != NULL) {
         log_warn("event=cms_verify_failed reason=%s bytes=%zu", why, len);

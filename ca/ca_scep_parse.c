@@ -207,7 +207,8 @@ static CMS_ContentInfo *ca_scep_load(const void *der, size_t len)
     BIO *b = BIO_new_mem_buf(der, (int)len);
     CMS_ContentInfo *cms = b != NULL ? d2i_CMS_bio(b, NULL) : NULL;
     BIO_free(b);
-    if (cms != NULL && OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
+    if (cms != NULL && (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed ||
+                        ca_cms_within_limits(cms) != 0)) {
         CMS_ContentInfo_free(cms);
         cms = NULL;
     }

@@ -68,7 +68,15 @@ struct conf {
     int mdm_auth_sig;              /* derived: Mdm-Signature identifies */
     int mdm_client_cert_mode;      /* derived: 0 none, 1 optional, 2 required */
     /* limits */
-    int max_body_size;
+    int max_body_size;         /* admin uploads and command reports (/mdm/connect) */
+    int max_small_body_size;   /* every other endpoint: check-in, OTA, SCEP, login forms */
+    int max_plist_depth;       /* shape limits before any plist or JSON parser */
+    int max_plist_nodes;
+    int max_plist_string;
+    int max_json_depth;
+    int cms_max_signers;       /* SignerInfos in one signed message */
+    int cms_max_certs;         /* certificates in one signed message */
+    int log_buffer_size;       /* bytes of log lines waiting for a slow stderr */
     int max_header_size;
     int request_timeout_s;
     int max_connections;       /* per listener */

@@ -35,6 +35,7 @@ struct http_server {
     int max_conns;
     int timeout_s;                    /* a whole request must arrive within this */
     size_t max_body, max_header;      /* for the log line when evhttp refuses */
+    size_t max_small;                 /* routes without HTTP_BODY_LARGE */
     int paused;                       /* listener disabled at max_conns */
     int full;                         /* logged accept_paused, not yet accept_resumed */
     int stopping;                     /* shutting down: no new work on open connections */
@@ -56,7 +57,10 @@ struct http_conn {
     evutil_socket_t fd;               /* -1 until adopted */
     int busy;                         /* a handler has its request: no deadline */
     int refused_logged;               /* evhttp answered an error itself; logged */
+    int line_seen;                    /* this request's line was read: its limit is set */
+    size_t max_body;                  /* the body limit of this request's route */
     struct evbuffer_cb_entry *out_cb; /* http_conn_on_output on the bev's output */
+    struct evbuffer_cb_entry *in_cb;  /* http_conn_on_input on the bev's input */
     struct http_conn *prev, *next;    /* hs->conn_list */
 };
 
@@ -143,19 +147,79 @@ static void http_conn_peer(const struct http_conn *c, char *out, size_t len)
  * the previous answer (keep-alive) until the request, head and body, is read
  * and dispatched.  evhttp's own timeout is an idle timeout, which every
  * trickled byte restarts (slowloris). */
+static const struct http_route *http_match(const struct http_route *rt, const char *path,
+                                           int *path_found);
+
+static size_t http_route_limit(const struct http_server *hs, const struct http_route *rt)
+{
+    size_t small = hs->max_small < hs->max_body ? hs->max_small : hs->max_body;
+    return rt != NULL && rt->body == HTTP_BODY_LARGE ? hs->max_body : small;
+}
+
+/* The request line (method, target, version) of the next request, as soon
+ * as it is in the input buffer and before evhttp reads the head: its route
+ * sets the connection's body limit, which evhttp checks against the
+ * Content-Length before it reads any of the body, and while it reads a
+ * chunked one.  An unknown or unparsable path keeps the small limit. */
+static void http_conn_scan(struct http_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    char line[1024], path[1024];
+    size_t n = 0;
+    int found = 0;
+    if (c->line_seen || c->evcon == NULL)
+        return;
+    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &n, EVBUFFER_EOL_CRLF);
+    if (eol.pos < 0) {
+        if (evbuffer_get_length(in) < sizeof(line))
+            return;               /* not yet; an endless line is evhttp's 400 */
+        eol.pos = (ev_ssize_t)sizeof(line) - 1;
+    }
+    size_t len = (size_t)eol.pos < sizeof(line) - 1 ? (size_t)eol.pos : sizeof(line) - 1;
+    evbuffer_copyout(in, line, len);
+    line[len] = '\0';
+    const char *t = strchr(line, ' '), *abs;
+    if (t != NULL && t[1] != '/' && (abs = strstr(t + 1, "://")) != NULL)
+        t = strchr(abs + 3, '/');     /* absolute form: skip scheme and host */
+    else if (t != NULL)
+        t++;
+    path[0] = '\0';
+    if (t != NULL)
+        sscanf(t, "%1023[^? ]", path);
+    c->line_seen = 1;
+    c->max_body = http_route_limit(c->hs, path[0] == '/' ? http_match(c->hs->routes, path, &found)
+                                                         : NULL);
+    evhttp_connection_set_max_body_size(c->evcon, (ev_ssize_t)c->max_body);
+}
+
+static void http_conn_on_input(struct evbuffer *in, const struct evbuffer_cb_info *info,
+                               void *arg)
+{
+    (void)in;
+    if (info->n_added > 0)
+        http_conn_scan(arg);
+}
+
 static void http_conn_arm(struct http_conn *c)
 {
     struct timeval tv = {c->hs->timeout_s, 0};
     c->busy = 0;
+    c->line_seen = 0;
+    c->max_body = http_route_limit(c->hs, NULL);
+    if (c->evcon != NULL)
+        evhttp_connection_set_max_body_size(c->evcon, (ev_ssize_t)c->max_body);
     evtimer_add(c->timer, &tv);
+    http_conn_scan(c);   /* a pipelined request may be waiting already */
 }
 
 /* bev_alive: 0 when evhttp_free already took the bufferevent. */
 static void http_conn_unlink(struct http_conn *c, int bev_alive)
 {
     struct http_server *hs = c->hs;
-    if (bev_alive)
+    if (bev_alive) {
         evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
+        evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
+    }
     if (c->fd >= 0 && (size_t)c->fd < http_by_fd_len && http_by_fd[c->fd] == c)
         http_by_fd[c->fd] = NULL;
     if (c->prev != NULL)
@@ -225,7 +289,9 @@ static void http_conn_on_output(struct evbuffer *out, const struct evbuffer_cb_i
     http_conn_peer(c, peer, sizeof(peer));
     if (status == 413)
         log_warn("event=request_refused listener=%s peer=%s status=413 reason=\"body over "
-                 "max_body_size=%zu\"", c->hs->name, peer, c->hs->max_body);
+                 "%s=%zu\"", c->hs->name, peer,
+                 c->max_body == c->hs->max_body ? "max_body_size" : "max_small_body_size",
+                 c->max_body);
     else
         log_warn("event=request_refused listener=%s peer=%s status=%d reason=\"request head "
                  "malformed or over max_header_size=%zu\"", c->hs->name, peer, status,
@@ -257,7 +323,9 @@ static struct bufferevent *http_new_bev(struct event_base *base, void *arg)
     c->fd = -1;
     c->timer = evtimer_new(base, http_conn_on_timer, c);
     evtimer_add(c->timer, &zero);   /* adoption, once evhttp has set the connection up */
+    c->max_body = http_route_limit(hs, NULL);
     c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), http_conn_on_output, c);
+    c->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), http_conn_on_input, c);
     c->next = hs->conn_list;
     if (c->next != NULL)
         c->next->prev = c;
@@ -326,7 +394,11 @@ static void http_dispatch(struct evhttp_request *r, void *arg)
         evtimer_del(c->timer);
     }
     hs->inflight++;
-    log_debug("event=request listener=%s peer=%s path=%s", hs->name, req->peer, req->path);
+    if (log_level >= LOG_LVL_DEBUG) {
+        char path[256];
+        log_debug("event=request listener=%s peer=%s path=%s", hs->name, req->peer,
+                  log_str(req->path, path, sizeof(path)));
+    }
 
     if (hs->stopping) {
         /* A keep-alive client may send after SIGTERM: no new work now.  (No
@@ -387,12 +459,14 @@ static int http_split_addr(const char *addr, char *host, size_t hlen, int *port)
 
 void http_server_set_limits(struct http_server *hs, const struct http_limits *lim)
 {
-    evhttp_set_max_body_size(hs->http, (ev_ssize_t)lim->max_body);
+    hs->max_small = lim->max_small_body;
+    hs->max_body = lim->max_body;
+    /* New connections start small; http_conn_scan raises it per route. */
+    evhttp_set_max_body_size(hs->http, (ev_ssize_t)http_route_limit(hs, NULL));
     evhttp_set_max_headers_size(hs->http, (ev_ssize_t)lim->max_header);
     evhttp_set_timeout(hs->http, lim->timeout_s);
     hs->max_conns = lim->max_connections;
     hs->timeout_s = lim->timeout_s;
-    hs->max_body = lim->max_body;
     hs->max_header = lim->max_header;
     http_accept_check(hs);
 }
@@ -650,9 +724,11 @@ void req_respond_json(struct req *req, int status, const char *json)
 
 void req_fail(struct req *req, int status, const char *why)
 {
-    char body[256];
+    char body[256], path[256], reason[256];
+    /* The path and the reason may carry what the client sent. */
     log_warn("event=request_failed listener=%s peer=%s path=%s status=%d reason=\"%s\"",
-             req->hs->name, req->peer, req->path, status, why);
+             req->hs->name, req->peer, log_str(req->path, path, sizeof(path)), status,
+             log_str(why, reason, sizeof(reason)));
     size_t n = (size_t)snprintf(body, sizeof(body), "{\"error\":\"");
     for (const char *p = why; *p && n < sizeof(body) - 8; p++) {
         if (*p == '"' || *p == '\\')

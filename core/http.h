@@ -28,13 +28,22 @@ enum http_method {
 
 typedef void http_handler_fn(struct req *req, void *app);
 
+/* A route's body limit: max_small_body unless it says HTTP_BODY_LARGE. */
+enum http_body { HTTP_BODY_SMALL = 0, HTTP_BODY_LARGE };
+
 struct http_route {
     int methods;             /* mask of enum http_method */
     const char *path;        /* exact, or a prefix when it ends in '*' */
     http_handler_fn *fn;
+    enum http_body body;     /* HTTP_BODY_LARGE: max_body; else max_small_body */
 };
 
+/* Body limits hold while the body is read: the request line picks the
+ * route's limit before evhttp reads the head, so an oversized body is
+ * answered 413 from its Content-Length (or as soon as a chunked one passes
+ * the limit), never buffered whole. */
 struct http_limits {
+    size_t max_small_body;   /* routes without HTTP_BODY_LARGE, unknown paths */
     size_t max_body;
     size_t max_header;
     int timeout_s;           /* idle timeout, and the deadline for a whole request */

@@ -1,6 +1,10 @@
 #include "log.h"
 
+#include <errno.h>
 #include <openssl/err.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +16,90 @@
 
 int log_level = LOG_LVL_INFO;
 static int log_syslog_on;
+
+/* The lines stderr has not taken yet: [0, log_pend) of log_buf.  One mutex,
+ * since the crypto worker logs too. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *log_buf;
+static size_t log_cap = 1048576, log_pend;
+static unsigned long long log_drops;
+
+void log_set_buffer(size_t size)
+{
+    pthread_mutex_lock(&log_mu);
+    if (size >= log_pend) {
+        char *nb = realloc(log_buf, size);
+        if (nb != NULL || size == 0) {
+            log_buf = nb;
+            log_cap = size;
+        }
+    }
+    pthread_mutex_unlock(&log_mu);
+}
+
+/* What stderr takes now, without waiting: a socket (journald) by
+ * MSG_DONTWAIT, anything else only when poll says it is writable (a pipe
+ * then takes a line of up to a page whole). */
+static ssize_t log_try_write(const char *p, size_t n)
+{
+    ssize_t w = send(STDERR_FILENO, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w >= 0 || errno != ENOTSOCK)
+        return w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : w;
+    struct pollfd pfd = {STDERR_FILENO, POLLOUT, 0};
+    if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT))
+        return 0;
+    return write(STDERR_FILENO, p, n > 4096 ? 4096 : n);
+}
+
+static size_t log_flush_locked(void)
+{
+    size_t done = 0;
+    while (done < log_pend) {
+        ssize_t w = log_try_write(log_buf + done, log_pend - done);
+        if (w <= 0)
+            break;
+        done += (size_t)w;
+    }
+    if (done > 0)
+        memmove(log_buf, log_buf + done, log_pend - done);
+    log_pend -= done;
+    return log_pend;
+}
+
+size_t log_flush(void)
+{
+    pthread_mutex_lock(&log_mu);
+    size_t left = log_flush_locked();
+    pthread_mutex_unlock(&log_mu);
+    return left;
+}
+
+unsigned long long log_dropped(void)
+{
+    pthread_mutex_lock(&log_mu);
+    unsigned long long n = log_drops;
+    pthread_mutex_unlock(&log_mu);
+    return n;
+}
+
+/* Whole lines only: a line goes out at once, waits whole, or is dropped. */
+static void log_emit(const char *line, size_t n)
+{
+    pthread_mutex_lock(&log_mu);
+    if (log_pend > 0)
+        log_flush_locked();
+    ssize_t w = log_pend == 0 ? log_try_write(line, n) : 0;
+    size_t rest = w > 0 ? n - (size_t)w : n;
+    if (rest > 0 && log_buf == NULL && log_cap > 0)
+        log_buf = malloc(log_cap);
+    if (rest > 0 && log_buf != NULL && log_pend + rest <= log_cap) {
+        memcpy(log_buf + log_pend, line + (n - rest), rest);
+        log_pend += rest;
+    } else if (rest > 0) {
+        log_drops++;
+    }
+    pthread_mutex_unlock(&log_mu);
+}
 
 static const char *const log_names[] = {"error", "warn", "info", "debug"};
 
@@ -63,9 +151,9 @@ static void log_vat(int lvl, const char *fmt, va_list ap)
     if (n > (int)sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
     line[n++] = '\n';
-    /* One write(2) per line so lines from the worker thread never interleave. */
-    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
-    (void)w;
+    /* One line at a time under the mutex: lines from the worker thread never
+     * interleave, and a slow stderr never blocks (log_emit). */
+    log_emit(line, (size_t)n);
     if (log_syslog_on) {
         line[n - 1] = '\0';
         syslog(sys_prio[lvl < 0 ? 0 : lvl > 3 ? 3 : lvl], "%s", line + head);
@@ -106,7 +194,23 @@ void die(const char *fmt, ...)
     va_start(ap, fmt);
     log_vat(LOG_LVL_ERR, fmt, ap);
     va_end(ap);
+    pthread_mutex_lock(&log_mu);     /* exiting: now waiting is right */
+    for (size_t done = 0; done < log_pend;) {
+        ssize_t w = write(STDERR_FILENO, log_buf + done, log_pend - done);
+        if (w <= 0)
+            break;
+        done += (size_t)w;
+    }
+    log_pend = 0;
+    pthread_mutex_unlock(&log_mu);
     exit(1);
+}
+
+const char *log_str(const char *s, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", s != NULL ? s : "-");
+    log_safe(buf);
+    return buf;
 }
 
 void log_safe(char *s)

@@ -4,6 +4,8 @@
 #ifndef MDMD_LOG_H
 #define MDMD_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 extern int log_level;   /* the one global besides the config; set at start */
@@ -14,12 +16,25 @@ const char *log_level_name(int lvl);
 void log_open_syslog(const char *ident);   /* also send every line to syslog */
 void log_close_syslog(void);
 
+/* Lines stderr cannot take at once (a slow pipe or journald socket) wait in
+ * a buffer of up to size bytes and go out from log_flush(); beyond it they
+ * are dropped and counted, so the loop never waits on stderr.  Until set:
+ * 1 MB. */
+void log_set_buffer(size_t size);
+/* Writes what stderr takes now of the buffered lines; returns the bytes
+ * still waiting.  Called from the loop (a timer) and at exit. */
+size_t log_flush(void);
+unsigned long long log_dropped(void);   /* lines dropped since start */
+
 void log_at(int lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Logs `what` plus the drained OpenSSL error queue (reason strings only). */
 void log_ssl(int lvl, const char *what);
 /* Replaces what could break a key="value" log line (controls, quotes,
  * backslashes, non-ASCII) with '?', in place: for peer-supplied strings. */
 void log_safe(char *s);
+/* A sanitised copy of s (NULL: "-") in buf, at most len - 1 bytes: for
+ * logging a string the peer chose without changing it. */
+const char *log_str(const char *s, char *buf, size_t len);
 
 #define log_err(...)  log_at(LOG_LVL_ERR, __VA_ARGS__)
 #define log_warn(...) log_at(LOG_LVL_WARN, __VA_ARGS__)

@@ -16,6 +16,7 @@
 #include "../handlers/h_jobs.h"
 #include "../handlers/h_provision.h"
 #include "../handlers/h_scep.h"
+#include "../handlers/plist_json.h"
 #include "../handlers/routes.h"
 #include "../handlers/wake.h"
 #include "../push/push.h"
@@ -27,6 +28,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "shape.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -46,6 +48,7 @@ struct mdmd {
     struct metrics metrics;              /* app.metrics points here */
     struct event *sigs[3];
     struct event *drain;                 /* polls in-flight requests at shutdown */
+    struct event *log_tick;              /* writes log lines stderr could not take */
     int64_t drain_deadline;
     int quiet_ticks;                     /* drain ticks in a row with nothing in flight */
     int cli_arg;                         /* argv index of a subcommand (cli.h), or 0 */
@@ -170,7 +173,14 @@ static void main_write_port_file(const struct mdmd *m)
 
 static void main_limits(const struct conf *cf, struct http_limits *lim)
 {
+    struct shape_limits shape = {(size_t)cf->max_plist_depth, (size_t)cf->max_plist_nodes,
+                                 (size_t)cf->max_plist_string};
+    lim->max_small_body = (size_t)cf->max_small_body_size;
     lim->max_body = (size_t)cf->max_body_size;
+    /* The parsers' limits change with the listeners' (start and SIGHUP). */
+    pj_set_limits(&shape, (size_t)cf->max_json_depth);
+    ca_set_cms_limits(cf->cms_max_signers, cf->cms_max_certs);
+    log_set_buffer((size_t)cf->log_buffer_size);
     lim->max_header = (size_t)cf->max_header_size;
     lim->timeout_s = cf->request_timeout_s;
     lim->max_connections = cf->max_connections;
@@ -309,6 +319,14 @@ static void main_shutdown(struct mdmd *m)
     main_on_drain(-1, 0, m);
 }
 
+static void main_on_log_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    (void)log_flush();
+}
+
 static void main_on_signal(evutil_socket_t sig, short what, void *arg)
 {
     if (sig == SIGHUP)
@@ -325,6 +343,9 @@ static void main_signals(struct mdmd *m)
         m->sigs[i] = evsignal_new(m->app.base, sigs[i], main_on_signal, m);
         event_add(m->sigs[i], NULL);
     }
+    static const struct timeval tick = {0, 50000};
+    m->log_tick = event_new(m->app.base, -1, EV_PERSIST, main_on_log_tick, m);
+    event_add(m->log_tick, &tick);
 }
 
 /* The admin API key: made once, kept in <data_dir>/api.key (0600). */
@@ -437,6 +458,8 @@ static void main_cleanup(struct mdmd *m)
             event_free(m->sigs[i]);
     if (m->drain != NULL)
         event_free(m->drain);
+    if (m->log_tick != NULL)
+        event_free(m->log_tick);
     /* Connections freed above finish through deferred callbacks, which
      * event_base_free does not run: run them, or their TLS state leaks. */
     for (int i = 0; i < 4; i++)
@@ -514,6 +537,8 @@ int main(int argc, char **argv)
     event_base_dispatch(m.app.base);
     main_cleanup(&m);
     log_info("event=exit code=0");
+    for (int i = 0; i < 100 && log_flush() > 0; i++)   /* the last lines: up to 1 s */
+        usleep(10000);
     log_close_syslog();
     return 0;
 }

@@ -33,8 +33,9 @@ int h_admin_authorized(struct req *req, void *app)
         return 1;
     if (h != NULL && strncmp(h, "Bearer ", 7) == 0 && util_secret_eq(h + 7, a->api_key))
         return 1;
-    log_warn("event=admin_unauthorized peer=%s path=%s reason=%s", req_peer(req), req_path(req),
-             h == NULL ? "no_key" : "wrong_key");
+    char path[256];
+    log_warn("event=admin_unauthorized peer=%s path=%s reason=%s", req_peer(req),
+             log_str(req_path(req), path, sizeof(path)), h == NULL ? "no_key" : "wrong_key");
     req_add_header(req, "WWW-Authenticate", "Bearer");
     req_respond_json(req, 401, "{\"error\":\"missing or wrong API key\"}\n");
     return 0;
@@ -153,8 +154,10 @@ static void h_admin_enq_on_chunk(void *arg, int err, const struct store_enqueue_
         h_admin_enq_send(e);
         return;
     }
+    char rt[128];
     log_info("event=command_queued uuid=%s request_type=%s queued=%ld already=%ld unknown=%zu",
-             e->uuid, e->request_type, e->queued, e->already, json_array_size(e->unknown));
+             e->uuid, log_str(e->request_type, rt, sizeof(rt)), e->queued, e->already,
+             json_array_size(e->unknown));
     json_t *j = json_pack("{s:s, s:I, s:I, s:O}", "command_uuid", e->uuid, "queued",
                           (json_int_t)e->queued, "already_queued", (json_int_t)e->already,
                           "unknown_udids", e->unknown);
@@ -282,12 +285,11 @@ static int h_admin_take_uuid(struct h_admin_enq *e, const char *given, char *err
 static int h_admin_parse_json(struct h_admin_enq *e, const char *body, size_t len, char *err,
                               size_t errlen)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(body, len, 0, &jerr);
+    json_t *j = pj_json_load(body, len, err, errlen);
     plist_t cmd = NULL;
     int rc = -1;
     if (j == NULL)
-        snprintf(err, errlen, "bad JSON: %s (line %d)", jerr.text, jerr.line);
+        ; /* err says why */
     else if (json_object_get(j, "command_uuid") != NULL &&
              !json_is_string(json_object_get(j, "command_uuid")))
         snprintf(err, errlen, "command_uuid must be a string");
@@ -310,7 +312,7 @@ static int h_admin_parse_json(struct h_admin_enq *e, const char *body, size_t le
 static int h_admin_parse_plist(struct h_admin_enq *e, const char *body, size_t len, char *err,
                                size_t errlen)
 {
-    plist_t root = pj_parse(body, len);
+    plist_t root = pj_parse(body, len, err, errlen);
     plist_t cmd = root != NULL && plist_get_node_type(root) == PLIST_DICT
                       ? plist_dict_get_item(root, "Command") : NULL;
     char *list = req_query_param(e->req, "udids"), *save = NULL;
@@ -322,7 +324,9 @@ static int h_admin_parse_plist(struct h_admin_enq *e, const char *body, size_t l
         e->filter_state = h_jobs_filter_state(filter);
     }
     free(filter);
-    if (cmd == NULL || plist_get_node_type(cmd) != PLIST_DICT)
+    if (root == NULL)
+        ;   /* err says why (a shape limit, or not a plist) */
+    else if (cmd == NULL || plist_get_node_type(cmd) != PLIST_DICT)
         snprintf(err, errlen, "body must be a plist with a Command dictionary");
     else if (both)
         snprintf(err, errlen, "name the targets with udids or with filter, not both");
@@ -441,17 +445,16 @@ void h_admin_push(struct req *req, void *app)
 {
     char err[256];
     size_t len;
-    json_error_t jerr;
     if (!h_admin_authorized(req, app))
         return;
     const char *body = (const char *)req_body(req, &len);
-    json_t *j = json_loadb(body, len, 0, &jerr);
+    json_t *j = pj_json_load(body, len, err, sizeof(err));
     struct h_admin_push *p = xcalloc(1, sizeof(*p));
     p->req = req;
     p->app = app;
     if (j == NULL || h_admin_take_udids(&p->ids, json_object_get(j, "udids"), err,
                                         sizeof(err)) != 0) {
-        req_fail(req, 400, j == NULL ? "bad JSON" : err);
+        req_fail(req, 400, err);
         h_admin_udids_free(&p->ids);
         free(p);
     } else {

@@ -84,7 +84,10 @@ static void h_checkin_authenticate(struct h_mdm *m)
     store_authenticate(m->app->store, &msg, h_checkin_on_done, m);
 }
 
-/* data -> lowercase hex (APNs wants the token that way); NULL if absent. */
+#define H_CHECKIN_TOKEN_LEN 32   /* bytes of an APNs device token */
+
+/* data -> lowercase hex (APNs wants the token that way); NULL if absent
+ * (or, with want_len, of another length). */
 static char *h_checkin_data_hex(plist_t dict, const char *key, size_t want_len)
 {
     plist_t v = plist_dict_get_item(dict, key);
@@ -111,12 +114,17 @@ static void h_checkin_token_update(struct h_mdm *m)
         h_mdm_done(m);
         return;
     }
-    char *token = h_checkin_data_hex(m->body, "Token", 0);
+    /* An APNs device token is 32 bytes: anything else would be stored and
+     * then never reach the device (APNs answers BadDeviceToken). */
+    char *token = h_checkin_data_hex(m->body, "Token", H_CHECKIN_TOKEN_LEN);
     char *magic = pj_dict_string(m->body, "PushMagic");
-    if (token == NULL || magic == NULL) {
+    if (token == NULL || magic == NULL || *magic == '\0' || strlen(magic) > 128) {
+        int had = plist_dict_get_item(m->body, "Token") != NULL;
         free(token);
         free(magic);
-        req_fail(m->req, 400, "TokenUpdate needs Token and PushMagic");
+        req_fail(m->req, 400, token == NULL && had ? "Token must be 32 bytes of data"
+                 : token == NULL ? "TokenUpdate needs Token and PushMagic"
+                                 : "PushMagic must be 1 to 128 characters");
         h_mdm_done(m);
         return;
     }
@@ -149,11 +157,9 @@ static int h_checkin_unsupported(const char *type)
     return 400;
 }
 
-void h_mdm_checkin(struct req *req, void *app)
+static void h_checkin_begun(struct h_mdm *m)
 {
-    struct h_mdm *m = h_mdm_begin(req, app);
-    if (m == NULL)
-        return;
+    struct req *req = m->req;
     char *type = pj_dict_string(m->body, "MessageType");
     if (type != NULL && strcmp(type, "Authenticate") == 0)
         h_checkin_authenticate(m);
@@ -163,11 +169,17 @@ void h_mdm_checkin(struct req *req, void *app)
         h_checkin_checkout(m);
     else {
         int status = type != NULL ? h_checkin_unsupported(type) : 400;
+        char mt[64];
         log_warn("event=checkin_unsupported udid=%s message_type=%s status=%d", m->udid,
-                 type != NULL ? type : "(none)", status);
+                 type != NULL ? log_str(type, mt, sizeof(mt)) : "(none)", status);
         req_respond_json(req, status, status == 400 ? "{\"error\":\"unknown MessageType\"}\n"
                                                     : "{\"error\":\"not supported\"}\n");
         h_mdm_done(m);
     }
     free(type);
+}
+
+void h_mdm_checkin(struct req *req, void *app)
+{
+    h_mdm_begin(req, app, h_checkin_begun);
 }

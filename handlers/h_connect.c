@@ -109,11 +109,9 @@ static void h_connect_report(struct h_mdm *m, const char *status, const char *uu
     store_report(m->app->store, &r, h_connect_on_next, m);
 }
 
-void h_mdm_connect(struct req *req, void *app)
+static void h_connect_begun(struct h_mdm *m)
 {
-    struct h_mdm *m = h_mdm_begin(req, app);
-    if (m == NULL)
-        return;
+    struct req *req = m->req;
     char *status = h_mdm_own(m, pj_dict_string(m->body, "Status"));
     char *uuid = h_mdm_own(m, pj_dict_string(m->body, "CommandUUID"));
     if (!h_connect_status_ok(status)) {
@@ -125,4 +123,9 @@ void h_mdm_connect(struct req *req, void *app)
     } else {
         h_connect_report(m, status, uuid);
     }
+}
+
+void h_mdm_connect(struct req *req, void *app)
+{
+    h_mdm_begin(req, app, h_connect_begun);
 }

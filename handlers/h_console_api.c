@@ -22,6 +22,7 @@
 #include "../store/store_console.h"
 #include "../store/store_users.h"
 #include "h_admin.h"
+#include "plist_json.h"
 #include "h_users.h"
 #include "mdm_schema.h"
 #include "routes.h"
@@ -146,8 +147,9 @@ static void h_console_api_on_login(void *arg, int status, const char *username, 
         return;
     }
     if (status == 200) {
-        log_warn("event=console_login_refused user=%s peer=%s reason=not_admin", username,
-                 req_peer(c->req));
+        char who[128];
+        log_warn("event=console_login_refused user=%s peer=%s reason=not_admin",
+                 log_str(username, who, sizeof(who)), req_peer(c->req));
         req_fail(c->req, 403, "the console is for admins only");
     } else if (status == 401) {
         req_fail(c->req, 401, "wrong username or password");
@@ -174,7 +176,7 @@ static void h_console_api_login(struct req *req, struct app *a)
         req_fail(req, 415, "login takes application/json");
         return;
     }
-    j = json_loadb(body, len, 0, NULL);
+    j = pj_json_load(body, len, NULL, 0);
     explicit_bzero(body, len);         /* the password is in there */
     const char *u = json_string_value(json_object_get(j, "username"));
     const char *p = json_string_value(json_object_get(j, "password"));
@@ -248,9 +250,10 @@ static void h_console_api_proxy(struct req *req, struct app *a, const char *sub,
     } else if ((rt->methods & req_method(req)) == 0) {
         req_fail(req, 405, "method not allowed");
     } else {
+        char lp[256];
         if (h_console_api_changes(req))
             log_info("event=console_request user=%s method=%s path=%s", user,
-                     h_console_api_method(req), path);
+                     h_console_api_method(req), log_str(path, lp, sizeof(lp)));
         req_set_path(req, path);
         rt->fn(req, a);
     }

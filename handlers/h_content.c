@@ -15,6 +15,7 @@
 #include "../core/http.h"
 #include "../core/log.h"
 #include "../core/util.h"
+#include "../core/worker.h"
 #include "../store/store_content.h"
 #include "../store/store_users.h"
 #include "h_admin.h"
@@ -107,16 +108,18 @@ static char *h_content_date(plist_t dict, const char *key)
  * signature of a signed one is checked against the certificate it carries
  * (integrity; no trust store: the device judges the signer).  *is_signed
  * says which.  NULL when it is neither. */
-static plist_t h_content_open(const unsigned char *body, size_t len, int *is_signed)
+static plist_t h_content_open(const unsigned char *body, size_t len, int *is_signed, char *why,
+                              size_t whylen)
 {
     unsigned char *content = NULL;
     size_t clen = 0;
     *is_signed = len > 0 && body[0] == 0x30;   /* a DER SEQUENCE: CMS, not a plist */
     if (!*is_signed)
-        return pj_parse(body, len);
+        return pj_parse(body, len, why, whylen);
+    snprintf(why, whylen, "not a CMS signed message with a valid signature");
     if (ca_cms_verify(body, len, NULL, &content, &clen, NULL) != 0)
         return NULL;
-    plist_t p = pj_parse(content, clen);
+    plist_t p = pj_parse(content, clen, why, whylen);
     free(content);
     return p;
 }
@@ -127,9 +130,12 @@ static int h_content_parse_profile(struct h_content_new *nw, const unsigned char
                                    size_t len, char *err, size_t errlen)
 {
     int is_signed, rc = -1;
-    plist_t p = h_content_open(body, len, &is_signed);
+    char why[128];
+    plist_t p = h_content_open(body, len, &is_signed, why, sizeof(why));
     char *type = NULL, *id = NULL;
-    if (p == NULL || plist_get_node_type(p) != PLIST_DICT)
+    if (p == NULL && strstr(why, " over max_") != NULL)
+        snprintf(err, errlen, "%s", why);
+    else if (p == NULL || plist_get_node_type(p) != PLIST_DICT)
         snprintf(err, errlen, is_signed ? "the body is CMS-signed, but its signature does not "
                                           "verify or it does not hold a plist dictionary"
                                         : "the body is not a plist dictionary (XML or binary) "
@@ -174,9 +180,12 @@ static int h_content_parse_provprofile(struct h_content_new *nw, const unsigned 
                                        size_t len, char *err, size_t errlen)
 {
     int is_signed, rc = -1;
-    plist_t p = h_content_open(body, len, &is_signed);
+    char why[128];
+    plist_t p = h_content_open(body, len, &is_signed, why, sizeof(why));
     char *uuid = NULL;
-    if (!is_signed)
+    if (p == NULL && strstr(why, " over max_") != NULL)
+        snprintf(err, errlen, "%s", why);
+    else if (!is_signed)
         snprintf(err, errlen, "a provisioning profile must be a CMS-signed plist "
                               "(.mobileprovision, DER)");
     else if (p == NULL || plist_get_node_type(p) != PLIST_DICT)
@@ -248,10 +257,9 @@ static int h_content_app_fields(struct h_content_new *nw, json_t *j, char *err, 
 static int h_content_parse_app(struct h_content_new *nw, const unsigned char *body, size_t len,
                                char *err, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb((const char *)body, len, 0, &jerr);
+    json_t *j = pj_json_load(body, len, err, errlen);
     int rc = -1;
-    if (j == NULL || !json_is_object(j))
+    if (j != NULL && !json_is_object(j))
         snprintf(err, errlen, "body must be a JSON object");
     else
         rc = h_content_app_fields(nw, j, err, errlen);
@@ -374,20 +382,58 @@ static void h_content_on_put(void *arg, int err, int created)
     free(op);
 }
 
+/* An upload being parsed: the parsers are pure (CMS, plist, JSON), so a
+ * large one runs on the crypto worker; a profile of megabytes and 100,000s
+ * of nodes would otherwise stall the loop for every device. */
+struct h_content_up {
+    struct req *req;
+    struct app *a;
+    const struct h_content_kind *k;
+    const unsigned char *body;    /* req's buffer, valid until it is answered */
+    size_t len;
+    struct h_content_new nw;
+    int rc;
+    char err[256];
+};
+
+#define H_CONTENT_INLINE_PARSE 8192
+
+static void h_content_up_job(void *arg)
+{
+    struct h_content_up *u = arg;
+    u->rc = u->k->parse(&u->nw, u->body, u->len, u->err, sizeof(u->err));
+}
+
+static void h_content_up_done(void *arg)
+{
+    struct h_content_up *u = arg;
+    if (u->rc == -2) {
+        req_fail(u->req, 503, "shutting down");
+    } else if (u->rc != 0) {
+        req_fail(u->req, 400, u->err);
+    } else {
+        struct h_content_op *op = h_content_op_new(u->req, u->k, u->nw.id);
+        store_content_put(u->a->store, u->k->kind, u->nw.id, u->nw.f, u->nw.n, util_now_ms(),
+                          h_content_on_put, op);
+    }
+    h_content_new_clear(&u->nw);
+    free(u);
+}
+
 static void h_content_upload(struct req *req, struct app *a, const struct h_content_kind *k)
 {
-    struct h_content_new nw = {0};
-    char err[256];
-    size_t len;
-    const unsigned char *body = req_body(req, &len);
-    if (k->parse(&nw, body, len, err, sizeof(err)) != 0) {
-        req_fail(req, 400, err);
-        h_content_new_clear(&nw);
-        return;
+    struct h_content_up *u = xcalloc(1, sizeof(*u));
+    u->req = req;
+    u->a = a;
+    u->k = k;
+    u->rc = -2;                   /* stays so when a stopping worker never runs the job */
+    u->body = req_body(req, &u->len);
+    if (u->len <= H_CONTENT_INLINE_PARSE || a->worker == NULL) {
+        h_content_up_job(u);
+        h_content_up_done(u);
+    } else {
+        worker_submit(a->worker, h_content_up_job, h_content_up_done, u);
     }
-    struct h_content_op *op = h_content_op_new(req, k, nw.id);
-    store_content_put(a->store, k->kind, nw.id, nw.f, nw.n, util_now_ms(), h_content_on_put, op);
-    h_content_new_clear(&nw);
 }
 
 static void h_content_collection(struct req *req, void *app, const struct h_content_kind *k)
@@ -489,13 +535,14 @@ static void h_content_assign(struct req *req, struct app *a, const struct h_cont
                              const char *id)
 {
     size_t len, n;
-    json_error_t jerr;
-    const char **users;
+    const char **users = NULL;
     int everyone;
     char err[160];
     const char *body = (const char *)req_body(req, &len);
-    json_t *j = json_loadb(body, len, 0, &jerr);
-    if (h_content_assignment(j, &users, &n, &everyone, err, sizeof(err)) != 0) {
+    json_t *j = pj_json_load(body, len, err, sizeof(err));
+    if (j == NULL) {
+        req_fail(req, 400, err);
+    } else if (h_content_assignment(j, &users, &n, &everyone, err, sizeof(err)) != 0) {
         req_fail(req, 400, err);
     } else {
         struct h_content_op *op = h_content_op_new(req, k, id);

@@ -8,6 +8,7 @@
 #include "../core/http.h"
 #include "../core/log.h"
 #include "../core/util.h"
+#include "../core/worker.h"
 #include "../store/store.h"
 #include "../store/store_console.h"
 #include "../store/store_mdm.h"
@@ -110,11 +111,11 @@ static json_t *h_devices_history_entry(const struct store_record *r)
         const struct store_kv *kv = &r->kv[i];
         json_t *v = NULL;
         if (strcmp(kv->key, "result") == 0) {
-            plist_t p = pj_parse(kv->val, kv->len);
+            plist_t p = pj_parse(kv->val, kv->len, NULL, 0);
             v = p != NULL ? pj_to_json(p) : json_null();
             plist_free(p);
         } else if (strcmp(kv->key, "error_chain") == 0) {
-            v = kv->len > 0 ? json_loadb(kv->val, kv->len, 0, NULL) : NULL;
+            v = kv->len > 0 ? pj_json_load(kv->val, kv->len, NULL, 0) : NULL;
             if (v == NULL)
                 v = json_null();
         } else if (strcmp(kv->key, "time") == 0 || strcmp(kv->key, "queued") == 0) {
@@ -127,18 +128,90 @@ static json_t *h_devices_history_entry(const struct store_record *r)
     return o;
 }
 
+/* A page of history converted on the crypto worker: a result may be a
+ * report of megabytes and 100,000s of nodes, and a page of them held the
+ * loop for seconds.  The records are copied (the store's are borrowed). */
+struct h_devices_hist {
+    struct req *req;
+    struct app *app;
+    struct store_record *recs;
+    size_t n;
+    char *json;                       /* the answer, made by the job */
+};
+
+static char *h_devices_dup(const char *s, size_t len)
+{
+    char *d = xmalloc(len + 1);
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+static void h_devices_hist_free(struct h_devices_hist *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        struct store_record *r = &h->recs[i];
+        struct store_kv *kv = (struct store_kv *)r->kv;
+        for (size_t k = 0; k < r->n; k++) {
+            free((char *)kv[k].key);
+            free((char *)kv[k].val);
+        }
+        free(kv);
+        free((char *)r->id);
+    }
+    free(h->recs);
+    free(h->json);
+    free(h);
+}
+
+static void h_devices_hist_job(void *arg)
+{
+    struct h_devices_hist *h = arg;
+    json_t *a = json_array();
+    for (size_t i = 0; i < h->n; i++)
+        json_array_append_new(a, h_devices_history_entry(&h->recs[i]));
+    json_t *next = h->n > 0 ? json_string(h->recs[h->n - 1].id) : json_null();
+    json_t *j = json_pack("{s:o, s:o}", "commands", a, "next_before", next);
+    h->json = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+}
+
+static void h_devices_hist_done(void *arg)
+{
+    struct h_devices_hist *h = arg;
+    if (h->json != NULL)
+        req_respond(h->req, 200, "application/json", h->json, strlen(h->json));
+    else
+        req_fail(h->req, 503, "shutting down");   /* the worker never ran the job */
+    h_devices_hist_free(h);
+}
+
 static void h_devices_on_history(void *arg, int err, const struct store_record *recs, size_t n)
 {
-    struct req *req = arg;
+    struct h_devices_hist *h = arg;
     if (err != MDMD_OK) {
-        h_admin_fail(req, err);
+        h_admin_fail(h->req, err);
+        h_devices_hist_free(h);
         return;
     }
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, h_devices_history_entry(&recs[i]));
-    json_t *next = n > 0 ? json_string(recs[n - 1].id) : json_null();
-    h_admin_json(req, 200, json_pack("{s:o, s:o}", "commands", a, "next_before", next));
+    h->recs = xcalloc(n > 0 ? n : 1, sizeof(*h->recs));
+    for (size_t i = 0; i < n; i++, h->n++) {
+        struct store_kv *kv = xcalloc(recs[i].n > 0 ? recs[i].n : 1, sizeof(*kv));
+        for (size_t k = 0; k < recs[i].n; k++) {
+            kv[k].key = h_devices_dup(recs[i].kv[k].key, strlen(recs[i].kv[k].key));
+            kv[k].val = h_devices_dup(recs[i].kv[k].val, recs[i].kv[k].len);
+            kv[k].len = recs[i].kv[k].len;
+        }
+        h->recs[i].id = h_devices_dup(recs[i].id, strlen(recs[i].id));
+        h->recs[i].kv = kv;
+        h->recs[i].n = recs[i].n;
+    }
+    if (h->app->worker == NULL) {
+        h_devices_hist_job(h);
+        h_devices_hist_done(h);
+    } else {
+        worker_submit(h->app->worker, h_devices_hist_job, h_devices_hist_done, h);
+    }
 }
 
 static void h_devices_on_clear(void *arg, int err, long n)
@@ -170,8 +243,12 @@ static void h_devices_commands(struct req *req, struct app *a, const char *udid)
         req_fail(req, 400, "count must be 1..1000");
     else if (before != NULL && strspn(before, "0123456789-") != strlen(before))
         req_fail(req, 400, "before must be a stream id");
-    else
-        store_history(a->store, udid, before, (int)count, h_devices_on_history, req);
+    else {
+        struct h_devices_hist *h = xcalloc(1, sizeof(*h));
+        h->req = req;
+        h->app = a;
+        store_history(a->store, udid, before, (int)count, h_devices_on_history, h);
+    }
     free(before);
 }
 

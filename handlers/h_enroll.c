@@ -14,6 +14,7 @@
 #include "../core/conf.h"
 #include "../core/http.h"
 #include "../core/log.h"
+#include "../core/shape.h"
 #include "../core/worker.h"
 #include "../push/push.h"
 #include "../store/store_enroll.h"
@@ -26,6 +27,7 @@
 #define H_ENROLL_CT_PROFILE "application/x-apple-aspen-config"
 #define H_ENROLL_USER_MAX 256
 #define H_ENROLL_FIELD_MAX 128       /* serial and other device attributes we keep */
+#define H_ENROLL_MAX_NODES 256       /* of the signed device attributes (real: about 15) */
 
 /* ---- the signing identity and the device trust store ---- */
 
@@ -646,9 +648,18 @@ void h_enroll_ota(struct req *req, void *app)
         req_fail(req, 400, "body is not a CMS signed message with a valid signature");
         return;
     }
+    /* The device attributes are a flat dictionary of a dozen strings: a
+     * tight node budget keeps an anonymous body from making libplist build
+     * 100,000s of nodes on the loop. */
+    static const struct shape_limits ota = {32, H_ENROLL_MAX_NODES, 65536};
+    char why[128], msg[192];
     struct h_enroll *e = h_enroll_new(req, a);
-    plist_t attrs = pj_parse(content, clen);
-    if (h_enroll_attrs(e, attrs) != 0)
+    plist_t attrs = shape_plist(content, clen, &ota, why, sizeof(why)) == SHAPE_OK
+                        ? pj_parse(content, clen, why, sizeof(why)) : NULL;
+    snprintf(msg, sizeof(msg), "signed content: %s", why);
+    if (attrs == NULL)
+        h_enroll_fail(e, 400, msg);
+    else if (h_enroll_attrs(e, attrs) != 0)
         h_enroll_fail(e, 400, "signed content is not a plist with a valid UDID");
     else if (ca_issued_by(a->ca, signer))
         h_enroll_phase2(e, signer);

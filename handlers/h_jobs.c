@@ -380,8 +380,9 @@ static void h_jobs_on_created(void *arg, int err)
         return;
     }
     j->app->metrics->jobs_started++;
+    char rt[128];
     log_info("event=job_started job=%s uuid=%s request_type=%s targets=%s", j->id, j->c.uuid,
-             j->c.request_type, j->c.state != NULL ? j->c.state : "list");
+             log_str(j->c.request_type, rt, sizeof(rt)), j->c.state != NULL ? j->c.state : "list");
     snprintf(loc, sizeof(loc), "/v1/jobs/%s", j->id);
     req_add_header(j->req, "Location", loc);
     h_admin_json(j->req, 202, json_pack("{s:s, s:s, s:s}", "job_id", j->id, "command_uuid",

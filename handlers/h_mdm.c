@@ -11,6 +11,7 @@
 #include "../core/log.h"
 #include "../core/tls.h"
 #include "../core/util.h"
+#include "../core/worker.h"
 #include "plist_json.h"
 
 /* ---- who sent the request: one function per method (mdm_auth) ----
@@ -106,26 +107,65 @@ static int h_mdm_identity(struct h_mdm *m)
     return 0;
 }
 
-struct h_mdm *h_mdm_begin(struct req *req, struct app *app)
-{
+/* A parse in flight: on the loop for small bodies, else on the worker. */
+struct h_mdm_parse {
+    struct req *req;
+    struct app *app;
+    h_mdm_next_fn *next;
+    const unsigned char *body;        /* req's own buffer: valid until it is answered */
     size_t len;
-    const unsigned char *body = req_body(req, &len);
-    plist_t pl = pj_parse(body, len);
+    plist_t pl;
+    char why[128];
+};
 
+static void h_mdm_parse_job(void *arg)
+{
+    struct h_mdm_parse *p = arg;
+    p->pl = pj_parse(p->body, p->len, p->why, sizeof(p->why));
+}
+
+static void h_mdm_parsed(void *arg)
+{
+    struct h_mdm_parse *p = arg;
+    plist_t pl = p->pl;
+    if (pl == NULL && p->why[0] == '\0') {   /* the worker is stopping: it never ran */
+        req_fail(p->req, 503, "shutting down");
+        free(p);
+        return;
+    }
     if (pl == NULL || plist_get_node_type(pl) != PLIST_DICT) {
+        if (pl != NULL)
+            snprintf(p->why, sizeof(p->why), "body is not a plist dictionary");
         plist_free(pl);
-        req_fail(req, 400, "body is not a plist dictionary");
-        return NULL;
+        req_fail(p->req, 400, p->why);
+        free(p);
+        return;
     }
     struct h_mdm *m = xcalloc(1, sizeof(*m));
-    m->req = req;
-    m->app = app;
+    m->req = p->req;
+    m->app = p->app;
     m->body = pl;
-    if (h_mdm_identity(m) != 0) {
+    h_mdm_next_fn *next = p->next;
+    free(p);
+    if (h_mdm_identity(m) != 0)
         h_mdm_done(m);
-        return NULL;
+    else
+        next(m);
+}
+
+void h_mdm_begin(struct req *req, struct app *app, h_mdm_next_fn *next)
+{
+    struct h_mdm_parse *p = xcalloc(1, sizeof(*p));
+    p->req = req;
+    p->app = app;
+    p->next = next;
+    p->body = req_body(req, &p->len);
+    if (p->len <= H_MDM_INLINE_PARSE || app->worker == NULL) {
+        h_mdm_parse_job(p);
+        h_mdm_parsed(p);
+    } else {
+        worker_submit(app->worker, h_mdm_parse_job, h_mdm_parsed, p);
     }
-    return m;
 }
 
 void h_mdm_done(struct h_mdm *m)

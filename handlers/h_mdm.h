@@ -42,9 +42,14 @@ struct h_mdm {
 /* Parses the body and finds the certificate that identifies the device (TLS
  * client certificate, Mdm-Signature or a proxy's Client-Cert, as mdm_auth
  * says); m->fp is its SHA-256, m->cn_differs says its CN is not the body's
- * UDID (the store decides whether that certificate may act for the UDID).
- * Answers the request itself and returns NULL on any failure. */
-struct h_mdm *h_mdm_begin(struct req *req, struct app *app);
+ * UDID (the store decides whether that certificate may act for the UDID),
+ * then runs next(m).  A body over H_MDM_INLINE_PARSE bytes is parsed on the
+ * crypto worker (a report of megabytes and 100,000s of nodes takes libplist
+ * long enough to stall every other device).  On any failure it answers the
+ * request itself and next never runs. */
+#define H_MDM_INLINE_PARSE 8192
+typedef void h_mdm_next_fn(struct h_mdm *m);
+void h_mdm_begin(struct req *req, struct app *app, h_mdm_next_fn *next);
 void h_mdm_done(struct h_mdm *m);
 /* Answers 403 for an identity failure (logged); returns 1 if it answered. */
 int h_mdm_refuse(struct h_mdm *m, int err, int ident);

@@ -7,6 +7,7 @@
 #include "../core/app.h"
 #include "../core/conf.h"
 #include "../core/http.h"
+#include "../core/log.h"
 #include "../core/metrics.h"
 #include "../push/push.h"
 #include "../store/store.h"
@@ -122,6 +123,9 @@ static void h_metrics_mdm(struct metrics_text *t, const struct metrics *m)
                   (double)m->enrollments);
     h_metrics_one(t, "mdmd_checkouts_total", "counter", "CheckOut check-ins accepted.",
                   (double)m->checkouts);
+    h_metrics_one(t, "mdmd_log_lines_dropped_total", "counter",
+                  "Log lines dropped because stderr did not take them and log_buffer_size was "
+                  "full (the loop never waits on stderr).", (double)log_dropped());
     metrics_family(t, "mdmd_bulk_jobs_total", "counter", "Bulk enqueue jobs, by how they ended.");
     metrics_sample(t, "mdmd_bulk_jobs_total", "state=\"started\"", (double)m->jobs_started);
     metrics_sample(t, "mdmd_bulk_jobs_total", "state=\"done\"", (double)m->jobs_done);

@@ -2,6 +2,7 @@
  * hashing and checking run on the crypto worker (about 0.3 s of CPU each);
  * a job touches only its own struct (core/worker.h). */
 #include "h_users.h"
+#include "plist_json.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -230,12 +231,13 @@ static void h_users_start_put(struct req *req, struct app *app, const char *name
 static json_t *h_users_body(struct req *req)
 {
     size_t len;
-    json_error_t jerr;
+    char why[128];
     const char *body = (const char *)req_body(req, &len);
-    json_t *j = json_loadb(body, len, 0, &jerr);
+    json_t *j = pj_json_load(body, len, why, sizeof(why));
     if (j == NULL || !json_is_object(j)) {
         json_decref(j);
-        req_fail(req, 400, "body must be a JSON object");
+        req_fail(req, 400, j == NULL && strstr(why, " over max_") != NULL
+                               ? why : "body must be a JSON object");
         return NULL;
     }
     return j;
@@ -320,7 +322,8 @@ static void h_users_on_del(void *arg, int err, int result)
     else if (result == STORE_USERS_NOT_FOUND)
         req_fail(req, 404, "no such user");
     else {
-        log_info("event=user_deleted path=%s", req_path(req));
+        char path[256];
+        log_info("event=user_deleted path=%s", log_str(req_path(req), path, sizeof(path)));
         req_respond(req, 204, NULL, NULL, 0);
     }
 }

@@ -1,11 +1,13 @@
 #include "plist_json.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "../core/shape.h"
 #include "../core/util.h"
 
 /* libplist 2.2 counts dates from the Apple epoch, 2001-01-01T00:00:00Z. */
@@ -262,12 +264,63 @@ static plist_t pj_parse_xml(const char *xml, size_t len)
     return p;
 }
 
-plist_t pj_parse(const void *body, size_t len)
+/* The defaults of mdmd.conf (core/conf.c), for tools and fuzzers that never
+ * read a config. */
+static struct shape_limits pj_plist_lim = {64, 100000, 8388608};
+static size_t pj_json_depth = 64;
+/* SIGHUP sets the limits on the loop while the crypto worker may be parsing
+ * a large body: both sides copy them under this lock, never read them bare. */
+static pthread_mutex_t pj_lim_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void pj_set_limits(const struct shape_limits *plist, size_t max_json_depth)
+{
+    pthread_mutex_lock(&pj_lim_lock);
+    pj_plist_lim = *plist;
+    pj_json_depth = max_json_depth;
+    pthread_mutex_unlock(&pj_lim_lock);
+}
+
+static struct shape_limits pj_limits(int json)
+{
+    pthread_mutex_lock(&pj_lim_lock);
+    struct shape_limits lim = pj_plist_lim;
+    if (json)
+        lim.max_depth = pj_json_depth;
+    pthread_mutex_unlock(&pj_lim_lock);
+    return lim;
+}
+
+json_t *pj_json_load(const void *body, size_t len, char *why, size_t whylen)
+{
+    char buf[128];
+    json_error_t jerr;
+    struct shape_limits lim = pj_limits(1);
+    if (why == NULL) {
+        why = buf;
+        whylen = sizeof(buf);
+    }
+    if (shape_json(body, len, &lim, why, whylen) != SHAPE_OK)
+        return NULL;
+    json_t *j = json_loadb(body, len, 0, &jerr);
+    if (j == NULL)
+        snprintf(why, whylen, "bad JSON: %s", jerr.text);
+    return j;
+}
+
+plist_t pj_parse(const void *body, size_t len, char *why, size_t whylen)
 {
     plist_t p = NULL;
-    char *xml = NULL;
+    char *xml = NULL, buf[128];
     uint32_t xlen = 0;
+    if (why == NULL) {
+        why = buf;
+        whylen = sizeof(buf);
+    }
+    snprintf(why, whylen, "not a plist");
     if (len < 8 || len > UINT32_MAX)
+        return NULL;
+    struct shape_limits lim = pj_limits(0);
+    if (shape_plist(body, len, &lim, why, whylen) != SHAPE_OK)
         return NULL;
     if (!plist_is_binary(body, (uint32_t)len))
         return pj_parse_xml(body, len);

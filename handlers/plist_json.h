@@ -22,8 +22,21 @@ json_t *pj_to_json(plist_t p);
  * Returns a new plist (caller plist_free), or NULL with a message in err. */
 plist_t pj_from_json(json_t *j, const struct mdm_key *keys, char *err, size_t errlen);
 
-/* Parses an XML or binary plist.  NULL when it is neither (or empty). */
-plist_t pj_parse(const void *body, size_t len);
+/* The shape limits pj_parse() and pj_json_load() enforce (core/shape.h),
+ * copied; until set, the defaults of mdmd.conf.  Set at start and SIGHUP on
+ * the loop; pj_parse() and pj_json_load() may run on the crypto worker at
+ * the same time, and each takes a copy under a lock. */
+struct shape_limits;
+void pj_set_limits(const struct shape_limits *plist, size_t max_json_depth);
+
+/* Parses an XML or binary plist, after shape_plist() bounded its depth,
+ * node count and string sizes (libplist recurses).  NULL when it is neither,
+ * or over a limit: why (whylen bytes, may be NULL) then says which. */
+plist_t pj_parse(const void *body, size_t len, char *why, size_t whylen);
+
+/* json_loadb() of an untrusted body after shape_json() bounded it (depth
+ * max_json_depth, nodes and strings as for plists).  NULL with why set. */
+json_t *pj_json_load(const void *body, size_t len, char *why, size_t whylen);
 
 /* The string value of dict[key], or NULL (borrowed from the plist's own
  * copy via a caller-freed string: returns malloc'd memory). */

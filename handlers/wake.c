@@ -195,8 +195,9 @@ static int wake_usable(struct wake *w, const struct store_push_target *t)
     }
     if (strcmp(t->topic, w->topic) != 0) {
         w->st.topic_mismatch++;
+        char topic[128];
         log_warn("event=push_skipped udid=%s reason=topic_mismatch device_topic=%s", t->udid,
-                 t->topic);
+                 log_str(t->topic, topic, sizeof(topic)));
         return 0;
     }
     if (strlen(t->udid) >= sizeof(((struct wake_item *)0)->udid) ||

@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-    plist_t p = pj_parse(data, len);
+    plist_t p = pj_parse(data, len, NULL, 0);
     if (p == NULL)
         return 0;
     static const char *const keys[] = {"MessageType", "UDID", "Status", "CommandUUID",

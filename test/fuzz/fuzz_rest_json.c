@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         char *xml = NULL;
         uint32_t n = 0;
         plist_to_xml(p, &xml, &n);
-        plist_t back = pj_parse(xml, n);   /* what a device would parse */
+        plist_t back = pj_parse(xml, n, NULL, 0);   /* what a device would parse */
         plist_free(back);
         free(xml);
         plist_free(p);

@@ -17,12 +17,13 @@ for f in "$top"/build-fuzz/bin/fuzz_*; do
         "$f" -runs=1 "$top/test/fuzz/regress/$name"/* >"$work/regress.log" 2>&1 || ok=0
     fi
     if [ $ok = 1 ]; then
-        (cd "$work" && "$f" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+        (cd "$work" && "$f" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=1048576 \
             -artifact_prefix="$work/" corpus >"$work/fuzz.log" 2>&1) || ok=0
     fi
     if [ $ok = 1 ]; then
         passed=$((passed + 1))
-        echo "ok   fuzz_$name: $(grep -oE 'stat::number_of_executed_units: [0-9]+|^#[0-9]+' "$work/fuzz.log" | tail -n 1 | grep -oE '[0-9]+$') runs in ${secs}s"
+        cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$work/fuzz.log" | tail -n 1)
+        echo "ok   fuzz_$name: $(grep -oE 'stat::number_of_executed_units: [0-9]+|^#[0-9]+' "$work/fuzz.log" | tail -n 1 | grep -oE '[0-9]+$') runs in ${secs}s, ${cov:-cov: ?}"
         rm -rf "$work"
     else
         failed=$((failed + 1))

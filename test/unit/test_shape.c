@@ -1,0 +1,259 @@
+/* Shape limits (core/shape.c) and pj_parse/pj_json_load in front of the
+ * parsers: deep, wide, exploding and cyclic plists (XML and binary), long
+ * strings, deep JSON; real-looking messages pass. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../core/shape.h"
+#include "../../core/util.h"
+#include "../../handlers/plist_json.h"
+#include "../harness.h"
+
+static const struct shape_limits lim = {32, 200000, 8388608};
+static char why[160];
+
+/* A binary plist of n objects (each already encoded with 4-byte refs). */
+static unsigned char *bp_build(unsigned char **objs, size_t *lens, size_t n, size_t *outlen)
+{
+    size_t total = 8 + 4 * n + 32;
+    for (size_t i = 0; i < n; i++)
+        total += lens[i];
+    unsigned char *b = xmalloc(total), *p = b + 8;
+    memcpy(b, "bplist00", 8);
+    uint32_t *offs = xmalloc(n * sizeof(*offs));
+    for (size_t i = 0; i < n; i++) {
+        offs[i] = (uint32_t)(p - b);
+        memcpy(p, objs[i], lens[i]);
+        p += lens[i];
+    }
+    size_t table = (size_t)(p - b);
+    for (size_t i = 0; i < n; i++) {
+        p[0] = (unsigned char)(offs[i] >> 24);
+        p[1] = (unsigned char)(offs[i] >> 16);
+        p[2] = (unsigned char)(offs[i] >> 8);
+        p[3] = (unsigned char)offs[i];
+        p += 4;
+    }
+    memset(p, 0, 32);
+    p[6] = 4;
+    p[7] = 4;
+    for (int k = 0; k < 8; k++) {
+        p[8 + k] = (unsigned char)((uint64_t)n >> (56 - 8 * k));
+        p[24 + k] = (unsigned char)((uint64_t)table >> (56 - 8 * k));
+    }
+    free(offs);
+    *outlen = total;
+    return b;
+}
+
+static void ref4(unsigned char *p, uint32_t r)
+{
+    p[0] = (unsigned char)(r >> 24);
+    p[1] = (unsigned char)(r >> 16);
+    p[2] = (unsigned char)(r >> 8);
+    p[3] = (unsigned char)r;
+}
+
+/* n arrays: object i is [i + 1] (chain) or [i + 1, i + 1] (fan-out); the
+ * last object is true.  cyc: the first array also holds itself. */
+static unsigned char *bp_chain(size_t n, int fan, int cyc, size_t *outlen)
+{
+    unsigned char **objs = xcalloc(n + 1, sizeof(*objs));
+    size_t *lens = xcalloc(n + 1, sizeof(*lens));
+    for (size_t i = 0; i < n; i++) {
+        size_t k = fan || (cyc && i == 0) ? 2 : 1;
+        objs[i] = xmalloc(1 + 4 * k);
+        objs[i][0] = (unsigned char)(0xa0 | k);
+        ref4(objs[i] + 1, (uint32_t)(i + 1));
+        if (k == 2)
+            ref4(objs[i] + 5, fan ? (uint32_t)(i + 1) : 0);
+        lens[i] = 1 + 4 * k;
+    }
+    objs[n] = xmalloc(1);
+    objs[n][0] = 0x09;
+    lens[n] = 1;
+    unsigned char *b = bp_build(objs, lens, n + 1, outlen);
+    for (size_t i = 0; i <= n; i++)
+        free(objs[i]);
+    free(objs);
+    free(lens);
+    return b;
+}
+
+static char *xml_nest(size_t depth, const char *open, const char *close, size_t *len)
+{
+    const char *head = "<?xml version=\"1.0\"?><plist version=\"1.0\">";
+    size_t ol = strlen(open), cl = strlen(close), hl = strlen(head);
+    char *s = xmalloc(hl + depth * (ol + cl) + 16), *p = s;
+    memcpy(p, head, hl);
+    p += hl;
+    for (size_t i = 0; i < depth; i++, p += ol)
+        memcpy(p, open, ol);
+    for (size_t i = 0; i < depth; i++, p += cl)
+        memcpy(p, close, cl);
+    strcpy(p, "</plist>");
+    *len = (size_t)(p - s) + 8;
+    return s;
+}
+
+TEST(real_messages_pass)
+{
+    static const char tok[] =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC \"-//Apple//DTD "
+        "PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n<plist "
+        "version=\"1.0\"><dict><key>MessageType</key><string>TokenUpdate</string><key>Token"
+        "</key><data>R+juwGLC9ynsFwPBs+GPGXHYXwC+dkRdNAgLqnAbX1E=</data><!-- a <comment> -->"
+        "<key>A</key><array><dict><key>B</key><true/></dict></array></dict></plist>\n";
+    CHECK(shape_plist(tok, strlen(tok), &lim, why, sizeof(why)) == SHAPE_OK);
+    plist_t p = pj_parse(tok, strlen(tok), why, sizeof(why));
+    CHECK(p != NULL);
+    plist_free(p);
+    size_t n;
+    unsigned char *b = bp_chain(20, 0, 0, &n);
+    CHECK(shape_plist(b, n, &lim, why, sizeof(why)) == SHAPE_OK);
+    p = pj_parse(b, n, why, sizeof(why));
+    CHECK(p != NULL);
+    plist_free(p);
+    free(b);
+}
+
+/* Without the check, pj_parse of this overflowed the stack (libplist 2.2). */
+TEST(deep_binary_refused_before_libplist)
+{
+    size_t n;
+    unsigned char *b = bp_chain(200000, 0, 0, &n);
+    CHECK(shape_plist(b, n, &lim, why, sizeof(why)) == SHAPE_TOO_DEEP);
+    CHECK(strstr(why, "max_plist_depth=32") != NULL);
+    CHECK(pj_parse(b, n, why, sizeof(why)) == NULL);
+    CHECK(strstr(why, "max_plist_depth") != NULL);
+    free(b);
+}
+
+TEST(deep_xml_refused)
+{
+    size_t n;
+    char *s = xml_nest(100000, "<array>", "</array>", &n);
+    CHECK(shape_plist(s, n, &lim, why, sizeof(why)) == SHAPE_TOO_DEEP);
+    CHECK(pj_parse(s, n, why, sizeof(why)) == NULL && strstr(why, "max_plist_depth"));
+    free(s);
+    s = xml_nest(32, "<array>", "</array>", &n);   /* exactly at the limit */
+    CHECK(shape_plist(s, n, &lim, why, sizeof(why)) == SHAPE_OK);
+    free(s);
+    s = xml_nest(33, "<array>", "</array>", &n);   /* no leaf: found by fuzz_shape */
+    CHECK(shape_plist(s, n, &lim, why, sizeof(why)) == SHAPE_TOO_DEEP);
+    free(s);
+    s = xml_nest(33, "<dict><key>k</key>", "</dict>", &n);
+    CHECK(shape_plist(s, n, &lim, why, sizeof(why)) == SHAPE_TOO_DEEP);
+    free(s);
+}
+
+TEST(xml_tricks_refused)
+{
+    /* Markup hidden in a quoted attribute, an internal DTD subset, an
+     * unterminated comment: refused, not skipped. */
+    static const char *const bad[] = {
+        "<plist><dict a=\"<array>\"></dict></plist>",
+        "<!DOCTYPE plist [<!ENTITY a \"b\">]><plist><true/></plist>",
+        "<plist><!-- <array> </plist>",
+        "<plist></array></array></plist>",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+        CHECK(shape_plist(bad[i], strlen(bad[i]), &lim, why, sizeof(why)) == SHAPE_MALFORMED);
+}
+
+TEST(wide_refused)
+{
+    const struct shape_limits small = {32, 1000, 8388608};
+    size_t n;
+    char *s = xml_nest(1, "<array><true/><true/><true/><true/><true/><true/><true/>", "</array>",
+                       &n);
+    CHECK(shape_plist(s, n, &small, why, sizeof(why)) == SHAPE_OK);
+    free(s);
+    /* 2^26 nodes from 26 objects: counted as the tree libplist would build. */
+    unsigned char *b = bp_chain(25, 1, 0, &n);
+    CHECK(shape_plist(b, n, &lim, why, sizeof(why)) == SHAPE_TOO_MANY);
+    CHECK(strstr(why, "max_plist_nodes=200000") != NULL);
+    free(b);
+}
+
+/* One pass: 10 MB of <true/> is measured in well under a second (a search
+ * for "<!--" per tag once made it quadratic: minutes). */
+TEST(xml_scan_is_linear)
+{
+    const struct shape_limits huge = {32, 100000000, 8388608};
+    size_t n = 1400000;
+    char *s = xmalloc(n * 7 + 64);
+    strcpy(s, "<plist><array>");
+    char *p = s + strlen(s);
+    for (size_t i = 0; i < n; i++, p += 7)
+        memcpy(p, "<true/>", 7);
+    strcpy(p, "</array></plist>");
+    int64_t t0 = util_mono_ms();
+    CHECK(shape_plist(s, strlen(s), &huge, why, sizeof(why)) == SHAPE_OK);
+    CHECK(util_mono_ms() - t0 < 1000);
+    free(s);
+}
+
+TEST(cycle_refused)
+{
+    size_t n;
+    unsigned char *b = bp_chain(3, 0, 1, &n);
+    CHECK(shape_plist(b, n, &lim, why, sizeof(why)) == SHAPE_CYCLE);
+    CHECK(pj_parse(b, n, why, sizeof(why)) == NULL && strstr(why, "cycle") != NULL);
+    free(b);
+}
+
+TEST(bad_binary_refused)
+{
+    size_t n;
+    unsigned char *b = bp_chain(3, 0, 0, &n);
+    for (size_t cut = 1; cut < n; cut++)      /* every truncation */
+        CHECK(shape_plist(b, cut, &lim, why, sizeof(why)) != SHAPE_OK || cut < 8);
+    b[9] = 0xa1;                              /* a ref past the object table */
+    b[10] = b[11] = b[12] = 0xff;
+    CHECK(shape_plist(b, n, &lim, why, sizeof(why)) == SHAPE_MALFORMED);
+    free(b);
+}
+
+TEST(long_string_refused)
+{
+    const struct shape_limits small = {32, 1000, 64};
+    char s[256];
+    snprintf(s, sizeof(s), "<plist><string>%0100d</string></plist>", 0);
+    CHECK(shape_plist(s, strlen(s), &small, why, sizeof(why)) == SHAPE_TOO_LONG);
+    CHECK(strstr(why, "max_plist_string=64") != NULL);
+}
+
+TEST(json_limits)
+{
+    size_t depth = 100000;
+    char *s = xmalloc(2 * depth);
+    memset(s, '[', depth);
+    memset(s + depth, ']', depth);
+    CHECK(shape_json(s, 2 * depth, &lim, why, sizeof(why)) == SHAPE_TOO_DEEP);
+    CHECK(pj_json_load(s, 2 * depth, why, sizeof(why)) == NULL);
+    CHECK(strstr(why, "max_json_depth") != NULL);
+    free(s);
+    static const char ok[] = "{\"udids\": [\"a\", \"b\"], \"command\": {\"RequestType\": "
+                             "\"DeviceLock\", \"n\": [1, 2.5, true, null, \"]}\"]}}";
+    json_t *j = pj_json_load(ok, strlen(ok), why, sizeof(why));
+    CHECK(j != NULL);
+    json_decref(j);
+}
+
+int main(void)
+{
+    RUN(real_messages_pass);
+    RUN(deep_binary_refused_before_libplist);
+    RUN(deep_xml_refused);
+    RUN(xml_tricks_refused);
+    RUN(wide_refused);
+    RUN(xml_scan_is_linear);
+    RUN(cycle_refused);
+    RUN(bad_binary_refused);
+    RUN(long_string_refused);
+    RUN(json_limits);
+    return harness_done();
+}
