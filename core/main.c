@@ -12,13 +12,12 @@
 #include <unistd.h>
 
 #include "../ca/ca.h"
-#include "../handlers/h_enroll.h"
-#include "../handlers/h_jobs.h"
-#include "../handlers/h_provision.h"
-#include "../handlers/h_scep.h"
-#include "../handlers/plist_json.h"
+#include "../handlers/enroll/enroll.h"
+#include "../handlers/api/api.h"
+#include "../handlers/mdm/mdm.h"
+#include "../handlers/apple/apple.h"
 #include "../handlers/routes.h"
-#include "../handlers/wake.h"
+#include "../handlers/wake/wake.h"
 #include "../push/push.h"
 #include "../store/embedded.h"
 #include "../store/store.h"
@@ -26,6 +25,7 @@
 #include "cli.h"
 #include "conf.h"
 #include "http.h"
+#include "util.h"
 #include "log.h"
 #include "metrics.h"
 #include "shape.h"
@@ -178,7 +178,7 @@ static void main_limits(const struct conf *cf, struct http_limits *lim)
     lim->max_small_body = (size_t)cf->max_small_body_size;
     lim->max_body = (size_t)cf->max_body_size;
     /* The parsers' limits change with the listeners' (start and SIGHUP). */
-    pj_set_limits(&shape, (size_t)cf->max_json_depth);
+    apple_plist_set_limits(&shape, (size_t)cf->max_json_depth);
     ca_set_cms_limits(cf->cms_max_signers, cf->cms_max_certs);
     log_set_buffer((size_t)cf->log_buffer_size);
     lim->max_header = (size_t)cf->max_header_size;
@@ -267,9 +267,9 @@ static void main_reload(struct mdmd *m)
     main_warn_restart_keys(m->cf, ncf);
     http_server_set_ctx(m->pub, pub);
     http_server_set_ctx(m->mdm, mdm);
-    if (h_enroll_keys_reload(m->app.enroll, ncf) != 0)
+    if (enroll_keys_reload(m->app.enroll, ncf) != 0)
         log_warn("event=reload_partial reason=\"enrollment keys unreadable; keeping the old ones\"");
-    if (h_scep_keys_reload(m->app.scep, ncf) != 0)
+    if (enroll_scep_keys_reload(m->app.scep, ncf) != 0)
         log_warn("event=reload_partial reason=\"profile signer unreadable; keeping the old one\"");
     SSL_CTX_free(pub);
     SSL_CTX_free(mdm);
@@ -290,7 +290,7 @@ static void main_on_drain(evutil_socket_t fd, short what, void *arg)
 {
     struct mdmd *m = arg;
     int left = http_server_inflight(m->pub) + http_server_inflight(m->mdm) +
-               (m->scep != NULL ? http_server_inflight(m->scep) : 0) + h_jobs_running();
+               (m->scep != NULL ? http_server_inflight(m->scep) : 0) + api_jobs_running();
     /* The last answers are written on the next turns of the loop: exit only
      * after a tick with nothing in flight, not on the one that saw zero. */
     m->quiet_ticks = left == 0 ? m->quiet_ticks + 1 : 0;
@@ -310,7 +310,7 @@ static void main_shutdown(struct mdmd *m)
              http_server_inflight(m->pub) + http_server_inflight(m->mdm));
     http_server_stop_accepting(m->pub);
     http_server_stop_accepting(m->mdm);
-    h_jobs_stop();     /* each records where it stopped; the drain waits for that */
+    api_jobs_stop();     /* each records where it stopped; the drain waits for that */
     if (m->scep != NULL)
         http_server_stop_accepting(m->scep);
     m->drain_deadline = util_mono_ms() + (int64_t)m->cf->shutdown_timeout_s * 1000;
@@ -377,6 +377,7 @@ static void main_open_state(struct mdmd *m)
     if (util_mkdirs(m->cf->data_dir, 0700) != 0)
         die("event=data_dir_failed path=%s errno=%d", m->cf->data_dir, errno);
     m->app.api_key = main_api_key(m->cf->data_dir);
+    m->app.routes_public = routes_public;
     m->app.ca = ca_open(m->cf);
     if (m->app.ca == NULL)
         die("event=ca_failed dir=%s", m->cf->ca_dir);
@@ -402,7 +403,7 @@ static void main_open_state(struct mdmd *m)
     }
     m->app.worker = worker_new(m->app.base, m->cf->crypto_threads);
     m->app.wake = wake_new(m->app.base, m->app.store, m->app.push, m->cf->push_coalesce_ms);
-    h_provision_retry_start(&m->app);
+    mdm_provision_retry_start(&m->app);
 }
 
 /* Runs the loop until every answer queued so far is written out, or 1 s. */
@@ -439,10 +440,10 @@ static void main_cleanup(struct mdmd *m)
             event_del(m->sigs[i]);
     worker_free(m->app.worker);
     m->app.worker = NULL;                /* worker_canceled(NULL) is 1 */
-    h_scep_keys_free(m->app.scep);       /* after the worker: jobs borrow its keys */
-    h_enroll_keys_free(m->app.enroll);   /* after the worker: jobs borrow its keys */
-    h_provision_retry_stop();
-    h_jobs_free_all();          /* paused jobs hold a timer, no store call */
+    enroll_scep_keys_free(m->app.scep);       /* after the worker: jobs borrow its keys */
+    enroll_keys_free(m->app.enroll);   /* after the worker: jobs borrow its keys */
+    mdm_provision_retry_stop();
+    api_jobs_free_all();          /* paused jobs hold a timer, no store call */
     push_free(m->app.push);     /* before wake: cancelled pushes release their items */
     wake_free(m->app.wake);
     store_free(m->app.store);
@@ -524,10 +525,10 @@ int main(int argc, char **argv)
     main_signals(&m);
     main_open_state(&m);
     main_listen(&m);
-    m.app.enroll = h_enroll_keys_load(m.cf);   /* signs with the certificate main_listen made */
+    m.app.enroll = enroll_keys_load(m.cf);   /* signs with the certificate main_listen made */
     if (m.app.enroll == NULL)
         die("event=enroll_setup_failed");
-    m.app.scep = h_scep_keys_load(m.cf, m.app.ca, m.app.worker);   /* the same signer */
+    m.app.scep = enroll_scep_keys_load(m.cf, m.app.ca, m.app.worker);   /* the same signer */
     if (m.app.scep == NULL)
         die("event=scep_setup_failed");
     log_info("event=ready public=https://localhost:%d mdm=https://localhost:%d ca=%s/ca.crt "

@@ -188,7 +188,7 @@ static enum shape_result shape_bin_object(const struct shape_bin *sb, uint64_t i
     case 0x1: case 0x2: return lo <= 4 && off + 1 + (1u << lo) <= sb->end ? SHAPE_OK
                                                                          : SHAPE_MALFORMED;
     case 0x3: return off + 9 <= sb->end ? SHAPE_OK : SHAPE_MALFORMED;
-    case 0x8:   /* a UID: pj_parse reads it back as <dict><key>CF$UID</key><integer/> */
+    case 0x8:   /* a UID: apple_plist_parse reads it back as <dict><key>CF$UID</key><integer/> */
         *container = 2;
         return off + 2 + lo <= sb->end ? SHAPE_OK : SHAPE_MALFORMED;
     case 0x4: case 0x5: case 0x6: case 0x7: case 0xa: case 0xc: case 0xd: break;

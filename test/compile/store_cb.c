@@ -2,6 +2,7 @@
  * -DWRONG it hands a store call a callback of another type: that must not
  * compile (-Werror), in the public calls and in the op machinery alike. */
 #include "../../store/store_int.h"
+#include "../../core/util.h"
 
 static void typed_on_done(void *arg, int err)
 {

@@ -1,5 +1,5 @@
 /* Fuzz target: the shape check against libplist itself.  Whatever
- * shape_plist() lets through, pj_parse() (the function every entry point
+ * shape_plist() lets through, apple_plist_parse() (the function every entry point
  * calls) must parse without crashing, and the tree libplist builds must be
  * within the limits the check claimed: a scanner that libplist disagrees with
  * (markup it skips, references it follows differently) would let depth or
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "../../core/shape.h"
-#include "../../handlers/plist_json.h"
+#include "../../handlers/apple/apple.h"
 
 static const struct shape_limits fuzz_lim = {8, 2000, 4096};
 
@@ -51,17 +51,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     static int init;
     char why[128];
     if (!init) {
-        pj_set_limits(&fuzz_lim, 8);
+        apple_plist_set_limits(&fuzz_lim, 8);
         init = 1;
     }
-    plist_t p = pj_parse(data, len, why, sizeof(why));
+    plist_t p = apple_plist_parse(data, len, why, sizeof(why));
     if (p == NULL)
         return 0;
     size_t depth = 0, nodes = 0;
     fuzz_measure(p, 0, &depth, &nodes);
     if (nodes > fuzz_lim.max_nodes + 1)
         abort();   /* more nodes than the check counted */
-    json_t *j = pj_to_json(p);
+    json_t *j = apple_plist_to_json(p);
     json_decref(j);
     plist_free(p);
     return 0;

@@ -7,14 +7,14 @@ passed=0; failed=0
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 pkgs="libplist-2.0 jansson libevent openssl"
 if ! gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -fsanitize=thread -g -O1 $(pkg-config --cflags $pkgs) -o "$out/limits_race" \
-        test/tsan/limits_race.c handlers/plist_json.c handlers/mdm_schema.c core/shape.c \
+        test/tsan/limits_race.c handlers/apple/apple_plist.c handlers/apple/mdm_schema.c core/shape.c \
         core/util.c $(pkg-config --libs $pkgs) -lpthread 2>"$out/cc.log"; then
     echo "FAIL tsan: limits_race does not build"; cat "$out/cc.log"; failed=$((failed + 1))
 elif TSAN_OPTIONS=halt_on_error=1:exitcode=66 "$out/limits_race" >"$out/run.log" 2>&1; then
-    echo "ok   tsan: pj_set_limits during pj_parse/pj_json_load on another thread: no data race"
+    echo "ok   tsan: apple_plist_set_limits during apple_plist_parse/apple_plist_json_load on another thread: no data race"
     passed=$((passed + 1))
 else
-    echo "FAIL tsan: pj_set_limits races with the worker's parse"; grep -E 'WARNING|SUMMARY|#[0-3] ' "$out/run.log" | head -n 12
+    echo "FAIL tsan: apple_plist_set_limits races with the worker's parse"; grep -E 'WARNING|SUMMARY|#[0-3] ' "$out/run.log" | head -n 12
     failed=$((failed + 1))
 fi
 echo "$passed passed, $failed failed"

@@ -1,4 +1,4 @@
-/* Shape limits (core/shape.c) and pj_parse/pj_json_load in front of the
+/* Shape limits (core/shape.c) and apple_plist_parse/apple_plist_json_load in front of the
  * parsers: deep, wide, exploding and cyclic plists (XML and binary), long
  * strings, deep JSON; real-looking messages pass. */
 #include <stdint.h>
@@ -8,7 +8,7 @@
 
 #include "../../core/shape.h"
 #include "../../core/util.h"
-#include "../../handlers/plist_json.h"
+#include "../../handlers/apple/apple.h"
 #include "../harness.h"
 
 static const struct shape_limits lim = {32, 200000, 8388608};
@@ -107,26 +107,26 @@ TEST(real_messages_pass)
         "</key><data>R+juwGLC9ynsFwPBs+GPGXHYXwC+dkRdNAgLqnAbX1E=</data><!-- a <comment> -->"
         "<key>A</key><array><dict><key>B</key><true/></dict></array></dict></plist>\n";
     CHECK(shape_plist(tok, strlen(tok), &lim, why, sizeof(why)) == SHAPE_OK);
-    plist_t p = pj_parse(tok, strlen(tok), why, sizeof(why));
+    plist_t p = apple_plist_parse(tok, strlen(tok), why, sizeof(why));
     CHECK(p != NULL);
     plist_free(p);
     size_t n;
     unsigned char *b = bp_chain(20, 0, 0, &n);
     CHECK(shape_plist(b, n, &lim, why, sizeof(why)) == SHAPE_OK);
-    p = pj_parse(b, n, why, sizeof(why));
+    p = apple_plist_parse(b, n, why, sizeof(why));
     CHECK(p != NULL);
     plist_free(p);
     free(b);
 }
 
-/* Without the check, pj_parse of this overflowed the stack (libplist 2.2). */
+/* Without the check, apple_plist_parse of this overflowed the stack (libplist 2.2). */
 TEST(deep_binary_refused_before_libplist)
 {
     size_t n;
     unsigned char *b = bp_chain(200000, 0, 0, &n);
     CHECK(shape_plist(b, n, &lim, why, sizeof(why)) == SHAPE_TOO_DEEP);
     CHECK(strstr(why, "max_plist_depth=32") != NULL);
-    CHECK(pj_parse(b, n, why, sizeof(why)) == NULL);
+    CHECK(apple_plist_parse(b, n, why, sizeof(why)) == NULL);
     CHECK(strstr(why, "max_plist_depth") != NULL);
     free(b);
 }
@@ -136,7 +136,7 @@ TEST(deep_xml_refused)
     size_t n;
     char *s = xml_nest(100000, "<array>", "</array>", &n);
     CHECK(shape_plist(s, n, &lim, why, sizeof(why)) == SHAPE_TOO_DEEP);
-    CHECK(pj_parse(s, n, why, sizeof(why)) == NULL && strstr(why, "max_plist_depth"));
+    CHECK(apple_plist_parse(s, n, why, sizeof(why)) == NULL && strstr(why, "max_plist_depth"));
     free(s);
     s = xml_nest(32, "<array>", "</array>", &n);   /* exactly at the limit */
     CHECK(shape_plist(s, n, &lim, why, sizeof(why)) == SHAPE_OK);
@@ -201,7 +201,7 @@ TEST(cycle_refused)
     size_t n;
     unsigned char *b = bp_chain(3, 0, 1, &n);
     CHECK(shape_plist(b, n, &lim, why, sizeof(why)) == SHAPE_CYCLE);
-    CHECK(pj_parse(b, n, why, sizeof(why)) == NULL && strstr(why, "cycle") != NULL);
+    CHECK(apple_plist_parse(b, n, why, sizeof(why)) == NULL && strstr(why, "cycle") != NULL);
     free(b);
 }
 
@@ -233,12 +233,12 @@ TEST(json_limits)
     memset(s, '[', depth);
     memset(s + depth, ']', depth);
     CHECK(shape_json(s, 2 * depth, &lim, why, sizeof(why)) == SHAPE_TOO_DEEP);
-    CHECK(pj_json_load(s, 2 * depth, why, sizeof(why)) == NULL);
+    CHECK(apple_plist_json_load(s, 2 * depth, why, sizeof(why)) == NULL);
     CHECK(strstr(why, "max_json_depth") != NULL);
     free(s);
     static const char ok[] = "{\"udids\": [\"a\", \"b\"], \"command\": {\"RequestType\": "
                              "\"DeviceLock\", \"n\": [1, 2.5, true, null, \"]}\"]}}";
-    json_t *j = pj_json_load(ok, strlen(ok), why, sizeof(why));
+    json_t *j = apple_plist_json_load(ok, strlen(ok), why, sizeof(why));
     CHECK(j != NULL);
     json_decref(j);
 }
