@@ -9,23 +9,25 @@
 #ifndef MDMD_WORKER_H
 #define MDMD_WORKER_H
 
+#include "util.h"
+
 struct event_base;
 struct worker;
 
 typedef void worker_job_fn(void *arg);    /* on a worker thread */
 typedef void worker_done_fn(void *arg);   /* on the loop thread, after the job */
 
-struct worker *worker_new(struct event_base *base, int nthreads);
+struct worker *worker_new(struct event_base *base, int nthreads) MDMD_MUSTCHECK;
 /* Finishes the job running now, drops the queued ones (their done callbacks
  * run with worker_canceled() true), joins the threads.  NULL-safe. */
 void worker_free(struct worker *w);
 
 void worker_submit(struct worker *w, worker_job_fn *job, worker_done_fn *done, void *arg);
-int worker_queued(const struct worker *w);   /* jobs submitted and not yet done */
+int worker_queued(const struct worker *w) MDMD_MUSTCHECK;   /* jobs submitted and not yet done */
 /* In a done callback: 1 when the job did not run because the worker is
  * being freed.  Also 1 for w NULL: main clears app->worker once it is freed,
  * so that a later callback of the same flow (a store callback at shutdown)
  * still sees that it is shutting down instead of reading freed memory. */
-int worker_canceled(const struct worker *w);
+int worker_canceled(const struct worker *w) MDMD_MUSTCHECK;
 
 #endif

@@ -11,6 +11,8 @@
 #ifndef MDMD_EMBEDDED_H
 #define MDMD_EMBEDDED_H
 
+#include "../core/util.h"
+
 struct embedded;
 
 /* Starts redis-server (bin, e.g. "redis-server" from PATH) and waits up to
@@ -23,7 +25,7 @@ void embedded_stop(struct embedded *e);                 /* SIGTERM, wait; NULL-s
 struct event_base;
 /* Watches the child from the loop (a 200 ms timer) until embedded_stop(). */
 void embedded_watch(struct embedded *e, struct event_base *base);
-int embedded_down(const struct embedded *e);            /* NULL-safe: 0 */
+int embedded_down(const struct embedded *e) MDMD_MUSTCHECK;            /* NULL-safe: 0 */
 unsigned long embedded_restarts(const struct embedded *e); /* since start; NULL-safe */
 
 #endif

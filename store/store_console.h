@@ -9,6 +9,7 @@
 #ifndef MDMD_STORE_CONSOLE_H
 #define MDMD_STORE_CONSOLE_H
 
+
 #include <stdint.h>
 
 #include "store.h"

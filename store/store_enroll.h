@@ -12,6 +12,7 @@
 #ifndef MDMD_STORE_ENROLL_H
 #define MDMD_STORE_ENROLL_H
 
+
 #include <stdint.h>
 
 #include "store.h"

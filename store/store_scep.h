@@ -15,6 +15,7 @@
 #ifndef MDMD_STORE_SCEP_H
 #define MDMD_STORE_SCEP_H
 
+
 #include <stdint.h>
 
 #include "store.h"

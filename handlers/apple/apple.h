@@ -6,6 +6,8 @@
 #ifndef MDMD_APPLE_H
 #define MDMD_APPLE_H
 
+#include "../../core/util.h"
+
 #include <stddef.h>
 #include <jansson.h>
 #include <plist/plist.h>
@@ -60,7 +62,7 @@ plist_t apple_plist_parse(const void *body, size_t len, char *why, size_t whylen
 
 /* json_loadb() of an untrusted body after shape_json() bounded it (depth
  * max_json_depth, nodes and strings as for plists).  NULL with why set. */
-json_t *apple_plist_json_load(const void *body, size_t len, char *why, size_t whylen);
+json_t *apple_plist_json_load(const void *body, size_t len, char *why, size_t whylen) MDMD_MUSTCHECK;
 
 /* The string value of dict[key], or NULL (borrowed from the plist's own
  * copy via a caller-freed string: returns malloc'd memory). */
