@@ -58,9 +58,9 @@ static CMS_ContentInfo *ca_devauth_load(const unsigned char *der, size_t len)
     CMS_ContentInfo *cms = b != NULL ? d2i_CMS_bio(b, NULL) : NULL;
     BIO_free(b);
     ASN1_OCTET_STRING **content = cms != NULL ? CMS_get0_content(cms) : NULL;
-    if (cms != NULL && (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed || content == NULL ||
-                        ca_cms_within_limits(cms) != 0 ||
-                        *content != NULL || ca_scep_signer_info(cms) == NULL)) {
+    if (cms != NULL &&
+        (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed || content == NULL ||
+         ca_cms_within_limits(cms) != 0 || *content != NULL || ca_scep_signer_info(cms) == NULL)) {
         CMS_ContentInfo_free(cms);
         return NULL;
     }

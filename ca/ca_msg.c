@@ -218,7 +218,8 @@ int ca_cms_within_limits(CMS_ContentInfo *cms)
     if (ns <= ca_cms_max_signers && nc <= ca_cms_max_certs)
         return 0;
     log_warn("event=cms_refused reason=\"%d signers, %d certificates: over cms_max_signers=%d "
-             "or cms_max_certs=%d\"", ns, nc, ca_cms_max_signers, ca_cms_max_certs);
+             "or cms_max_certs=%d\"",
+             ns, nc, ca_cms_max_signers, ca_cms_max_certs);
     return -1;
 }
 
@@ -234,7 +235,7 @@ static CMS_ContentInfo *ca_cms_parse(const void *der, size_t len)
                       : OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed ? "not_signed_data"
                       : CMS_get0_content(cms) == NULL || *CMS_get0_content(cms) == NULL ? "detached"
                       : ca_cms_within_limits(cms) != 0 ? "over_limits"
-                                                                                        : NULL;
+                                                       : NULL;
     if (why != NULL) {
         log_warn("event=cms_verify_failed reason=%s bytes=%zu", why, len);
         CMS_ContentInfo_free(cms);

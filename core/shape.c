@@ -7,11 +7,11 @@
 
 #include "util.h"
 
-static enum shape_result shape_fail(enum shape_result r, char *why, size_t whylen,
-                                    const char *what, size_t limit)
+static enum shape_result shape_fail(enum shape_result r, char *why, size_t whylen, const char *what,
+                                    size_t limit)
 {
-    static const char *const names[] = {"", "", "max_plist_depth", "max_plist_nodes",
-                                        "max_plist_string", ""};
+    static const char *const names[] = {
+        "", "", "max_plist_depth", "max_plist_nodes", "max_plist_string", ""};
     if (r == SHAPE_MALFORMED || r == SHAPE_CYCLE)
         snprintf(why, whylen, "%s", what);
     else
@@ -51,9 +51,8 @@ static int shape_container(const char *p, const char *gt)
 
 /* kinds: the open elements, innermost last (1: array or dict), room for
  * max_depth + 2 (the <plist> root and one leaf element besides). */
-static enum shape_result shape_xml_scan(const char *xml, size_t len,
-                                        const struct shape_limits *lim, char *why,
-                                        size_t whylen, unsigned char *kinds)
+static enum shape_result shape_xml_scan(const char *xml, size_t len, const struct shape_limits *lim,
+                                        char *why, size_t whylen, unsigned char *kinds)
 {
     const char *p = xml, *end = xml + len;
     size_t depth = 0, nodes = 0, text = 0, containers = 0;
@@ -75,12 +74,10 @@ static enum shape_result shape_xml_scan(const char *xml, size_t len,
             if (close != NULL)
                 text += (size_t)(close - lt - 9);
             if (close == NULL)
-                return shape_fail(SHAPE_MALFORMED, why, whylen, "plist XML: unterminated CDATA",
-                                  0);
+                return shape_fail(SHAPE_MALFORMED, why, whylen, "plist XML: unterminated CDATA", 0);
             p = close + 3;
             if (text > lim->max_string)
-                return shape_fail(SHAPE_TOO_LONG, why, whylen, "plist string",
-                                  lim->max_string);
+                return shape_fail(SHAPE_TOO_LONG, why, whylen, "plist string", lim->max_string);
             continue;
         } else if (lt + 1 < end && lt[1] == '?') {
             close = shape_find(lt + 2, end, "?>");
@@ -100,12 +97,10 @@ static enum shape_result shape_xml_scan(const char *xml, size_t len,
             } else if (lt[1] != '!') {
                 int c = shape_container(lt + 1, gt);
                 if (++nodes > lim->max_nodes + 1)
-                    return shape_fail(SHAPE_TOO_MANY, why, whylen, "plist nodes",
-                                      lim->max_nodes);
+                    return shape_fail(SHAPE_TOO_MANY, why, whylen, "plist nodes", lim->max_nodes);
                 if (gt[-1] != '/' &&
                     (depth + 1 > max_open || containers + (size_t)c > lim->max_depth))
-                    return shape_fail(SHAPE_TOO_DEEP, why, whylen, "plist nesting",
-                                      lim->max_depth);
+                    return shape_fail(SHAPE_TOO_DEEP, why, whylen, "plist nesting", lim->max_depth);
                 if (gt[-1] != '/') {
                     kinds[depth++] = (unsigned char)c;
                     containers += (size_t)c;
@@ -132,8 +127,8 @@ enum shape_result shape_plist_xml(const char *xml, size_t len, const struct shap
 
 struct shape_bin {
     const unsigned char *b;
-    size_t end;                /* objects and their payloads end here (the trailer) */
-    size_t table;              /* offset table */
+    size_t end;   /* objects and their payloads end here (the trailer) */
+    size_t table; /* offset table */
     unsigned off_size, ref_size;
     uint64_t nobj;
 };
@@ -148,8 +143,7 @@ static uint64_t shape_be(const unsigned char *p, unsigned n)
 
 /* The count of a data, string or container object at off: its low nibble,
  * or an integer object after the marker.  *payload: where its bytes start. */
-static int shape_bin_count(const struct shape_bin *sb, size_t off, uint64_t *count,
-                           size_t *payload)
+static int shape_bin_count(const struct shape_bin *sb, size_t off, uint64_t *count, size_t *payload)
 {
     unsigned lo = sb->b[off] & 0x0f;
     if (lo != 0x0f) {
@@ -185,13 +179,19 @@ static enum shape_result shape_bin_object(const struct shape_bin *sb, uint64_t i
     *container = type >= 0xa;
     switch (type) {
     case 0x0: return lo == 0 || lo == 8 || lo == 9 || lo == 0xf ? SHAPE_OK : SHAPE_MALFORMED;
-    case 0x1: case 0x2: return lo <= 4 && off + 1 + (1u << lo) <= sb->end ? SHAPE_OK
-                                                                         : SHAPE_MALFORMED;
+    case 0x1:
+    case 0x2: return lo <= 4 && off + 1 + (1u << lo) <= sb->end ? SHAPE_OK : SHAPE_MALFORMED;
     case 0x3: return off + 9 <= sb->end ? SHAPE_OK : SHAPE_MALFORMED;
-    case 0x8:   /* a UID: apple_plist_parse reads it back as <dict><key>CF$UID</key><integer/> */
+    case 0x8: /* a UID: apple_plist_parse reads it back as <dict><key>CF$UID</key><integer/> */
         *container = 2;
         return off + 2 + lo <= sb->end ? SHAPE_OK : SHAPE_MALFORMED;
-    case 0x4: case 0x5: case 0x6: case 0x7: case 0xa: case 0xc: case 0xd: break;
+    case 0x4:
+    case 0x5:
+    case 0x6:
+    case 0x7:
+    case 0xa:
+    case 0xc:
+    case 0xd: break;
     default: return SHAPE_MALFORMED;
     }
     if (shape_bin_count(sb, off, &count, &payload) != 0)
@@ -298,8 +298,7 @@ enum shape_result shape_plist_bin(const unsigned char *b, size_t len,
     case SHAPE_TOO_DEEP: return shape_fail(r, why, whylen, "plist nesting", lim->max_depth);
     case SHAPE_TOO_MANY: return shape_fail(r, why, whylen, "plist nodes", lim->max_nodes);
     case SHAPE_TOO_LONG: return shape_fail(r, why, whylen, "plist string", lim->max_string);
-    case SHAPE_CYCLE:
-        return shape_fail(r, why, whylen, "binary plist: reference cycle", 0);
+    case SHAPE_CYCLE: return shape_fail(r, why, whylen, "binary plist: reference cycle", 0);
     default: return shape_fail(r, why, whylen, "binary plist: bad object or reference", 0);
     }
 }
@@ -307,7 +306,7 @@ enum shape_result shape_plist_bin(const unsigned char *b, size_t len,
 enum shape_result shape_plist(const void *data, size_t len, const struct shape_limits *lim,
                               char *why, size_t whylen)
 {
-    if (len >= 6 && memcmp(data, "bplist", 6) == 0)   /* any version: the trailer check refuses */
+    if (len >= 6 && memcmp(data, "bplist", 6) == 0) /* any version: the trailer check refuses */
         return shape_plist_bin(data, len, lim, why, whylen);
     return shape_plist_xml(data, len, lim, why, whylen);
 }

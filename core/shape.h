@@ -13,18 +13,18 @@
 #include <stddef.h>
 
 struct shape_limits {
-    size_t max_depth;     /* containers (array, dict) inside each other */
-    size_t max_nodes;     /* values and keys of the tree a parser would build */
-    size_t max_string;    /* bytes of one string, key or data value */
+    size_t max_depth;  /* containers (array, dict) inside each other */
+    size_t max_nodes;  /* values and keys of the tree a parser would build */
+    size_t max_string; /* bytes of one string, key or data value */
 };
 
 enum shape_result {
     SHAPE_OK = 0,
-    SHAPE_MALFORMED,      /* not well-formed enough to measure: refuse as bad input */
+    SHAPE_MALFORMED, /* not well-formed enough to measure: refuse as bad input */
     SHAPE_TOO_DEEP,
     SHAPE_TOO_MANY,
     SHAPE_TOO_LONG,
-    SHAPE_CYCLE,          /* binary plist: an object contains itself */
+    SHAPE_CYCLE, /* binary plist: an object contains itself */
 };
 
 /* An XML or binary plist (by its bplist00 magic).  Binary: the offset table

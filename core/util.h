@@ -41,12 +41,12 @@ int util_udid_valid(const char *u, size_t n) MDMD_MUSTCHECK;
 /* Errors that travel through async callbacks. */
 enum mdmd_err {
     MDMD_OK = 0,
-    MDMD_EUNAVAIL,     /* backend not connected */
-    MDMD_ETIMEDOUT,    /* our own per-operation timer fired */
-    MDMD_EPROTO,       /* unexpected reply shape */
+    MDMD_EUNAVAIL,  /* backend not connected */
+    MDMD_ETIMEDOUT, /* our own per-operation timer fired */
+    MDMD_EPROTO,    /* unexpected reply shape */
     MDMD_ENOTFOUND,
     MDMD_ECANCELED,
-    MDMD_ECONFLICT,    /* the key exists with other content (a CommandUUID reused) */
+    MDMD_ECONFLICT, /* the key exists with other content (a CommandUUID reused) */
 };
 const char *mdmd_strerror(int err);
 

@@ -14,8 +14,8 @@
 struct event_base;
 struct worker;
 
-typedef void worker_job_fn(void *arg);    /* on a worker thread */
-typedef void worker_done_fn(void *arg);   /* on the loop thread, after the job */
+typedef void worker_job_fn(void *arg);  /* on a worker thread */
+typedef void worker_done_fn(void *arg); /* on the loop thread, after the job */
 
 struct worker *worker_new(struct event_base *base, int nthreads) MDMD_MUSTCHECK;
 /* Finishes the job running now, drops the queued ones (their done callbacks
@@ -23,7 +23,7 @@ struct worker *worker_new(struct event_base *base, int nthreads) MDMD_MUSTCHECK;
 void worker_free(struct worker *w);
 
 void worker_submit(struct worker *w, worker_job_fn *job, worker_done_fn *done, void *arg);
-int worker_queued(const struct worker *w) MDMD_MUSTCHECK;   /* jobs submitted and not yet done */
+int worker_queued(const struct worker *w) MDMD_MUSTCHECK; /* jobs submitted and not yet done */
 /* In a done callback: 1 when the job did not run because the worker is
  * being freed.  Also 1 for w NULL: main clears app->worker once it is freed,
  * so that a later callback of the same flow (a store callback at shutdown)

@@ -5,7 +5,7 @@
 #include "console/console.h"
 #include "mdm/mdm.h"
 
-#define H_DEVICE_PUT (HTTP_M_PUT | HTTP_M_POST)   /* devices PUT; some tools POST */
+#define H_DEVICE_PUT (HTTP_M_PUT | HTTP_M_POST) /* devices PUT; some tools POST */
 
 const struct http_route routes_public[] = {
     {HTTP_M_GET | HTTP_M_HEAD, "/healthz", api_health, HTTP_BODY_SMALL},

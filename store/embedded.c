@@ -25,10 +25,10 @@
 #define EMBEDDED_POLL_MS 20
 #define EMBEDDED_STOP_MS 5000
 #define EMBEDDED_LOG_LINES 10
-#define EMBEDDED_WATCH_MS 200        /* how often the loop looks for its exit */
-#define EMBEDDED_BACKOFF_MIN_MS 500  /* first restart delay; doubles per quick death */
+#define EMBEDDED_WATCH_MS 200       /* how often the loop looks for its exit */
+#define EMBEDDED_BACKOFF_MIN_MS 500 /* first restart delay; doubles per quick death */
 #define EMBEDDED_BACKOFF_MAX_MS 30000
-#define EMBEDDED_STABLE_MS 60000     /* up this long: the next death restarts fast again */
+#define EMBEDDED_STABLE_MS 60000 /* up this long: the next death restarts fast again */
 
 struct embedded {
     pid_t pid;  /* 0 once reaped */
@@ -36,11 +36,11 @@ struct embedded {
     char *sock; /* <dir>/redis.sock */
     char *log;  /* <dir>/redis.log: redis' log, and its stdout/stderr */
     char *bin;
-    struct event *watch;         /* embedded_watch(): polls for its exit */
-    int down;                    /* died, not answering PING again yet */
+    struct event *watch; /* embedded_watch(): polls for its exit */
+    int down;            /* died, not answering PING again yet */
     int backoff_ms;
-    int64_t restart_at;          /* mono ms of the next spawn, while down and pid == 0 */
-    int64_t started_at;          /* mono ms of the last spawn */
+    int64_t restart_at; /* mono ms of the next spawn, while down and pid == 0 */
+    int64_t started_at; /* mono ms of the last spawn */
     unsigned long restarts;
 };
 
@@ -274,7 +274,7 @@ static void embedded_on_watch(evutil_socket_t fd, short what, void *arg)
         e->down = 1;
         e->restart_at = util_mono_ms() + e->backoff_ms;
         e->backoff_ms = e->backoff_ms * 2 < EMBEDDED_BACKOFF_MAX_MS ? e->backoff_ms * 2
-                                                                     : EMBEDDED_BACKOFF_MAX_MS;
+                                                                    : EMBEDDED_BACKOFF_MAX_MS;
     }
     if (e->pid == 0 && e->down && util_mono_ms() >= e->restart_at)
         embedded_respawn(e);

@@ -19,13 +19,13 @@ struct embedded;
  * 10 s until it answers PING.  The child dies with mdmd (PR_SET_PDEATHSIG).
  * NULL on failure (logged). */
 struct embedded *embedded_start(const char *data_dir, const char *bin);
-const char *embedded_addr(const struct embedded *e);   /* socket path; borrowed */
-void embedded_stop(struct embedded *e);                 /* SIGTERM, wait; NULL-safe */
+const char *embedded_addr(const struct embedded *e); /* socket path; borrowed */
+void embedded_stop(struct embedded *e);              /* SIGTERM, wait; NULL-safe */
 
 struct event_base;
 /* Watches the child from the loop (a 200 ms timer) until embedded_stop(). */
 void embedded_watch(struct embedded *e, struct event_base *base);
-int embedded_down(const struct embedded *e) MDMD_MUSTCHECK;            /* NULL-safe: 0 */
-unsigned long embedded_restarts(const struct embedded *e); /* since start; NULL-safe */
+int embedded_down(const struct embedded *e) MDMD_MUSTCHECK; /* NULL-safe: 0 */
+unsigned long embedded_restarts(const struct embedded *e);  /* since start; NULL-safe */
 
 #endif

@@ -40,7 +40,8 @@ typedef void store_done_fn(void *arg, int err);
 struct store *store_new(struct event_base *base, const char *addr, int timeout_ms) MDMD_MUSTCHECK;
 void store_free(struct store *s); /* NULL-safe; pending callbacks get MDMD_ECANCELED */
 
-int store_connected(const struct store *s) MDMD_MUSTCHECK; /* 1 when the last connect succeeded and holds */
+int store_connected(const struct store *s)
+    MDMD_MUSTCHECK; /* 1 when the last connect succeeded and holds */
 const char *store_addr(const struct store *s);
 /* Ops sent and not yet answered, failed or timed out, cancelled and the
  * store's own (script loads, the connect PING) included. */

@@ -9,7 +9,6 @@
 #ifndef MDMD_STORE_CONSOLE_H
 #define MDMD_STORE_CONSOLE_H
 
-
 #include <stdint.h>
 
 #include "store.h"

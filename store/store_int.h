@@ -46,7 +46,7 @@
 struct event;
 struct store_arg;
 
-union store_cb {                  /* the caller's callback, by its type */
+union store_cb { /* the caller's callback, by its type */
     store_done_fn *done;
     store_eval_fn *eval;
     store_checkin_fn *checkin;
@@ -77,7 +77,7 @@ union store_cb {                  /* the caller's callback, by its type */
     store_users_fn *users;
     store_users_result_fn *users_result;
 };
-#define STORE_CB_NONE ((union store_cb){.done = NULL})   /* the store's own ops */
+#define STORE_CB_NONE ((union store_cb){.done = NULL}) /* the store's own ops */
 
 typedef void store_reply_fn(struct store_op *op, int err, const redisReply *r);
 
@@ -136,7 +136,7 @@ struct store_argv {
     size_t len0[STORE_ARGV_INLINE];
     char text[STORE_ARGV_TEXT];
     size_t used;
-    char **heap;                  /* formatted strings that did not fit in text */
+    char **heap; /* formatted strings that did not fit in text */
     int nheap;
 };
 void store_argv_init(struct store_argv *a);

@@ -28,8 +28,8 @@ static void store_jobs_done_reply(struct store_op *op, int err, const redisReply
         op->cb.done(op->arg, err);
 }
 
-struct store_op *store_job_set(struct store *s, const char *id, const struct store_kv *kv,
-                               size_t n, int ttl_s, store_done_fn *cb, void *arg)
+struct store_op *store_job_set(struct store *s, const char *id, const struct store_kv *kv, size_t n,
+                               int ttl_s, store_done_fn *cb, void *arg)
 {
     const char *v[2 + 2 * STORE_JOBS_MAX_FIELDS];
     size_t len[2 + 2 * STORE_JOBS_MAX_FIELDS];
@@ -60,8 +60,8 @@ static void store_jobs_get_reply(struct store_op *op, int err, const redisReply 
     }
     struct store_kv *kv = xcalloc(r->elements / 2, sizeof(*kv));
     for (size_t i = 0; i + 1 < r->elements; i += 2)
-        kv[i / 2] = (struct store_kv){r->element[i]->str, r->element[i + 1]->str,
-                                      r->element[i + 1]->len};
+        kv[i / 2] =
+            (struct store_kv){r->element[i]->str, r->element[i + 1]->str, r->element[i + 1]->len};
     struct store_record rec = {NULL, kv, r->elements / 2};
     cb(op->arg, MDMD_OK, &rec);
     free(kv);
@@ -140,11 +140,10 @@ static void store_jobs_filter_reply(struct store_op *op, int err, const redisRep
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
         err = MDMD_ECONFLICT;
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
-                           r->element[0]->type != REDIS_REPLY_STRING ||
-                           r->element[1]->type != REDIS_REPLY_INTEGER ||
-                           r->element[2]->type != REDIS_REPLY_INTEGER ||
-                           r->element[3]->type != REDIS_REPLY_ARRAY))
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_INTEGER ||
+         r->element[2]->type != REDIS_REPLY_INTEGER || r->element[3]->type != REDIS_REPLY_ARRAY))
         err = MDMD_EPROTO;
     if (err != MDMD_OK) {
         cb(op->arg, err, NULL, 0, 0, NULL, 0);
@@ -159,8 +158,8 @@ static void store_jobs_filter_reply(struct store_op *op, int err, const redisRep
 
 struct store_op *store_job_filter_step(struct store *s, const char *job_id,
                                        const struct store_job_cmd *c, const char *state,
-                                       const char *cursor, int count, int step,
-                                       int64_t now_ms, store_filter_fn *cb, void *arg)
+                                       const char *cursor, int count, int step, int64_t now_ms,
+                                       store_filter_fn *cb, void *arg)
 {
     char cmd[128], job[64], now[24], ttl[24], cnt[24], stp[24];
     snprintf(cmd, sizeof(cmd), "mdm:cmd:%s", c->uuid);
@@ -169,14 +168,14 @@ struct store_op *store_job_filter_step(struct store *s, const char *job_id,
     snprintf(ttl, sizeof(ttl), "%d", c->ttl_s);
     snprintf(cnt, sizeof(cnt), "%d", count);
     snprintf(stp, sizeof(stp), "%d", step);
-    const char *v[] = {cmd, "mdm:devices", job, c->uuid, c->request_type, c->plist,
-                       now, ttl, cursor, cnt, state, stp};
+    const char *v[] = {cmd, "mdm:devices", job,    c->uuid, c->request_type, c->plist,
+                       now, ttl,           cursor, cnt,     state,           stp};
     size_t len[ARRAY_LEN(v)];
     for (size_t i = 0; i < ARRAY_LEN(v); i++)
         len[i] = i == 5 ? c->plist_len : strlen(v[i]);
     struct store_op *op = store_op_new(s, (union store_cb){.filter = cb}, arg);
-    return store_cmd_script(s, store_script_get(s, store_lua_enqueue_filter), 3,
-                            (int)ARRAY_LEN(v), v, len, store_jobs_filter_reply, op);
+    return store_cmd_script(s, store_script_get(s, store_lua_enqueue_filter), 3, (int)ARRAY_LEN(v),
+                            v, len, store_jobs_filter_reply, op);
 }
 
 /* ---- metrics ---- */
@@ -186,9 +185,9 @@ static void store_jobs_stats_reply(struct store_op *op, int err, const redisRepl
     store_stats_fn *cb = op->cb.stats;
     struct store_stats st = {0, 0};
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                           r->element[0]->type != REDIS_REPLY_INTEGER ||
-                           r->element[1]->type != REDIS_REPLY_INTEGER))
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER))
         err = MDMD_EPROTO;
     if (err == MDMD_OK) {
         st.queue_depth = r->element[0]->integer;

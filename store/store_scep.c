@@ -115,8 +115,10 @@ struct store_op *store_scep_issued(struct store *s, const struct store_scep_cert
     snprintf(tx, sizeof(tx), "mdm:scep:tx:%s", c->req_id);
     snprintf(now, sizeof(now), "%lld", (long long)c->now_ms);
     snprintf(ttl, sizeof(ttl), "%d", STORE_SCEP_TX_TTL_S);
-    const char *argv[] = {cert, dev, "mdm:events", tx, c->udid, c->fp, now, c->serial,
-                          c->user != NULL ? c->user : "", c->cert_hex, ttl};
+    const char *argv[] = {cert,        dev,       "mdm:events",
+                          tx,          c->udid,   c->fp,
+                          now,         c->serial, c->user != NULL ? c->user : "",
+                          c->cert_hex, ttl};
     struct store_op *op = store_op_new(s, (union store_cb){.scep_cert = cb}, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_scep_issue), 4, (int)ARRAY_LEN(argv),
                             argv, NULL, store_scep_cert_reply, op);
@@ -132,8 +134,8 @@ struct store_op *store_scep_renewed(struct store *s, const struct store_scep_cer
     snprintf(dev, sizeof(dev), "mdm:dev:{%s}", c->udid);
     snprintf(now, sizeof(now), "%lld", (long long)c->now_ms);
     snprintf(grace, sizeof(grace), "%lld", (long long)c->retry_grace_s * 1000);
-    const char *argv[] = {old, cert, dev, "mdm:events", c->udid, c->old_fp, c->fp, now,
-                          c->serial, grace};
+    const char *argv[] = {old,       cert,  dev, "mdm:events", c->udid,
+                          c->old_fp, c->fp, now, c->serial,    grace};
     struct store_op *op = store_op_new(s, (union store_cb){.scep_cert = cb}, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_scep_renew), 4, (int)ARRAY_LEN(argv),
                             argv, NULL, store_scep_cert_reply, op);

@@ -15,7 +15,6 @@
 #ifndef MDMD_STORE_SCEP_H
 #define MDMD_STORE_SCEP_H
 
-
 #include <stdint.h>
 
 #include "store.h"
@@ -36,24 +35,24 @@ struct store_op *store_scep_challenge_put(struct store *s, const char *challenge
  * and cert_hex the certificate registered for it ("" if none was).  fixed: the
  * challenge is the static one (nothing to take; owner ""); challenge unused.
  * owner NULL: unknown, used or limited (retry_after_s > 0). */
-typedef void store_scep_take_fn(void *arg, int err, int retry_after_s, const char *owner,
-                                int again, const char *cert_hex);
+typedef void store_scep_take_fn(void *arg, int err, int retry_after_s, const char *owner, int again,
+                                const char *cert_hex);
 struct store_op *store_scep_take(struct store *s, const char *challenge, int fixed,
                                  const char *req_id, const char *peer, store_scep_take_fn *cb,
                                  void *arg);
 
-struct store_scep_cert {          /* a certificate SCEP just issued */
-    const char *udid;             /* its CN; "" when the CN is not a UDID: the
+struct store_scep_cert { /* a certificate SCEP just issued */
+    const char *udid;    /* its CN; "" when the CN is not a UDID: the
                                    * certificate binds at its first Authenticate
                                    * (a renewal keeps the old one's binding) */
-    const char *fp;               /* SHA-256 hex */
-    const char *serial;           /* certificate serial, decimal */
-    const char *user;             /* new enrollment: the challenge's owner ("" if static) */
-    const char *old_fp;           /* renewal: the identity that signed the request */
+    const char *fp;      /* SHA-256 hex */
+    const char *serial;  /* certificate serial, decimal */
+    const char *user;    /* new enrollment: the challenge's owner ("" if static) */
+    const char *old_fp;  /* renewal: the identity that signed the request */
     int64_t now_ms;
-    int retry_grace_s;            /* renewal: how long the old identity may retry */
-    const char *req_id;           /* new enrollment: ca_scep_req_id() */
-    const char *cert_hex;         /* new enrollment: the certificate, DER hex */
+    int retry_grace_s;    /* renewal: how long the old identity may retry */
+    const char *req_id;   /* new enrollment: ca_scep_req_id() */
+    const char *cert_hex; /* new enrollment: the certificate, DER hex */
 };
 
 /* outcome: "ok", or why the registry refused a renewal ("revoked",

@@ -24,7 +24,7 @@
 /* Target UDIDs, sent to Redis in chunks of API_COMMANDS_CHUNK. */
 struct api_commands_udids {
     char **v;
-    size_t n, next;            /* next: first UDID not yet sent */
+    size_t n, next; /* next: first UDID not yet sent */
 };
 
 static void api_commands_udids_free(struct api_commands_udids *u)
@@ -50,14 +50,14 @@ struct api_commands_enq {
     struct app *app;
     char uuid[37];
     char *request_type;
-    char *plist;               /* XML of {Command, CommandUUID} */
+    char *plist; /* XML of {Command, CommandUUID} */
     uint32_t plist_len;
     struct api_commands_udids ids;
     long queued, already;
-    size_t sent;               /* UDIDs in chunks whose script answered (a prefix of ids) */
+    size_t sent; /* UDIDs in chunks whose script answered (a prefix of ids) */
     json_t *unknown;
-    const char *filter_state;  /* "filter" instead of udids: the device state targeted */
-    int async;                 /* "async": true, or big enough: run as a job (api.h) */
+    const char *filter_state; /* "filter" instead of udids: the device state targeted */
+    int async;                /* "async": true, or big enough: run as a job (api.h) */
 };
 
 static void api_commands_enq_free(struct api_commands_enq *e)
@@ -79,15 +79,14 @@ static void api_commands_enq_partial(struct api_commands_enq *e, int err)
 {
     size_t in_doubt = e->ids.next - e->sent;
     log_err("event=enqueue_failed uuid=%s processed=%zu in_doubt=%zu not_sent=%zu queued=%ld "
-            "err=%s", e->uuid, e->sent, in_doubt, e->ids.n - e->ids.next, e->queued,
-            mdmd_strerror(err));
+            "err=%s",
+            e->uuid, e->sent, in_doubt, e->ids.n - e->ids.next, e->queued, mdmd_strerror(err));
     json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:O, s:I, s:I, s:I, s:b}", "error",
                           err == MDMD_ETIMEDOUT ? "redis timeout" : "redis unavailable",
                           "command_uuid", e->uuid, "queued", (json_int_t)e->queued,
-                          "already_queued", (json_int_t)e->already, "unknown_udids",
-                          e->unknown, "processed", (json_int_t)e->sent, "in_doubt",
-                          (json_int_t)in_doubt, "not_sent", (json_int_t)(e->ids.n - e->ids.next),
-                          "retry_safe", 1);
+                          "already_queued", (json_int_t)e->already, "unknown_udids", e->unknown,
+                          "processed", (json_int_t)e->sent, "in_doubt", (json_int_t)in_doubt,
+                          "not_sent", (json_int_t)(e->ids.n - e->ids.next), "retry_safe", 1);
     api_json(e->req, 503, j);
 }
 
@@ -96,9 +95,11 @@ static void api_commands_enq_on_chunk(void *arg, int err, const struct store_enq
     struct api_commands_enq *e = arg;
     if (err == MDMD_ECONFLICT) {
         log_warn("event=enqueue_conflict uuid=%s", e->uuid);
-        api_json(e->req, 409, json_pack("{s:s, s:s}", "error", "this CommandUUID is "
-                                            "queued with another command", "command_uuid",
-                                            e->uuid));
+        api_json(e->req, 409,
+                 json_pack("{s:s, s:s}", "error",
+                           "this CommandUUID is "
+                           "queued with another command",
+                           "command_uuid", e->uuid));
         api_commands_enq_free(e);
         return;
     }
@@ -123,9 +124,9 @@ static void api_commands_enq_on_chunk(void *arg, int err, const struct store_enq
     log_info("event=command_queued uuid=%s request_type=%s queued=%ld already=%ld unknown=%zu",
              e->uuid, log_str(e->request_type, rt, sizeof(rt)), e->queued, e->already,
              json_array_size(e->unknown));
-    json_t *j = json_pack("{s:s, s:I, s:I, s:O}", "command_uuid", e->uuid, "queued",
-                          (json_int_t)e->queued, "already_queued", (json_int_t)e->already,
-                          "unknown_udids", e->unknown);
+    json_t *j =
+        json_pack("{s:s, s:I, s:I, s:O}", "command_uuid", e->uuid, "queued", (json_int_t)e->queued,
+                  "already_queued", (json_int_t)e->already, "unknown_udids", e->unknown);
     api_json(e->req, 201, j);
     api_commands_enq_free(e);
 }
@@ -150,8 +151,8 @@ static int api_commands_check_command(plist_t cmd, char *err, size_t errlen)
     const struct mdm_command *c = rt != NULL ? mdm_schema_find(rt) : NULL;
     int rc = 0;
     if (c == NULL) {
-        snprintf(err, errlen, rt == NULL ? "command.RequestType is missing"
-                                         : "unknown RequestType %s", rt);
+        snprintf(err, errlen,
+                 rt == NULL ? "command.RequestType is missing" : "unknown RequestType %s", rt);
         rc = -1;
     }
     for (const struct mdm_key *k = c != NULL ? c->keys : NULL; rc == 0 && k->name; k++)
@@ -185,7 +186,8 @@ static plist_t api_commands_command_from_json(json_t *cmd, char *err, size_t err
     return p;
 }
 
-static int api_commands_take_udids(struct api_commands_udids *u, json_t *arr, char *err, size_t errlen)
+static int api_commands_take_udids(struct api_commands_udids *u, json_t *arr, char *err,
+                                   size_t errlen)
 {
     size_t i;
     json_t *v;
@@ -194,7 +196,8 @@ static int api_commands_take_udids(struct api_commands_udids *u, json_t *arr, ch
         return -1;
     }
     u->v = xcalloc(json_array_size(arr), sizeof(char *));
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         const char *s = json_string_value(v);
         if (s == NULL || !api_commands_udid_ok(s)) {
             snprintf(err, errlen, "udids[%zu] is not a valid UDID", i);
@@ -207,7 +210,8 @@ static int api_commands_take_udids(struct api_commands_udids *u, json_t *arr, ch
 
 /* Targets: "udids": [...] or "filter": "all_enrolled"; "async": true asks
  * for a job (api.h) whatever the size. */
-static int api_commands_take_targets(struct api_commands_enq *e, json_t *j, char *err, size_t errlen)
+static int api_commands_take_targets(struct api_commands_enq *e, json_t *j, char *err,
+                                     size_t errlen)
 {
     json_t *filter = json_object_get(j, "filter");
     e->async = json_is_true(json_object_get(j, "async"));
@@ -233,7 +237,8 @@ static void api_commands_finish_plist(struct api_commands_enq *e, plist_t comman
 }
 
 /* The client's CommandUUID (a retry must carry it), or a new one. */
-static int api_commands_take_uuid(struct api_commands_enq *e, const char *given, char *err, size_t errlen)
+static int api_commands_take_uuid(struct api_commands_enq *e, const char *given, char *err,
+                                  size_t errlen)
 {
     if (given == NULL) {
         util_uuid(e->uuid);
@@ -247,8 +252,8 @@ static int api_commands_take_uuid(struct api_commands_enq *e, const char *given,
     return 0;
 }
 
-static int api_commands_parse_json(struct api_commands_enq *e, const char *body, size_t len, char *err,
-                              size_t errlen)
+static int api_commands_parse_json(struct api_commands_enq *e, const char *body, size_t len,
+                                   char *err, size_t errlen)
 {
     json_t *j = apple_plist_json_load(body, len, err, errlen);
     plist_t cmd = NULL;
@@ -262,7 +267,7 @@ static int api_commands_parse_json(struct api_commands_enq *e, const char *body,
              (cmd = api_commands_command_from_json(json_object_get(j, "command"), err, errlen)) &&
              api_commands_check_command(cmd, err, errlen) == 0 &&
              api_commands_take_uuid(e, json_string_value(json_object_get(j, "command_uuid")), err,
-                               errlen) == 0) {
+                                    errlen) == 0) {
         api_commands_finish_plist(e, cmd);
         cmd = NULL;
         rc = 0;
@@ -274,30 +279,32 @@ static int api_commands_parse_json(struct api_commands_enq *e, const char *body,
 
 /* A raw command plist: {Command: {...}, CommandUUID?}, target UDIDs in the
  * query (?udids=A,B), for commands JSON cannot express (nested data). */
-static int api_commands_parse_plist(struct api_commands_enq *e, const char *body, size_t len, char *err,
-                               size_t errlen)
+static int api_commands_parse_plist(struct api_commands_enq *e, const char *body, size_t len,
+                                    char *err, size_t errlen)
 {
     plist_t root = apple_plist_parse(body, len, err, errlen);
     plist_t cmd = root != NULL && plist_get_node_type(root) == PLIST_DICT
-                      ? plist_dict_get_item(root, "Command") : NULL;
+                      ? plist_dict_get_item(root, "Command")
+                      : NULL;
     char *list = req_query_param(e->req, "udids"), *save = NULL;
     char *filter = req_query_param(e->req, "filter");
     int rc = -1;
     int both = filter != NULL && list != NULL;
     if (filter != NULL && list == NULL) {
-        list = xstrdup("");      /* no UDIDs: the filter names the targets */
+        list = xstrdup(""); /* no UDIDs: the filter names the targets */
         e->filter_state = api_jobs_filter_state(filter);
     }
     free(filter);
     if (root == NULL)
-        ;   /* err says why (a shape limit, or not a plist) */
+        ; /* err says why (a shape limit, or not a plist) */
     else if (cmd == NULL || plist_get_node_type(cmd) != PLIST_DICT)
         snprintf(err, errlen, "body must be a plist with a Command dictionary");
     else if (both)
         snprintf(err, errlen, "name the targets with udids or with filter, not both");
     else if (list == NULL || (*list == '\0' && e->filter_state == NULL))
-        snprintf(err, errlen, "name the target devices with ?udids=UDID,UDID or "
-                              "?filter=all_enrolled");
+        snprintf(err, errlen,
+                 "name the target devices with ?udids=UDID,UDID or "
+                 "?filter=all_enrolled");
     else if (api_commands_check_command(cmd, err, errlen) == 0) {
         e->ids.v = xcalloc(strlen(list) / 2 + 1, sizeof(char *));
         rc = 0;
@@ -328,9 +335,12 @@ static int api_commands_parse_plist(struct api_commands_enq *e, const char *body
 /* Hands the parsed command and its targets over to a bulk job. */
 static void api_commands_enq_to_job(struct api_commands_enq *e)
 {
-    struct api_jobs_cmd c = {.request_type = e->request_type, .plist = e->plist,
-                           .plist_len = e->plist_len, .udids = e->ids.v, .nudids = e->ids.n,
-                           .state = e->filter_state};
+    struct api_jobs_cmd c = {.request_type = e->request_type,
+                             .plist = e->plist,
+                             .plist_len = e->plist_len,
+                             .udids = e->ids.v,
+                             .nudids = e->ids.n,
+                             .state = e->filter_state};
     memcpy(c.uuid, e->uuid, sizeof(c.uuid));
     e->request_type = e->plist = NULL;
     e->ids.v = NULL;
@@ -378,7 +388,7 @@ struct api_push {
 static void api_commands_push_send(struct api_push *p);
 
 static void api_commands_push_on_targets(void *arg, int err, const struct store_push_target *t,
-                                    size_t n)
+                                         size_t n)
 {
     struct api_push *p = arg;
     char body[96];
@@ -391,8 +401,7 @@ static void api_commands_push_on_targets(void *arg, int err, const struct store_
             api_commands_push_send(p);
             return;
         }
-        snprintf(body, sizeof(body), "{\"requested\":%zu,\"pushing\":%ld}\n", p->ids.n,
-                 p->pushing);
+        snprintf(body, sizeof(body), "{\"requested\":%zu,\"pushing\":%ld}\n", p->ids.n, p->pushing);
         req_respond_json(p->req, 202, body);
     }
     api_commands_udids_free(&p->ids);
@@ -417,8 +426,8 @@ void api_push(struct req *req, void *app)
     struct api_push *p = xcalloc(1, sizeof(*p));
     p->req = req;
     p->app = app;
-    if (j == NULL || api_commands_take_udids(&p->ids, json_object_get(j, "udids"), err,
-                                        sizeof(err)) != 0) {
+    if (j == NULL ||
+        api_commands_take_udids(&p->ids, json_object_get(j, "udids"), err, sizeof(err)) != 0) {
         req_fail(req, 400, err);
         api_commands_udids_free(&p->ids);
         free(p);

@@ -28,8 +28,10 @@ void api_health(struct req *req, void *app)
     char body[160];
     if (embedded_down(a->redis)) {
         /* Its socket may answer LOADING already: not up until it serves. */
-        snprintf(body, sizeof(body), "{\"status\":\"degraded\",\"redis\":\"restarting\","
-                 "\"restarts\":%lu}\n", embedded_restarts(a->redis));
+        snprintf(body, sizeof(body),
+                 "{\"status\":\"degraded\",\"redis\":\"restarting\","
+                 "\"restarts\":%lu}\n",
+                 embedded_restarts(a->redis));
         req_respond_json(req, 503, body);
         return;
     }

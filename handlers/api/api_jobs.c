@@ -22,27 +22,27 @@
 struct api_jobs {
     struct api_jobs *prev, *next_job; /* every live job (api_jobs_free_all) */
     struct app *app;
-    struct req *req;                /* until the 202 is sent */
+    struct req *req; /* until the 202 is sent */
     char id[STORE_JOB_ID_LEN + 1];
     struct api_jobs_cmd c;
-    size_t next;                    /* list jobs: first UDID not yet done */
-    size_t sending;                 /* list jobs: UDIDs in the call in flight */
-    char cursor[32];                /* filter jobs: ZSCAN cursor */
-    int scans;                      /* filter jobs: steps done */
-    int chunk;                      /* devices in the next call (adapts, api.h) */
-    int64_t step_ns;                /* when the call in flight was sent */
+    size_t next;     /* list jobs: first UDID not yet done */
+    size_t sending;  /* list jobs: UDIDs in the call in flight */
+    char cursor[32]; /* filter jobs: ZSCAN cursor */
+    int scans;       /* filter jobs: steps done */
+    int chunk;       /* devices in the next call (adapts, api.h) */
+    int64_t step_ns; /* when the call in flight was sent */
     long done, queued, unknown;
-    long push_waits;                /* times it paused for APNs to catch up */
+    long push_waits; /* times it paused for APNs to catch up */
     int64_t started_ms;
-    struct event *retry;            /* a paused job's timer */
-    int64_t failing_since;          /* ms (monotonic) of the first failure in a row, or 0 */
+    struct event *retry;   /* a paused job's timer */
+    int64_t failing_since; /* ms (monotonic) of the first failure in a row, or 0 */
     int backoff_ms;
-    int ending;                     /* the final record is being written */
-    char why[256];                  /* why it failed ("" once done) */
+    int ending;    /* the final record is being written */
+    char why[256]; /* why it failed ("" once done) */
 };
 
-static struct api_jobs *api_jobs_live;  /* one loop: no lock */
-static int api_jobs_stopping;         /* api_jobs_stop(): SIGTERM */
+static struct api_jobs *api_jobs_live; /* one loop: no lock */
+static int api_jobs_stopping;          /* api_jobs_stop(): SIGTERM */
 
 const char *api_jobs_filter_state(const char *filter)
 {
@@ -102,8 +102,8 @@ static void api_jobs_pause(struct api_jobs *j)
     if (j->retry == NULL)
         j->retry = evtimer_new(j->app->base, api_jobs_on_retry, j);
     evtimer_add(j->retry, &tv);
-    j->backoff_ms = j->backoff_ms * 2 < API_JOBS_BACKOFF_MAX_MS ? j->backoff_ms * 2
-                                                               : API_JOBS_BACKOFF_MAX_MS;
+    j->backoff_ms =
+        j->backoff_ms * 2 < API_JOBS_BACKOFF_MAX_MS ? j->backoff_ms * 2 : API_JOBS_BACKOFF_MAX_MS;
 }
 
 static void api_jobs_on_end(void *arg, int err)
@@ -126,11 +126,10 @@ static void api_jobs_end_write(struct api_jobs *j)
     char now[24], next[24];
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
     snprintf(next, sizeof(next), "%zu", j->next);
-    struct store_kv kv[] = {api_jobs_kv("state", *j->why == '\0' ? "done" : "failed"),
-                            api_jobs_kv("updated", now), api_jobs_kv("finished", now),
-                            api_jobs_kv("error", j->why),
-                            api_jobs_kv(j->c.state != NULL ? "cursor" : "next",
-                                      j->c.state != NULL ? j->cursor : next)};
+    struct store_kv kv[] = {
+        api_jobs_kv("state", *j->why == '\0' ? "done" : "failed"), api_jobs_kv("updated", now),
+        api_jobs_kv("finished", now), api_jobs_kv("error", j->why),
+        api_jobs_kv(j->c.state != NULL ? "cursor" : "next", j->c.state != NULL ? j->cursor : next)};
     store_job_set(j->app->store, j->id, kv, ARRAY_LEN(kv), API_JOBS_TTL_S, api_jobs_on_end, j);
 }
 
@@ -146,9 +145,10 @@ static void api_jobs_end(struct api_jobs *j, const char *why)
     else
         j->app->metrics->jobs_failed++;
     log_info("event=job_%s job=%s uuid=%s request_type=%s done=%ld queued=%ld unknown=%ld "
-             "push_waits=%ld ms=%lld%s%s", why == NULL ? "done" : "failed", j->id, j->c.uuid,
-             j->c.request_type, j->done, j->queued, j->unknown, j->push_waits,
-             (long long)(util_now_ms() - j->started_ms), why ? " reason=" : "", why ? why : "");
+             "push_waits=%ld ms=%lld%s%s",
+             why == NULL ? "done" : "failed", j->id, j->c.uuid, j->c.request_type, j->done,
+             j->queued, j->unknown, j->push_waits, (long long)(util_now_ms() - j->started_ms),
+             why ? " reason=" : "", why ? why : "");
     api_jobs_end_write(j);
 }
 
@@ -187,15 +187,17 @@ static int api_jobs_failed(struct api_jobs *j, int err)
         j->failing_since = now;
         log_warn("event=job_paused job=%s done=%ld err=%s", j->id, j->done, mdmd_strerror(err));
     }
-    if (api_jobs_transient(err) && now - j->failing_since < (int64_t)j->app->cf->job_retry_max_s * 1000) {
+    if (api_jobs_transient(err) &&
+        now - j->failing_since < (int64_t)j->app->cf->job_retry_max_s * 1000) {
         api_jobs_pause(j);
         return 1;
     }
     char where[96];
     api_jobs_where(j, where, sizeof(where));
     snprintf(why, sizeof(why), "%s for %lld s; stopped %s",
-             err == MDMD_ETIMEDOUT ? "redis timeout" : err == MDMD_EUNAVAIL ? "redis unavailable"
-                                                                            : mdmd_strerror(err),
+             err == MDMD_ETIMEDOUT  ? "redis timeout"
+             : err == MDMD_EUNAVAIL ? "redis unavailable"
+                                    : mdmd_strerror(err),
              (long long)(now - j->failing_since) / 1000, where);
     api_jobs_end(j, why);
     return 1;
@@ -207,8 +209,10 @@ static void api_jobs_end_stopped(struct api_jobs *j)
 {
     char why[256], where[96];
     api_jobs_where(j, where, sizeof(where));
-    snprintf(why, sizeof(why), "mdmd stopped %s; post the command again with this command_uuid "
-             "to finish", where);
+    snprintf(why, sizeof(why),
+             "mdmd stopped %s; post the command again with this command_uuid "
+             "to finish",
+             where);
     if (j->retry != NULL)
         evtimer_del(j->retry);
     api_jobs_end(j, why);
@@ -278,7 +282,7 @@ static void api_jobs_on_chunk(void *arg, int err, const struct store_enqueue_res
 }
 
 static void api_jobs_on_scan(void *arg, int err, const char *cursor, long scanned, long queued,
-                           const struct store_push_target *push, size_t npush)
+                             const struct store_push_target *push, size_t npush)
 {
     struct api_jobs *j = arg;
     if (api_jobs_failed(j, err))
@@ -361,20 +365,21 @@ static void api_jobs_on_created(void *arg, int err)
     char loc[64];
     if (err == MDMD_ECONFLICT) {
         log_warn("event=enqueue_conflict uuid=%s job=%s", j->c.uuid, j->id);
-        api_json(j->req, 409, json_pack("{s:s, s:s}", "error", "this CommandUUID is "
-                                            "queued with another command", "command_uuid",
-                                            j->c.uuid));
+        api_json(j->req, 409,
+                 json_pack("{s:s, s:s}", "error",
+                           "this CommandUUID is "
+                           "queued with another command",
+                           "command_uuid", j->c.uuid));
         api_jobs_free(j);
         return;
     }
     if (err != MDMD_OK) {
         /* Nothing was queued (the record comes first); the UUID lets the
          * client retry the same request safely. */
-        api_json(j->req, 503, json_pack("{s:s, s:s, s:I, s:b}", "error",
-                                            err == MDMD_ETIMEDOUT ? "redis timeout"
-                                                                  : "redis unavailable",
-                                            "command_uuid", j->c.uuid, "queued", (json_int_t)0,
-                                            "retry_safe", 1));
+        api_json(j->req, 503,
+                 json_pack("{s:s, s:s, s:I, s:b}", "error",
+                           err == MDMD_ETIMEDOUT ? "redis timeout" : "redis unavailable",
+                           "command_uuid", j->c.uuid, "queued", (json_int_t)0, "retry_safe", 1));
         api_jobs_free(j);
         return;
     }
@@ -384,8 +389,9 @@ static void api_jobs_on_created(void *arg, int err)
              log_str(j->c.request_type, rt, sizeof(rt)), j->c.state != NULL ? j->c.state : "list");
     snprintf(loc, sizeof(loc), "/v1/jobs/%s", j->id);
     req_add_header(j->req, "Location", loc);
-    api_json(j->req, 202, json_pack("{s:s, s:s, s:s}", "job_id", j->id, "command_uuid",
-                                        j->c.uuid, "state", "running"));
+    api_json(j->req, 202,
+             json_pack("{s:s, s:s, s:s}", "job_id", j->id, "command_uuid", j->c.uuid, "state",
+                       "running"));
     j->req = NULL;
     api_jobs_step(j);
 }
@@ -397,11 +403,17 @@ static void api_jobs_create(struct api_jobs *j, long long total)
     snprintf(tot, sizeof(tot), "%lld", total);
     snprintf(now, sizeof(now), "%lld", (long long)j->started_ms);
     struct store_kv kv[] = {
-        api_jobs_kv("state", "running"), api_jobs_kv("total", tot), api_jobs_kv("done", "0"),
-        api_jobs_kv("queued", "0"), api_jobs_kv("unknown", "0"), api_jobs_kv("skipped", "0"),
-        api_jobs_kv("command_uuid", j->c.uuid), api_jobs_kv("request_type", j->c.request_type),
+        api_jobs_kv("state", "running"),
+        api_jobs_kv("total", tot),
+        api_jobs_kv("done", "0"),
+        api_jobs_kv("queued", "0"),
+        api_jobs_kv("unknown", "0"),
+        api_jobs_kv("skipped", "0"),
+        api_jobs_kv("command_uuid", j->c.uuid),
+        api_jobs_kv("request_type", j->c.request_type),
         api_jobs_kv("filter", j->c.state != NULL ? "all_enrolled" : ""),
-        api_jobs_kv("created", now), api_jobs_kv("updated", now),
+        api_jobs_kv("created", now),
+        api_jobs_kv("updated", now),
     };
     struct store_job_cmd c = {j->c.uuid, j->c.request_type, j->c.plist, j->c.plist_len,
                               API_JOBS_CMD_TTL_S};
@@ -453,8 +465,8 @@ struct api_jobs_get {
 
 static int api_jobs_is_int_field(const char *k)
 {
-    static const char *const ints[] = {"total", "done", "queued", "unknown", "skipped",
-                                       "created", "updated", "finished"};
+    static const char *const ints[] = {"total",   "done",    "queued",  "unknown",
+                                       "skipped", "created", "updated", "finished"};
     for (size_t i = 0; i < ARRAY_LEN(ints); i++)
         if (strcmp(k, ints[i]) == 0)
             return 1;
@@ -492,9 +504,10 @@ static void api_jobs_on_get(void *arg, int err, const struct store_record *rec)
     json_object_set_new(o, "job_id", json_string(req_path(req) + strlen("/v1/jobs/")));
     for (size_t i = 0; i < rec->n; i++) {
         const struct store_kv *kv = &rec->kv[i];
-        json_object_set_new(o, kv->key, api_jobs_is_int_field(kv->key)
-                                            ? json_integer(strtoll(kv->val, NULL, 10))
-                                            : json_stringn(kv->val, kv->len));
+        json_object_set_new(o, kv->key,
+                            api_jobs_is_int_field(kv->key)
+                                ? json_integer(strtoll(kv->val, NULL, 10))
+                                : json_stringn(kv->val, kv->len));
     }
     /* Where it is: the list index or the scan cursor it resumes from. */
     const char *at = json_string_value(json_object_get(o, "next"));

@@ -17,8 +17,8 @@
  * the source (see test/gen_schema.sh).  Static data; nothing to free. */
 
 struct mdm_key {
-    const char *name;        /* NULL ends a key list */
-    char type;               /* s string, i integer, b boolean, r real, d data,
+    const char *name; /* NULL ends a key list */
+    char type;        /* s string, i integer, b boolean, r real, d data,
                                 t date, a array, D dictionary, ? unknown */
     int required;
 };
@@ -28,9 +28,9 @@ struct mdm_command {
     const struct mdm_key *keys;
 };
 
-const struct mdm_command *mdm_schema_find(const char *request_type);  /* NULL: unknown */
+const struct mdm_command *mdm_schema_find(const char *request_type); /* NULL: unknown */
 size_t mdm_schema_count(void);
-const struct mdm_command *mdm_schema_at(size_t i);                      /* sorted by name */
+const struct mdm_command *mdm_schema_at(size_t i); /* sorted by name */
 
 /* Conversions between plists (what devices speak) and JSON
  * (what admins speak).  Pure functions; no I/O.
@@ -62,7 +62,8 @@ plist_t apple_plist_parse(const void *body, size_t len, char *why, size_t whylen
 
 /* json_loadb() of an untrusted body after shape_json() bounded it (depth
  * max_json_depth, nodes and strings as for plists).  NULL with why set. */
-json_t *apple_plist_json_load(const void *body, size_t len, char *why, size_t whylen) MDMD_MUSTCHECK;
+json_t *apple_plist_json_load(const void *body, size_t len, char *why,
+                              size_t whylen) MDMD_MUSTCHECK;
 
 /* The string value of dict[key], or NULL (borrowed from the plist's own
  * copy via a caller-freed string: returns malloc'd memory). */
@@ -70,7 +71,7 @@ char *apple_plist_dict_string(plist_t dict, const char *key);
 
 /* base64 (standard alphabet, padding): returns malloc'd text / bytes. */
 char *apple_plist_base64(const unsigned char *in, size_t len);
-unsigned char *apple_plist_unbase64(const char *in, size_t *outlen);   /* NULL if invalid */
+unsigned char *apple_plist_unbase64(const char *in, size_t *outlen); /* NULL if invalid */
 
 /* The profiles enrollment serves, built as plists.  Pure
  * functions without I/O or shared state, so the crypto worker may build a
@@ -87,8 +88,8 @@ unsigned char *apple_plist_unbase64(const char *in, size_t *outlen);   /* NULL i
  * Ownership: constructors return a new plist (plist_free); strings and bytes
  * passed in are copied. */
 
-#define MOBILECONFIG_UUID_LEN 37          /* 36 characters + NUL */
-#define MOBILECONFIG_ACCESS_ALL 8191      /* every AccessRights bit Apple defines */
+#define MOBILECONFIG_UUID_LEN 37     /* 36 characters + NUL */
+#define MOBILECONFIG_ACCESS_ALL 8191 /* every AccessRights bit Apple defines */
 
 /* A top-level Configuration profile with no payloads yet. */
 plist_t mobileconfig_new(const char *identifier, const char *name, const char *description);
@@ -111,10 +112,10 @@ plist_t mobileconfig_root(const char *identifier, const char *name, const void *
 
 struct mobileconfig_mdm {
     const char *identifier;
-    const char *identity_uuid;   /* PayloadUUID of the identity payload */
-    const char *topic;           /* com.apple.mgmt.... */
-    const char *server_url;      /* .../mdm/connect */
-    const char *checkin_url;     /* .../mdm/checkin */
+    const char *identity_uuid; /* PayloadUUID of the identity payload */
+    const char *topic;         /* com.apple.mgmt.... */
+    const char *server_url;    /* .../mdm/connect */
+    const char *checkin_url;   /* .../mdm/checkin */
 };
 /* A com.apple.mdm payload: AccessRights all, CheckOutWhenRemoved true,
  * SignMessage false (the client certificate identifies the device),

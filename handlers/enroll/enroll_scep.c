@@ -63,7 +63,7 @@ static void enroll_scep_ra_done(void *arg)
 }
 
 struct enroll_scep_keys *enroll_scep_keys_load(const struct conf *cf, const struct ca *ca,
-                                     struct worker *worker)
+                                               struct worker *worker)
 {
     struct enroll_scep_keys *k = xcalloc(1, sizeof(*k));
     k->sc = ca_scep_open(ca, cf);
@@ -100,13 +100,13 @@ void enroll_scep_keys_free(struct enroll_scep_keys *k)
 /* ---- PKIOperation ---- */
 
 enum enroll_scep_state {
-    ENROLL_SCEP_PARSE,        /* worker: open and check the message */
-    ENROLL_SCEP_CHALLENGE,    /* new enrollment: the static challenge, or take a one-time one */
-    ENROLL_SCEP_ISSUE,        /* worker: issue the certificate, build the SUCCESS CertRep */
-    ENROLL_SCEP_RECORD,       /* Redis: register it (renewal: rebind the enrollment) */
-    ENROLL_SCEP_RESEND,       /* worker: the CertRep of the certificate a first try registered */
-    ENROLL_SCEP_REFUSE,       /* worker: build a FAILURE CertRep */
-    ENROLL_SCEP_ANSWER,       /* send what was built */
+    ENROLL_SCEP_PARSE,     /* worker: open and check the message */
+    ENROLL_SCEP_CHALLENGE, /* new enrollment: the static challenge, or take a one-time one */
+    ENROLL_SCEP_ISSUE,     /* worker: issue the certificate, build the SUCCESS CertRep */
+    ENROLL_SCEP_RECORD,    /* Redis: register it (renewal: rebind the enrollment) */
+    ENROLL_SCEP_RESEND,    /* worker: the CertRep of the certificate a first try registered */
+    ENROLL_SCEP_REFUSE,    /* worker: build a FAILURE CertRep */
+    ENROLL_SCEP_ANSWER,    /* send what was built */
 };
 
 /* Everything a job reads is copied here on the loop before it is submitted;
@@ -115,22 +115,22 @@ struct enroll_scep_op {
     struct req *req;
     struct app *app;
     enum enroll_scep_state state;
-    const struct ca *ca;               /* borrowed, read-only: outlives the worker */
+    const struct ca *ca; /* borrowed, read-only: outlives the worker */
     const struct ca_scep *sc;
-    unsigned char *msg;                /* the pkiMessage */
+    unsigned char *msg; /* the pkiMessage */
     size_t msg_len;
-    int days;                          /* cert_validity_days */
-    int parsed;                        /* ca_scep_parse()'s result */
+    int days;   /* cert_validity_days */
+    int parsed; /* ca_scep_parse()'s result */
     struct ca_scep_req r;
-    int fail;                          /* failInfo of a FAILURE answer */
-    char user[ENROLL_SCEP_USER_MAX];        /* who the one-time challenge was for */
-    char req_id[CA_FINGERPRINT_LEN];   /* new enrollment: what its retries share */
-    char *cert_hex;                    /* the issued certificate, DER hex (for a retry) */
-    char *again_hex;                   /* a retry: the certificate registered before */
+    int fail;                        /* failInfo of a FAILURE answer */
+    char user[ENROLL_SCEP_USER_MAX]; /* who the one-time challenge was for */
+    char req_id[CA_FINGERPRINT_LEN]; /* new enrollment: what its retries share */
+    char *cert_hex;                  /* the issued certificate, DER hex (for a retry) */
+    char *again_hex;                 /* a retry: the certificate registered before */
     X509 *issued;
     char fp[CA_FINGERPRINT_LEN];
     char serial[64];
-    unsigned char *reply;              /* the CertRep */
+    unsigned char *reply; /* the CertRep */
     size_t reply_len;
 };
 
@@ -298,15 +298,15 @@ static void enroll_scep_resend(struct enroll_scep_op *o, const char *cert_hex)
     enroll_scep_step(o);
 }
 
-static void enroll_scep_on_challenge(void *arg, int err, int retry_after_s, const char *who, int again,
-                                const char *cert_hex)
+static void enroll_scep_on_challenge(void *arg, int err, int retry_after_s, const char *who,
+                                     int again, const char *cert_hex)
 {
     struct enroll_scep_op *o = arg;
     if (err != MDMD_OK) {
         enroll_scep_finish(o, 503, "redis unavailable");
         return;
     }
-    if (retry_after_s > 0) {   /* SCEP has no "later" for this: a FAILURE */
+    if (retry_after_s > 0) { /* SCEP has no "later" for this: a FAILURE */
         enroll_scep_refuse(o, CA_SCEP_BADREQUEST, "challenge_rate_limited");
         return;
     }
@@ -324,14 +324,14 @@ static void enroll_scep_on_challenge(void *arg, int err, int retry_after_s, cons
 }
 
 static void enroll_scep_on_recorded(void *arg, int err, const char *outcome, int rebound,
-                               const char *again_hex)
+                                    const char *again_hex)
 {
     struct enroll_scep_op *o = arg;
     if (err != MDMD_OK) {
         enroll_scep_finish(o, 503, "redis unavailable");
         return;
     }
-    if (strcmp(outcome, "again") == 0) {   /* a concurrent try registered first */
+    if (strcmp(outcome, "again") == 0) { /* a concurrent try registered first */
         enroll_scep_resend(o, again_hex);
         return;
     }
@@ -365,9 +365,14 @@ static void enroll_scep_challenge(struct enroll_scep_op *o)
 
 static void enroll_scep_record(struct enroll_scep_op *o)
 {
-    struct store_scep_cert c = {o->r.cn_is_udid ? o->r.cn : "", o->fp, o->serial, o->user,
-                                o->r.renewal ? o->r.signer_fp : NULL, util_now_ms(),
-                                o->app->cf->scep_renewal_grace_s, o->req_id,
+    struct store_scep_cert c = {o->r.cn_is_udid ? o->r.cn : "",
+                                o->fp,
+                                o->serial,
+                                o->user,
+                                o->r.renewal ? o->r.signer_fp : NULL,
+                                util_now_ms(),
+                                o->app->cf->scep_renewal_grace_s,
+                                o->req_id,
                                 o->cert_hex != NULL ? o->cert_hex : ""};
     if (o->r.renewal)
         store_scep_renewed(o->app->store, &c, enroll_scep_on_recorded, o);
@@ -381,15 +386,11 @@ static void enroll_scep_step(struct enroll_scep_op *o)
     case ENROLL_SCEP_PARSE:
         worker_submit(o->app->worker, enroll_scep_job_parse, enroll_scep_on_job, o);
         break;
-    case ENROLL_SCEP_CHALLENGE:
-        enroll_scep_challenge(o);
-        break;
+    case ENROLL_SCEP_CHALLENGE: enroll_scep_challenge(o); break;
     case ENROLL_SCEP_ISSUE:
         worker_submit(o->app->worker, enroll_scep_job_issue, enroll_scep_on_job, o);
         break;
-    case ENROLL_SCEP_RECORD:
-        enroll_scep_record(o);
-        break;
+    case ENROLL_SCEP_RECORD: enroll_scep_record(o); break;
     case ENROLL_SCEP_RESEND:
         worker_submit(o->app->worker, enroll_scep_job_resend, enroll_scep_on_job, o);
         break;

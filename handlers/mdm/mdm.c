@@ -112,7 +112,7 @@ struct mdm_parse {
     struct req *req;
     struct app *app;
     mdm_next_fn *next;
-    const unsigned char *body;        /* req's own buffer: valid until it is answered */
+    const unsigned char *body; /* req's own buffer: valid until it is answered */
     size_t len;
     plist_t pl;
     char why[128];
@@ -128,7 +128,7 @@ static void mdm_parsed(void *arg)
 {
     struct mdm_parse *p = arg;
     plist_t pl = p->pl;
-    if (pl == NULL && p->why[0] == '\0') {   /* the worker is stopping: it never ran */
+    if (pl == NULL && p->why[0] == '\0') { /* the worker is stopping: it never ran */
         req_fail(p->req, 503, "shutting down");
         free(p);
         return;
@@ -208,20 +208,11 @@ static char *mdm_scalar_text(plist_t v)
     double d;
     uint8_t b;
     switch (v != NULL ? plist_get_node_type(v) : PLIST_NONE) {
-    case PLIST_STRING:
-        plist_get_string_val(v, &s);
-        return s;
-    case PLIST_UINT:
-        plist_get_uint_val(v, &u);
-        return xasprintf("%llu", (unsigned long long)u);
-    case PLIST_REAL:
-        plist_get_real_val(v, &d);
-        return xasprintf("%.6g", d);
-    case PLIST_BOOLEAN:
-        plist_get_bool_val(v, &b);
-        return xstrdup(b ? "true" : "false");
-    default:
-        return NULL;
+    case PLIST_STRING: plist_get_string_val(v, &s); return s;
+    case PLIST_UINT: plist_get_uint_val(v, &u); return xasprintf("%llu", (unsigned long long)u);
+    case PLIST_REAL: plist_get_real_val(v, &d); return xasprintf("%.6g", d);
+    case PLIST_BOOLEAN: plist_get_bool_val(v, &b); return xstrdup(b ? "true" : "false");
+    default: return NULL;
     }
 }
 

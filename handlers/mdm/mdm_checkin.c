@@ -16,16 +16,22 @@
 
 /* Apple's Authenticate keys -> device record fields (docs/REDIS.md). */
 static const char *const mdm_checkin_auth_map[][2] = {
-    {"Topic", "topic"},           {"SerialNumber", "serial_number"},
-    {"ProductName", "product_name"}, {"Model", "model"},
-    {"ModelName", "model_name"},  {"OSVersion", "os_version"},
-    {"BuildVersion", "build_version"}, {"DeviceName", "device_name"},
-    {"IMEI", "imei"},             {"MEID", "meid"},
+    {"Topic", "topic"},
+    {"SerialNumber", "serial_number"},
+    {"ProductName", "product_name"},
+    {"Model", "model"},
+    {"ModelName", "model_name"},
+    {"OSVersion", "os_version"},
+    {"BuildVersion", "build_version"},
+    {"DeviceName", "device_name"},
+    {"IMEI", "imei"},
+    {"MEID", "meid"},
     {NULL, NULL},
 };
 
 static const char *const mdm_checkin_token_map[][2] = {
-    {"PushMagic", "push_magic"}, {"Topic", "topic"},
+    {"PushMagic", "push_magic"},
+    {"Topic", "topic"},
     {"AwaitingConfiguration", "awaiting_configuration"},
     {NULL, NULL},
 };
@@ -71,9 +77,10 @@ static void mdm_checkin_on_done(void *arg, int err, int ident, int enrolled_now)
 
 static struct store_device_msg mdm_checkin_msg(struct mdm_msg *m)
 {
-    struct store_device_msg msg = {m->udid, m->fp, util_now_ms(), m->fields, m->nfields,
-                                   m->app->cf->enroll_require_issued, m->cn_differs,
-                                   m->app->cf->provision_on_enroll};
+    struct store_device_msg msg = {m->udid,       m->fp,
+                                   util_now_ms(), m->fields,
+                                   m->nfields,    m->app->cf->enroll_require_issued,
+                                   m->cn_differs, m->app->cf->provision_on_enroll};
     return msg;
 }
 
@@ -85,7 +92,7 @@ static void mdm_checkin_authenticate(struct mdm_msg *m)
     store_authenticate(m->app->store, &msg, mdm_checkin_on_done, m);
 }
 
-#define MDM_CHECKIN_TOKEN_LEN 32   /* bytes of an APNs device token */
+#define MDM_CHECKIN_TOKEN_LEN 32 /* bytes of an APNs device token */
 
 /* data -> lowercase hex (APNs wants the token that way); NULL if absent
  * (or, with want_len, of another length). */
@@ -123,9 +130,10 @@ static void mdm_checkin_token_update(struct mdm_msg *m)
         int had = plist_dict_get_item(m->body, "Token") != NULL;
         free(token);
         free(magic);
-        req_fail(m->req, 400, token == NULL && had ? "Token must be 32 bytes of data"
-                 : token == NULL ? "TokenUpdate needs Token and PushMagic"
-                                 : "PushMagic must be 1 to 128 characters");
+        req_fail(m->req, 400,
+                 token == NULL && had ? "Token must be 32 bytes of data"
+                 : token == NULL      ? "TokenUpdate needs Token and PushMagic"
+                                      : "PushMagic must be 1 to 128 characters");
         mdm_done(m);
         return;
     }
@@ -173,8 +181,9 @@ static void mdm_checkin_begun(struct mdm_msg *m)
         char mt[64];
         log_warn("event=checkin_unsupported udid=%s message_type=%s status=%d", m->udid,
                  type != NULL ? log_str(type, mt, sizeof(mt)) : "(none)", status);
-        req_respond_json(req, status, status == 400 ? "{\"error\":\"unknown MessageType\"}\n"
-                                                    : "{\"error\":\"not supported\"}\n");
+        req_respond_json(req, status,
+                         status == 400 ? "{\"error\":\"unknown MessageType\"}\n"
+                                       : "{\"error\":\"not supported\"}\n");
         mdm_done(m);
     }
     free(type);

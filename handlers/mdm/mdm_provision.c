@@ -17,16 +17,36 @@
 #include "../../store/store_content.h"
 #include "../wake/wake.h"
 
-#define MDM_PROVISION_CMD_TTL_S (30 * 24 * 3600)   /* as admin-queued commands */
-#define MDM_PROVISION_RETRY_BATCH 20               /* devices per timer tick */
+#define MDM_PROVISION_CMD_TTL_S (30 * 24 * 3600) /* as admin-queued commands */
+#define MDM_PROVISION_RETRY_BATCH 20             /* devices per timer tick */
 
 /* What the device record keeps (mdm_connect.c) and what operators ask first. */
 const char *const mdm_provision_queries[] = {
-    "UDID", "DeviceName", "OSVersion", "BuildVersion", "ModelName", "Model", "ProductName",
-    "SerialNumber", "DeviceCapacity", "AvailableDeviceCapacity", "BatteryLevel", "IMEI", "MEID",
-    "ICCID", "PhoneNumber", "WiFiMAC", "BluetoothMAC", "IsSupervised", "IsActivationLockEnabled",
-    "IsDeviceLocatorServiceEnabled", "IsCloudBackupEnabled", "CellularTechnology",
-    "ModemFirmwareVersion", "AwaitingConfiguration", NULL,
+    "UDID",
+    "DeviceName",
+    "OSVersion",
+    "BuildVersion",
+    "ModelName",
+    "Model",
+    "ProductName",
+    "SerialNumber",
+    "DeviceCapacity",
+    "AvailableDeviceCapacity",
+    "BatteryLevel",
+    "IMEI",
+    "MEID",
+    "ICCID",
+    "PhoneNumber",
+    "WiFiMAC",
+    "BluetoothMAC",
+    "IsSupervised",
+    "IsActivationLockEnabled",
+    "IsDeviceLocatorServiceEnabled",
+    "IsCloudBackupEnabled",
+    "CellularTechnology",
+    "ModemFirmwareVersion",
+    "AwaitingConfiguration",
+    NULL,
 };
 
 struct mdm_provision {
@@ -37,7 +57,7 @@ struct mdm_provision {
     void *arg;
 };
 
-struct mdm_provision_cmds {         /* the commands being built */
+struct mdm_provision_cmds { /* the commands being built */
     struct store_cmd *c;
     char (*uuid)[37];
     size_t n;
@@ -45,7 +65,7 @@ struct mdm_provision_cmds {         /* the commands being built */
 
 /* {Command: command, CommandUUID} as XML into the next slot; takes command. */
 static void mdm_provision_add(struct mdm_provision_cmds *cs, const char *request_type,
-                            plist_t command)
+                              plist_t command)
 {
     plist_t root = plist_new_dict();
     char *xml = NULL;
@@ -97,7 +117,7 @@ static void mdm_provision_finish(struct mdm_provision *p)
 }
 
 static void mdm_provision_on_queued(void *arg, int err, long queued,
-                                  const struct store_push_target *push)
+                                    const struct store_push_target *push)
 {
     struct mdm_provision *p = arg;
     if (err != MDMD_OK) {
@@ -115,7 +135,7 @@ static void mdm_provision_on_queued(void *arg, int err, long queued,
 }
 
 static void mdm_provision_on_grants(void *arg, int err, const char *user,
-                                  const struct store_grant *g, size_t n)
+                                    const struct store_grant *g, size_t n)
 {
     struct mdm_provision *p = arg;
     if (err != MDMD_OK) {
@@ -153,8 +173,8 @@ void mdm_provision_start(struct app *app, const char *udid, mdm_provision_done_f
 struct mdm_provision_retry {
     struct app *app;
     struct event *ev;
-    int busy;                     /* a store_content_provision_due call in flight */
-    int stopped;                  /* mdm_provision_retry_stop() ran: that call frees it */
+    int busy;    /* a store_content_provision_due call in flight */
+    int stopped; /* mdm_provision_retry_stop() ran: that call frees it */
 };
 
 static struct mdm_provision_retry *mdm_provision_timer;

@@ -18,12 +18,12 @@ static void typed_on_job(void *arg, int err, const struct store_record *rec)
 struct store_op *typed_call(struct store *s);
 struct store_op *typed_call(struct store *s)
 {
-    return store_job_get(s, "0", typed_on_done, NULL);      /* a done callback for a job */
+    return store_job_get(s, "0", typed_on_done, NULL); /* a done callback for a job */
 }
 union store_cb typed_member(void);
 union store_cb typed_member(void)
 {
-    return (union store_cb){.job = typed_on_done};           /* the wrong member */
+    return (union store_cb){.job = typed_on_done}; /* the wrong member */
 }
 #else
 struct store_op *typed_call(struct store *s);

@@ -23,7 +23,7 @@ static void fuzz_measure(plist_t p, size_t depth, size_t *max_depth, size_t *nod
     if (++depth > *max_depth)
         *max_depth = depth;
     if (depth > fuzz_lim.max_depth)
-        abort();   /* deeper than the check allowed: stop before our own stack is at risk */
+        abort(); /* deeper than the check allowed: stop before our own stack is at risk */
     if (t == PLIST_ARRAY) {
         for (uint32_t i = 0; i < plist_array_get_size(p); i++)
             fuzz_measure(plist_array_get_item(p, i), depth, max_depth, nodes);
@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     size_t depth = 0, nodes = 0;
     fuzz_measure(p, 0, &depth, &nodes);
     if (nodes > fuzz_lim.max_nodes + 1)
-        abort();   /* more nodes than the check counted */
+        abort(); /* more nodes than the check counted */
     json_t *j = apple_plist_to_json(p);
     json_decref(j);
     plist_free(p);

@@ -138,10 +138,10 @@ TEST(deep_xml_refused)
     CHECK(shape_plist(s, n, &lim, why, sizeof(why)) == SHAPE_TOO_DEEP);
     CHECK(apple_plist_parse(s, n, why, sizeof(why)) == NULL && strstr(why, "max_plist_depth"));
     free(s);
-    s = xml_nest(32, "<array>", "</array>", &n);   /* exactly at the limit */
+    s = xml_nest(32, "<array>", "</array>", &n); /* exactly at the limit */
     CHECK(shape_plist(s, n, &lim, why, sizeof(why)) == SHAPE_OK);
     free(s);
-    s = xml_nest(33, "<array>", "</array>", &n);   /* no leaf: found by fuzz_shape */
+    s = xml_nest(33, "<array>", "</array>", &n); /* no leaf: found by fuzz_shape */
     CHECK(shape_plist(s, n, &lim, why, sizeof(why)) == SHAPE_TOO_DEEP);
     free(s);
     s = xml_nest(33, "<dict><key>k</key>", "</dict>", &n);
@@ -167,8 +167,8 @@ TEST(wide_refused)
 {
     const struct shape_limits small = {32, 1000, 8388608};
     size_t n;
-    char *s = xml_nest(1, "<array><true/><true/><true/><true/><true/><true/><true/>", "</array>",
-                       &n);
+    char *s =
+        xml_nest(1, "<array><true/><true/><true/><true/><true/><true/><true/>", "</array>", &n);
     CHECK(shape_plist(s, n, &small, why, sizeof(why)) == SHAPE_OK);
     free(s);
     /* 2^26 nodes from 26 objects: counted as the tree libplist would build. */
@@ -209,9 +209,9 @@ TEST(bad_binary_refused)
 {
     size_t n;
     unsigned char *b = bp_chain(3, 0, 0, &n);
-    for (size_t cut = 1; cut < n; cut++)      /* every truncation */
+    for (size_t cut = 1; cut < n; cut++) /* every truncation */
         CHECK(shape_plist(b, cut, &lim, why, sizeof(why)) != SHAPE_OK || cut < 8);
-    b[9] = 0xa1;                              /* a ref past the object table */
+    b[9] = 0xa1; /* a ref past the object table */
     b[10] = b[11] = b[12] = 0xff;
     CHECK(shape_plist(b, n, &lim, why, sizeof(why)) == SHAPE_MALFORMED);
     free(b);
