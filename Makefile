@@ -38,9 +38,9 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 MODULES   := core handlers push ca store
-LIB_SRCS  := $(filter-out core/main.c,$(wildcard $(addsuffix /*.c,$(MODULES))))
+LIB_SRCS  := $(filter-out core/main.c,$(wildcard $(addsuffix /*.c,$(MODULES)) $(addsuffix /*/*.c,$(MODULES))))
 LUA_SRCS  := $(filter-out store/lua/prelude.lua,$(wildcard store/lua/*.lua))
-LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/store/lua_scripts.o $(B)/handlers/openapi_json.o
+LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/store/lua_scripts.o $(B)/handlers/api/openapi_json.o
 # The web console's files (web/) are compiled in as byte arrays.
 WEB_SRCS  := $(filter-out web/embed.sh,$(wildcard web/*))
 LIB_OBJS  += $(B)/web/console_files.o
@@ -63,7 +63,7 @@ $(B)/web/console_files.c: web/embed.sh $(WEB_SRCS)
 	@mkdir -p $(dir $@)
 	sh web/embed.sh $(WEB_SRCS) > $@
 
-$(B)/web/console_files.o: $(B)/web/console_files.c handlers/h_console_files.h
+$(B)/web/console_files.o: $(B)/web/console_files.c handlers/console/console_files.h
 	$(CC) $(CFLAGS) -I. -c $< -o $@
 
 # Redis scripts live as .lua files; they are compiled in as strings.
@@ -75,12 +75,12 @@ $(B)/store/lua_scripts.o: $(B)/store/lua_scripts.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # The OpenAPI document is served from the binary, built in the same way.
-$(B)/handlers/openapi_json.c: docs/openapi.json
+$(B)/handlers/api/openapi_json.c: docs/openapi.json
 	@mkdir -p $(dir $@)
-	{ echo 'extern const char h_openapi_json[];'; echo 'const char h_openapi_json[] ='; \
+	{ echo 'extern const char api_openapi_json[];'; echo 'const char api_openapi_json[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo '    ;'; } > $@
 
-$(B)/handlers/openapi_json.o: $(B)/handlers/openapi_json.c
+$(B)/handlers/api/openapi_json.o: $(B)/handlers/api/openapi_json.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/libmdmd.a: $(LIB_OBJS)
@@ -209,7 +209,7 @@ install: $(BIN)/mdmd $(BIN)/mdmctl $(MAN_PAGES)
 	  > $(DESTDIR)$(SYSCONFDIR)/mdmd/mdmd.conf
 
 format:
-	clang-format -i $(wildcard */*.c */*.h test/*/*.c)
+	clang-format -i $(wildcard */*.c */*.h */*/*.c */*/*.h test/*/*.c)
 
 clean:
 	rm -rf build build-san build-fuzz bin

@@ -5,8 +5,6 @@
  * the mutual-TLS listener: chains to the MDM CA, valid now, fit for client
  * authentication. */
 #include "ca_scep.h"
-#include "../core/log.h"
-#include "../core/util.h"
 #include "ca_int.h"
 #include "ca_scep_int.h"
 
@@ -31,7 +29,7 @@ const char *ca_devauth_str(int err)
     }
 }
 
-/* The identity checks every method ends with, and what h_mdm compares. */
+/* The identity checks every method ends with, and what mdm_msg compares. */
 static int ca_devauth_cert(const struct ca *ca, X509 *x, struct ca_devid *id)
 {
     if (ca_verify_issued(ca, x) != 0)

@@ -1,8 +1,9 @@
 /* ca_msg.c: what enrollment sends and receives: PKCS#12 identities, random
  * passwords, CMS-signed profiles and device replies, chain checks. */
+#include "ca.h"
+
 #include "../core/log.h"
 #include "../core/util.h"
-#include "ca.h"
 #include "ca_int.h"
 
 #include <limits.h>

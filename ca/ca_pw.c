@@ -1,8 +1,8 @@
 /* ca_pw.c: password hashing for users (PBKDF2-HMAC-SHA256).  Runs on the
  * crypto worker: every function here is pure CPU and thread-safe. */
-#include "../core/log.h"
-#include "../core/util.h"
 #include "ca.h"
+
+#include "../core/log.h"
 #include "ca_int.h"
 
 #include <stdio.h>

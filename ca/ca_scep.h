@@ -157,7 +157,7 @@ const char *ca_devauth_str(int err);
 
 #define CA_DEVAUTH_MAX_SIG (64 * 1024)    /* decoded Mdm-Signature */
 
-struct ca_devid {                   /* who signed: what h_mdm compares */
+struct ca_devid {                   /* who signed: what mdm_msg compares */
     char cn[128];                   /* subject CN ("" if none or unusable) */
     char fp[CA_FINGERPRINT_LEN];    /* SHA-256 of the certificate, hex */
 };

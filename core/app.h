@@ -12,9 +12,10 @@ struct ca;
 struct push;
 struct wake;
 struct worker;
-struct h_scep_keys;
-struct h_enroll_keys;
+struct enroll_scep_keys;
+struct enroll_keys;
 struct metrics;
+struct http_route;
 
 struct app {
     struct event_base *base;
@@ -26,8 +27,10 @@ struct app {
     struct worker *worker;      /* slow crypto off the loop (core/worker.h) */
     struct metrics *metrics;    /* counters for /metrics (core/metrics.h); never NULL */
     const char *api_key;        /* admin REST bearer key (hex), from <data_dir>/api.key */
-    struct h_scep_keys *scep;   /* SCEP responder and profile signer (h_scep.h) */
-    struct h_enroll_keys *enroll; /* profile-signing identity, device CA (h_enroll.h) */
+    struct enroll_scep_keys *scep;   /* SCEP responder and profile signer (enroll.h) */
+    const struct http_route *routes_public; /* the 1-way listener's routes (the console
+                                               re-dispatches to its /v1 ones) */
+    struct enroll_keys *enroll; /* profile-signing identity, device CA (enroll.h) */
 };
 
 #endif

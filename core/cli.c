@@ -15,7 +15,7 @@
 #include "util.h"
 
 #define CLI_PW_MAX 1024
-#define CLI_PW_MIN 8              /* as the REST API (handlers/h_users.h) */
+#define CLI_PW_MIN 8              /* as the REST API (handlers/api/api.h) */
 
 struct cli_args {
     const char *verb;             /* add, passwd, del, list */

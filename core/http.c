@@ -1,4 +1,5 @@
 #include "http.h"
+#include "util.h"
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"

@@ -12,7 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "util.h"
 
 struct event_base;
 struct evhttp_request;
@@ -80,7 +79,7 @@ X509 *req_client_cert(const struct req *req);                    /* verified, or
 char *req_query_param(const struct req *req, const char *key);
 /* Internal re-dispatch (the console's API runs the REST handlers): the path
  * req_path() returns from now on, and who an earlier, asynchronous auth step
- * let in (h_admin_authorized() accepts such a request).  Both copied. */
+ * let in (api_authorized() accepts such a request).  Both copied. */
 void req_set_path(struct req *req, const char *path);
 void req_set_user(struct req *req, const char *user);
 const char *req_user(const struct req *req);                      /* NULL: none */

@@ -12,10 +12,9 @@
 #include <unistd.h>
 
 #include "../ca/ca.h"
-#include "../handlers/h_enroll.h"
-#include "../handlers/h_scep.h"
+#include "../handlers/enroll/enroll.h"
 #include "../handlers/routes.h"
-#include "../handlers/wake.h"
+#include "../handlers/wake/wake.h"
 #include "../push/push.h"
 #include "../store/embedded.h"
 #include "../store/store.h"
@@ -23,6 +22,7 @@
 #include "cli.h"
 #include "conf.h"
 #include "http.h"
+#include "util.h"
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
@@ -255,9 +255,9 @@ static void main_reload(struct mdmd *m)
     main_warn_restart_keys(m->cf, ncf);
     http_server_set_ctx(m->pub, pub);
     http_server_set_ctx(m->mdm, mdm);
-    if (h_enroll_keys_reload(m->app.enroll, ncf) != 0)
+    if (enroll_keys_reload(m->app.enroll, ncf) != 0)
         log_warn("event=reload_partial reason=\"enrollment keys unreadable; keeping the old ones\"");
-    if (h_scep_keys_reload(m->app.scep, ncf) != 0)
+    if (enroll_scep_keys_reload(m->app.scep, ncf) != 0)
         log_warn("event=reload_partial reason=\"profile signer unreadable; keeping the old one\"");
     SSL_CTX_free(pub);
     SSL_CTX_free(mdm);
@@ -353,6 +353,7 @@ static void main_open_state(struct mdmd *m)
     if (util_mkdirs(m->cf->data_dir, 0700) != 0)
         die("event=data_dir_failed path=%s errno=%d", m->cf->data_dir, errno);
     m->app.api_key = main_api_key(m->cf->data_dir);
+    m->app.routes_public = routes_public;
     m->app.ca = ca_open(m->cf);
     if (m->app.ca == NULL)
         die("event=ca_failed dir=%s", m->cf->ca_dir);
@@ -383,8 +384,8 @@ static void main_cleanup(struct mdmd *m)
     /* Everything that can still call a handler back goes first, while the
      * listeners (and their connections) exist for the answers it sends. */
     worker_free(m->app.worker);
-    h_scep_keys_free(m->app.scep);       /* after the worker: jobs borrow its keys */
-    h_enroll_keys_free(m->app.enroll);   /* after the worker: jobs borrow its keys */
+    enroll_scep_keys_free(m->app.scep);       /* after the worker: jobs borrow its keys */
+    enroll_keys_free(m->app.enroll);   /* after the worker: jobs borrow its keys */
     push_free(m->app.push);     /* before wake: cancelled pushes release their items */
     wake_free(m->app.wake);
     store_free(m->app.store);
@@ -463,10 +464,10 @@ int main(int argc, char **argv)
     main_signals(&m);
     main_open_state(&m);
     main_listen(&m);
-    m.app.enroll = h_enroll_keys_load(m.cf);   /* signs with the certificate main_listen made */
+    m.app.enroll = enroll_keys_load(m.cf);   /* signs with the certificate main_listen made */
     if (m.app.enroll == NULL)
         die("event=enroll_setup_failed");
-    m.app.scep = h_scep_keys_load(m.cf, m.app.ca, m.app.worker);   /* the same signer */
+    m.app.scep = enroll_scep_keys_load(m.cf, m.app.ca, m.app.worker);   /* the same signer */
     if (m.app.scep == NULL)
         die("event=scep_setup_failed");
     log_info("event=ready public=https://localhost:%d mdm=https://localhost:%d ca=%s/ca.crt "

@@ -1,5 +1,5 @@
 /* metrics.h: counters and latency histograms, and the Prometheus text format
- * they are rendered in (GET /metrics, handlers/h_metrics.c).
+ * they are rendered in (GET /metrics, handlers/api/api_metrics.c).
  *
  * Every module keeps its own numbers in plain structs (push_stats,
  * wake_stats, the per-route counts of http.c, the Redis round trips of

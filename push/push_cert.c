@@ -1,6 +1,7 @@
 /* push_cert.c: the MDM push certificate (PEM or PKCS12), its topic (the
  * subject UID) and the TLS client context APNs is reached with. */
-#include "push.h"
+
+#include "push_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,6 @@
 
 #include "../core/conf.h"
 #include "../core/log.h"
-#include "push_int.h"
 
 /* ------------------------------------------------------------------------ */
 /* the push certificate */

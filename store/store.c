@@ -12,6 +12,7 @@
  * (store_on_reply) or when it never reached hiredis (store_cmd_argv); its
  * result is delivered only in store_op_finish(). */
 #include "store.h"
+#include "../core/util.h"
 #include "store_int.h"
 
 #include "../core/log.h"

@@ -20,7 +20,6 @@
 #ifndef MDMD_STORE_H
 #define MDMD_STORE_H
 
-#include "../core/util.h"
 #include <stddef.h>
 
 struct event_base;

@@ -1,6 +1,7 @@
 /* store_console.c: console sessions and device search (keys: docs/REDIS.md;
  * scripts: store/lua/console_session_*.lua, device_search.lua). */
 #include "store_console.h"
+#include "../core/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,12 +1,12 @@
 /* store_content.c: published content and its assignment (store_content.h;
  * scripts store/lua/content_*.lua, provision*.lua). */
 #include "store_content.h"
+#include "../core/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/log.h"
 #include "store_int.h"
 
 extern const char store_lua_content_put[], store_lua_content_list[], store_lua_content_get[],

@@ -1,6 +1,7 @@
 /* store_enroll.c: OTA enrollment state and the issued-certificate registry
  * (keys: docs/REDIS.md; the script: store/lua/enroll_device.lua). */
 #include "store_enroll.h"
+#include "../core/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

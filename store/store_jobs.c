@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "store_int.h"
+#include "../core/util.h"
 
 extern const char store_lua_enqueue_filter[], store_lua_job_set[], store_lua_stats[];
 

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/log.h"
 #include "store_int.h"
+#include "../core/util.h"
 
 extern const char store_lua_authenticate[], store_lua_token_update[], store_lua_checkout[],
     store_lua_connect[], store_lua_enqueue[], store_lua_device[], store_lua_devices[],

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "store_int.h"
+#include "../core/util.h"
 
 extern const char store_lua_scep_issue[], store_lua_scep_renew[];
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "store_users.h"
+#include "../core/util.h"
 
 extern const char store_lua_user_put[], store_lua_user_del[], store_lua_user_list[];
 

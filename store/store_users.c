@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/log.h"
 #include "store_int.h"
+#include "../core/util.h"
 
 extern const char store_lua_user_put[], store_lua_user_del[], store_lua_user_list[],
     store_lua_login_check[], store_lua_login_result[];

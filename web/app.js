@@ -1,6 +1,6 @@
 'use strict';
 /* Mobile Manager: the mdmd web console, one page over /console/api
- * (handlers/h_console.h).  No framework and no build step.
+ * (handlers/console/console.h).  No framework and no build step.
  *
  * Safety rules this file keeps:
  *  - whatever the server or a device sent goes into the page as text

@@ -8,9 +8,9 @@ if [ ! -d "$S" ]; then
     finish
 fi
 sh "$TOP/test/gen_schema.sh" "$S" >"$T/mdm_schema.c"
-check "handlers/mdm_schema.c is what test/gen_schema.sh derives from the schema" \
-    diff -u "$TOP/handlers/mdm_schema.c" "$T/mdm_schema.c"
+check "handlers/apple/mdm_schema.c is what test/gen_schema.sh derives from the schema" \
+    diff -u "$TOP/handlers/apple/mdm_schema.c" "$T/mdm_schema.c"
 n=$(ls "$S"/*.yaml | wc -l)
-m=$(grep -c '^    {"[A-Za-z]*", mdm_keys_' "$TOP/handlers/mdm_schema.c")
+m=$(grep -c '^    {"[A-Za-z]*", mdm_keys_' "$TOP/handlers/apple/mdm_schema.c")
 check "one table entry per command file ($n)" test "$n" = "$m"
 finish

@@ -3,13 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../handlers/h_enroll.h"
-#include "../../handlers/mobileconfig.h"
+#include "../../handlers/enroll/enroll.h"
+#include "../../handlers/apple/apple.h"
 #include "../harness.h"
 
 static char *form(const char *body, const char *key)
 {
-    return h_enroll_form_value(body, strlen(body), key);
+    return enroll_form_value(body, strlen(body), key);
 }
 
 TEST(form_values)

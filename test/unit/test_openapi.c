@@ -6,8 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../handlers/h_openapi.h"
+#include "../../handlers/api/api.h"
 #include "../../handlers/routes.h"
+#include "../../core/util.h"
 #include "../harness.h"
 
 static const char *const methods[] = {"get", "post", "put", "delete", "head", "patch"};
@@ -17,7 +18,7 @@ static const int method_bits[] = {HTTP_M_GET, HTTP_M_POST, HTTP_M_PUT,
 static json_t *doc_paths(void)
 {
     json_error_t err;
-    json_t *doc = json_loads(h_openapi_json, 0, &err);
+    json_t *doc = json_loads(api_openapi_json, 0, &err);
     if (doc == NULL) {
         fprintf(stderr, "docs/openapi.json: line %d: %s\n", err.line, err.text);
         return NULL;

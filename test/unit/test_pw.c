@@ -5,6 +5,7 @@
 #include "../../ca/ca.h"
 #include "../../core/log.h"
 #include "../../store/store_users.h"
+#include "../../core/util.h"
 #include "../harness.h"
 
 static char hash1[CA_PW_HASH_MAX], hash2[CA_PW_HASH_MAX];

@@ -1,0 +1,167 @@
+/* api.h: the admin REST API (JSON) on the 1-way listener, behind
+ * "Authorization: Bearer <api key>" (or a console session, console.h).
+ * api.c is the small leaf every route uses (auth, JSON answers, store
+ * errors); one file per resource family after it: commands and push,
+ * devices, bulk jobs, users and logins, content, metrics, the OpenAPI
+ * document, health.  Prefix api_, then the file's name.  Routes: routes.c
+ * and docs/openapi.json. */
+#ifndef MDMD_API_H
+#define MDMD_API_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The admin REST API (JSON) on the 1-way listener, behind
+ * "Authorization: Bearer <api key>".  Missing or wrong key: 401 (this is not
+ * a device endpoint).  Routes: see docs/openapi.json. */
+
+struct req;
+
+void api_commands(struct req *req, void *app);   /* POST /v1/commands */
+void api_devices(struct req *req, void *app);    /* GET /v1/devices */
+void api_device(struct req *req, void *app);     /* /v1/devices/{udid}[/commands] */
+void api_push(struct req *req, void *app);       /* POST /v1/push */
+
+/* Answers with j as compact JSON; takes the reference. */
+void api_json(struct req *req, int status, json_t *j);
+
+/* 503 for a store error (timeout or unavailable). */
+void api_fail(struct req *req, int err);
+
+/* 1 if the request carries the API key or comes through the console's API
+ * with a valid session and CSRF token (req_user() set, console.h);
+ * otherwise answers 401 and returns 0. */
+int api_authorized(struct req *req, void *app);
+
+/* Bulk enqueue jobs.  POST /v1/commands with more than
+ * API_JOBS_SYNC_MAX UDIDs, with "filter": "all_enrolled", or with "async": true
+ * answers 202 {"job_id", "command_uuid", "total", "state"} as soon as the job
+ * record exists, then queues the command chunk by chunk: one Lua call at a
+ * time, the next sent from the previous one's callback, so the loop serves
+ * other requests between chunks.  Redis runs nothing else while a script
+ * runs, so the chunk size adapts to keep each call near API_JOBS_STEP_MS
+ * (between API_JOBS_CHUNK_MIN and API_JOBS_CHUNK_MAX devices): on a busy machine
+ * the job slows down rather than the check-ins.  Progress is
+ * kept in Redis (mdm:job:<id>, docs/REDIS.md) and read with
+ * GET /v1/jobs/{id}.
+ *
+ * A job belongs to no request: it owns itself from api_jobs_start() until its
+ * last Redis call answers.  At shutdown the store fails that call with
+ * MDMD_ECANCELED and the job frees itself; its record stays "running" and is
+ * reported "failed" once it has not moved for API_JOBS_STALE_S seconds. */
+
+struct app;
+
+#define API_JOBS_SYNC_MAX 5000        /* larger UDID lists run as a job */
+#define API_JOBS_CHUNK_MIN 50         /* devices per Lua call, at least */
+#define API_JOBS_CHUNK_MAX 1000       /* and at most */
+#define API_JOBS_STEP_MS 5            /* the round trip each call aims at */
+#define API_JOBS_TTL_S (7 * 24 * 3600) /* a job record lives this long after its last update */
+#define API_JOBS_STALE_S 60           /* a running job that has not moved this long died */
+
+struct api_jobs_cmd {                 /* what a job queues */
+    char uuid[37];
+    char *request_type;             /* owned */
+    char *plist;                    /* owned: XML of {Command, CommandUUID} */
+    uint32_t plist_len;
+    char **udids;                   /* owned, each string too; NULL for a filter job */
+    size_t nudids;
+    const char *state;              /* filter jobs: the device state targeted (static) */
+};
+
+/* The device state a filter name targets ("all_enrolled" -> "enrolled"), or
+ * NULL for an unknown filter. */
+const char *api_jobs_filter_state(const char *filter);
+
+/* Takes over c's pointers (and clears them), answers req, and runs the job. */
+void api_jobs_start(struct req *req, struct app *app, struct api_jobs_cmd *c);
+
+/* GET /v1/jobs/{id} */
+void api_jobs_get(struct req *req, void *app);
+
+/* Users (admins and enrolling users) and their logins.
+ *
+ * api_users_login() is what the enrollment page (POST /enroll) calls: it checks
+ * a username and password against the stored PBKDF2 hash, on the crypto
+ * worker, with failed logins throttled per username and per client address
+ * (API_USERS_FAIL_* below; fixed windows, counters in Redis with a TTL).
+ *
+ * The REST routes (admin API key required, JSON; docs/openapi.json):
+ *   POST   /v1/users                  {"username","password","role"}
+ *   GET    /v1/users                  GET/DELETE /v1/users/{name}
+ *   PUT    /v1/users/{name}/password  {"password"}
+ *   POST   /v1/users/{name}/verify    {"password"}: a throttled login check */
+
+#define API_USERS_FAIL_USER 5       /* failed logins per username per window */
+#define API_USERS_FAIL_ADDR 20      /* failed logins per client address per window */
+#define API_USERS_FAIL_WINDOW_S 300 /* the window starts at the first failure */
+#define API_USERS_PASSWORD_MIN 8
+#define API_USERS_PASSWORD_MAX 1024
+
+/* The outcome of a login:
+ *   200: username/password are right; role is "admin" or "user";
+ *   401: wrong username or password (the same answer for both);
+ *   429: too many failures for this username or this address: refused
+ *        without checking; retry_after_s says when to try again;
+ *   503: Redis or the crypto worker is unavailable.
+ * username and role are borrowed for the callback's duration (role is ""
+ * unless 200). */
+typedef void api_users_login_fn(void *arg, int status, const char *username, const char *role,
+                              int retry_after_s);
+
+/* Checks a login.  password and username are copied; peer is the client
+ * address (req_peer()), the key of the per-address counter.  cb runs exactly
+ * once, on the loop, possibly before this returns (Redis down: 503).  The
+ * password is never logged and is wiped from memory after the check. */
+void api_users_login(struct app *app, const char *username, const char *password, const char *peer,
+                   api_users_login_fn *cb, void *arg);
+
+/* REST handlers (routes.c). */
+void api_users_collection(struct req *req, void *app);   /* GET, POST /v1/users */
+void api_users_item(struct req *req, void *app);         /* /v1/users/{name}[/password|/verify] */
+
+/* The admin REST API for what devices get after enrolling
+ * (JSON, admin API key; README "Users and content"):
+ *   POST /v1/profiles                   a .mobileconfig (XML, binary, or CMS-signed)
+ *   POST /v1/provisioning-profiles      a .mobileprovision (CMS-signed plist)
+ *   POST /v1/apps                       {"identifier", "manifest_url" | "itunes_store_id"}
+ *   GET  on each collection: the list; GET/DELETE {collection}/{id};
+ *   GET  /v1/profiles/{id}?raw=1        the stored bytes as uploaded
+ *   PUT  {collection}/{id}/assignment   {"users":[...], "everyone":bool}
+ * Uploads are checked and refused with a 400 that says why.  Uploading an id
+ * again replaces its content and keeps its assignment. */
+
+void api_content_profiles(struct req *req, void *app);       /* /v1/profiles */
+void api_content_profile(struct req *req, void *app);        /* /v1/profiles/{id}[/assignment] */
+void api_content_provprofiles(struct req *req, void *app);   /* /v1/provisioning-profiles */
+void api_content_provprofile(struct req *req, void *app);
+void api_content_apps(struct req *req, void *app);           /* /v1/apps */
+void api_content_app(struct req *req, void *app);
+
+/* 1 when id may name content: 1..200 characters of [A-Za-z0-9._@+-]. */
+int api_content_id_ok(const char *id);
+
+/* GET /metrics, the Prometheus text format (version 0.0.4) on
+ * the 1-way listener.  Behind the admin API key unless `metrics_public yes`.
+ * One Redis call per scrape (store_stats: O(1)); everything else is read
+ * from the modules' counters.  The series are listed in docs/METRICS.md. */
+
+void api_metrics(struct req *req, void *app);
+
+/* GET /v1/openapi.json, the OpenAPI 3 description of the REST
+ * API.  The document is docs/openapi.json, compiled into the binary by the
+ * Makefile (api_openapi_json); test/unit/test_openapi.c checks it against the
+ * route table, so a route without documentation fails `make test`. */
+
+extern const char api_openapi_json[];   /* generated from docs/openapi.json */
+
+void api_openapi(struct req *req, void *app);
+
+/* GET /healthz on the 1-way listener.  200 with
+ * {"status":"ok","redis":"up"} when a live PING answers, 503 with
+ * {"status":"degraded","redis":"down","error":...} when it does not. */
+
+void api_health(struct req *req, void *app);
+
+#endif

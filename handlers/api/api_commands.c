@@ -1,0 +1,379 @@
+#include "api.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../core/app.h"
+#include "../../core/http.h"
+#include "../../core/log.h"
+#include "../../core/metrics.h"
+#include "../../core/util.h"
+#include "../../store/store.h"
+#include "../../store/store_mdm.h"
+#include "../mdm/mdm.h"
+#include "../apple/apple.h"
+#include "../wake/wake.h"
+
+#define API_COMMANDS_CHUNK 1000                 /* UDIDs per enqueue script call */
+#define API_COMMANDS_CMD_TTL_S (30 * 24 * 3600) /* a command body outlives its queue entries */
+
+/* ---- POST /v1/commands ---- */
+
+/* Target UDIDs, sent to Redis in chunks of API_COMMANDS_CHUNK. */
+struct api_commands_udids {
+    char **v;
+    size_t n, next;            /* next: first UDID not yet sent */
+};
+
+static void api_commands_udids_free(struct api_commands_udids *u)
+{
+    for (size_t i = 0; i < u->n; i++)
+        free(u->v[i]);
+    free(u->v);
+}
+
+/* The next chunk; returns its size (0 when all were sent). */
+static size_t api_commands_udids_chunk(struct api_commands_udids *u, const char *const **batch)
+{
+    size_t n = u->n - u->next;
+    if (n > API_COMMANDS_CHUNK)
+        n = API_COMMANDS_CHUNK;
+    *batch = (const char *const *)u->v + u->next;
+    u->next += n;
+    return n;
+}
+
+struct api_commands_enq {
+    struct req *req;
+    struct app *app;
+    char uuid[37];
+    char *request_type;
+    char *plist;               /* XML of {Command, CommandUUID} */
+    uint32_t plist_len;
+    struct api_commands_udids ids;
+    long queued;
+    json_t *unknown;
+    const char *filter_state;  /* "filter" instead of udids: the device state targeted */
+    int async;                 /* "async": true, or big enough: run as a job (api.h) */
+};
+
+static void api_commands_enq_free(struct api_commands_enq *e)
+{
+    api_commands_udids_free(&e->ids);
+    free(e->plist);
+    free(e->request_type);
+    json_decref(e->unknown);
+    free(e);
+}
+
+static void api_commands_enq_send(struct api_commands_enq *e);
+
+static void api_commands_enq_on_chunk(void *arg, int err, long queued, const char *const *unknown,
+                                 size_t nunknown, const struct store_push_target *push,
+                                 size_t npush)
+{
+    struct api_commands_enq *e = arg;
+    if (err != MDMD_OK) {
+        /* Chunks already stored stay queued; say how far it got. */
+        log_err("event=enqueue_failed uuid=%s queued=%ld err=%s", e->uuid, e->queued,
+                mdmd_strerror(err));
+        api_fail(e->req, err);
+        api_commands_enq_free(e);
+        return;
+    }
+    e->queued += queued;
+    e->app->metrics->commands_queued += (uint64_t)queued;
+    e->app->metrics->commands_not_queued += nunknown;
+    wake_devices(e->app->wake, push, npush);
+    for (size_t i = 0; i < nunknown; i++)
+        json_array_append_new(e->unknown, json_string(unknown[i]));
+    if (e->ids.next < e->ids.n) {
+        api_commands_enq_send(e);
+        return;
+    }
+    log_info("event=command_queued uuid=%s request_type=%s queued=%ld unknown=%zu", e->uuid,
+             e->request_type, e->queued, json_array_size(e->unknown));
+    json_t *j = json_pack("{s:s, s:I, s:O}", "command_uuid", e->uuid, "queued",
+                          (json_int_t)e->queued, "unknown_udids", e->unknown);
+    api_json(e->req, 201, j);
+    api_commands_enq_free(e);
+}
+
+static void api_commands_enq_send(struct api_commands_enq *e)
+{
+    const char *const *batch;
+    size_t n = api_commands_udids_chunk(&e->ids, &batch);
+    store_enqueue(e->app->store, e->uuid, e->request_type, e->plist, e->plist_len, batch, n,
+                  util_now_ms(), API_COMMANDS_CMD_TTL_S, api_commands_enq_on_chunk, e);
+}
+
+static int api_commands_udid_ok(const char *u)
+{
+    return util_udid_valid(u, strlen(u));
+}
+
+/* Checks RequestType and the required keys against Apple's schema. */
+static int api_commands_check_command(plist_t cmd, char *err, size_t errlen)
+{
+    char *rt = apple_plist_dict_string(cmd, "RequestType");
+    const struct mdm_command *c = rt != NULL ? mdm_schema_find(rt) : NULL;
+    int rc = 0;
+    if (c == NULL) {
+        snprintf(err, errlen, rt == NULL ? "command.RequestType is missing"
+                                         : "unknown RequestType %s", rt);
+        rc = -1;
+    }
+    for (const struct mdm_key *k = c != NULL ? c->keys : NULL; rc == 0 && k->name; k++)
+        if (k->required && plist_dict_get_item(cmd, k->name) == NULL) {
+            snprintf(err, errlen, "%s needs the key %s", rt, k->name);
+            rc = -1;
+        }
+    free(rt);
+    return rc;
+}
+
+/* {"RequestType": ..., params} -> the Command dictionary. */
+static plist_t api_commands_command_from_json(json_t *cmd, char *err, size_t errlen)
+{
+    const char *rt = json_string_value(json_object_get(cmd, "RequestType"));
+    const struct mdm_command *c = rt != NULL ? mdm_schema_find(rt) : NULL;
+    if (!json_is_object(cmd) || rt == NULL) {
+        snprintf(err, errlen, "command must be an object with a RequestType");
+        return NULL;
+    }
+    if (c == NULL) {
+        snprintf(err, errlen, "unknown RequestType %s", rt);
+        return NULL;
+    }
+    json_t *params = json_deep_copy(cmd);
+    json_object_del(params, "RequestType");
+    plist_t p = apple_plist_from_json(params, c->keys, err, errlen);
+    json_decref(params);
+    if (p != NULL)
+        plist_dict_set_item(p, "RequestType", plist_new_string(rt));
+    return p;
+}
+
+static int api_commands_take_udids(struct api_commands_udids *u, json_t *arr, char *err, size_t errlen)
+{
+    size_t i;
+    json_t *v;
+    if (!json_is_array(arr) || json_array_size(arr) == 0) {
+        snprintf(err, errlen, "udids must be a non-empty array");
+        return -1;
+    }
+    u->v = xcalloc(json_array_size(arr), sizeof(char *));
+    json_array_foreach(arr, i, v) {
+        const char *s = json_string_value(v);
+        if (s == NULL || !api_commands_udid_ok(s)) {
+            snprintf(err, errlen, "udids[%zu] is not a valid UDID", i);
+            return -1;
+        }
+        u->v[u->n++] = xstrdup(s);
+    }
+    return 0;
+}
+
+/* Targets: "udids": [...] or "filter": "all_enrolled"; "async": true asks
+ * for a job (api.h) whatever the size. */
+static int api_commands_take_targets(struct api_commands_enq *e, json_t *j, char *err, size_t errlen)
+{
+    json_t *filter = json_object_get(j, "filter");
+    e->async = json_is_true(json_object_get(j, "async"));
+    if (filter == NULL)
+        return api_commands_take_udids(&e->ids, json_object_get(j, "udids"), err, errlen);
+    e->filter_state = api_jobs_filter_state(json_string_value(filter));
+    if (e->filter_state == NULL || json_object_get(j, "udids") != NULL) {
+        snprintf(err, errlen, "filter must be \"all_enrolled\", and comes instead of udids");
+        return -1;
+    }
+    return 0;
+}
+
+/* Wraps the Command dict with its CommandUUID and renders the XML once. */
+static void api_commands_finish_plist(struct api_commands_enq *e, plist_t command)
+{
+    plist_t root = plist_new_dict();
+    e->request_type = apple_plist_dict_string(command, "RequestType");
+    plist_dict_set_item(root, "Command", command);
+    plist_dict_set_item(root, "CommandUUID", plist_new_string(e->uuid));
+    plist_to_xml(root, &e->plist, &e->plist_len);
+    plist_free(root);
+}
+
+static int api_commands_parse_json(struct api_commands_enq *e, const char *body, size_t len, char *err,
+                              size_t errlen)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(body, len, 0, &jerr);
+    plist_t cmd = NULL;
+    int rc = -1;
+    if (j == NULL)
+        snprintf(err, errlen, "bad JSON: %s (line %d)", jerr.text, jerr.line);
+    else if (api_commands_take_targets(e, j, err, errlen) == 0 &&
+             (cmd = api_commands_command_from_json(json_object_get(j, "command"), err, errlen)) &&
+             api_commands_check_command(cmd, err, errlen) == 0) {
+        util_uuid(e->uuid);
+        api_commands_finish_plist(e, cmd);
+        cmd = NULL;
+        rc = 0;
+    }
+    plist_free(cmd);
+    json_decref(j);
+    return rc;
+}
+
+/* A raw command plist: {Command: {...}, CommandUUID?}, target UDIDs in the
+ * query (?udids=A,B), for commands JSON cannot express (nested data). */
+static int api_commands_parse_plist(struct api_commands_enq *e, const char *body, size_t len, char *err,
+                               size_t errlen)
+{
+    plist_t root = apple_plist_parse(body, len);
+    plist_t cmd = root != NULL && plist_get_node_type(root) == PLIST_DICT
+                      ? plist_dict_get_item(root, "Command") : NULL;
+    char *list = req_query_param(e->req, "udids"), *save = NULL;
+    char *filter = req_query_param(e->req, "filter");
+    int rc = -1;
+    int both = filter != NULL && list != NULL;
+    if (filter != NULL && list == NULL) {
+        list = xstrdup("");      /* no UDIDs: the filter names the targets */
+        e->filter_state = api_jobs_filter_state(filter);
+    }
+    free(filter);
+    if (cmd == NULL || plist_get_node_type(cmd) != PLIST_DICT)
+        snprintf(err, errlen, "body must be a plist with a Command dictionary");
+    else if (both)
+        snprintf(err, errlen, "name the targets with udids or with filter, not both");
+    else if (list == NULL || (*list == '\0' && e->filter_state == NULL))
+        snprintf(err, errlen, "name the target devices with ?udids=UDID,UDID or "
+                              "?filter=all_enrolled");
+    else if (api_commands_check_command(cmd, err, errlen) == 0) {
+        e->ids.v = xcalloc(strlen(list) / 2 + 1, sizeof(char *));
+        rc = 0;
+        for (char *u = strtok_r(list, ",", &save); u && rc == 0; u = strtok_r(NULL, ",", &save)) {
+            if (!api_commands_udid_ok(u)) {
+                snprintf(err, errlen, "%s is not a valid UDID", u);
+                rc = -1;
+            } else {
+                e->ids.v[e->ids.n++] = xstrdup(u);
+            }
+        }
+        char *given = apple_plist_dict_string(root, "CommandUUID");
+        if (given != NULL && strlen(given) <= 36 && api_commands_udid_ok(given))
+            snprintf(e->uuid, sizeof(e->uuid), "%s", given);
+        else
+            util_uuid(e->uuid);
+        free(given);
+        if (rc == 0)
+            api_commands_finish_plist(e, plist_copy(cmd));
+    }
+    free(list);
+    plist_free(root);
+    return rc;
+}
+
+/* Hands the parsed command and its targets over to a bulk job. */
+static void api_commands_enq_to_job(struct api_commands_enq *e)
+{
+    struct api_jobs_cmd c = {.request_type = e->request_type, .plist = e->plist,
+                           .plist_len = e->plist_len, .udids = e->ids.v, .nudids = e->ids.n,
+                           .state = e->filter_state};
+    memcpy(c.uuid, e->uuid, sizeof(c.uuid));
+    e->request_type = e->plist = NULL;
+    e->ids.v = NULL;
+    e->ids.n = 0;
+    api_jobs_start(e->req, e->app, &c);
+    api_commands_enq_free(e);
+}
+
+void api_commands(struct req *req, void *app)
+{
+    char err[256];
+    size_t len;
+    if (!api_authorized(req, app))
+        return;
+    const char *body = (const char *)req_body(req, &len);
+    const char *ct = req_header(req, "Content-Type");
+    struct api_commands_enq *e = xcalloc(1, sizeof(*e));
+    e->req = req;
+    e->app = app;
+    e->unknown = json_array();
+    int is_plist = ct != NULL && (strstr(ct, "plist") != NULL || strstr(ct, "xml") != NULL);
+    int rc = is_plist ? api_commands_parse_plist(e, body, len, err, sizeof(err))
+                      : api_commands_parse_json(e, body, len, err, sizeof(err));
+    if (rc != 0) {
+        req_fail(req, 400, err);
+        api_commands_enq_free(e);
+        return;
+    }
+    if (e->async || e->filter_state != NULL || e->ids.n > API_JOBS_SYNC_MAX) {
+        api_commands_enq_to_job(e);
+        return;
+    }
+    api_commands_enq_send(e);
+}
+
+/* ---- POST /v1/push {"udids":[...]}: wake devices now ---- */
+
+struct api_push {
+    struct req *req;
+    struct app *app;
+    struct api_commands_udids ids;
+    long pushing;
+};
+
+static void api_commands_push_send(struct api_push *p);
+
+static void api_commands_push_on_targets(void *arg, int err, const struct store_push_target *t,
+                                    size_t n)
+{
+    struct api_push *p = arg;
+    char body[96];
+    if (err != MDMD_OK) {
+        api_fail(p->req, err);
+    } else {
+        wake_devices(p->app->wake, t, n);
+        p->pushing += (long)n;
+        if (p->ids.next < p->ids.n) {
+            api_commands_push_send(p);
+            return;
+        }
+        snprintf(body, sizeof(body), "{\"requested\":%zu,\"pushing\":%ld}\n", p->ids.n,
+                 p->pushing);
+        req_respond_json(p->req, 202, body);
+    }
+    api_commands_udids_free(&p->ids);
+    free(p);
+}
+
+static void api_commands_push_send(struct api_push *p)
+{
+    const char *const *batch;
+    size_t n = api_commands_udids_chunk(&p->ids, &batch);
+    store_push_targets(p->app->store, batch, n, api_commands_push_on_targets, p);
+}
+
+void api_push(struct req *req, void *app)
+{
+    char err[256];
+    size_t len;
+    json_error_t jerr;
+    if (!api_authorized(req, app))
+        return;
+    const char *body = (const char *)req_body(req, &len);
+    json_t *j = json_loadb(body, len, 0, &jerr);
+    struct api_push *p = xcalloc(1, sizeof(*p));
+    p->req = req;
+    p->app = app;
+    if (j == NULL || api_commands_take_udids(&p->ids, json_object_get(j, "udids"), err,
+                                        sizeof(err)) != 0) {
+        req_fail(req, 400, j == NULL ? "bad JSON" : err);
+        api_commands_udids_free(&p->ids);
+        free(p);
+    } else {
+        api_commands_push_send(p);
+    }
+    json_decref(j);
+}

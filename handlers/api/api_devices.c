@@ -1,0 +1,201 @@
+/* Admin REST: device reads and queue control (part of api.h). */
+#include "api.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../core/app.h"
+#include "../../core/http.h"
+#include "../../core/log.h"
+#include "../../core/util.h"
+#include "../../store/store.h"
+#include "../../store/store_console.h"
+#include "../../store/store_mdm.h"
+#include "../apple/apple.h"
+
+static json_t *api_devices_record(const struct store_record *r)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < r->n; i++)
+        json_object_set_new(o, r->kv[i].key, json_stringn(r->kv[i].val, r->kv[i].len));
+    return o;
+}
+
+static json_t *api_devices_strings(const char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static long api_devices_query_long(struct req *req, const char *key, long def, long lo, long hi)
+{
+    char *v = req_query_param(req, key), *end = NULL;
+    long n = v != NULL ? strtol(v, &end, 10) : def;
+    if (v != NULL && (*v == '\0' || *end != '\0'))
+        n = -1;   /* out of range below: the caller answers 400 */
+    free(v);
+    return n < lo || n > hi ? lo - 1 : n;
+}
+
+/* ---- GET /v1/devices?offset=&limit=&state= ---- */
+
+static void api_devices_on_list(void *arg, int err, long next, long total,
+                              const struct store_record *devs, size_t n)
+{
+    struct req *req = arg;
+    if (err != MDMD_OK) {
+        api_fail(req, err);
+        return;
+    }
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, api_devices_record(&devs[i]));
+    api_json(req, 200, json_pack("{s:o, s:I, s:I}", "devices", a, "next_offset",
+                                       (json_int_t)next, "total", (json_int_t)total));
+}
+
+void api_devices(struct req *req, void *app)
+{
+    struct app *a = app;
+    if (!api_authorized(req, app))
+        return;
+    long offset = api_devices_query_long(req, "offset", 0, 0, 1L << 40);
+    long limit = api_devices_query_long(req, "limit", 100, 1, 1000);
+    char *state = req_query_param(req, "state");
+    char *q = req_query_param(req, "q");   /* prefix search: store_console.h */
+    if (offset < 0 || limit < 1)
+        req_fail(req, 400, "offset must be >= 0 and limit 1..1000");
+    else if (state != NULL && strcmp(state, "authenticated") && strcmp(state, "enrolled") &&
+             strcmp(state, "checked_out"))
+        req_fail(req, 400, "state must be authenticated, enrolled or checked_out");
+    else if (q != NULL && strlen(q) > 256)
+        req_fail(req, 400, "q must be at most 256 bytes");
+    else if (q != NULL && *q != '\0')
+        store_console_search(a->store, q, offset, (int)limit, state != NULL ? state : "",
+                             api_devices_on_list, req);
+    else
+        store_devices_list(a->store, offset, (int)limit, state != NULL ? state : "",
+                           api_devices_on_list, req);
+    free(state);
+    free(q);
+}
+
+/* ---- /v1/devices/{udid}, /v1/devices/{udid}/commands ---- */
+
+static void api_devices_on_device(void *arg, int err, const struct store_record *dev,
+                                const char *const *queue, size_t nqueue,
+                                const char *const *notnow, size_t nnotnow)
+{
+    struct req *req = arg;
+    if (err != MDMD_OK)
+        api_fail(req, err);
+    else if (dev == NULL)
+        req_fail(req, 404, "unknown device");
+    else
+        api_json(req, 200, json_pack("{s:o, s:o, s:o}", "device", api_devices_record(dev),
+                                           "queue", api_devices_strings(queue, nqueue), "notnow",
+                                           api_devices_strings(notnow, nnotnow)));
+}
+
+/* A stream entry of mdm:res:{UDID} as JSON, with the result plist converted. */
+static json_t *api_devices_history_entry(const struct store_record *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(r->id));
+    for (size_t i = 0; i < r->n; i++) {
+        const struct store_kv *kv = &r->kv[i];
+        json_t *v = NULL;
+        if (strcmp(kv->key, "result") == 0) {
+            plist_t p = apple_plist_parse(kv->val, kv->len);
+            v = p != NULL ? apple_plist_to_json(p) : json_null();
+            plist_free(p);
+        } else if (strcmp(kv->key, "error_chain") == 0) {
+            v = kv->len > 0 ? json_loadb(kv->val, kv->len, 0, NULL) : NULL;
+            if (v == NULL)
+                v = json_null();
+        } else if (strcmp(kv->key, "time") == 0 || strcmp(kv->key, "queued") == 0) {
+            v = json_integer(strtoll(kv->val, NULL, 10));
+        } else {
+            v = json_stringn(kv->val, kv->len);
+        }
+        json_object_set_new(o, kv->key, v);
+    }
+    return o;
+}
+
+static void api_devices_on_history(void *arg, int err, const struct store_record *recs, size_t n)
+{
+    struct req *req = arg;
+    if (err != MDMD_OK) {
+        api_fail(req, err);
+        return;
+    }
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, api_devices_history_entry(&recs[i]));
+    json_t *next = n > 0 ? json_string(recs[n - 1].id) : json_null();
+    api_json(req, 200, json_pack("{s:o, s:o}", "commands", a, "next_before", next));
+}
+
+static void api_devices_on_clear(void *arg, int err, long n)
+{
+    struct req *req = arg;
+    char body[64];
+    if (err != MDMD_OK) {
+        api_fail(req, err);
+        return;
+    }
+    if (n < 0) {
+        req_fail(req, 404, "unknown device");
+        return;
+    }
+    log_info("event=queue_cleared dropped=%ld", n);
+    snprintf(body, sizeof(body), "{\"dropped\":%ld}\n", n);
+    req_respond_json(req, 200, body);
+}
+
+static void api_devices_commands(struct req *req, struct app *a, const char *udid)
+{
+    if (req_method(req) == HTTP_M_DELETE) {
+        store_queue_clear(a->store, udid, api_devices_on_clear, req);
+        return;
+    }
+    long count = api_devices_query_long(req, "count", 50, 1, 1000);
+    char *before = req_query_param(req, "before");
+    if (count < 1)
+        req_fail(req, 400, "count must be 1..1000");
+    else if (before != NULL && strspn(before, "0123456789-") != strlen(before))
+        req_fail(req, 400, "before must be a stream id");
+    else
+        store_history(a->store, udid, before, (int)count, api_devices_on_history, req);
+    free(before);
+}
+
+void api_device(struct req *req, void *app)
+{
+    struct app *a = app;
+    char udid[65];
+    if (!api_authorized(req, app))
+        return;
+    const char *rest = req_path(req) + strlen("/v1/devices/");
+    size_t n = strcspn(rest, "/");
+    const char *tail = rest + n;
+    if (!util_udid_valid(rest, n)) {
+        req_fail(req, 400, "malformed UDID");
+        return;
+    }
+    memcpy(udid, rest, n);
+    udid[n] = '\0';
+    if (strcmp(tail, "/commands") == 0)
+        api_devices_commands(req, a, udid);
+    else if (*tail == '\0' && req_method(req) == HTTP_M_GET)
+        store_device_get(a->store, udid, 1000, api_devices_on_device, req);
+    else if (*tail == '\0')
+        req_fail(req, 405, "method not allowed");
+    else
+        req_fail(req, 404, "no such endpoint");
+}

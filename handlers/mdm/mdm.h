@@ -1,0 +1,82 @@
+/* mdm.h: the device protocol on the mutual-TLS listener: check-in
+ * (mdm_checkin.c), command polling (mdm_connect.c), the device identity
+ * checks they share (mdm.c) and what a device gets at its first TokenUpdate
+ * (mdm_provision.c).  Prefix mdm_, then the file's name. */
+#ifndef MDMD_MDM_H
+#define MDMD_MDM_H
+
+#include <plist/plist.h>
+#include <stddef.h>
+
+#include "../../store/store_mdm.h"
+
+/* The MDM endpoints on the mutual-TLS listener.
+ *   PUT /mdm/checkin   check-in messages (Authenticate, TokenUpdate, CheckOut)
+ *   PUT /mdm/connect   command results and the next command
+ *   PUT /mdm           either, told apart by Content-Type
+ * POST is accepted as well.  Identity failures are 403, malformed bodies
+ * 400, never 401 (iOS may unenroll on it). */
+
+struct req;
+struct app;
+
+void mdm_checkin(struct req *req, void *app);
+void mdm_connect(struct req *req, void *app);
+void mdm_any(struct req *req, void *app);
+
+/* ---- shared by mdm_checkin.c and mdm_connect.c ---- */
+
+#define MDM_MAX_FIELDS 32
+
+/* One device request, from parse to response.  Owned by the handler; freed
+ * by mdm_done() right after the response. */
+struct mdm_msg {
+    struct req *req;
+    struct app *app;
+    plist_t body;                         /* the parsed request */
+    char udid[65];
+    char fp[65];                          /* client certificate SHA-256 */
+    int cn_differs;                       /* its CN is not udid: see mdm_identity */
+    struct store_kv fields[MDM_MAX_FIELDS];
+    size_t nfields;
+    char *owned[MDM_MAX_FIELDS + 4];    /* strings the fields point into */
+    size_t nowned;
+};
+
+/* Parses the body and finds the certificate that identifies the device (TLS
+ * client certificate, Mdm-Signature or a proxy's Client-Cert, as mdm_auth
+ * says); m->fp is its SHA-256, m->cn_differs says its CN is not the body's
+ * UDID (the store decides whether that certificate may act for the UDID).
+ * Answers the request itself and returns NULL on any failure. */
+struct mdm_msg *mdm_begin(struct req *req, struct app *app);
+void mdm_done(struct mdm_msg *m);
+/* Answers 403 for an identity failure (logged); returns 1 if it answered. */
+int mdm_refuse(struct mdm_msg *m, int err, int ident);
+/* Adds a record field; value is taken (freed with m). */
+void mdm_field_take(struct mdm_msg *m, const char *key, char *value);
+/* Copies the listed string keys of dict into record fields (Apple key ->
+ * our field name), from a table of pairs ending in NULL. */
+void mdm_fields_from(struct mdm_msg *m, plist_t dict, const char *const (*map)[2]);
+/* Takes ownership of a string to free with m. */
+char *mdm_own(struct mdm_msg *m, char *s);
+
+/* What a device gets right after it enrolls (the end of the
+ * seed's D.2): on its first TokenUpdate, InstallProfile for every
+ * configuration profile assigned to its user (the record's `user`, set by
+ * enrollment) or to everyone, InstallProvisioningProfile for every assigned
+ * provisioning profile, InstallApplication for every assigned app, then
+ * DeviceInformation; all queued in order by one Lua script call, then the
+ * device is woken.  A device enrolled without a user gets the "everyone"
+ * content.  Single-threaded, on the loop. */
+
+typedef void mdm_provision_done_fn(void *arg);
+
+/* Queues the commands for udid (validated by the caller), then calls done
+ * exactly once, possibly before this returns.  A failure is logged and not
+ * retried: the enrollment stands and an admin can queue the commands. */
+void mdm_provision_start(struct app *app, const char *udid, mdm_provision_done_fn *done, void *arg);
+
+/* The DeviceInformation queries sent after enrollment, NULL-terminated. */
+extern const char *const mdm_provision_queries[];
+
+#endif

@@ -1,0 +1,45 @@
+#ifndef MDMD_WAKE_H
+#define MDMD_WAKE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wakes devices through APNs after commands are queued for them.
+ * Pushes for one device that arrive within the coalescing window become one
+ * push; every outcome is recorded on the device (store_push_result).  The
+ * push module knows nothing of the store: this is where the two meet.
+ * Single-threaded.  Enqueue answers never wait for it. */
+
+struct event_base;
+struct store;
+struct push;
+struct store_push_target;
+
+struct wake;
+
+struct wake_stats {
+    uint64_t requested;       /* devices asked to be woken */
+    uint64_t coalesced;       /* requests folded into a push already pending */
+    uint64_t pushed;          /* handed to the push module */
+    uint64_t ok, bad_token, failed;
+    uint64_t topic_mismatch;  /* device topic differs from the push certificate's */
+    uint64_t unconfigured;    /* no push certificate configured */
+    uint64_t pending;         /* now: waiting for the window or an answer */
+};
+
+/* push may be NULL (no APNs configured): requests are counted and dropped.
+ * Borrows base, store and push; they must outlive the wake. */
+struct wake *wake_new(struct event_base *base, struct store *store, struct push *push,
+                      int window_ms);
+void wake_free(struct wake *w);     /* NULL-safe; pending pushes are dropped */
+/* Copies what it needs from t. */
+void wake_devices(struct wake *w, const struct store_push_target *t, size_t n);
+void wake_stats(const struct wake *w, struct wake_stats *out);
+
+/* Calls cb(arg, MDMD_OK) once fewer than below pushes are pending, from the
+ * answer that brings them there; cb(arg, MDMD_ECANCELED) from wake_free.
+ * For senders of many pushes (bulk jobs) that must not queue without bound. */
+typedef void wake_ready_fn(void *arg, int err);
+void wake_when_below(struct wake *w, uint64_t below, wake_ready_fn *cb, void *arg);
+
+#endif
