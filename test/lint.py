@@ -41,10 +41,13 @@ def check_format(fs):
     todo = [f for f in fs if f not in GENERATED]
     r = subprocess.run(['clang-format', '--dry-run', '-Werror'] + todo, capture_output=True,
                        text=True)
+    first = {}
     for l in r.stderr.splitlines():
         m = re.match(r'^([^:]+):(\d+):\d+: error: code should be clang-formatted', l)
-        if m:
-            fail('format', m.group(1), 'line %s (run make format)' % m.group(2))
+        if m and m.group(1) not in first:
+            first[m.group(1)] = m.group(2)
+    for f, line in first.items():
+        fail('format', f, 'from line %s on, not as clang-format leaves it (make format)' % line)
     if r.returncode != 0 and not any(c == 'format' for c, _, _ in fails):
         fail('format', '-', r.stderr.strip()[:300] or 'clang-format failed')
 
