@@ -318,7 +318,7 @@ static int ca_add_exts(X509 *x, X509 *issuer, const struct ca_ext *exts, size_t 
 }
 
 X509 *ca_issue(const struct ca *ca, EVP_PKEY *pub, const char *cn, int days,
-                      const struct ca_ext *exts, size_t n, GENERAL_NAMES *san)
+               const struct ca_ext *exts, size_t n, GENERAL_NAMES *san)
 {
     X509 *x = ca_cert_new(pub, cn, ca->cert, days);
     /* Nothing outlives the CA: the chain would be invalid from then on. */

@@ -27,12 +27,12 @@ typedef struct x509_store_st X509_STORE;
 /* Loads <ca_dir>/ca.crt + ca.key, or creates both (key mode 0600) when the
  * directory holds neither.  NULL on error (logged). */
 struct ca *ca_open(const struct conf *cf);
-void ca_free(struct ca *ca);                     /* NULL-safe */
+void ca_free(struct ca *ca); /* NULL-safe */
 
 /* Borrowed; valid as long as ca. */
 const unsigned char *ca_cert_der(const struct ca *ca, size_t *len);
 const char *ca_cert_pem(const struct ca *ca);
-const char *ca_cert_path(const struct ca *ca);   /* PEM file clients trust */
+const char *ca_cert_path(const struct ca *ca); /* PEM file clients trust */
 X509 *ca_cert(const struct ca *ca);
 EVP_PKEY *ca_key(const struct ca *ca);
 /* Trusts exactly the MDM CA: pass to ca_cms_verify() for messages that must
@@ -57,8 +57,8 @@ int ca_ensure_server_cert(struct ca *ca, const char *names, const char *cert_pat
 
 /* ---- keys and certificates (enrollment) ---- */
 
-void ca_cert_free(X509 *x);                      /* NULL-safe */
-void ca_pkey_free(EVP_PKEY *k);                  /* NULL-safe */
+void ca_cert_free(X509 *x);     /* NULL-safe */
+void ca_pkey_free(EVP_PKEY *k); /* NULL-safe */
 
 /* Generates a key: "rsa2048", "rsa4096" or "ec256" (P-256).  Slow for RSA
  * (tens of ms to seconds): worker thread only.  Caller frees; NULL on error
@@ -78,8 +78,7 @@ int ca_set_random_serial(X509 *x) MDMD_MUSTCHECK;
  * never past the CA's own notAfter (true of the server certificate too).
  * udid must be 1..64 characters of [A-Za-z0-9._-].  Caller frees; NULL on
  * error (logged).  Also used for the OTA identity (same CN rules). */
-X509 *ca_issue_device_cert(const struct ca *ca, EVP_PKEY *key, const char *udid,
-                           int days);
+X509 *ca_issue_device_cert(const struct ca *ca, EVP_PKEY *key, const char *udid, int days);
 
 /* Loads a PEM certificate and its unencrypted PEM private key and checks that
  * they match (e.g. the server identity that signs profiles).  On success the
@@ -88,7 +87,7 @@ int ca_load_identity(const char *cert_path, const char *key_path, X509 **cert,
                      EVP_PKEY **key) MDMD_MUSTCHECK;
 
 /* SHA-256 of the DER certificate as lowercase hex into out. */
-#define CA_FINGERPRINT_LEN 65                    /* 64 hex digits + NUL */
+#define CA_FINGERPRINT_LEN 65 /* 64 hex digits + NUL */
 int ca_cert_fingerprint(X509 *x, char out[CA_FINGERPRINT_LEN]) MDMD_MUSTCHECK;
 /* The subject's first commonName as UTF-8; caller frees.  NULL when there is
  * none or it holds a NUL byte. */
@@ -110,7 +109,7 @@ int ca_issued_by(const struct ca *ca, X509 *x);
  * the simulator's CA in tests).  Caller frees; NULL on error (logged).  Load
  * it once at startup: reading files per request would block the loop. */
 X509_STORE *ca_store_load(const char *path);
-void ca_store_free(X509_STORE *st);              /* NULL-safe */
+void ca_store_free(X509_STORE *st); /* NULL-safe */
 
 /* ---- PKCS#12 ---- */
 
@@ -132,7 +131,7 @@ int ca_pkcs12_mode_ok(const char *mode);
  * look-alikes or XML/shell specials ([A-Za-z2-9] minus I, O, l) and a NUL;
  * 24 characters carry about 140 bits.  0, or -1 when size < 2 or the RNG
  * fails. */
-#define CA_PASSWORD_LEN 25                       /* 24 characters + NUL */
+#define CA_PASSWORD_LEN 25 /* 24 characters + NUL */
 int ca_random_password(char *out, size_t size) MDMD_MUSTCHECK;
 
 /* ---- CMS (profiles and device replies) ---- */
@@ -141,9 +140,8 @@ int ca_random_password(char *out, size_t size) MDMD_MUSTCHECK;
  * content (attached) unchanged (binary: no MIME canonicalisation) and adding
  * cert plus the nextra certificates of extra (e.g. the CA) to the message.
  * All inputs borrowed.  On success *der (free()) and *der_len are set. */
-int ca_cms_sign(X509 *cert, EVP_PKEY *key, X509 *const *extra, size_t nextra,
-                const void *data, size_t len, unsigned char **der,
-                size_t *der_len) MDMD_MUSTCHECK;
+int ca_cms_sign(X509 *cert, EVP_PKEY *key, X509 *const *extra, size_t nextra, const void *data,
+                size_t len, unsigned char **der, size_t *der_len) MDMD_MUSTCHECK;
 
 /* Verifies a DER CMS SignedData with attached content and exactly one signer
  * (a device reply).  The signature is checked against the signer certificate
@@ -162,9 +160,9 @@ int ca_cms_verify(const void *der, size_t len, X509_STORE *trust, unsigned char 
  * (32-byte hash, standard base64 with padding).  About 0.3 s of CPU per call
  * at CA_PW_ITERATIONS: crypto worker only, never on the loop.  Thread-safe;
  * never logs the password or the hash. */
-#define CA_PW_ITERATIONS 600000                  /* OWASP 2023 floor for PBKDF2-SHA256 */
-#define CA_PW_MAX_ITERATIONS 10000000            /* a stored hash above this is refused */
-#define CA_PW_HASH_MAX 128                       /* room for the stored form, NUL included */
+#define CA_PW_ITERATIONS 600000       /* OWASP 2023 floor for PBKDF2-SHA256 */
+#define CA_PW_MAX_ITERATIONS 10000000 /* a stored hash above this is refused */
+#define CA_PW_HASH_MAX 128            /* room for the stored form, NUL included */
 
 /* Hashes password with iterations (>= CA_PW_ITERATIONS) into out.  0 or -1. */
 int ca_pw_hash(const char *password, int iterations, char out[CA_PW_HASH_MAX]) MDMD_MUSTCHECK;

@@ -83,8 +83,7 @@ static int ca_pw_parse(const char *stored, int *iterations, unsigned char salt[C
     if (end == stored + plen || *end != '$' || it < 1 || it > CA_PW_MAX_ITERATIONS)
         return -1;
     const char *s64 = end + 1, *dollar = strchr(s64, '$');
-    if (dollar == NULL ||
-        ca_pw_unbase64(s64, (size_t)(dollar - s64), salt, CA_PW_SALT_LEN) != 0 ||
+    if (dollar == NULL || ca_pw_unbase64(s64, (size_t)(dollar - s64), salt, CA_PW_SALT_LEN) != 0 ||
         ca_pw_unbase64(dollar + 1, strlen(dollar + 1), key, CA_PW_KEY_LEN) != 0)
         return -1;
     *iterations = (int)it;

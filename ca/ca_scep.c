@@ -23,7 +23,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#define CA_SCEP_RA_RENEW_DAYS 30     /* a new RA this long before the old one expires */
+#define CA_SCEP_RA_RENEW_DAYS 30 /* a new RA this long before the old one expires */
 #define CA_SCEP_SENDER_NONCE_LEN 16
 
 const char ca_scep_caps[] = "POSTPKIOperation\nSHA-256\nSHA-1\nAES\nDES3\nSCEPStandard\nRenewal\n";
@@ -155,8 +155,9 @@ static int ca_scep_write_pem(const char *path, X509 *x, EVP_PKEY *k, int mode)
 {
     BIO *b = BIO_new(BIO_s_mem());
     char *p = NULL;
-    int ok = b != NULL && (x != NULL ? PEM_write_bio_X509(b, x)
-                                     : PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL)) == 1;
+    int ok =
+        b != NULL && (x != NULL ? PEM_write_bio_X509(b, x)
+                                : PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL)) == 1;
     long n = ok ? BIO_get_mem_data(b, &p) : 0;
     ok = ok && n > 0 && util_write_file(path, p, (size_t)n, mode) == 0;
     BIO_free(b);
@@ -389,11 +390,12 @@ static int ca_scep_sign(const struct ca_scep *sc, const struct ca_scep_req *r, c
                         size_t envlen, int fail, unsigned char **der, size_t *len)
 {
     const int flags = CMS_BINARY | (env == NULL ? CMS_DETACHED : 0);
-    const EVP_MD *md = EVP_get_digestbynid(ca_scep_digest_ok(r->digest_nid) ? r->digest_nid
-                                                                            : NID_sha256);
+    const EVP_MD *md =
+        EVP_get_digestbynid(ca_scep_digest_ok(r->digest_nid) ? r->digest_nid : NID_sha256);
     CMS_ContentInfo *cms = CMS_sign(NULL, NULL, NULL, NULL, flags | CMS_PARTIAL);
     CMS_SignerInfo *si =
-        cms != NULL ? CMS_add1_signer(cms, sc->cert, sc->key, md, CMS_BINARY | CMS_NOSMIMECAP) : NULL;
+        cms != NULL ? CMS_add1_signer(cms, sc->cert, sc->key, md, CMS_BINARY | CMS_NOSMIMECAP)
+                    : NULL;
     BIO *in = BIO_new_mem_buf(env != NULL ? env : "", (int)envlen);
     int ok = si != NULL && in != NULL && ca_scep_reply_attrs(sc, si, r, fail) == 0 &&
              (!sc->is_ra || CMS_add1_cert(cms, sc->ca_cert) == 1) &&

@@ -30,12 +30,12 @@
 struct ca_scep;
 typedef struct X509_req_st X509_REQ;
 
-#define CA_SCEP_MAX_MSG (256 * 1024)   /* a PKIOperation message, DER or BER */
-#define CA_SCEP_MAX_DEPTH 32           /* BER nesting of any message we parse */
-#define CA_SCEP_TXID_MAX 129           /* transactionID: 128 printable characters + NUL */
-#define CA_SCEP_NONCE_MAX 64           /* senderNonce: RFC 8894 says 16 octets */
+#define CA_SCEP_MAX_MSG (256 * 1024) /* a PKIOperation message, DER or BER */
+#define CA_SCEP_MAX_DEPTH 32         /* BER nesting of any message we parse */
+#define CA_SCEP_TXID_MAX 129         /* transactionID: 128 printable characters + NUL */
+#define CA_SCEP_NONCE_MAX 64         /* senderNonce: RFC 8894 says 16 octets */
 #define CA_SCEP_CHALLENGE_MAX 256
-#define CA_SCEP_CN_MAX 65              /* subject CN: 1..64 bytes, no control characters */
+#define CA_SCEP_CN_MAX 65 /* subject CN: 1..64 bytes, no control characters */
 
 /* GetCACaps, one capability per line (text/plain). */
 extern const char ca_scep_caps[];
@@ -45,7 +45,7 @@ extern const char ca_scep_caps[];
  * envelopes (older iOS, scepclient) can be opened; without it they get
  * FAILURE badAlg.  NULL on error (logged). */
 struct ca_scep *ca_scep_open(const struct ca *ca, const struct conf *cf);
-void ca_scep_free(struct ca_scep *sc);                      /* NULL-safe */
+void ca_scep_free(struct ca_scep *sc); /* NULL-safe */
 /* 1 when the responder identity is there (the CA, or an RA loaded from
  * ca_dir); 0 until an RA was made.  Loop thread. */
 int ca_scep_ready(const struct ca_scep *sc);
@@ -59,50 +59,50 @@ void ca_scep_set_ready(struct ca_scep *sc);
  * application/x-x509-ca-ra-cert. */
 const unsigned char *ca_scep_cacert(const struct ca_scep *sc, size_t *len, const char **ctype);
 
-enum ca_scep_type {                 /* messageType */
-    CA_SCEP_CERTREP = 3,
-    CA_SCEP_RENEWALREQ = 17,
-    CA_SCEP_PKCSREQ = 19,
-    CA_SCEP_CERTPOLL = 20,
-    CA_SCEP_GETCERT = 21,
-    CA_SCEP_GETCRL = 22,
+enum ca_scep_type { /* messageType */
+                    CA_SCEP_CERTREP = 3,
+                    CA_SCEP_RENEWALREQ = 17,
+                    CA_SCEP_PKCSREQ = 19,
+                    CA_SCEP_CERTPOLL = 20,
+                    CA_SCEP_GETCERT = 21,
+                    CA_SCEP_GETCRL = 22,
 };
 
-enum ca_scep_fail {                 /* failInfo */
-    CA_SCEP_FAIL_NONE = -1,
-    CA_SCEP_BADALG = 0,
-    CA_SCEP_BADMESSAGECHECK = 1,
-    CA_SCEP_BADREQUEST = 2,
-    CA_SCEP_BADTIME = 3,
-    CA_SCEP_BADCERTID = 4,
+enum ca_scep_fail { /* failInfo */
+                    CA_SCEP_FAIL_NONE = -1,
+                    CA_SCEP_BADALG = 0,
+                    CA_SCEP_BADMESSAGECHECK = 1,
+                    CA_SCEP_BADREQUEST = 2,
+                    CA_SCEP_BADTIME = 3,
+                    CA_SCEP_BADCERTID = 4,
 };
-const char *ca_scep_fail_str(int fail);   /* "badAlg", ...; "none" */
+const char *ca_scep_fail_str(int fail); /* "badAlg", ...; "none" */
 
-#define CA_SCEP_KU_SIGN 1           /* digitalSignature */
-#define CA_SCEP_KU_ENCIPHER 2       /* keyEncipherment (RSA keys only) */
+#define CA_SCEP_KU_SIGN 1     /* digitalSignature */
+#define CA_SCEP_KU_ENCIPHER 2 /* keyEncipherment (RSA keys only) */
 
 struct ca_scep_req {
     /* What any CertRep needs; set whenever ca_scep_parse() returns 0. */
     char txid[CA_SCEP_TXID_MAX];
-    unsigned char nonce[CA_SCEP_NONCE_MAX];   /* the request's senderNonce */
+    unsigned char nonce[CA_SCEP_NONCE_MAX]; /* the request's senderNonce */
     size_t nonce_len;
-    int digest_nid;                 /* the reply is signed with the request's digest */
-    int cipher_nid;                 /* and enveloped with its content cipher */
-    char cipher[24];                /* its name, for the log */
-    X509 *signer;                   /* recipient of the reply envelope (owned) */
-    int fail;                       /* failInfo to answer with, or CA_SCEP_FAIL_NONE */
-    const char *why;                /* a static reason for the log when fail is set */
+    int digest_nid;  /* the reply is signed with the request's digest */
+    int cipher_nid;  /* and enveloped with its content cipher */
+    char cipher[24]; /* its name, for the log */
+    X509 *signer;    /* recipient of the reply envelope (owned) */
+    int fail;        /* failInfo to answer with, or CA_SCEP_FAIL_NONE */
+    const char *why; /* a static reason for the log when fail is set */
     /* The request itself, valid when fail is CA_SCEP_FAIL_NONE. */
-    int type;                       /* enum ca_scep_type */
-    X509_REQ *csr;                  /* owned; its signature was checked */
-    char challenge[CA_SCEP_CHALLENGE_MAX];    /* challengePassword, "" if none */
-    char cn[CA_SCEP_CN_MAX];        /* the CSR's subject CN, charset checked */
-    int cn_is_udid;                 /* cn is UDID-shaped ([A-Za-z0-9._-]): the UDID it is for;
+    int type;                              /* enum ca_scep_type */
+    X509_REQ *csr;                         /* owned; its signature was checked */
+    char challenge[CA_SCEP_CHALLENGE_MAX]; /* challengePassword, "" if none */
+    char cn[CA_SCEP_CN_MAX];               /* the CSR's subject CN, charset checked */
+    int cn_is_udid;                     /* cn is UDID-shaped ([A-Za-z0-9._-]): the UDID it is for;
                                      * else (a literal "%HardwareUUID%", "MDM Identity") the
                                      * certificate binds to a UDID at its first Authenticate */
-    int key_usage;                  /* CA_SCEP_KU_* to issue: the CSR's request within policy */
-    int renewal;                    /* signed by an identity this CA issued: no challenge */
-    char signer_fp[CA_FINGERPRINT_LEN];       /* renewal: the identity being replaced */
+    int key_usage;                      /* CA_SCEP_KU_* to issue: the CSR's request within policy */
+    int renewal;                        /* signed by an identity this CA issued: no challenge */
+    char signer_fp[CA_FINGERPRINT_LEN]; /* renewal: the identity being replaced */
 };
 
 /* Parses a pkiMessage (DER or BER): checks the signature over the signed
@@ -117,7 +117,7 @@ struct ca_scep_req {
  * Returns 0 otherwise, with r->fail set when the answer is a FAILURE. */
 int ca_scep_parse(const struct ca_scep *sc, const struct ca *ca, const void *der, size_t len,
                   struct ca_scep_req *r) MDMD_MUSTCHECK;
-void ca_scep_req_clear(struct ca_scep_req *r);   /* frees signer and csr; r reusable */
+void ca_scep_req_clear(struct ca_scep_req *r); /* frees signer and csr; r reusable */
 
 /* Issues the certificate r asks for: subject CN = r->cn, the CSR's key,
  * keyUsage r->key_usage, EKU clientAuth, CA:FALSE, valid `days` days but
@@ -148,18 +148,18 @@ int ca_ber_check(const unsigned char *der, size_t len, int max_depth) MDMD_MUSTC
 
 enum ca_devauth_err {
     CA_DEVAUTH_OK = 0,
-    CA_DEVAUTH_MALFORMED,           /* not base64 / CMS / a certificate, or too big */
-    CA_DEVAUTH_BAD_SIGNATURE,       /* not a signature over these body bytes */
-    CA_DEVAUTH_UNTRUSTED,           /* does not chain to the MDM CA, or expired */
-    CA_DEVAUTH_NOT_CLIENT,          /* not valid for client authentication */
+    CA_DEVAUTH_MALFORMED,     /* not base64 / CMS / a certificate, or too big */
+    CA_DEVAUTH_BAD_SIGNATURE, /* not a signature over these body bytes */
+    CA_DEVAUTH_UNTRUSTED,     /* does not chain to the MDM CA, or expired */
+    CA_DEVAUTH_NOT_CLIENT,    /* not valid for client authentication */
 };
 const char *ca_devauth_str(int err);
 
-#define CA_DEVAUTH_MAX_SIG (64 * 1024)    /* decoded Mdm-Signature */
+#define CA_DEVAUTH_MAX_SIG (64 * 1024) /* decoded Mdm-Signature */
 
-struct ca_devid {                   /* who signed: what mdm_msg compares */
-    char cn[128];                   /* subject CN ("" if none or unusable) */
-    char fp[CA_FINGERPRINT_LEN];    /* SHA-256 of the certificate, hex */
+struct ca_devid {                /* who signed: what mdm_msg compares */
+    char cn[128];                /* subject CN ("" if none or unusable) */
+    char fp[CA_FINGERPRINT_LEN]; /* SHA-256 of the certificate, hex */
 };
 
 /* Mdm-Signature: b64 is a base64 detached CMS SignedData (DER or BER) over

@@ -29,7 +29,7 @@ static int ca_ber_header(const unsigned char *p, size_t avail, size_t *hlen, lon
     if (avail < 2)
         return -1;
     *cons = (p[0] & 0x20) != 0;
-    if ((p[0] & 0x1f) == 0x1f)       /* high tag number: base-128 digits */
+    if ((p[0] & 0x1f) == 0x1f) /* high tag number: base-128 digits */
         while (i < avail && i < 6 && (p[i++] & 0x80))
             ;
     if (i >= avail || i >= 6)
@@ -38,7 +38,7 @@ static int ca_ber_header(const unsigned char *p, size_t avail, size_t *hlen, lon
     if (b == 0x80) {
         *clen = -1;
         *hlen = i;
-        return *cons ? 0 : -1;       /* indefinite length only when constructed */
+        return *cons ? 0 : -1; /* indefinite length only when constructed */
     }
     size_t n = b & 0x80 ? (size_t)(b & 0x7f) : 0, v = b & 0x80 ? 0 : b;
     if (n > 4 || i + n > avail)
@@ -79,7 +79,7 @@ static int ca_ber_walk(const unsigned char *p, size_t len, int depth, int eoc, s
         off += inner;
     }
     *used = off;
-    return eoc ? -1 : 0;             /* indefinite content must end in 00 00 */
+    return eoc ? -1 : 0; /* indefinite content must end in 00 00 */
 }
 
 int ca_ber_check(const unsigned char *der, size_t len, int max_depth)
@@ -147,7 +147,8 @@ static const ASN1_STRING *ca_scep_get_attr(const struct ca_scep *sc, CMS_SignerI
 {
     int i = CMS_signed_get_attr_by_OBJ(si, sc->oid[oid], -1);
     X509_ATTRIBUTE *a = i >= 0 ? CMS_signed_get_attr(si, i) : NULL;
-    ASN1_TYPE *t = a != NULL && X509_ATTRIBUTE_count(a) == 1 ? X509_ATTRIBUTE_get0_type(a, 0) : NULL;
+    ASN1_TYPE *t =
+        a != NULL && X509_ATTRIBUTE_count(a) == 1 ? X509_ATTRIBUTE_get0_type(a, 0) : NULL;
     if (t == NULL || t->type == V_ASN1_BOOLEAN || t->type == V_ASN1_NULL ||
         t->type == V_ASN1_OBJECT || t->type == V_ASN1_SEQUENCE || t->type == V_ASN1_SET)
         return NULL;
@@ -222,7 +223,7 @@ static int ca_scep_verify(CMS_ContentInfo *cms, BIO *out)
     if (content == NULL || *content == NULL)
         return -1;
     return CMS_verify(cms, NULL, NULL, NULL, out, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) == 1 ? 0
-                                                                                                : -1;
+                                                                                               : -1;
 }
 
 /* ---- the envelope and the CSR ---- */
@@ -273,8 +274,9 @@ static int ca_scep_csr_names(struct ca_scep_req *r)
     X509_NAME *name = X509_REQ_get_subject_name(r->csr);
     int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
     unsigned char *cn = NULL;
-    int n = i >= 0 ? ASN1_STRING_to_UTF8(&cn, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)))
-                   : -1;
+    int n = i >= 0
+                ? ASN1_STRING_to_UTF8(&cn, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)))
+                : -1;
     int ok = n > 0 && ca_scep_cn_ok(cn, (size_t)n);
     if (ok) {
         memcpy(r->cn, cn, (size_t)n + 1);

@@ -14,29 +14,28 @@
 
 #define MDMCTL_DEFAULT_URL "https://localhost:8443"
 
-struct mdmctl_opts {                  /* what the flags or the file said (file: owned) */
+struct mdmctl_opts { /* what the flags or the file said (file: owned) */
     char *url, *key, *key_file, *cacert, *config;
 };
 
 static void mdmctl_usage(FILE *f)
 {
-    fprintf(f,
-        "usage: mdmctl [--url URL] [--key KEY | --key-file FILE] [--cacert FILE]\n"
-        "              [--config FILE] [--json] [--progress] COMMAND [ARGS]\n"
-        "commands:\n"
-        "  devices [--state S] [--limit N] [--offset N]   list devices, last seen first\n"
-        "  device UDID                                    one device, its queue\n"
-        "  enqueue (--udid U... | --udids-file F | --all-enrolled)\n"
-        "          (--json '{\"RequestType\":...}' | --plist FILE) [--async] [--no-wait]\n"
-        "  job ID [--wait]                                a bulk job's progress\n"
-        "  push UDID...                                   wake devices now\n"
-        "  history UDID [--count N]                       finished commands, newest first\n"
-        "  queue-clear UDID                               drop pending commands\n"
-        "  users | profiles | apps                        what enrollment knows\n"
-        "Settings: flags, then MDMCTL_URL, MDMCTL_KEY, MDMCTL_KEY_FILE, MDMCTL_CACERT,\n"
-        "then the config file (--config, MDMCTL_CONFIG, ~/.config/mdmctl.conf or\n"
-        "./var/mdmctl.conf: 'url', 'key', 'key_file', 'cacert' lines), then ./var.\n"
-        "See mdmctl(1).\n");
+    fprintf(f, "usage: mdmctl [--url URL] [--key KEY | --key-file FILE] [--cacert FILE]\n"
+               "              [--config FILE] [--json] [--progress] COMMAND [ARGS]\n"
+               "commands:\n"
+               "  devices [--state S] [--limit N] [--offset N]   list devices, last seen first\n"
+               "  device UDID                                    one device, its queue\n"
+               "  enqueue (--udid U... | --udids-file F | --all-enrolled)\n"
+               "          (--json '{\"RequestType\":...}' | --plist FILE) [--async] [--no-wait]\n"
+               "  job ID [--wait]                                a bulk job's progress\n"
+               "  push UDID...                                   wake devices now\n"
+               "  history UDID [--count N]                       finished commands, newest first\n"
+               "  queue-clear UDID                               drop pending commands\n"
+               "  users | profiles | apps                        what enrollment knows\n"
+               "Settings: flags, then MDMCTL_URL, MDMCTL_KEY, MDMCTL_KEY_FILE, MDMCTL_CACERT,\n"
+               "then the config file (--config, MDMCTL_CONFIG, ~/.config/mdmctl.conf or\n"
+               "./var/mdmctl.conf: 'url', 'key', 'key_file', 'cacert' lines), then ./var.\n"
+               "See mdmctl(1).\n");
 }
 
 /* Reads "key value" lines into file (copies, freed by the caller). */
@@ -49,14 +48,15 @@ static int mdmctl_read_config(const char *path, struct mdmctl_opts *file)
     while (fgets(line, sizeof(line), f) != NULL) {
         if (sscanf(line, " %63s %959[^\r\n]", k, v) != 2 || k[0] == '#')
             continue;
-        char **slot = !strcmp(k, "url") ? &file->url : !strcmp(k, "key") ? &file->key
-                    : !strcmp(k, "key_file") ? &file->key_file
-                    : !strcmp(k, "cacert") ? &file->cacert : NULL;
+        char **slot = !strcmp(k, "url")        ? &file->url
+                      : !strcmp(k, "key")      ? &file->key
+                      : !strcmp(k, "key_file") ? &file->key_file
+                      : !strcmp(k, "cacert")   ? &file->cacert
+                                               : NULL;
         if (slot != NULL) {
             free(*slot);
             *slot = xstrdup(v);
-        }
-        else
+        } else
             fprintf(stderr, "mdmctl: %s: unknown setting %s (ignored)\n", path, k);
     }
     fclose(f);
@@ -133,13 +133,15 @@ static int mdmctl_parse(int argc, char **argv, struct mdmctl *m, struct mdmctl_o
 {
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;   /* flags: borrowed */
-        char **slot = !strcmp(a, "--url") ? &fl->url : !strcmp(a, "--key") ? &fl->key
-                    : !strcmp(a, "--key-file") ? &fl->key_file
-                    : !strcmp(a, "--cacert") ? &fl->cacert
-                    : !strcmp(a, "--config") ? &fl->config : NULL;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL; /* flags: borrowed */
+        char **slot = !strcmp(a, "--url")        ? &fl->url
+                      : !strcmp(a, "--key")      ? &fl->key
+                      : !strcmp(a, "--key-file") ? &fl->key_file
+                      : !strcmp(a, "--cacert")   ? &fl->cacert
+                      : !strcmp(a, "--config")   ? &fl->config
+                                                 : NULL;
         if (slot != NULL && v != NULL) {
-            *slot = argv[i + 1];   /* borrowed from argv */
+            *slot = argv[i + 1]; /* borrowed from argv */
             i++;
         } else if (!strcmp(a, "--json")) {
             m->raw = 1;

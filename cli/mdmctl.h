@@ -16,19 +16,19 @@
 #include <stddef.h>
 
 struct mdmctl {
-    char *url;              /* https://host[:port], no trailing slash */
-    char *key;              /* admin API key */
-    char *cacert;           /* CA file to verify the server with; NULL: system store */
-    int raw;                /* --json: print the server's JSON as it came */
-    int progress;           /* 1: progress bar even when stderr is not a terminal */
-    int timeout_s;          /* per request */
+    char *url;     /* https://host[:port], no trailing slash */
+    char *key;     /* admin API key */
+    char *cacert;  /* CA file to verify the server with; NULL: system store */
+    int raw;       /* --json: print the server's JSON as it came */
+    int progress;  /* 1: progress bar even when stderr is not a terminal */
+    int timeout_s; /* per request */
 };
 
 struct mdmctl_resp {
-    int status;             /* HTTP status; 0 if no answer */
-    char *body;             /* NUL-terminated, owned */
+    int status; /* HTTP status; 0 if no answer */
+    char *body; /* NUL-terminated, owned */
     size_t len;
-    char location[256];     /* the Location header, or "" */
+    char location[256]; /* the Location header, or "" */
 };
 
 /* ---- mdmctl_http.c ---- */
@@ -46,15 +46,15 @@ int mdmctl_cmd_run(struct mdmctl *m, int argc, char **argv);
 
 /* ---- mdmctl_enq.c: enqueue, and bulk jobs ---- */
 
-int mdmctl_enq_run(const struct mdmctl *m, int argc, char **argv);   /* enqueue ... */
-int mdmctl_enq_job(const struct mdmctl *m, int argc, char **argv);   /* job ID [--wait] */
+int mdmctl_enq_run(const struct mdmctl *m, int argc, char **argv); /* enqueue ... */
+int mdmctl_enq_job(const struct mdmctl *m, int argc, char **argv); /* job ID [--wait] */
 
 /* ---- mdmctl_out.c ---- */
 
 struct mdmctl_table;
 struct mdmctl_table *mdmctl_out_table_new(const char *const *heads, int ncols);
 void mdmctl_out_table_row(struct mdmctl_table *t, const char *const *cells); /* copied */
-void mdmctl_out_table_print(struct mdmctl_table *t);   /* to stdout; frees t */
+void mdmctl_out_table_print(struct mdmctl_table *t); /* to stdout; frees t */
 /* ms since the epoch as "YYYY-MM-DD HH:MM:SS" UTC ("-" for 0 or bad). */
 void mdmctl_out_time(const char *ms, char *out, size_t len);
 /* A JSON scalar as text ("" for null, objects and arrays). */

@@ -7,7 +7,7 @@
 
 #include "../core/util.h"
 
-#define MDMCTL_CMD_PAGE 1000          /* the server's largest page */
+#define MDMCTL_CMD_PAGE 1000 /* the server's largest page */
 
 /* A GET, POST or DELETE whose answer must be JSON with an expected status;
  * prints the server's error and returns NULL otherwise.  *status gets the
@@ -77,10 +77,13 @@ static void mdmctl_cmd_device_row(struct mdmctl_table *t, json_t *d)
     char seen[32];
     mdmctl_out_time(mdmctl_cmd_str(d, "last_seen"), seen, sizeof(seen));
     const char *model = mdmctl_cmd_str(d, "product_name");
-    const char *row[] = {mdmctl_cmd_str(d, "udid"), mdmctl_cmd_str(d, "state"),
+    const char *row[] = {mdmctl_cmd_str(d, "udid"),
+                         mdmctl_cmd_str(d, "state"),
                          mdmctl_cmd_str(d, "serial_number"),
                          *model ? model : mdmctl_cmd_str(d, "model"),
-                         mdmctl_cmd_str(d, "os_version"), mdmctl_cmd_str(d, "device_name"), seen};
+                         mdmctl_cmd_str(d, "os_version"),
+                         mdmctl_cmd_str(d, "device_name"),
+                         seen};
     mdmctl_out_table_row(t, row);
 }
 
@@ -88,8 +91,8 @@ static void mdmctl_cmd_device_row(struct mdmctl_table *t, json_t *d)
 static json_t *mdmctl_cmd_devices_fetch(const struct mdmctl *m, const char *state, long offset,
                                         long limit)
 {
-    json_t *all = json_pack("{s:[], s:I, s:I}", "devices", "next_offset", (json_int_t)-1,
-                            "total", (json_int_t)0);
+    json_t *all = json_pack("{s:[], s:I, s:I}", "devices", "next_offset", (json_int_t)-1, "total",
+                            (json_int_t)0);
     json_t *list = json_object_get(all, "devices");
     while ((long)json_array_size(list) < limit && offset >= 0) {
         char path[256];
@@ -132,18 +135,16 @@ static int mdmctl_cmd_devices(const struct mdmctl *m, int argc, char **argv)
     if (m->raw) {
         mdmctl_out_json(all);
     } else {
-        static const char *const heads[] = {"UDID", "STATE", "SERIAL", "MODEL", "OS", "NAME",
-                                            "LAST SEEN (UTC)"};
+        static const char *const heads[] = {"UDID", "STATE", "SERIAL",         "MODEL",
+                                            "OS",   "NAME",  "LAST SEEN (UTC)"};
         struct mdmctl_table *t = mdmctl_out_table_new(heads, 7);
         size_t i;
         json_t *d;
-        json_array_foreach(json_object_get(all, "devices"), i, d)
-            mdmctl_cmd_device_row(t, d);
+        json_array_foreach(json_object_get(all, "devices"), i, d) mdmctl_cmd_device_row(t, d);
         mdmctl_out_table_print(t);
         long next = (long)json_integer_value(json_object_get(all, "next_offset"));
         printf("%zu shown, %lld known%s", json_array_size(json_object_get(all, "devices")),
-               (long long)json_integer_value(json_object_get(all, "total")),
-               next >= 0 ? "" : "\n");
+               (long long)json_integer_value(json_object_get(all, "total")), next >= 0 ? "" : "\n");
         if (next >= 0)
             printf("; more with --offset %ld\n", next);
     }
@@ -164,9 +165,10 @@ static void mdmctl_cmd_print_record(json_t *rec)
     const char *k;
     json_t *v;
     char val[512], t[32];
-    json_object_foreach(rec, k, v) {
+    json_object_foreach(rec, k, v)
+    {
         mdmctl_out_scalar(v, val, sizeof(val));
-        if (strcmp(k, "unlock_token") == 0)   /* clears the passcode: not for a screen */
+        if (strcmp(k, "unlock_token") == 0) /* clears the passcode: not for a screen */
             printf("%-24s (hidden; --json shows it)\n", k);
         else if (mdmctl_cmd_is_time(k)) {
             mdmctl_out_time(val, t, sizeof(t));
@@ -182,8 +184,7 @@ static void mdmctl_cmd_print_list(const char *name, json_t *a)
     size_t i;
     json_t *v;
     printf("%-24s %zu\n", name, json_array_size(a));
-    json_array_foreach(a, i, v)
-        printf("  %s\n", json_string_value(v) ? json_string_value(v) : "?");
+    json_array_foreach(a, i, v) printf("  %s\n", json_string_value(v) ? json_string_value(v) : "?");
 }
 
 static int mdmctl_cmd_device(const struct mdmctl *m, int argc, char **argv)
@@ -252,7 +253,8 @@ static int mdmctl_cmd_history(const struct mdmctl *m, int argc, char **argv)
     struct mdmctl_table *t = mdmctl_out_table_new(heads, 5);
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(j, "commands"), i, e) {
+    json_array_foreach(json_object_get(j, "commands"), i, e)
+    {
         mdmctl_out_scalar(json_object_get(e, "time"), ms, sizeof(ms));
         mdmctl_out_time(ms, when, sizeof(when));
         const char *row[] = {when, mdmctl_cmd_str(e, "status"), mdmctl_cmd_str(e, "request_type"),
@@ -280,7 +282,8 @@ static int mdmctl_cmd_push(const struct mdmctl *m, int argc, char **argv)
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     json_t *j = body != NULL ? mdmctl_cmd_call(m, "POST", "/v1/push", "application/json", body,
-                                               strlen(body), &st) : NULL;
+                                               strlen(body), &st)
+                             : NULL;
     free(body);
     if (j == NULL)
         return 1;
@@ -288,7 +291,8 @@ static int mdmctl_cmd_push(const struct mdmctl *m, int argc, char **argv)
         mdmctl_out_json(j);
     else
         printf("pushing %lld of %lld devices (the others are unknown, checked out or have no "
-               "live token)\n", (long long)json_integer_value(json_object_get(j, "pushing")),
+               "live token)\n",
+               (long long)json_integer_value(json_object_get(j, "pushing")),
                (long long)json_integer_value(json_object_get(j, "requested")));
     json_decref(j);
     return 0;
@@ -326,13 +330,16 @@ static int mdmctl_cmd_columns(json_t *items, const char **cols, int max)
     json_t *it, *v;
     const char *k;
     for (size_t f = 0; f < ARRAY_LEN(first) && n < max; f++)
-        json_array_foreach(items, i, it)
-            if (json_object_get(it, first[f]) != NULL && strcmp(first[f], "id") != 0) {
-                cols[n++] = first[f];
-                break;
-            }
-    json_array_foreach(items, i, it) {
-        json_object_foreach(it, k, v) {
+        json_array_foreach(items, i, it) if (json_object_get(it, first[f]) != NULL &&
+                                             strcmp(first[f], "id") != 0)
+        {
+            cols[n++] = first[f];
+            break;
+        }
+    json_array_foreach(items, i, it)
+    {
+        json_object_foreach(it, k, v)
+        {
             int seen = json_is_object(v) || json_is_array(v) || !strcmp(k, "id");
             for (int c = 0; c < n && !seen; c++)
                 seen = strcmp(cols[c], k) == 0;
@@ -359,7 +366,8 @@ static void mdmctl_cmd_listing(json_t *items)
     struct mdmctl_table *t = mdmctl_out_table_new(hp, n);
     size_t i;
     json_t *it;
-    json_array_foreach(items, i, it) {
+    json_array_foreach(items, i, it)
+    {
         for (int c = 0; c < n; c++) {
             mdmctl_out_scalar(json_object_get(it, cols[c]), cell[c], sizeof(cell[c]));
             if (!strcmp(cols[c], "created") || !strcmp(cols[c], "updated")) {
@@ -384,8 +392,10 @@ static int mdmctl_cmd_collection(const struct mdmctl *m, int argc, char **argv)
         return 1;
     json_t *j = r.status == 200 ? json_loadb(r.body, r.len, 0, NULL) : NULL;
     if (r.status == 404 && strstr(r.body, "no such endpoint") != NULL)
-        fprintf(stderr, "mdmctl: this server has no %s endpoint (an mdmd without the "
-                "enrollment API)\n", path);
+        fprintf(stderr,
+                "mdmctl: this server has no %s endpoint (an mdmd without the "
+                "enrollment API)\n",
+                path);
     else if (r.status != 200)
         mdmctl_out_error(&r);
     mdmctl_resp_free(&r);
@@ -408,18 +418,26 @@ typedef int mdmctl_cmd_fn(const struct mdmctl *m, int argc, char **argv);
 
 int mdmctl_cmd_run(struct mdmctl *m, int argc, char **argv)
 {
-    static const struct { const char *name; mdmctl_cmd_fn *fn; } cmds[] = {
-        {"devices", mdmctl_cmd_devices},   {"device", mdmctl_cmd_device},
-        {"history", mdmctl_cmd_history},   {"push", mdmctl_cmd_push},
-        {"queue-clear", mdmctl_cmd_queue_clear}, {"users", mdmctl_cmd_collection},
-        {"profiles", mdmctl_cmd_collection}, {"apps", mdmctl_cmd_collection},
-        {"enqueue", mdmctl_enq_run},       {"job", mdmctl_enq_job},
+    static const struct {
+        const char *name;
+        mdmctl_cmd_fn *fn;
+    } cmds[] = {
+        {"devices", mdmctl_cmd_devices},
+        {"device", mdmctl_cmd_device},
+        {"history", mdmctl_cmd_history},
+        {"push", mdmctl_cmd_push},
+        {"queue-clear", mdmctl_cmd_queue_clear},
+        {"users", mdmctl_cmd_collection},
+        {"profiles", mdmctl_cmd_collection},
+        {"apps", mdmctl_cmd_collection},
+        {"enqueue", mdmctl_enq_run},
+        {"job", mdmctl_enq_job},
     };
     for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
         if (strcmp(argv[0], cmds[i].name) == 0) {
             if (m->key == NULL) {
                 fprintf(stderr, "mdmctl: no API key: --key, --key-file, MDMCTL_KEY or a config "
-                        "file (see mdmctl --help)\n");
+                                "file (see mdmctl --help)\n");
                 return 2;
             }
             return cmds[i].fn(m, argc, argv);

@@ -16,13 +16,13 @@
 #include "../core/util.h"
 
 #define MDMCTL_ENQ_POLL_MS 200
-#define MDMCTL_ENQ_QUERY_MAX 6000     /* bytes of UDIDs per plist request */
+#define MDMCTL_ENQ_QUERY_MAX 6000 /* bytes of UDIDs per plist request */
 
 struct mdmctl_enq {
-    json_t *udids;                    /* array of strings; empty with all_enrolled */
+    json_t *udids; /* array of strings; empty with all_enrolled */
     int all_enrolled;
-    json_t *command;                  /* --json */
-    const char *plist_file;           /* --plist */
+    json_t *command;        /* --json */
+    const char *plist_file; /* --plist */
     int async, no_wait;
 };
 
@@ -57,15 +57,15 @@ static void mdmctl_enq_job_summary(json_t *j)
 {
     const char *st = json_string_value(json_object_get(j, "state"));
     double secs = (double)(mdmctl_enq_int(j, "updated") - mdmctl_enq_int(j, "created")) / 1000;
-    printf("job %s %s: command %s queued for %ld devices", json_string_value(json_object_get(j,
-           "job_id")), st != NULL ? st : "?", json_string_value(json_object_get(j,
-           "command_uuid")), mdmctl_enq_int(j, "queued"));
+    printf("job %s %s: command %s queued for %ld devices",
+           json_string_value(json_object_get(j, "job_id")), st != NULL ? st : "?",
+           json_string_value(json_object_get(j, "command_uuid")), mdmctl_enq_int(j, "queued"));
     if (mdmctl_enq_int(j, "unknown") > 0)
         printf(", %ld unknown or checked out", mdmctl_enq_int(j, "unknown"));
     if (mdmctl_enq_int(j, "skipped") > 0)
         printf(", %ld not enrolled", mdmctl_enq_int(j, "skipped"));
-    printf(" (%ld of %ld handled, %.1f s)\n", mdmctl_enq_int(j, "done"),
-           mdmctl_enq_int(j, "total"), secs);
+    printf(" (%ld of %ld handled, %.1f s)\n", mdmctl_enq_int(j, "done"), mdmctl_enq_int(j, "total"),
+           secs);
     const char *err = json_string_value(json_object_get(j, "error"));
     if (err != NULL && *err)
         fprintf(stderr, "mdmctl: job failed: %s\n", err);
@@ -169,13 +169,14 @@ static int mdmctl_enq_check(const struct mdmctl_enq *e)
     size_t n = json_array_size(e->udids);
     if ((n > 0) == e->all_enrolled || (e->command != NULL) == (e->plist_file != NULL)) {
         fprintf(stderr, "usage: mdmctl enqueue (--udid U... | --udids-file FILE | "
-                "--all-enrolled)\n                      (--json '{\"RequestType\":...}' | "
-                "--plist FILE) [--async] [--no-wait]\n");
+                        "--all-enrolled)\n                      (--json '{\"RequestType\":...}' | "
+                        "--plist FILE) [--async] [--no-wait]\n");
         return -1;
     }
-    if (e->command != NULL && json_string_value(json_object_get(e->command,
-                                                                "RequestType")) == NULL) {
-        fprintf(stderr, "mdmctl enqueue: the command needs a RequestType, e.g. "
+    if (e->command != NULL &&
+        json_string_value(json_object_get(e->command, "RequestType")) == NULL) {
+        fprintf(stderr,
+                "mdmctl enqueue: the command needs a RequestType, e.g. "
                 "--json '{\"RequestType\":\"DeviceInformation\",\"Queries\":[\"OSVersion\"]}'\n");
         return -1;
     }
@@ -270,8 +271,7 @@ static char *mdmctl_enq_plist_xml(const char *path, char uuid[37])
 
 /* One plist POST; adds what it queued to *queued, unknown UDIDs to unknown. */
 static int mdmctl_enq_plist_post(const struct mdmctl *m, const struct mdmctl_enq *e,
-                                 const char *query, const char *xml, long *queued,
-                                 json_t *unknown)
+                                 const char *query, const char *xml, long *queued, json_t *unknown)
 {
     char *path = xasprintf("/v1/commands?%s", query);
     struct mdmctl_resp r;
@@ -320,15 +320,15 @@ static int mdmctl_enq_plist(const struct mdmctl *m, struct mdmctl_enq *e)
     json_t *unknown = json_array();
     if (xml != NULL && e->all_enrolled)
         rc = mdmctl_enq_plist_post(m, e, "filter=all_enrolled", xml, &queued, unknown);
-    for (size_t next = 0; xml != NULL && !e->all_enrolled && rc == 0 &&
-                          next < json_array_size(e->udids);) {
+    for (size_t next = 0;
+         xml != NULL && !e->all_enrolled && rc == 0 && next < json_array_size(e->udids);) {
         char *q = mdmctl_enq_batch(e->udids, &next);
         rc = mdmctl_enq_plist_post(m, e, q, xml, &queued, unknown);
         free(q);
     }
     if (rc == 0 && !e->all_enrolled) {
-        json_t *j = json_pack("{s:s, s:I, s:O}", "command_uuid", uuid, "queued",
-                              (json_int_t)queued, "unknown_udids", unknown);
+        json_t *j = json_pack("{s:s, s:I, s:O}", "command_uuid", uuid, "queued", (json_int_t)queued,
+                              "unknown_udids", unknown);
         rc = mdmctl_enq_answer(m, e, j);
         json_decref(j);
     }

@@ -22,7 +22,7 @@
 struct mdmctl_http_url {
     char host[256];
     char port[8];
-    char base[256];         /* path prefix, "" or "/mdmd" */
+    char base[256]; /* path prefix, "" or "/mdmd" */
 };
 
 static int mdmctl_http_parse_url(const char *url, struct mdmctl_http_url *u)
@@ -35,7 +35,7 @@ static int mdmctl_http_parse_url(const char *url, struct mdmctl_http_url *u)
     p += 8;
     const char *end = p + strcspn(p, "/");
     const char *colon = NULL;
-    if (*p == '[') {                      /* [IPv6]:port */
+    if (*p == '[') { /* [IPv6]:port */
         const char *rb = memchr(p, ']', (size_t)(end - p));
         if (rb == NULL)
             return -1;
@@ -87,11 +87,13 @@ static void mdmctl_http_ssl_error(const char *what, const SSL *ssl)
     unsigned long e = ERR_get_error();
     long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
     if (v != X509_V_OK)
-        fprintf(stderr, "mdmctl: %s: certificate: %s (use --cacert with the server's CA, e.g. "
-                "var/ca/ca.crt)\n", what, X509_verify_cert_error_string(v));
+        fprintf(stderr,
+                "mdmctl: %s: certificate: %s (use --cacert with the server's CA, e.g. "
+                "var/ca/ca.crt)\n",
+                what, X509_verify_cert_error_string(v));
     else
-        fprintf(stderr, "mdmctl: %s: %s\n", what, e != 0 ? ERR_reason_error_string(e)
-                                                          : "connection closed");
+        fprintf(stderr, "mdmctl: %s: %s\n", what,
+                e != 0 ? ERR_reason_error_string(e) : "connection closed");
     ERR_clear_error();
 }
 
@@ -181,7 +183,7 @@ static int mdmctl_http_parse(char *raw, size_t n, struct mdmctl_resp *out)
     }
     size_t blen = n - (size_t)(eoh + 4 - raw);
     if (clen >= 0 && (size_t)clen > blen)
-        return -1;                        /* cut short */
+        return -1; /* cut short */
     if (clen >= 0)
         blen = (size_t)clen;
     memmove(raw, eoh + 4, blen);
@@ -192,8 +194,7 @@ static int mdmctl_http_parse(char *raw, size_t n, struct mdmctl_resp *out)
 }
 
 static char *mdmctl_http_head(const struct mdmctl *m, const struct mdmctl_http_url *u,
-                              const char *method, const char *path, const char *ctype,
-                              size_t len)
+                              const char *method, const char *path, const char *ctype, size_t len)
 {
     char ct[160] = "";
     if (ctype != NULL)

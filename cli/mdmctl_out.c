@@ -11,11 +11,11 @@
 #include "../core/util.h"
 
 #define MDMCTL_OUT_MAX_COLS 12
-#define MDMCTL_OUT_CELL_MAX 48        /* wider cells are cut, so rows stay on one line */
+#define MDMCTL_OUT_CELL_MAX 48 /* wider cells are cut, so rows stay on one line */
 
 struct mdmctl_table {
     int ncols;
-    char **cells;                     /* rows * ncols, heads first */
+    char **cells; /* rows * ncols, heads first */
     size_t nrows, cap;
 };
 
@@ -28,8 +28,8 @@ static void mdmctl_out_table_add(struct mdmctl_table *t, const char *const *cell
     for (int c = 0; c < t->ncols; c++) {
         const char *s = cells[c] != NULL ? cells[c] : "";
         size_t n = strlen(s);
-        char *v = n > MDMCTL_OUT_CELL_MAX ? xasprintf("%.*s...", MDMCTL_OUT_CELL_MAX - 3, s)
-                                          : xstrdup(s);
+        char *v =
+            n > MDMCTL_OUT_CELL_MAX ? xasprintf("%.*s...", MDMCTL_OUT_CELL_MAX - 3, s) : xstrdup(s);
         for (char *p = v; *p; p++)
             if (*p == '\n' || *p == '\t' || *p == '\r')
                 *p = ' ';
@@ -99,13 +99,12 @@ void mdmctl_out_scalar(json_t *v, char *out, size_t len)
         out[0] = '\0';
 }
 
-void mdmctl_out_progress(const struct mdmctl *m, long done, long total, const char *what,
-                         int final)
+void mdmctl_out_progress(const struct mdmctl *m, long done, long total, const char *what, int final)
 {
     if (!m->progress && !isatty(2))
         return;
-    int width = 30, fill = total > 0 ? (int)((double)(done > total ? total : done) * width /
-                                             (double)total) : 0;
+    int width = 30,
+        fill = total > 0 ? (int)((double)(done > total ? total : done) * width / (double)total) : 0;
     char bar[64];
     for (int i = 0; i < width; i++)
         bar[i] = i < fill ? '#' : '.';

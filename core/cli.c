@@ -15,13 +15,13 @@
 #include "util.h"
 
 #define CLI_PW_MAX 1024
-#define CLI_PW_MIN 8              /* as the REST API (handlers/api/api.h) */
+#define CLI_PW_MIN 8 /* as the REST API (handlers/api/api.h) */
 
 struct cli_args {
-    const char *verb;             /* add, passwd, del, list */
+    const char *verb; /* add, passwd, del, list */
     const char *name;
     const char *role;
-    const char *password;         /* --password P */
+    const char *password; /* --password P */
     int password_stdin;
 };
 
@@ -124,8 +124,7 @@ static int cli_password(const struct cli_args *a, char *buf, size_t size)
     explicit_bzero(again, sizeof(again));
     size_t n = strlen(buf);
     if (n < CLI_PW_MIN || n > CLI_PW_MAX) {
-        fprintf(stderr, "mdmd: the password must be %d to %d characters\n", CLI_PW_MIN,
-                CLI_PW_MAX);
+        fprintf(stderr, "mdmd: the password must be %d to %d characters\n", CLI_PW_MIN, CLI_PW_MAX);
         return -1;
     }
     return 0;
@@ -204,8 +203,8 @@ int cli_main(const struct conf *cf, int argc, char **argv)
         fprintf(stderr, "mdmd: --role must be admin or user\n");
         return 2;
     }
-    struct store_sync *ss = store_sync_open(cf->redis, cf->data_dir, cf->redis_timeout_ms, err,
-                                            sizeof(err));
+    struct store_sync *ss =
+        store_sync_open(cf->redis, cf->data_dir, cf->redis_timeout_ms, err, sizeof(err));
     if (ss == NULL) {
         fprintf(stderr, "mdmd: %s\n", err);
         return 1;

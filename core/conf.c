@@ -14,14 +14,23 @@ enum conf_type { CONF_T_STR, CONF_T_INT, CONF_T_BOOL, CONF_T_LOGLEVEL };
 struct conf_key {
     const char *name;
     enum conf_type type;
-    size_t off;                /* offsetof(struct conf, field) */
-    long min, max;             /* CONF_T_INT bounds */
-    const char *def;           /* default, as it would be written in the file */
+    size_t off;      /* offsetof(struct conf, field) */
+    long min, max;   /* CONF_T_INT bounds */
+    const char *def; /* default, as it would be written in the file */
 };
 
-#define CONF_STR(n, f, d) {n, CONF_T_STR, offsetof(struct conf, f), 0, 0, d}
-#define CONF_INT(n, f, lo, hi, d) {n, CONF_T_INT, offsetof(struct conf, f), lo, hi, d}
-#define CONF_BOOL(n, f, d) {n, CONF_T_BOOL, offsetof(struct conf, f), 0, 1, d}
+#define CONF_STR(n, f, d)                                                                          \
+    {                                                                                              \
+        n, CONF_T_STR, offsetof(struct conf, f), 0, 0, d                                           \
+    }
+#define CONF_INT(n, f, lo, hi, d)                                                                  \
+    {                                                                                              \
+        n, CONF_T_INT, offsetof(struct conf, f), lo, hi, d                                         \
+    }
+#define CONF_BOOL(n, f, d)                                                                         \
+    {                                                                                              \
+        n, CONF_T_BOOL, offsetof(struct conf, f), 0, 1, d                                          \
+    }
 
 static const struct conf_key conf_table[] = {
     CONF_STR("listen", listen, "0.0.0.0:8443"),
@@ -168,7 +177,7 @@ void conf_init(struct conf *cf)
     for (size_t i = 0; i < ARRAY_LEN(conf_table); i++) {
         char *why = NULL;
         if (conf_apply(cf, &conf_table[i], conf_table[i].def, &why) != 0)
-            abort();    /* a bad default is a bug in the table */
+            abort(); /* a bad default is a bug in the table */
     }
 }
 
@@ -323,8 +332,10 @@ static int conf_finish_scep(struct conf *cf, char *err, size_t errlen)
         return -1;
     }
     if (cf->mdm_client_cert_mode < 2 && !cf->mdm_auth_sig && !cf->mdm_trust_client_cert_header) {
-        snprintf(err, errlen, "mdm_client_cert: %s needs mdm_auth signature or any, or "
-                 "mdm_trust_client_cert_header yes", cf->mdm_client_cert);
+        snprintf(err, errlen,
+                 "mdm_client_cert: %s needs mdm_auth signature or any, or "
+                 "mdm_trust_client_cert_header yes",
+                 cf->mdm_client_cert);
         return -1;
     }
     if (*cf->scep_listen != '\0' && strchr(cf->scep_listen, ':') == NULL) {
@@ -361,7 +372,8 @@ int conf_finish(struct conf *cf, char *err, size_t errlen)
     conf_default_str(&cf->server_names, xasprintf("localhost 127.0.0.1 ::1 %s", host));
     conf_default_str(&cf->public_url, xasprintf("https://%s:%s", host, conf_port_of(cf->listen)));
     conf_default_str(&cf->mdm_url, xasprintf("https://%s:%s", host, conf_port_of(cf->mdm_listen)));
-    if (*cf->apns_p12_file == '\0' && (*cf->apns_cert_file == '\0') != (*cf->apns_key_file == '\0')) {
+    if (*cf->apns_p12_file == '\0' &&
+        (*cf->apns_cert_file == '\0') != (*cf->apns_key_file == '\0')) {
         snprintf(err, errlen, "apns_cert_file/apns_key_file: set both or neither");
         return -1;
     }

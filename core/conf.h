@@ -9,28 +9,28 @@
 
 struct conf {
     /* listeners */
-    char *listen;              /* 1-way TLS: enrollment, admin REST, console */
-    char *mdm_listen;          /* 2-way TLS: check-in and command */
-    char *port_file;           /* written after bind: "listen PORT\nmdm_listen PORT\n" */
-    char *public_url;          /* base URL of the 1-way listener, goes into profiles */
-    char *mdm_url;             /* base URL of the MDM listener, goes into profiles */
-    char *server_names;        /* space-separated SANs of the generated server cert */
-    char *tls_cert_file;       /* empty: <ca_dir>/server.crt, generated */
-    char *tls_key_file;        /* empty: <ca_dir>/server.key, generated */
-    char *tls_ciphers;         /* TLS <= 1.2 cipher list */
-    int tls_auto;              /* derived: cert/key were not configured, mdmd makes them */
+    char *listen;        /* 1-way TLS: enrollment, admin REST, console */
+    char *mdm_listen;    /* 2-way TLS: check-in and command */
+    char *port_file;     /* written after bind: "listen PORT\nmdm_listen PORT\n" */
+    char *public_url;    /* base URL of the 1-way listener, goes into profiles */
+    char *mdm_url;       /* base URL of the MDM listener, goes into profiles */
+    char *server_names;  /* space-separated SANs of the generated server cert */
+    char *tls_cert_file; /* empty: <ca_dir>/server.crt, generated */
+    char *tls_key_file;  /* empty: <ca_dir>/server.key, generated */
+    char *tls_ciphers;   /* TLS <= 1.2 cipher list */
+    int tls_auto;        /* derived: cert/key were not configured, mdmd makes them */
     /* state */
     char *data_dir;
-    char *ca_dir;              /* empty: <data_dir>/ca */
-    char *ca_key_type;         /* rsa2048 | rsa4096 | ec256 */
+    char *ca_dir;      /* empty: <data_dir>/ca */
+    char *ca_key_type; /* rsa2048 | rsa4096 | ec256 */
     char *ca_common_name;
     int ca_validity_days;
-    int cert_validity_days;    /* server and device certificates */
+    int cert_validity_days; /* server and device certificates */
     /* redis */
-    char *redis;               /* unix path or host:port; empty: private redis-server */
-    char *redis_server_bin;    /* used for the private one */
-    int redis_timeout_ms;      /* per command */
-    int redis_history_len;     /* entries kept in each mdm:res:{UDID} */
+    char *redis;            /* unix path or host:port; empty: private redis-server */
+    char *redis_server_bin; /* used for the private one */
+    int redis_timeout_ms;   /* per command */
+    int redis_history_len;  /* entries kept in each mdm:res:{UDID} */
     /* APNs */
     char *apns_cert_file;
     char *apns_key_file;
@@ -38,59 +38,59 @@ struct conf {
     char *apns_p12_password;
     char *apns_host;
     int apns_port;
-    char *apns_ca_file;        /* empty: system trust store */
+    char *apns_ca_file; /* empty: system trust store */
     int apns_expiration_s;
     int apns_connections;
-    int push_coalesce_ms;      /* enqueues for one device within this window: one push */
-    int job_push_backlog;      /* a bulk job pauses while this many pushes are pending (0: never) */
-    char *apns_topic;          /* Topic for MDM profiles when no push certificate is set */
+    int push_coalesce_ms; /* enqueues for one device within this window: one push */
+    int job_push_backlog; /* a bulk job pauses while this many pushes are pending (0: never) */
+    char *apns_topic;     /* Topic for MDM profiles when no push certificate is set */
     /* enrollment */
-    int enroll_challenge_ttl_s;    /* life of a Profile Service challenge and OTA identity */
-    char *enroll_device_ca_file;   /* CAs a device's phase-1 signature must chain to; empty: any */
-    int enroll_require_issued;     /* Authenticate only with certificates enrollment issued */
-    int provision_on_enroll;       /* first TokenUpdate: queue assigned content + DeviceInformation */
-    char *device_key_type;         /* keys of issued device identities: rsa2048 | rsa4096 | ec256 */
-    char *pkcs12_mode;             /* PKCS12 algorithms: legacy | aes (ca_pkcs12) */
+    int enroll_challenge_ttl_s;  /* life of a Profile Service challenge and OTA identity */
+    char *enroll_device_ca_file; /* CAs a device's phase-1 signature must chain to; empty: any */
+    int enroll_require_issued;   /* Authenticate only with certificates enrollment issued */
+    int provision_on_enroll;     /* first TokenUpdate: queue assigned content + DeviceInformation */
+    char *device_key_type;       /* keys of issued device identities: rsa2048 | rsa4096 | ec256 */
+    char *pkcs12_mode;           /* PKCS12 algorithms: legacy | aes (ca_pkcs12) */
     /* SCEP and device request authentication (issue 6) */
-    char *scep_listen;             /* plain-HTTP listener serving /scep; empty: none */
-    char *scep_url;                /* URL in SCEP profiles; empty: <public_url>/scep */
-    char *scep_challenge;          /* static challenge password; empty: one-time ones only */
-    int scep_challenge_ttl_s;      /* life of a one-time challenge from GET /enroll/profile */
-    int scep_renewal_grace_s;      /* a device that missed its renewal answer may retry */
-    char *enroll_profile_token;    /* bearer secret for GET /enroll/profile; empty: off */
-    char *mdm_auth;                /* mtls | signature | any */
-    char *mdm_client_cert;         /* MDM listener handshake: required | optional | none */
-    int mdm_trust_client_cert_header;  /* honour RFC 9440 Client-Cert from mdm_trusted_proxies */
-    char *mdm_trusted_proxies;     /* space-separated proxy IP addresses */
-    int mdm_auth_tls;              /* derived: mTLS (or a proxied certificate) identifies */
-    int mdm_auth_sig;              /* derived: Mdm-Signature identifies */
-    int mdm_client_cert_mode;      /* derived: 0 none, 1 optional, 2 required */
+    char *scep_listen;                /* plain-HTTP listener serving /scep; empty: none */
+    char *scep_url;                   /* URL in SCEP profiles; empty: <public_url>/scep */
+    char *scep_challenge;             /* static challenge password; empty: one-time ones only */
+    int scep_challenge_ttl_s;         /* life of a one-time challenge from GET /enroll/profile */
+    int scep_renewal_grace_s;         /* a device that missed its renewal answer may retry */
+    char *enroll_profile_token;       /* bearer secret for GET /enroll/profile; empty: off */
+    char *mdm_auth;                   /* mtls | signature | any */
+    char *mdm_client_cert;            /* MDM listener handshake: required | optional | none */
+    int mdm_trust_client_cert_header; /* honour RFC 9440 Client-Cert from mdm_trusted_proxies */
+    char *mdm_trusted_proxies;        /* space-separated proxy IP addresses */
+    int mdm_auth_tls;                 /* derived: mTLS (or a proxied certificate) identifies */
+    int mdm_auth_sig;                 /* derived: Mdm-Signature identifies */
+    int mdm_client_cert_mode;         /* derived: 0 none, 1 optional, 2 required */
     /* limits */
     int max_body_size;
     int max_header_size;
     int request_timeout_s;
-    int max_connections;       /* per listener */
+    int max_connections; /* per listener */
     int shutdown_timeout_s;
-    int crypto_threads;        /* worker threads for key generation and hashing */
+    int crypto_threads; /* worker threads for key generation and hashing */
     /* web console */
-    int console_session_idle_s;    /* a session ends after this long unused */
-    int console_session_max_s;     /* and this long after the login in any case */
+    int console_session_idle_s; /* a session ends after this long unused */
+    int console_session_max_s;  /* and this long after the login in any case */
     /* logging */
-    int log_level;             /* enum log_level */
-    int syslog;                /* bool */
-    int metrics_public;        /* bool: GET /metrics without the API key */
+    int log_level;      /* enum log_level */
+    int syslog;         /* bool */
+    int metrics_public; /* bool: GET /metrics without the API key */
 };
 
 /* Fills cf with the defaults of the table.  Free with conf_clear(). */
 void conf_init(struct conf *cf);
-void conf_clear(struct conf *cf);   /* frees strings; cf can be re-inited */
+void conf_clear(struct conf *cf); /* frees strings; cf can be re-inited */
 
 /* Reads path over the current values of cf.  On error writes
  * "file:line: key: message" into err (errlen bytes) and returns -1. */
 int conf_load(struct conf *cf, const char *path, char *err, size_t errlen) MDMD_MUSTCHECK;
 /* One "key value" override (command line); file/line name it in errors. */
-int conf_set(struct conf *cf, const char *key, const char *value,
-             const char *file, int line, char *err, size_t errlen) MDMD_MUSTCHECK;
+int conf_set(struct conf *cf, const char *key, const char *value, const char *file, int line,
+             char *err, size_t errlen) MDMD_MUSTCHECK;
 /* Fills derived defaults (ca_dir, URLs, names) and cross-checks keys. */
 int conf_finish(struct conf *cf, char *err, size_t errlen) MDMD_MUSTCHECK;
 

@@ -24,24 +24,24 @@
 
 struct http_server {
     struct event_base *base;
-    char *name;                       /* "enroll", "mdm": for log lines */
+    char *name; /* "enroll", "mdm": for log lines */
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
-    SSL_CTX *ctx;                     /* our reference; swapped on SIGHUP; NULL: plain HTTP */
+    SSL_CTX *ctx; /* our reference; swapped on SIGHUP; NULL: plain HTTP */
     const struct http_route *routes;
     void *app;
     int port;
-    int inflight;                     /* reqs handed to handlers, not yet answered */
-    int conns;                        /* open connections (struct http_conn alive) */
+    int inflight; /* reqs handed to handlers, not yet answered */
+    int conns;    /* open connections (struct http_conn alive) */
     int max_conns;
-    int timeout_s;                    /* a whole request must arrive within this */
-    size_t max_body, max_header;      /* for the log line when evhttp refuses */
-    int paused;                       /* listener disabled at max_conns */
-    int full;                         /* logged accept_paused, not yet accept_resumed */
-    int stopping;                     /* shutting down: no new work on open connections */
-    struct http_conn *conn_list;      /* every open connection */
+    int timeout_s;               /* a whole request must arrive within this */
+    size_t max_body, max_header; /* for the log line when evhttp refuses */
+    int paused;                  /* listener disabled at max_conns */
+    int full;                    /* logged accept_paused, not yet accept_resumed */
+    int stopping;                /* shutting down: no new work on open connections */
+    struct http_conn *conn_list; /* every open connection */
     size_t nroutes;
-    struct metrics_endpoint *ep;      /* per route, then one for unmatched paths */
+    struct metrics_endpoint *ep; /* per route, then one for unmatched paths */
 };
 
 /* One accepted connection, TLS or plain.  libevent 2.1's evhttp has no
@@ -64,21 +64,21 @@ struct http_conn {
 struct req {
     struct http_server *hs;
     struct evhttp_request *r;
-    const char *path;                 /* owned by r's evhttp_uri */
-    char *body_view;                  /* set once req_body() linearised the input */
+    const char *path; /* owned by r's evhttp_uri */
+    char *body_view;  /* set once req_body() linearised the input */
     size_t body_len;
     char peer[INET6_ADDRSTRLEN];
-    char *path_own;                   /* req_set_path(): replaces path */
-    char *user;                       /* req_set_user(): who an auth step let in */
-    int64_t t0;                       /* dispatch time (metrics_now_ns) */
-    size_t route;                     /* index into routes; nroutes: none matched */
+    char *path_own; /* req_set_path(): replaces path */
+    char *user;     /* req_set_user(): who an auth step let in */
+    int64_t t0;     /* dispatch time (metrics_now_ns) */
+    size_t route;   /* index into routes; nroutes: none matched */
 };
 
 /* Open connections by socket (redis ae style): dispatch has only the
  * request, and evhttp 2.1 keeps no user pointer on a connection. */
 static struct http_conn **http_by_fd;
 static size_t http_by_fd_len;
-static int http_nservers;             /* the table goes with the last server */
+static int http_nservers; /* the table goes with the last server */
 
 static void http_fd_set(evutil_socket_t fd, struct http_conn *c)
 {
@@ -200,8 +200,9 @@ static void http_conn_on_timer(evutil_socket_t fd, short what, void *arg)
     }
     http_conn_peer(c, peer, sizeof(peer));
     log_warn("event=request_timeout listener=%s peer=%s timeout_s=%d reason=\"no complete "
-             "request in time\"", c->hs->name, peer, c->hs->timeout_s);
-    evhttp_connection_free(c->evcon);   /* runs http_conn_on_close: c is gone */
+             "request in time\"",
+             c->hs->name, peer, c->hs->timeout_s);
+    evhttp_connection_free(c->evcon); /* runs http_conn_on_close: c is gone */
 }
 
 /* Output before dispatch is evhttp answering by itself: an oversized or
@@ -221,16 +222,17 @@ static void http_conn_on_output(struct evbuffer *out, const struct evbuffer_cb_i
         return;
     evbuffer_copyout_from(out, &pos, line, sizeof(line) - 1);
     if (sscanf(line, "HTTP/%*d.%*d %d", &status) != 1 || status < 400)
-        return;   /* 100 Continue, or not a status line yet */
+        return; /* 100 Continue, or not a status line yet */
     c->refused_logged = 1;
     http_conn_peer(c, peer, sizeof(peer));
     if (status == 413)
         log_warn("event=request_refused listener=%s peer=%s status=413 reason=\"body over "
-                 "max_body_size=%zu\"", c->hs->name, peer, c->hs->max_body);
+                 "max_body_size=%zu\"",
+                 c->hs->name, peer, c->hs->max_body);
     else
         log_warn("event=request_refused listener=%s peer=%s status=%d reason=\"request head "
-                 "malformed or over max_header_size=%zu\"", c->hs->name, peer, status,
-                 c->hs->max_header);
+                 "malformed or over max_header_size=%zu\"",
+                 c->hs->name, peer, status, c->hs->max_header);
 }
 
 static struct bufferevent *http_new_bev(struct event_base *base, void *arg)
@@ -257,7 +259,7 @@ static struct bufferevent *http_new_bev(struct event_base *base, void *arg)
     c->bev = bev;
     c->fd = -1;
     c->timer = evtimer_new(base, http_conn_on_timer, c);
-    evtimer_add(c->timer, &zero);   /* adoption, once evhttp has set the connection up */
+    evtimer_add(c->timer, &zero); /* adoption, once evhttp has set the connection up */
     c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), http_conn_on_output, c);
     c->next = hs->conn_list;
     if (c->next != NULL)
@@ -322,7 +324,7 @@ static void http_dispatch(struct evhttp_request *r, void *arg)
         req->path = "/";
     http_peer_of(r, req->peer, sizeof(req->peer));
     struct http_conn *c = http_conn_of(r);
-    if (c != NULL) {   /* the handler has it now: no deadline until it answers */
+    if (c != NULL) { /* the handler has it now: no deadline until it answers */
         c->busy = 1;
         evtimer_del(c->timer);
     }
@@ -426,7 +428,7 @@ struct http_server *http_server_new(struct event_base *base, const char *name, c
     evhttp_set_allowed_methods(hs->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
                                              EVHTTP_REQ_PATCH);
-    evhttp_set_bevcb(hs->http, http_new_bev, hs);   /* TLS, or plain when ctx is NULL */
+    evhttp_set_bevcb(hs->http, http_new_bev, hs); /* TLS, or plain when ctx is NULL */
     evhttp_set_gencb(hs->http, http_dispatch, hs);
     hs->bound = evhttp_bind_socket_with_handle(hs->http, host, (ev_uint16_t)port);
     if (hs->bound == NULL) {
@@ -443,10 +445,10 @@ void http_server_free(struct http_server *hs)
 {
     if (hs == NULL)
         return;
-    hs->bound = NULL;    /* evhttp_free closes it; http_accept_check must not touch it */
+    hs->bound = NULL; /* evhttp_free closes it; http_accept_check must not touch it */
     if (hs->http != NULL)
-        evhttp_free(hs->http);   /* runs http_conn_on_close for every adopted connection */
-    while (hs->conn_list != NULL)   /* accepted this loop turn, never adopted */
+        evhttp_free(hs->http);    /* runs http_conn_on_close for every adopted connection */
+    while (hs->conn_list != NULL) /* accepted this loop turn, never adopted */
         http_conn_unlink(hs->conn_list, 0);
     assert(hs->conns == 0);
     SSL_CTX_free(hs->ctx);
@@ -468,7 +470,7 @@ int http_server_port(const struct http_server *hs)
 void http_server_set_ctx(struct http_server *hs, SSL_CTX *ctx)
 {
     SSL_CTX_up_ref(ctx);
-    SSL_CTX_free(hs->ctx);    /* live connections keep their own reference */
+    SSL_CTX_free(hs->ctx); /* live connections keep their own reference */
     hs->ctx = ctx;
 }
 

@@ -21,23 +21,27 @@ typedef struct ssl_ctx_st SSL_CTX;
 typedef struct x509_st X509;
 
 enum http_method {
-    HTTP_M_GET = 1 << 0, HTTP_M_POST = 1 << 1, HTTP_M_PUT = 1 << 2,
-    HTTP_M_DELETE = 1 << 3, HTTP_M_HEAD = 1 << 4, HTTP_M_PATCH = 1 << 5,
+    HTTP_M_GET = 1 << 0,
+    HTTP_M_POST = 1 << 1,
+    HTTP_M_PUT = 1 << 2,
+    HTTP_M_DELETE = 1 << 3,
+    HTTP_M_HEAD = 1 << 4,
+    HTTP_M_PATCH = 1 << 5,
 };
 
 typedef void http_handler_fn(struct req *req, void *app);
 
 struct http_route {
-    int methods;             /* mask of enum http_method */
-    const char *path;        /* exact, or a prefix when it ends in '*' */
+    int methods;      /* mask of enum http_method */
+    const char *path; /* exact, or a prefix when it ends in '*' */
     http_handler_fn *fn;
 };
 
 struct http_limits {
     size_t max_body;
     size_t max_header;
-    int timeout_s;           /* idle timeout, and the deadline for a whole request */
-    int max_connections;     /* accepting pauses at this many open connections */
+    int timeout_s;       /* idle timeout, and the deadline for a whole request */
+    int max_connections; /* accepting pauses at this many open connections */
 };
 
 /* Binds addr ("host:port", port 0 = any free port) and serves TLS with ctx
@@ -50,11 +54,11 @@ struct http_server *http_server_new(struct event_base *base, const char *name, c
                                     SSL_CTX *ctx, const struct http_route *routes, void *app,
                                     const struct http_limits *lim);
 void http_server_free(struct http_server *hs);                  /* NULL-safe */
-int http_server_port(const struct http_server *hs);              /* the bound port */
-void http_server_set_ctx(struct http_server *hs, SSL_CTX *ctx);  /* new handshakes use ctx */
+int http_server_port(const struct http_server *hs);             /* the bound port */
+void http_server_set_ctx(struct http_server *hs, SSL_CTX *ctx); /* new handshakes use ctx */
 void http_server_set_limits(struct http_server *hs, const struct http_limits *lim);
-void http_server_stop_accepting(struct http_server *hs);         /* graceful shutdown */
-int http_server_inflight(const struct http_server *hs);          /* requests not yet answered */
+void http_server_stop_accepting(struct http_server *hs); /* graceful shutdown */
+int http_server_inflight(const struct http_server *hs);  /* requests not yet answered */
 int http_server_connections(const struct http_server *hs);
 /* For /metrics: the listener's name, its routes, and the numbers of route i
  * (i == http_server_nroutes(): requests that matched no route). */
@@ -82,7 +86,7 @@ char *req_query_param(const struct req *req, const char *key);
  * let in (api_authorized() accepts such a request).  Both copied. */
 void req_set_path(struct req *req, const char *path);
 void req_set_user(struct req *req, const char *user);
-const char *req_user(const struct req *req);                      /* NULL: none */
+const char *req_user(const struct req *req); /* NULL: none */
 /* The route of rt (ends with {0}) that serves path, or NULL. */
 const struct http_route *http_route_find(const struct http_route *rt, const char *path);
 

@@ -54,8 +54,8 @@ static void log_vat(int lvl, const char *fmt, va_list ap)
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (long)tv.tv_usec / 1000, log_level_name(lvl));
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (long)tv.tv_usec / 1000, log_level_name(lvl));
     int head = n;
     va_copy(ap2, ap);
     n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap2);

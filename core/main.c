@@ -32,21 +32,21 @@
 
 struct mdmd {
     struct app app;
-    struct conf *cf;                     /* current; app.cf points here */
-    struct conf **retired;               /* replaced by SIGHUP; freed at exit */
+    struct conf *cf;       /* current; app.cf points here */
+    struct conf **retired; /* replaced by SIGHUP; freed at exit */
     int nretired;
-    const char *conf_path;               /* NULL: defaults only */
+    const char *conf_path;                     /* NULL: defaults only */
     const char *overrides[MAIN_MAX_OVERRIDES]; /* "key=value" from the command line */
     int noverrides;
-    struct embedded *redis;              /* private redis-server, or NULL */
+    struct embedded *redis; /* private redis-server, or NULL */
     struct http_server *pub, *mdm;
-    struct http_server *scep;            /* plain-HTTP SCEP listener (scep_listen), or NULL */
-    struct metrics metrics;              /* app.metrics points here */
+    struct http_server *scep; /* plain-HTTP SCEP listener (scep_listen), or NULL */
+    struct metrics metrics;   /* app.metrics points here */
     struct event *sigs[3];
-    struct event *drain;                 /* polls in-flight requests at shutdown */
+    struct event *drain; /* polls in-flight requests at shutdown */
     int64_t drain_deadline;
-    int quiet_ticks;                     /* drain ticks in a row with nothing in flight */
-    int cli_arg;                         /* argv index of a subcommand (cli.h), or 0 */
+    int quiet_ticks; /* drain ticks in a row with nothing in flight */
+    int cli_arg;     /* argv index of a subcommand (cli.h), or 0 */
 };
 
 static void main_usage(FILE *f)
@@ -62,7 +62,8 @@ static void main_usage(FILE *f)
                "  -v LEVEL  log_level: error, warn, info, debug\n"
                "  -o K=V    set any configuration key\n"
                "  -t        check the configuration and exit\n"
-               "       mdmd [-c FILE] [-o K=V]... user add|passwd|del|list ...   (users; see core/cli.h)\n");
+               "       mdmd [-c FILE] [-o K=V]... user add|passwd|del|list ...   (users; see "
+               "core/cli.h)\n");
 }
 
 static int main_add_override(struct mdmd *m, const char *key, const char *kv)
@@ -94,8 +95,8 @@ static int main_info(const char *arg)
 static int main_parse_args(struct mdmd *m, int argc, char **argv)
 {
     static const char *const flag_keys[128] = {
-        ['l'] = "listen", ['m'] = "mdm_listen", ['r'] = "redis", ['d'] = "data_dir",
-        ['p'] = "port_file", ['v'] = "log_level",
+        ['l'] = "listen",   ['m'] = "mdm_listen", ['r'] = "redis",
+        ['d'] = "data_dir", ['p'] = "port_file",  ['v'] = "log_level",
     };
     int c, test_only = 0;
     /* "+": stop at the first non-option, so a subcommand keeps its own options. */
@@ -106,7 +107,8 @@ static int main_parse_args(struct mdmd *m, int argc, char **argv)
             test_only = 1;
         else if (c == 'o' && main_add_override(m, NULL, optarg) == 0)
             continue;
-        else if (c > 0 && c < 128 && flag_keys[c] != NULL && main_add_override(m, flag_keys[c], optarg) == 0)
+        else if (c > 0 && c < 128 && flag_keys[c] != NULL &&
+                 main_add_override(m, flag_keys[c], optarg) == 0)
             continue;
         else {
             main_usage(c == 'h' ? stdout : stderr);
@@ -154,8 +156,8 @@ static void main_write_port_file(const struct mdmd *m)
 {
     if (*m->cf->port_file == '\0')
         return;
-    char *s = xasprintf("listen %d\nmdm_listen %d\n", http_server_port(m->pub),
-                        http_server_port(m->mdm));
+    char *s =
+        xasprintf("listen %d\nmdm_listen %d\n", http_server_port(m->pub), http_server_port(m->mdm));
     if (m->scep != NULL) {
         char *t = xasprintf("%sscep_listen %d\n", s, http_server_port(m->scep));
         free(s);
@@ -203,7 +205,8 @@ static void main_listen(struct mdmd *m)
     if (main_server_cert(m->cf, m->app.ca) != 0 || main_tls_ctxs(m->cf, m->app.ca, &pub, &mdm) != 0)
         die("event=tls_setup_failed");
     main_limits(m->cf, &lim);
-    m->pub = http_server_new(m->app.base, "public", m->cf->listen, pub, routes_public, &m->app, &lim);
+    m->pub =
+        http_server_new(m->app.base, "public", m->cf->listen, pub, routes_public, &m->app, &lim);
     m->mdm = http_server_new(m->app.base, "mdm", m->cf->mdm_listen, mdm, routes_mdm, &m->app, &lim);
     SSL_CTX_free(pub);
     SSL_CTX_free(mdm);
@@ -220,9 +223,14 @@ static void main_listen(struct mdmd *m)
 
 static void main_warn_restart_keys(const struct conf *o, const struct conf *n)
 {
-    static const struct { const char *name; size_t off; } keys[] = {
-        {"listen", offsetof(struct conf, listen)}, {"mdm_listen", offsetof(struct conf, mdm_listen)},
-        {"redis", offsetof(struct conf, redis)}, {"data_dir", offsetof(struct conf, data_dir)},
+    static const struct {
+        const char *name;
+        size_t off;
+    } keys[] = {
+        {"listen", offsetof(struct conf, listen)},
+        {"mdm_listen", offsetof(struct conf, mdm_listen)},
+        {"redis", offsetof(struct conf, redis)},
+        {"data_dir", offsetof(struct conf, data_dir)},
         {"ca_dir", offsetof(struct conf, ca_dir)},
         {"scep_listen", offsetof(struct conf, scep_listen)},
     };
@@ -256,7 +264,8 @@ static void main_reload(struct mdmd *m)
     http_server_set_ctx(m->pub, pub);
     http_server_set_ctx(m->mdm, mdm);
     if (enroll_keys_reload(m->app.enroll, ncf) != 0)
-        log_warn("event=reload_partial reason=\"enrollment keys unreadable; keeping the old ones\"");
+        log_warn(
+            "event=reload_partial reason=\"enrollment keys unreadable; keeping the old ones\"");
     if (enroll_scep_keys_reload(m->app.scep, ncf) != 0)
         log_warn("event=reload_partial reason=\"profile signer unreadable; keeping the old one\"");
     SSL_CTX_free(pub);
@@ -366,7 +375,7 @@ static void main_open_state(struct mdmd *m)
     }
     m->app.store = store_new(m->app.base, addr, m->cf->redis_timeout_ms);
     if (*m->cf->apns_cert_file != '\0' || *m->cf->apns_p12_file != '\0') {
-        m->app.push = push_new(m->app.base, m->cf);   /* no network until the first push */
+        m->app.push = push_new(m->app.base, m->cf); /* no network until the first push */
         if (m->app.push == NULL)
             die("event=apns_setup_failed reason=\"see the lines above\"");
         log_info("event=apns_ready topic=%s host=%s port=%d", push_topic(m->app.push),
@@ -384,9 +393,9 @@ static void main_cleanup(struct mdmd *m)
     /* Everything that can still call a handler back goes first, while the
      * listeners (and their connections) exist for the answers it sends. */
     worker_free(m->app.worker);
-    enroll_scep_keys_free(m->app.scep);       /* after the worker: jobs borrow its keys */
-    enroll_keys_free(m->app.enroll);   /* after the worker: jobs borrow its keys */
-    push_free(m->app.push);     /* before wake: cancelled pushes release their items */
+    enroll_scep_keys_free(m->app.scep); /* after the worker: jobs borrow its keys */
+    enroll_keys_free(m->app.enroll);    /* after the worker: jobs borrow its keys */
+    push_free(m->app.push);             /* before wake: cancelled pushes release their items */
     wake_free(m->app.wake);
     store_free(m->app.store);
     http_server_free(m->pub);
@@ -464,10 +473,10 @@ int main(int argc, char **argv)
     main_signals(&m);
     main_open_state(&m);
     main_listen(&m);
-    m.app.enroll = enroll_keys_load(m.cf);   /* signs with the certificate main_listen made */
+    m.app.enroll = enroll_keys_load(m.cf); /* signs with the certificate main_listen made */
     if (m.app.enroll == NULL)
         die("event=enroll_setup_failed");
-    m.app.scep = enroll_scep_keys_load(m.cf, m.app.ca, m.app.worker);   /* the same signer */
+    m.app.scep = enroll_scep_keys_load(m.cf, m.app.ca, m.app.worker); /* the same signer */
     if (m.app.scep == NULL)
         die("event=scep_setup_failed");
     log_info("event=ready public=https://localhost:%d mdm=https://localhost:%d ca=%s/ca.crt "

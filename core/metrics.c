@@ -9,13 +9,12 @@
 #include "util.h"
 
 const double metrics_buckets[METRICS_NBUCKETS] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-    0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 };
 
 const char *const metrics_report_names[METRICS_R_N] = {
-    [METRICS_R_IDLE] = "Idle", [METRICS_R_ACKNOWLEDGED] = "Acknowledged",
-    [METRICS_R_ERROR] = "Error", [METRICS_R_FORMAT_ERROR] = "CommandFormatError",
+    [METRICS_R_IDLE] = "Idle",     [METRICS_R_ACKNOWLEDGED] = "Acknowledged",
+    [METRICS_R_ERROR] = "Error",   [METRICS_R_FORMAT_ERROR] = "CommandFormatError",
     [METRICS_R_NOTNOW] = "NotNow",
 };
 
@@ -107,8 +106,8 @@ void metrics_family(struct metrics_text *t, const char *name, const char *type, 
 void metrics_sample(struct metrics_text *t, const char *name, const char *labels, double value)
 {
     /* %.17g prints integers exactly (counters stay below 2^53 in practice). */
-    metrics_text_printf(t, "%s%s%s%s %.17g\n", name, *labels ? "{" : "", labels,
-                        *labels ? "}" : "", value);
+    metrics_text_printf(t, "%s%s%s%s %.17g\n", name, *labels ? "{" : "", labels, *labels ? "}" : "",
+                        value);
 }
 
 void metrics_hist_render(struct metrics_text *t, const char *name, const char *labels,

@@ -27,7 +27,7 @@ extern const double metrics_buckets[METRICS_NBUCKETS];
 struct metrics_hist {
     uint64_t bucket[METRICS_NBUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
     uint64_t count;
-    double sum;                            /* seconds */
+    double sum; /* seconds */
 };
 void metrics_hist_observe(struct metrics_hist *h, double seconds);
 /* Monotonic clock in nanoseconds, for the durations observed. */
@@ -35,7 +35,7 @@ int64_t metrics_now_ns(void);
 
 /* One endpoint (route) of a listener: answers by status, and how long they took. */
 #define METRICS_STATUS_MIN 100
-#define METRICS_STATUS_N 500               /* statuses 100..599 */
+#define METRICS_STATUS_N 500 /* statuses 100..599 */
 struct metrics_endpoint {
     uint64_t status[METRICS_STATUS_N];
     struct metrics_hist latency;
@@ -44,23 +44,27 @@ void metrics_endpoint_observe(struct metrics_endpoint *e, int status, double sec
 
 /* Device reports on the command endpoint, by Status. */
 enum metrics_report {
-    METRICS_R_IDLE, METRICS_R_ACKNOWLEDGED, METRICS_R_ERROR, METRICS_R_FORMAT_ERROR,
-    METRICS_R_NOTNOW, METRICS_R_N
+    METRICS_R_IDLE,
+    METRICS_R_ACKNOWLEDGED,
+    METRICS_R_ERROR,
+    METRICS_R_FORMAT_ERROR,
+    METRICS_R_NOTNOW,
+    METRICS_R_N
 };
 extern const char *const metrics_report_names[METRICS_R_N];
-int metrics_report_of(const char *status);   /* -1 if not one of them */
+int metrics_report_of(const char *status); /* -1 if not one of them */
 
 #define METRICS_MAX_LISTENERS 4
 
 struct metrics {
     struct http_server *listeners[METRICS_MAX_LISTENERS]; /* borrowed; set by main */
     int nlisteners;
-    uint64_t commands_queued;        /* device queue entries added by the admin API */
-    uint64_t commands_not_queued;    /* targets that were unknown or checked out */
-    uint64_t reports[METRICS_R_N];   /* command endpoint reports, by Status */
-    uint64_t authenticates;          /* Authenticate check-ins answered 200 */
-    uint64_t enrollments;            /* TokenUpdates that completed an enrollment */
-    uint64_t checkouts;              /* CheckOut check-ins answered 200 */
+    uint64_t commands_queued;      /* device queue entries added by the admin API */
+    uint64_t commands_not_queued;  /* targets that were unknown or checked out */
+    uint64_t reports[METRICS_R_N]; /* command endpoint reports, by Status */
+    uint64_t authenticates;        /* Authenticate check-ins answered 200 */
+    uint64_t enrollments;          /* TokenUpdates that completed an enrollment */
+    uint64_t checkouts;            /* CheckOut check-ins answered 200 */
     uint64_t jobs_started, jobs_done, jobs_failed;
 };
 void metrics_add_listener(struct metrics *m, struct http_server *hs);
@@ -68,11 +72,11 @@ void metrics_add_listener(struct metrics *m, struct http_server *hs);
 /* ---- the text format ---- */
 
 struct metrics_text {
-    char *buf;                       /* owned; NUL-terminated */
+    char *buf; /* owned; NUL-terminated */
     size_t len, cap;
 };
 void metrics_text_init(struct metrics_text *t);
-void metrics_text_free(struct metrics_text *t);     /* buf too, unless taken */
+void metrics_text_free(struct metrics_text *t);               /* buf too, unless taken */
 char *metrics_text_take(struct metrics_text *t, size_t *len); /* caller frees */
 void metrics_text_printf(struct metrics_text *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

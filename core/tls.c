@@ -23,10 +23,10 @@ static int tls_ctx_idx = -1, tls_ssl_idx = -1, tls_fp_idx = -1;
  * certificate) for the info callback (which sees the end of the handshake).
  * Allocated only on failure; freed with the SSL. */
 struct tls_refusal {
-    int logged;                       /* the one line is written */
-    int x509_err;                     /* X509_V_ERR_*; 0 if verification passed */
-    int depth;                        /* chain position of the failing cert */
-    char subject[160];                /* sanitised RFC 2253 names */
+    int logged;        /* the one line is written */
+    int x509_err;      /* X509_V_ERR_*; 0 if verification passed */
+    int depth;         /* chain position of the failing cert */
+    char subject[160]; /* sanitised RFC 2253 names */
     char issuer[160];
 };
 
@@ -36,9 +36,9 @@ struct tls_refusal {
 #define TLS_LOG_PER_SEC 20
 
 static struct {
-    time_t sec;                       /* the second being counted */
-    int lines;                        /* written in it */
-    long suppressed;                  /* dropped since the last line written */
+    time_t sec;      /* the second being counted */
+    int lines;       /* written in it */
+    long suppressed; /* dropped since the last line written */
 } tls_log_budget;
 
 static int tls_load_identity(SSL_CTX *ctx, const char *cert_file, const char *key_file)
@@ -61,12 +61,11 @@ static int tls_load_identity(SSL_CTX *ctx, const char *cert_file, const char *ke
 static int tls_ex_nodup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void **from_d, int idx,
                         long argl, void *argp)
 {
-    *from_d = NULL;   /* a copy recomputes; sharing the pointer would free it twice */
+    *from_d = NULL; /* a copy recomputes; sharing the pointer would free it twice */
     return 1;
 }
 
-static void tls_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                        void *argp)
+static void tls_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
     free(ptr);
 }
@@ -121,8 +120,7 @@ static int tls_on_verify(int ok, X509_STORE_CTX *xs)
     rf->depth = X509_STORE_CTX_get_error_depth(xs);
     tls_name_str(cert != NULL ? X509_get_subject_name(cert) : NULL, rf->subject,
                  sizeof(rf->subject));
-    tls_name_str(cert != NULL ? X509_get_issuer_name(cert) : NULL, rf->issuer,
-                 sizeof(rf->issuer));
+    tls_name_str(cert != NULL ? X509_get_issuer_name(cert) : NULL, rf->issuer, sizeof(rf->issuer));
     return 0;
 }
 
@@ -195,15 +193,19 @@ static int tls_ssl_reason(const SSL *ssl, int sslerr, char *out, size_t len)
         snprintf(out, len, sslerr == SSL_ERROR_ZERO_RETURN ? "client_closed" : "client_dropped");
         return silent ? LOG_LVL_DEBUG : LOG_LVL_INFO;
     }
-    if (r >= SSL_AD_REASON_OFFSET) {   /* the client sent a fatal alert */
+    if (r >= SSL_AD_REASON_OFFSET) { /* the client sent a fatal alert */
         char a[48];
         tls_snake(SSL_alert_desc_string_long(r - SSL_AD_REASON_OFFSET), a, sizeof(a));
         snprintf(out, len, "client_alert_%s", a);
         return LOG_LVL_INFO;
     }
     switch (r) {
-    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: snprintf(out, len, "no_client_certificate"); break;
-    case SSL_R_WRONG_VERSION_NUMBER: snprintf(out, len, silent ? "not_tls" : "wrong_version_number"); break;
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+        snprintf(out, len, "no_client_certificate");
+        break;
+    case SSL_R_WRONG_VERSION_NUMBER:
+        snprintf(out, len, silent ? "not_tls" : "wrong_version_number");
+        break;
     case SSL_R_HTTP_REQUEST: snprintf(out, len, "plain_http"); break;
     default: tls_snake(e != 0 ? ERR_reason_error_string(e) : NULL, out, len); break;
     }
@@ -253,9 +255,11 @@ static void tls_log_refused(SSL *ssl, int sslerr)
         snprintf(sup, sizeof(sup), " suppressed=%ld", suppressed);
     tls_peer_str(ssl, peer, sizeof(peer));
     if (rf->x509_err != 0)
-        log_at(lvl, "event=tls_refused listener=%s peer=%s reason=%s depth=%d subject=\"%s\" "
-               "issuer=\"%s\" detail=\"%s\"%s", listener != NULL ? listener : "-", peer, reason,
-               rf->depth, rf->subject, rf->issuer, X509_verify_cert_error_string(rf->x509_err), sup);
+        log_at(lvl,
+               "event=tls_refused listener=%s peer=%s reason=%s depth=%d subject=\"%s\" "
+               "issuer=\"%s\" detail=\"%s\"%s",
+               listener != NULL ? listener : "-", peer, reason, rf->depth, rf->subject, rf->issuer,
+               X509_verify_cert_error_string(rf->x509_err), sup);
     else
         log_at(lvl, "event=tls_refused listener=%s peer=%s reason=%s%s",
                listener != NULL ? listener : "-", peer, reason, sup);
@@ -286,8 +290,9 @@ static int tls_require_client_cert(SSL_CTX *ctx, const char *ca_file, int mode)
     SSL_CTX_set_client_CA_list(ctx, names);
     /* optional: asked for, and one that is sent must verify (behind a proxy,
      * or with Mdm-Signature, a device may send none). */
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (mode == TLS_CLIENT_CERT_REQUIRED
-                                                   ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+    SSL_CTX_set_verify(ctx,
+                       SSL_VERIFY_PEER |
+                           (mode == TLS_CLIENT_CERT_REQUIRED ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
                        tls_on_verify);
     SSL_CTX_set_verify_depth(ctx, 4);
     if (SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1) {
@@ -304,8 +309,8 @@ SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, const char 
                         const char *client_ca_file)
 {
     return tls_ctx_new(client_ca_file != NULL ? "mdm" : "public", cert_file, key_file, ciphers,
-                       client_ca_file, client_ca_file != NULL ? TLS_CLIENT_CERT_REQUIRED
-                                                              : TLS_CLIENT_CERT_NONE);
+                       client_ca_file,
+                       client_ca_file != NULL ? TLS_CLIENT_CERT_REQUIRED : TLS_CLIENT_CERT_NONE);
 }
 
 SSL_CTX *tls_server_ctx_clients(const char *cert_file, const char *key_file, const char *ciphers,

@@ -41,9 +41,9 @@ int util_udid_valid(const char *u, size_t n);
 /* Errors that travel through async callbacks. */
 enum mdmd_err {
     MDMD_OK = 0,
-    MDMD_EUNAVAIL,     /* backend not connected */
-    MDMD_ETIMEDOUT,    /* our own per-operation timer fired */
-    MDMD_EPROTO,       /* unexpected reply shape */
+    MDMD_EUNAVAIL,  /* backend not connected */
+    MDMD_ETIMEDOUT, /* our own per-operation timer fired */
+    MDMD_EPROTO,    /* unexpected reply shape */
     MDMD_ENOTFOUND,
     MDMD_ECANCELED,
 };

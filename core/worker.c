@@ -23,12 +23,12 @@ struct worker {
     int nthreads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct worker_job *todo, *todo_tail;   /* guarded by mu */
-    struct worker_job *done, *done_tail;   /* guarded by mu */
-    int stopping;                          /* guarded by mu */
-    int pending;                           /* loop thread only */
-    int canceled;                          /* loop thread: inside a canceled done */
-    int pipefd[2];                         /* threads -> loop: "something is done" */
+    struct worker_job *todo, *todo_tail; /* guarded by mu */
+    struct worker_job *done, *done_tail; /* guarded by mu */
+    int stopping;                        /* guarded by mu */
+    int pending;                         /* loop thread only */
+    int canceled;                        /* loop thread: inside a canceled done */
+    int pipefd[2];                       /* threads -> loop: "something is done" */
     struct event *ev;
 };
 
@@ -138,7 +138,7 @@ void worker_free(struct worker *w)
     pthread_mutex_unlock(&w->mu);
     for (int i = 0; i < w->nthreads; i++)
         pthread_join(w->threads[i], NULL);
-    worker_on_done(w->pipefd[0], 0, w);     /* jobs that ran: normal done */
+    worker_on_done(w->pipefd[0], 0, w); /* jobs that ran: normal done */
     w->canceled = 1;
     for (struct worker_job *j = w->todo, *next; j != NULL; j = next) {
         next = j->next;

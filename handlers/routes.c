@@ -5,7 +5,7 @@
 #include "console/console.h"
 #include "mdm/mdm.h"
 
-#define H_DEVICE_PUT (HTTP_M_PUT | HTTP_M_POST)   /* devices PUT; some tools POST */
+#define H_DEVICE_PUT (HTTP_M_PUT | HTTP_M_POST) /* devices PUT; some tools POST */
 
 const struct http_route routes_public[] = {
     {HTTP_M_GET | HTTP_M_HEAD, "/healthz", api_health},
@@ -31,7 +31,8 @@ const struct http_route routes_public[] = {
     {HTTP_M_GET | HTTP_M_POST, "/v1/profiles", api_content_profiles},
     {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/profiles/*", api_content_profile},
     {HTTP_M_GET | HTTP_M_POST, "/v1/provisioning-profiles", api_content_provprofiles},
-    {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/provisioning-profiles/*", api_content_provprofile},
+    {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/provisioning-profiles/*",
+     api_content_provprofile},
     {HTTP_M_GET | HTTP_M_POST, "/v1/apps", api_content_apps},
     {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/apps/*", api_content_app},
     {0, NULL, NULL},

@@ -8,6 +8,6 @@
 
 extern const struct http_route routes_public[];
 extern const struct http_route routes_mdm[];
-extern const struct http_route routes_scep[];   /* the optional plain-HTTP listener */
+extern const struct http_route routes_scep[]; /* the optional plain-HTTP listener */
 
 #endif

@@ -225,8 +225,8 @@ static void push_item_retry(struct push *p, struct push_item *it, const char *re
     int ms = push_backoff_ms(p, p->tun.retry_base_ms, p->tun.retry_cap_ms, it->attempts);
     struct timeval tv = push_tv(ms);
     p->st.retried++;
-    log_debug("event=push_retry token=%.8s status=%d attempt=%d delay_ms=%d",
-              push_item_token(it), it->status, it->attempts, ms);
+    log_debug("event=push_retry token=%.8s status=%d attempt=%d delay_ms=%d", push_item_token(it),
+              it->status, it->attempts, ms);
     it->where = PUSH_IN_RETRY;
     it->timer = evtimer_new(p->base, push_item_on_retry, it);
     TAILQ_INSERT_TAIL(&p->retry, it, link);
@@ -412,8 +412,8 @@ struct push *push_new(struct event_base *base, const struct conf *cf)
         return NULL;
     }
     push_start(p, cf->apns_connections);
-    log_info("event=push_ready topic=%s host=%s port=%d connections=%d", p->topic, p->host,
-             p->port, p->nconns);
+    log_info("event=push_ready topic=%s host=%s port=%d connections=%d", p->topic, p->host, p->port,
+             p->nconns);
     return p;
 }
 
@@ -524,8 +524,8 @@ void push_get_tuning(const struct push *p, struct push_tuning *out)
 
 void push_set_tuning(struct push *p, const struct push_tuning *t)
 {
-#define PUSH_TUNE(f)                                                                           \
-    if (t->f > 0)                                                                              \
+#define PUSH_TUNE(f)                                                                               \
+    if (t->f > 0)                                                                                  \
         p->tun.f = t->f;
     PUSH_TUNE(retry_base_ms)
     PUSH_TUNE(retry_cap_ms)

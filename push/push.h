@@ -26,24 +26,24 @@ struct event_base;
 struct conf;
 struct push;
 
-#define PUSH_TOKEN_HEX_LEN 64   /* APNs device token: 32 bytes as hex */
-#define PUSH_MAGIC_MAX 256      /* longest PushMagic accepted (real ones are UUIDs) */
+#define PUSH_TOKEN_HEX_LEN 64 /* APNs device token: 32 bytes as hex */
+#define PUSH_MAGIC_MAX 256    /* longest PushMagic accepted (real ones are UUIDs) */
 
 enum push_outcome {
-    PUSH_OK,          /* 200: APNs accepted it; apns_id is set */
-    PUSH_BAD_TOKEN,   /* 410 Unregistered or 400 BadDeviceToken: stop pushing this token */
-    PUSH_FAILED,      /* 403, other 4xx, retries exhausted, or no connection for too long */
-    PUSH_CANCELED,    /* push_free() ran first */
+    PUSH_OK,        /* 200: APNs accepted it; apns_id is set */
+    PUSH_BAD_TOKEN, /* 410 Unregistered or 400 BadDeviceToken: stop pushing this token */
+    PUSH_FAILED,    /* 403, other 4xx, retries exhausted, or no connection for too long */
+    PUSH_CANCELED,  /* push_free() ran first */
 };
 
-struct push_result {                 /* borrowed by the callback; copy what you keep */
+struct push_result { /* borrowed by the callback; copy what you keep */
     enum push_outcome outcome;
-    int err;                         /* enum mdmd_err: MDMD_OK when an answer came,
+    int err;             /* enum mdmd_err: MDMD_OK when an answer came,
                                         MDMD_EUNAVAIL (no connection), MDMD_ECANCELED */
-    int status;                      /* HTTP status of the last answer, 0 if none */
-    int attempts;                    /* answers received (1 unless retried) */
-    const char *reason;              /* APNs "reason" ("Unregistered"), "" if none */
-    const char *apns_id;             /* apns-id header of the answer, "" if none */
+    int status;          /* HTTP status of the last answer, 0 if none */
+    int attempts;        /* answers received (1 unless retried) */
+    const char *reason;  /* APNs "reason" ("Unregistered"), "" if none */
+    const char *apns_id; /* apns-id header of the answer, "" if none */
 };
 
 /* Runs exactly once per accepted push, always from the event loop, never from
@@ -69,43 +69,43 @@ const char *push_topic(const struct push *p);
  * device's PushMagic (1 to PUSH_MAGIC_MAX bytes, JSON-escaped here).  Both
  * are copied.  0: cb will run exactly once.  -1: rejected at once (bad token
  * or magic format, or p is being freed; logged at debug), cb never runs. */
-int push_send(struct push *p, const char *token_hex, const char *push_magic,
-              push_done_fn *cb, void *arg) MDMD_MUSTCHECK;
+int push_send(struct push *p, const char *token_hex, const char *push_magic, push_done_fn *cb,
+              void *arg) MDMD_MUSTCHECK;
 
 struct push_stats {
-    uint64_t sent;         /* requests written, retries and resends included */
-    uint64_t ok;           /* outcomes: PUSH_OK */
-    uint64_t bad_token;    /* outcomes: PUSH_BAD_TOKEN */
-    uint64_t failed;       /* outcomes: PUSH_FAILED (forbidden included) */
-    uint64_t canceled;     /* outcomes: PUSH_CANCELED */
-    uint64_t retried;      /* 429/5xx answers (or resets) that were retried */
-    uint64_t resent;       /* unanswered streams sent again (GOAWAY, dropped connection) */
-    uint64_t forbidden;    /* 403 answers */
-    uint64_t goaway;       /* GOAWAY frames received */
-    uint64_t reconnects;   /* connection attempts after the first of each slot */
-    uint64_t queued;       /* now: waiting for a stream slot */
-    uint64_t retrying;     /* now: waiting for a retry backoff to expire */
-    uint64_t inflight;     /* now: streams open */
-    int connected;         /* now: 1 when at least one connection can take streams */
-    int connections;       /* now: connections that can take streams */
+    uint64_t sent;       /* requests written, retries and resends included */
+    uint64_t ok;         /* outcomes: PUSH_OK */
+    uint64_t bad_token;  /* outcomes: PUSH_BAD_TOKEN */
+    uint64_t failed;     /* outcomes: PUSH_FAILED (forbidden included) */
+    uint64_t canceled;   /* outcomes: PUSH_CANCELED */
+    uint64_t retried;    /* 429/5xx answers (or resets) that were retried */
+    uint64_t resent;     /* unanswered streams sent again (GOAWAY, dropped connection) */
+    uint64_t forbidden;  /* 403 answers */
+    uint64_t goaway;     /* GOAWAY frames received */
+    uint64_t reconnects; /* connection attempts after the first of each slot */
+    uint64_t queued;     /* now: waiting for a stream slot */
+    uint64_t retrying;   /* now: waiting for a retry backoff to expire */
+    uint64_t inflight;   /* now: streams open */
+    int connected;       /* now: 1 when at least one connection can take streams */
+    int connections;     /* now: connections that can take streams */
 };
 void push_stats(const struct push *p, struct push_stats *out);
 
 /* Timing and limits.  The defaults suit APNs; tests shorten them.  Values
  * <= 0 in push_set_tuning() keep the current setting. */
 struct push_tuning {
-    int retry_base_ms;       /* 100: first retry delay, doubled each time, with jitter */
-    int retry_cap_ms;        /* 10000 */
-    int max_attempts;        /* 5: answers (429/500/503) before PUSH_FAILED */
-    int reconnect_base_ms;   /* 100: reconnect delay after a failed connection, doubled */
-    int reconnect_cap_ms;    /* 30000 */
-    int connect_timeout_ms;  /* 10000: TCP + TLS + the server's SETTINGS */
-    int ping_interval_ms;    /* 60000: PING after this long with nothing read; a
+    int retry_base_ms;      /* 100: first retry delay, doubled each time, with jitter */
+    int retry_cap_ms;       /* 10000 */
+    int max_attempts;       /* 5: answers (429/500/503) before PUSH_FAILED */
+    int reconnect_base_ms;  /* 100: reconnect delay after a failed connection, doubled */
+    int reconnect_cap_ms;   /* 30000 */
+    int connect_timeout_ms; /* 10000: TCP + TLS + the server's SETTINGS */
+    int ping_interval_ms;   /* 60000: PING after this long with nothing read; a
                                 connection still silent one interval later is dropped
                                 and its unanswered pushes are resent */
-    int unavail_fail_ms;     /* 60000: queued pushes older than this fail with
+    int unavail_fail_ms;    /* 60000: queued pushes older than this fail with
                                 MDMD_EUNAVAIL when a connection attempt fails */
-    int max_streams;         /* 1000: per connection, below the peer's own limit */
+    int max_streams;        /* 1000: per connection, below the peer's own limit */
 };
 void push_get_tuning(const struct push *p, struct push_tuning *out);
 void push_set_tuning(struct push *p, const struct push_tuning *t);

@@ -73,8 +73,8 @@ static int push_cert_check(X509 *x, char **topic_out)
 
 static int push_load_pem(SSL_CTX *ctx, const struct conf *cf)
 {
-    const char *key = cf->apns_key_file && *cf->apns_key_file ? cf->apns_key_file
-                                                                : cf->apns_cert_file;
+    const char *key =
+        cf->apns_key_file && *cf->apns_key_file ? cf->apns_key_file : cf->apns_cert_file;
     if (SSL_CTX_use_certificate_chain_file(ctx, cf->apns_cert_file) != 1) {
         log_ssl(LOG_LVL_ERR, "event=push_cert_load_failed what=apns_cert_file");
         return -1;
@@ -89,7 +89,7 @@ static int push_load_pem(SSL_CTX *ctx, const struct conf *cf)
 /* Keychain exports often use RC2/3DES, which OpenSSL 3 keeps in the legacy
  * provider: load it only when a first parse fails, and only for the parse. */
 static int push_p12_parse(const char *path, const char *pass, EVP_PKEY **key, X509 **cert,
-                          STACK_OF(X509) **chain)
+                          STACK_OF(X509) * *chain)
 {
     OSSL_PROVIDER *legacy = NULL, *dflt = NULL;
     int rc = -1;

@@ -43,13 +43,13 @@ static ssize_t push_h2_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, s
 }
 
 static int push_h2_on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name,
-                             size_t namelen, const uint8_t *value, size_t valuelen,
-                             uint8_t flags, void *ud)
+                             size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                             void *ud)
 {
     /* After an interim 1xx answer nghttp2 files the final one under
      * HCAT_HEADERS; trailers are HCAT_HEADERS too, but never carry :status. */
-    if (frame->hd.type != NGHTTP2_HEADERS || (frame->headers.cat != NGHTTP2_HCAT_RESPONSE &&
-                                              frame->headers.cat != NGHTTP2_HCAT_HEADERS))
+    if (frame->hd.type != NGHTTP2_HEADERS ||
+        (frame->headers.cat != NGHTTP2_HCAT_RESPONSE && frame->headers.cat != NGHTTP2_HCAT_HEADERS))
         return 0;
     struct push_item *it = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
     if (it == NULL)
@@ -113,7 +113,8 @@ static int push_h2_on_not_send(nghttp2_session *s, const nghttp2_frame *frame, i
     struct push_item *it;
     if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
-    TAILQ_FOREACH(it, &c->streams, link) {
+    TAILQ_FOREACH(it, &c->streams, link)
+    {
         if (it->stream_id == frame->hd.stream_id) {
             nghttp2_session_set_stream_user_data(s, it->stream_id, NULL);
             push_conn_unlink(c, it);
@@ -168,10 +169,10 @@ nghttp2_session_callbacks *push_h2_callbacks(void)
 /* ------------------------------------------------------------------------ */
 /* connection: I/O */
 
-#define PUSH_NV(n, v, vlen)                                                                    \
-    {                                                                                          \
-        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vlen),                                 \
-            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                       \
+#define PUSH_NV(n, v, vlen)                                                                        \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vlen),                                     \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
     }
 
 /* The name/value bytes are not copied: they live in p and in the item,
@@ -210,8 +211,8 @@ unsigned push_conn_free_slots(const struct push_conn *c)
 {
     if (c->state != PUSH_CONN_READY)
         return 0;
-    uint32_t max = nghttp2_session_get_remote_settings(c->h2,
-                                                       NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    uint32_t max =
+        nghttp2_session_get_remote_settings(c->h2, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
     if (max > (uint32_t)c->p->tun.max_streams)
         max = (uint32_t)c->p->tun.max_streams;
     return max > c->nstreams ? max - c->nstreams : 0;
@@ -364,7 +365,9 @@ static void push_conn_on_event(struct bufferevent *bev, short what, void *arg)
     int err = EVUTIL_SOCKET_ERROR();
     push_conn_log_tls(c, tls, sizeof(tls));
     snprintf(why, sizeof(why), "%s tls=\"%s\" errno=\"%s\"",
-             (what & BEV_EVENT_TIMEOUT) ? "timeout" : (what & BEV_EVENT_EOF) ? "eof" : "error",
+             (what & BEV_EVENT_TIMEOUT) ? "timeout"
+             : (what & BEV_EVENT_EOF)   ? "eof"
+                                        : "error",
              tls, (what & BEV_EVENT_ERROR) && err ? evutil_socket_error_to_string(err) : "");
     push_conn_close(c, LOG_LVL_WARN, why);
 }
@@ -432,8 +435,7 @@ static void push_loopback_on_event(struct bufferevent *bev, short what, void *ar
         push_conn_close(c, LOG_LVL_WARN, "loopback_eof");
         return;
     }
-    if (c->state == PUSH_CONN_CONNECTING && push_conn_h2_start(c) < 0 &&
-        c->state != PUSH_CONN_DOWN)
+    if (c->state == PUSH_CONN_CONNECTING && push_conn_h2_start(c) < 0 && c->state != PUSH_CONN_DOWN)
         push_conn_close(c, LOG_LVL_WARN, "h2_start_failed");
 }
 
@@ -441,8 +443,8 @@ static void push_conn_loopback(struct push_conn *c)
 {
     struct bufferevent *pair[2];
     c->state = PUSH_CONN_CONNECTING;
-    if (bufferevent_pair_new(c->p->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
-                             pair) < 0) {
+    if (bufferevent_pair_new(c->p->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair) <
+        0) {
         push_conn_close(c, LOG_LVL_ERR, "bufferevent_pair_new");
         return;
     }
@@ -496,7 +498,8 @@ void push_conn_start(struct push_conn *c)
         push_conn_connect(c, (struct sockaddr *)&p->addr, (int)p->addrlen);
         return;
     }
-    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
+                                    .ai_socktype = SOCK_STREAM,
                                     .ai_protocol = IPPROTO_TCP,
                                     .ai_flags = EVUTIL_AI_ADDRCONFIG};
     struct push_lookup *l = xcalloc(1, sizeof(*l));
@@ -584,9 +587,8 @@ void push_conn_stop_new_streams(struct push_conn *c)
     /* Stream ids exhausted (or a broken session): let the open streams finish
      * and reconnect; GOAWAY tells the server we are done. */
     c->state = PUSH_CONN_DRAINING;
-    nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR,
-                          NULL, 0);
+    nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->h2),
+                          NGHTTP2_NO_ERROR, NULL, 0);
     c->dirty = 1;
 }
 
@@ -599,8 +601,8 @@ static struct push_dns *push_dns_new(struct event_base *base)
     d->base = base;
     /* Reads resolv.conf and /etc/hosts once, at startup; the loop never
      * blocks on a lookup afterwards. */
-    d->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                      EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    d->dns =
+        evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (d->dns == NULL) {
         free(d);
         return NULL;

@@ -42,26 +42,26 @@ struct evdns_getaddrinfo_request;
 
 enum push_where { PUSH_IN_QUEUE, PUSH_IN_FLIGHT, PUSH_IN_RETRY, PUSH_IN_NONE };
 
-struct push_item {                      /* one push, from push_send() to its callback */
-    TAILQ_ENTRY(push_item) link;        /* p->queue, p->retry or conn->streams */
+struct push_item {               /* one push, from push_send() to its callback */
+    TAILQ_ENTRY(push_item) link; /* p->queue, p->retry or conn->streams */
     struct push *p;
     push_done_fn *cb;
     void *arg;
-    struct push_conn *conn;             /* while in flight */
-    struct event *timer;                /* while waiting for a retry */
-    int64_t t0;                         /* util_mono_ms() at push_send() */
-    int32_t stream_id;                  /* while in flight */
-    uint8_t where;                      /* enum push_where */
-    uint8_t attempts;                   /* answers (or resets) received */
-    uint16_t status;                    /* :status of the current answer, 0 = none yet */
+    struct push_conn *conn; /* while in flight */
+    struct event *timer;    /* while waiting for a retry */
+    int64_t t0;             /* util_mono_ms() at push_send() */
+    int32_t stream_id;      /* while in flight */
+    uint8_t where;          /* enum push_where */
+    uint8_t attempts;       /* answers (or resets) received */
+    uint16_t status;        /* :status of the current answer, 0 = none yet */
     uint16_t body_len;
-    uint16_t body_off;                  /* bytes handed to nghttp2 */
+    uint16_t body_off; /* bytes handed to nghttp2 */
     uint16_t resp_len;
-    char *resp;                         /* error body; NULL for 200 */
-    char apns_id[40];                   /* "" until an answer carries one */
+    char *resp;       /* error body; NULL for 200 */
+    char apns_id[40]; /* "" until an answer carries one */
     char path[sizeof PUSH_PATH_PREFIX + PUSH_TOKEN_HEX_LEN];
-    char expiration[24];                /* decimal epoch seconds */
-    char body[];                        /* {"mdm":"<magic>"} */
+    char expiration[24]; /* decimal epoch seconds */
+    char body[];         /* {"mdm":"<magic>"} */
 };
 TAILQ_HEAD(push_itemq, push_item);
 
@@ -76,24 +76,24 @@ enum push_conn_state {
 
 struct push_lookup;
 
-struct push_conn {                      /* one connection slot; reused across reconnects */
+struct push_conn { /* one connection slot; reused across reconnects */
     struct push *p;
     int idx;
     enum push_conn_state state;
-    struct bufferevent *bev;            /* openssl bufferevent, owns the SSL and the fd */
-    struct bufferevent *peer;           /* loopback only: the server's end of the pair */
+    struct bufferevent *bev;  /* openssl bufferevent, owns the SSL and the fd */
+    struct bufferevent *peer; /* loopback only: the server's end of the pair */
     nghttp2_session *h2;
-    struct push_lookup *lookup;         /* while RESOLVING */
-    struct event *timer;                /* reconnect backoff */
-    struct event *ping;                 /* persist, every ping_interval_ms while up */
-    struct push_itemq streams;          /* submitted, no final answer yet */
+    struct push_lookup *lookup; /* while RESOLVING */
+    struct event *timer;        /* reconnect backoff */
+    struct event *ping;         /* persist, every ping_interval_ms while up */
+    struct push_itemq streams;  /* submitted, no final answer yet */
     unsigned nstreams;
-    unsigned fails;                     /* consecutive connections that answered nothing */
-    unsigned opened;                    /* connection attempts of this slot */
-    uint64_t answered;                  /* streams answered on the current connection */
-    int rx;                             /* bytes read since the last ping tick */
-    int ping_out;                       /* our PING is unanswered */
-    int dirty;                          /* submitted since the last flush */
+    unsigned fails;    /* consecutive connections that answered nothing */
+    unsigned opened;   /* connection attempts of this slot */
+    uint64_t answered; /* streams answered on the current connection */
+    int rx;            /* bytes read since the last ping tick */
+    int ping_out;      /* our PING is unanswered */
+    int dirty;         /* submitted since the last flush */
 };
 
 /* evdns calls back after a cancel, later, from the loop: the lookup and the
@@ -102,13 +102,13 @@ struct push_conn {                      /* one connection slot; reused across re
 struct push_dns {
     struct evdns_base *dns;
     struct event_base *base;
-    unsigned pending;                   /* lookups whose callback has not run */
-    int orphaned;                       /* push_free() ran; free at pending == 0 */
+    unsigned pending; /* lookups whose callback has not run */
+    int orphaned;     /* push_free() ran; free at pending == 0 */
 };
 
 struct push_lookup {
     struct push_dns *d;
-    struct push_conn *c;                /* NULL once canceled */
+    struct push_conn *c; /* NULL once canceled */
     struct evdns_getaddrinfo_request *req;
 };
 
@@ -116,26 +116,26 @@ struct push {
     struct event_base *base;
     SSL_CTX *ssl;
     nghttp2_session_callbacks *h2cb;
-    struct push_dns *dns;               /* NULL when the host is an IP literal */
-    struct sockaddr_storage addr;       /* the IP literal, when dns == NULL */
+    struct push_dns *dns;         /* NULL when the host is an IP literal */
+    struct sockaddr_storage addr; /* the IP literal, when dns == NULL */
     ev_socklen_t addrlen;
     char *topic;
     char *host;
-    char *authority;                    /* :authority, host[:port] */
+    char *authority; /* :authority, host[:port] */
     int port;
     int expiration_s;
     struct push_tuning tun;
     struct push_conn *conns;
     int nconns;
-    struct push_itemq queue;            /* FIFO waiting for a stream slot */
-    struct push_itemq retry;            /* waiting for their retry timer */
+    struct push_itemq queue; /* FIFO waiting for a stream slot */
+    struct push_itemq retry; /* waiting for their retry timer */
     uint64_t nqueue, nretry;
-    struct event *kick;                 /* deferred dispatch */
-    struct push_stats st;               /* counters; the "now" fields are computed */
-    uint64_t rng;                       /* xorshift state for jitter */
-    int in_cb;                          /* caller callbacks running (push_free forbidden) */
+    struct event *kick;   /* deferred dispatch */
+    struct push_stats st; /* counters; the "now" fields are computed */
+    uint64_t rng;         /* xorshift state for jitter */
+    int in_cb;            /* caller callbacks running (push_free forbidden) */
     int freeing;
-    int loopback;                       /* push_new_loopback(): in-memory connections */
+    int loopback; /* push_new_loopback(): in-memory connections */
 };
 
 /* push.c: the dispatch queue, the items, the public API */

@@ -11,7 +11,7 @@ struct embedded;
  * 10 s until it answers PING.  The child dies with mdmd (PR_SET_PDEATHSIG).
  * NULL on failure (logged). */
 struct embedded *embedded_start(const char *data_dir, const char *bin);
-const char *embedded_addr(const struct embedded *e);   /* socket path; borrowed */
-void embedded_stop(struct embedded *e);                 /* SIGTERM, wait; NULL-safe */
+const char *embedded_addr(const struct embedded *e); /* socket path; borrowed */
+void embedded_stop(struct embedded *e);              /* SIGTERM, wait; NULL-safe */
 
 #endif

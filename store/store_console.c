@@ -12,7 +12,7 @@
 extern const char store_lua_console_session_new[], store_lua_console_session_get[],
     store_lua_console_session_del[], store_lua_device_search[];
 
-#define STORE_CONSOLE_SEARCH_BUDGET 10000   /* index entries one call may read */
+#define STORE_CONSOLE_SEARCH_BUDGET 10000 /* index entries one call may read */
 
 static struct store_op *store_console_run(struct store *s, const char *lua, int nkeys, int argc,
                                           const char *const *argv, store_reply_fn *reply,
@@ -39,16 +39,15 @@ struct store_op *store_console_session_new(struct store *s, const char *sid, con
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(idle, sizeof(idle), "%d", idle_s);
     const char *argv[] = {sid, user, csrf, now, idle};
-    return store_console_run(s, store_lua_console_session_new, 0, 5, argv,
-                             store_console_done_reply, (store_any_fn *)cb, arg);
+    return store_console_run(s, store_lua_console_session_new, 0, 5, argv, store_console_done_reply,
+                             (store_any_fn *)cb, arg);
 }
 
 static void store_console_session_reply(struct store_op *op, int err, const redisReply *r)
 {
     store_console_session_fn *cb = (store_console_session_fn *)(void (*)(void))op->cb;
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY ||
-                           (r->elements != 0 && r->elements != 2)))
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || (r->elements != 0 && r->elements != 2)))
         err = MDMD_EPROTO;
     for (size_t i = 0; err == MDMD_OK && i < r->elements; i++)
         if (r->element[i]->type != REDIS_REPLY_STRING)
@@ -76,8 +75,8 @@ struct store_op *store_console_session_del(struct store *s, const char *sid, sto
                                            void *arg)
 {
     const char *argv[] = {sid};
-    return store_console_run(s, store_lua_console_session_del, 0, 1, argv,
-                             store_console_done_reply, (store_any_fn *)cb, arg);
+    return store_console_run(s, store_lua_console_session_del, 0, 1, argv, store_console_done_reply,
+                             (store_any_fn *)cb, arg);
 }
 
 /* ---- search ---- */
@@ -94,8 +93,8 @@ static int store_console_record(const redisReply *r, struct store_record *rec)
             return -1;
         }
     for (size_t i = 0; i + 1 < r->elements; i += 2)
-        kv[i / 2] = (struct store_kv){r->element[i]->str, r->element[i + 1]->str,
-                                      r->element[i + 1]->len};
+        kv[i / 2] =
+            (struct store_kv){r->element[i]->str, r->element[i + 1]->str, r->element[i + 1]->len};
     *rec = (struct store_record){NULL, kv, r->elements / 2};
     return 0;
 }

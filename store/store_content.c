@@ -62,8 +62,8 @@ static int store_content_item_of(const redisReply *e, struct store_content_item 
     struct store_kv *kv = xcalloc(f->elements / 2 + 1, sizeof(*kv));
     const char **users = xcalloc(u->elements + 1, sizeof(*users));
     for (size_t i = 0; i + 1 < f->elements; i += 2)
-        kv[i / 2] = (struct store_kv){f->element[i]->str, f->element[i + 1]->str,
-                                      f->element[i + 1]->len};
+        kv[i / 2] =
+            (struct store_kv){f->element[i]->str, f->element[i + 1]->str, f->element[i + 1]->len};
     for (size_t i = 0; i < u->elements; i++)
         users[i] = u->element[i]->str;
     *it = (struct store_content_item){kv, f->elements / 2, users, u->elements};
@@ -126,8 +126,8 @@ static void store_content_get_reply(struct store_op *op, int err, const redisRep
     free((void *)it.users);
 }
 
-struct store_op *store_content_get(struct store *s, int kind, const char *id,
-                                   store_content_fn *cb, void *arg)
+struct store_op *store_content_get(struct store *s, int kind, const char *id, store_content_fn *cb,
+                                   void *arg)
 {
     struct store_argv a;
     store_argv_init(&a);
@@ -176,8 +176,8 @@ static void store_content_assign_reply(struct store_op *op, int err, const redis
 }
 
 struct store_op *store_content_assign(struct store *s, int kind, const char *id, int everyone,
-                                      const char *const *users, size_t nusers,
-                                      store_assign_fn *cb, void *arg)
+                                      const char *const *users, size_t nusers, store_assign_fn *cb,
+                                      void *arg)
 {
     struct store_argv a;
     store_argv_init(&a);
@@ -209,11 +209,15 @@ static struct store_grant *store_content_grants_of(const redisReply *rows, size_
     for (size_t i = 0; i < rows->elements; i++) {
         const redisReply *e = rows->element[i];
         int kind = store_reply_strings(e) && e->elements == 5
-                       ? store_content_kind_of(e->element[0]->str) : -1;
+                       ? store_content_kind_of(e->element[0]->str)
+                       : -1;
         if (kind < 0)
             continue;
-        g[(*n)++] = (struct store_grant){kind, e->element[1]->str, e->element[2]->str,
-                                         e->element[2]->len, e->element[3]->str,
+        g[(*n)++] = (struct store_grant){kind,
+                                         e->element[1]->str,
+                                         e->element[2]->str,
+                                         e->element[2]->len,
+                                         e->element[3]->str,
                                          e->element[4]->str};
     }
     return g;
@@ -223,9 +227,9 @@ static void store_content_grants_reply(struct store_op *op, int err, const redis
 {
     store_grants_fn *cb = (store_grants_fn *)(void (*)(void))op->cb;
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                           r->element[0]->type != REDIS_REPLY_STRING ||
-                           r->element[1]->type != REDIS_REPLY_ARRAY))
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY))
         err = MDMD_EPROTO;
     if (err != MDMD_OK) {
         cb(op->arg, err, "", NULL, 0);
@@ -251,9 +255,9 @@ static void store_content_provision_reply(struct store_op *op, int err, const re
 {
     store_provision_fn *cb = (store_provision_fn *)(void (*)(void))op->cb;
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                           r->element[0]->type != REDIS_REPLY_INTEGER ||
-                           r->element[1]->type != REDIS_REPLY_ARRAY))
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_ARRAY))
         err = MDMD_EPROTO;
     if (err != MDMD_OK) {
         cb(op->arg, err, 0, NULL);

@@ -15,21 +15,20 @@
 #include "store_mdm.h"
 
 enum store_content_kind {
-    STORE_CONTENT_PROFILE,        /* mdm:profile:<PayloadIdentifier> */
-    STORE_CONTENT_PROVPROFILE,    /* mdm:provprofile:<UUID> */
-    STORE_CONTENT_APP,            /* mdm:app:<bundle identifier> */
+    STORE_CONTENT_PROFILE,     /* mdm:profile:<PayloadIdentifier> */
+    STORE_CONTENT_PROVPROFILE, /* mdm:provprofile:<UUID> */
+    STORE_CONTENT_APP,         /* mdm:app:<bundle identifier> */
 };
-const char *store_content_kind_name(int kind);   /* "profile", "provprofile", "app" */
+const char *store_content_kind_name(int kind); /* "profile", "provprofile", "app" */
 
-struct store_content_item {       /* borrowed by callbacks */
-    const struct store_kv *kv;    /* the hash (id first in lists; body only from get) */
+struct store_content_item {    /* borrowed by callbacks */
+    const struct store_kv *kv; /* the hash (id first in lists; body only from get) */
     size_t n;
-    const char *const *users;     /* assigned user names, sorted */
+    const char *const *users; /* assigned user names, sorted */
     size_t nusers;
 };
 
-typedef void store_content_fn(void *arg, int err, const struct store_content_item *items,
-                              size_t n);
+typedef void store_content_fn(void *arg, int err, const struct store_content_item *items, size_t n);
 typedef void store_content_result_fn(void *arg, int err, int result);
 
 /* Creates or replaces kind/id with the fields (binary-safe values).
@@ -40,8 +39,8 @@ struct store_op *store_content_put(struct store *s, int kind, const char *id,
 /* Sorted by id, without bodies. */
 struct store_op *store_content_list(struct store *s, int kind, store_content_fn *cb, void *arg);
 /* n is 0 for an unknown id, else 1 (with the body). */
-struct store_op *store_content_get(struct store *s, int kind, const char *id,
-                                   store_content_fn *cb, void *arg);
+struct store_op *store_content_get(struct store *s, int kind, const char *id, store_content_fn *cb,
+                                   void *arg);
 /* result: 1 deleted, 0 unknown. */
 struct store_op *store_content_del(struct store *s, int kind, const char *id,
                                    store_content_result_fn *cb, void *arg);
@@ -51,29 +50,29 @@ struct store_op *store_content_del(struct store *s, int kind, const char *id,
 typedef void store_assign_fn(void *arg, int err, int result, const char *const *unknown,
                              size_t nunknown);
 struct store_op *store_content_assign(struct store *s, int kind, const char *id, int everyone,
-                                      const char *const *users, size_t nusers,
-                                      store_assign_fn *cb, void *arg);
+                                      const char *const *users, size_t nusers, store_assign_fn *cb,
+                                      void *arg);
 
 /* ---- post-enrollment provisioning ---- */
 
-struct store_grant {              /* one item a device gets */
+struct store_grant { /* one item a device gets */
     int kind;
     const char *id;
-    const char *body;             /* profiles: the stored bytes */
+    const char *body; /* profiles: the stored bytes */
     size_t body_len;
-    const char *manifest_url;     /* apps: one of these two is non-empty */
+    const char *manifest_url; /* apps: one of these two is non-empty */
     const char *itunes_store_id;
 };
 /* The device's user ("" when none) and what it gets, in install order. */
-typedef void store_grants_fn(void *arg, int err, const char *user,
-                             const struct store_grant *g, size_t n);
+typedef void store_grants_fn(void *arg, int err, const char *user, const struct store_grant *g,
+                             size_t n);
 struct store_op *store_content_grants(struct store *s, const char *udid, store_grants_fn *cb,
                                       void *arg);
 
-struct store_cmd {                /* a command ready to queue */
+struct store_cmd { /* a command ready to queue */
     const char *uuid;
     const char *request_type;
-    const char *plist;            /* XML of {Command, CommandUUID} */
+    const char *plist; /* XML of {Command, CommandUUID} */
     size_t plist_len;
 };
 /* Queues cmds for udid in order, atomically, storing each once (mdm:cmd:,

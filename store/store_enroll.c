@@ -81,10 +81,13 @@ struct store_op *store_cert_put(struct store *s, const char *fp, const struct st
     char key[STORE_ENROLL_KEY_MAX], issued[24];
     snprintf(key, sizeof(key), "mdm:cert:%s", fp);
     snprintf(issued, sizeof(issued), "%lld", (long long)c->issued_ms);
-    const char *argv[] = {"HSET", key,
-                          "udid", store_enroll_nz(c->udid), "user", store_enroll_nz(c->user),
-                          "kind", store_enroll_nz(c->kind), "state", store_enroll_nz(c->state),
-                          "serial", store_enroll_nz(c->serial), "issued", issued};
+    const char *argv[] = {"HSET",   key,
+                          "udid",   store_enroll_nz(c->udid),
+                          "user",   store_enroll_nz(c->user),
+                          "kind",   store_enroll_nz(c->kind),
+                          "state",  store_enroll_nz(c->state),
+                          "serial", store_enroll_nz(c->serial),
+                          "issued", issued};
     struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
     return store_cmd_argv(s, (int)ARRAY_LEN(argv), argv, NULL, store_enroll_done_reply, op);
 }
@@ -150,7 +153,8 @@ static void store_enroll_issue_reply(struct store_op *op, int err, const redisRe
     }
     int ok = strcmp(r->element[0]->str, "ok") == 0;
     const char *revoked = ok && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING
-                              ? r->element[1]->str : "";
+                              ? r->element[1]->str
+                              : "";
     cb(op->arg, MDMD_OK, ok, revoked);
 }
 
@@ -163,8 +167,9 @@ struct store_op *store_cert_issue_device(struct store *s, const struct store_dev
     snprintf(cert, sizeof(cert), "mdm:cert:%s", c->fp);
     snprintf(dev, sizeof(dev), "mdm:dev:{%s}", c->udid);
     snprintf(now, sizeof(now), "%lld", (long long)c->now_ms);
-    const char *argv[] = {ota, cert, dev, "mdm:events", c->udid, c->user,
-                          now, store_enroll_nz(c->serial), c->fp, c->ota_fp};
+    const char *argv[] = {ota,     cert,     dev, "mdm:events",
+                          c->udid, c->user,  now, store_enroll_nz(c->serial),
+                          c->fp,   c->ota_fp};
     struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_enroll_device), 4,
                             (int)ARRAY_LEN(argv), argv, NULL, store_enroll_issue_reply, op);

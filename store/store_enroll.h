@@ -16,12 +16,12 @@
 
 #include "store.h"
 
-struct store_cert {              /* an mdm:cert:<fp> entry */
+struct store_cert { /* an mdm:cert:<fp> entry */
     const char *udid;
     const char *user;
-    const char *kind;            /* "ota" (phase-1 identity) or "device" (MDM identity) */
-    const char *state;           /* "issued" or "revoked" */
-    const char *serial;          /* the device's serial number, as it said */
+    const char *kind;   /* "ota" (phase-1 identity) or "device" (MDM identity) */
+    const char *state;  /* "issued" or "revoked" */
+    const char *serial; /* the device's serial number, as it said */
     int64_t issued_ms;
 };
 
@@ -56,12 +56,12 @@ struct store_op *store_cert_put(struct store *s, const char *fp, const struct st
                                 store_done_fn *cb, void *arg);
 struct store_op *store_cert_get(struct store *s, const char *fp, store_cert_fn *cb, void *arg);
 
-struct store_device_cert {       /* the identity phase 2 issued */
+struct store_device_cert { /* the identity phase 2 issued */
     const char *udid;
     const char *user;
     const char *serial;
-    const char *fp;              /* the new device identity */
-    const char *ota_fp;          /* the OTA identity that asked for it: used up */
+    const char *fp;     /* the new device identity */
+    const char *ota_fp; /* the OTA identity that asked for it: used up */
     int64_t now_ms;
 };
 /* Atomically (one script): marks the OTA identity used, provided it still

@@ -89,7 +89,7 @@ struct store_argv {
     size_t len0[STORE_ARGV_INLINE];
     char text[STORE_ARGV_TEXT];
     size_t used;
-    char **heap;                  /* formatted strings that did not fit in text */
+    char **heap; /* formatted strings that did not fit in text */
     int nheap;
 };
 void store_argv_init(struct store_argv *a);

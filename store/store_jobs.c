@@ -27,8 +27,8 @@ static void store_jobs_done_reply(struct store_op *op, int err, const redisReply
         ((store_done_fn *)(void (*)(void))op->cb)(op->arg, err);
 }
 
-struct store_op *store_job_set(struct store *s, const char *id, const struct store_kv *kv,
-                               size_t n, int ttl_s, store_done_fn *cb, void *arg)
+struct store_op *store_job_set(struct store *s, const char *id, const struct store_kv *kv, size_t n,
+                               int ttl_s, store_done_fn *cb, void *arg)
 {
     const char *v[2 + 2 * STORE_JOBS_MAX_FIELDS];
     size_t len[2 + 2 * STORE_JOBS_MAX_FIELDS];
@@ -59,8 +59,8 @@ static void store_jobs_get_reply(struct store_op *op, int err, const redisReply 
     }
     struct store_kv *kv = xcalloc(r->elements / 2, sizeof(*kv));
     for (size_t i = 0; i + 1 < r->elements; i += 2)
-        kv[i / 2] = (struct store_kv){r->element[i]->str, r->element[i + 1]->str,
-                                      r->element[i + 1]->len};
+        kv[i / 2] =
+            (struct store_kv){r->element[i]->str, r->element[i + 1]->str, r->element[i + 1]->len};
     struct store_record rec = {NULL, kv, r->elements / 2};
     cb(op->arg, MDMD_OK, &rec);
     free(kv);
@@ -78,9 +78,9 @@ struct store_op *store_job_get(struct store *s, const char *id, store_job_fn *cb
 /* ---- enqueue by list, one chunk ---- */
 
 struct store_op *store_job_enqueue(struct store *s, const char *job_id, const char *uuid,
-                                   const char *request_type, const char *plist,
-                                   size_t plist_len, const char *const *udids, size_t nudids,
-                                   int64_t now_ms, int ttl_s, store_enqueue_fn *cb, void *arg)
+                                   const char *request_type, const char *plist, size_t plist_len,
+                                   const char *const *udids, size_t nudids, int64_t now_ms,
+                                   int ttl_s, store_enqueue_fn *cb, void *arg)
 {
     size_t argc = 7 + nudids;
     const char **v = xcalloc(argc, sizeof(char *));
@@ -113,11 +113,10 @@ static void store_jobs_filter_reply(struct store_op *op, int err, const redisRep
 {
     store_filter_fn *cb = (store_filter_fn *)(void (*)(void))op->cb;
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
-                           r->element[0]->type != REDIS_REPLY_STRING ||
-                           r->element[1]->type != REDIS_REPLY_INTEGER ||
-                           r->element[2]->type != REDIS_REPLY_INTEGER ||
-                           r->element[3]->type != REDIS_REPLY_ARRAY))
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_INTEGER ||
+         r->element[2]->type != REDIS_REPLY_INTEGER || r->element[3]->type != REDIS_REPLY_ARRAY))
         err = MDMD_EPROTO;
     if (err != MDMD_OK) {
         cb(op->arg, err, NULL, 0, 0, NULL, 0);
@@ -141,14 +140,14 @@ struct store_op *store_job_filter_step(struct store *s, const char *job_id,
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(ttl, sizeof(ttl), "%d", c->ttl_s);
     snprintf(cnt, sizeof(cnt), "%d", count);
-    const char *v[] = {cmd, "mdm:devices", job, c->uuid, c->request_type, c->plist,
-                       now, ttl, cursor, cnt, state};
+    const char *v[] = {cmd, "mdm:devices", job, c->uuid, c->request_type, c->plist, now,
+                       ttl, cursor,        cnt, state};
     size_t len[ARRAY_LEN(v)];
     for (size_t i = 0; i < ARRAY_LEN(v); i++)
         len[i] = i == 5 ? c->plist_len : strlen(v[i]);
     struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
-    return store_cmd_script(s, store_script_get(s, store_lua_enqueue_filter), 3,
-                            (int)ARRAY_LEN(v), v, len, store_jobs_filter_reply, op);
+    return store_cmd_script(s, store_script_get(s, store_lua_enqueue_filter), 3, (int)ARRAY_LEN(v),
+                            v, len, store_jobs_filter_reply, op);
 }
 
 /* ---- metrics ---- */
@@ -158,9 +157,9 @@ static void store_jobs_stats_reply(struct store_op *op, int err, const redisRepl
     store_stats_fn *cb = (store_stats_fn *)(void (*)(void))op->cb;
     struct store_stats st = {0, 0};
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                           r->element[0]->type != REDIS_REPLY_INTEGER ||
-                           r->element[1]->type != REDIS_REPLY_INTEGER))
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER))
         err = MDMD_EPROTO;
     if (err == MDMD_OK) {
         st.queue_depth = r->element[0]->integer;

@@ -12,12 +12,12 @@
 #include "store.h"
 #include "store_mdm.h"
 
-#define STORE_JOB_ID_LEN 32       /* hex characters of a job id */
+#define STORE_JOB_ID_LEN 32 /* hex characters of a job id */
 
 /* Creates or updates mdm:job:<id> with the given fields and renews its TTL.
  * cb may be NULL. */
-struct store_op *store_job_set(struct store *s, const char *id, const struct store_kv *kv,
-                               size_t n, int ttl_s, store_done_fn *cb, void *arg);
+struct store_op *store_job_set(struct store *s, const char *id, const struct store_kv *kv, size_t n,
+                               int ttl_s, store_done_fn *cb, void *arg);
 
 /* rec NULL: no such job (never created, or expired). */
 typedef void store_job_fn(void *arg, int err, const struct store_record *rec);
@@ -26,20 +26,20 @@ struct store_op *store_job_get(struct store *s, const char *id, store_job_fn *cb
 /* store_enqueue() for one chunk of a job's UDID list: also adds the chunk's
  * counts to the job record (done, queued, unknown) in the same script. */
 struct store_op *store_job_enqueue(struct store *s, const char *job_id, const char *uuid,
-                                   const char *request_type, const char *plist,
-                                   size_t plist_len, const char *const *udids, size_t nudids,
-                                   int64_t now_ms, int ttl_s, store_enqueue_fn *cb, void *arg);
+                                   const char *request_type, const char *plist, size_t plist_len,
+                                   const char *const *udids, size_t nudids, int64_t now_ms,
+                                   int ttl_s, store_enqueue_fn *cb, void *arg);
 
-struct store_job_cmd {            /* the command a filter job queues */
+struct store_job_cmd { /* the command a filter job queues */
     const char *uuid;
     const char *request_type;
     const char *plist;
     size_t plist_len;
-    int ttl_s;                    /* of mdm:cmd:<uuid> */
+    int ttl_s; /* of mdm:cmd:<uuid> */
 };
 /* next_cursor "0": the scan is complete. */
-typedef void store_filter_fn(void *arg, int err, const char *next_cursor, long scanned,
-                             long queued, const struct store_push_target *push, size_t npush);
+typedef void store_filter_fn(void *arg, int err, const char *next_cursor, long scanned, long queued,
+                             const struct store_push_target *push, size_t npush);
 /* One step of a filter job: scans about count entries of mdm:devices from
  * cursor ("0" to start) and queues the command for the devices in state;
  * progress goes to the job record (done, queued, skipped, cursor). */
@@ -49,8 +49,8 @@ struct store_op *store_job_filter_step(struct store *s, const char *job_id,
                                        store_filter_fn *cb, void *arg);
 
 struct store_stats {
-    long long queue_depth;        /* commands queued over all devices (mdm:stats) */
-    long long devices;            /* ZCARD mdm:devices */
+    long long queue_depth; /* commands queued over all devices (mdm:stats) */
+    long long devices;     /* ZCARD mdm:devices */
 };
 typedef void store_stats_fn(void *arg, int err, const struct store_stats *st);
 struct store_op *store_stats(struct store *s, store_stats_fn *cb, void *arg);

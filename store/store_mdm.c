@@ -13,18 +13,22 @@ extern const char store_lua_authenticate[], store_lua_token_update[], store_lua_
     store_lua_queue_clear[], store_lua_push_targets[], store_lua_push_result[];
 
 const char *const store_mdm_lua[STORE_LUA_N] = {
-    [STORE_LUA_AUTHENTICATE] = store_lua_authenticate, [STORE_LUA_TOKEN_UPDATE] = store_lua_token_update,
-    [STORE_LUA_CHECKOUT] = store_lua_checkout,         [STORE_LUA_CONNECT] = store_lua_connect,
-    [STORE_LUA_ENQUEUE] = store_lua_enqueue,           [STORE_LUA_DEVICE] = store_lua_device,
-    [STORE_LUA_DEVICES] = store_lua_devices,           [STORE_LUA_QUEUE_CLEAR] = store_lua_queue_clear,
-    [STORE_LUA_PUSH_TARGETS] = store_lua_push_targets, [STORE_LUA_PUSH_RESULT] = store_lua_push_result,
+    [STORE_LUA_AUTHENTICATE] = store_lua_authenticate,
+    [STORE_LUA_TOKEN_UPDATE] = store_lua_token_update,
+    [STORE_LUA_CHECKOUT] = store_lua_checkout,
+    [STORE_LUA_CONNECT] = store_lua_connect,
+    [STORE_LUA_ENQUEUE] = store_lua_enqueue,
+    [STORE_LUA_DEVICE] = store_lua_device,
+    [STORE_LUA_DEVICES] = store_lua_devices,
+    [STORE_LUA_QUEUE_CLEAR] = store_lua_queue_clear,
+    [STORE_LUA_PUSH_TARGETS] = store_lua_push_targets,
+    [STORE_LUA_PUSH_RESULT] = store_lua_push_result,
 };
 
 struct store_script *store_mdm_script(struct store *s, int id)
 {
     return store_script_get(s, store_mdm_lua[id]);
 }
-
 
 const char *store_ident_str(int ident)
 {
@@ -66,7 +70,7 @@ static void store_mdm_fields(struct store_argv *a, const struct store_kv *kv, si
 }
 
 static const char *store_mdm_udid_keys[] = {"mdm:dev:{%s}", "mdm:q:{%s}", "mdm:notnow:{%s}",
-                                             "mdm:res:{%s}"};
+                                            "mdm:res:{%s}"};
 
 /* ---- check-in ---- */
 
@@ -108,7 +112,7 @@ static struct store_op *store_mdm_checkin(struct store *s, int script, int with_
     }
     store_mdm_fields(&a, m->fields, m->nfields);
     return store_argv_script(s, store_mdm_lua[script], nkeys, &a, store_mdm_checkin_reply,
-                         (store_any_fn *)cb, arg);
+                             (store_any_fn *)cb, arg);
 }
 
 struct store_op *store_authenticate(struct store *s, const struct store_device_msg *m,
@@ -168,7 +172,7 @@ struct store_op *store_report(struct store *s, const struct store_report *rp, st
     store_argv_fmt(&a, "%lld", (long long)rp->history_len);
     store_mdm_fields(&a, rp->dev.fields, rp->dev.nfields);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_CONNECT], 6, &a, store_mdm_report_reply,
-                         (store_any_fn *)cb, arg);
+                             (store_any_fn *)cb, arg);
 }
 
 /* ---- admin ---- */
@@ -226,10 +230,10 @@ void store_enqueue_reply(struct store_op *op, int err, const redisReply *r)
 {
     store_enqueue_fn *cb = (store_enqueue_fn *)(void (*)(void))op->cb;
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-                           r->element[0]->type != REDIS_REPLY_INTEGER ||
-                           !store_reply_strings(r->element[1]) ||
-                           r->element[2]->type != REDIS_REPLY_ARRAY))
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+         r->element[0]->type != REDIS_REPLY_INTEGER || !store_reply_strings(r->element[1]) ||
+         r->element[2]->type != REDIS_REPLY_ARRAY))
         err = MDMD_EPROTO;
     if (err != MDMD_OK) {
         cb(op->arg, err, 0, NULL, 0, NULL, 0);
@@ -281,10 +285,10 @@ static void store_mdm_device_reply(struct store_op *op, int err, const redisRepl
         cb(op->arg, MDMD_OK, NULL, NULL, 0, NULL, 0);
         return;
     }
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-                           store_mdm_record(r->element[0], &rec) != 0 ||
-                           !store_reply_strings(r->element[1]) ||
-                           !store_reply_strings(r->element[2])))
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+         store_mdm_record(r->element[0], &rec) != 0 || !store_reply_strings(r->element[1]) ||
+         !store_reply_strings(r->element[2])))
         err = MDMD_EPROTO;
     if (err != MDMD_OK) {
         free((void *)rec.kv);
@@ -307,7 +311,7 @@ struct store_op *store_device_get(struct store *s, const char *udid, int max_que
         store_argv_fmt(&a, store_mdm_udid_keys[i], udid);
     store_argv_fmt(&a, "%lld", (long long)max_queue);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_DEVICE], 3, &a, store_mdm_device_reply,
-                         (store_any_fn *)cb, arg);
+                             (store_any_fn *)cb, arg);
 }
 
 /* An array of flat records (HGETALL replies, or [id, fields] stream entries). */
@@ -346,10 +350,10 @@ static void store_mdm_devices_reply(struct store_op *op, int err, const redisRep
     struct store_record *recs = NULL;
     size_t n = 0;
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-                           r->element[0]->type != REDIS_REPLY_INTEGER ||
-                           r->element[2]->type != REDIS_REPLY_ARRAY ||
-                           (recs = store_mdm_records(r->element[2], 0, &n)) == NULL))
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[2]->type != REDIS_REPLY_ARRAY ||
+         (recs = store_mdm_records(r->element[2], 0, &n)) == NULL))
         err = MDMD_EPROTO;
     if (err != MDMD_OK)
         cb(op->arg, err, -1, 0, NULL, 0);
@@ -367,9 +371,9 @@ struct store_op *store_devices_list(struct store *s, long offset, int limit, con
     store_argv_fmt(&a, "%lld", (long long)offset);
     store_argv_fmt(&a, "%lld", (long long)limit);
     store_argv_str(&a, state);
-    store_argv_str(&a, "10000");   /* bounds the time one filtered page holds Redis */
+    store_argv_str(&a, "10000"); /* bounds the time one filtered page holds Redis */
     return store_argv_script(s, store_mdm_lua[STORE_LUA_DEVICES], 1, &a, store_mdm_devices_reply,
-                         (store_any_fn *)cb, arg);
+                             (store_any_fn *)cb, arg);
 }
 
 static void store_mdm_history_reply(struct store_op *op, int err, const redisReply *r)
@@ -378,8 +382,8 @@ static void store_mdm_history_reply(struct store_op *op, int err, const redisRep
     struct store_record *recs = NULL;
     size_t n = 0;
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY ||
-                           (recs = store_mdm_records(r, 1, &n)) == NULL))
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || (recs = store_mdm_records(r, 1, &n)) == NULL))
         err = MDMD_EPROTO;
     cb(op->arg, err, recs, err == MDMD_OK ? n : 0);
     store_mdm_free_records(recs, n);
@@ -406,15 +410,14 @@ static void store_mdm_count_reply(struct store_op *op, int err, const redisReply
     ((store_count_fn *)(void (*)(void))op->cb)(op->arg, err, err == MDMD_OK ? (long)r->integer : 0);
 }
 
-struct store_op *store_queue_clear(struct store *s, const char *udid, store_count_fn *cb,
-                                   void *arg)
+struct store_op *store_queue_clear(struct store *s, const char *udid, store_count_fn *cb, void *arg)
 {
     struct store_argv a;
     store_argv_init(&a);
     for (int i = 0; i < 3; i++)
         store_argv_fmt(&a, store_mdm_udid_keys[i], udid);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_QUEUE_CLEAR], 3, &a, store_mdm_count_reply,
-                         (store_any_fn *)cb, arg);
+                             (store_any_fn *)cb, arg);
 }
 
 /* ---- push bookkeeping ---- */
@@ -435,8 +438,8 @@ struct store_op *store_push_targets(struct store *s, const char *const *udids, s
                                     store_targets_fn *cb, void *arg)
 {
     struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
-    return store_cmd_script(s, store_mdm_script(s, STORE_LUA_PUSH_TARGETS), 0, (int)n, udids,
-                            NULL, store_mdm_targets_reply, op);
+    return store_cmd_script(s, store_mdm_script(s, STORE_LUA_PUSH_TARGETS), 0, (int)n, udids, NULL,
+                            store_mdm_targets_reply, op);
 }
 
 static void store_mdm_done_reply(struct store_op *op, int err, const redisReply *r)
@@ -461,5 +464,5 @@ struct store_op *store_push_result(struct store *s, const struct store_push_outc
     store_argv_str(&a, o->apns_id);
     store_argv_str(&a, o->token);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_PUSH_RESULT], 2, &a, store_mdm_done_reply,
-                         (store_any_fn *)cb, arg);
+                             (store_any_fn *)cb, arg);
 }

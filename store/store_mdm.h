@@ -7,9 +7,17 @@
 
 /* The Lua scripts of store/lua, by id (internal to store/). */
 enum store_lua {
-    STORE_LUA_AUTHENTICATE, STORE_LUA_TOKEN_UPDATE, STORE_LUA_CHECKOUT, STORE_LUA_CONNECT,
-    STORE_LUA_ENQUEUE, STORE_LUA_DEVICE, STORE_LUA_DEVICES, STORE_LUA_QUEUE_CLEAR,
-    STORE_LUA_PUSH_TARGETS, STORE_LUA_PUSH_RESULT, STORE_LUA_N
+    STORE_LUA_AUTHENTICATE,
+    STORE_LUA_TOKEN_UPDATE,
+    STORE_LUA_CHECKOUT,
+    STORE_LUA_CONNECT,
+    STORE_LUA_ENQUEUE,
+    STORE_LUA_DEVICE,
+    STORE_LUA_DEVICES,
+    STORE_LUA_QUEUE_CLEAR,
+    STORE_LUA_PUSH_TARGETS,
+    STORE_LUA_PUSH_RESULT,
+    STORE_LUA_N
 };
 struct store_script *store_mdm_script(struct store *s, int id);
 extern const char *const store_mdm_lua[STORE_LUA_N];
@@ -17,38 +25,38 @@ extern const char *const store_mdm_lua[STORE_LUA_N];
 /* ---- MDM data (key layout: docs/REDIS.md).  Every callback gets borrowed
  * values, valid only while the callback runs: copy what you keep. ---- */
 
-struct store_kv {                 /* a record field, or a field to set */
+struct store_kv { /* a record field, or a field to set */
     const char *key;
     const char *val;
     size_t len;
 };
 
-struct store_record {             /* a hash, or a stream entry (id set) */
+struct store_record { /* a hash, or a stream entry (id set) */
     const char *id;
     const struct store_kv *kv;
     size_t n;
 };
 
-enum store_ident {                /* who a device request may act as */
-    STORE_ID_OK = 0,
-    STORE_ID_UNKNOWN,             /* no record for this UDID */
-    STORE_ID_CHECKED_OUT,
-    STORE_ID_CERT_MISMATCH,       /* not the certificate bound at Authenticate */
-    STORE_ID_REVOKED,             /* a revoked certificate (re-enrollment, CheckOut) */
-    STORE_ID_NOT_ISSUED,          /* Authenticate: not issued by enrollment (required) */
-    STORE_ID_CN_MISMATCH,         /* Authenticate: CN is not the UDID, and the certificate
+enum store_ident { /* who a device request may act as */
+                   STORE_ID_OK = 0,
+                   STORE_ID_UNKNOWN, /* no record for this UDID */
+                   STORE_ID_CHECKED_OUT,
+                   STORE_ID_CERT_MISMATCH, /* not the certificate bound at Authenticate */
+                   STORE_ID_REVOKED,       /* a revoked certificate (re-enrollment, CheckOut) */
+                   STORE_ID_NOT_ISSUED,    /* Authenticate: not issued by enrollment (required) */
+                   STORE_ID_CN_MISMATCH,   /* Authenticate: CN is not the UDID, and the certificate
                                    * is not one that binds at Authenticate */
 };
 const char *store_ident_str(int ident);
 
-struct store_device_msg {         /* a check-in message */
+struct store_device_msg { /* a check-in message */
     const char *udid;
-    const char *cert_fp;          /* SHA-256 of the client certificate, hex */
+    const char *cert_fp; /* SHA-256 of the client certificate, hex */
     int64_t now_ms;
-    const struct store_kv *fields;    /* record fields to set */
+    const struct store_kv *fields; /* record fields to set */
     size_t nfields;
-    int require_issued;           /* Authenticate: only registry certificates (conf) */
-    int cn_differs;               /* the certificate's CN is not udid */
+    int require_issued; /* Authenticate: only registry certificates (conf) */
+    int cn_differs;     /* the certificate's CN is not udid */
 };
 
 /* enrolled_now: this TokenUpdate completed an enrollment. */
@@ -60,13 +68,13 @@ struct store_op *store_token_update(struct store *s, const struct store_device_m
 struct store_op *store_checkout(struct store *s, const struct store_device_msg *m,
                                 store_checkin_fn *cb, void *arg);
 
-struct store_report {             /* a device's report on the command endpoint */
-    struct store_device_msg dev;  /* fields: device information to record */
-    const char *status;           /* Idle, Acknowledged, Error, CommandFormatError, NotNow */
-    const char *uuid;             /* "" for Idle */
-    const char *result;           /* the result plist as XML ("" for Idle) */
+struct store_report {            /* a device's report on the command endpoint */
+    struct store_device_msg dev; /* fields: device information to record */
+    const char *status;          /* Idle, Acknowledged, Error, CommandFormatError, NotNow */
+    const char *uuid;            /* "" for Idle */
+    const char *result;          /* the result plist as XML ("" for Idle) */
     size_t result_len;
-    const char *error_chain;      /* JSON, or "" */
+    const char *error_chain; /* JSON, or "" */
     int history_len;
 };
 /* uuid/plist NULL: nothing left to send. */
@@ -75,9 +83,9 @@ typedef void store_next_fn(void *arg, int err, int ident, const char *uuid, cons
 struct store_op *store_report(struct store *s, const struct store_report *r, store_next_fn *cb,
                               void *arg);
 
-struct store_push_target {        /* a device that can be woken up */
+struct store_push_target { /* a device that can be woken up */
     const char *udid;
-    const char *token;            /* hex */
+    const char *token; /* hex */
     const char *push_magic;
     const char *topic;
 };
@@ -119,12 +127,12 @@ typedef void store_targets_fn(void *arg, int err, const struct store_push_target
 struct store_op *store_push_targets(struct store *s, const char *const *udids, size_t n,
                                     store_targets_fn *cb, void *arg);
 
-struct store_push_outcome {       /* how one push ended */
+struct store_push_outcome { /* how one push ended */
     const char *udid;
-    const char *token;            /* the token that was pushed */
-    const char *outcome;          /* "ok", "bad_token", "failed", "topic_mismatch" */
-    int status;                   /* HTTP status from APNs, 0 if none */
-    const char *reason;           /* APNs reason, "" if none */
+    const char *token;   /* the token that was pushed */
+    const char *outcome; /* "ok", "bad_token", "failed", "topic_mismatch" */
+    int status;          /* HTTP status from APNs, 0 if none */
+    const char *reason;  /* APNs reason, "" if none */
     const char *apns_id;
     int64_t now_ms;
 };

@@ -59,8 +59,8 @@ struct store_op *store_scep_issued(struct store *s, const struct store_scep_cert
     snprintf(cert, sizeof(cert), "mdm:cert:%s", c->fp);
     snprintf(dev, sizeof(dev), "mdm:dev:{%s}", c->udid);
     snprintf(now, sizeof(now), "%lld", (long long)c->now_ms);
-    const char *argv[] = {cert, dev, "mdm:events", c->udid, c->fp, now, c->serial,
-                          c->user != NULL ? c->user : ""};
+    const char *argv[] = {cert,  dev, "mdm:events", c->udid,
+                          c->fp, now, c->serial,    c->user != NULL ? c->user : ""};
     struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_scep_issue), 3, (int)ARRAY_LEN(argv),
                             argv, NULL, store_scep_cert_reply, op);
@@ -76,8 +76,8 @@ struct store_op *store_scep_renewed(struct store *s, const struct store_scep_cer
     snprintf(dev, sizeof(dev), "mdm:dev:{%s}", c->udid);
     snprintf(now, sizeof(now), "%lld", (long long)c->now_ms);
     snprintf(grace, sizeof(grace), "%lld", (long long)c->retry_grace_s * 1000);
-    const char *argv[] = {old, cert, dev, "mdm:events", c->udid, c->old_fp, c->fp, now,
-                          c->serial, grace};
+    const char *argv[] = {old,       cert,  dev, "mdm:events", c->udid,
+                          c->old_fp, c->fp, now, c->serial,    grace};
     struct store_op *op = store_op_new(s, (store_any_fn *)cb, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_scep_renew), 4, (int)ARRAY_LEN(argv),
                             argv, NULL, store_scep_cert_reply, op);

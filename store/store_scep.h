@@ -22,16 +22,16 @@ struct store_op *store_scep_challenge_put(struct store *s, const char *challenge
                                           int ttl_s, store_done_fn *cb, void *arg);
 /* Taken with store_challenge_take(STORE_CHAL_SCEP) of store_enroll.h. */
 
-struct store_scep_cert {          /* a certificate SCEP just issued */
-    const char *udid;             /* its CN; "" when the CN is not a UDID: the
+struct store_scep_cert { /* a certificate SCEP just issued */
+    const char *udid;    /* its CN; "" when the CN is not a UDID: the
                                    * certificate binds at its first Authenticate
                                    * (a renewal keeps the old one's binding) */
-    const char *fp;               /* SHA-256 hex */
-    const char *serial;           /* certificate serial, decimal */
-    const char *user;             /* new enrollment: the challenge's owner ("" if static) */
-    const char *old_fp;           /* renewal: the identity that signed the request */
+    const char *fp;      /* SHA-256 hex */
+    const char *serial;  /* certificate serial, decimal */
+    const char *user;    /* new enrollment: the challenge's owner ("" if static) */
+    const char *old_fp;  /* renewal: the identity that signed the request */
     int64_t now_ms;
-    int retry_grace_s;            /* renewal: how long the old identity may retry */
+    int retry_grace_s; /* renewal: how long the old identity may retry */
 };
 
 /* outcome: "ok", or why the registry refused a renewal ("revoked",

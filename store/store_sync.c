@@ -13,7 +13,7 @@ extern const char store_lua_user_put[], store_lua_user_del[], store_lua_user_lis
 
 struct store_sync {
     redisContext *c;
-    char *addr;                   /* for messages */
+    char *addr; /* for messages */
 };
 
 static redisContext *store_sync_connect(const char *addr, int timeout_ms)
@@ -91,8 +91,7 @@ static redisReply *store_sync_eval(struct store_sync *ss, const char *lua, int n
         v[3 + i] = argv[i];
     redisReply *r = redisCommandArgv(ss->c, argc + 3, v, NULL);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errlen, "Redis at %s: %s", ss->addr,
-                 r != NULL ? r->str : ss->c->errstr);
+        snprintf(err, errlen, "Redis at %s: %s", ss->addr, r != NULL ? r->str : ss->c->errstr);
         freeReplyObject(r);
         return NULL;
     }
@@ -116,13 +115,13 @@ static int store_sync_result(redisReply *r, char *err, size_t errlen)
     return res;
 }
 
-int store_sync_user_put(struct store_sync *ss, const char *name, const char *role,
-                        const char *hash, int create, int64_t now_ms, char *err, size_t errlen)
+int store_sync_user_put(struct store_sync *ss, const char *name, const char *role, const char *hash,
+                        int create, int64_t now_ms, char *err, size_t errlen)
 {
     char *key = xasprintf("mdm:user:%s", name), now[24];
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    const char *argv[] = {key, "mdm:users", name, create ? "create" : "passwd", hash,
-                          role != NULL ? role : "", now};
+    const char *argv[] = {
+        key, "mdm:users", name, create ? "create" : "passwd", hash, role != NULL ? role : "", now};
     int res = store_sync_result(store_sync_eval(ss, store_lua_user_put, 2, 7, argv, err, errlen),
                                 err, errlen);
     free(key);
@@ -149,8 +148,7 @@ int store_sync_user_list(struct store_sync *ss, store_sync_user_fn *fn, void *ar
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *e = r->element[i];
         if (e->type == REDIS_REPLY_ARRAY && e->elements == 4)
-            fn(arg, e->element[0]->str, e->element[1]->str, e->element[2]->str,
-               e->element[3]->str);
+            fn(arg, e->element[0]->str, e->element[1]->str, e->element[2]->str, e->element[3]->str);
     }
     freeReplyObject(r);
     return 0;

@@ -18,13 +18,12 @@ struct store_sync;
  * NULL with a message for people in err when Redis does not answer PING. */
 struct store_sync *store_sync_open(const char *redis, const char *data_dir, int timeout_ms,
                                    char *err, size_t errlen);
-void store_sync_free(struct store_sync *ss);   /* NULL-safe */
+void store_sync_free(struct store_sync *ss); /* NULL-safe */
 
 /* Results are enum store_users_result (store_users.h), or -1 on a Redis
  * error (message in err). */
-int store_sync_user_put(struct store_sync *ss, const char *name, const char *role,
-                        const char *hash, int create, int64_t now_ms, char *err,
-                        size_t errlen) MDMD_MUSTCHECK;
+int store_sync_user_put(struct store_sync *ss, const char *name, const char *role, const char *hash,
+                        int create, int64_t now_ms, char *err, size_t errlen) MDMD_MUSTCHECK;
 int store_sync_user_del(struct store_sync *ss, const char *name, char *err,
                         size_t errlen) MDMD_MUSTCHECK;
 

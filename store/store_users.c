@@ -12,7 +12,7 @@
 extern const char store_lua_user_put[], store_lua_user_del[], store_lua_user_list[],
     store_lua_login_check[], store_lua_login_result[];
 
-#define STORE_USERS_KEY 160   /* "mdm:loginfail:addr:" + an IPv6 literal fits easily */
+#define STORE_USERS_KEY 160 /* "mdm:loginfail:addr:" + an IPv6 literal fits easily */
 
 int store_users_name_ok(const char *name)
 {
@@ -148,8 +148,8 @@ struct store_op *store_users_put(struct store *s, const char *name, const char *
     char key[STORE_USERS_KEY], now[24];
     store_users_key(key, "mdm:user:%s", name);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    const char *argv[] = {key, "mdm:users", name, create ? "create" : "passwd", hash,
-                          role != NULL ? role : "", now};
+    const char *argv[] = {
+        key, "mdm:users", name, create ? "create" : "passwd", hash, role != NULL ? role : "", now};
     return store_users_run(s, store_lua_user_put, 2, 7, argv, store_users_result_reply,
                            (store_any_fn *)cb, arg);
 }

@@ -18,17 +18,17 @@ int store_users_name_ok(const char *name);
 /* 1 for "admin" and "user". */
 int store_users_role_ok(const char *role);
 
-struct store_user {               /* borrowed by callbacks */
+struct store_user { /* borrowed by callbacks */
     const char *name;
     const char *role;
-    const char *hash;             /* "" in lists */
-    const char *created;          /* ms since the epoch, as stored */
+    const char *hash;    /* "" in lists */
+    const char *created; /* ms since the epoch, as stored */
     const char *updated;
 };
 
 enum store_users_result { STORE_USERS_OK = 0, STORE_USERS_EXISTS, STORE_USERS_NOT_FOUND };
 
-typedef void store_user_fn(void *arg, int err, const struct store_user *u);   /* u NULL: unknown */
+typedef void store_user_fn(void *arg, int err, const struct store_user *u); /* u NULL: unknown */
 typedef void store_users_fn(void *arg, int err, const struct store_user *u, size_t n);
 typedef void store_users_result_fn(void *arg, int err, int result);
 
@@ -47,8 +47,8 @@ struct store_op *store_users_del(struct store *s, const char *name, store_users_
 /* ---- login throttling: fixed windows of window_s per user and per address ---- */
 
 struct store_login_limits {
-    int user_max;                 /* failures per user per window */
-    int addr_max;                 /* failures per client address per window */
+    int user_max; /* failures per user per window */
+    int addr_max; /* failures per client address per window */
     int window_s;
 };
 

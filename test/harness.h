@@ -10,22 +10,22 @@
 static int harness_passed, harness_failed, harness_cur_failed;
 
 #define TEST(name) static void name(void)
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);  \
-            harness_cur_failed = 1;                                                  \
-        }                                                                            \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);               \
+            harness_cur_failed = 1;                                                                \
+        }                                                                                          \
     } while (0)
-#define RUN(name)                                                                    \
-    do {                                                                             \
-        harness_cur_failed = 0;                                                      \
-        name();                                                                      \
-        if (harness_cur_failed)                                                      \
-            harness_failed++;                                                        \
-        else                                                                         \
-            harness_passed++;                                                        \
-        printf("%s %s\n", harness_cur_failed ? "FAIL" : "ok  ", #name);             \
+#define RUN(name)                                                                                  \
+    do {                                                                                           \
+        harness_cur_failed = 0;                                                                    \
+        name();                                                                                    \
+        if (harness_cur_failed)                                                                    \
+            harness_failed++;                                                                      \
+        else                                                                                       \
+            harness_passed++;                                                                      \
+        printf("%s %s\n", harness_cur_failed ? "FAIL" : "ok  ", #name);                            \
     } while (0)
 
 static inline int harness_done(void)

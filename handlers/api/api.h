@@ -18,10 +18,10 @@
 
 struct req;
 
-void api_commands(struct req *req, void *app);   /* POST /v1/commands */
-void api_devices(struct req *req, void *app);    /* GET /v1/devices */
-void api_device(struct req *req, void *app);     /* /v1/devices/{udid}[/commands] */
-void api_push(struct req *req, void *app);       /* POST /v1/push */
+void api_commands(struct req *req, void *app); /* POST /v1/commands */
+void api_devices(struct req *req, void *app);  /* GET /v1/devices */
+void api_device(struct req *req, void *app);   /* /v1/devices/{udid}[/commands] */
+void api_push(struct req *req, void *app);     /* POST /v1/push */
 
 /* Answers with j as compact JSON; takes the reference. */
 void api_json(struct req *req, int status, json_t *j);
@@ -53,21 +53,21 @@ int api_authorized(struct req *req, void *app);
 
 struct app;
 
-#define API_JOBS_SYNC_MAX 5000        /* larger UDID lists run as a job */
-#define API_JOBS_CHUNK_MIN 50         /* devices per Lua call, at least */
-#define API_JOBS_CHUNK_MAX 1000       /* and at most */
-#define API_JOBS_STEP_MS 5            /* the round trip each call aims at */
+#define API_JOBS_SYNC_MAX 5000         /* larger UDID lists run as a job */
+#define API_JOBS_CHUNK_MIN 50          /* devices per Lua call, at least */
+#define API_JOBS_CHUNK_MAX 1000        /* and at most */
+#define API_JOBS_STEP_MS 5             /* the round trip each call aims at */
 #define API_JOBS_TTL_S (7 * 24 * 3600) /* a job record lives this long after its last update */
-#define API_JOBS_STALE_S 60           /* a running job that has not moved this long died */
+#define API_JOBS_STALE_S 60            /* a running job that has not moved this long died */
 
-struct api_jobs_cmd {                 /* what a job queues */
+struct api_jobs_cmd { /* what a job queues */
     char uuid[37];
-    char *request_type;             /* owned */
-    char *plist;                    /* owned: XML of {Command, CommandUUID} */
+    char *request_type; /* owned */
+    char *plist;        /* owned: XML of {Command, CommandUUID} */
     uint32_t plist_len;
-    char **udids;                   /* owned, each string too; NULL for a filter job */
+    char **udids; /* owned, each string too; NULL for a filter job */
     size_t nudids;
-    const char *state;              /* filter jobs: the device state targeted (static) */
+    const char *state; /* filter jobs: the device state targeted (static) */
 };
 
 /* The device state a filter name targets ("all_enrolled" -> "enrolled"), or
@@ -108,18 +108,18 @@ void api_jobs_get(struct req *req, void *app);
  * username and role are borrowed for the callback's duration (role is ""
  * unless 200). */
 typedef void api_users_login_fn(void *arg, int status, const char *username, const char *role,
-                              int retry_after_s);
+                                int retry_after_s);
 
 /* Checks a login.  password and username are copied; peer is the client
  * address (req_peer()), the key of the per-address counter.  cb runs exactly
  * once, on the loop, possibly before this returns (Redis down: 503).  The
  * password is never logged and is wiped from memory after the check. */
 void api_users_login(struct app *app, const char *username, const char *password, const char *peer,
-                   api_users_login_fn *cb, void *arg);
+                     api_users_login_fn *cb, void *arg);
 
 /* REST handlers (routes.c). */
-void api_users_collection(struct req *req, void *app);   /* GET, POST /v1/users */
-void api_users_item(struct req *req, void *app);         /* /v1/users/{name}[/password|/verify] */
+void api_users_collection(struct req *req, void *app); /* GET, POST /v1/users */
+void api_users_item(struct req *req, void *app);       /* /v1/users/{name}[/password|/verify] */
 
 /* The admin REST API for what devices get after enrolling
  * (JSON, admin API key; README "Users and content"):
@@ -132,11 +132,11 @@ void api_users_item(struct req *req, void *app);         /* /v1/users/{name}[/pa
  * Uploads are checked and refused with a 400 that says why.  Uploading an id
  * again replaces its content and keeps its assignment. */
 
-void api_content_profiles(struct req *req, void *app);       /* /v1/profiles */
-void api_content_profile(struct req *req, void *app);        /* /v1/profiles/{id}[/assignment] */
-void api_content_provprofiles(struct req *req, void *app);   /* /v1/provisioning-profiles */
+void api_content_profiles(struct req *req, void *app);     /* /v1/profiles */
+void api_content_profile(struct req *req, void *app);      /* /v1/profiles/{id}[/assignment] */
+void api_content_provprofiles(struct req *req, void *app); /* /v1/provisioning-profiles */
 void api_content_provprofile(struct req *req, void *app);
-void api_content_apps(struct req *req, void *app);           /* /v1/apps */
+void api_content_apps(struct req *req, void *app); /* /v1/apps */
 void api_content_app(struct req *req, void *app);
 
 /* 1 when id may name content: 1..200 characters of [A-Za-z0-9._@+-]. */
@@ -154,7 +154,7 @@ void api_metrics(struct req *req, void *app);
  * Makefile (api_openapi_json); test/unit/test_openapi.c checks it against the
  * route table, so a route without documentation fails `make test`. */
 
-extern const char api_openapi_json[];   /* generated from docs/openapi.json */
+extern const char api_openapi_json[]; /* generated from docs/openapi.json */
 
 void api_openapi(struct req *req, void *app);
 

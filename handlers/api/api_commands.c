@@ -24,7 +24,7 @@
 /* Target UDIDs, sent to Redis in chunks of API_COMMANDS_CHUNK. */
 struct api_commands_udids {
     char **v;
-    size_t n, next;            /* next: first UDID not yet sent */
+    size_t n, next; /* next: first UDID not yet sent */
 };
 
 static void api_commands_udids_free(struct api_commands_udids *u)
@@ -50,13 +50,13 @@ struct api_commands_enq {
     struct app *app;
     char uuid[37];
     char *request_type;
-    char *plist;               /* XML of {Command, CommandUUID} */
+    char *plist; /* XML of {Command, CommandUUID} */
     uint32_t plist_len;
     struct api_commands_udids ids;
     long queued;
     json_t *unknown;
-    const char *filter_state;  /* "filter" instead of udids: the device state targeted */
-    int async;                 /* "async": true, or big enough: run as a job (api.h) */
+    const char *filter_state; /* "filter" instead of udids: the device state targeted */
+    int async;                /* "async": true, or big enough: run as a job (api.h) */
 };
 
 static void api_commands_enq_free(struct api_commands_enq *e)
@@ -71,8 +71,8 @@ static void api_commands_enq_free(struct api_commands_enq *e)
 static void api_commands_enq_send(struct api_commands_enq *e);
 
 static void api_commands_enq_on_chunk(void *arg, int err, long queued, const char *const *unknown,
-                                 size_t nunknown, const struct store_push_target *push,
-                                 size_t npush)
+                                      size_t nunknown, const struct store_push_target *push,
+                                      size_t npush)
 {
     struct api_commands_enq *e = arg;
     if (err != MDMD_OK) {
@@ -121,8 +121,8 @@ static int api_commands_check_command(plist_t cmd, char *err, size_t errlen)
     const struct mdm_command *c = rt != NULL ? mdm_schema_find(rt) : NULL;
     int rc = 0;
     if (c == NULL) {
-        snprintf(err, errlen, rt == NULL ? "command.RequestType is missing"
-                                         : "unknown RequestType %s", rt);
+        snprintf(err, errlen,
+                 rt == NULL ? "command.RequestType is missing" : "unknown RequestType %s", rt);
         rc = -1;
     }
     for (const struct mdm_key *k = c != NULL ? c->keys : NULL; rc == 0 && k->name; k++)
@@ -156,7 +156,8 @@ static plist_t api_commands_command_from_json(json_t *cmd, char *err, size_t err
     return p;
 }
 
-static int api_commands_take_udids(struct api_commands_udids *u, json_t *arr, char *err, size_t errlen)
+static int api_commands_take_udids(struct api_commands_udids *u, json_t *arr, char *err,
+                                   size_t errlen)
 {
     size_t i;
     json_t *v;
@@ -165,7 +166,8 @@ static int api_commands_take_udids(struct api_commands_udids *u, json_t *arr, ch
         return -1;
     }
     u->v = xcalloc(json_array_size(arr), sizeof(char *));
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         const char *s = json_string_value(v);
         if (s == NULL || !api_commands_udid_ok(s)) {
             snprintf(err, errlen, "udids[%zu] is not a valid UDID", i);
@@ -178,7 +180,8 @@ static int api_commands_take_udids(struct api_commands_udids *u, json_t *arr, ch
 
 /* Targets: "udids": [...] or "filter": "all_enrolled"; "async": true asks
  * for a job (api.h) whatever the size. */
-static int api_commands_take_targets(struct api_commands_enq *e, json_t *j, char *err, size_t errlen)
+static int api_commands_take_targets(struct api_commands_enq *e, json_t *j, char *err,
+                                     size_t errlen)
 {
     json_t *filter = json_object_get(j, "filter");
     e->async = json_is_true(json_object_get(j, "async"));
@@ -203,8 +206,8 @@ static void api_commands_finish_plist(struct api_commands_enq *e, plist_t comman
     plist_free(root);
 }
 
-static int api_commands_parse_json(struct api_commands_enq *e, const char *body, size_t len, char *err,
-                              size_t errlen)
+static int api_commands_parse_json(struct api_commands_enq *e, const char *body, size_t len,
+                                   char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *j = json_loadb(body, len, 0, &jerr);
@@ -227,18 +230,19 @@ static int api_commands_parse_json(struct api_commands_enq *e, const char *body,
 
 /* A raw command plist: {Command: {...}, CommandUUID?}, target UDIDs in the
  * query (?udids=A,B), for commands JSON cannot express (nested data). */
-static int api_commands_parse_plist(struct api_commands_enq *e, const char *body, size_t len, char *err,
-                               size_t errlen)
+static int api_commands_parse_plist(struct api_commands_enq *e, const char *body, size_t len,
+                                    char *err, size_t errlen)
 {
     plist_t root = apple_plist_parse(body, len);
     plist_t cmd = root != NULL && plist_get_node_type(root) == PLIST_DICT
-                      ? plist_dict_get_item(root, "Command") : NULL;
+                      ? plist_dict_get_item(root, "Command")
+                      : NULL;
     char *list = req_query_param(e->req, "udids"), *save = NULL;
     char *filter = req_query_param(e->req, "filter");
     int rc = -1;
     int both = filter != NULL && list != NULL;
     if (filter != NULL && list == NULL) {
-        list = xstrdup("");      /* no UDIDs: the filter names the targets */
+        list = xstrdup(""); /* no UDIDs: the filter names the targets */
         e->filter_state = api_jobs_filter_state(filter);
     }
     free(filter);
@@ -247,8 +251,9 @@ static int api_commands_parse_plist(struct api_commands_enq *e, const char *body
     else if (both)
         snprintf(err, errlen, "name the targets with udids or with filter, not both");
     else if (list == NULL || (*list == '\0' && e->filter_state == NULL))
-        snprintf(err, errlen, "name the target devices with ?udids=UDID,UDID or "
-                              "?filter=all_enrolled");
+        snprintf(err, errlen,
+                 "name the target devices with ?udids=UDID,UDID or "
+                 "?filter=all_enrolled");
     else if (api_commands_check_command(cmd, err, errlen) == 0) {
         e->ids.v = xcalloc(strlen(list) / 2 + 1, sizeof(char *));
         rc = 0;
@@ -277,9 +282,12 @@ static int api_commands_parse_plist(struct api_commands_enq *e, const char *body
 /* Hands the parsed command and its targets over to a bulk job. */
 static void api_commands_enq_to_job(struct api_commands_enq *e)
 {
-    struct api_jobs_cmd c = {.request_type = e->request_type, .plist = e->plist,
-                           .plist_len = e->plist_len, .udids = e->ids.v, .nudids = e->ids.n,
-                           .state = e->filter_state};
+    struct api_jobs_cmd c = {.request_type = e->request_type,
+                             .plist = e->plist,
+                             .plist_len = e->plist_len,
+                             .udids = e->ids.v,
+                             .nudids = e->ids.n,
+                             .state = e->filter_state};
     memcpy(c.uuid, e->uuid, sizeof(c.uuid));
     e->request_type = e->plist = NULL;
     e->ids.v = NULL;
@@ -327,7 +335,7 @@ struct api_push {
 static void api_commands_push_send(struct api_push *p);
 
 static void api_commands_push_on_targets(void *arg, int err, const struct store_push_target *t,
-                                    size_t n)
+                                         size_t n)
 {
     struct api_push *p = arg;
     char body[96];
@@ -340,8 +348,7 @@ static void api_commands_push_on_targets(void *arg, int err, const struct store_
             api_commands_push_send(p);
             return;
         }
-        snprintf(body, sizeof(body), "{\"requested\":%zu,\"pushing\":%ld}\n", p->ids.n,
-                 p->pushing);
+        snprintf(body, sizeof(body), "{\"requested\":%zu,\"pushing\":%ld}\n", p->ids.n, p->pushing);
         req_respond_json(p->req, 202, body);
     }
     api_commands_udids_free(&p->ids);
@@ -367,8 +374,8 @@ void api_push(struct req *req, void *app)
     struct api_push *p = xcalloc(1, sizeof(*p));
     p->req = req;
     p->app = app;
-    if (j == NULL || api_commands_take_udids(&p->ids, json_object_get(j, "udids"), err,
-                                        sizeof(err)) != 0) {
+    if (j == NULL ||
+        api_commands_take_udids(&p->ids, json_object_get(j, "udids"), err, sizeof(err)) != 0) {
         req_fail(req, 400, j == NULL ? "bad JSON" : err);
         api_commands_udids_free(&p->ids);
         free(p);

@@ -34,14 +34,14 @@ struct api_content_new {
 };
 
 typedef int api_content_parse_fn(struct api_content_new *nw, const unsigned char *body, size_t len,
-                               char *err, size_t errlen);
+                                 char *err, size_t errlen);
 
 struct api_content_kind {
-    int kind;                     /* enum store_content_kind */
-    const char *prefix;           /* "/v1/profiles/" */
-    const char *list_name;        /* the JSON array of the list */
-    const char *id_name;          /* what the id is called in JSON */
-    const char *raw_type;         /* Content-Type of ?raw=1; NULL: no raw form */
+    int kind;              /* enum store_content_kind */
+    const char *prefix;    /* "/v1/profiles/" */
+    const char *list_name; /* the JSON array of the list */
+    const char *id_name;   /* what the id is called in JSON */
+    const char *raw_type;  /* Content-Type of ?raw=1; NULL: no raw form */
     api_content_parse_fn *parse;
 };
 
@@ -62,7 +62,7 @@ int api_content_id_ok(const char *id)
 /* ---- building the fields of an upload ---- */
 
 static void api_content_field(struct api_content_new *nw, const char *key, const char *val,
-                            size_t len)
+                              size_t len)
 {
     if (nw->n < API_CONTENT_FIELDS)
         nw->f[nw->n++] = (struct store_kv){key, val, len};
@@ -110,7 +110,7 @@ static plist_t api_content_open(const unsigned char *body, size_t len, int *is_s
 {
     unsigned char *content = NULL;
     size_t clen = 0;
-    *is_signed = len > 0 && body[0] == 0x30;   /* a DER SEQUENCE: CMS, not a plist */
+    *is_signed = len > 0 && body[0] == 0x30; /* a DER SEQUENCE: CMS, not a plist */
     if (!*is_signed)
         return apple_plist_parse(body, len);
     if (ca_cms_verify(body, len, NULL, &content, &clen, NULL) != 0)
@@ -123,16 +123,17 @@ static plist_t api_content_open(const unsigned char *body, size_t len, int *is_s
 /* ---- the three upload parsers ---- */
 
 static int api_content_parse_profile(struct api_content_new *nw, const unsigned char *body,
-                                   size_t len, char *err, size_t errlen)
+                                     size_t len, char *err, size_t errlen)
 {
     int is_signed, rc = -1;
     plist_t p = api_content_open(body, len, &is_signed);
     char *type = NULL, *id = NULL;
     if (p == NULL || plist_get_node_type(p) != PLIST_DICT)
-        snprintf(err, errlen, is_signed ? "the body is CMS-signed, but its signature does not "
-                                          "verify or it does not hold a plist dictionary"
-                                        : "the body is not a plist dictionary (XML or binary) "
-                                          "nor a CMS-signed one");
+        snprintf(err, errlen,
+                 is_signed ? "the body is CMS-signed, but its signature does not "
+                             "verify or it does not hold a plist dictionary"
+                           : "the body is not a plist dictionary (XML or binary) "
+                             "nor a CMS-signed one");
     else if ((type = apple_plist_dict_string(p, "PayloadType")) == NULL ||
              strcmp(type, "Configuration") != 0)
         snprintf(err, errlen, "PayloadType must be Configuration (found %.40s)",
@@ -140,8 +141,9 @@ static int api_content_parse_profile(struct api_content_new *nw, const unsigned 
     else if ((id = apple_plist_dict_string(p, "PayloadIdentifier")) == NULL || *id == '\0')
         snprintf(err, errlen, "PayloadIdentifier is missing");
     else if (!api_content_id_ok(id))
-        snprintf(err, errlen, "PayloadIdentifier must be 1 to 200 characters of A-Z a-z 0-9 "
-                              ". _ @ + -");
+        snprintf(err, errlen,
+                 "PayloadIdentifier must be 1 to 200 characters of A-Z a-z 0-9 "
+                 ". _ @ + -");
     else {
         snprintf(nw->id, sizeof(nw->id), "%s", id);
         api_content_field(nw, "body", (const char *)body, len);
@@ -170,17 +172,19 @@ static int api_content_uuid_ok(const char *s)
 }
 
 static int api_content_parse_provprofile(struct api_content_new *nw, const unsigned char *body,
-                                       size_t len, char *err, size_t errlen)
+                                         size_t len, char *err, size_t errlen)
 {
     int is_signed, rc = -1;
     plist_t p = api_content_open(body, len, &is_signed);
     char *uuid = NULL;
     if (!is_signed)
-        snprintf(err, errlen, "a provisioning profile must be a CMS-signed plist "
-                              "(.mobileprovision, DER)");
+        snprintf(err, errlen,
+                 "a provisioning profile must be a CMS-signed plist "
+                 "(.mobileprovision, DER)");
     else if (p == NULL || plist_get_node_type(p) != PLIST_DICT)
-        snprintf(err, errlen, "the CMS signature does not verify or the content is not a plist "
-                              "dictionary");
+        snprintf(err, errlen,
+                 "the CMS signature does not verify or the content is not a plist "
+                 "dictionary");
     else if ((uuid = apple_plist_dict_string(p, "UUID")) == NULL)
         snprintf(err, errlen, "the provisioning profile has no UUID");
     else if (!api_content_uuid_ok(uuid))
@@ -220,8 +224,9 @@ static int api_content_app_fields(struct api_content_new *nw, json_t *j, char *e
     json_t *store = json_object_get(j, "itunes_store_id"), *name = json_object_get(j, "name");
     const char *u = json_string_value(url);
     if (id == NULL || !api_content_id_ok(id))
-        snprintf(err, errlen, "identifier must be a bundle identifier (1 to 200 characters of "
-                              "A-Z a-z 0-9 . _ @ + -)");
+        snprintf(err, errlen,
+                 "identifier must be a bundle identifier (1 to 200 characters of "
+                 "A-Z a-z 0-9 . _ @ + -)");
     else if ((url == NULL) == (store == NULL))
         snprintf(err, errlen, "give exactly one of manifest_url and itunes_store_id");
     else if (url != NULL && (u == NULL || !api_content_https_ok(u)))
@@ -236,7 +241,7 @@ static int api_content_app_fields(struct api_content_new *nw, json_t *j, char *e
             api_content_field_take(nw, "manifest_url", xstrdup(u));
         else
             api_content_field_take(nw, "itunes_store_id",
-                                 xasprintf("%lld", (long long)json_integer_value(store)));
+                                   xasprintf("%lld", (long long)json_integer_value(store)));
         if (name != NULL)
             api_content_field_take(nw, "name", xstrdup(json_string_value(name)));
         return 0;
@@ -245,7 +250,7 @@ static int api_content_app_fields(struct api_content_new *nw, json_t *j, char *e
 }
 
 static int api_content_parse_app(struct api_content_new *nw, const unsigned char *body, size_t len,
-                               char *err, size_t errlen)
+                                 char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *j = json_loadb((const char *)body, len, 0, &jerr);
@@ -278,7 +283,7 @@ static int api_content_is(const char *key, const char *const *set)
 
 /* One item as JSON: numbers and flags typed, the body as base64 when asked. */
 static json_t *api_content_json(const struct api_content_kind *k, const char *id,
-                              const struct store_content_item *it, int with_body)
+                                const struct store_content_item *it, int with_body)
 {
     static const char *const nums[] = {"created", "updated", "size", "itunes_store_id", NULL};
     static const char *const flags[] = {"everyone", "signed", NULL};
@@ -299,7 +304,7 @@ static json_t *api_content_json(const struct api_content_kind *k, const char *id
         else if (api_content_is(kv->key, flags))
             v = json_boolean(strcmp(kv->val, "1") == 0);
         else
-            v = json_stringn(kv->val, kv->len);   /* NULL for invalid UTF-8: left out */
+            v = json_stringn(kv->val, kv->len); /* NULL for invalid UTF-8: left out */
         if (v != NULL)
             json_object_set_new(o, kv->key, v);
     }
@@ -309,8 +314,7 @@ static json_t *api_content_json(const struct api_content_kind *k, const char *id
     return o;
 }
 
-static const char *api_content_kv(const struct store_content_item *it, const char *key,
-                                size_t *len)
+static const char *api_content_kv(const struct store_content_item *it, const char *key, size_t *len)
 {
     for (size_t i = 0; i < it->n; i++)
         if (strcmp(it->kv[i].key, key) == 0) {
@@ -327,12 +331,12 @@ struct api_content_op {
     struct req *req;
     const struct api_content_kind *k;
     char id[API_CONTENT_ID_MAX + 1];
-    int raw;                      /* GET ?raw=1 */
-    json_t *echo;                 /* PUT .../assignment: the answer on success */
+    int raw;      /* GET ?raw=1 */
+    json_t *echo; /* PUT .../assignment: the answer on success */
 };
 
 static struct api_content_op *api_content_op_new(struct req *req, const struct api_content_kind *k,
-                                             const char *id)
+                                                 const char *id)
 {
     struct api_content_op *op = xcalloc(1, sizeof(*op));
     op->req = req;
@@ -342,7 +346,7 @@ static struct api_content_op *api_content_op_new(struct req *req, const struct a
 }
 
 static void api_content_on_list(void *arg, int err, const struct store_content_item *items,
-                              size_t n)
+                                size_t n)
 {
     struct api_content_op *op = arg;
     if (err != MDMD_OK) {
@@ -367,8 +371,8 @@ static void api_content_on_put(void *arg, int err, int created)
         log_info("event=content_stored kind=%s id=%s replaced=%d",
                  store_content_kind_name(op->k->kind), op->id, !created);
         api_json(op->req, created ? 201 : 200,
-                     json_pack("{s:s, s:s, s:b}", "id", op->id, op->k->id_name, op->id,
-                               "replaced", !created));
+                 json_pack("{s:s, s:s, s:b}", "id", op->id, op->k->id_name, op->id, "replaced",
+                           !created));
     }
     free(op);
 }
@@ -400,8 +404,7 @@ static void api_content_collection(struct req *req, void *app, const struct api_
         api_content_upload(req, a, k);
 }
 
-static void api_content_on_get(void *arg, int err, const struct store_content_item *items,
-                             size_t n)
+static void api_content_on_get(void *arg, int err, const struct store_content_item *items, size_t n)
 {
     struct api_content_op *op = arg;
     size_t len = 0;
@@ -433,7 +436,7 @@ static void api_content_on_del(void *arg, int err, int deleted)
 }
 
 static void api_content_on_assign(void *arg, int err, int result, const char *const *unknown,
-                                size_t nunknown)
+                                  size_t nunknown)
 {
     struct api_content_op *op = arg;
     char msg[256];
@@ -459,7 +462,7 @@ static void api_content_on_assign(void *arg, int err, int result, const char *co
 /* {"users":[names], "everyone":bool}: the names into *users (caller frees
  * the array; strings borrowed from j).  -1 with err set. */
 static int api_content_assignment(json_t *j, const char ***users, size_t *n, int *everyone,
-                                char *err, size_t errlen)
+                                  char *err, size_t errlen)
 {
     json_t *u = json_object_get(j, "users"), *e = json_object_get(j, "everyone"), *v;
     size_t i;
@@ -473,7 +476,8 @@ static int api_content_assignment(json_t *j, const char ***users, size_t *n, int
     }
     *everyone = e != NULL && json_is_true(e);
     *users = xcalloc(json_array_size(u) + 1, sizeof(char *));
-    json_array_foreach(u, i, v) {
+    json_array_foreach(u, i, v)
+    {
         const char *name = json_string_value(v);
         if (name == NULL || !store_users_name_ok(name)) {
             snprintf(err, errlen, "users[%zu] is not a valid user name", i);
@@ -485,7 +489,7 @@ static int api_content_assignment(json_t *j, const char ***users, size_t *n, int
 }
 
 static void api_content_assign(struct req *req, struct app *a, const struct api_content_kind *k,
-                             const char *id)
+                               const char *id)
 {
     size_t len, n;
     json_error_t jerr;
@@ -510,7 +514,7 @@ static void api_content_assign(struct req *req, struct app *a, const struct api_
 
 /* {prefix}{id}[/{sub}]: -1 for another shape or an id that cannot exist. */
 static int api_content_path(const struct req *req, const struct api_content_kind *k,
-                          char id[API_CONTENT_ID_MAX + 1], const char **sub)
+                            char id[API_CONTENT_ID_MAX + 1], const char **sub)
 {
     const char *p = req_path(req) + strlen(k->prefix);
     size_t n = strcspn(p, "/");
@@ -539,7 +543,8 @@ static void api_content_item(struct req *req, void *app, const struct api_conten
         free(raw);
         store_content_get(a->store, k->kind, id, api_content_on_get, op);
     } else if (*sub == '\0' && m == HTTP_M_DELETE) {
-        store_content_del(a->store, k->kind, id, api_content_on_del, api_content_op_new(req, k, id));
+        store_content_del(a->store, k->kind, id, api_content_on_del,
+                          api_content_op_new(req, k, id));
     } else if (*sub != '\0' && m == HTTP_M_PUT) {
         api_content_assign(req, a, k, id);
     } else {

@@ -36,7 +36,7 @@ static long api_devices_query_long(struct req *req, const char *key, long def, l
     char *v = req_query_param(req, key), *end = NULL;
     long n = v != NULL ? strtol(v, &end, 10) : def;
     if (v != NULL && (*v == '\0' || *end != '\0'))
-        n = -1;   /* out of range below: the caller answers 400 */
+        n = -1; /* out of range below: the caller answers 400 */
     free(v);
     return n < lo || n > hi ? lo - 1 : n;
 }
@@ -44,7 +44,7 @@ static long api_devices_query_long(struct req *req, const char *key, long def, l
 /* ---- GET /v1/devices?offset=&limit=&state= ---- */
 
 static void api_devices_on_list(void *arg, int err, long next, long total,
-                              const struct store_record *devs, size_t n)
+                                const struct store_record *devs, size_t n)
 {
     struct req *req = arg;
     if (err != MDMD_OK) {
@@ -54,8 +54,9 @@ static void api_devices_on_list(void *arg, int err, long next, long total,
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(a, api_devices_record(&devs[i]));
-    api_json(req, 200, json_pack("{s:o, s:I, s:I}", "devices", a, "next_offset",
-                                       (json_int_t)next, "total", (json_int_t)total));
+    api_json(req, 200,
+             json_pack("{s:o, s:I, s:I}", "devices", a, "next_offset", (json_int_t)next, "total",
+                       (json_int_t)total));
 }
 
 void api_devices(struct req *req, void *app)
@@ -66,7 +67,7 @@ void api_devices(struct req *req, void *app)
     long offset = api_devices_query_long(req, "offset", 0, 0, 1L << 40);
     long limit = api_devices_query_long(req, "limit", 100, 1, 1000);
     char *state = req_query_param(req, "state");
-    char *q = req_query_param(req, "q");   /* prefix search: store_console.h */
+    char *q = req_query_param(req, "q"); /* prefix search: store_console.h */
     if (offset < 0 || limit < 1)
         req_fail(req, 400, "offset must be >= 0 and limit 1..1000");
     else if (state != NULL && strcmp(state, "authenticated") && strcmp(state, "enrolled") &&
@@ -87,8 +88,8 @@ void api_devices(struct req *req, void *app)
 /* ---- /v1/devices/{udid}, /v1/devices/{udid}/commands ---- */
 
 static void api_devices_on_device(void *arg, int err, const struct store_record *dev,
-                                const char *const *queue, size_t nqueue,
-                                const char *const *notnow, size_t nnotnow)
+                                  const char *const *queue, size_t nqueue,
+                                  const char *const *notnow, size_t nnotnow)
 {
     struct req *req = arg;
     if (err != MDMD_OK)
@@ -96,9 +97,10 @@ static void api_devices_on_device(void *arg, int err, const struct store_record 
     else if (dev == NULL)
         req_fail(req, 404, "unknown device");
     else
-        api_json(req, 200, json_pack("{s:o, s:o, s:o}", "device", api_devices_record(dev),
-                                           "queue", api_devices_strings(queue, nqueue), "notnow",
-                                           api_devices_strings(notnow, nnotnow)));
+        api_json(req, 200,
+                 json_pack("{s:o, s:o, s:o}", "device", api_devices_record(dev), "queue",
+                           api_devices_strings(queue, nqueue), "notnow",
+                           api_devices_strings(notnow, nnotnow)));
 }
 
 /* A stream entry of mdm:res:{UDID} as JSON, with the result plist converted. */

@@ -18,16 +18,16 @@
 
 struct api_jobs {
     struct app *app;
-    struct req *req;                /* until the 202 is sent */
+    struct req *req; /* until the 202 is sent */
     char id[STORE_JOB_ID_LEN + 1];
     struct api_jobs_cmd c;
-    size_t next;                    /* list jobs: first UDID not yet sent */
-    char cursor[32];                /* filter jobs: ZSCAN cursor */
-    int scans;                      /* filter jobs: steps done */
-    int chunk;                      /* devices in the next call (adapts, api.h) */
-    int64_t step_ns;                /* when the call in flight was sent */
+    size_t next;     /* list jobs: first UDID not yet sent */
+    char cursor[32]; /* filter jobs: ZSCAN cursor */
+    int scans;       /* filter jobs: steps done */
+    int chunk;       /* devices in the next call (adapts, api.h) */
+    int64_t step_ns; /* when the call in flight was sent */
     long done, queued, unknown;
-    long push_waits;                /* times it paused for APNs to catch up */
+    long push_waits; /* times it paused for APNs to catch up */
     int64_t started_ms;
 };
 
@@ -76,9 +76,10 @@ static void api_jobs_end(struct api_jobs *j, const char *why)
     else
         j->app->metrics->jobs_failed++;
     log_info("event=job_%s job=%s uuid=%s request_type=%s done=%ld queued=%ld unknown=%ld "
-             "push_waits=%ld ms=%lld%s%s", why == NULL ? "done" : "failed", j->id, j->c.uuid,
-             j->c.request_type, j->done, j->queued, j->unknown, j->push_waits,
-             (long long)(util_now_ms() - j->started_ms), why ? " reason=" : "", why ? why : "");
+             "push_waits=%ld ms=%lld%s%s",
+             why == NULL ? "done" : "failed", j->id, j->c.uuid, j->c.request_type, j->done,
+             j->queued, j->unknown, j->push_waits, (long long)(util_now_ms() - j->started_ms),
+             why ? " reason=" : "", why ? why : "");
     store_job_set(j->app->store, j->id, kv, ARRAY_LEN(kv), API_JOBS_TTL_S, api_jobs_on_end, j);
 }
 
@@ -113,7 +114,7 @@ static void api_jobs_adapt(struct api_jobs *j)
 }
 
 static void api_jobs_on_chunk(void *arg, int err, long queued, const char *const *unknown,
-                            size_t nunknown, const struct store_push_target *push, size_t npush)
+                              size_t nunknown, const struct store_push_target *push, size_t npush)
 {
     struct api_jobs *j = arg;
     if (api_jobs_failed(j, err))
@@ -128,7 +129,7 @@ static void api_jobs_on_chunk(void *arg, int err, long queued, const char *const
 }
 
 static void api_jobs_on_scan(void *arg, int err, const char *cursor, long scanned, long queued,
-                           const struct store_push_target *push, size_t npush)
+                             const struct store_push_target *push, size_t npush)
 {
     struct api_jobs *j = arg;
     if (api_jobs_failed(j, err))
@@ -195,8 +196,8 @@ static void api_jobs_step(struct api_jobs *j)
     const char *const *batch = (const char *const *)j->c.udids + j->next;
     j->next += n;
     j->done += (long)n;
-    store_job_enqueue(s, j->id, j->c.uuid, j->c.request_type, j->c.plist, j->c.plist_len, batch,
-                      n, util_now_ms(), API_JOBS_CMD_TTL_S, api_jobs_on_chunk, j);
+    store_job_enqueue(s, j->id, j->c.uuid, j->c.request_type, j->c.plist, j->c.plist_len, batch, n,
+                      util_now_ms(), API_JOBS_CMD_TTL_S, api_jobs_on_chunk, j);
 }
 
 /* ---- the start ---- */
@@ -215,8 +216,9 @@ static void api_jobs_on_created(void *arg, int err)
              j->c.request_type, j->c.state != NULL ? j->c.state : "list");
     snprintf(loc, sizeof(loc), "/v1/jobs/%s", j->id);
     req_add_header(j->req, "Location", loc);
-    api_json(j->req, 202, json_pack("{s:s, s:s, s:s}", "job_id", j->id, "command_uuid",
-                                        j->c.uuid, "state", "running"));
+    api_json(j->req, 202,
+             json_pack("{s:s, s:s, s:s}", "job_id", j->id, "command_uuid", j->c.uuid, "state",
+                       "running"));
     j->req = NULL;
     api_jobs_step(j);
 }
@@ -228,11 +230,17 @@ static void api_jobs_create(struct api_jobs *j, long long total)
     snprintf(tot, sizeof(tot), "%lld", total);
     snprintf(now, sizeof(now), "%lld", (long long)j->started_ms);
     struct store_kv kv[] = {
-        api_jobs_kv("state", "running"), api_jobs_kv("total", tot), api_jobs_kv("done", "0"),
-        api_jobs_kv("queued", "0"), api_jobs_kv("unknown", "0"), api_jobs_kv("skipped", "0"),
-        api_jobs_kv("command_uuid", j->c.uuid), api_jobs_kv("request_type", j->c.request_type),
+        api_jobs_kv("state", "running"),
+        api_jobs_kv("total", tot),
+        api_jobs_kv("done", "0"),
+        api_jobs_kv("queued", "0"),
+        api_jobs_kv("unknown", "0"),
+        api_jobs_kv("skipped", "0"),
+        api_jobs_kv("command_uuid", j->c.uuid),
+        api_jobs_kv("request_type", j->c.request_type),
         api_jobs_kv("filter", j->c.state != NULL ? "all_enrolled" : ""),
-        api_jobs_kv("created", now), api_jobs_kv("updated", now),
+        api_jobs_kv("created", now),
+        api_jobs_kv("updated", now),
     };
     store_job_set(j->app->store, j->id, kv, ARRAY_LEN(kv), API_JOBS_TTL_S, api_jobs_on_created, j);
 }
@@ -272,8 +280,8 @@ void api_jobs_start(struct req *req, struct app *app, struct api_jobs_cmd *c)
 
 static int api_jobs_is_int_field(const char *k)
 {
-    static const char *const ints[] = {"total", "done", "queued", "unknown", "skipped",
-                                       "created", "updated", "finished"};
+    static const char *const ints[] = {"total",   "done",    "queued",  "unknown",
+                                       "skipped", "created", "updated", "finished"};
     for (size_t i = 0; i < ARRAY_LEN(ints); i++)
         if (strcmp(k, ints[i]) == 0)
             return 1;
@@ -288,8 +296,9 @@ static void api_jobs_check_stale(json_t *o)
     if (state != NULL && strcmp(state, "running") == 0 &&
         util_now_ms() - updated > (int64_t)API_JOBS_STALE_S * 1000) {
         json_object_set_new(o, "state", json_string("failed"));
-        json_object_set_new(o, "error", json_string("no progress for a minute: mdmd stopped "
-                                                    "while it ran"));
+        json_object_set_new(o, "error",
+                            json_string("no progress for a minute: mdmd stopped "
+                                        "while it ran"));
     }
 }
 
@@ -308,11 +317,12 @@ static void api_jobs_on_get(void *arg, int err, const struct store_record *rec)
     json_object_set_new(o, "job_id", json_string(req_path(req) + strlen("/v1/jobs/")));
     for (size_t i = 0; i < rec->n; i++) {
         const struct store_kv *kv = &rec->kv[i];
-        json_object_set_new(o, kv->key, api_jobs_is_int_field(kv->key)
-                                            ? json_integer(strtoll(kv->val, NULL, 10))
-                                            : json_stringn(kv->val, kv->len));
+        json_object_set_new(o, kv->key,
+                            api_jobs_is_int_field(kv->key)
+                                ? json_integer(strtoll(kv->val, NULL, 10))
+                                : json_stringn(kv->val, kv->len));
     }
-    json_object_del(o, "cursor");   /* internal */
+    json_object_del(o, "cursor"); /* internal */
     api_jobs_check_stale(o);
     api_json(req, 200, o);
 }

@@ -14,7 +14,7 @@
 #include "../../store/store_jobs.h"
 #include "../wake/wake.h"
 
-struct api_metrics_scrape {          /* lives across the one Redis call */
+struct api_metrics_scrape { /* lives across the one Redis call */
     struct req *req;
     struct app *app;
 };
@@ -75,8 +75,7 @@ static void api_metrics_connections(struct metrics_text *t, const struct metrics
     for (int l = 0; l < m->nlisteners; l++) {
         metrics_escape(http_server_name(m->listeners[l]), name, sizeof(name));
         snprintf(lab, sizeof(lab), "listener=\"%s\"", name);
-        metrics_sample(t, "mdmd_http_connections", lab,
-                       http_server_connections(m->listeners[l]));
+        metrics_sample(t, "mdmd_http_connections", lab, http_server_connections(m->listeners[l]));
     }
     metrics_family(t, "mdmd_http_inflight_requests", "gauge",
                    "Requests being handled, by listener.");
@@ -91,7 +90,7 @@ static void api_metrics_connections(struct metrics_text *t, const struct metrics
 /* ---- MDM ---- */
 
 static void api_metrics_one(struct metrics_text *t, const char *name, const char *type,
-                          const char *help, double v)
+                            const char *help, double v)
 {
     metrics_family(t, name, type, help);
     metrics_sample(t, name, "", v);
@@ -101,11 +100,11 @@ static void api_metrics_mdm(struct metrics_text *t, const struct metrics *m)
 {
     char lab[64];
     api_metrics_one(t, "mdmd_commands_queued_total", "counter",
-                  "Device queue entries added through the admin API (bulk jobs included).",
-                  (double)m->commands_queued);
+                    "Device queue entries added through the admin API (bulk jobs included).",
+                    (double)m->commands_queued);
     api_metrics_one(t, "mdmd_commands_not_queued_total", "counter",
-                  "Enqueue targets skipped: unknown or checked-out devices.",
-                  (double)m->commands_not_queued);
+                    "Enqueue targets skipped: unknown or checked-out devices.",
+                    (double)m->commands_not_queued);
     metrics_family(t, "mdmd_command_reports_total", "counter",
                    "Device reports on the command endpoint, by Status; Acknowledged, Error "
                    "and CommandFormatError finish a command.");
@@ -114,13 +113,13 @@ static void api_metrics_mdm(struct metrics_text *t, const struct metrics *m)
         metrics_sample(t, "mdmd_command_reports_total", lab, (double)m->reports[i]);
     }
     api_metrics_one(t, "mdmd_authenticates_total", "counter",
-                  "Authenticate check-ins accepted (enrollments begun).",
-                  (double)m->authenticates);
+                    "Authenticate check-ins accepted (enrollments begun).",
+                    (double)m->authenticates);
     api_metrics_one(t, "mdmd_enrollments_total", "counter",
-                  "Enrollments completed (the first TokenUpdate after Authenticate).",
-                  (double)m->enrollments);
+                    "Enrollments completed (the first TokenUpdate after Authenticate).",
+                    (double)m->enrollments);
     api_metrics_one(t, "mdmd_checkouts_total", "counter", "CheckOut check-ins accepted.",
-                  (double)m->checkouts);
+                    (double)m->checkouts);
     metrics_family(t, "mdmd_bulk_jobs_total", "counter", "Bulk enqueue jobs, by how they ended.");
     metrics_sample(t, "mdmd_bulk_jobs_total", "state=\"started\"", (double)m->jobs_started);
     metrics_sample(t, "mdmd_bulk_jobs_total", "state=\"done\"", (double)m->jobs_done);
@@ -133,10 +132,10 @@ static void api_metrics_pushes(struct metrics_text *t, const struct app *a)
 {
     struct wake_stats w;
     wake_stats(a->wake, &w);
-    static const char *const names[] = {"ok", "bad_token", "failed", "topic_mismatch",
+    static const char *const names[] = {"ok",           "bad_token", "failed", "topic_mismatch",
                                         "unconfigured", "coalesced"};
-    const uint64_t vals[] = {w.ok, w.bad_token, w.failed, w.topic_mismatch, w.unconfigured,
-                             w.coalesced};
+    const uint64_t vals[] = {w.ok,           w.bad_token, w.failed, w.topic_mismatch,
+                             w.unconfigured, w.coalesced};
     char lab[64];
     metrics_family(t, "mdmd_pushes_total", "counter",
                    "Device wake-ups by outcome: APNs answers (ok, bad_token, failed), not "
@@ -146,10 +145,10 @@ static void api_metrics_pushes(struct metrics_text *t, const struct app *a)
         metrics_sample(t, "mdmd_pushes_total", lab, (double)vals[i]);
     }
     api_metrics_one(t, "mdmd_push_requests_total", "counter", "Devices asked to be woken.",
-                  (double)w.requested);
+                    (double)w.requested);
     api_metrics_one(t, "mdmd_push_pending", "gauge",
-                  "Wake-ups waiting for the coalescing window or an APNs answer.",
-                  (double)w.pending);
+                    "Wake-ups waiting for the coalescing window or an APNs answer.",
+                    (double)w.pending);
 }
 
 static void api_metrics_apns(struct metrics_text *t, const struct app *a)
@@ -158,42 +157,42 @@ static void api_metrics_apns(struct metrics_text *t, const struct app *a)
     if (a->push != NULL)
         push_stats(a->push, &p);
     api_metrics_one(t, "mdmd_apns_configured", "gauge", "1 when a push certificate is configured.",
-                  a->push != NULL);
+                    a->push != NULL);
     api_metrics_one(t, "mdmd_apns_connected", "gauge",
-                  "1 when at least one APNs connection can take pushes.", p.connected);
+                    "1 when at least one APNs connection can take pushes.", p.connected);
     api_metrics_one(t, "mdmd_apns_connections", "gauge", "APNs connections that can take pushes.",
-                  p.connections);
+                    p.connections);
     api_metrics_one(t, "mdmd_apns_requests_total", "counter",
-                  "Requests written to APNs, retries and resends included.", (double)p.sent);
+                    "Requests written to APNs, retries and resends included.", (double)p.sent);
     api_metrics_one(t, "mdmd_apns_retries_total", "counter", "429/5xx answers that were retried.",
-                  (double)p.retried);
+                    (double)p.retried);
     api_metrics_one(t, "mdmd_apns_reconnects_total", "counter", "APNs reconnection attempts.",
-                  (double)p.reconnects);
+                    (double)p.reconnects);
     api_metrics_one(t, "mdmd_apns_queued", "gauge", "Pushes waiting for an HTTP/2 stream.",
-                  (double)p.queued);
+                    (double)p.queued);
     api_metrics_one(t, "mdmd_apns_inflight", "gauge", "HTTP/2 streams open to APNs.",
-                  (double)p.inflight);
+                    (double)p.inflight);
 }
 
 /* ---- Redis ---- */
 
 static void api_metrics_redis(struct metrics_text *t, const struct app *a, int err,
-                            const struct store_stats *st)
+                              const struct store_stats *st)
 {
     api_metrics_one(t, "mdmd_redis_up", "gauge", "1 when the Redis connection is up.",
-                  store_connected(a->store));
+                    store_connected(a->store));
     api_metrics_one(t, "mdmd_redis_pending", "gauge", "Redis calls sent and not yet answered.",
-                  store_pending(a->store));
+                    store_pending(a->store));
     metrics_family(t, "mdmd_redis_roundtrip_seconds", "histogram",
                    "Time from sending a Redis call (a command or a Lua script) to its reply.");
     metrics_hist_render(t, "mdmd_redis_roundtrip_seconds", "", store_rtt(a->store));
     if (err != MDMD_OK || st == NULL)
-        return;   /* no stale numbers: the series are absent while Redis is down */
+        return; /* no stale numbers: the series are absent while Redis is down */
     api_metrics_one(t, "mdmd_queue_depth", "gauge",
-                  "Commands queued over all devices (mdm:stats queue_depth).",
-                  (double)st->queue_depth);
+                    "Commands queued over all devices (mdm:stats queue_depth).",
+                    (double)st->queue_depth);
     api_metrics_one(t, "mdmd_devices", "gauge", "Devices known (ZCARD mdm:devices).",
-                  (double)st->devices);
+                    (double)st->devices);
 }
 
 static void api_metrics_on_stats(void *arg, int err, const struct store_stats *st)

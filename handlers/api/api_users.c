@@ -16,8 +16,8 @@
 #include "../../core/worker.h"
 #include "../../store/store_users.h"
 
-static const struct store_login_limits api_users_limits = {
-    API_USERS_FAIL_USER, API_USERS_FAIL_ADDR, API_USERS_FAIL_WINDOW_S};
+static const struct store_login_limits api_users_limits = {API_USERS_FAIL_USER, API_USERS_FAIL_ADDR,
+                                                           API_USERS_FAIL_WINDOW_S};
 
 /* ---- login ---- */
 
@@ -25,13 +25,13 @@ struct api_users_login {
     struct app *app;
     api_users_login_fn *cb;
     void *arg;
-    char name[STORE_USERS_NAME_MAX + 1]; /* "" when the given name is not valid */
+    char name[STORE_USERS_NAME_MAX + 1];  /* "" when the given name is not valid */
     char given[STORE_USERS_NAME_MAX + 1]; /* what the caller passed, for its callback */
     char peer[64];
     char role[16];
-    char *password;               /* wiped and freed with the struct */
-    char *hash;                   /* NULL: unknown user (checked against a dummy) */
-    int ok;                       /* the worker's verdict */
+    char *password; /* wiped and freed with the struct */
+    char *hash;     /* NULL: unknown user (checked against a dummy) */
+    int ok;         /* the worker's verdict */
 };
 
 static void api_users_login_free(struct api_users_login *l)
@@ -47,8 +47,8 @@ static void api_users_login_free(struct api_users_login *l)
 /* Answers the caller exactly once, then frees l. */
 static void api_users_login_end(struct api_users_login *l, int status, int retry_after)
 {
-    log_info("event=login user=%s peer=%s status=%d%s", l->name[0] ? l->name : "(invalid)",
-             l->peer, status, status == 429 ? " reason=rate_limited" : "");
+    log_info("event=login user=%s peer=%s status=%d%s", l->name[0] ? l->name : "(invalid)", l->peer,
+             status, status == 429 ? " reason=rate_limited" : "");
     l->cb(l->arg, status, l->given, status == 200 ? l->role : "", retry_after);
     api_users_login_free(l);
 }
@@ -101,7 +101,7 @@ static void api_users_login_on_user(void *arg, int err, int retry_after, const s
 }
 
 void api_users_login(struct app *app, const char *username, const char *password, const char *peer,
-                   api_users_login_fn *cb, void *arg)
+                     api_users_login_fn *cb, void *arg)
 {
     struct api_users_login *l = xcalloc(1, sizeof(*l));
     l->app = app;
@@ -116,8 +116,8 @@ void api_users_login(struct app *app, const char *username, const char *password
     /* xstrndup copies exactly n bytes: bound the length first. */
     const char *pw = password != NULL ? password : "";
     l->password = xstrndup(pw, strnlen(pw, API_USERS_PASSWORD_MAX));
-    store_users_login_check(app->store, l->name, l->peer, &api_users_limits, api_users_login_on_user,
-                            l);
+    store_users_login_check(app->store, l->name, l->peer, &api_users_limits,
+                            api_users_login_on_user, l);
 }
 
 /* ---- REST: /v1/users ---- */
@@ -128,9 +128,9 @@ struct api_users_op {
     struct app *app;
     char name[STORE_USERS_NAME_MAX + 1];
     char role[16];
-    int create;                   /* POST /v1/users, else PUT .../password */
-    char *password;               /* wiped once hashed */
-    char hash[CA_PW_HASH_MAX];    /* "" when hashing failed */
+    int create;                /* POST /v1/users, else PUT .../password */
+    char *password;            /* wiped once hashed */
+    char hash[CA_PW_HASH_MAX]; /* "" when hashing failed */
 };
 
 static void api_users_op_free(struct api_users_op *op)
@@ -199,7 +199,7 @@ static const char *api_users_password(json_t *j, char *err, size_t errlen)
 
 /* Validates and starts the hashing; answers 400 itself on bad input. */
 static void api_users_start_put(struct req *req, struct app *app, const char *name,
-                              const char *role, json_t *j, int create)
+                                const char *role, json_t *j, int create)
 {
     char err[160];
     const char *pw = api_users_password(j, err, sizeof(err));
@@ -273,14 +273,14 @@ void api_users_collection(struct req *req, void *app)
     if (j == NULL)
         return;
     api_users_start_put(req, a, json_string_value(json_object_get(j, "username")),
-                      json_string_value(json_object_get(j, "role")), j, 1);
+                        json_string_value(json_object_get(j, "role")), j, 1);
     json_decref(j);
 }
 
 /* /v1/users/{name}[/{sub}]: the name into name, the rest into sub ("" when
  * none).  -1 when the path has another shape or the name is not valid. */
 static int api_users_path(const struct req *req, char name[STORE_USERS_NAME_MAX + 1],
-                        const char **sub)
+                          const char **sub)
 {
     const char *p = req_path(req) + strlen("/v1/users/");
     size_t n = strcspn(p, "/");
@@ -305,10 +305,10 @@ static void api_users_on_get(void *arg, int err, const struct store_user *u)
         req_fail(req, 404, "no such user");
         return;
     }
-    api_json(req, 200, json_pack("{s:s, s:s, s:I, s:I, s:i}", "username", name, "role",
-                                     u->role, "created", api_users_ms(u->created), "updated",
-                                     api_users_ms(u->updated), "iterations",
-                                     ca_pw_iterations(u->hash)));
+    api_json(req, 200,
+             json_pack("{s:s, s:s, s:I, s:I, s:i}", "username", name, "role", u->role, "created",
+                       api_users_ms(u->created), "updated", api_users_ms(u->updated), "iterations",
+                       ca_pw_iterations(u->hash)));
 }
 
 static void api_users_on_del(void *arg, int err, int result)
@@ -325,13 +325,13 @@ static void api_users_on_del(void *arg, int err, int result)
 }
 
 static void api_users_on_verify(void *arg, int status, const char *username, const char *role,
-                              int retry_after_s)
+                                int retry_after_s)
 {
     struct req *req = arg;
     char secs[16];
     if (status == 200) {
-        api_json(req, 200, json_pack("{s:b, s:s, s:s}", "valid", 1, "username", username,
-                                         "role", role));
+        api_json(req, 200,
+                 json_pack("{s:b, s:s, s:s}", "valid", 1, "username", username, "role", role));
     } else if (status == 429) {
         snprintf(secs, sizeof(secs), "%d", retry_after_s);
         req_add_header(req, "Retry-After", secs);

@@ -15,8 +15,8 @@
  * the source (see test/gen_schema.sh).  Static data; nothing to free. */
 
 struct mdm_key {
-    const char *name;        /* NULL ends a key list */
-    char type;               /* s string, i integer, b boolean, r real, d data,
+    const char *name; /* NULL ends a key list */
+    char type;        /* s string, i integer, b boolean, r real, d data,
                                 t date, a array, D dictionary, ? unknown */
     int required;
 };
@@ -26,9 +26,9 @@ struct mdm_command {
     const struct mdm_key *keys;
 };
 
-const struct mdm_command *mdm_schema_find(const char *request_type);  /* NULL: unknown */
+const struct mdm_command *mdm_schema_find(const char *request_type); /* NULL: unknown */
 size_t mdm_schema_count(void);
-const struct mdm_command *mdm_schema_at(size_t i);                      /* sorted by name */
+const struct mdm_command *mdm_schema_at(size_t i); /* sorted by name */
 
 /* Conversions between plists (what devices speak) and JSON
  * (what admins speak).  Pure functions; no I/O.
@@ -55,7 +55,7 @@ char *apple_plist_dict_string(plist_t dict, const char *key);
 
 /* base64 (standard alphabet, padding): returns malloc'd text / bytes. */
 char *apple_plist_base64(const unsigned char *in, size_t len);
-unsigned char *apple_plist_unbase64(const char *in, size_t *outlen);   /* NULL if invalid */
+unsigned char *apple_plist_unbase64(const char *in, size_t *outlen); /* NULL if invalid */
 
 /* The profiles enrollment serves, built as plists.  Pure
  * functions without I/O or shared state, so the crypto worker may build a
@@ -72,8 +72,8 @@ unsigned char *apple_plist_unbase64(const char *in, size_t *outlen);   /* NULL i
  * Ownership: constructors return a new plist (plist_free); strings and bytes
  * passed in are copied. */
 
-#define MOBILECONFIG_UUID_LEN 37          /* 36 characters + NUL */
-#define MOBILECONFIG_ACCESS_ALL 8191      /* every AccessRights bit Apple defines */
+#define MOBILECONFIG_UUID_LEN 37     /* 36 characters + NUL */
+#define MOBILECONFIG_ACCESS_ALL 8191 /* every AccessRights bit Apple defines */
 
 /* A top-level Configuration profile with no payloads yet. */
 plist_t mobileconfig_new(const char *identifier, const char *name, const char *description);
@@ -96,10 +96,10 @@ plist_t mobileconfig_root(const char *identifier, const char *name, const void *
 
 struct mobileconfig_mdm {
     const char *identifier;
-    const char *identity_uuid;   /* PayloadUUID of the identity payload */
-    const char *topic;           /* com.apple.mgmt.... */
-    const char *server_url;      /* .../mdm/connect */
-    const char *checkin_url;     /* .../mdm/checkin */
+    const char *identity_uuid; /* PayloadUUID of the identity payload */
+    const char *topic;         /* com.apple.mgmt.... */
+    const char *server_url;    /* .../mdm/connect */
+    const char *checkin_url;   /* .../mdm/checkin */
 };
 /* A com.apple.mdm payload: AccessRights all, CheckOutWhenRemoved true,
  * SignMessage false (the client certificate identifies the device),

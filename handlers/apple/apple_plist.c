@@ -11,7 +11,8 @@
 /* libplist 2.2 counts dates from the Apple epoch, 2001-01-01T00:00:00Z. */
 #define PJ_APPLE_EPOCH 978307200L
 
-static const char apple_plist_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char apple_plist_b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 char *apple_plist_base64(const unsigned char *in, size_t len)
 {
@@ -100,26 +101,18 @@ static json_t *apple_plist_scalar_json(plist_t p)
     json_t *j;
 
     switch (plist_get_node_type(p)) {
-    case PLIST_BOOLEAN:
-        plist_get_bool_val(p, &b);
-        return json_boolean(b);
-    case PLIST_UINT:
-        plist_get_uint_val(p, &u);
-        return json_integer((json_int_t)u);
-    case PLIST_REAL:
-        plist_get_real_val(p, &d);
-        return json_real(d);
+    case PLIST_BOOLEAN: plist_get_bool_val(p, &b); return json_boolean(b);
+    case PLIST_UINT: plist_get_uint_val(p, &u); return json_integer((json_int_t)u);
+    case PLIST_REAL: plist_get_real_val(p, &d); return json_real(d);
     case PLIST_STRING:
         plist_get_string_val(p, &s);
         j = json_string(s != NULL ? s : "");
-        if (j == NULL)   /* not UTF-8: keep it visible rather than drop it */
+        if (j == NULL) /* not UTF-8: keep it visible rather than drop it */
             j = json_string("(invalid UTF-8)");
         free(s);
         return j;
-    case PLIST_DATE:
-        return apple_plist_date_json(p);
-    default:
-        return json_null();
+    case PLIST_DATE: return apple_plist_date_json(p);
+    default: return json_null();
     }
 }
 
@@ -129,8 +122,7 @@ json_t *apple_plist_to_json(plist_t p)
     uint64_t len = 0;
 
     switch (plist_get_node_type(p)) {
-    case PLIST_DICT:
-        return apple_plist_dict_json(p);
+    case PLIST_DICT: return apple_plist_dict_json(p);
     case PLIST_ARRAY: {
         json_t *a = json_array();
         for (uint32_t i = 0; i < plist_array_get_size(p); i++)
@@ -145,8 +137,7 @@ json_t *apple_plist_to_json(plist_t p)
         free(data);
         return j;
     }
-    default:
-        return apple_plist_scalar_json(p);
+    default: return apple_plist_scalar_json(p);
     }
 }
 
@@ -181,7 +172,9 @@ static plist_t apple_plist_typed(json_t *j, char type, const char *key, char *er
 static int apple_plist_type_ok(json_t *j, char type)
 {
     switch (type) {
-    case 's': case 'd': case 't': return json_is_string(j);
+    case 's':
+    case 'd':
+    case 't': return json_is_string(j);
     case 'i': return json_is_integer(j);
     case 'r': return json_is_number(j);
     case 'b': return json_is_boolean(j);
@@ -196,7 +189,8 @@ static plist_t apple_plist_object(json_t *j, const struct mdm_key *keys, char *e
     plist_t d = plist_new_dict();
     const char *k;
     json_t *v;
-    json_object_foreach(j, k, v) {
+    json_object_foreach(j, k, v)
+    {
         const struct mdm_key *mk = NULL;
         for (const struct mdm_key *x = keys; x != NULL && x->name != NULL; x++)
             if (strcmp(x->name, k) == 0)
@@ -222,13 +216,13 @@ static plist_t apple_plist_object(json_t *j, const struct mdm_key *keys, char *e
 plist_t apple_plist_from_json(json_t *j, const struct mdm_key *keys, char *err, size_t errlen)
 {
     switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        return apple_plist_object(j, keys, err, errlen);
+    case JSON_OBJECT: return apple_plist_object(j, keys, err, errlen);
     case JSON_ARRAY: {
         plist_t a = plist_new_array();
         size_t i;
         json_t *v;
-        json_array_foreach(j, i, v) {
+        json_array_foreach(j, i, v)
+        {
             plist_t pv = apple_plist_from_json(v, NULL, err, errlen);
             if (pv == NULL) {
                 plist_free(a);
@@ -243,9 +237,7 @@ plist_t apple_plist_from_json(json_t *j, const struct mdm_key *keys, char *err, 
     case JSON_REAL: return plist_new_real(json_real_value(j));
     case JSON_TRUE: return plist_new_bool(1);
     case JSON_FALSE: return plist_new_bool(0);
-    default:
-        snprintf(err, errlen, "null is not a plist value");
-        return NULL;
+    default: snprintf(err, errlen, "null is not a plist value"); return NULL;
     }
 }
 
@@ -285,7 +277,8 @@ char *apple_plist_dict_string(plist_t dict, const char *key)
 {
     char *s = NULL;
     plist_t v = dict != NULL && plist_get_node_type(dict) == PLIST_DICT
-                    ? plist_dict_get_item(dict, key) : NULL;
+                    ? plist_dict_get_item(dict, key)
+                    : NULL;
     if (v != NULL && plist_get_node_type(v) == PLIST_STRING)
         plist_get_string_val(v, &s);
     return s;

@@ -8,8 +8,8 @@
 
 /* The attributes the device signs in phase 1 (Apple's OTA document names
  * them; DEVICE_NAME is what the enrollment record shows). */
-static const char *const mobileconfig_attributes[] = {"UDID", "VERSION", "PRODUCT", "SERIAL",
-                                                       "IMEI", "MEID", "DEVICE_NAME"};
+static const char *const mobileconfig_attributes[] = {"UDID", "VERSION", "PRODUCT",    "SERIAL",
+                                                      "IMEI", "MEID",    "DEVICE_NAME"};
 
 static void mobileconfig_str(plist_t d, const char *k, const char *v)
 {
@@ -47,8 +47,7 @@ void mobileconfig_add(plist_t profile, plist_t payload)
     plist_array_append_item(plist_dict_get_item(profile, "PayloadContent"), payload);
 }
 
-plist_t mobileconfig_profile_service(const char *identifier, const char *url,
-                                     const char *challenge)
+plist_t mobileconfig_profile_service(const char *identifier, const char *url, const char *challenge)
 {
     plist_t p = mobileconfig_payload("Profile Service", identifier, "Device enrollment", NULL);
     plist_t c = plist_new_dict(), attrs = plist_new_array();
@@ -86,8 +85,8 @@ plist_t mobileconfig_root(const char *identifier, const char *name, const void *
 
 plist_t mobileconfig_mdm(const struct mobileconfig_mdm *m)
 {
-    plist_t p = mobileconfig_payload("com.apple.mdm", m->identifier, "Mobile device management",
-                                     NULL);
+    plist_t p =
+        mobileconfig_payload("com.apple.mdm", m->identifier, "Mobile device management", NULL);
     plist_t caps = plist_new_array();
     mobileconfig_str(p, "IdentityCertificateUUID", m->identity_uuid);
     mobileconfig_str(p, "Topic", m->topic);

@@ -11,9 +11,9 @@
 
 /* Nothing inline and nothing from elsewhere: the console is one origin's
  * own files and its JSON API. */
-#define CONSOLE_CSP                                                                        \
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "       \
-    "connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; "     \
+#define CONSOLE_CSP                                                                                \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; "            \
     "base-uri 'none'"
 
 void console_headers(struct req *req, int no_store)

@@ -28,9 +28,9 @@
 
 struct req;
 
-void console_root(struct req *req, void *app);     /* GET / and /console: redirect */
-void console_static(struct req *req, void *app);   /* GET /console/NAME */
-void console_api(struct req *req, void *app);      /* /console/api/... */
+void console_root(struct req *req, void *app);   /* GET / and /console: redirect */
+void console_static(struct req *req, void *app); /* GET /console/NAME */
+void console_api(struct req *req, void *app);    /* /console/api/... */
 
 /* The security headers every console response carries; no_store for API
  * answers (static files are revalidated with their ETag instead). */

@@ -26,16 +26,16 @@
 
 #define CONSOLE_COOKIE "__Host-mdmd_session"
 #define CONSOLE_ATTRS "; Path=/; Secure; HttpOnly; SameSite=Strict"
-#define CONSOLE_SECRET 32           /* bytes of a session id and of a CSRF token */
+#define CONSOLE_SECRET 32 /* bytes of a session id and of a CSRF token */
 #define CONSOLE_HEX (2 * CONSOLE_SECRET)
 
-struct console_api {                /* one console request across its Redis step */
+struct console_api { /* one console request across its Redis step */
     struct req *req;
     struct app *app;
-    char sid[CONSOLE_HEX + 1];      /* the session id (a secret: never logged) */
-    char csrf[CONSOLE_HEX + 1];     /* login: the new session's CSRF token */
+    char sid[CONSOLE_HEX + 1];  /* the session id (a secret: never logged) */
+    char csrf[CONSOLE_HEX + 1]; /* login: the new session's CSRF token */
     char user[STORE_USERS_NAME_MAX + 1];
-    char *sub;                        /* the path after /console/api, e.g. "/devices" */
+    char *sub; /* the path after /console/api, e.g. "/devices" */
 };
 
 static struct console_api *console_api_new(struct req *req, struct app *a, const char *sub)
@@ -135,7 +135,7 @@ static void console_api_start_session(struct console_api *c, const char *user)
 }
 
 static void console_api_on_login(void *arg, int status, const char *username, const char *role,
-                                   int retry_after_s)
+                                 int retry_after_s)
 {
     struct console_api *c = arg;
     char secs[16];
@@ -173,14 +173,14 @@ static void console_api_login(struct req *req, struct app *a)
         return;
     }
     j = json_loadb(body, len, 0, NULL);
-    explicit_bzero(body, len);         /* the password is in there */
+    explicit_bzero(body, len); /* the password is in there */
     const char *u = json_string_value(json_object_get(j, "username"));
     const char *p = json_string_value(json_object_get(j, "password"));
     if (u == NULL || p == NULL)
         req_fail(req, 400, "username and password must be strings");
     else
         api_users_login(a, u, p, req_peer(req), console_api_on_login,
-                      console_api_new(req, a, "/login"));
+                        console_api_new(req, a, "/login"));
     if (p != NULL)
         explicit_bzero((char *)p, strlen(p));
     json_decref(j);
@@ -210,11 +210,11 @@ static void console_api_schema(struct req *req)
         const struct mdm_command *c = mdm_schema_at(i);
         json_t *keys = json_array();
         for (const struct mdm_key *k = c->keys; k->name != NULL; k++)
-            json_array_append_new(keys, json_pack("{s:s, s:s, s:b}", "name", k->name, "type",
-                                                  console_api_type(k->type), "required",
-                                                  k->required));
-        json_array_append_new(cmds, json_pack("{s:s, s:o}", "request_type", c->request_type,
-                                              "keys", keys));
+            json_array_append_new(keys,
+                                  json_pack("{s:s, s:s, s:b}", "name", k->name, "type",
+                                            console_api_type(k->type), "required", k->required));
+        json_array_append_new(
+            cmds, json_pack("{s:s, s:o}", "request_type", c->request_type, "keys", keys));
     }
     api_json(req, 200, json_pack("{s:o}", "commands", cmds));
 }
@@ -236,8 +236,7 @@ static void console_api_on_logout(void *arg, int err)
 
 /* ---- everything else: the REST handler of /v1<sub> ---- */
 
-static void console_api_proxy(struct req *req, struct app *a, const char *sub,
-                                const char *user)
+static void console_api_proxy(struct req *req, struct app *a, const char *sub, const char *user)
 {
     char *path = xasprintf("/v1%s", sub);
     const struct http_route *rt = sub[0] == '/' ? http_route_find(a->routes_public, path) : NULL;

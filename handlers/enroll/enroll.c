@@ -26,15 +26,15 @@
 
 #define ENROLL_CT_PROFILE "application/x-apple-aspen-config"
 #define ENROLL_USER_MAX 256
-#define ENROLL_FIELD_MAX 128       /* serial and other device attributes we keep */
+#define ENROLL_FIELD_MAX 128 /* serial and other device attributes we keep */
 
 /* ---- the signing identity and the device trust store ---- */
 
 struct enroll_keyset {
-    X509 *cert;                      /* signs profiles (the TLS server identity) */
+    X509 *cert; /* signs profiles (the TLS server identity) */
     EVP_PKEY *key;
-    X509_STORE *device_trust;        /* enroll_device_ca_file, or NULL */
-    struct enroll_keyset *older;   /* replaced by a reload; jobs may still use it */
+    X509_STORE *device_trust;    /* enroll_device_ca_file, or NULL */
+    struct enroll_keyset *older; /* replaced by a reload; jobs may still use it */
 };
 
 struct enroll_keys {
@@ -186,12 +186,12 @@ char *enroll_form_value(const char *body, size_t len, const char *key)
 /* ---- one request ---- */
 
 enum enroll_state {
-    ENROLL_ST_LOGGED_IN,           /* api_users_login answered */
-    ENROLL_ST_CHALLENGE_SAVED,     /* the challenge is in Redis */
-    ENROLL_ST_CHALLENGE_TAKEN,     /* phase 1: the challenge was looked up and deleted */
-    ENROLL_ST_OTA_FOUND,           /* phase 2: the OTA identity was looked up */
-    ENROLL_ST_BUILT,               /* the worker made and signed the profile */
-    ENROLL_ST_REGISTERED,          /* the registry knows the new identity */
+    ENROLL_ST_LOGGED_IN,       /* api_users_login answered */
+    ENROLL_ST_CHALLENGE_SAVED, /* the challenge is in Redis */
+    ENROLL_ST_CHALLENGE_TAKEN, /* phase 1: the challenge was looked up and deleted */
+    ENROLL_ST_OTA_FOUND,       /* phase 2: the OTA identity was looked up */
+    ENROLL_ST_BUILT,           /* the worker made and signed the profile */
+    ENROLL_ST_REGISTERED,      /* the registry knows the new identity */
 };
 
 struct enroll_req {
@@ -199,12 +199,12 @@ struct enroll_req {
     struct app *app;
     enum enroll_state st;
     enum enroll_kind kind;
-    int err;                         /* enum mdmd_err of the last store call */
-    int login_status;                /* api_users_login: 200, 401, 429, 503 */
+    int err;          /* enum mdmd_err of the last store call */
+    int login_status; /* api_users_login: 200, 401, 429, 503 */
     int retry_after_s;
-    int found;                       /* the lookup found what it looked for */
-    int ota_ok;                      /* phase 2: the OTA identity was usable */
-    const char *why;                 /* phase 2: why the OTA identity was refused */
+    int found;       /* the lookup found what it looked for */
+    int ota_ok;      /* phase 2: the OTA identity was usable */
+    const char *why; /* phase 2: why the OTA identity was refused */
     char user[ENROLL_USER_MAX];
     char udid[ENROLL_UDID_MAX];
     char serial[ENROLL_FIELD_MAX];
@@ -433,8 +433,8 @@ static void enroll_st_built(struct enroll_req *e)
         struct store_cert c = {e->udid, e->user, "ota", "issued", e->serial, util_now_ms()};
         store_cert_put(e->app->store, e->job.fp, &c, enroll_on_done, e);
     } else {
-        struct store_device_cert c = {e->udid, e->user, e->serial, e->job.fp, e->ota_fp,
-                                      util_now_ms()};
+        struct store_device_cert c = {e->udid,   e->user,   e->serial,
+                                      e->job.fp, e->ota_fp, util_now_ms()};
         store_cert_issue_device(e->app->store, &c, enroll_on_issued, e);
     }
 }
@@ -472,12 +472,12 @@ static void enroll_step(struct enroll_req *e)
 /* ---- POST /enroll: the login form ---- */
 
 static void enroll_on_login(void *arg, int status, const char *username, const char *role,
-                              int retry_after_s)
+                            int retry_after_s)
 {
     struct enroll_req *e = arg;
-    (void)role;   /* admins may enroll their devices too */
+    (void)role; /* admins may enroll their devices too */
     if (worker_canceled(e->app->worker)) {
-        enroll_free(e);   /* shutting down: the request is gone */
+        enroll_free(e); /* shutting down: the request is gone */
         return;
     }
     e->login_status = status;
@@ -620,7 +620,8 @@ static void enroll_phase2(struct enroll_req *e, X509 *signer)
 static int enroll_attrs(struct enroll_req *e, plist_t attrs)
 {
     char *udid = attrs != NULL && plist_get_node_type(attrs) == PLIST_DICT
-                     ? apple_plist_dict_string(attrs, "UDID") : NULL;
+                     ? apple_plist_dict_string(attrs, "UDID")
+                     : NULL;
     char *serial = udid != NULL ? apple_plist_dict_string(attrs, "SERIAL") : NULL;
     int ok = udid != NULL && util_udid_valid(udid, strlen(udid));
     if (ok)

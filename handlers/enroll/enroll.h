@@ -51,10 +51,10 @@ struct enroll_keys;
 struct enroll_keys *enroll_keys_load(const struct conf *cf);
 /* SIGHUP: loads them again from cf; on error keeps the current ones.  0/-1. */
 int enroll_keys_reload(struct enroll_keys *k, const struct conf *cf) MDMD_MUSTCHECK;
-void enroll_keys_free(struct enroll_keys *k);        /* NULL-safe */
+void enroll_keys_free(struct enroll_keys *k); /* NULL-safe */
 
-void enroll_page(struct req *req, void *app);          /* GET, POST /enroll */
-void enroll_ota(struct req *req, void *app);           /* POST /enroll/ota */
+void enroll_page(struct req *req, void *app); /* GET, POST /enroll */
+void enroll_ota(struct req *req, void *app);  /* POST /enroll/ota */
 
 /* The value of key in an application/x-www-form-urlencoded body ('+' and
  * %XX decoded), or NULL when absent or when it decodes to a NUL byte.
@@ -97,14 +97,14 @@ struct enroll_scep_keys;
  * tls_key_file).  Blocking (files).  A new RA is made on worker: until then
  * GetCACert and PKIOperation answer 503.  NULL on error (logged). */
 struct enroll_scep_keys *enroll_scep_keys_load(const struct conf *cf, const struct ca *ca,
-                                     struct worker *worker);
+                                               struct worker *worker);
 /* SIGHUP: the profile signer again (the server certificate may have been
  * renewed); on error keeps the current one.  0 or -1. */
 int enroll_scep_keys_reload(struct enroll_scep_keys *k, const struct conf *cf) MDMD_MUSTCHECK;
-void enroll_scep_keys_free(struct enroll_scep_keys *k);            /* NULL-safe */
+void enroll_scep_keys_free(struct enroll_scep_keys *k); /* NULL-safe */
 
-void enroll_scep(struct req *req, void *app);                 /* /scep */
-void enroll_scep_profile(struct req *req, void *app);         /* GET, POST /enroll/profile */
+void enroll_scep(struct req *req, void *app);         /* /scep */
+void enroll_scep_profile(struct req *req, void *app); /* GET, POST /enroll/profile */
 
 /* GET /mdm/ca serves the MDM CA certificate: DER as
  * application/x-x509-ca-cert (what iOS installs from Safari), or PEM with

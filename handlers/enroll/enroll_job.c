@@ -12,11 +12,11 @@
 #include "../../core/util.h"
 #include "../apple/apple.h"
 
-struct enroll_identity {       /* a new identity, as the profile carries it */
+struct enroll_identity { /* a new identity, as the profile carries it */
     unsigned char *p12;
     size_t len;
     char password[CA_PASSWORD_LEN];
-    char uuid[MOBILECONFIG_UUID_LEN];   /* PayloadUUID of its payload */
+    char uuid[MOBILECONFIG_UUID_LEN]; /* PayloadUUID of its payload */
 };
 
 static void enroll_identity_wipe(struct enroll_identity *id)
@@ -34,10 +34,10 @@ static int enroll_job_identity(struct enroll_job *j, int days, struct enroll_ide
     EVP_PKEY *key = ca_keygen(j->key_type);
     X509 *cert = key != NULL ? ca_issue_device_cert(j->ca, key, j->udid, days) : NULL;
     X509 *chain[1] = {ca_cert(j->ca)};
-    int ok = cert != NULL && ca_cert_fingerprint(cert, j->fp) == 0 &&
-             ca_random_password(id->password, sizeof(id->password)) == 0 &&
-             ca_pkcs12(key, cert, chain, 1, j->udid, id->password, j->p12_mode, &id->p12,
-                       &id->len) == 0;
+    int ok =
+        cert != NULL && ca_cert_fingerprint(cert, j->fp) == 0 &&
+        ca_random_password(id->password, sizeof(id->password)) == 0 &&
+        ca_pkcs12(key, cert, chain, 1, j->udid, id->password, j->p12_mode, &id->p12, &id->len) == 0;
     ca_cert_free(cert);
     ca_pkey_free(key);
     return ok ? 0 : -1;
@@ -78,10 +78,10 @@ static plist_t enroll_job_phase2(const struct enroll_job *j, struct enroll_ident
     plist_t p = mobileconfig_new(pid, "Device management",
                                  "Lets this organization manage the device: install settings "
                                  "and apps, query its state, lock or erase it.");
-    mobileconfig_add(p, mobileconfig_root(rid, "MDM certificate authority", ca_der, ca_len,
-                                          "mdm-ca.cer"));
-    mobileconfig_add(p, mobileconfig_pkcs12(iid, "Device identity", id->p12, id->len,
-                                            id->password, file, id->uuid));
+    mobileconfig_add(
+        p, mobileconfig_root(rid, "MDM certificate authority", ca_der, ca_len, "mdm-ca.cer"));
+    mobileconfig_add(p, mobileconfig_pkcs12(iid, "Device identity", id->p12, id->len, id->password,
+                                            file, id->uuid));
     struct mobileconfig_mdm m = {mid, id->uuid, j->topic, j->url, j->checkin_url};
     mobileconfig_add(p, mobileconfig_mdm(&m));
     free(pid);
@@ -99,7 +99,7 @@ static int enroll_job_sign(struct enroll_job *j, plist_t profile)
     char *xml = mobileconfig_xml(profile, &len);
     X509 *extra[1] = {ca_cert(j->ca)};
     int rc = ca_cms_sign(j->sign_cert, j->sign_key, extra, 1, xml, len, &j->der, &j->der_len);
-    explicit_bzero(xml, len);   /* it holds a PKCS12 password */
+    explicit_bzero(xml, len); /* it holds a PKCS12 password */
     free(xml);
     return rc;
 }
@@ -111,10 +111,8 @@ void enroll_job_run(struct enroll_job *j)
     memset(&id, 0, sizeof(id));
     if (j->kind == ENROLL_SERVICE)
         profile = enroll_job_service(j);
-    else if (enroll_job_identity(j, j->kind == ENROLL_PHASE1 ? ENROLL_OTA_DAYS : j->days,
-                                   &id) == 0)
-        profile = j->kind == ENROLL_PHASE1 ? enroll_job_phase1(j, &id)
-                                             : enroll_job_phase2(j, &id);
+    else if (enroll_job_identity(j, j->kind == ENROLL_PHASE1 ? ENROLL_OTA_DAYS : j->days, &id) == 0)
+        profile = j->kind == ENROLL_PHASE1 ? enroll_job_phase1(j, &id) : enroll_job_phase2(j, &id);
     j->ok = profile != NULL && enroll_job_sign(j, profile) == 0;
     if (!j->ok)
         log_err("event=enroll_profile_failed kind=%d udid=%s", (int)j->kind,

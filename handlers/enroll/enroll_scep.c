@@ -64,7 +64,7 @@ static void enroll_scep_ra_done(void *arg)
 }
 
 struct enroll_scep_keys *enroll_scep_keys_load(const struct conf *cf, const struct ca *ca,
-                                     struct worker *worker)
+                                               struct worker *worker)
 {
     struct enroll_scep_keys *k = xcalloc(1, sizeof(*k));
     k->sc = ca_scep_open(ca, cf);
@@ -101,12 +101,12 @@ void enroll_scep_keys_free(struct enroll_scep_keys *k)
 /* ---- PKIOperation ---- */
 
 enum enroll_scep_state {
-    ENROLL_SCEP_PARSE,        /* worker: open and check the message */
-    ENROLL_SCEP_CHALLENGE,    /* new enrollment: the static challenge, or take a one-time one */
-    ENROLL_SCEP_ISSUE,        /* worker: issue the certificate, build the SUCCESS CertRep */
-    ENROLL_SCEP_RECORD,       /* Redis: register it (renewal: rebind the enrollment) */
-    ENROLL_SCEP_REFUSE,       /* worker: build a FAILURE CertRep */
-    ENROLL_SCEP_ANSWER,       /* send what was built */
+    ENROLL_SCEP_PARSE,     /* worker: open and check the message */
+    ENROLL_SCEP_CHALLENGE, /* new enrollment: the static challenge, or take a one-time one */
+    ENROLL_SCEP_ISSUE,     /* worker: issue the certificate, build the SUCCESS CertRep */
+    ENROLL_SCEP_RECORD,    /* Redis: register it (renewal: rebind the enrollment) */
+    ENROLL_SCEP_REFUSE,    /* worker: build a FAILURE CertRep */
+    ENROLL_SCEP_ANSWER,    /* send what was built */
 };
 
 /* Everything a job reads is copied here on the loop before it is submitted;
@@ -115,19 +115,19 @@ struct enroll_scep_op {
     struct req *req;
     struct app *app;
     enum enroll_scep_state state;
-    const struct ca *ca;               /* borrowed, read-only: outlives the worker */
+    const struct ca *ca; /* borrowed, read-only: outlives the worker */
     const struct ca_scep *sc;
-    unsigned char *msg;                /* the pkiMessage */
+    unsigned char *msg; /* the pkiMessage */
     size_t msg_len;
-    int days;                          /* cert_validity_days */
-    int parsed;                        /* ca_scep_parse()'s result */
+    int days;   /* cert_validity_days */
+    int parsed; /* ca_scep_parse()'s result */
     struct ca_scep_req r;
-    int fail;                          /* failInfo of a FAILURE answer */
-    char user[ENROLL_SCEP_USER_MAX];        /* who the one-time challenge was for */
+    int fail;                        /* failInfo of a FAILURE answer */
+    char user[ENROLL_SCEP_USER_MAX]; /* who the one-time challenge was for */
     X509 *issued;
     char fp[CA_FINGERPRINT_LEN];
     char serial[64];
-    unsigned char *reply;              /* the CertRep */
+    unsigned char *reply; /* the CertRep */
     size_t reply_len;
 };
 
@@ -226,7 +226,7 @@ static void enroll_scep_on_challenge(void *arg, int err, int retry_after_s, cons
         enroll_scep_finish(o, 503, "redis unavailable");
         return;
     }
-    if (retry_after_s > 0) {   /* SCEP has no "later" for this: a FAILURE */
+    if (retry_after_s > 0) { /* SCEP has no "later" for this: a FAILURE */
         enroll_scep_refuse(o, CA_SCEP_BADREQUEST, "challenge_rate_limited");
         return;
     }
@@ -276,8 +276,12 @@ static void enroll_scep_challenge(struct enroll_scep_op *o)
 
 static void enroll_scep_record(struct enroll_scep_op *o)
 {
-    struct store_scep_cert c = {o->r.cn_is_udid ? o->r.cn : "", o->fp, o->serial, o->user,
-                                o->r.renewal ? o->r.signer_fp : NULL, util_now_ms(),
+    struct store_scep_cert c = {o->r.cn_is_udid ? o->r.cn : "",
+                                o->fp,
+                                o->serial,
+                                o->user,
+                                o->r.renewal ? o->r.signer_fp : NULL,
+                                util_now_ms(),
                                 o->app->cf->scep_renewal_grace_s};
     if (o->r.renewal)
         store_scep_renewed(o->app->store, &c, enroll_scep_on_recorded, o);
@@ -291,15 +295,11 @@ static void enroll_scep_step(struct enroll_scep_op *o)
     case ENROLL_SCEP_PARSE:
         worker_submit(o->app->worker, enroll_scep_job_parse, enroll_scep_on_job, o);
         break;
-    case ENROLL_SCEP_CHALLENGE:
-        enroll_scep_challenge(o);
-        break;
+    case ENROLL_SCEP_CHALLENGE: enroll_scep_challenge(o); break;
     case ENROLL_SCEP_ISSUE:
         worker_submit(o->app->worker, enroll_scep_job_issue, enroll_scep_on_job, o);
         break;
-    case ENROLL_SCEP_RECORD:
-        enroll_scep_record(o);
-        break;
+    case ENROLL_SCEP_RECORD: enroll_scep_record(o); break;
     case ENROLL_SCEP_REFUSE:
         worker_submit(o->app->worker, enroll_scep_job_refuse, enroll_scep_on_job, o);
         break;

@@ -25,15 +25,15 @@
 #define ENROLL_SCEP_FORM_MAX 1024
 #define ENROLL_SCEP_WHO_MAX 256
 #define ENROLL_SCEP_KEYSIZE 2048
-#define ENROLL_SCEP_KEY_USAGE 5           /* 1 signing + 4 encryption */
-#define ENROLL_SCEP_ACCESS_ALL 8191       /* every AccessRights bit Apple defines */
+#define ENROLL_SCEP_KEY_USAGE 5     /* 1 signing + 4 encryption */
+#define ENROLL_SCEP_ACCESS_ALL 8191 /* every AccessRights bit Apple defines */
 
 struct enroll_scep_prof {
     struct req *req;
     struct app *app;
-    int admin;                       /* the API key: may have ?signed=0 */
+    int admin; /* the API key: may have ?signed=0 */
     int is_signed;
-    char who[ENROLL_SCEP_WHO_MAX];        /* the login's user, "" for key or token */
+    char who[ENROLL_SCEP_WHO_MAX]; /* the login's user, "" for key or token */
     char challenge[ENROLL_SCEP_CHALLENGE_LEN];
     /* the signing job: inputs borrowed (read-only, outlive the worker), outputs */
     X509 *sign_cert;
@@ -88,7 +88,7 @@ static plist_t enroll_scep_subject(void)
 }
 
 static plist_t enroll_scep_payload_scep(const char *prefix, const char *url, const char *challenge,
-                                   char uuid[37])
+                                        char uuid[37])
 {
     char *id = xasprintf("%s.scep", prefix);
     plist_t p = enroll_scep_payload("com.apple.security.scep", id, "Device identity (SCEP)", uuid);
@@ -106,7 +106,7 @@ static plist_t enroll_scep_payload_scep(const char *prefix, const char *url, con
 }
 
 static plist_t enroll_scep_payload_mdm(const char *prefix, const struct conf *cf, const char *topic,
-                                  const char *identity_uuid)
+                                       const char *identity_uuid)
 {
     char *id = xasprintf("%s.mdm", prefix), *url = xasprintf("%s/mdm/connect", cf->mdm_url);
     char *checkin = xasprintf("%s/mdm/checkin", cf->mdm_url);
@@ -151,15 +151,17 @@ static void enroll_scep_build(struct enroll_scep_prof *p, const char *topic)
     size_t der_len;
     const unsigned char *ca_der = ca_cert_der(p->app->ca, &der_len);
     plist_t prof = enroll_scep_payload("Configuration", id, "MDM enrollment", NULL);
-    plist_t content = plist_new_array(), root = enroll_scep_payload("com.apple.security.root", root_id,
-                                                               "MDM certificate authority", NULL);
+    plist_t content = plist_new_array(),
+            root = enroll_scep_payload("com.apple.security.root", root_id,
+                                       "MDM certificate authority", NULL);
     enroll_scep_pl_str(prof, "PayloadDescription",
-                  "Enrolls this device in mobile device management: it gets an identity over "
-                  "SCEP, then checks in with the server.");
+                       "Enrolls this device in mobile device management: it gets an identity over "
+                       "SCEP, then checks in with the server.");
     plist_dict_set_item(root, "PayloadContent", plist_new_data((const char *)ca_der, der_len));
     enroll_scep_pl_str(root, "PayloadCertificateFileName", "mdm-ca.cer");
     plist_array_append_item(content, root);
-    plist_array_append_item(content, enroll_scep_payload_scep(prefix, cf->scep_url, p->challenge, uuid));
+    plist_array_append_item(content,
+                            enroll_scep_payload_scep(prefix, cf->scep_url, p->challenge, uuid));
     plist_array_append_item(content, enroll_scep_payload_mdm(prefix, cf, topic, uuid));
     plist_dict_set_item(prof, "PayloadContent", content);
     char *xml = NULL;
@@ -211,7 +213,10 @@ static void enroll_scep_prof_on_stored(void *arg, int err)
     }
     enroll_scep_build(p, topic);
     log_info("event=scep_profile_served peer=%s by=%s signed=%d", req_peer(p->req),
-             p->admin ? "api_key" : p->who[0] ? "login" : "token", p->is_signed);
+             p->admin    ? "api_key"
+             : p->who[0] ? "login"
+                         : "token",
+             p->is_signed);
     if (!p->is_signed) {
         req_respond(p->req, 200, "application/xml", p->xml, p->xml_len);
         enroll_scep_prof_free(p);
@@ -290,8 +295,10 @@ static void enroll_scep_prof_get(struct req *req, struct app *app)
 
 static int enroll_scep_hex(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* The decoded value of key in a form body ('+' and %XX), or NULL. */
@@ -304,7 +311,8 @@ static char *enroll_scep_form_value(const char *body, size_t len, const char *ke
         if ((size_t)(stop - p) > klen && memcmp(p, key, klen) == 0 && p[klen] == '=') {
             char *out = xmalloc((size_t)(stop - p)), *o = out;
             for (const char *v = p + klen + 1; v < stop; v++) {
-                if (*v == '%' && stop - v > 2 && enroll_scep_hex(v[1]) >= 0 && enroll_scep_hex(v[2]) >= 0) {
+                if (*v == '%' && stop - v > 2 && enroll_scep_hex(v[1]) >= 0 &&
+                    enroll_scep_hex(v[2]) >= 0) {
                     *o++ = (char)(enroll_scep_hex(v[1]) << 4 | enroll_scep_hex(v[2]));
                     v += 2;
                 } else {
@@ -323,7 +331,7 @@ static char *enroll_scep_form_value(const char *body, size_t len, const char *ke
 }
 
 static void enroll_scep_prof_on_login(void *arg, int status, const char *username, const char *role,
-                                 int retry_after_s)
+                                      int retry_after_s)
 {
     struct enroll_scep_prof *p = arg;
     char ra[16];
@@ -332,9 +340,10 @@ static void enroll_scep_prof_on_login(void *arg, int status, const char *usernam
             snprintf(ra, sizeof(ra), "%d", retry_after_s);
             req_add_header(p->req, "Retry-After", ra);
         }
-        req_fail(p->req, status, status == 401   ? "wrong username or password"
-                                 : status == 429 ? "too many failed logins"
-                                                 : "login unavailable");
+        req_fail(p->req, status,
+                 status == 401   ? "wrong username or password"
+                 : status == 429 ? "too many failed logins"
+                                 : "login unavailable");
         enroll_scep_prof_free(p);
         return;
     }

@@ -168,20 +168,11 @@ static char *mdm_scalar_text(plist_t v)
     double d;
     uint8_t b;
     switch (v != NULL ? plist_get_node_type(v) : PLIST_NONE) {
-    case PLIST_STRING:
-        plist_get_string_val(v, &s);
-        return s;
-    case PLIST_UINT:
-        plist_get_uint_val(v, &u);
-        return xasprintf("%llu", (unsigned long long)u);
-    case PLIST_REAL:
-        plist_get_real_val(v, &d);
-        return xasprintf("%.6g", d);
-    case PLIST_BOOLEAN:
-        plist_get_bool_val(v, &b);
-        return xstrdup(b ? "true" : "false");
-    default:
-        return NULL;
+    case PLIST_STRING: plist_get_string_val(v, &s); return s;
+    case PLIST_UINT: plist_get_uint_val(v, &u); return xasprintf("%llu", (unsigned long long)u);
+    case PLIST_REAL: plist_get_real_val(v, &d); return xasprintf("%.6g", d);
+    case PLIST_BOOLEAN: plist_get_bool_val(v, &b); return xstrdup(b ? "true" : "false");
+    default: return NULL;
     }
 }
 

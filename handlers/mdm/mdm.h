@@ -33,13 +33,13 @@ void mdm_any(struct req *req, void *app);
 struct mdm_msg {
     struct req *req;
     struct app *app;
-    plist_t body;                         /* the parsed request */
+    plist_t body; /* the parsed request */
     char udid[65];
-    char fp[65];                          /* client certificate SHA-256 */
-    int cn_differs;                       /* its CN is not udid: see mdm_identity */
+    char fp[65];    /* client certificate SHA-256 */
+    int cn_differs; /* its CN is not udid: see mdm_identity */
     struct store_kv fields[MDM_MAX_FIELDS];
     size_t nfields;
-    char *owned[MDM_MAX_FIELDS + 4];    /* strings the fields point into */
+    char *owned[MDM_MAX_FIELDS + 4]; /* strings the fields point into */
     size_t nowned;
 };
 

@@ -16,16 +16,22 @@
 
 /* Apple's Authenticate keys -> device record fields (docs/REDIS.md). */
 static const char *const mdm_checkin_auth_map[][2] = {
-    {"Topic", "topic"},           {"SerialNumber", "serial_number"},
-    {"ProductName", "product_name"}, {"Model", "model"},
-    {"ModelName", "model_name"},  {"OSVersion", "os_version"},
-    {"BuildVersion", "build_version"}, {"DeviceName", "device_name"},
-    {"IMEI", "imei"},             {"MEID", "meid"},
+    {"Topic", "topic"},
+    {"SerialNumber", "serial_number"},
+    {"ProductName", "product_name"},
+    {"Model", "model"},
+    {"ModelName", "model_name"},
+    {"OSVersion", "os_version"},
+    {"BuildVersion", "build_version"},
+    {"DeviceName", "device_name"},
+    {"IMEI", "imei"},
+    {"MEID", "meid"},
     {NULL, NULL},
 };
 
 static const char *const mdm_checkin_token_map[][2] = {
-    {"PushMagic", "push_magic"}, {"Topic", "topic"},
+    {"PushMagic", "push_magic"},
+    {"Topic", "topic"},
     {"AwaitingConfiguration", "awaiting_configuration"},
     {NULL, NULL},
 };
@@ -69,8 +75,9 @@ static void mdm_checkin_on_done(void *arg, int err, int ident, int enrolled_now)
 
 static struct store_device_msg mdm_checkin_msg(struct mdm_msg *m)
 {
-    struct store_device_msg msg = {m->udid, m->fp, util_now_ms(), m->fields, m->nfields,
-                                   m->app->cf->enroll_require_issued, m->cn_differs};
+    struct store_device_msg msg = {m->udid,      m->fp,      util_now_ms(),
+                                   m->fields,    m->nfields, m->app->cf->enroll_require_issued,
+                                   m->cn_differs};
     return msg;
 }
 
@@ -163,8 +170,9 @@ void mdm_checkin(struct req *req, void *app)
         int status = type != NULL ? mdm_checkin_unsupported(type) : 400;
         log_warn("event=checkin_unsupported udid=%s message_type=%s status=%d", m->udid,
                  type != NULL ? type : "(none)", status);
-        req_respond_json(req, status, status == 400 ? "{\"error\":\"unknown MessageType\"}\n"
-                                                    : "{\"error\":\"not supported\"}\n");
+        req_respond_json(req, status,
+                         status == 400 ? "{\"error\":\"unknown MessageType\"}\n"
+                                       : "{\"error\":\"not supported\"}\n");
         mdm_done(m);
     }
     free(type);

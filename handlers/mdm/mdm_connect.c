@@ -17,29 +17,37 @@
 
 /* DeviceInformation QueryResponses kept on the device record. */
 static const char *const mdm_connect_info_map[][2] = {
-    {"DeviceName", "device_name"},     {"OSVersion", "os_version"},
-    {"BuildVersion", "build_version"}, {"ModelName", "model_name"},
-    {"Model", "model"},                {"ProductName", "product_name"},
-    {"SerialNumber", "serial_number"}, {"DeviceCapacity", "capacity_gb"},
+    {"DeviceName", "device_name"},
+    {"OSVersion", "os_version"},
+    {"BuildVersion", "build_version"},
+    {"ModelName", "model_name"},
+    {"Model", "model"},
+    {"ProductName", "product_name"},
+    {"SerialNumber", "serial_number"},
+    {"DeviceCapacity", "capacity_gb"},
     {"AvailableDeviceCapacity", "available_capacity_gb"},
-    {"BatteryLevel", "battery_level"}, {"IMEI", "imei"},
-    {"MEID", "meid"},                  {"WiFiMAC", "wifi_mac"},
-    {"BluetoothMAC", "bluetooth_mac"}, {"IsSupervised", "supervised"},
-    {"PhoneNumber", "phone_number"},   {"ICCID", "iccid"},
+    {"BatteryLevel", "battery_level"},
+    {"IMEI", "imei"},
+    {"MEID", "meid"},
+    {"WiFiMAC", "wifi_mac"},
+    {"BluetoothMAC", "bluetooth_mac"},
+    {"IsSupervised", "supervised"},
+    {"PhoneNumber", "phone_number"},
+    {"ICCID", "iccid"},
     {"IsActivationLockEnabled", "activation_lock"},
     {NULL, NULL},
 };
 
 static const char *const mdm_connect_statuses[] = {"Idle", "Acknowledged", "Error",
-                                                 "CommandFormatError", "NotNow"};
+                                                   "CommandFormatError", "NotNow"};
 
 static void mdm_connect_on_next(void *arg, int err, int ident, const char *uuid, const char *plist,
-                              size_t len)
+                                size_t len)
 {
     struct mdm_msg *m = arg;
     if (!mdm_refuse(m, err, ident)) {
-        int st = metrics_report_of(
-            plist_get_string_ptr(plist_dict_get_item(m->body, "Status"), NULL));
+        int st =
+            metrics_report_of(plist_get_string_ptr(plist_dict_get_item(m->body, "Status"), NULL));
         if (st >= 0)
             m->app->metrics->reports[st]++;
         if (uuid != NULL) {
@@ -104,7 +112,7 @@ static void mdm_connect_report(struct mdm_msg *m, const char *status, const char
         r.error_chain = mdm_own(m, mdm_connect_error_chain(m->body));
         if (strcmp(status, "Acknowledged") == 0)
             mdm_fields_from(m, plist_dict_get_item(m->body, "QueryResponses"),
-                              mdm_connect_info_map);
+                            mdm_connect_info_map);
     }
     r.dev.fields = m->fields;
     r.dev.nfields = m->nfields;

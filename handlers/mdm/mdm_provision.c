@@ -15,15 +15,35 @@
 #include "../../store/store_content.h"
 #include "../wake/wake.h"
 
-#define MDM_PROVISION_CMD_TTL_S (30 * 24 * 3600)   /* as admin-queued commands */
+#define MDM_PROVISION_CMD_TTL_S (30 * 24 * 3600) /* as admin-queued commands */
 
 /* What the device record keeps (mdm_connect.c) and what operators ask first. */
 const char *const mdm_provision_queries[] = {
-    "UDID", "DeviceName", "OSVersion", "BuildVersion", "ModelName", "Model", "ProductName",
-    "SerialNumber", "DeviceCapacity", "AvailableDeviceCapacity", "BatteryLevel", "IMEI", "MEID",
-    "ICCID", "PhoneNumber", "WiFiMAC", "BluetoothMAC", "IsSupervised", "IsActivationLockEnabled",
-    "IsDeviceLocatorServiceEnabled", "IsCloudBackupEnabled", "CellularTechnology",
-    "ModemFirmwareVersion", "AwaitingConfiguration", NULL,
+    "UDID",
+    "DeviceName",
+    "OSVersion",
+    "BuildVersion",
+    "ModelName",
+    "Model",
+    "ProductName",
+    "SerialNumber",
+    "DeviceCapacity",
+    "AvailableDeviceCapacity",
+    "BatteryLevel",
+    "IMEI",
+    "MEID",
+    "ICCID",
+    "PhoneNumber",
+    "WiFiMAC",
+    "BluetoothMAC",
+    "IsSupervised",
+    "IsActivationLockEnabled",
+    "IsDeviceLocatorServiceEnabled",
+    "IsCloudBackupEnabled",
+    "CellularTechnology",
+    "ModemFirmwareVersion",
+    "AwaitingConfiguration",
+    NULL,
 };
 
 struct mdm_provision {
@@ -34,7 +54,7 @@ struct mdm_provision {
     void *arg;
 };
 
-struct mdm_provision_cmds {         /* the commands being built */
+struct mdm_provision_cmds { /* the commands being built */
     struct store_cmd *c;
     char (*uuid)[37];
     size_t n;
@@ -42,7 +62,7 @@ struct mdm_provision_cmds {         /* the commands being built */
 
 /* {Command: command, CommandUUID} as XML into the next slot; takes command. */
 static void mdm_provision_add(struct mdm_provision_cmds *cs, const char *request_type,
-                            plist_t command)
+                              plist_t command)
 {
     plist_t root = plist_new_dict();
     char *xml = NULL;
@@ -94,7 +114,7 @@ static void mdm_provision_finish(struct mdm_provision *p)
 }
 
 static void mdm_provision_on_queued(void *arg, int err, long queued,
-                                  const struct store_push_target *push)
+                                    const struct store_push_target *push)
 {
     struct mdm_provision *p = arg;
     if (err != MDMD_OK) {
@@ -109,7 +129,7 @@ static void mdm_provision_on_queued(void *arg, int err, long queued,
 }
 
 static void mdm_provision_on_grants(void *arg, int err, const char *user,
-                                  const struct store_grant *g, size_t n)
+                                    const struct store_grant *g, size_t n)
 {
     struct mdm_provision *p = arg;
     if (err != MDMD_OK) {

@@ -10,13 +10,13 @@
 #include "../../store/store.h"
 #include "../../store/store_mdm.h"
 
-#define WAKE_BUCKETS 4096   /* pending pushes are few at a time: the window is short */
+#define WAKE_BUCKETS 4096 /* pending pushes are few at a time: the window is short */
 
 struct wake_item {
-    struct wake *w;             /* NULL once the wake is gone (answer still due) */
-    struct wake_item *hnext;    /* bucket chain, while waiting for the window */
-    struct wake_item *qnext;    /* FIFO of the window */
-    int queued;                 /* in the hash and the FIFO */
+    struct wake *w;          /* NULL once the wake is gone (answer still due) */
+    struct wake_item *hnext; /* bucket chain, while waiting for the window */
+    struct wake_item *qnext; /* FIFO of the window */
+    int queued;              /* in the hash and the FIFO */
     char udid[65];
     char token[PUSH_TOKEN_HEX_LEN + 1];
     char magic[PUSH_MAGIC_MAX + 1];
@@ -33,13 +33,13 @@ struct wake {
     struct event_base *base;
     struct store *store;
     struct push *push;
-    const char *topic;                  /* the push certificate's; borrowed */
+    const char *topic; /* the push certificate's; borrowed */
     struct event *timer;
     int window_ms;
     struct wake_item *buckets[WAKE_BUCKETS];
-    struct wake_item *head, *tail;      /* waiting for the window, oldest first */
+    struct wake_item *head, *tail; /* waiting for the window, oldest first */
     struct wake_stats st;
-    struct wake_waiter *waiters, **waiters_tail;   /* FIFO */
+    struct wake_waiter *waiters, **waiters_tail; /* FIFO */
 };
 
 static unsigned wake_hash(const char *s)
@@ -76,11 +76,11 @@ static const char *wake_outcome_name(enum push_outcome o)
     }
 }
 
-static void wake_record(struct wake *w, const struct wake_item *it, const char *outcome,
-                        int status, const char *reason, const char *apns_id)
+static void wake_record(struct wake *w, const struct wake_item *it, const char *outcome, int status,
+                        const char *reason, const char *apns_id)
 {
-    struct store_push_outcome o = {it->udid, it->token, outcome, status, reason, apns_id,
-                                   util_now_ms()};
+    struct store_push_outcome o = {it->udid, it->token, outcome,      status,
+                                   reason,   apns_id,   util_now_ms()};
     store_push_result(w->store, &o, NULL, NULL);
 }
 
@@ -123,8 +123,7 @@ static void wake_on_pushed(void *arg, const struct push_result *res)
         if (res->outcome != PUSH_OK)
             log_warn("event=push_failed udid=%s outcome=%s status=%d reason=\"%s\"", it->udid,
                      wake_outcome_name(res->outcome), res->status, res->reason);
-        wake_record(w, it, wake_outcome_name(res->outcome), res->status, res->reason,
-                    res->apns_id);
+        wake_record(w, it, wake_outcome_name(res->outcome), res->status, res->reason, res->apns_id);
     }
     free(it);
     if (w != NULL && res->outcome != PUSH_CANCELED)
@@ -214,7 +213,7 @@ static void wake_one(struct wake *w, const struct store_push_target *t)
     if (!wake_usable(w, t))
         return;
     struct wake_item *it = wake_find(w, t->udid);
-    if (it != NULL) {   /* already waiting: the newest token and magic win */
+    if (it != NULL) { /* already waiting: the newest token and magic win */
         w->st.coalesced++;
         strcpy(it->token, t->token);
         strcpy(it->magic, t->push_magic);

@@ -18,20 +18,20 @@ struct store_push_target;
 struct wake;
 
 struct wake_stats {
-    uint64_t requested;       /* devices asked to be woken */
-    uint64_t coalesced;       /* requests folded into a push already pending */
-    uint64_t pushed;          /* handed to the push module */
+    uint64_t requested; /* devices asked to be woken */
+    uint64_t coalesced; /* requests folded into a push already pending */
+    uint64_t pushed;    /* handed to the push module */
     uint64_t ok, bad_token, failed;
-    uint64_t topic_mismatch;  /* device topic differs from the push certificate's */
-    uint64_t unconfigured;    /* no push certificate configured */
-    uint64_t pending;         /* now: waiting for the window or an answer */
+    uint64_t topic_mismatch; /* device topic differs from the push certificate's */
+    uint64_t unconfigured;   /* no push certificate configured */
+    uint64_t pending;        /* now: waiting for the window or an answer */
 };
 
 /* push may be NULL (no APNs configured): requests are counted and dropped.
  * Borrows base, store and push; they must outlive the wake. */
 struct wake *wake_new(struct event_base *base, struct store *store, struct push *push,
                       int window_ms);
-void wake_free(struct wake *w);     /* NULL-safe; pending pushes are dropped */
+void wake_free(struct wake *w); /* NULL-safe; pending pushes are dropped */
 /* Copies what it needs from t. */
 void wake_devices(struct wake *w, const struct store_push_target *t, size_t n);
 void wake_stats(const struct wake *w, struct wake_stats *out);

@@ -33,9 +33,9 @@
 
 struct fz {
     struct push *p;
-    int accepted;      /* push_send() returned 0 */
-    int done;          /* callbacks run */
-    int resend;        /* byte 0 bit 5 */
+    int accepted; /* push_send() returned 0 */
+    int done;     /* callbacks run */
+    int resend;   /* byte 0 bit 5 */
 };
 
 static struct event_base *fz_base;
@@ -54,7 +54,7 @@ static void fz_on_done(void *arg, const struct push_result *res)
                 res->status);
         abort();
     }
-    (void)strlen(res->reason);   /* ASan: both are readable strings */
+    (void)strlen(res->reason); /* ASan: both are readable strings */
     (void)strlen(res->apns_id);
     f->done++;
     if (f->resend && res->outcome != PUSH_CANCELED)

@@ -12,8 +12,9 @@
 #include "../../handlers/apple/apple.h"
 
 static const char *const fuzz_map[][2] = {
-    {"DeviceName", "device_name"}, {"OSVersion", "os_version"}, {"BatteryLevel", "battery_level"},
-    {"IsSupervised", "supervised"}, {"DeviceCapacity", "capacity_gb"}, {NULL, NULL},
+    {"DeviceName", "device_name"},     {"OSVersion", "os_version"},
+    {"BatteryLevel", "battery_level"}, {"IsSupervised", "supervised"},
+    {"DeviceCapacity", "capacity_gb"}, {NULL, NULL},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
@@ -23,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     plist_t p = apple_plist_parse(data, len);
     if (p == NULL)
         return 0;
-    static const char *const keys[] = {"MessageType", "UDID", "Status", "CommandUUID",
-                                       "PushMagic", "Topic"};
+    static const char *const keys[] = {"MessageType", "UDID",      "Status",
+                                       "CommandUUID", "PushMagic", "Topic"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         char *s = apple_plist_dict_string(p, keys[i]);
         if (s != NULL)
@@ -32,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         free(s);
     }
     struct mdm_msg *m = calloc(1, sizeof(*m));
-    m->body = p;    /* mdm_done frees it */
+    m->body = p; /* mdm_done frees it */
     mdm_fields_from(m, p, fuzz_map);
     if (plist_get_node_type(p) == PLIST_DICT)
         mdm_fields_from(m, plist_dict_get_item(p, "QueryResponses"), fuzz_map);

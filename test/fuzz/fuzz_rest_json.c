@@ -19,12 +19,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     json_t *cmd = json_object_get(j, "command");
     const char *rt = json_string_value(json_object_get(cmd, "RequestType"));
     const struct mdm_command *c = rt != NULL ? mdm_schema_find(rt) : NULL;
-    plist_t p = apple_plist_from_json(cmd != NULL ? cmd : j, c != NULL ? c->keys : NULL, err, sizeof(err));
+    plist_t p =
+        apple_plist_from_json(cmd != NULL ? cmd : j, c != NULL ? c->keys : NULL, err, sizeof(err));
     if (p != NULL) {
         char *xml = NULL;
         uint32_t n = 0;
         plist_to_xml(p, &xml, &n);
-        plist_t back = apple_plist_parse(xml, n);   /* what a device would parse */
+        plist_t back = apple_plist_parse(xml, n); /* what a device would parse */
         plist_free(back);
         free(xml);
         plist_free(p);

@@ -29,64 +29,64 @@
 #include <unistd.h>
 
 #define SIM_DEFAULT_TOPIC "com.apple.mgmt.External.00000000-0000-0000-0000-000000000000"
-#define SIM_GRACE_S 5             /* after a stop, wait this long for in-flight requests */
+#define SIM_GRACE_S 5 /* after a stop, wait this long for in-flight requests */
 #define SIM_PROGRESS_S 2
 
 static void sim_usage(FILE *f)
 {
     fprintf(f,
-        "usage: mdmsim --url https://HOST:PORT/mdm --ca CA.crt --ca-key CA.key [options]\n"
-        "  -n N               devices (default 1)\n"
-        "  -c N               devices active at once, one connection each (default min(n,64))\n"
-        "  --udid-prefix P    UDIDs P-000000, P-000001, ... (default SIM)\n"
-        "  --offset K         number of the first device (default 0)\n"
-        "  --topic T          Topic sent at check-in (default %s)\n"
-        "  --skip-enroll      no Authenticate/TokenUpdate: enrolled by an earlier run\n"
-        "  --identities FILE  keep the device key and certificates in FILE, reuse them\n"
-        "                     (the server binds the certificate: use with --skip-enroll)\n"
-        "  --cycles K         Idle..empty cycles per device (default 1; unlimited with\n"
-        "                     --duration; 0 = unlimited)\n"
-        "  --duration S       stop after S seconds; failed devices retry with backoff\n"
-        "  --push-file FILE   poll only when the mock APNs logs a push (\"token magic\n"
-        "                     status\" lines) for the device, one cycle per push (no\n"
-        "                     --cycles); runs until --duration or SIGINT/SIGTERM\n"
-        "  --notnow-rate R    probability (0..1) of answering a command NotNow\n"
-        "  --error-rate R     probability (0..1) of answering a command Error\n"
-        "  --binary           send binary plists instead of XML\n"
-        "  --ledger FILE      append \"UDID CommandUUID RequestType Status\" per finished\n"
-        "                     command, once the server accepted the report\n"
-        "  --allow-status L   comma-separated non-2xx statuses that are expected\n"
-        "  --reconnect        new connection for every cycle (handshake benchmarks)\n"
-        "  --no-resume        no TLS session resumption on reconnects\n"
-        "  --single-url       check-ins go to the base URL too (told apart by Content-Type)\n"
-        "  --timeout S        per request (default 30)\n"
-        "  --seed N           seed of the NotNow/Error draws (default: time and pid)\n"
-        "  -q                 only errors and the summary\n"
-        "  --enroll-ota URL   enroll over the air first: log in at URL/enroll (the 1-way\n"
-        "                     listener), walk the profile service, check in with the\n"
-        "                     identity it issues (then --ca-key is not needed)\n"
-        "  --user U --password P   the enrollment login\n"
-        "  --device-ca F --device-ca-key K   issuer of the devices' own certificates\n"
-        "                     (what enroll_device_ca_file trusts)\n"
-        "  --dump-dir D       write the profiles and identities received into D\n"
-        "  --enroll-until S   stop after the service, ota or mdm profile (no check-in)\n"
-        "  --interval S       pause S seconds (0.5..1.5 S, random) between a device's\n"
-        "                     cycles: devices that poll now and then, not flat out\n"
-        "  --warmup S         leave the first S seconds out of the latency figures;\n"
-        "                     with --interval, devices come online spread over them\n"
-        "  --loopback-sources enroll each device from its own 127.x.y.z address (per-\n"
-        "                     address login limits; the server must be on loopback)\n"
-        "  (--user may hold {}: replaced by the device number, one user per device)\n"
-        "  --scep URL         get each identity over SCEP from URL (.../scep) instead of\n"
-        "                     issuing it with --ca-key (then not needed)\n"
-        "  --scep-challenge C the challenge password, or:\n"
-        "  --scep-profile F   take it from the SCEP payload of enrollment profile F\n"
-        "  --scep-cipher C    envelope cipher: aes256 (default), aes128, des3, des\n"
-        "  --scep-get         PKIOperation by GET instead of POST\n"
-        "  --mdm-signature    no TLS client certificate: sign each body (Mdm-Signature)\n"
-        "Token = SHA-256(\"mdmsim-token:UDID\"); PushMagic, UnlockToken and serials are\n"
-        "derived from the UDID too, so every run presents the same device.\n",
-        SIM_DEFAULT_TOPIC);
+            "usage: mdmsim --url https://HOST:PORT/mdm --ca CA.crt --ca-key CA.key [options]\n"
+            "  -n N               devices (default 1)\n"
+            "  -c N               devices active at once, one connection each (default min(n,64))\n"
+            "  --udid-prefix P    UDIDs P-000000, P-000001, ... (default SIM)\n"
+            "  --offset K         number of the first device (default 0)\n"
+            "  --topic T          Topic sent at check-in (default %s)\n"
+            "  --skip-enroll      no Authenticate/TokenUpdate: enrolled by an earlier run\n"
+            "  --identities FILE  keep the device key and certificates in FILE, reuse them\n"
+            "                     (the server binds the certificate: use with --skip-enroll)\n"
+            "  --cycles K         Idle..empty cycles per device (default 1; unlimited with\n"
+            "                     --duration; 0 = unlimited)\n"
+            "  --duration S       stop after S seconds; failed devices retry with backoff\n"
+            "  --push-file FILE   poll only when the mock APNs logs a push (\"token magic\n"
+            "                     status\" lines) for the device, one cycle per push (no\n"
+            "                     --cycles); runs until --duration or SIGINT/SIGTERM\n"
+            "  --notnow-rate R    probability (0..1) of answering a command NotNow\n"
+            "  --error-rate R     probability (0..1) of answering a command Error\n"
+            "  --binary           send binary plists instead of XML\n"
+            "  --ledger FILE      append \"UDID CommandUUID RequestType Status\" per finished\n"
+            "                     command, once the server accepted the report\n"
+            "  --allow-status L   comma-separated non-2xx statuses that are expected\n"
+            "  --reconnect        new connection for every cycle (handshake benchmarks)\n"
+            "  --no-resume        no TLS session resumption on reconnects\n"
+            "  --single-url       check-ins go to the base URL too (told apart by Content-Type)\n"
+            "  --timeout S        per request (default 30)\n"
+            "  --seed N           seed of the NotNow/Error draws (default: time and pid)\n"
+            "  -q                 only errors and the summary\n"
+            "  --enroll-ota URL   enroll over the air first: log in at URL/enroll (the 1-way\n"
+            "                     listener), walk the profile service, check in with the\n"
+            "                     identity it issues (then --ca-key is not needed)\n"
+            "  --user U --password P   the enrollment login\n"
+            "  --device-ca F --device-ca-key K   issuer of the devices' own certificates\n"
+            "                     (what enroll_device_ca_file trusts)\n"
+            "  --dump-dir D       write the profiles and identities received into D\n"
+            "  --enroll-until S   stop after the service, ota or mdm profile (no check-in)\n"
+            "  --interval S       pause S seconds (0.5..1.5 S, random) between a device's\n"
+            "                     cycles: devices that poll now and then, not flat out\n"
+            "  --warmup S         leave the first S seconds out of the latency figures;\n"
+            "                     with --interval, devices come online spread over them\n"
+            "  --loopback-sources enroll each device from its own 127.x.y.z address (per-\n"
+            "                     address login limits; the server must be on loopback)\n"
+            "  (--user may hold {}: replaced by the device number, one user per device)\n"
+            "  --scep URL         get each identity over SCEP from URL (.../scep) instead of\n"
+            "                     issuing it with --ca-key (then not needed)\n"
+            "  --scep-challenge C the challenge password, or:\n"
+            "  --scep-profile F   take it from the SCEP payload of enrollment profile F\n"
+            "  --scep-cipher C    envelope cipher: aes256 (default), aes128, des3, des\n"
+            "  --scep-get         PKIOperation by GET instead of POST\n"
+            "  --mdm-signature    no TLS client certificate: sign each body (Mdm-Signature)\n"
+            "Token = SHA-256(\"mdmsim-token:UDID\"); PushMagic, UnlockToken and serials are\n"
+            "derived from the UDID too, so every run presents the same device.\n",
+            SIM_DEFAULT_TOPIC);
 }
 
 /* ---- options ---- */
@@ -112,38 +112,88 @@ static void sim_opt_allow(struct sim_opts *o, const char *v)
 }
 
 enum {
-    SIM_O_URL = 256, SIM_O_CA, SIM_O_CAKEY, SIM_O_TOPIC, SIM_O_PREFIX, SIM_O_OFFSET,
-    SIM_O_SKIP, SIM_O_IDS, SIM_O_CYCLES, SIM_O_DURATION, SIM_O_PUSH, SIM_O_NOTNOW,
-    SIM_O_ERROR, SIM_O_BINARY, SIM_O_LEDGER, SIM_O_ALLOW, SIM_O_RECONNECT, SIM_O_NORESUME,
-    SIM_O_SINGLE, SIM_O_TIMEOUT, SIM_O_SEED, SIM_O_SCEP, SIM_O_SCEP_CHAL, SIM_O_SCEP_PROF,
-    SIM_O_SCEP_CIPHER, SIM_O_SCEP_GET, SIM_O_MDMSIG,
+    SIM_O_URL = 256,
+    SIM_O_CA,
+    SIM_O_CAKEY,
+    SIM_O_TOPIC,
+    SIM_O_PREFIX,
+    SIM_O_OFFSET,
+    SIM_O_SKIP,
+    SIM_O_IDS,
+    SIM_O_CYCLES,
+    SIM_O_DURATION,
+    SIM_O_PUSH,
+    SIM_O_NOTNOW,
+    SIM_O_ERROR,
+    SIM_O_BINARY,
+    SIM_O_LEDGER,
+    SIM_O_ALLOW,
+    SIM_O_RECONNECT,
+    SIM_O_NORESUME,
+    SIM_O_SINGLE,
+    SIM_O_TIMEOUT,
+    SIM_O_SEED,
+    SIM_O_SCEP,
+    SIM_O_SCEP_CHAL,
+    SIM_O_SCEP_PROF,
+    SIM_O_SCEP_CIPHER,
+    SIM_O_SCEP_GET,
+    SIM_O_MDMSIG,
 };
 
-enum {   /* --enroll-ota (mdmsim_enroll.h) */
-    SIM_O_ENROLL = 400, SIM_O_USER, SIM_O_PASSWORD, SIM_O_DCA, SIM_O_DCAKEY, SIM_O_DUMP,
-    SIM_O_UNTIL, SIM_O_INTERVAL, SIM_O_WARMUP, SIM_O_LOOPBACK,
+enum { /* --enroll-ota (mdmsim_enroll.h) */
+       SIM_O_ENROLL = 400,
+       SIM_O_USER,
+       SIM_O_PASSWORD,
+       SIM_O_DCA,
+       SIM_O_DCAKEY,
+       SIM_O_DUMP,
+       SIM_O_UNTIL,
+       SIM_O_INTERVAL,
+       SIM_O_WARMUP,
+       SIM_O_LOOPBACK,
 };
 
 static const struct option sim_longopts[] = {
-    {"url", 1, NULL, SIM_O_URL}, {"ca", 1, NULL, SIM_O_CA}, {"ca-key", 1, NULL, SIM_O_CAKEY},
-    {"topic", 1, NULL, SIM_O_TOPIC}, {"udid-prefix", 1, NULL, SIM_O_PREFIX},
-    {"offset", 1, NULL, SIM_O_OFFSET}, {"skip-enroll", 0, NULL, SIM_O_SKIP},
-    {"identities", 1, NULL, SIM_O_IDS}, {"cycles", 1, NULL, SIM_O_CYCLES},
-    {"duration", 1, NULL, SIM_O_DURATION}, {"push-file", 1, NULL, SIM_O_PUSH},
-    {"notnow-rate", 1, NULL, SIM_O_NOTNOW}, {"error-rate", 1, NULL, SIM_O_ERROR},
-    {"binary", 0, NULL, SIM_O_BINARY}, {"ledger", 1, NULL, SIM_O_LEDGER},
-    {"allow-status", 1, NULL, SIM_O_ALLOW}, {"reconnect", 0, NULL, SIM_O_RECONNECT},
-    {"no-resume", 0, NULL, SIM_O_NORESUME}, {"single-url", 0, NULL, SIM_O_SINGLE},
-    {"timeout", 1, NULL, SIM_O_TIMEOUT}, {"seed", 1, NULL, SIM_O_SEED},
-    {"scep", 1, NULL, SIM_O_SCEP}, {"scep-challenge", 1, NULL, SIM_O_SCEP_CHAL},
-    {"scep-profile", 1, NULL, SIM_O_SCEP_PROF}, {"scep-cipher", 1, NULL, SIM_O_SCEP_CIPHER},
-    {"scep-get", 0, NULL, SIM_O_SCEP_GET}, {"mdm-signature", 0, NULL, SIM_O_MDMSIG},
-    {"enroll-ota", 1, NULL, SIM_O_ENROLL}, {"user", 1, NULL, SIM_O_USER},
-    {"password", 1, NULL, SIM_O_PASSWORD}, {"device-ca", 1, NULL, SIM_O_DCA},
-    {"device-ca-key", 1, NULL, SIM_O_DCAKEY}, {"dump-dir", 1, NULL, SIM_O_DUMP},
-    {"enroll-until", 1, NULL, SIM_O_UNTIL}, {"interval", 1, NULL, SIM_O_INTERVAL},
-    {"warmup", 1, NULL, SIM_O_WARMUP}, {"loopback-sources", 0, NULL, SIM_O_LOOPBACK},
-    {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0},
+    {"url", 1, NULL, SIM_O_URL},
+    {"ca", 1, NULL, SIM_O_CA},
+    {"ca-key", 1, NULL, SIM_O_CAKEY},
+    {"topic", 1, NULL, SIM_O_TOPIC},
+    {"udid-prefix", 1, NULL, SIM_O_PREFIX},
+    {"offset", 1, NULL, SIM_O_OFFSET},
+    {"skip-enroll", 0, NULL, SIM_O_SKIP},
+    {"identities", 1, NULL, SIM_O_IDS},
+    {"cycles", 1, NULL, SIM_O_CYCLES},
+    {"duration", 1, NULL, SIM_O_DURATION},
+    {"push-file", 1, NULL, SIM_O_PUSH},
+    {"notnow-rate", 1, NULL, SIM_O_NOTNOW},
+    {"error-rate", 1, NULL, SIM_O_ERROR},
+    {"binary", 0, NULL, SIM_O_BINARY},
+    {"ledger", 1, NULL, SIM_O_LEDGER},
+    {"allow-status", 1, NULL, SIM_O_ALLOW},
+    {"reconnect", 0, NULL, SIM_O_RECONNECT},
+    {"no-resume", 0, NULL, SIM_O_NORESUME},
+    {"single-url", 0, NULL, SIM_O_SINGLE},
+    {"timeout", 1, NULL, SIM_O_TIMEOUT},
+    {"seed", 1, NULL, SIM_O_SEED},
+    {"scep", 1, NULL, SIM_O_SCEP},
+    {"scep-challenge", 1, NULL, SIM_O_SCEP_CHAL},
+    {"scep-profile", 1, NULL, SIM_O_SCEP_PROF},
+    {"scep-cipher", 1, NULL, SIM_O_SCEP_CIPHER},
+    {"scep-get", 0, NULL, SIM_O_SCEP_GET},
+    {"mdm-signature", 0, NULL, SIM_O_MDMSIG},
+    {"enroll-ota", 1, NULL, SIM_O_ENROLL},
+    {"user", 1, NULL, SIM_O_USER},
+    {"password", 1, NULL, SIM_O_PASSWORD},
+    {"device-ca", 1, NULL, SIM_O_DCA},
+    {"device-ca-key", 1, NULL, SIM_O_DCAKEY},
+    {"dump-dir", 1, NULL, SIM_O_DUMP},
+    {"enroll-until", 1, NULL, SIM_O_UNTIL},
+    {"interval", 1, NULL, SIM_O_INTERVAL},
+    {"warmup", 1, NULL, SIM_O_WARMUP},
+    {"loopback-sources", 0, NULL, SIM_O_LOOPBACK},
+    {"help", 0, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 /* Options that take a number; 0 if c is not one of them. */
@@ -227,7 +277,7 @@ static void sim_opts_check(struct sim_opts *o, int cycles_set)
         die("event=bad_option reason=\"notnow-rate + error-rate > 1\"");
     if (o->c == 0)
         o->c = o->n < 64 ? o->n : 64;
-    if (!cycles_set)   /* with a run length, keep going until it ends */
+    if (!cycles_set) /* with a run length, keep going until it ends */
         o->cycles = o->duration_s > 0 ? 0 : 1;
     if (o->push_file != NULL && o->duration_s <= 0)
         log_warn("event=push_mode_without_duration hint=\"runs until SIGINT or SIGTERM\"");
@@ -239,7 +289,9 @@ static void sim_opts_check(struct sim_opts *o, int cycles_set)
 static void sim_opts_parse(struct sim_opts *o, int argc, char **argv)
 {
     int c, cycles_set = 0;
-    *o = (struct sim_opts){.n = 1, .prefix = "SIM", .topic = SIM_DEFAULT_TOPIC,
+    *o = (struct sim_opts){.n = 1,
+                           .prefix = "SIM",
+                           .topic = SIM_DEFAULT_TOPIC,
                            .timeout_s = 30,
                            .seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid()};
     while ((c = getopt_long(argc, argv, "n:c:qh", sim_longopts, NULL)) != -1)
@@ -310,7 +362,7 @@ static void sim_on_close(struct evhttp_connection *c, void *arg)
 {
     struct sim_dev *d = arg;
     (void)c;
-    d->conn_dead = 1;   /* evhttp cannot reconnect an SSL bufferevent: make a new one */
+    d->conn_dead = 1; /* evhttp cannot reconnect an SSL bufferevent: make a new one */
 }
 
 static struct evhttp_connection *sim_conn_new(struct sim_dev *d)
@@ -333,8 +385,9 @@ static struct evhttp_connection *sim_conn_new(struct sim_dev *d)
     }
     if (d->sess != NULL && !s->o.no_resume)
         SSL_set_session(ssl, d->sess);
-    struct bufferevent *bev = bufferevent_openssl_socket_new(
-        s->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    struct bufferevent *bev =
+        bufferevent_openssl_socket_new(s->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (bev == NULL) {
         SSL_free(ssl);
         return NULL;
@@ -365,7 +418,7 @@ static void sim_conn_keep_session(struct sim_dev *d, struct evhttp_connection *c
         return;
     if (SSL_session_reused(ssl))
         d->sim->st.resumed++;
-    if (d->conn_dead)   /* the socket is closed: mark it, no I/O */
+    if (d->conn_dead) /* the socket is closed: mark it, no I/O */
         SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN);
     else if (SSL_shutdown(ssl) < 0)
         ERR_clear_error();
@@ -602,8 +655,8 @@ static void sim_dev_poll_reply(struct sim_dev *d, const char *body, size_t len)
     }
     if (len < UINT32_MAX)
         plist_from_memory(body, (uint32_t)len, &msg);
-    const char *uuid = msg && plist_get_node_type(msg) == PLIST_DICT
-                           ? sim_pl_get_str(msg, "CommandUUID") : NULL;
+    const char *uuid =
+        msg && plist_get_node_type(msg) == PLIST_DICT ? sim_pl_get_str(msg, "CommandUUID") : NULL;
     if (uuid == NULL || *uuid == '\0' || strlen(uuid) >= SIM_UUID_MAX) {
         sim_proto_error(d, msg ? "command without a usable CommandUUID" : "body is not a plist",
                         NULL);
@@ -666,7 +719,7 @@ static void sim_cycle_end(struct sim_dev *d)
     d->cycles++;
     s->st.cycles++;
     if (s->o.push_file != NULL) {
-        if (!d->push_pending) {   /* pushed again meanwhile: poll again */
+        if (!d->push_pending) { /* pushed again meanwhile: poll again */
             sim_session_end(d, 0);
             return;
         }
@@ -676,7 +729,7 @@ static void sim_cycle_end(struct sim_dev *d)
         sim_session_end(d, 0);
         return;
     } else if (s->o.cycles == 0 && s->rq_head != NULL) {
-        sim_session_end(d, 0);    /* others wait for a slot: take turns */
+        sim_session_end(d, 0); /* others wait for a slot: take turns */
         return;
     }
     if (s->o.reconnect)
@@ -778,7 +831,7 @@ static void sim_http_error(struct sim_dev *d, int code, struct evhttp_request *r
     char snip[121];
     ev_ssize_t got = evbuffer_copyout(evhttp_request_get_input_buffer(req), snip, sizeof(snip) - 1);
     size_t n = got > 0 ? (size_t)got : 0;
-    for (size_t i = 0; i < n; i++)   /* one line, printable */
+    for (size_t i = 0; i < n; i++) /* one line, printable */
         if ((unsigned char)snip[i] < 0x20 || (unsigned char)snip[i] > 0x7e || snip[i] == '"')
             snip[i] = ' ';
     snip[n] = '\0';
@@ -854,7 +907,7 @@ static void sim_dev_failed_next(struct sim_dev *d)
         return;
     }
     if (s->o.push_file != NULL && d->enrolled)
-        d->push_pending = 1;   /* the push that woke it is not served yet */
+        d->push_pending = 1; /* the push that woke it is not served yet */
     unsigned shift = d->failures > 5 ? 5 : d->failures - 1;
     unsigned ms = (100u << shift) + (unsigned)(sim_rng_next(&d->rng) % 100);
     struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
@@ -902,7 +955,7 @@ static void sim_session_start(struct sim_dev *d)
     }
     d->push_pending = 0;
     if (s->o.interval_s > 0 && d->cycles == 0) {
-        sim_dev_think(d);   /* devices come online spread over the interval */
+        sim_dev_think(d); /* devices come online spread over the interval */
         return;
     }
     sim_dev_send(d, SIM_ST_IDLE, NULL);
@@ -983,7 +1036,7 @@ static void sim_on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct sim *s = arg;
     (void)what;
-    if (s->stopping) {   /* second signal: do not wait */
+    if (s->stopping) { /* second signal: do not wait */
         s->st.interrupted = s->active;
         event_base_loopbreak(s->base);
         return;
@@ -1045,8 +1098,8 @@ static void sim_url_init(struct sim *s)
     s->host_hdr = xasprintf(v6 ? "[%s]:%d" : "%s:%d", s->host, s->port);
     s->connect_path = s->o.single_url ? xasprintf("%.*s", (int)pl, pl ? path : "/")
                                       : xasprintf("%.*s/connect", (int)pl, path);
-    s->checkin_path = s->o.single_url ? xstrdup(s->connect_path)
-                                      : xasprintf("%.*s/checkin", (int)pl, path);
+    s->checkin_path =
+        s->o.single_url ? xstrdup(s->connect_path) : xasprintf("%.*s/checkin", (int)pl, path);
     evhttp_uri_free(u);
     sim_resolve(s);
 }
@@ -1082,8 +1135,9 @@ static void sim_events_init(struct sim *s)
     event_add(s->sigint_ev, NULL);
     event_add(s->sigterm_ev, NULL);
     if (s->o.duration_s > 0) {
-        struct timeval tv = {(time_t)s->o.duration_s,
-                             (suseconds_t)((s->o.duration_s - (double)(time_t)s->o.duration_s) * 1e6)};
+        struct timeval tv = {
+            (time_t)s->o.duration_s,
+            (suseconds_t)((s->o.duration_s - (double)(time_t)s->o.duration_s) * 1e6)};
         s->stop_ev = evtimer_new(s->base, sim_on_duration, s);
         evtimer_add(s->stop_ev, &tv);
     }
@@ -1126,7 +1180,7 @@ static void sim_init(struct sim *s)
 
 static void sim_dev_free(struct sim_dev *d)
 {
-    if (d->conn != NULL) {   /* interrupted: its request goes without a callback */
+    if (d->conn != NULL) { /* interrupted: its request goes without a callback */
         evhttp_connection_set_closecb(d->conn, NULL, NULL);
         evhttp_connection_free(d->conn);
     }
@@ -1158,8 +1212,8 @@ static void sim_free(struct sim *s)
     free(s->devs);
     sim_push_free(s->push);
     sim_enr_free(s->enr);
-    struct event *evs[] = {s->reap_ev, s->pump_ev, s->stop_ev, s->grace_ev, s->progress_ev,
-                           s->sigint_ev, s->sigterm_ev};
+    struct event *evs[] = {s->reap_ev,     s->pump_ev,   s->stop_ev,   s->grace_ev,
+                           s->progress_ev, s->sigint_ev, s->sigterm_ev};
     for (size_t i = 0; i < ARRAY_LEN(evs); i++)
         sim_event_free(evs[i]);
     event_base_free(s->base);
@@ -1177,16 +1231,17 @@ static void sim_free(struct sim *s)
     free(s->host_hdr);
     free(s->checkin_path);
     free(s->connect_path);
-    sim_scep_free(s);   /* last: it unloads the providers the keys above came from */
+    sim_scep_free(s); /* last: it unloads the providers the keys above came from */
 }
 
 static void sim_summary(const struct sim *s)
 {
     const struct sim_stats *t = &s->st;
     double el = (double)(s->end_us - s->start_us) / 1e6;
-    unsigned more = (s->printed_http > SIM_ERR_PRINT_MAX ? s->printed_http - SIM_ERR_PRINT_MAX : 0) +
-                    (s->printed_net > SIM_ERR_PRINT_MAX ? s->printed_net - SIM_ERR_PRINT_MAX : 0) +
-                    (s->printed_proto > SIM_ERR_PRINT_MAX ? s->printed_proto - SIM_ERR_PRINT_MAX : 0);
+    unsigned more =
+        (s->printed_http > SIM_ERR_PRINT_MAX ? s->printed_http - SIM_ERR_PRINT_MAX : 0) +
+        (s->printed_net > SIM_ERR_PRINT_MAX ? s->printed_net - SIM_ERR_PRINT_MAX : 0) +
+        (s->printed_proto > SIM_ERR_PRINT_MAX ? s->printed_proto - SIM_ERR_PRINT_MAX : 0);
     if (more > 0)
         fprintf(stderr, "mdmsim: %u more error lines not printed (%d per kind)\n", more,
                 SIM_ERR_PRINT_MAX);
@@ -1211,7 +1266,7 @@ static void sim_summary(const struct sim *s)
 
 int main(int argc, char **argv)
 {
-    static struct sim sim;   /* static: the histogram is 8 KB */
+    static struct sim sim; /* static: the histogram is 8 KB */
     struct sim *s = &sim;
 
     sim_opts_parse(&s->o, argc, argv);

@@ -16,7 +16,7 @@
 
 /* ---- per-device identifiers, derived from the device number ---- */
 
-static unsigned sim_gidx(const struct sim_dev *d)   /* global: --offset + idx */
+static unsigned sim_gidx(const struct sim_dev *d) /* global: --offset + idx */
 {
     return d->sim->o.offset + d->idx;
 }
@@ -42,7 +42,7 @@ static void sim_fmt_imei(const struct sim_dev *d, char out[24])
     snprintf(out, 24, "%.2s %.6s %.6s %d", digits, digits + 2, digits + 8, (10 - sum % 10) % 10);
 }
 
-static void sim_fmt_meid(const struct sim_dev *d, char out[16])   /* IMEI's first 14 */
+static void sim_fmt_meid(const struct sim_dev *d, char out[16]) /* IMEI's first 14 */
 {
     snprintf(out, 16, "35304610%06u", sim_gidx(d) % 1000000u);
 }
@@ -65,9 +65,9 @@ typedef plist_t sim_query_fn(const struct sim_dev *d, const struct sim_query *q)
 struct sim_query {
     const char *key;
     sim_query_fn *fn;
-    const char *str;              /* value for sim_q_str */
-    double num;                   /* value for sim_q_real/int/bool */
-    int dflt;                     /* answered when the command has no Queries */
+    const char *str; /* value for sim_q_str */
+    double num;      /* value for sim_q_real/int/bool */
+    int dflt;        /* answered when the command has no Queries */
 };
 
 static plist_t sim_q_str(const struct sim_dev *d, const struct sim_query *q)
@@ -144,8 +144,8 @@ static plist_t sim_q_iccid(const struct sim_dev *d, const struct sim_query *q)
     char b[32];
     unsigned g = sim_gidx(d);
     (void)q;
-    snprintf(b, sizeof(b), "8901 2600 0%03u %04u %04u", g / 100000000u % 1000u,
-             g / 10000u % 10000u, g % 10000u);
+    snprintf(b, sizeof(b), "8901 2600 0%03u %04u %04u", g / 100000000u % 1000u, g / 10000u % 10000u,
+             g % 10000u);
     return plist_new_string(b);
 }
 
@@ -195,9 +195,12 @@ static plist_t sim_q_backup(const struct sim_dev *d, const struct sim_query *q)
 
 static plist_t sim_q_access(const struct sim_dev *d, const struct sim_query *q)
 {
-    static const char *const off[] = {"BoldTextEnabled", "IncreaseContrastEnabled",
-                                      "ReduceMotionEnabled", "ReduceTransparencyEnabled",
-                                      "TouchAccommodationsEnabled", "VoiceOverEnabled",
+    static const char *const off[] = {"BoldTextEnabled",
+                                      "IncreaseContrastEnabled",
+                                      "ReduceMotionEnabled",
+                                      "ReduceTransparencyEnabled",
+                                      "TouchAccommodationsEnabled",
+                                      "VoiceOverEnabled",
                                       "ZoomEnabled"};
     plist_t p = plist_new_dict();
     (void)d;
@@ -317,7 +320,7 @@ static void sim_uuid_of(const char *label, const char *udid, char out[37])
 {
     uint8_t h[32];
     sim_derive(label, udid, h);
-    h[6] = (uint8_t)((h[6] & 0x0f) | 0x40);   /* looks like a v4 UUID */
+    h[6] = (uint8_t)((h[6] & 0x0f) | 0x40); /* looks like a v4 UUID */
     h[8] = (uint8_t)((h[8] & 0x3f) | 0x80);
     sim_uuid_fmt(h, out);
 }
@@ -349,7 +352,8 @@ static plist_t sim_profile_mdm_item(const struct sim_dev *d)
     sim_pl_bool(it, "HasRemovalPasscode", 0);
     sim_pl_bool(it, "IsEncrypted", 0);
     sim_pl_bool(it, "IsManaged", 0);
-    plist_array_append_item(pc, sim_profile_content_item("com.apple.mdm", "mdmsim.enrollment.mdm", u2));
+    plist_array_append_item(pc,
+                            sim_profile_content_item("com.apple.mdm", "mdmsim.enrollment.mdm", u2));
     plist_array_append_item(
         pc, sim_profile_content_item("com.apple.security.root", "mdmsim.enrollment.ca", u3));
     plist_dict_set_item(it, "PayloadContent", pc);
@@ -440,7 +444,7 @@ static enum sim_status sim_cmd_install_profile(struct sim_dev *d, plist_t cmd, p
     const char *p = plist_get_data_ptr(data, &len);
     plist_t prof = sim_profile_decode(p, len);
     const char *id = sim_pl_get_str(prof, "PayloadIdentifier");
-    if (id != NULL) {   /* reinstalling an identifier replaces it */
+    if (id != NULL) { /* reinstalling an identifier replaces it */
         if (d->profiles == NULL)
             d->profiles = plist_new_array();
         sim_profile_remove(d, id);
@@ -594,7 +598,7 @@ static enum sim_status sim_cmd_install_app(struct sim_dev *d, plist_t cmd, plist
     uint64_t sid = 0;
     if (want != NULL) {
         snprintf(id, sizeof(id), "%s", want);
-    } else if (store != NULL) {   /* the bundle id a store lookup would give */
+    } else if (store != NULL) { /* the bundle id a store lookup would give */
         plist_get_uint_val(store, &sid);
         snprintf(id, sizeof(id), "com.example.store%llu", (unsigned long long)sid);
     } else if (sim_pl_get_str(cmd, "ManifestURL") != NULL) {
@@ -605,7 +609,7 @@ static enum sim_status sim_cmd_install_app(struct sim_dev *d, plist_t cmd, plist
     sim_apps_init(d);
     struct sim_app *a = sim_app_find(d, id);
     if (a != NULL)
-        a->managed = 1;   /* taking over an installed app */
+        a->managed = 1; /* taking over an installed app */
     else
         sim_app_add(d, id, strrchr(id, '.') ? strrchr(id, '.') + 1 : id, "1.0", 1);
     sim_pl_str(resp, "Identifier", id);
@@ -629,8 +633,8 @@ static enum sim_status sim_cmd_certs(struct sim_dev *d, plist_t cmd, plist_t res
     plist_t list = plist_new_array();
     (void)cmd;
     plist_array_append_item(list, sim_cert_item(d->udid, 1, d->cert_der, d->cert_len));
-    plist_array_append_item(list, sim_cert_item(d->sim->ca_cn, 0, d->sim->ca_der,
-                                                d->sim->ca_der_len));
+    plist_array_append_item(list,
+                            sim_cert_item(d->sim->ca_cn, 0, d->sim->ca_der, d->sim->ca_der_len));
     plist_dict_set_item(resp, "CertificateList", list);
     return SIM_ACK;
 }

@@ -19,46 +19,46 @@
 #include "../../core/util.h"
 
 #define SIM_UDID_MAX 64
-#define SIM_UUID_MAX 128          /* CommandUUIDs are 36 chars; be lenient */
+#define SIM_UUID_MAX 128 /* CommandUUIDs are 36 chars; be lenient */
 #define SIM_TYPE_MAX 64
 #define SIM_MAX_ALLOW 8
-#define SIM_ERR_PRINT_MAX 50      /* stderr lines per error kind, then quiet */
+#define SIM_ERR_PRINT_MAX 50 /* stderr lines per error kind, then quiet */
 #define SIM_CT_CHECKIN "application/x-apple-aspen-mdm-checkin"
 #define SIM_CT_CONNECT "application/x-apple-aspen-mdm"
 #define SIM_OS_VERSION "17.5"
 #define SIM_BUILD_VERSION "21F79"
 #define SIM_PRODUCT "iPhone15,2"
 #define SIM_MODEL "MQ0N3LL/A"
-#define SIM_MAC_EPOCH 978307200   /* plist dates count from 2001-01-01 */
+#define SIM_MAC_EPOCH 978307200 /* plist dates count from 2001-01-01 */
 
 struct sim_opts {
-    const char *url;              /* https://host:port/mdm */
-    const char *ca, *ca_key;      /* MDM CA: trust anchor and issuer */
+    const char *url;         /* https://host:port/mdm */
+    const char *ca, *ca_key; /* MDM CA: trust anchor and issuer */
     const char *topic;
-    const char *prefix;           /* UDID prefix: PREFIX-000000 */
+    const char *prefix; /* UDID prefix: PREFIX-000000 */
     const char *ledger;
     const char *push_file;
-    const char *identities;       /* PEM cache of key + certificates */
+    const char *identities; /* PEM cache of key + certificates */
     unsigned n, c, offset;
     double notnow_rate, error_rate;
-    double duration_s;            /* 0: no limit */
-    double timeout_s;             /* per HTTP request */
-    uint64_t cycles;              /* per device; 0: unlimited (needs a stop) */
+    double duration_s; /* 0: no limit */
+    double timeout_s;  /* per HTTP request */
+    uint64_t cycles;   /* per device; 0: unlimited (needs a stop) */
     uint64_t seed;
     int skip_enroll, binary, quiet, reconnect, no_resume, single_url;
-    const char *scep_url;         /* --scep: enroll through SCEP (mdmsim_scep.h) */
+    const char *scep_url; /* --scep: enroll through SCEP (mdmsim_scep.h) */
     const char *scep_challenge, *scep_profile, *scep_cipher;
-    int scep_get;                 /* PKIOperation by GET */
-    int mdm_signature;            /* Mdm-Signature instead of a TLS client certificate */
-    const char *enroll_url;       /* --enroll-ota: enroll over the air first (mdmsim_enroll.h) */
-    const char *user, *password;  /* its login */
-    const char *device_ca, *device_ca_key;   /* issuer of the made-up device certificates */
-    const char *dump_dir;         /* profiles and identities received, for tests */
-    int enroll_until;             /* 0, or the last enrollment stage to fetch (no check-in) */
-    double interval_s;            /* --interval: pause between a device's cycles */
-    double warmup_s;              /* --warmup: latencies of the first seconds not recorded */
-    int loopback_sources;         /* --loopback-sources: enroll from 127.x.y.z, one per device */
-    int allow[SIM_MAX_ALLOW];     /* non-2xx statuses that are not failures */
+    int scep_get;                /* PKIOperation by GET */
+    int mdm_signature;           /* Mdm-Signature instead of a TLS client certificate */
+    const char *enroll_url;      /* --enroll-ota: enroll over the air first (mdmsim_enroll.h) */
+    const char *user, *password; /* its login */
+    const char *device_ca, *device_ca_key; /* issuer of the made-up device certificates */
+    const char *dump_dir;                  /* profiles and identities received, for tests */
+    int enroll_until;         /* 0, or the last enrollment stage to fetch (no check-in) */
+    double interval_s;        /* --interval: pause between a device's cycles */
+    double warmup_s;          /* --warmup: latencies of the first seconds not recorded */
+    int loopback_sources;     /* --loopback-sources: enroll from 127.x.y.z, one per device */
+    int allow[SIM_MAX_ALLOW]; /* non-2xx statuses that are not failures */
     int nallow;
 };
 
@@ -79,68 +79,68 @@ struct sim_hist {
 };
 
 struct sim_rng {
-    uint64_t s;                   /* splitmix64 state */
+    uint64_t s; /* splitmix64 state */
 };
 
-struct sim_app {                  /* one InstalledApplicationList entry */
+struct sim_app { /* one InstalledApplicationList entry */
     char *id;
     char *name;
     char *version;
-    int managed;                  /* installed through InstallApplication */
+    int managed; /* installed through InstallApplication */
 };
 
-enum sim_status {                 /* what a device answers to a command */
-    SIM_ACK = 0,
-    SIM_ERROR,
-    SIM_FORMAT,                   /* CommandFormatError */
-    SIM_NOTNOW,
+enum sim_status { /* what a device answers to a command */
+                  SIM_ACK = 0,
+                  SIM_ERROR,
+                  SIM_FORMAT, /* CommandFormatError */
+                  SIM_NOTNOW,
 };
 static const char *const sim_status_name[] = {"Acknowledged", "Error", "CommandFormatError",
                                               "NotNow"};
 
 enum sim_state {
-    SIM_ST_NONE = 0,              /* no session, or between requests */
-    SIM_ST_AUTH,                  /* Authenticate sent */
-    SIM_ST_TOKEN,                 /* TokenUpdate sent */
-    SIM_ST_IDLE,                  /* Status Idle sent */
-    SIM_ST_REPORT,                /* a command result sent */
+    SIM_ST_NONE = 0, /* no session, or between requests */
+    SIM_ST_AUTH,     /* Authenticate sent */
+    SIM_ST_TOKEN,    /* TokenUpdate sent */
+    SIM_ST_IDLE,     /* Status Idle sent */
+    SIM_ST_REPORT,   /* a command result sent */
 };
 
 struct sim;
 
 struct sim_dev {
     struct sim *sim;
-    unsigned idx;                 /* 0..n-1 */
+    unsigned idx; /* 0..n-1 */
     char udid[SIM_UDID_MAX];
-    char magic[40];               /* PushMagic, derived from the UDID */
-    uint8_t token[32];            /* APNs token, derived from the UDID */
-    unsigned char *cert_der;      /* identity certificate, NULL until issued */
+    char magic[40];          /* PushMagic, derived from the UDID */
+    uint8_t token[32];       /* APNs token, derived from the UDID */
+    unsigned char *cert_der; /* identity certificate, NULL until issued */
     int cert_len;
-    SSL_SESSION *sess;            /* from the last connection, for resumption */
+    SSL_SESSION *sess; /* from the last connection, for resumption */
     struct evhttp_connection *conn;
-    struct event *retry_ev;       /* backoff after a failure; lazily created */
-    struct sim_rng rng;           /* per device, so --seed is reproducible */
+    struct event *retry_ev; /* backoff after a failure; lazily created */
+    struct sim_rng rng;     /* per device, so --seed is reproducible */
     enum sim_state state;
     unsigned enrolled : 1, active : 1, queued : 1, push_pending : 1;
     unsigned conn_dead : 1, conn_nodelay : 1, done : 1, passcode_cleared : 1;
-    unsigned failures;            /* consecutive, for the backoff */
-    uint64_t cycles;              /* completed Idle..empty cycles */
-    int64_t t0_us;                /* when the in-flight request was sent */
-    int last_error;               /* enum evhttp_request_error, or -1 */
-    char cmd_uuid[SIM_UUID_MAX];  /* the command being reported */
+    unsigned failures;           /* consecutive, for the backoff */
+    uint64_t cycles;             /* completed Idle..empty cycles */
+    int64_t t0_us;               /* when the in-flight request was sent */
+    int last_error;              /* enum evhttp_request_error, or -1 */
+    char cmd_uuid[SIM_UUID_MAX]; /* the command being reported */
     char cmd_type[SIM_TYPE_MAX];
     enum sim_status cmd_status;
     char last_finished[SIM_UUID_MAX];
-    char **notnow;                /* NotNow'd since the last other report */
+    char **notnow; /* NotNow'd since the last other report */
     unsigned nnotnow, notnow_cap;
-    plist_t profiles;             /* array of ProfileList items; NULL: none yet */
+    plist_t profiles; /* array of ProfileList items; NULL: none yet */
     struct sim_app *apps;
     unsigned napps;
-    int apps_init;                /* default apps were added */
-    struct sim_enr *enr;          /* --enroll-ota state, NULL until it starts */
-    EVP_PKEY *id_key;             /* key of cert_der when it is not dev_key (enrolled) */
-    struct event *think_ev;       /* --interval: the pause before the next cycle */
-    struct sim_dev *next;         /* run queue */
+    int apps_init;          /* default apps were added */
+    struct sim_enr *enr;    /* --enroll-ota state, NULL until it starts */
+    EVP_PKEY *id_key;       /* key of cert_der when it is not dev_key (enrolled) */
+    struct event *think_ev; /* --interval: the pause before the next cycle */
+    struct sim_dev *next;   /* run queue */
 };
 
 struct sim {
@@ -149,33 +149,33 @@ struct sim {
     SSL_CTX *ssl_ctx;
     X509 *ca_cert;
     EVP_PKEY *ca_key;
-    EVP_PKEY *dev_key;            /* shared by every device: keygen is slow */
+    EVP_PKEY *dev_key; /* shared by every device: keygen is slow */
     unsigned char *ca_der;
     int ca_der_len;
     char ca_cn[128];
-    FILE *id_file;                /* --identities, appended to */
+    FILE *id_file; /* --identities, appended to */
     struct sim_dev *devs;
     unsigned udid_width;
-    struct sim_dev *rq_head, *rq_tail;   /* devices waiting for a slot */
+    struct sim_dev *rq_head, *rq_tail; /* devices waiting for a slot */
     unsigned active;
-    unsigned finished;            /* devices with nothing left to do */
+    unsigned finished; /* devices with nothing left to do */
     int stopping;
-    struct evhttp_connection **grave;    /* freed by reap_ev, never inline */
+    struct evhttp_connection **grave; /* freed by reap_ev, never inline */
     unsigned ngrave, grave_cap;
     struct event *reap_ev, *pump_ev, *stop_ev, *grace_ev, *progress_ev;
     struct event *sigint_ev, *sigterm_ev;
     struct sim_push *push;
-    struct sim_scep *scep;        /* --scep state, or NULL */
-    struct sim_enr_ctx *enr;      /* --enroll-ota, or NULL */
+    struct sim_scep *scep;   /* --scep state, or NULL */
+    struct sim_enr_ctx *enr; /* --enroll-ota, or NULL */
     int ledger_fd;
-    char *host;                   /* as in the URL: SNI and Host header */
-    int host_is_ip;               /* no SNI; the name check uses IP SANs */
-    char *addr;                   /* numeric, resolved once before the loop */
+    char *host;     /* as in the URL: SNI and Host header */
+    int host_is_ip; /* no SNI; the name check uses IP SANs */
+    char *addr;     /* numeric, resolved once before the loop */
     char *host_hdr;
     int port;
     char *checkin_path, *connect_path;
     int64_t start_us, end_us;
-    uint64_t last_requests;       /* for the progress line */
+    uint64_t last_requests; /* for the progress line */
     unsigned printed_http, printed_net, printed_proto;
     struct sim_stats st;
     struct sim_hist hist;
@@ -196,7 +196,7 @@ static uint64_t sim_rng_next(struct sim_rng *r)
     return z ^ (z >> 31);
 }
 
-static double sim_rng_unit(struct sim_rng *r)   /* [0, 1) */
+static double sim_rng_unit(struct sim_rng *r) /* [0, 1) */
 {
     return (double)(sim_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
 }
@@ -205,7 +205,7 @@ static unsigned sim_hist_idx(uint64_t us)
 {
     if (us < SIM_HIST_SUB)
         return (unsigned)us;
-    unsigned e = 63u - (unsigned)__builtin_clzll(us);   /* >= 4 */
+    unsigned e = 63u - (unsigned)__builtin_clzll(us); /* >= 4 */
     return (e - 3) * SIM_HIST_SUB + (unsigned)((us >> (e - 4)) & (SIM_HIST_SUB - 1));
 }
 

@@ -45,38 +45,38 @@
 #define SIM_ENR_MAX_BODY (4 * 1024 * 1024)
 
 enum sim_enr_stage {
-    SIM_ENR_LOGIN = 1,            /* form sent; a Profile Service profile expected */
-    SIM_ENR_PHASE1,               /* device-signed attributes sent; OTA identity expected */
-    SIM_ENR_PHASE2,               /* OTA-signed attributes sent; MDM profile expected */
+    SIM_ENR_LOGIN = 1, /* form sent; a Profile Service profile expected */
+    SIM_ENR_PHASE1,    /* device-signed attributes sent; OTA identity expected */
+    SIM_ENR_PHASE2,    /* OTA-signed attributes sent; MDM profile expected */
 };
 static const char *const sim_enr_stage_name[] = {"-", "service", "ota", "mdm"};
 
-struct sim_enr {                  /* one device's enrollment */
+struct sim_enr { /* one device's enrollment */
     enum sim_enr_stage stage;
-    struct evhttp_connection *conn;   /* to the 1-way listener */
-    int conn_dead;                /* closed by the peer: make a new one */
-    X509 *dev_cert;               /* made-up device certificate: signs phase 1 */
-    X509 *ota_cert;               /* the OTA identity: signs phase 2 */
+    struct evhttp_connection *conn; /* to the 1-way listener */
+    int conn_dead;                  /* closed by the peer: make a new one */
+    X509 *dev_cert;                 /* made-up device certificate: signs phase 1 */
+    X509 *ota_cert;                 /* the OTA identity: signs phase 2 */
     EVP_PKEY *ota_key;
-    char *path;                   /* path of the Profile Service URL */
-    plist_t attrs;                /* what phase 1 sent; phase 2 sends it again */
+    char *path;    /* path of the Profile Service URL */
+    plist_t attrs; /* what phase 1 sent; phase 2 sends it again */
     char *challenge;
-    char topic[256];              /* Topic of the MDM payload */
-    int done;                     /* the MDM identity is installed */
-    int64_t t0_us;                /* start of this enrollment */
+    char topic[256]; /* Topic of the MDM payload */
+    int done;        /* the MDM identity is installed */
+    int64_t t0_us;   /* start of this enrollment */
 };
 
-struct sim_enr_ctx {              /* --enroll-ota, once per simulator */
-    SSL_CTX *ctx;                 /* 1-way TLS: trusts --ca, no client certificate */
-    X509_STORE *trust;            /* --ca, any purpose: profile signatures */
-    X509 *dca_cert;               /* --device-ca / --device-ca-key */
+struct sim_enr_ctx {   /* --enroll-ota, once per simulator */
+    SSL_CTX *ctx;      /* 1-way TLS: trusts --ca, no client certificate */
+    X509_STORE *trust; /* --ca, any purpose: profile signatures */
+    X509 *dca_cert;    /* --device-ca / --device-ca-key */
     EVP_PKEY *dca_key;
     char *host, *addr, *host_hdr; /* of --enroll-ota */
     int port, host_is_ip;
-    char *base;                   /* path of --enroll-ota, no trailing '/' */
-    char *want_server, *want_checkin;   /* the MDM URLs the profile must name */
-    uint64_t done;                /* enrollments completed */
-    struct sim_hist hist;         /* whole enrollments: login to MDM identity */
+    char *base;                       /* path of --enroll-ota, no trailing '/' */
+    char *want_server, *want_checkin; /* the MDM URLs the profile must name */
+    uint64_t done;                    /* enrollments completed */
+    struct sim_hist hist;             /* whole enrollments: login to MDM identity */
 };
 
 /* mdmsim.c */
@@ -266,8 +266,9 @@ static struct evhttp_connection *sim_enr_conn(struct sim_dev *d)
         SSL_free(ssl);
         return NULL;
     }
-    struct bufferevent *bev = bufferevent_openssl_socket_new(
-        s->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    struct bufferevent *bev =
+        bufferevent_openssl_socket_new(s->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (bev == NULL) {
         SSL_free(ssl);
         return NULL;
@@ -361,7 +362,8 @@ static plist_t sim_enr_open(struct sim_dev *d, const void *der, size_t len, cons
         sim_enr_dump(d, "plist", data, n > 0 ? (size_t)n : 0);
         if (n > 0)
             plist_from_memory(data, (uint32_t)n, &pl);
-        *why = pl != NULL && plist_get_node_type(pl) == PLIST_DICT ? NULL : "content is not a plist";
+        *why =
+            pl != NULL && plist_get_node_type(pl) == PLIST_DICT ? NULL : "content is not a plist";
     }
     if (*why != NULL && pl != NULL) {
         plist_free(pl);
@@ -394,15 +396,16 @@ static plist_t sim_enr_attrs(const struct sim_dev *d, plist_t wanted)
     sim_fmt_imei(d, imei);
     sim_fmt_meid(d, meid);
     sim_fmt_name(d, name);
-    const char *const have[][2] = {{"UDID", d->udid}, {"VERSION", SIM_BUILD_VERSION},
+    const char *const have[][2] = {{"UDID", d->udid},        {"VERSION", SIM_BUILD_VERSION},
                                    {"PRODUCT", SIM_PRODUCT}, {"SERIAL", serial},
-                                   {"IMEI", imei}, {"MEID", meid}, {"DEVICE_NAME", name}};
+                                   {"IMEI", imei},           {"MEID", meid},
+                                   {"DEVICE_NAME", name}};
     plist_t a = plist_new_dict();
     uint32_t n = wanted != NULL ? plist_array_get_size(wanted) : 0;
     for (uint32_t i = 0; i < n; i++) {
         plist_t item = plist_array_get_item(wanted, i);
-        const char *k = plist_get_node_type(item) == PLIST_STRING ? plist_get_string_ptr(item, NULL)
-                                                                  : NULL;
+        const char *k =
+            plist_get_node_type(item) == PLIST_STRING ? plist_get_string_ptr(item, NULL) : NULL;
         for (size_t j = 0; k != NULL && j < ARRAY_LEN(have); j++)
             if (strcmp(k, have[j][0]) == 0)
                 sim_pl_str(a, have[j][0], have[j][1]);
@@ -423,9 +426,9 @@ static int sim_enr_send_attrs(struct sim_dev *d, plist_t attrs, X509 *cert, EVP_
     BIO *in = xml != NULL ? BIO_new_mem_buf(xml, (int)xl) : NULL;
     CMS_ContentInfo *cms = in != NULL ? CMS_sign(cert, key, NULL, in, CMS_BINARY) : NULL;
     int len = cms != NULL ? i2d_CMS_ContentInfo(cms, &der) : -1;
-    int rc = len > 0 ? sim_enr_post(d, d->enr->path, "application/pkcs7-signature", der,
-                                    (size_t)len)
-                     : -1;
+    int rc = len > 0
+                 ? sim_enr_post(d, d->enr->path, "application/pkcs7-signature", der, (size_t)len)
+                 : -1;
     if (len <= 0)
         log_ssl(LOG_LVL_ERR, "event=cms_sign_failed");
     OPENSSL_free(der);
@@ -477,8 +480,9 @@ static const char *sim_enr_p12(const struct sim_dev *d, plist_t pl, X509 **cert,
     ERR_clear_error();
     if (!ok)
         return "PKCS12 does not open with its Password";
-    if (X509_NAME_get_text_by_NID(X509_get_subject_name(*cert), NID_commonName, cn,
-                                  sizeof(cn)) < 0 || strcmp(cn, d->udid) != 0)
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(*cert), NID_commonName, cn, sizeof(cn)) <
+            0 ||
+        strcmp(cn, d->udid) != 0)
         return "PKCS12 certificate is not for this UDID";
     return NULL;
 }
@@ -508,7 +512,8 @@ static const char *sim_enr_on_service(struct sim_dev *d, plist_t p, int send)
         return NULL;
     n->stage = SIM_ENR_PHASE1;
     return sim_enr_send_attrs(d, n->attrs, n->dev_cert, d->sim->dev_key) == 0
-               ? NULL : "phase 1 request failed";
+               ? NULL
+               : "phase 1 request failed";
 }
 
 /* Phase 2: the same attributes, signed with the OTA identity just received. */
@@ -528,8 +533,8 @@ static const char *sim_enr_on_ota(struct sim_dev *d, plist_t p, int send)
     if (!send)
         return NULL;
     n->stage = SIM_ENR_PHASE2;
-    return sim_enr_send_attrs(d, n->attrs, n->ota_cert, n->ota_key) == 0
-               ? NULL : "phase 2 request failed";
+    return sim_enr_send_attrs(d, n->attrs, n->ota_cert, n->ota_key) == 0 ? NULL
+                                                                         : "phase 2 request failed";
 }
 
 /* The MDM payload's URLs and topic; NULL, or why they are wrong. */
@@ -660,10 +665,11 @@ static void sim_enr_on_response(struct evhttp_request *req, void *arg)
     if (ct != NULL && strcmp(ct, "application/x-apple-aspen-config") == 0)
         p = sim_enr_open(d, der, len, &why);
     enum sim_enr_stage st = d->enr->stage;
-    int last = (int)st == s->o.enroll_until;   /* --enroll-until: stop after this one */
+    int last = (int)st == s->o.enroll_until; /* --enroll-until: stop after this one */
     if (p != NULL)
-        why = st == SIM_ENR_LOGIN ? sim_enr_on_service(d, p, !last)
-              : st == SIM_ENR_PHASE1 ? sim_enr_on_ota(d, p, !last) : sim_enr_on_mdm(d, p);
+        why = st == SIM_ENR_LOGIN    ? sim_enr_on_service(d, p, !last)
+              : st == SIM_ENR_PHASE1 ? sim_enr_on_ota(d, p, !last)
+                                     : sim_enr_on_mdm(d, p);
     plist_free(p);
     if (why != NULL)
         sim_enr_fail(d, why);
@@ -697,8 +703,8 @@ static char *sim_enr_user(const struct sim_dev *d)
     const char *p = strstr(s->o.user, "{}");
     if (p == NULL)
         return xstrdup(s->o.user);
-    return xasprintf("%.*s%0*u%s", (int)(p - s->o.user), s->o.user, (int)s->udid_width,
-                     sim_gidx(d), p + 2);
+    return xasprintf("%.*s%0*u%s", (int)(p - s->o.user), s->o.user, (int)s->udid_width, sim_gidx(d),
+                     p + 2);
 }
 
 /* Starts (or, after a failure, restarts) the device's enrollment: log in. */

@@ -100,8 +100,8 @@ static X509 *sim_id_build_by(struct sim *s, const char *udid, X509 *issuer, EVP_
         X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
         X509_gmtime_adj(X509_getm_notAfter(x), 397L * 86400) == NULL ||
         X509_set_pubkey(x, s->dev_key) != 1 ||
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)udid, -1,
-                                   -1, 0) != 1 ||
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)udid, -1, -1,
+                                   0) != 1 ||
         X509_set_issuer_name(x, X509_get_subject_name(issuer)) != 1 ||
         sim_id_exts(issuer, x) != 0 || X509_sign(x, ikey, EVP_sha256()) <= 0) {
         X509_free(x);
@@ -188,7 +188,7 @@ static void sim_id_load_file(struct sim *s, FILE *f)
         got += (unsigned)sim_id_adopt(s, x);
         X509_free(x);
     }
-    ERR_clear_error();   /* PEM_read_X509 leaves "no start line" at EOF */
+    ERR_clear_error(); /* PEM_read_X509 leaves "no start line" at EOF */
     log_info("event=identities_loaded path=%s certificates=%u", s->o.identities, got);
 }
 
@@ -233,7 +233,7 @@ static SSL_CTX *sim_tls_ctx(struct sim *s)
     if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
         SSL_CTX_load_verify_locations(ctx, s->o.ca, NULL) != 1 ||
         (s->host_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(p, s->host)
-               : X509_VERIFY_PARAM_set1_host(p, s->host, 0)) != 1 ||
+                       : X509_VERIFY_PARAM_set1_host(p, s->host, 0)) != 1 ||
         SSL_CTX_use_PrivateKey(ctx, s->dev_key) != 1) {
         log_ssl(LOG_LVL_ERR, "event=tls_context_failed");
         exit(1);

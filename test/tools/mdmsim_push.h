@@ -19,22 +19,22 @@
 #define SIM_PUSH_POLL_MS 10
 
 struct sim_push_ent {
-    const char *magic;            /* borrowed from the device */
+    const char *magic; /* borrowed from the device */
     struct sim_dev *d;
 };
 
 struct sim_push {
     struct sim *s;
-    int fd;                       /* -1 until the file exists */
-    off_t off;                    /* bytes consumed, to notice truncation */
+    int fd;    /* -1 until the file exists */
+    off_t off; /* bytes consumed, to notice truncation */
     char line[1024];
     size_t len;
-    int overflow;                 /* the current line is too long: skip it */
+    int overflow; /* the current line is too long: skip it */
     struct event *tick;
-    struct sim_push_ent *idx;     /* sorted by magic, for bsearch */
+    struct sim_push_ent *idx; /* sorted by magic, for bsearch */
 };
 
-static void sim_dev_push(struct sim_dev *d);   /* mdmsim.c */
+static void sim_dev_push(struct sim_dev *d); /* mdmsim.c */
 
 static int sim_push_cmp(const void *a, const void *b)
 {
@@ -53,7 +53,7 @@ static void sim_push_line(struct sim_push *p, char *line)
     e = bsearch(&key, p->idx, p->s->o.n, sizeof(*p->idx), sim_push_cmp);
     if (e == NULL)
         return;
-    if (status != NULL && status[0] != '2') {   /* APNs refused it: no delivery */
+    if (status != NULL && status[0] != '2') { /* APNs refused it: no delivery */
         log_debug("event=push_not_delivered udid=%s status=%s", e->d->udid, status);
         return;
     }
@@ -99,7 +99,7 @@ static void sim_push_poll(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (sim_push_open(p) != 0)
         return;
-    if (fstat(p->fd, &st) == 0 && st.st_size < p->off) {   /* truncated: start over */
+    if (fstat(p->fd, &st) == 0 && st.st_size < p->off) { /* truncated: start over */
         lseek(p->fd, 0, SEEK_SET);
         p->off = 0;
         p->len = 0;

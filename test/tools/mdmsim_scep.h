@@ -42,23 +42,23 @@
 #define SIM_SCEP_OID_TRANSACTION_ID "2.16.840.1.113733.1.9.7"
 
 struct sim_scep {
-    int tls;                      /* https */
+    int tls; /* https */
     char host[256];
     int port;
     char path[512];
-    SSL_CTX *ctx;                 /* https: trusts --ca, checks the host */
-    X509_STORE *trust;            /* --ca, any purpose: CertRep and profile signers */
-    X509 *recipient;              /* from GetCACert: the RSA certificate to envelope to */
+    SSL_CTX *ctx;      /* https: trusts --ca, checks the host */
+    X509_STORE *trust; /* --ca, any purpose: CertRep and profile signers */
+    X509 *recipient;   /* from GetCACert: the RSA certificate to envelope to */
     const EVP_CIPHER *cipher;
     char challenge[256];
-    char subject_cn[128];         /* --scep-profile: the payload's Subject CN, as is */
-    OSSL_PROVIDER *prov[2];       /* default and legacy, unloaded at the end */
+    char subject_cn[128];   /* --scep-profile: the payload's Subject CN, as is */
+    OSSL_PROVIDER *prov[2]; /* default and legacy, unloaded at the end */
 };
 
-struct sim_scep_msg {             /* one request and what its answer must echo */
+struct sim_scep_msg { /* one request and what its answer must echo */
     char txid[65];
     unsigned char nonce[16];
-    X509 *self;                   /* the self-signed signer, envelope recipient of the reply */
+    X509 *self; /* the self-signed signer, envelope recipient of the reply */
     unsigned char *der;
     size_t len;
 };
@@ -129,9 +129,10 @@ static int sim_scep_http(struct sim_scep *sc, const char *method, const char *qu
     char *buf = xmalloc(SIM_SCEP_MAX_RESP);
     size_t n = 0;
     int r;
-    while (ok && n < SIM_SCEP_MAX_RESP && (r = BIO_read(b, buf + n, (int)(SIM_SCEP_MAX_RESP - n))) > 0)
+    while (ok && n < SIM_SCEP_MAX_RESP &&
+           (r = BIO_read(b, buf + n, (int)(SIM_SCEP_MAX_RESP - n))) > 0)
         n += (size_t)r;
-    ERR_clear_error();   /* an unclean TLS close after the answer is fine here */
+    ERR_clear_error(); /* an unclean TLS close after the answer is fine here */
     BIO_free_all(b);
     int status = ok ? sim_scep_parse_http(buf, n, resp, rlen, ctype, ctlen) : -1;
     free(buf);
@@ -180,7 +181,8 @@ static void sim_scep_get_ca(struct sim_scep *sc)
         STACK_OF(X509) *certs = p7 != NULL && PKCS7_type_is_signed(p7) ? p7->d.sign->cert : NULL;
         for (int i = 0; i < sk_X509_num(certs) && sc->recipient == NULL; i++)
             if (X509_check_ca(sk_X509_value(certs, i)) == 0 &&
-                sim_scep_is_recipient(sk_X509_value(certs, i)) && X509_up_ref(sk_X509_value(certs, i)))
+                sim_scep_is_recipient(sk_X509_value(certs, i)) &&
+                X509_up_ref(sk_X509_value(certs, i)))
                 sc->recipient = sk_X509_value(certs, i);
         PKCS7_free(p7);
     }
@@ -196,13 +198,16 @@ static void sim_scep_subject_cn(struct sim_scep *sc, plist_t subject)
 {
     for (uint32_t i = 0; subject != NULL && i < plist_array_get_size(subject); i++) {
         plist_t rdn = plist_array_get_item(subject, i);
-        plist_t pair = plist_get_node_type(rdn) == PLIST_ARRAY ? plist_array_get_item(rdn, 0) : NULL;
+        plist_t pair =
+            plist_get_node_type(rdn) == PLIST_ARRAY ? plist_array_get_item(rdn, 0) : NULL;
         if (pair == NULL || plist_get_node_type(pair) != PLIST_ARRAY ||
             plist_array_get_size(pair) != 2)
             continue;
         plist_t k = plist_array_get_item(pair, 0), v = plist_array_get_item(pair, 1);
-        const char *ks = plist_get_node_type(k) == PLIST_STRING ? plist_get_string_ptr(k, NULL) : NULL;
-        const char *vs = plist_get_node_type(v) == PLIST_STRING ? plist_get_string_ptr(v, NULL) : NULL;
+        const char *ks =
+            plist_get_node_type(k) == PLIST_STRING ? plist_get_string_ptr(k, NULL) : NULL;
+        const char *vs =
+            plist_get_node_type(v) == PLIST_STRING ? plist_get_string_ptr(v, NULL) : NULL;
         if (ks != NULL && vs != NULL && strcmp(ks, "CN") == 0)
             snprintf(sc->subject_cn, sizeof(sc->subject_cn), "%s", vs);
     }
@@ -247,8 +252,10 @@ static void sim_scep_profile(struct sim_scep *sc, const char *path)
 
 static const EVP_CIPHER *sim_scep_cipher(const char *name)
 {
-    static const char *const names[][2] = {{"aes256", "AES-256-CBC"}, {"aes128", "AES-128-CBC"},
-                                           {"des3", "DES-EDE3-CBC"}, {"des", "DES-CBC"}};
+    static const char *const names[][2] = {{"aes256", "AES-256-CBC"},
+                                           {"aes128", "AES-128-CBC"},
+                                           {"des3", "DES-EDE3-CBC"},
+                                           {"des", "DES-CBC"}};
     for (size_t i = 0; i < ARRAY_LEN(names); i++)
         if (strcmp(name, names[i][0]) == 0) {
             const EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, names[i][1], NULL);
@@ -319,8 +326,8 @@ static X509_REQ *sim_scep_csr(struct sim *s, const char *cn)
 {
     X509_REQ *req = X509_REQ_new();
     STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-    X509_EXTENSION *ku = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
-                                             "critical,digitalSignature,keyEncipherment");
+    X509_EXTENSION *ku =
+        X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage, "critical,digitalSignature,keyEncipherment");
     int ok = req != NULL && exts != NULL && ku != NULL && sk_X509_EXTENSION_push(exts, ku) > 0 &&
              X509_REQ_set_pubkey(req, s->dev_key) == 1 &&
              X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
@@ -328,7 +335,8 @@ static X509_REQ *sim_scep_csr(struct sim *s, const char *cn)
              (s->scep->challenge[0] == '\0' ||
               X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, MBSTRING_UTF8,
                                         (const unsigned char *)s->scep->challenge, -1) == 1) &&
-             X509_REQ_add_extensions(req, exts) == 1 && X509_REQ_sign(req, s->dev_key, EVP_sha256()) > 0;
+             X509_REQ_add_extensions(req, exts) == 1 &&
+             X509_REQ_sign(req, s->dev_key, EVP_sha256()) > 0;
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     if (ku != NULL && exts == NULL)
         X509_EXTENSION_free(ku);
@@ -347,8 +355,8 @@ static X509 *sim_scep_self(struct sim *s, const char *cn)
     int ok = x != NULL && X509_set_version(x, 2) == 1 && sim_id_serial(x) == 0 &&
              X509_gmtime_adj(X509_getm_notBefore(x), -3600) != NULL &&
              X509_gmtime_adj(X509_getm_notAfter(x), 86400) != NULL &&
-             X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
-                                        -1, 0) == 1 &&
+             X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+                                        0) == 1 &&
              X509_set_issuer_name(x, n) == 1 && X509_set_pubkey(x, s->dev_key) == 1 &&
              X509_sign(x, s->dev_key, EVP_sha256()) > 0;
     if (!ok) {
@@ -384,8 +392,8 @@ static int sim_scep_attr(CMS_SignerInfo *si, const char *oid, int type, const vo
 }
 
 /* The pkiMessage, written as streamed BER (indefinite lengths). */
-static int sim_scep_sign(struct sim *s, struct sim_scep_msg *m, const unsigned char *env, int envlen,
-                         const char *type)
+static int sim_scep_sign(struct sim *s, struct sim_scep_msg *m, const unsigned char *env,
+                         int envlen, const char *type)
 {
     const int flags = CMS_BINARY | CMS_STREAM;
     CMS_ContentInfo *cms = CMS_sign(NULL, NULL, NULL, NULL, flags | CMS_PARTIAL);
@@ -445,7 +453,8 @@ static const char *sim_scep_get_attr(CMS_SignerInfo *si, const char *oid, int *l
     int i = o != NULL ? CMS_signed_get_attr_by_OBJ(si, o, -1) : -1;
     ASN1_OBJECT_free(o);
     ASN1_TYPE *t = i >= 0 ? X509_ATTRIBUTE_get0_type(CMS_signed_get_attr(si, i), 0) : NULL;
-    if (t == NULL || t->type == V_ASN1_OBJECT || t->type == V_ASN1_BOOLEAN || t->type == V_ASN1_NULL)
+    if (t == NULL || t->type == V_ASN1_OBJECT || t->type == V_ASN1_BOOLEAN ||
+        t->type == V_ASN1_NULL)
         return NULL;
     *len = ASN1_STRING_length(t->value.asn1_string);
     return (const char *)ASN1_STRING_get0_data(t->value.asn1_string);
@@ -463,7 +472,8 @@ static int sim_scep_check_reply(struct sim *s, const struct sim_scep_msg *m, CMS
                         CMS_BINARY | (detached ? CMS_DETACHED : 0)) == 1;
     BIO_free(none);
     STACK_OF(CMS_SignerInfo) *sis = CMS_get0_SignerInfos(cms);
-    CMS_SignerInfo *si = ok && sk_CMS_SignerInfo_num(sis) == 1 ? sk_CMS_SignerInfo_value(sis, 0) : NULL;
+    CMS_SignerInfo *si =
+        ok && sk_CMS_SignerInfo_num(sis) == 1 ? sk_CMS_SignerInfo_value(sis, 0) : NULL;
     const char *tx = si ? sim_scep_get_attr(si, SIM_SCEP_OID_TRANSACTION_ID, &tn) : NULL;
     const char *rn = si ? sim_scep_get_attr(si, SIM_SCEP_OID_RECIPIENT_NONCE, &n) : NULL;
     const char *st = si ? sim_scep_get_attr(si, SIM_SCEP_OID_PKI_STATUS, &sn) : NULL;
@@ -484,7 +494,8 @@ static X509 *sim_scep_open_reply(struct sim *s, const struct sim_scep_msg *m, BI
     CMS_ContentInfo *e = d2i_CMS_bio(env, NULL);
     BIO *out = BIO_new(BIO_s_mem());
     X509 *x = NULL;
-    if (e != NULL && out != NULL && CMS_decrypt(e, s->dev_key, m->self, NULL, out, CMS_BINARY) == 1) {
+    if (e != NULL && out != NULL &&
+        CMS_decrypt(e, s->dev_key, m->self, NULL, out, CMS_BINARY) == 1) {
         PKCS7 *p7 = d2i_PKCS7_bio(out, NULL);
         if (p7 != NULL && PKCS7_type_is_signed(p7) && sk_X509_num(p7->d.sign->cert) > 0) {
             x = sk_X509_value(p7->d.sign->cert, 0);
@@ -499,11 +510,14 @@ static X509 *sim_scep_open_reply(struct sim *s, const struct sim_scep_msg *m, BI
 
 static char *sim_scep_urlencode(const unsigned char *der, size_t len)
 {
-    char *b64 = xmalloc(4 * ((len + 2) / 3) + 1), *out = xmalloc(12 * ((len + 2) / 3) + 1), *o = out;
+    char *b64 = xmalloc(4 * ((len + 2) / 3) + 1), *out = xmalloc(12 * ((len + 2) / 3) + 1),
+         *o = out;
     EVP_EncodeBlock((unsigned char *)b64, der, (int)len);
     for (const char *c = b64; *c; c++)
-        o += *c == '+' ? sprintf(o, "%%2B") : *c == '/' ? sprintf(o, "%%2F")
-             : *c == '=' ? sprintf(o, "%%3D") : sprintf(o, "%c", *c);
+        o += *c == '+'   ? sprintf(o, "%%2B")
+             : *c == '/' ? sprintf(o, "%%2F")
+             : *c == '=' ? sprintf(o, "%%3D")
+                         : sprintf(o, "%c", *c);
     free(b64);
     return out;
 }
@@ -532,7 +546,8 @@ static X509 *sim_scep_exchange(struct sim *s, const struct sim_scep_msg *m, char
     if (st != 200)
         snprintf(fail, flen, "http_%d", st);
     else if (status != 0)
-        snprintf(fail + strlen(fail), flen - strlen(fail), "%s(status %d)", fail[0] ? " " : "", status);
+        snprintf(fail + strlen(fail), flen - strlen(fail), "%s(status %d)", fail[0] ? " " : "",
+                 status);
     CMS_ContentInfo_free(cms);
     BIO_free(in);
     BIO_free(env);
@@ -548,8 +563,8 @@ static int sim_scep_ensure(struct sim_dev *d)
     char fail[64] = "";
     if (d->cert_der != NULL)
         return 0;
-    X509 *x = sim_scep_request(s, d->udid, &m) == 0 ? sim_scep_exchange(s, &m, fail, sizeof(fail))
-                                                     : NULL;
+    X509 *x =
+        sim_scep_request(s, d->udid, &m) == 0 ? sim_scep_exchange(s, &m, fail, sizeof(fail)) : NULL;
     int ok = x != NULL && EVP_PKEY_eq(X509_get0_pubkey(x), s->dev_key) == 1;
     if (ok) {
         sim_id_keep(d, x);
@@ -607,9 +622,8 @@ static int sim_sig_add(struct sim_dev *d, struct evhttp_request *req)
     BIO *in = BIO_new_mem_buf(len ? (const void *)body : "", (int)len);
     /* An identity from over-the-air enrollment has its own key. */
     EVP_PKEY *key = d->id_key != NULL ? d->id_key : d->sim->dev_key;
-    CMS_ContentInfo *cms = x != NULL && in != NULL
-                               ? CMS_sign(x, key, NULL, in, CMS_DETACHED | CMS_BINARY)
-                               : NULL;
+    CMS_ContentInfo *cms =
+        x != NULL && in != NULL ? CMS_sign(x, key, NULL, in, CMS_DETACHED | CMS_BINARY) : NULL;
     unsigned char *der = NULL;
     int n = cms != NULL ? i2d_CMS_ContentInfo(cms, &der) : -1;
     /* Each indefinite level adds 2 bytes of end-of-contents at most. */

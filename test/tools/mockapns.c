@@ -69,21 +69,21 @@ struct mock_opts {
 
 struct mock_conn;
 
-struct mock_stream {                  /* one request, from HEADERS to stream close */
+struct mock_stream { /* one request, from HEADERS to stream close */
     TAILQ_ENTRY(mock_stream) link;
     struct mock_conn *c;
     int32_t id;
-    struct event *timer;              /* --delay-ms */
-    int bad_hdr;                      /* a header did not fit its buffer */
+    struct event *timer; /* --delay-ms */
+    int bad_hdr;         /* a header did not fit its buffer */
     char method[8], path[80], topic[256], push_type[16], priority[8];
     char expiration[24], apns_id[48];
     char *body;
     size_t body_len;
     int body_big;
-    int status;                       /* decided answer */
+    int status; /* decided answer */
     const char *reason;
-    char magic[300];                  /* from the body, for --record */
-    char resp[160];                   /* error body */
+    char magic[300]; /* from the body, for --record */
+    char resp[160];  /* error body */
     size_t resp_len, resp_off;
 };
 TAILQ_HEAD(mock_streamq, mock_stream);
@@ -94,12 +94,12 @@ struct mock_conn {
     struct bufferevent *bev;
     nghttp2_session *h2;
     struct mock_streamq streams;
-    unsigned open;                    /* streams open now */
-    long requests;                    /* complete requests on this connection */
-    int32_t goaway_last;              /* > 0 once GOAWAY was submitted */
-    int32_t max_done;                 /* highest stream id with a complete request */
-    int drop;                         /* --drop-after hit: reset after mem_recv */
-    int closing;                      /* done: free once the output drained */
+    unsigned open;       /* streams open now */
+    long requests;       /* complete requests on this connection */
+    int32_t goaway_last; /* > 0 once GOAWAY was submitted */
+    int32_t max_done;    /* highest stream id with a complete request */
+    int drop;            /* --drop-after hit: reset after mem_recv */
+    int closing;         /* done: free once the output drained */
 };
 TAILQ_HEAD(mock_connq, mock_conn);
 
@@ -142,7 +142,10 @@ static int mock_parse_long(const char *v, long *out)
 
 static int mock_set_opt(struct mock_opts *o, const char *name, const char *v)
 {
-    static const struct { const char *name; size_t off; } strs[] = {
+    static const struct {
+        const char *name;
+        size_t off;
+    } strs[] = {
         {"listen", offsetof(struct mock_opts, listen)},
         {"port-file", offsetof(struct mock_opts, port_file)},
         {"cert", offsetof(struct mock_opts, cert)},
@@ -153,7 +156,10 @@ static int mock_set_opt(struct mock_opts *o, const char *name, const char *v)
         {"stats-file", offsetof(struct mock_opts, stats_file)},
         {"control-file", offsetof(struct mock_opts, control_file)},
     };
-    static const struct { const char *name; size_t off; } nums[] = {
+    static const struct {
+        const char *name;
+        size_t off;
+    } nums[] = {
         {"fail-first", offsetof(struct mock_opts, fail_first)},
         {"goaway-after", offsetof(struct mock_opts, goaway_after)},
         {"drop-after", offsetof(struct mock_opts, drop_after)},
@@ -408,14 +414,14 @@ static void mock_uuid(char out[37])
         memset(b, 0x5a, sizeof(b));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    snprintf(out, 37, "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
-#define MOCK_NV(n, v)                                                                          \
-    {                                                                                          \
-        (uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE             \
+#define MOCK_NV(n, v)                                                                              \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE                 \
     }
 
 static void mock_respond(struct mock_conn *c, struct mock_stream *s)
@@ -424,17 +430,16 @@ static void mock_respond(struct mock_conn *c, struct mock_stream *s)
     snprintf(status, sizeof(status), "%d", s->status);
     mock_uuid(id);
     if (s->reason != NULL && s->status == 410)
-        s->resp_len = (size_t)snprintf(s->resp, sizeof(s->resp),
-                                       "{\"reason\":\"%s\",\"timestamp\":%lld}", s->reason,
-                                       (long long)time(NULL) * 1000);
+        s->resp_len =
+            (size_t)snprintf(s->resp, sizeof(s->resp), "{\"reason\":\"%s\",\"timestamp\":%lld}",
+                             s->reason, (long long)time(NULL) * 1000);
     else if (s->reason != NULL)
-        s->resp_len = (size_t)snprintf(s->resp, sizeof(s->resp), "{\"reason\":\"%s\"}",
-                                       s->reason);
+        s->resp_len = (size_t)snprintf(s->resp, sizeof(s->resp), "{\"reason\":\"%s\"}", s->reason);
     nghttp2_nv nv[] = {MOCK_NV(":status", status), MOCK_NV("apns-id", id),
                        MOCK_NV("content-type", "application/json")};
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = mock_read_resp};
-    int rv = nghttp2_submit_response(c->h2, s->id, nv, s->resp_len ? 3 : 2,
-                                     s->resp_len ? &dp : NULL);
+    int rv =
+        nghttp2_submit_response(c->h2, s->id, nv, s->resp_len ? 3 : 2, s->resp_len ? &dp : NULL);
     if (rv != 0) {
         log_warn("event=mock_submit_failed error=\"%s\"", nghttp2_strerror(rv));
         return;
@@ -528,7 +533,10 @@ static int mock_on_header(nghttp2_session *h2, const nghttp2_frame *frame, const
                           size_t namelen, const uint8_t *v, size_t vlen, uint8_t flags, void *ud)
 {
     struct mock_stream *s = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
-    static const struct { const char *name; size_t off, len; } hdrs[] = {
+    static const struct {
+        const char *name;
+        size_t off, len;
+    } hdrs[] = {
 #define MOCK_HDR(n, f) {n, offsetof(struct mock_stream, f), sizeof(((struct mock_stream *)0)->f)}
         MOCK_HDR(":method", method),         MOCK_HDR(":path", path),
         MOCK_HDR("apns-topic", topic),       MOCK_HDR("apns-push-type", push_type),
@@ -941,9 +949,8 @@ int main(int argc, char **argv)
         die("event=mock_listen_failed listen=%s", m.o.listen);
     mock_stats_write(&m);
     event_base_dispatch(m.base);
-    log_info("event=mock_exit accepted=%u requests=%llu answered=%llu peak_streams=%u",
-             m.accepted, (unsigned long long)m.requests, (unsigned long long)m.answered,
-             m.peak);
+    log_info("event=mock_exit accepted=%u requests=%llu answered=%llu peak_streams=%u", m.accepted,
+             (unsigned long long)m.requests, (unsigned long long)m.answered, m.peak);
     mock_cleanup(&m);
     return 0;
 }

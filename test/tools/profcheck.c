@@ -26,17 +26,17 @@
 #define PC_MAX_DIRS 8
 #define PC_MAX_RANGE 32
 
-struct pc_key {                  /* one schema key */
+struct pc_key { /* one schema key */
     char *name;
-    char *type;                  /* "<string>", ... */
-    char *format;                /* regex, or NULL */
+    char *type;   /* "<string>", ... */
+    char *format; /* regex, or NULL */
     int required;
-    int ios_na;                  /* supportedOS: iOS introduced: n/a */
+    int ios_na; /* supportedOS: iOS introduced: n/a */
     char *range[PC_MAX_RANGE];
     int nrange;
-    struct pc_key *kids;         /* subkeys, a list */
+    struct pc_key *kids; /* subkeys, a list */
     struct pc_key *next;
-    int indent;                  /* column of its "- key:" */
+    int indent; /* column of its "- key:" */
 };
 
 static const char *pc_dirs[PC_MAX_DIRS];
@@ -65,10 +65,10 @@ static char *pc_unquote(const char *s)
 }
 
 struct pc_parse {
-    struct pc_key *root;         /* payloadkeys */
-    struct pc_key *stack[16];    /* open keys, innermost last */
+    struct pc_key *root;      /* payloadkeys */
+    struct pc_key *stack[16]; /* open keys, innermost last */
     int depth;
-    enum { PC_NONE, PC_RANGE, PC_KIDS, PC_OS } mode;  /* list of the current key */
+    enum { PC_NONE, PC_RANGE, PC_KIDS, PC_OS } mode; /* list of the current key */
     int in_ios;
 };
 
@@ -96,8 +96,10 @@ static void pc_new_key(struct pc_parse *p, int indent, const char *name)
 static void pc_key_line(struct pc_parse *p, struct pc_key *k, int col, const char *t)
 {
     if (col == k->indent + 2 && t[0] != '-') {
-        p->mode = !strcmp(t, "rangelist:") ? PC_RANGE : !strcmp(t, "subkeys:") ? PC_KIDS
-                  : !strcmp(t, "supportedOS:") ? PC_OS : PC_NONE;
+        p->mode = !strcmp(t, "rangelist:")     ? PC_RANGE
+                  : !strcmp(t, "subkeys:")     ? PC_KIDS
+                  : !strcmp(t, "supportedOS:") ? PC_OS
+                                               : PC_NONE;
         p->in_ios = 0;
         if (!strncmp(t, "type: ", 6))
             k->type = pc_unquote(t + 6);
@@ -132,7 +134,7 @@ static struct pc_key *pc_load(const char *file)
         int col = (int)strspn(line, " ");
         const char *t = line + col;
         if (*t == '\0')
-            continue;   /* blank lines occur inside multi-line content */
+            continue; /* blank lines occur inside multi-line content */
         if (col == 0 && t[0] != '-')
             in_keys = strcmp(t, "payloadkeys:") == 0;
         else if (in_keys && !strncmp(t, "- key: ", 7))
@@ -307,10 +309,10 @@ static struct pc_key *pc_payload_keys(const char *type, const struct pc_key *com
 
 static void pc_check_payload(plist_t item, const char *path, const struct pc_key *common)
 {
-    plist_t t = plist_get_node_type(item) == PLIST_DICT ? plist_dict_get_item(item, "PayloadType")
-                                                         : NULL;
-    const char *type = t != NULL && plist_get_node_type(t) == PLIST_STRING
-                           ? plist_get_string_ptr(t, NULL) : NULL;
+    plist_t t =
+        plist_get_node_type(item) == PLIST_DICT ? plist_dict_get_item(item, "PayloadType") : NULL;
+    const char *type =
+        t != NULL && plist_get_node_type(t) == PLIST_STRING ? plist_get_string_ptr(t, NULL) : NULL;
     if (type == NULL) {
         pc_problem(path, "%s", "is not a payload dictionary with a PayloadType");
         return;
@@ -326,8 +328,8 @@ static void pc_check_payload(plist_t item, const char *path, const struct pc_key
 static void pc_check_profile(plist_t p, const struct pc_key *top, const struct pc_key *common)
 {
     plist_t t = plist_dict_get_item(p, "PayloadType");
-    const char *type = t != NULL && plist_get_node_type(t) == PLIST_STRING
-                           ? plist_get_string_ptr(t, NULL) : NULL;
+    const char *type =
+        t != NULL && plist_get_node_type(t) == PLIST_STRING ? plist_get_string_ptr(t, NULL) : NULL;
     if (type == NULL || strcmp(type, "Configuration") != 0) {
         pc_check_payload(p, "profile", common);
         return;
@@ -335,7 +337,8 @@ static void pc_check_profile(plist_t p, const struct pc_key *top, const struct p
     pc_check_dict(p, top, "profile");
     plist_t items = plist_dict_get_item(p, "PayloadContent");
     for (uint32_t i = 0; items != NULL && plist_get_node_type(items) == PLIST_ARRAY &&
-                         i < plist_array_get_size(items); i++) {
+                         i < plist_array_get_size(items);
+         i++) {
         char *path = xasprintf("profile.PayloadContent[%u]", i);
         pc_check_payload(plist_array_get_item(items, i), path, common);
         free(path);
@@ -364,8 +367,9 @@ int main(int argc, char **argv)
         pc_dirs[pc_ndirs++] = argv[i + 1];
     struct pc_key *top = pc_load("TopLevel.yaml"), *common = pc_load("CommonPayloadKeys.yaml");
     if (pc_ndirs == 0 || i >= argc || top == NULL || common == NULL) {
-        fprintf(stderr, "usage: profcheck -s SCHEMA_DIR [-s DIR]... PROFILE...\n"
-                        "(the -s directories must hold TopLevel.yaml and CommonPayloadKeys.yaml)\n");
+        fprintf(stderr,
+                "usage: profcheck -s SCHEMA_DIR [-s DIR]... PROFILE...\n"
+                "(the -s directories must hold TopLevel.yaml and CommonPayloadKeys.yaml)\n");
         return 2;
     }
     for (; i < argc; i++, nprof++) {

@@ -42,9 +42,11 @@ TEST(good_file)
     struct conf cf;
     char err[256] = "";
     conf_init(&cf);
-    int rc = load_text(&cf, "# comment\n\n  listen 127.0.0.1:0   \nredis /tmp/r.sock # trailing\n"
-                            "max_connections 5\nsyslog yes\nlog_level debug\n"
-                            "ca_common_name \"My # CA \"\napns_host \"\"\n", err, sizeof(err));
+    int rc = load_text(&cf,
+                       "# comment\n\n  listen 127.0.0.1:0   \nredis /tmp/r.sock # trailing\n"
+                       "max_connections 5\nsyslog yes\nlog_level debug\n"
+                       "ca_common_name \"My # CA \"\napns_host \"\"\n",
+                       err, sizeof(err));
     CHECK(rc == 0);
     CHECK(strcmp(cf.listen, "127.0.0.1:0") == 0);
     CHECK(strcmp(cf.redis, "/tmp/r.sock") == 0);

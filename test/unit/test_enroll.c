@@ -20,12 +20,12 @@ TEST(form_values)
     v = form("username=alice&password=x", "username");
     CHECK(v != NULL && strcmp(v, "alice") == 0);
     free(v);
-    v = form("xusername=bob&username=", "username");   /* a longer key is another key */
+    v = form("xusername=bob&username=", "username"); /* a longer key is another key */
     CHECK(v != NULL && strcmp(v, "") == 0);
     free(v);
     CHECK(form("username=alice", "password") == NULL);
-    CHECK(form("password=a%00b", "password") == NULL);   /* no NUL inside a password */
-    v = form("password=100%&x=1", "password");          /* a stray % stays as it is */
+    CHECK(form("password=a%00b", "password") == NULL); /* no NUL inside a password */
+    v = form("password=100%&x=1", "password");         /* a stray % stays as it is */
     CHECK(v != NULL && strcmp(v, "100%") == 0);
     free(v);
     v = form("password=%4", "password");
@@ -36,7 +36,8 @@ TEST(form_values)
 static const char *str(plist_t d, const char *k)
 {
     plist_t v = plist_dict_get_item(d, k);
-    return v != NULL && plist_get_node_type(v) == PLIST_STRING ? plist_get_string_ptr(v, NULL) : NULL;
+    return v != NULL && plist_get_node_type(v) == PLIST_STRING ? plist_get_string_ptr(v, NULL)
+                                                               : NULL;
 }
 
 TEST(profile_service)
@@ -46,7 +47,8 @@ TEST(profile_service)
     CHECK(strcmp(str(p, "PayloadType"), "Profile Service") == 0);
     CHECK(strlen(str(p, "PayloadUUID")) == 36);
     CHECK(c != NULL && plist_get_node_type(c) == PLIST_DICT);
-    CHECK(strcmp(str(c, "URL"), "https://h/enroll/ota") == 0 && strcmp(str(c, "Challenge"), "C") == 0);
+    CHECK(strcmp(str(c, "URL"), "https://h/enroll/ota") == 0 &&
+          strcmp(str(c, "Challenge"), "C") == 0);
     CHECK(plist_array_get_size(plist_dict_get_item(c, "DeviceAttributes")) == 7);
     plist_free(p);
 }

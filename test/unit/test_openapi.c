@@ -12,7 +12,7 @@
 #include "../harness.h"
 
 static const char *const methods[] = {"get", "post", "put", "delete", "head", "patch"};
-static const int method_bits[] = {HTTP_M_GET, HTTP_M_POST, HTTP_M_PUT,
+static const int method_bits[] = {HTTP_M_GET,    HTTP_M_POST, HTTP_M_PUT,
                                   HTTP_M_DELETE, HTTP_M_HEAD, HTTP_M_PATCH};
 
 static json_t *doc_paths(void)
@@ -76,14 +76,16 @@ TEST(every_documented_operation_is_served)
     json_t *paths = doc_paths(), *item;
     const char *path;
     char conc[512];
-    json_object_foreach(paths, path, item) {
+    json_object_foreach(paths, path, item)
+    {
         concrete(path, conc, sizeof(conc));
         const struct http_route *rt = route_for(conc);
         for (size_t i = 0; i < ARRAY_LEN(methods); i++) {
             if (json_object_get(item, methods[i]) == NULL)
                 continue;
             if (rt == NULL || (rt->methods & method_bits[i]) == 0) {
-                fprintf(stderr, "docs/openapi.json documents %s %s, but handlers/routes.c "
+                fprintf(stderr,
+                        "docs/openapi.json documents %s %s, but handlers/routes.c "
                         "serves no such route: remove it from the document or add the route\n",
                         methods[i], path);
                 CHECK(!"documented operation without a route");
@@ -101,7 +103,8 @@ static int documented(json_t *paths, const struct http_route *rt, const char *m)
     int prefix = rt->path[n - 1] == '*';
     json_t *item;
     const char *path;
-    json_object_foreach(paths, path, item) {
+    json_object_foreach(paths, path, item)
+    {
         int hit = prefix ? strncmp(path, rt->path, n - 1) == 0 && strlen(path) > n - 1
                          : strcmp(path, rt->path) == 0;
         if (hit && json_object_get(item, m) != NULL)
@@ -154,17 +157,18 @@ TEST(every_operation_has_summary_and_success)
 {
     json_t *paths = doc_paths(), *item, *op;
     const char *path, *m, *code;
-    json_object_foreach(paths, path, item) {
-        json_object_foreach(item, m, op) {
+    json_object_foreach(paths, path, item)
+    {
+        json_object_foreach(item, m, op)
+        {
             if (strcmp(m, "parameters") == 0)
                 continue;
             int ok2xx = 0;
             json_t *r;
-            json_object_foreach(json_object_get(op, "responses"), code, r)
-                ok2xx |= code[0] == '2';
+            json_object_foreach(json_object_get(op, "responses"), code, r) ok2xx |= code[0] == '2';
             if (!ok2xx || json_string_value(json_object_get(op, "summary")) == NULL) {
-                fprintf(stderr, "docs/openapi.json: %s %s needs a summary and a 2xx response\n",
-                        m, path);
+                fprintf(stderr, "docs/openapi.json: %s %s needs a summary and a 2xx response\n", m,
+                        path);
                 CHECK(!"incomplete operation");
             }
         }

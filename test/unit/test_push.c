@@ -43,10 +43,10 @@ static int t_salt;
 
 struct t_spec {
     const char *cn, *uid, *san, *eku;
-    X509 *issuer;        /* NULL: self-signed */
+    X509 *issuer; /* NULL: self-signed */
     EVP_PKEY *ikey;
     int ca;
-    long from_s, to_s;   /* validity relative to now */
+    long from_s, to_s; /* validity relative to now */
 };
 
 static const char *t_path(const char *file)
@@ -76,8 +76,8 @@ static X509 *t_cert(EVP_PKEY *key, const struct t_spec *sp)
     ASN1_INTEGER_set_int64(X509_get_serialNumber(x), serial++);
     X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)sp->cn, -1, -1, 0);
     if (sp->uid != NULL)
-        X509_NAME_add_entry_by_NID(n, NID_userId, MBSTRING_UTF8, (const unsigned char *)sp->uid,
-                                   -1, -1, 0);
+        X509_NAME_add_entry_by_NID(n, NID_userId, MBSTRING_UTF8, (const unsigned char *)sp->uid, -1,
+                                   -1, 0);
     X509_set_issuer_name(x, sp->issuer ? X509_get_subject_name(sp->issuer) : n);
     X509_time_adj_ex(X509_getm_notBefore(x), 0, sp->from_s, NULL);
     X509_time_adj_ex(X509_getm_notAfter(x), 0, sp->to_s, NULL);
@@ -149,8 +149,7 @@ static void t_pki(void)
     ca_spec.cn = "Other CA";
     X509 *ca2 = t_make("ca2", &ca_spec, &ca2k);
     X509 *x[9];
-    x[0] = t_leaf("server", "127.0.0.1", NULL, "IP:127.0.0.1,DNS:localhost", srv, ca, cak, 1,
-                  NULL);
+    x[0] = t_leaf("server", "127.0.0.1", NULL, "IP:127.0.0.1,DNS:localhost", srv, ca, cak, 1, NULL);
     x[1] = t_leaf("server_wrongip", "127.0.0.2", NULL, "IP:127.0.0.2", srv, ca, cak, 1, NULL);
     x[2] = t_leaf("server_ca2", "127.0.0.1", NULL, "IP:127.0.0.1", srv, ca2, ca2k, 1, NULL);
     x[3] = t_leaf("push", "APSP:test", top, NULL, cli, ca, cak, 300, &pk);
@@ -207,10 +206,14 @@ static int t_mock_start(struct t_mock *mk, const char *server, int port, const c
     snprintf(cert, sizeof(cert), "%s.crt", server);
     snprintf(key, sizeof(key), "%s.key", server);
     argv[n++] = exe;
-    const char *fixed[] = {"--log-level", getenv("PUSH_DEBUG") ? "debug" : "warn",
-                           "--cert", t_path(cert), "--key", t_path(key), "--client-ca",
-                           t_path("ca.crt"), "--topic", t_topic, "--listen", listen,
-                           "--port-file", t_path("port"), "--record", t_path("record"),
+    const char *fixed[] = {"--log-level",  getenv("PUSH_DEBUG") ? "debug" : "warn",
+                           "--cert",       t_path(cert),
+                           "--key",        t_path(key),
+                           "--client-ca",  t_path("ca.crt"),
+                           "--topic",      t_topic,
+                           "--listen",     listen,
+                           "--port-file",  t_path("port"),
+                           "--record",     t_path("record"),
                            "--stats-file", t_path("stats")};
     for (size_t i = 0; i < ARRAY_LEN(fixed); i++)
         argv[n++] = fixed[i];
@@ -353,8 +356,11 @@ static void t_conf(struct conf *cf, int port, const char *cert)
 static struct push *t_push_new(struct conf *cf)
 {
     struct push *p = push_new(t_base, cf);
-    struct push_tuning t = {.retry_base_ms = 10, .retry_cap_ms = 80, .reconnect_base_ms = 20,
-                            .reconnect_cap_ms = 200, .connect_timeout_ms = 2000,
+    struct push_tuning t = {.retry_base_ms = 10,
+                            .retry_cap_ms = 80,
+                            .reconnect_base_ms = 20,
+                            .reconnect_cap_ms = 200,
+                            .connect_timeout_ms = 2000,
                             .unavail_fail_ms = 400};
     if (p != NULL)
         push_set_tuning(p, &t);
@@ -524,10 +530,12 @@ TEST(test_bad_format_fails_fast)
     const char *hex63 = "000000000000000000000000000000000000000000000000000000000000000";
     CHECK(push_send(p, "abc", "m", t_on_done, &r[0]) == -1);
     CHECK(push_send(p, hex63, "m", t_on_done, &r[0]) == -1);
-    CHECK(push_send(p, "0000000000000000000000000000000000000000000000000000000000000000"
-                       "0", "m", t_on_done, &r[0]) == -1);
-    CHECK(push_send(p, "g000000000000000000000000000000000000000000000000000000000000000",
+    CHECK(push_send(p,
+                    "0000000000000000000000000000000000000000000000000000000000000000"
+                    "0",
                     "m", t_on_done, &r[0]) == -1);
+    CHECK(push_send(p, "g000000000000000000000000000000000000000000000000000000000000000", "m",
+                    t_on_done, &r[0]) == -1);
     CHECK(push_send(p, "AB00000000000000000000000000000000000000000000000000000000000000", "",
                     t_on_done, &r[0]) == -1);
     CHECK(push_send(p, "AB00000000000000000000000000000000000000000000000000000000000000",
@@ -536,8 +544,8 @@ TEST(test_bad_format_fails_fast)
                     "\xff\xfe", t_on_done, &r[0]) == -1); /* not UTF-8: not valid JSON */
     CHECK(r[0].calls == 0);
     /* Valid (upper-case hex is fine); freed before the loop runs: canceled. */
-    CHECK(push_send(p, "AB00000000000000000000000000000000000000000000000000000000000000",
-                    "m", t_on_done, &r[1]) == 0);
+    CHECK(push_send(p, "AB00000000000000000000000000000000000000000000000000000000000000", "m",
+                    t_on_done, &r[1]) == 0);
     struct push_stats st;
     push_stats(p, &st);
     CHECK(st.queued == 1 && st.sent == 0);
@@ -785,7 +793,7 @@ TEST(test_max_streams)
     t_conf(&cf, mk.port, "push");
     struct push *p = t_push_new(&cf);
     CHECK(t_batch_run(p, r, 200, PUSH_OK, 20000, &b) == 200);
-    CHECK(b.max_inflight == 10);                 /* used the window, never more */
+    CHECK(b.max_inflight == 10); /* used the window, never more */
     CHECK(t_mock_stat("peak_streams") == 10);
     push_stats(p, &st);
     CHECK(st.resent == 0 && st.sent == 200 && st.reconnects == 0);
@@ -819,7 +827,9 @@ TEST(test_several_connections)
  * and the mock never sees a request. */
 TEST(test_tls_verification)
 {
-    static const struct { const char *server, *client, *ca; } cases[] = {
+    static const struct {
+        const char *server, *client, *ca;
+    } cases[] = {
         {"server", "push", "ca2.crt"},        /* server not signed by our trust anchor */
         {"server_wrongip", "push", "ca.crt"}, /* signed, but for another address */
         {"server_ca2", "push", "ca.crt"},     /* another CA altogether */
@@ -868,8 +878,8 @@ TEST(test_ping_and_dead_peer)
     struct t_res r[1], r2 = {0};
     struct t_batch b;
     struct push_stats st = {0};
-    struct push_tuning tun = {.ping_interval_ms = 100, .connect_timeout_ms = 500,
-                              .unavail_fail_ms = 30000};
+    struct push_tuning tun = {
+        .ping_interval_ms = 100, .connect_timeout_ms = 500, .unavail_fail_ms = 30000};
     long want = 2;
     if (t_mock_start(&mk, "server", 0, NULL) < 0) {
         CHECK(0);
@@ -913,7 +923,7 @@ TEST(test_free_cancels_pending)
     struct push *p = t_push_new(&cf);
     CHECK(t_send_n(p, r, 4) == 0);
     struct t_batch b = {r, 4, p, 0};
-    for (int64_t end = util_mono_ms() + 5000; util_mono_ms() < end; ) {
+    for (int64_t end = util_mono_ms() + 5000; util_mono_ms() < end;) {
         push_stats(p, &st);
         if (st.inflight == 3 && st.queued == 1)
             break;
@@ -924,8 +934,7 @@ TEST(test_free_cancels_pending)
     push_free(p);
     int canceled = 0;
     for (int i = 0; i < 4; i++)
-        canceled += r[i].calls == 1 && r[i].outcome == PUSH_CANCELED &&
-                    r[i].err == MDMD_ECANCELED;
+        canceled += r[i].calls == 1 && r[i].outcome == PUSH_CANCELED && r[i].err == MDMD_ECANCELED;
     CHECK(canceled == 4);
     CHECK(t_mock_stop(&mk) == 0);
 }
@@ -1069,7 +1078,8 @@ static int t_bench(long n, int conns)
     double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
                           ru0.ru_stime.tv_sec) +
                  (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
-                          ru0.ru_stime.tv_usec) / 1e6;
+                          ru0.ru_stime.tv_usec) /
+                     1e6;
     printf("push_bench pushes=%ld ok=%ld connections=%d secs=%.2f rate=%.0f/s client_cpu_s=%.2f "
            "per_cpu_s=%.0f/s\n",
            n, bn.ok, conns, secs, (double)n / secs, cpu, cpu > 0 ? (double)n / cpu : 0.0);
@@ -1089,8 +1099,8 @@ static void t_setup(void)
     snprintf(t_topic, sizeof(t_topic),
              "com.apple.mgmt.External.%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
              "%02x%02x%02x%02x%02x%02x",
-             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-             u[13], u[14], u[15]);
+             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+             u[14], u[15]);
     t_pki();
     signal(SIGPIPE, SIG_IGN);
 }

@@ -32,9 +32,9 @@
 #define OID_TXID "2.16.840.1.113733.1.9.7"
 
 static char g_dir[64];
-static struct ca *g_rsa, *g_ec;        /* an RSA CA (answers itself), an EC CA (RA) */
+static struct ca *g_rsa, *g_ec; /* an RSA CA (answers itself), an EC CA (RA) */
 static struct ca_scep *g_sc, *g_sc_ec;
-static EVP_PKEY *g_key;                 /* the device key */
+static EVP_PKEY *g_key; /* the device key */
 
 static struct ca *open_ca(const char *sub, const char *type)
 {
@@ -69,19 +69,19 @@ static struct ca_scep *open_scep(const struct ca *ca, const char *sub)
 
 struct req_opts {
     const char *cn;
-    const char *challenge;              /* NULL: none */
-    const char *type;                   /* messageType */
-    const char *cipher;                 /* envelope */
+    const char *challenge; /* NULL: none */
+    const char *type;      /* messageType */
+    const char *cipher;    /* envelope */
     const EVP_MD *md;
-    X509 *signer;                       /* NULL: self-signed with g_key */
+    X509 *signer; /* NULL: self-signed with g_key */
     EVP_PKEY *signer_key;
-    int tamper;                         /* flip a byte of the envelope after signing */
+    int tamper; /* flip a byte of the envelope after signing */
 };
 
 struct req_out {
     unsigned char *der;
     int len;
-    X509 *self;                         /* the signer (recipient of the answer) */
+    X509 *self; /* the signer (recipient of the answer) */
     unsigned char nonce[16];
 };
 
@@ -187,10 +187,10 @@ static void req_out_free(struct req_out *o)
 /* ---- the answer, as a device reads it ---- */
 
 struct rep {
-    int status;                         /* pkiStatus, -1 if unreadable */
-    int fail;                           /* failInfo, -1 if none */
+    int status; /* pkiStatus, -1 if unreadable */
+    int fail;   /* failInfo, -1 if none */
     int nonce_ok, txid_ok;
-    X509 *cert;                         /* SUCCESS: the issued certificate */
+    X509 *cert; /* SUCCESS: the issued certificate */
 };
 
 static int attr_str(CMS_SignerInfo *si, const char *oid, char *out, size_t n, int *len)
@@ -249,7 +249,8 @@ static void read_reply(const struct ca *ca, const unsigned char *der, size_t len
             r->status = atoi(buf);
         if (attr_str(si, OID_FAIL, buf, sizeof(buf), &n) == 0)
             r->fail = atoi(buf);
-        r->txid_ok = attr_str(si, OID_TXID, buf, sizeof(buf), &n) == 0 && strcmp(buf, "txid-1234") == 0;
+        r->txid_ok =
+            attr_str(si, OID_TXID, buf, sizeof(buf), &n) == 0 && strcmp(buf, "txid-1234") == 0;
         r->nonce_ok = attr_str(si, OID_RNONCE, buf, sizeof(buf), &n) == 0 && n == 16 &&
                       memcmp(buf, rq->nonce, 16) == 0;
         if (r->status == 0)
@@ -292,15 +293,15 @@ static int cn_is(X509 *x, const char *want)
 TEST(test_ber_check)
 {
     static const unsigned char der[] = {0x30, 0x06, 0x02, 0x01, 0x05, 0x04, 0x01, 0x41};
-    static const unsigned char ber[] = {0x30, 0x80, 0x02, 0x01, 0x05, 0x24, 0x80, 0x04,
-                                        0x01, 0x41, 0x00, 0x00, 0x00, 0x00};
+    static const unsigned char ber[] = {0x30, 0x80, 0x02, 0x01, 0x05, 0x24, 0x80,
+                                        0x04, 0x01, 0x41, 0x00, 0x00, 0x00, 0x00};
     static const unsigned char prim_indef[] = {0x04, 0x80, 0x41, 0x00, 0x00};
     static const unsigned char no_eoc[] = {0x30, 0x80, 0x02, 0x01, 0x05};
     static const unsigned char long_len[] = {0x04, 0x85, 1, 0, 0, 0, 0};
     unsigned char deep[160];
     CHECK(ca_ber_check(der, sizeof(der), 4) == 0);
     CHECK(ca_ber_check(ber, sizeof(ber), 4) == 0);
-    CHECK(ca_ber_check(der, sizeof(der) - 1, 4) != 0);          /* truncated */
+    CHECK(ca_ber_check(der, sizeof(der) - 1, 4) != 0); /* truncated */
     unsigned char trailing[sizeof(der) + 1];
     memcpy(trailing, der, sizeof(der));
     trailing[sizeof(der)] = 0;
@@ -308,7 +309,7 @@ TEST(test_ber_check)
     CHECK(ca_ber_check(prim_indef, sizeof(prim_indef), 4) != 0);
     CHECK(ca_ber_check(no_eoc, sizeof(no_eoc), 4) != 0);
     CHECK(ca_ber_check(long_len, sizeof(long_len), 4) != 0);
-    for (int i = 0; i < 40; i++) {       /* 40 nested indefinite SEQUENCEs */
+    for (int i = 0; i < 40; i++) { /* 40 nested indefinite SEQUENCEs */
         deep[2 * i] = 0x30;
         deep[2 * i + 1] = 0x80;
     }
@@ -321,7 +322,8 @@ TEST(test_base64)
 {
     unsigned char *out = NULL;
     size_t n = 0;
-    CHECK(ca_base64_decode("aGk/Pz8+", 8, 100, &out, &n) == 0 && n == 6 && memcmp(out, "hi?\?\?>", 6) == 0);
+    CHECK(ca_base64_decode("aGk/Pz8+", 8, 100, &out, &n) == 0 && n == 6 &&
+          memcmp(out, "hi?\?\?>", 6) == 0);
     free(out);
     CHECK(ca_base64_decode("a+8=", 4, 100, &out, &n) == 0 && n == 2);
     unsigned char first = out != NULL ? out[0] : 0;
@@ -332,7 +334,7 @@ TEST(test_base64)
     free(out);
     CHECK(ca_base64_decode("aGk", 3, 100, &out, &n) != 0 && out == NULL);
     CHECK(ca_base64_decode("a!==", 4, 100, &out, &n) != 0);
-    CHECK(ca_base64_decode("aGk/Pz8+", 8, 5, &out, &n) != 0);    /* over the limit */
+    CHECK(ca_base64_decode("aGk/Pz8+", 8, 5, &out, &n) != 0); /* over the limit */
 }
 
 /* ---- the responder ---- */
@@ -462,8 +464,8 @@ TEST(test_failures)
     X509_gmtime_adj(X509_getm_notAfter(self), 3600);
     X509_set_pubkey(self, other);
     X509_sign(self, other, EVP_sha256());
-    struct req_opts pop = {.cn = UDID, .challenge = "c", .type = "19", .signer = self,
-                           .signer_key = other};
+    struct req_opts pop = {
+        .cn = UDID, .challenge = "c", .type = "19", .signer = self, .signer_key = other};
     CHECK(round_trip(g_rsa, g_sc, &pop, &r, &rep) == 0);
     CHECK(r.fail == CA_SCEP_BADMESSAGECHECK && strcmp(r.why, "signer_key_not_csr_key") == 0);
     ca_scep_req_clear(&r);
@@ -493,7 +495,8 @@ TEST(test_renewal)
     /* The current identity signs: RenewalReq, and PKCSReq the RFC 8894 way. */
     const char *types[] = {"17", "19"};
     for (int i = 0; i < 2; i++) {
-        struct req_opts ren = {.cn = UDID, .type = types[i], .signer = rep.cert, .signer_key = g_key};
+        struct req_opts ren = {
+            .cn = UDID, .type = types[i], .signer = rep.cert, .signer_key = g_key};
         struct rep rep2;
         CHECK(round_trip(g_rsa, g_sc, &ren, &r, &rep2) == 0);
         CHECK(r.fail == CA_SCEP_FAIL_NONE && r.renewal && strcmp(r.signer_fp, fp) == 0);
@@ -501,8 +504,8 @@ TEST(test_renewal)
         X509_free(rep2.cert);
         ca_scep_req_clear(&r);
     }
-    struct req_opts other_cn = {.cn = "OTHER-UDID", .type = "17", .signer = rep.cert,
-                                .signer_key = g_key};
+    struct req_opts other_cn = {
+        .cn = "OTHER-UDID", .type = "17", .signer = rep.cert, .signer_key = g_key};
     struct rep rep3;
     CHECK(round_trip(g_rsa, g_sc, &other_cn, &r, &rep3) == 0);
     CHECK(r.fail == CA_SCEP_BADREQUEST && strcmp(r.why, "renewal_cn_mismatch") == 0);
@@ -543,7 +546,8 @@ TEST(test_devauth)
     CHECK(ca_devauth_signature(g_rsa, attached, body, strlen(body), &id) == CA_DEVAUTH_MALFORMED);
     char *other = sign_b64(foreign, g_key, body, CMS_DETACHED);
     CHECK(ca_devauth_signature(g_rsa, other, body, strlen(body), &id) == CA_DEVAUTH_UNTRUSTED);
-    CHECK(ca_devauth_signature(g_rsa, "bm90IGNtcw==", body, strlen(body), &id) == CA_DEVAUTH_MALFORMED);
+    CHECK(ca_devauth_signature(g_rsa, "bm90IGNtcw==", body, strlen(body), &id) ==
+          CA_DEVAUTH_MALFORMED);
     CHECK(ca_devauth_signature(g_rsa, NULL, body, strlen(body), &id) == CA_DEVAUTH_MALFORMED);
     unsigned char *der = NULL;
     int n = i2d_X509(dev, &der);
@@ -551,7 +555,7 @@ TEST(test_devauth)
     EVP_EncodeBlock((unsigned char *)b64, der, n);
     char *hdr = xasprintf(" :%s: ", b64);
     CHECK(ca_devauth_header_cert(g_rsa, hdr, &id) == CA_DEVAUTH_OK && strcmp(id.fp, want) == 0);
-    CHECK(ca_devauth_header_cert(g_rsa, b64, &id) == CA_DEVAUTH_MALFORMED);   /* no colons */
+    CHECK(ca_devauth_header_cert(g_rsa, b64, &id) == CA_DEVAUTH_MALFORMED); /* no colons */
     CHECK(ca_devauth_header_cert(g_ec, hdr, &id) == CA_DEVAUTH_UNTRUSTED);
     /* The CA certificate itself chains, but is no client identity. */
     size_t calen;

@@ -96,7 +96,7 @@ TEST(free_cancels_queued_jobs)
         worker_submit(w, job_run, job_done_cancel, &jobs[i]);
     }
     usleep(50000);
-    worker_free(w);   /* job 0 is running: it finishes; 1..4 are canceled */
+    worker_free(w); /* job 0 is running: it finishes; 1..4 are canceled */
     CHECK(canceled_seen == 4);
     CHECK(jobs[0].ran == 1 && jobs[4].ran == 0);
     event_base_free(base);
