@@ -26,7 +26,7 @@ typedef struct x509_store_st X509_STORE;
 
 /* Loads <ca_dir>/ca.crt + ca.key, or creates both (key mode 0600) when the
  * directory holds neither.  NULL on error (logged). */
-struct ca *ca_open(const struct conf *cf);
+struct ca *ca_open(const struct conf *cf) MDMD_MUSTCHECK;
 void ca_free(struct ca *ca); /* NULL-safe */
 
 /* Borrowed; valid as long as ca. */
@@ -65,7 +65,7 @@ void ca_pkey_free(EVP_PKEY *k); /* NULL-safe */
  * or unknown type (logged). */
 EVP_PKEY *ca_keygen(const char *type);
 /* 1 when type is one ca_keygen() accepts (for config validation), else 0. */
-int ca_key_type_ok(const char *type);
+int ca_key_type_ok(const char *type) MDMD_MUSTCHECK;
 
 /* Sets a fresh serial number on x: random, positive, 159 bits (fits the 20
  * octets RFC 5280 allows; unique without keeping state).  0 or -1. */
@@ -78,7 +78,8 @@ int ca_set_random_serial(X509 *x) MDMD_MUSTCHECK;
  * never past the CA's own notAfter (true of the server certificate too).
  * udid must be 1..64 characters of [A-Za-z0-9._-].  Caller frees; NULL on
  * error (logged).  Also used for the OTA identity (same CN rules). */
-X509 *ca_issue_device_cert(const struct ca *ca, EVP_PKEY *key, const char *udid, int days);
+X509 *ca_issue_device_cert(const struct ca *ca, EVP_PKEY *key, const char *udid,
+                           int days) MDMD_MUSTCHECK;
 
 /* Loads a PEM certificate and its unencrypted PEM private key and checks that
  * they match (e.g. the server identity that signs profiles).  On success the
@@ -101,14 +102,14 @@ int ca_verify_issued(const struct ca *ca, X509 *x) MDMD_MUSTCHECK;
 /* 1 when x names the MDM CA as its issuer and the CA's key verifies x's
  * signature, else 0.  Quiet (no log, no validity check): it tells an
  * identity we issued from a foreign one before deciding how to check it. */
-int ca_issued_by(const struct ca *ca, X509 *x);
+int ca_issued_by(const struct ca *ca, X509 *x) MDMD_MUSTCHECK;
 
 /* ---- trust stores ---- */
 
 /* A store of the PEM certificates in path (e.g. Apple's iPhone Device CA, or
  * the simulator's CA in tests).  Caller frees; NULL on error (logged).  Load
  * it once at startup: reading files per request would block the loop. */
-X509_STORE *ca_store_load(const char *path);
+X509_STORE *ca_store_load(const char *path) MDMD_MUSTCHECK;
 void ca_store_free(X509_STORE *st); /* NULL-safe */
 
 /* ---- PKCS#12 ---- */
@@ -125,7 +126,7 @@ int ca_pkcs12(EVP_PKEY *key, X509 *cert, X509 *const *chain, size_t nchain,
               const char *friendly_name, const char *password, const char *mode,
               unsigned char **der, size_t *len) MDMD_MUSTCHECK;
 /* 1 when mode is one ca_pkcs12() accepts (for config validation), else 0. */
-int ca_pkcs12_mode_ok(const char *mode);
+int ca_pkcs12_mode_ok(const char *mode) MDMD_MUSTCHECK;
 
 /* Fills out with size - 1 random characters from an alphabet without
  * look-alikes or XML/shell specials ([A-Za-z2-9] minus I, O, l) and a NUL;
@@ -172,6 +173,6 @@ int ca_pw_hash(const char *password, int iterations, char out[CA_PW_HASH_MAX]) M
  * user costs as much time as a wrong password. */
 int ca_pw_verify(const char *password, const char *stored) MDMD_MUSTCHECK;
 /* The iteration count of a stored hash, or -1 when it is malformed. */
-int ca_pw_iterations(const char *stored);
+int ca_pw_iterations(const char *stored) MDMD_MUSTCHECK;
 
 #endif

@@ -44,11 +44,11 @@ extern const char ca_scep_caps[];
  * OpenSSL's legacy provider next to the default one, so that single-DES
  * envelopes (older iOS, scepclient) can be opened; without it they get
  * FAILURE badAlg.  NULL on error (logged). */
-struct ca_scep *ca_scep_open(const struct ca *ca, const struct conf *cf);
+struct ca_scep *ca_scep_open(const struct ca *ca, const struct conf *cf) MDMD_MUSTCHECK;
 void ca_scep_free(struct ca_scep *sc); /* NULL-safe */
 /* 1 when the responder identity is there (the CA, or an RA loaded from
  * ca_dir); 0 until an RA was made.  Loop thread. */
-int ca_scep_ready(const struct ca_scep *sc);
+int ca_scep_ready(const struct ca_scep *sc) MDMD_MUSTCHECK;
 /* Creates and stores the RA (blocking; worker thread; ca outlives it).
  * 0 or -1 (logged).  On 0 the loop then calls ca_scep_set_ready(). */
 int ca_scep_make_ra(struct ca_scep *sc) MDMD_MUSTCHECK;
@@ -122,7 +122,7 @@ void ca_scep_req_clear(struct ca_scep_req *r); /* frees signer and csr; r reusab
 /* Issues the certificate r asks for: subject CN = r->cn, the CSR's key,
  * keyUsage r->key_usage, EKU clientAuth, CA:FALSE, valid `days` days but
  * never past the CA.  Caller frees; NULL on error (logged). */
-X509 *ca_scep_issue(const struct ca *ca, const struct ca_scep_req *r, int days);
+X509 *ca_scep_issue(const struct ca *ca, const struct ca_scep_req *r, int days) MDMD_MUSTCHECK;
 
 /* Builds the CertRep for r, signed by the responder: SUCCESS with issued
  * (the only certificate of a certs-only PKCS#7) enveloped to r->signer when
@@ -168,9 +168,10 @@ struct ca_devid {                /* who signed: what mdm_msg compares */
  * authentication (X509_PURPOSE_SSL_CLIENT, as the TLS listener does).
  * Returns enum ca_devauth_err; id is filled on CA_DEVAUTH_OK. */
 int ca_devauth_signature(const struct ca *ca, const char *b64, const void *body, size_t len,
-                         struct ca_devid *id);
+                         struct ca_devid *id) MDMD_MUSTCHECK;
 /* RFC 9440 Client-Cert: value is ":<base64 DER certificate>:".  The same
  * chain and purpose checks (the proxy's word is not enough). */
-int ca_devauth_header_cert(const struct ca *ca, const char *value, struct ca_devid *id);
+int ca_devauth_header_cert(const struct ca *ca, const char *value,
+                           struct ca_devid *id) MDMD_MUSTCHECK;
 
 #endif

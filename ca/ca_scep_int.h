@@ -3,6 +3,8 @@
 #ifndef MDMD_CA_SCEP_INT_H
 #define MDMD_CA_SCEP_INT_H
 
+#include "../core/util.h"
+
 #include <openssl/asn1.h>
 #include <openssl/cms.h>
 
@@ -38,10 +40,10 @@ struct ca_scep {
 };
 
 /* The one SignerInfo of cms, or NULL. */
-CMS_SignerInfo *ca_scep_signer_info(CMS_ContentInfo *cms);
+CMS_SignerInfo *ca_scep_signer_info(CMS_ContentInfo *cms) MDMD_MUSTCHECK;
 /* 1 when nid is a content cipher we open and answer with. */
-int ca_scep_cipher_ok(const struct ca_scep *sc, int nid);
+int ca_scep_cipher_ok(const struct ca_scep *sc, int nid) MDMD_MUSTCHECK;
 /* 1 when nid is a digest we accept and sign with. */
-int ca_scep_digest_ok(int nid);
+int ca_scep_digest_ok(int nid) MDMD_MUSTCHECK;
 
 #endif

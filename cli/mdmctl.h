@@ -12,6 +12,8 @@
 #ifndef MDMD_MDMCTL_H
 #define MDMD_MDMCTL_H
 
+#include "../core/util.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
@@ -36,23 +38,24 @@ struct mdmctl_resp {
 /* Sends one request; ctype NULL when no body.  0 when an answer came (any
  * status), -1 after printing why not (connection, TLS, timeout). */
 int mdmctl_http(const struct mdmctl *m, const char *method, const char *path, const char *ctype,
-                const char *body, size_t len, struct mdmctl_resp *out);
+                const char *body, size_t len, struct mdmctl_resp *out) MDMD_MUSTCHECK;
 void mdmctl_resp_free(struct mdmctl_resp *r);
 
 /* ---- mdmctl_cmd.c ---- */
 
 /* Runs the subcommand argv[0]; returns the exit status (0, 1 failure, 2 usage). */
-int mdmctl_cmd_run(struct mdmctl *m, int argc, char **argv);
+int mdmctl_cmd_run(struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
 
 /* ---- mdmctl_enq.c: enqueue, and bulk jobs ---- */
 
-int mdmctl_enq_run(const struct mdmctl *m, int argc, char **argv); /* enqueue ... */
-int mdmctl_enq_job(const struct mdmctl *m, int argc, char **argv); /* job ID [--wait] */
+int mdmctl_enq_run(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK; /* enqueue ... */
+int mdmctl_enq_job(const struct mdmctl *m, int argc,
+                   char **argv) MDMD_MUSTCHECK; /* job ID [--wait] */
 
 /* ---- mdmctl_out.c ---- */
 
 struct mdmctl_table;
-struct mdmctl_table *mdmctl_out_table_new(const char *const *heads, int ncols);
+struct mdmctl_table *mdmctl_out_table_new(const char *const *heads, int ncols) MDMD_MUSTCHECK;
 void mdmctl_out_table_row(struct mdmctl_table *t, const char *const *cells); /* copied */
 void mdmctl_out_table_print(struct mdmctl_table *t); /* to stdout; frees t */
 /* ms since the epoch as "YYYY-MM-DD HH:MM:SS" UTC ("-" for 0 or bad). */

@@ -12,12 +12,14 @@
 #ifndef MDMD_CLI_H
 #define MDMD_CLI_H
 
+#include "util.h"
+
 struct conf;
 
 /* 1 when argv[0] names a subcommand cli_main() runs. */
-int cli_is_command(const char *arg);
+int cli_is_command(const char *arg) MDMD_MUSTCHECK;
 /* Runs the subcommand in argv (argv[0] = "user"); returns the exit status:
  * 0 done, 1 failed (said on stderr), 2 usage error. */
-int cli_main(const struct conf *cf, int argc, char **argv);
+int cli_main(const struct conf *cf, int argc, char **argv) MDMD_MUSTCHECK;
 
 #endif

@@ -9,6 +9,8 @@
 #ifndef MDMD_HTTP_H
 #define MDMD_HTTP_H
 
+#include "util.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,14 +54,15 @@ struct http_limits {
  * outlive the server; app is passed to every handler. */
 struct http_server *http_server_new(struct event_base *base, const char *name, const char *addr,
                                     SSL_CTX *ctx, const struct http_route *routes, void *app,
-                                    const struct http_limits *lim);
-void http_server_free(struct http_server *hs);                  /* NULL-safe */
-int http_server_port(const struct http_server *hs);             /* the bound port */
-void http_server_set_ctx(struct http_server *hs, SSL_CTX *ctx); /* new handshakes use ctx */
+                                    const struct http_limits *lim) MDMD_MUSTCHECK;
+void http_server_free(struct http_server *hs);                     /* NULL-safe */
+int http_server_port(const struct http_server *hs) MDMD_MUSTCHECK; /* the bound port */
+void http_server_set_ctx(struct http_server *hs, SSL_CTX *ctx);    /* new handshakes use ctx */
 void http_server_set_limits(struct http_server *hs, const struct http_limits *lim);
 void http_server_stop_accepting(struct http_server *hs); /* graceful shutdown */
-int http_server_inflight(const struct http_server *hs);  /* requests not yet answered */
-int http_server_connections(const struct http_server *hs);
+int http_server_inflight(const struct http_server *hs)
+    MDMD_MUSTCHECK; /* requests not yet answered */
+int http_server_connections(const struct http_server *hs) MDMD_MUSTCHECK;
 /* For /metrics: the listener's name, its routes, and the numbers of route i
  * (i == http_server_nroutes(): requests that matched no route). */
 struct metrics_endpoint;
@@ -72,7 +75,7 @@ const struct metrics_endpoint *http_server_endpoint(const struct http_server *hs
 void http_routes_print(FILE *f, const char *listener, const struct http_route *rt);
 
 /* Request accessors; every pointer is borrowed and valid until req_respond(). */
-int req_method(const struct req *req);
+int req_method(const struct req *req) MDMD_MUSTCHECK;
 const char *req_path(const struct req *req);
 const char *req_query(const struct req *req);                    /* NULL if none */
 const char *req_header(const struct req *req, const char *name); /* NULL if absent */

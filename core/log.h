@@ -4,12 +4,14 @@
 #ifndef MDMD_LOG_H
 #define MDMD_LOG_H
 
+#include "util.h"
+
 enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 extern int log_level; /* the one global besides the config; set at start */
 
 /* Parses "error", "warn", "info", "debug"; returns -1 if unknown. */
-int log_level_parse(const char *s);
+int log_level_parse(const char *s) MDMD_MUSTCHECK;
 const char *log_level_name(int lvl);
 void log_open_syslog(const char *ident); /* also send every line to syslog */
 void log_close_syslog(void);

@@ -14,6 +14,8 @@
 #ifndef MDMD_METRICS_H
 #define MDMD_METRICS_H
 
+#include "util.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,7 +54,7 @@ enum metrics_report {
     METRICS_R_N
 };
 extern const char *const metrics_report_names[METRICS_R_N];
-int metrics_report_of(const char *status); /* -1 if not one of them */
+int metrics_report_of(const char *status) MDMD_MUSTCHECK; /* -1 if not one of them */
 
 #define METRICS_MAX_LISTENERS 4
 
@@ -76,8 +78,8 @@ struct metrics_text {
     size_t len, cap;
 };
 void metrics_text_init(struct metrics_text *t);
-void metrics_text_free(struct metrics_text *t);               /* buf too, unless taken */
-char *metrics_text_take(struct metrics_text *t, size_t *len); /* caller frees */
+void metrics_text_free(struct metrics_text *t); /* buf too, unless taken */
+char *metrics_text_take(struct metrics_text *t, size_t *len) MDMD_MUSTCHECK; /* caller frees */
 void metrics_text_printf(struct metrics_text *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* "# HELP name help" and "# TYPE name type". */

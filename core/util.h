@@ -33,10 +33,10 @@ void util_random(void *buf, size_t len);
 /* A random (version 4) UUID, upper case as Apple writes them. */
 void util_uuid(char out[37]);
 /* Constant-time comparison of two NUL-terminated secrets; 1 when equal. */
-int util_secret_eq(const char *a, const char *b);
+int util_secret_eq(const char *a, const char *b) MDMD_MUSTCHECK;
 /* A UDID mdmd accepts (it goes inside Redis key names): [A-Za-z0-9._-]{1,64}.
  * Also what makes a SCEP request's CN a UDID. */
-int util_udid_valid(const char *u, size_t n);
+int util_udid_valid(const char *u, size_t n) MDMD_MUSTCHECK;
 
 /* Errors that travel through async callbacks. */
 enum mdmd_err {

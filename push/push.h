@@ -56,7 +56,7 @@ typedef void push_done_fn(void *arg, const struct push_result *res);
  * a UID not starting with "com.apple.mgmt.", or is expired; a certificate
  * expiring within 30 days is logged as a warning.  cf is only read here.
  * No network traffic until the first push_send(). */
-struct push *push_new(struct event_base *base, const struct conf *cf);
+struct push *push_new(struct event_base *base, const struct conf *cf) MDMD_MUSTCHECK;
 /* NULL-safe.  Closes the connections; every pending callback runs with
  * PUSH_CANCELED / MDMD_ECANCELED before it returns. */
 void push_free(struct push *p);
@@ -116,7 +116,7 @@ void push_set_tuning(struct push *p, const struct push_tuning *t);
  * would) when pushes wait, then runs the real HTTP/2 client on it.  Topic
  * com.apple.mgmt.loopback.  Released by push_free(); everything else in
  * this header applies unchanged. */
-struct push *push_new_loopback(struct event_base *base, int connections);
+struct push *push_new_loopback(struct event_base *base, int connections) MDMD_MUSTCHECK;
 /* Hands len bytes to connection idx as if read from APNs (copied; handled
  * from the loop, like a real read).  What the client sends is discarded.
  * -1: p is not a loopback push, or that connection is down. */

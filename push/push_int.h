@@ -139,7 +139,7 @@ struct push {
 };
 
 /* push.c: the dispatch queue, the items, the public API */
-int push_backoff_ms(struct push *p, int base, int cap, unsigned n);
+int push_backoff_ms(struct push *p, int base, int cap, unsigned n) MDMD_MUSTCHECK;
 struct timeval push_tv(int ms);
 void push_kick(struct push *p);
 void push_copy_ident(char *out, size_t outlen, const char *in, size_t inlen);
@@ -151,15 +151,15 @@ void push_requeue(struct push *p, struct push_itemq *orphans);
 void push_dispatch(struct push *p);
 
 /* push_cert.c: the push certificate and its topic */
-SSL_CTX *push_ssl_ctx_new(const struct conf *cf, char **topic);
+SSL_CTX *push_ssl_ctx_new(const struct conf *cf, char **topic) MDMD_MUSTCHECK;
 
 /* push_conn.c: one HTTP/2 connection slot, its socket, TLS and DNS */
 nghttp2_session_callbacks *push_h2_callbacks(void);
-int push_set_host(struct push *p, const struct conf *cf);
+int push_set_host(struct push *p, const struct conf *cf) MDMD_MUSTCHECK;
 void push_conns_init(struct push *p, int n);
-int push_conn_submit(struct push_conn *c, struct push_item *it);
+int push_conn_submit(struct push_conn *c, struct push_item *it) MDMD_MUSTCHECK;
 unsigned push_conn_free_slots(const struct push_conn *c);
-int push_conn_flush(struct push_conn *c);
+int push_conn_flush(struct push_conn *c); /* -1: c was closed (callers that go on using c check) */
 void push_conn_start(struct push_conn *c);
 void push_conn_teardown(struct push_conn *c);
 void push_conn_stop_new_streams(struct push_conn *c);

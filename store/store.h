@@ -20,6 +20,8 @@
 #ifndef MDMD_STORE_H
 #define MDMD_STORE_H
 
+#include "../core/util.h"
+
 #include <stddef.h>
 
 struct event_base;
@@ -35,15 +37,16 @@ typedef void store_done_fn(void *arg, int err);
  * logged and leaves the store down for good (every op MDMD_EUNAVAIL): check
  * it at startup with store_addr_valid().  timeout_ms bounds each op and each
  * connect attempt. */
-struct store *store_new(struct event_base *base, const char *addr, int timeout_ms);
+struct store *store_new(struct event_base *base, const char *addr, int timeout_ms) MDMD_MUSTCHECK;
 void store_free(struct store *s); /* NULL-safe; pending callbacks get MDMD_ECANCELED */
 
-int store_connected(const struct store *s); /* 1 when the last connect succeeded and holds */
+int store_connected(const struct store *s)
+    MDMD_MUSTCHECK; /* 1 when the last connect succeeded and holds */
 const char *store_addr(const struct store *s);
 /* Ops sent and not yet answered, failed or timed out, cancelled and the
  * store's own (script loads, the connect PING) included. */
-int store_pending(const struct store *s);
-int store_addr_valid(const char *addr); /* 1 when store_new() can use addr */
+int store_pending(const struct store *s) MDMD_MUSTCHECK;
+int store_addr_valid(const char *addr) MDMD_MUSTCHECK; /* 1 when store_new() can use addr */
 /* Round-trip times of every answered op (send to reply), for /metrics. */
 struct metrics_hist;
 const struct metrics_hist *store_rtt(const struct store *s);
@@ -61,7 +64,7 @@ void store_op_cancel(struct store_op *op);
  * (SCRIPT FLUSH, a failover) resends that call once as EVAL, which also puts
  * the script back into Redis' cache.  lua is copied; the script belongs to s
  * and lives until store_free(). */
-struct store_script *store_script_new(struct store *s, const char *lua);
+struct store_script *store_script_new(struct store *s, const char *lua) MDMD_MUSTCHECK;
 
 /* A script's reply, borrowed until the callback returns: an integer (str
  * NULL) or a string/status reply (str, len, NUL-terminated).  A nil reply

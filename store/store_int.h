@@ -25,6 +25,8 @@
 #ifndef MDMD_STORE_INT_H
 #define MDMD_STORE_INT_H
 
+#include "../core/util.h"
+
 #include "store.h"
 #include <hiredis/hiredis.h>
 
@@ -106,10 +108,10 @@ struct store_op *store_argv_script(struct store *s, const char *lua, int nkeys,
 /* The usual first step of a reply function: err unchanged when set; for an
  * error reply MDMD_EUNAVAIL when Redis cannot serve yet (LOADING, BUSY,
  * MASTERDOWN, TRYAGAIN) and MDMD_EPROTO otherwise (logged); else MDMD_OK. */
-int store_reply_error(int err, const redisReply *r);
+int store_reply_error(int err, const redisReply *r) MDMD_MUSTCHECK;
 
 /* 1 when r is an array of strings only (shared reply checks, store_mdm.c). */
-int store_reply_strings(const redisReply *r);
+int store_reply_strings(const redisReply *r) MDMD_MUSTCHECK;
 /* [[udid, token, magic, topic]...] as push targets; strings borrowed from p,
  * the array freed by the caller. */
 struct store_push_target *store_reply_targets(const redisReply *p, size_t *n);

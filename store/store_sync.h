@@ -17,7 +17,7 @@ struct store_sync;
  * or, when redis is empty, to the private Redis mdmd runs under data_dir.
  * NULL with a message for people in err when Redis does not answer PING. */
 struct store_sync *store_sync_open(const char *redis, const char *data_dir, int timeout_ms,
-                                   char *err, size_t errlen);
+                                   char *err, size_t errlen) MDMD_MUSTCHECK;
 void store_sync_free(struct store_sync *ss); /* NULL-safe */
 
 /* Results are enum store_users_result (store_users.h), or -1 on a Redis

@@ -6,6 +6,8 @@
 #ifndef MDMD_STORE_USERS_H
 #define MDMD_STORE_USERS_H
 
+#include "../core/util.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,9 +16,9 @@
 #define STORE_USERS_NAME_MAX 64
 
 /* 1 when name is 1..64 characters of [A-Za-z0-9._@-] (it goes into keys). */
-int store_users_name_ok(const char *name);
+int store_users_name_ok(const char *name) MDMD_MUSTCHECK;
 /* 1 for "admin" and "user". */
-int store_users_role_ok(const char *role);
+int store_users_role_ok(const char *role) MDMD_MUSTCHECK;
 
 struct store_user { /* borrowed by callbacks */
     const char *name;

@@ -8,6 +8,8 @@
 #ifndef MDMD_API_H
 #define MDMD_API_H
 
+#include "../../core/util.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +34,7 @@ void api_fail(struct req *req, int err);
 /* 1 if the request carries the API key or comes through the console's API
  * with a valid session and CSRF token (req_user() set, console.h);
  * otherwise answers 401 and returns 0. */
-int api_authorized(struct req *req, void *app);
+int api_authorized(struct req *req, void *app) MDMD_MUSTCHECK;
 
 /* Bulk enqueue jobs.  POST /v1/commands with more than
  * API_JOBS_SYNC_MAX UDIDs, with "filter": "all_enrolled", or with "async": true
@@ -140,7 +142,7 @@ void api_content_apps(struct req *req, void *app); /* /v1/apps */
 void api_content_app(struct req *req, void *app);
 
 /* 1 when id may name content: 1..200 characters of [A-Za-z0-9._@+-]. */
-int api_content_id_ok(const char *id);
+int api_content_id_ok(const char *id) MDMD_MUSTCHECK;
 
 /* GET /metrics, the Prometheus text format (version 0.0.4) on
  * the 1-way listener.  Behind the admin API key unless `metrics_public yes`.

@@ -48,7 +48,7 @@ struct enroll_keys;
 /* Loads the profile-signing identity (tls_cert_file/tls_key_file) and the
  * device CA trust store (enroll_device_ca_file, when set).  Blocking: call
  * before the loop runs.  NULL on error (logged). */
-struct enroll_keys *enroll_keys_load(const struct conf *cf);
+struct enroll_keys *enroll_keys_load(const struct conf *cf) MDMD_MUSTCHECK;
 /* SIGHUP: loads them again from cf; on error keeps the current ones.  0/-1. */
 int enroll_keys_reload(struct enroll_keys *k, const struct conf *cf) MDMD_MUSTCHECK;
 void enroll_keys_free(struct enroll_keys *k); /* NULL-safe */
@@ -97,7 +97,7 @@ struct enroll_scep_keys;
  * tls_key_file).  Blocking (files).  A new RA is made on worker: until then
  * GetCACert and PKIOperation answer 503.  NULL on error (logged). */
 struct enroll_scep_keys *enroll_scep_keys_load(const struct conf *cf, const struct ca *ca,
-                                               struct worker *worker);
+                                               struct worker *worker) MDMD_MUSTCHECK;
 /* SIGHUP: the profile signer again (the server certificate may have been
  * renewed); on error keeps the current one.  0 or -1. */
 int enroll_scep_keys_reload(struct enroll_scep_keys *k, const struct conf *cf) MDMD_MUSTCHECK;

@@ -5,6 +5,8 @@
 #ifndef MDMD_MDM_H
 #define MDMD_MDM_H
 
+#include "../../core/util.h"
+
 #include <plist/plist.h>
 #include <stddef.h>
 
@@ -51,7 +53,7 @@ struct mdm_msg {
 struct mdm_msg *mdm_begin(struct req *req, struct app *app);
 void mdm_done(struct mdm_msg *m);
 /* Answers 403 for an identity failure (logged); returns 1 if it answered. */
-int mdm_refuse(struct mdm_msg *m, int err, int ident);
+int mdm_refuse(struct mdm_msg *m, int err, int ident) MDMD_MUSTCHECK;
 /* Adds a record field; value is taken (freed with m). */
 void mdm_field_take(struct mdm_msg *m, const char *key, char *value);
 /* Copies the listed string keys of dict into record fields (Apple key ->

@@ -1,6 +1,8 @@
 #ifndef MDMD_WAKE_H
 #define MDMD_WAKE_H
 
+#include "../../core/util.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,7 +32,7 @@ struct wake_stats {
 /* push may be NULL (no APNs configured): requests are counted and dropped.
  * Borrows base, store and push; they must outlive the wake. */
 struct wake *wake_new(struct event_base *base, struct store *store, struct push *push,
-                      int window_ms);
+                      int window_ms) MDMD_MUSTCHECK;
 void wake_free(struct wake *w); /* NULL-safe; pending pushes are dropped */
 /* Copies what it needs from t. */
 void wake_devices(struct wake *w, const struct store_push_target *t, size_t n);
