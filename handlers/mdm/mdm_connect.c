@@ -45,7 +45,12 @@ static void mdm_connect_on_next(void *arg, int err, int ident, const char *uuid,
                                 size_t len)
 {
     struct mdm_msg *m = arg;
-    if (!mdm_refuse(m, err, ident)) {
+    if (err == MDMD_OK && ident == STORE_ID_NO_CHANNEL) {
+        /* A user channel that never began (user_channel decline) or ended:
+         * nothing is queued for it, and nothing for the device to retry. */
+        log_info("event=user_channel_unknown udid=%s", m->udid);
+        req_respond(m->req, 200, NULL, NULL, 0);
+    } else if (!mdm_refuse(m, err, ident)) {
         int st =
             metrics_report_of(plist_get_string_ptr(plist_dict_get_item(m->body, "Status"), NULL));
         if (st >= 0)
@@ -122,7 +127,7 @@ static void mdm_connect_report(struct mdm_msg *m, const char *status, const char
 void mdm_connect(struct req *req, void *app)
 {
     struct mdm_msg *m = mdm_begin(req, app);
-    if (m == NULL)
+    if (m == NULL || mdm_user_channel(m) < 0)
         return;
     char *status = mdm_own(m, apple_plist_dict_string(m->body, "Status"));
     char *uuid = mdm_own(m, apple_plist_dict_string(m->body, "CommandUUID"));

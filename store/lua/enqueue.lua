@@ -1,5 +1,6 @@
 -- KEYS: cmd [job]   ARGV: uuid request_type plist now ttl_s udid...
--- Stores the command body once and queues its UUID for every managed UDID.
+-- Stores the command body once and queues its UUID for every managed UDID
+-- (or user channel, "<UDID>:<user>").
 -- Returns {queued, {unknown udid...}, {udid, token, push_magic, topic}...}:
 -- the last part names what to push, so that no second round trip is needed.
 local cmd = KEYS[1]
@@ -10,10 +11,10 @@ end
 local queued, unknown, push = 0, {}, {}
 for i = 6, #ARGV do
   local u = ARGV[i]
-  local dev = 'mdm:dev:{' .. u .. '}'
+  local dev = mdm_key('dev', u)
   local d = redis.call('HMGET', dev, 'state', 'token', 'push_magic', 'topic', 'token_invalid')
   if d[1] and d[1] ~= 'checked_out' then
-    redis.call('RPUSH', 'mdm:q:{' .. u .. '}', uuid)
+    redis.call('RPUSH', mdm_key('q', u), uuid)
     queued = queued + 1
     if d[2] and d[3] and not d[5] then push[#push + 1] = {u, d[2], d[3], d[4] or ''} end
   else
