@@ -136,7 +136,8 @@ static int ca_seal_gcm(int enc, const unsigned char *key, const unsigned char *n
                        unsigned char *tag)
 {
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    int n = 0, ok = c != NULL && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce, enc) == 1;
+    int n = 0,
+        ok = c != NULL && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce, enc) == 1;
     ok = ok && EVP_CipherUpdate(c, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) == 1;
     ok = ok && EVP_CipherUpdate(c, out, &n, in, (int)len) == 1;
     if (ok && !enc)
@@ -210,7 +211,7 @@ unsigned char *ca_unseal(const char *path, const char *context, const char *seal
         free(aad);
     }
     if (out == NULL)
-        log_warn("event=unseal_failed reason=%s", nk <= 0  ? "no_key_or_format"
+        log_warn("event=unseal_failed reason=%s", nk <= 0       ? "no_key_or_format"
                                                   : key == NULL ? "unknown_key_id"
                                                                 : "bad_text_or_tag");
     OPENSSL_cleanse(k, sizeof(k));

@@ -10,7 +10,7 @@
 
 extern const char store_lua_user_token_update[], store_lua_bootstrap_set[],
     store_lua_bootstrap_get[], store_lua_rts_get[], store_lua_token_source_get[],
-    store_lua_hash_replace[], store_lua_ident[];
+    store_lua_hash_replace[], store_lua_ident[], store_lua_migrate[];
 
 #define STORE_CHECKIN_MAXV 16
 
@@ -106,8 +106,8 @@ struct store_op *store_user_token_update(struct store *s, const struct store_dev
 }
 
 struct store_op *store_bootstrap_set(struct store *s, const struct store_device_msg *m,
-                                     const char *sealed, const char *awaiting,
-                                     store_checkin_fn *cb, void *arg)
+                                     const char *sealed, const char *awaiting, store_checkin_fn *cb,
+                                     void *arg)
 {
     struct store_argv a;
     store_argv_init(&a);
@@ -212,14 +212,52 @@ static struct store_op *store_checkin_cmd(struct store *s, const char *cmd, cons
     return store_cmd_argv(s, 2, argv, NULL, store_checkin_array_reply, op);
 }
 
-struct store_op *store_setting_get(struct store *s, const char *key, store_values_fn *cb,
-                                   void *arg)
+struct store_op *store_setting_get(struct store *s, const char *key, store_values_fn *cb, void *arg)
 {
     return store_checkin_cmd(s, "HGETALL", key, cb, arg);
 }
 
-struct store_op *store_set_members(struct store *s, const char *key, store_values_fn *cb,
-                                   void *arg)
+struct store_op *store_set_members(struct store *s, const char *key, store_values_fn *cb, void *arg)
 {
     return store_checkin_cmd(s, "SMEMBERS", key, cb, arg);
+}
+
+static void store_checkin_migrate_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_migrate_fn *cb = (store_migrate_fn *)(void (*)(void))op->cb;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+         r->element[0]->type != REDIS_REPLY_INTEGER || !store_reply_strings(r->element[1])))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        cb(op->arg, err, 0, NULL, 0);
+        return;
+    }
+    const redisReply *sk = r->element[1];
+    const char **v = xcalloc(sk->elements + 1, sizeof(*v));
+    for (size_t i = 0; i < sk->elements; i++)
+        v[i] = sk->element[i]->str;
+    cb(op->arg, MDMD_OK, (long)r->element[0]->integer, v, sk->elements);
+    free(v);
+}
+
+struct store_op *store_migrate(struct store *s, const struct store_migrant *d, size_t n,
+                               int64_t now_ms, store_migrate_fn *cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_str(&a, "mdm:devices");
+    store_argv_str(&a, "mdm:events");
+    store_argv_fmt(&a, "%lld", (long long)now_ms);
+    for (size_t i = 0; i < n; i++) {
+        store_argv_str(&a, d[i].udid);
+        store_argv_fmt(&a, "%zu", d[i].n);
+        for (size_t j = 0; j < d[i].n; j++) {
+            store_argv_str(&a, d[i].fields[j].key);
+            store_argv_push(&a, d[i].fields[j].val, d[i].fields[j].len);
+        }
+    }
+    return store_argv_script(s, store_lua_migrate, 2, &a, store_checkin_migrate_reply,
+                             (store_any_fn *)cb, arg);
 }

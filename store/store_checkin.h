@@ -19,8 +19,8 @@
 
 /* A script's answer: ident (enum store_ident) and the values after its
  * status, v[i] NULL for a nil one. */
-typedef void store_values_fn(void *arg, int err, int ident, const char *const *v,
-                             const size_t *len, size_t n);
+typedef void store_values_fn(void *arg, int err, int ident, const char *const *v, const size_t *len,
+                             size_t n);
 
 /* The identity check alone (no values). */
 struct store_op *store_ident_check(struct store *s, const struct store_device_msg *m,
@@ -35,8 +35,8 @@ struct store_op *store_user_token_update(struct store *s, const struct store_dev
 /* SetBootstrapToken: sealed (ca_seal) or "" to clear; awaiting "true",
  * "false" or "" (absent). */
 struct store_op *store_bootstrap_set(struct store *s, const struct store_device_msg *m,
-                                     const char *sealed, const char *awaiting,
-                                     store_checkin_fn *cb, void *arg);
+                                     const char *sealed, const char *awaiting, store_checkin_fn *cb,
+                                     void *arg);
 /* The sealed token (v[0], NULL: none).  cert_fp "": an admin's read, no
  * identity check; who is recorded in the bootstrap_token_read event. */
 struct store_op *store_bootstrap_get(struct store *s, const char *udid, const char *cert_fp,
@@ -51,6 +51,19 @@ struct store_op *store_rts_get(struct store *s, const struct store_device_msg *m
 /* GetToken: v = kind, data, issuer of mdm:tokensrc:<type> (NULL: none). */
 struct store_op *store_token_source_get(struct store *s, const struct store_device_msg *m,
                                         const char *type, store_values_fn *cb, void *arg);
+
+/* POST /v1/migrate: records for devices enrolled elsewhere (migrate.lua),
+ * one call for all of them (the caller keeps batches small: Redis serves no
+ * one else while it runs).  skipped: UDIDs with a live record, left alone. */
+struct store_migrant {
+    const char *udid;
+    const struct store_kv *fields; /* record fields: token, push_magic, topic, ... */
+    size_t n;
+};
+typedef void store_migrate_fn(void *arg, int err, long created, const char *const *skipped,
+                              size_t nskipped);
+struct store_op *store_migrate(struct store *s, const struct store_migrant *d, size_t n,
+                               int64_t now_ms, store_migrate_fn *cb, void *arg);
 
 /* Admin: replaces the hash key whole (n == 0: deletes it); set, when not
  * NULL, gains or loses member.  Reads: the hash's fields and values. */

@@ -19,7 +19,8 @@ static json_t *api_devices_record(const struct store_record *r)
 {
     json_t *o = json_object();
     for (size_t i = 0; i < r->n; i++)
-        json_object_set_new(o, r->kv[i].key, json_stringn(r->kv[i].val, r->kv[i].len));
+        if (strcmp(r->kv[i].key, "bootstrap_token") != 0) /* only GET .../bootstrap-token */
+            json_object_set_new(o, r->kv[i].key, json_stringn(r->kv[i].val, r->kv[i].len));
     return o;
 }
 
@@ -180,18 +181,20 @@ static void api_devices_commands(struct req *req, struct app *a, const char *udi
 void api_device(struct req *req, void *app)
 {
     struct app *a = app;
-    char udid[65];
+    char udid[UTIL_CHANNEL_MAX];
     if (!api_authorized(req, app))
         return;
     const char *rest = req_path(req) + strlen("/v1/devices/");
     size_t n = strcspn(rest, "/");
     const char *tail = rest + n;
-    if (!util_udid_valid(rest, n)) {
+    if (!util_channel_valid(rest, n)) { /* a UDID, or a user channel <UDID>:<user> */
         req_fail(req, 400, "malformed UDID");
         return;
     }
     memcpy(udid, rest, n);
     udid[n] = '\0';
+    if (api_checkin_device(req, a, udid, tail))
+        return;
     if (strcmp(tail, "/commands") == 0)
         api_devices_commands(req, a, udid);
     else if (*tail == '\0' && req_method(req) == HTTP_M_GET)

@@ -59,8 +59,8 @@ void mdm_escrow_set(struct mdm_msg *m)
         mdm_done(m);
         return;
     }
-    log_info("event=bootstrap_token_%s udid=%s bytes=%llu", n > 0 ? "escrowed" : "cleared",
-             m->udid, (unsigned long long)n);
+    log_info("event=bootstrap_token_%s udid=%s bytes=%llu", n > 0 ? "escrowed" : "cleared", m->udid,
+             (unsigned long long)n);
     struct store_device_msg msg = mdm_device_msg(m);
     store_bootstrap_set(m->app->store, &msg, mdm_own(m, sealed),
                         mdm_escrow_bool(m->body, "AwaitingConfiguration"), mdm_escrow_on_set, m);
@@ -70,7 +70,8 @@ void mdm_escrow_set(struct mdm_msg *m)
 static plist_t mdm_escrow_open(struct mdm_msg *m, const char *sealed)
 {
     size_t n = 0;
-    unsigned char *p = sealed != NULL ? ca_unseal(m->app->seal_key_path, m->udid, sealed, &n) : NULL;
+    unsigned char *p =
+        sealed != NULL ? ca_unseal(m->app->seal_key_path, m->udid, sealed, &n) : NULL;
     if (p == NULL)
         return NULL;
     plist_t d = plist_new_data((const char *)p, n);
@@ -132,8 +133,8 @@ static void mdm_escrow_on_rts(void *arg, int err, int ident, const char *const *
                                            "BootstrapToken", tok);
     }
     (void)apple_checkin_answer_set(a, "ReturnToService", NULL, "ReturnToService", rts);
-    log_info("event=return_to_service udid=%s enabled=%d source=%s bootstrap_token=%d", m->udid,
-             on, n >= 6 && v[5] != NULL ? v[5] : "none", tok != NULL);
+    log_info("event=return_to_service udid=%s enabled=%d source=%s bootstrap_token=%d", m->udid, on,
+             n >= 6 && v[5] != NULL ? v[5] : "none", tok != NULL);
     mdm_answer(m, a);
     mdm_done(m);
 }

@@ -95,11 +95,8 @@ void mdm_user_authenticate(struct mdm_msg *m)
 }
 
 static const char *const mdm_user_token_map[][2] = {
-    {"PushMagic", "push_magic"},
-    {"Topic", "topic"},
-    {"UserShortName", "user_short_name"},
-    {"UserLongName", "user_long_name"},
-    {NULL, NULL},
+    {"PushMagic", "push_magic"},        {"Topic", "topic"}, {"UserShortName", "user_short_name"},
+    {"UserLongName", "user_long_name"}, {NULL, NULL},
 };
 
 static void mdm_user_on_token(void *arg, int err, int ident, int enrolled_now)

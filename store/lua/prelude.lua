@@ -3,9 +3,19 @@
 -- with the certificate bound to its enrollment at Authenticate, and that
 -- certificate has not been revoked since (re-enrollment, CheckOut).
 local function mdm_ident_device(dev, fp)
-  local st = redis.call('HMGET', dev, 'state', 'cert_fp')
+  local st = redis.call('HMGET', dev, 'state', 'cert_fp', 'migrated')
   if not st[1] then return 'unknown' end
   if st[1] == 'checked_out' then return 'checked_out' end
+  if not st[2] and st[3] == '1' and fp ~= '' then
+    -- Migrated (migrate.lua): the first certificate of the MDM CA it comes
+    -- with is bound (trust on first use), unless the registry gives that
+    -- certificate to another UDID.
+    local udid = string.match(dev, '^mdm:dev:{(.*)}$')
+    local owner = redis.call('HGET', 'mdm:cert:' .. fp, 'udid')
+    if owner and owner ~= '' and owner ~= udid then return 'cert_mismatch' end
+    redis.call('HSET', dev, 'cert_fp', fp, 'migrated_bound_at', redis.call('TIME')[1] * 1000)
+    st[2] = fp
+  end
   if st[2] ~= fp then return 'cert_mismatch' end
   if redis.call('HGET', 'mdm:cert:' .. fp, 'state') == 'revoked' then return 'revoked' end
   return nil

@@ -56,4 +56,52 @@ check "an empty SetBootstrapToken clears it" test "$(R hexists "mdm:dev:{$U}" bo
 check "GetBootstrapToken without a token: 200, key omitted" \
     bash -c "grep -q 'name=get-bootstrap .*http=200\$' '$T/out'"
 check "admin read without a token: 404" test "$(api GET "/v1/devices/$U/bootstrap-token")" = 404
+
+# --- AwaitingConfiguration and DeviceConfigured ---
+sim awaiting
+check "TokenUpdate AwaitingConfiguration true is recorded" test "$(R hget "mdm:dev:{$U}" awaiting_configuration)" = true
+api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"DeviceConfigured"}}' >/dev/null
+"${SIM[@]}" -q --skip-enroll >"$T/out" 2>&1
+check "DeviceConfigured acknowledged releases the device" test "$(R hget "mdm:dev:{$U}" awaiting_configuration)" = false
+check "device_configured event" bash -c "redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -qx device_configured"
+
+# --- ReturnToService: off by default, fleet-wide, per device, with the token ---
+sim rts
+check "ReturnToService off by default: Enabled false" has rts "http=200 ReturnToService.Enabled=false"
+WIFI=$(printf WIFI-PROFILE-XML | base64); MDMP=$(printf MDM-PROFILE-XML | base64)
+check "fleet setting: PUT /v1/return-to-service" \
+    test "$(api PUT /v1/return-to-service '{"enabled":true,"wifi_profile":"'$WIFI'","preserve_apps":false}')" = 200
+sim "set-bootstrap:RTS-TOKEN-1" rts
+check "fleet-wide on: Enabled true" has rts "ReturnToService.Enabled=true"
+check "with the fleet's Wi-Fi profile" has rts "ReturnToService.WiFiProfileData=WIFI-PROFILE-XML"
+check "no bootstrap token without app preservation" bash -c "! grep 'name=rts ' '$T/out' | grep -q BootstrapToken"
+check "per device: PUT /v1/devices/{udid}/return-to-service" \
+    test "$(api PUT "/v1/devices/$U/return-to-service" '{"enabled":true,"mdm_profile":"'$MDMP'","preserve_apps":true}')" = 200
+sim rts
+check "the device's setting wins: its MDM profile" has rts "ReturnToService.MDMProfileData=MDM-PROFILE-XML"
+check "and not the fleet's Wi-Fi profile" bash -c "! grep 'name=rts ' '$T/out' | grep -q WiFiProfileData"
+check "app preservation: the escrowed bootstrap token" has rts "ReturnToService.BootstrapToken=RTS-TOKEN-1"
+check "logged as an event with its source" bash -c "redis-cli -p $REDIS_PORT xrevrange mdm:events + - count 1 | grep -A1 -x source | grep -qx device"
+check "GET the device setting" bash -c "[ \$(curl -s -o '$T/rts.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/devices/$U/return-to-service) = 200 ] && grep -q '\"preserve_apps\":true' '$T/rts.json'"
+check "bad body: 400" test "$(api PUT /v1/return-to-service '{"enabled":"yes"}')" = 400
+api PUT "/v1/devices/$U/return-to-service" '{"enabled":false}' >/dev/null
+sim rts
+check "per device off: Enabled false although the fleet is on" has rts "ReturnToService.Enabled=false"
+api DELETE "/v1/devices/$U/return-to-service" >/dev/null; api DELETE /v1/return-to-service >/dev/null
+sim rts
+check "both deleted: off" has rts "ReturnToService.Enabled=false"
+
+# --- GetToken: per TokenServiceType, from REST or the configuration ---
+sim get-token:com.apple.maid get-token:com.apple.watch.pairing "get-token:bad/type"
+check "no source for the type: 400 (Apple's answer for an unknown type)" has get-token:com.apple.maid http=400
+check "malformed type: 400" has "get-token:bad/type" http=400
+check "PUT /v1/token-sources/{type}" \
+    test "$(api PUT /v1/token-sources/com.apple.maid '{"kind":"static","data":"'$(printf MAID-TOKEN-1 | base64)'"}')" = 200
+mkdir -p "$T/tokens" && printf WATCH-TOKEN-1 >"$T/tokens/com.apple.watch.pairing"
+sim get-token:com.apple.maid get-token:com.apple.watch.pairing
+check "GetToken answers TokenData from the REST source" has get-token:com.apple.maid "http=200 TokenData=MAID-TOKEN-1"
+check "and from token_source_dir" has get-token:com.apple.watch.pairing "http=200 TokenData=WATCH-TOKEN-1"
+check "GET /v1/token-sources lists it" bash -c "[ \$(curl -s -o '$T/ts.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/token-sources) = 200 ] && grep -q com.apple.maid '$T/ts.json'"
+check "GET a source: kind and size, never the token" bash -c "[ \$(curl -s -o '$T/ts1.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/token-sources/com.apple.maid) = 200 ] && grep -q '\"size\":12' '$T/ts1.json' && ! grep -q 'MAID\|TUFJR' '$T/ts1.json'"
+check "a bad kind: 400" test "$(api PUT /v1/token-sources/x.y '{"kind":"jwt"}')" = 400
 finish
