@@ -359,12 +359,18 @@ static char *api_checkin_hex(plist_t dict, const char *key)
 }
 
 static const char *const api_checkin_mig_map[][2] = {
-    {"Topic", "topic"},         {"SerialNumber", "serial_number"},
-    {"ProductName", "product_name"}, {"Model", "model"},
-    {"ModelName", "model_name"}, {"OSVersion", "os_version"},
-    {"BuildVersion", "build_version"}, {"DeviceName", "device_name"},
-    {"IMEI", "imei"},           {"MEID", "meid"},
-    {"PushMagic", "push_magic"}, {NULL, NULL},
+    {"Topic", "topic"},
+    {"SerialNumber", "serial_number"},
+    {"ProductName", "product_name"},
+    {"Model", "model"},
+    {"ModelName", "model_name"},
+    {"OSVersion", "os_version"},
+    {"BuildVersion", "build_version"},
+    {"DeviceName", "device_name"},
+    {"IMEI", "imei"},
+    {"MEID", "meid"},
+    {"PushMagic", "push_magic"},
+    {NULL, NULL},
 };
 
 /* One Authenticate or TokenUpdate into its device's entry; NULL or why not. */
@@ -440,8 +446,8 @@ static void api_checkin_mig_step(struct api_checkin_mig *g)
         return;
     }
     for (; n < API_CHECKIN_MIGRATE_BATCH && g->next < g->ndevs; n++, g->next++)
-        m[n] = (struct store_migrant){g->devs[g->next].udid, g->devs[g->next].kv,
-                                      g->devs[g->next].n};
+        m[n] =
+            (struct store_migrant){g->devs[g->next].udid, g->devs[g->next].kv, g->devs[g->next].n};
     store_migrate(g->app->store, m, n, util_now_ms(), api_checkin_on_migrated, g);
 }
 

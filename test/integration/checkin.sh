@@ -104,4 +104,56 @@ check "and from token_source_dir" has get-token:com.apple.watch.pairing "http=20
 check "GET /v1/token-sources lists it" bash -c "[ \$(curl -s -o '$T/ts.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/token-sources) = 200 ] && grep -q com.apple.maid '$T/ts.json'"
 check "GET a source: kind and size, never the token" bash -c "[ \$(curl -s -o '$T/ts1.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/token-sources/com.apple.maid) = 200 ] && grep -q '\"size\":12' '$T/ts1.json' && ! grep -q 'MAID\|TUFJR' '$T/ts1.json'"
 check "a bad kind: 400" test "$(api PUT /v1/token-sources/x.y '{"kind":"jwt"}')" = 400
+
+# --- user channels: policy accept, own token, own queue and NotNow marks ---
+echo "user_channel accept" >>"$D/mdmd.conf"
+kill -HUP "$MDMD_PID"
+wait_for 10 grep -q event=reloaded "$T/mdmd.log" || fail "SIGHUP reload"
+sim user-auth:USER-A user-token:USER-A ipad-token:alice@example.com
+check "UserAuthenticate accepted: 200 with an empty DigestChallenge (macOS)" \
+    bash -c "grep 'name=user-auth:USER-A ' '$T/out' | grep -q 'http=200 DigestChallenge=\$'"
+check "user-channel TokenUpdate: 200" has user-token:USER-A http=200
+check "the channel's record is enrolled" test "$(R hget "mdm:dev:{$U}:USER-A" state)" = enrolled
+check "with its own token" bash -c "t=\$(redis-cli -p $REDIS_PORT hget 'mdm:dev:{$U}:USER-A' token); [ \${#t} = 64 ] && [ \"\$t\" != \"\$(redis-cli -p $REDIS_PORT hget 'mdm:dev:{$U}' token)\" ]"
+check "and its own push magic" test "$(R hget "mdm:dev:{$U}:USER-A" push_magic)" = UMAGIC-USER-A
+check "the device's own token is untouched" test "$(R hget "mdm:dev:{$U}" push_magic)" != UMAGIC-USER-A
+check "Shared iPad (all-F UserID): channel by UserShortName" \
+    test "$(R hget "mdm:dev:{$U}:alice@example.com" state)" = enrolled
+check "the device lists its channels" test "$(R smembers "mdm:channels:{$U}" | sort | tr '\n' ' ')" = "USER-A alice@example.com "
+check "REST: GET /v1/devices/{udid}/channels" bash -c "[ \$(curl -s -o '$T/ch.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/devices/$U/channels) = 200 ] && grep -q USER-A '$T/ch.json'"
+check "channels stay out of mdm:devices" test "$(R zscore mdm:devices "$U:USER-A")" = ""
+
+api POST /v1/commands '{"udids":["'$U:USER-A'"],"command":{"RequestType":"ProfileList"}}' >/dev/null
+CU=$(jget "$T/api" command_uuid)
+api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"SecurityInfo"}}' >/dev/null
+CD=$(jget "$T/api" command_uuid)
+check "a command for <UDID>:<user> goes on the channel's queue" \
+    bash -c "[ -n '$CU' ] && [ \"\$(redis-cli -p $REDIS_PORT lrange 'mdm:q:{$U}:USER-A' 0 -1)\" = '$CU' ]"
+check "the device's queue has only its own" test "$(R lrange "mdm:q:{$U}" 0 -1)" = "$CD"
+check "REST shows the channel's queue" bash -c "[ \$(curl -s -o '$T/cd.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' 'https://127.0.0.1:$PUB/v1/devices/$U:USER-A') = 200 ] && grep -q '$CU' '$T/cd.json'"
+"${SIM[@]}" -q --skip-enroll --notnow-rate 1 --seed 1 --step user-poll:USER-A >"$T/out" 2>&1
+check "the channel's poll gets only its command" has user-poll:USER-A "commands=1 types=ProfileList"
+check "NotNow on the channel marks it in the channel's set" test "$(R smembers "mdm:notnow:{$U}:USER-A")" = "$CU"
+check "and keeps it queued there" test "$(R lrange "mdm:q:{$U}:USER-A" 0 -1)" = "$CU"
+check "the device's NotNow is its own" test "$(R smembers "mdm:notnow:{$U}")" = "$CD"
+"${SIM[@]}" -q --skip-enroll --step user-poll:USER-A >"$T/out" 2>&1
+check "the next channel poll gets it again and acknowledges it" has user-poll:USER-A "commands=1 types=ProfileList"
+check "the channel's queue is empty" test "$(R llen "mdm:q:{$U}:USER-A")" = 0
+check "its result is in the channel's history" bash -c "redis-cli -p $REDIS_PORT xrange 'mdm:res:{$U}:USER-A' - + | grep -qx $CU"
+check "not in the device's history" bash -c "! redis-cli -p $REDIS_PORT xrange 'mdm:res:{$U}' - + | grep -qx $CU"
+check "the device's command went to the device" test "$(R llen "mdm:q:{$U}")" = 0
+check "REST history of the channel" bash -c "[ \$(curl -s -o '$T/h.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' 'https://127.0.0.1:$PUB/v1/devices/$U:USER-A/commands') = 200 ] && grep -q '$CU' '$T/h.json'"
+check "a malformed user part: 400" test "$(api GET "/v1/devices/$U:bad%20user")" = 400
+"${SIM[@]}" -q --skip-enroll --step user-poll:NOBODY >"$T/out" 2>&1
+check "a poll on a channel that never began: 200, nothing" has user-poll:NOBODY "commands=0"
+
+# --- CheckOut of the device ends its user channels ---
+api POST /v1/commands '{"udids":["'$U:USER-A'"],"command":{"RequestType":"ProfileList"}}' >/dev/null
+sim raw:CheckOut
+check "CheckOut: 200" has raw:CheckOut http=200
+check "the channel is checked out" test "$(R hget "mdm:dev:{$U}:USER-A" state)" = checked_out
+check "its queue is gone" test "$(R exists "mdm:q:{$U}:USER-A")" = 0
+check "the channel set is gone" test "$(R exists "mdm:channels:{$U}")" = 0
+check "user_channel_ended events" test "$(R xrange mdm:events - + | grep -cx user_channel_ended)" = 2
+check "queue_depth counted the dropped command" test "$(R hget mdm:stats queue_depth)" = 0
 finish
