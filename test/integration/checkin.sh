@@ -156,4 +156,44 @@ check "its queue is gone" test "$(R exists "mdm:q:{$U}:USER-A")" = 0
 check "the channel set is gone" test "$(R exists "mdm:channels:{$U}")" = 0
 check "user_channel_ended events" test "$(R xrange mdm:events - + | grep -cx user_channel_ended)" = 2
 check "queue_depth counted the dropped command" test "$(R hget mdm:stats queue_depth)" = 0
+
+# --- migration of 1,000 devices enrolled elsewhere ---
+python3 - "$T/migrate.json" <<'PY'
+import base64, json, sys
+def plist(d):
+    body = ''.join('<key>%s</key>%s' % (k, v) for k, v in d.items())
+    x = ('<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>%s</dict></plist>' % body)
+    return base64.b64encode(x.encode()).decode()
+s = lambda v: '<string>%s</string>' % v
+msgs = []
+for i in range(1000):
+    u = 'MIG-%06d' % i
+    msgs.append(plist({'MessageType': s('Authenticate'), 'UDID': s(u), 'Topic': s('com.apple.mgmt.test'),
+                       'SerialNumber': s('SNMIG%06d' % i), 'DeviceName': s('Migrated %d' % i)}))
+    tok = base64.b64encode(bytes([i % 256]) * 32).decode()
+    msgs.append(plist({'MessageType': s('TokenUpdate'), 'UDID': s(u), 'Topic': s('com.apple.mgmt.test'),
+                       'PushMagic': s('MAGIC-' + u), 'Token': '<data>%s</data>' % tok}))
+json.dump({'messages': msgs}, open(sys.argv[1], 'w'))
+PY
+t0=$(date +%s%N)
+code=$(api POST /v1/migrate "@$T/migrate.json")
+t1=$(date +%s%N)
+echo "migrate: 1000 devices (2000 messages) in $(( (t1 - t0) / 1000000 )) ms"
+check "POST /v1/migrate of 1,000 devices: 200" test "$code" = 200
+check "1,000 records created" test "$(jget "$T/api" created)" = 1000
+check "enrolled, with their push tokens as hex" \
+    test "$(R hget 'mdm:dev:{MIG-000007}' state):$(R hget 'mdm:dev:{MIG-000007}' token)" = "enrolled:$(printf '07%.0s' $(seq 32))"
+check "push magic and Authenticate's fields" \
+    test "$(R hget 'mdm:dev:{MIG-000999}' push_magic):$(R hget 'mdm:dev:{MIG-000999}' serial_number)" = MAGIC-MIG-000999:SNMIG000999
+check "in the fleet and the search index" bash -c "[ \$(redis-cli -p $REDIS_PORT zcard mdm:devices) -ge 1000 ] && redis-cli -p $REDIS_PORT zrangebylex mdm:idx '[snmig000123' '[snmig000123\xff' | grep -q MIG-000123"
+check "migrated events" test "$(R xrange mdm:events - + | grep -cx migrated)" = 1000
+code=$(api POST /v1/migrate "@$T/migrate.json")
+check "again: live records are left alone (skipped)" test "$code:$(jget "$T/api" created)" = 200:0
+check "a bad message: 400 naming it" bash -c "[ \$(curl -s -o '$T/m.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' -d '{\"messages\":[\"bm90IGEgcGxpc3Q=\"]}' https://127.0.0.1:$PUB/v1/migrate) = 400 ] && grep -q 'messages\[0\]' '$T/m.json'"
+MSIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/var/ca/ca.key" --udid-prefix MIG -q --skip-enroll)
+"${MSIM[@]}" --identities "$T/mig1" >"$T/out" 2>&1
+check "a migrated device's first poll with an MDM-CA identity: accepted" grep -q 'http_errors=0' "$T/out"
+check "that certificate is bound to it now" test -n "$(R hget 'mdm:dev:{MIG-000000}' cert_fp)"
+"${MSIM[@]}" --identities "$T/mig2" >"$T/out" 2>&1
+check "another certificate for it afterwards: refused" grep -q 'http_status=403' "$T/out"
 finish
