@@ -130,6 +130,32 @@ int ca_seal_rotate(const char *path, char id[CA_SEAL_ID_LEN])
     return rc;
 }
 
+int ca_seal_prune(const char *path, const char *const *keep, size_t nkeep, int *dropped)
+{
+    struct ca_seal_key k[CA_SEAL_MAX_KEYS];
+    int n = ca_seal_load(path, k, CA_SEAL_MAX_KEYS), m = n > 0 ? 1 : 0;
+    for (int i = 1; i < n; i++) {
+        int used = 0;
+        for (size_t j = 0; j < nkeep && !used; j++)
+            used = strcmp(keep[j], k[i].id) == 0;
+        if (used)
+            k[m++] = k[i];
+    }
+    int rc = n > 0 ? ca_seal_save(path, k, m) : -1;
+    *dropped = rc == 0 ? n - m : 0;
+    OPENSSL_cleanse(k, sizeof(k));
+    return rc;
+}
+
+int ca_seal_key_id(const char *sealed, char id[CA_SEAL_ID_LEN])
+{
+    if (strncmp(sealed, "s1:", 3) != 0 || strlen(sealed) < 20 || sealed[19] != ':')
+        return -1;
+    memcpy(id, sealed + 3, 16);
+    id[16] = '\0';
+    return 0;
+}
+
 /* AES-256-GCM one way or the other; out has room for len bytes.  0 or -1. */
 static int ca_seal_gcm(int enc, const unsigned char *key, const unsigned char *nonce,
                        const char *aad, const unsigned char *in, size_t len, unsigned char *out,

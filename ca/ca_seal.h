@@ -24,6 +24,13 @@ int ca_seal_keyfile_init(const char *path) MDMD_MUSTCHECK;
  * receives the new key's id.  0, or -1 (logged). */
 int ca_seal_rotate(const char *path, char id[CA_SEAL_ID_LEN]) MDMD_MUSTCHECK;
 
+/* Drops every key but the newest and those whose ids are in keep; *dropped
+ * says how many went.  0, or -1 (logged). */
+int ca_seal_prune(const char *path, const char *const *keep, size_t nkeep,
+                  int *dropped) MDMD_MUSTCHECK;
+/* The key id of a sealed text into id; 0, or -1 when it is not one. */
+int ca_seal_key_id(const char *sealed, char id[CA_SEAL_ID_LEN]) MDMD_MUSTCHECK;
+
 /* "s1:<key id>:<base64 of nonce | ciphertext | tag>", bound to context (the
  * UDID: a sealed value copied to another device does not open).  Caller
  * frees; NULL on error (logged). */

@@ -40,6 +40,19 @@ check "GetBootstrapToken returns it" has get-bootstrap "http=200 BootstrapToken=
 check "stored sealed (s1:<key id>:...)" bash -c "R() { redis-cli -p $REDIS_PORT \"\$@\"; }; R hget 'mdm:dev:{$U}' bootstrap_token | grep -q '^s1:[0-9a-f]\{16\}:'"
 check "redis holds no plaintext of it anywhere" bash -c "! redis-cli -p $REDIS_PORT --no-raw hgetall 'mdm:dev:{$U}' | grep -q '$TOK' && ! redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -q '$TOK'"
 check "the log holds no plaintext of it" bash -c "! grep -q '$TOK' '$T/mdmd.log'"
+OLD=$(R hget "mdm:dev:{$U}" bootstrap_token)
+"$BIN/mdmd" -c "$D/mdmd.conf" bootstrap-key rotate >"$T/rot.out" 2>&1
+check "bootstrap-key rotate: a new key, the escrowed token sealed again" \
+    grep -q 'tokens sealed again, 0 failed' "$T/rot.out"
+NEW=$(R hget "mdm:dev:{$U}" bootstrap_token)
+check "the token is under the new key (first line of the key file)" \
+    test "${NEW:3:16}" = "$(head -1 "$D/var/bootstrap.key" | cut -d' ' -f1)" -a "${OLD:3:16}" != "${NEW:3:16}"
+check "the old key is kept until pruned" test "$(wc -l <"$D/var/bootstrap.key")" = 2
+"$BIN/mdmd" -c "$D/mdmd.conf" bootstrap-key prune >"$T/rot.out" 2>&1
+check "bootstrap-key prune drops the key no token uses" grep -q '^1 keys dropped' "$T/rot.out"
+check "one key left, mode 0600" test "$(wc -l <"$D/var/bootstrap.key"):$(stat -c %a "$D/var/bootstrap.key")" = 1:600
+sim get-bootstrap
+check "GetBootstrapToken after rotation and prune: the same token" has get-bootstrap "BootstrapToken=$TOK"
 # A sealed token copied to another device's record does not open there.
 "${SIM[@]}" -q --offset 1 >/dev/null 2>&1
 R hset "mdm:dev:{CHK-000001}" bootstrap_token "$(R hget "mdm:dev:{$U}" bootstrap_token)" >/dev/null
@@ -147,6 +160,14 @@ check "a malformed user part: 400" test "$(api GET "/v1/devices/$U:bad%20user")"
 "${SIM[@]}" -q --skip-enroll --step user-poll:NOBODY >"$T/out" 2>&1
 check "a poll on a channel that never began: 200, nothing" has user-poll:NOBODY "commands=0"
 
+# --- a new Authenticate (re-enrollment) ends the device's user channels ---
+"${SIM[@]}" -q --skip-enroll --offset 1 --step user-token:USER-B >"$T/out" 2>&1
+check "a second device's channel" test "$(R hget "mdm:dev:{CHK-000001}:USER-B" state)" = enrolled
+"${SIM[@]}" -q --offset 1 >"$T/out" 2>&1
+check "its re-enrollment ends the channel" test "$(R hget "mdm:dev:{CHK-000001}:USER-B" state)" = checked_out
+"${SIM[@]}" -q --skip-enroll --offset 1 --step user-poll:USER-B >"$T/out" 2>&1
+check "an ended channel's poll: 200, nothing" has user-poll:USER-B "commands=0"
+
 # --- CheckOut of the device ends its user channels ---
 api POST /v1/commands '{"udids":["'$U:USER-A'"],"command":{"RequestType":"ProfileList"}}' >/dev/null
 sim raw:CheckOut
@@ -154,7 +175,7 @@ check "CheckOut: 200" has raw:CheckOut http=200
 check "the channel is checked out" test "$(R hget "mdm:dev:{$U}:USER-A" state)" = checked_out
 check "its queue is gone" test "$(R exists "mdm:q:{$U}:USER-A")" = 0
 check "the channel set is gone" test "$(R exists "mdm:channels:{$U}")" = 0
-check "user_channel_ended events" test "$(R xrange mdm:events - + | grep -cx user_channel_ended)" = 2
+check "user_channel_ended events (re-enrollment 1, CheckOut 2)" test "$(R xrange mdm:events - + | grep -cx user_channel_ended)" = 3
 check "queue_depth counted the dropped command" test "$(R hget mdm:stats queue_depth)" = 0
 
 # --- migration of 1,000 devices enrolled elsewhere ---
