@@ -9,6 +9,7 @@ write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "token_source_dir $T/tokens"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
 check "bootstrap.key created with mode 0600" test "$(stat -c %a "$D/var/bootstrap.key")" = 600
 
+CTL=("$BIN/mdmctl" --url "https://127.0.0.1:$PUB" --key-file "$D/var/api.key" --cacert "$CA")
 SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/var/ca/ca.key"
      --identities "$T/ids" --udid-prefix CHK)
 U=CHK-000000
@@ -61,6 +62,7 @@ check "a sealed token moved to another UDID does not open (bound to the UDID)" \
     bash -c "grep -q 'name=get-bootstrap .*http=200' '$T/out' && ! grep -q BootstrapToken= '$T/out'"
 check "admin read over REST: explicit endpoint" test "$(api GET "/v1/devices/$U/bootstrap-token")" = 200
 check "admin read gives the token (base64)" test "$(jget "$T/api" bootstrap_token | base64 -d)" = "$TOK"
+check "mdmctl bootstrap-token" test "$("${CTL[@]}" bootstrap-token "$U" | base64 -d)" = "$TOK"
 check "admin read is logged" grep -q "event=bootstrap_token_read udid=$U by=api" "$T/mdmd.log"
 check "admin read is an event" bash -c "redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -A1 -x by | grep -qx api"
 check "device view does not show the token" bash -c "[ \$(curl -s -o '$T/dev.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/devices/$U) = 200 ] && ! grep -q 'bootstrap_token\"' '$T/dev.json'"
@@ -100,7 +102,12 @@ check "bad body: 400" test "$(api PUT /v1/return-to-service '{"enabled":"yes"}')
 api PUT "/v1/devices/$U/return-to-service" '{"enabled":false}' >/dev/null
 sim rts
 check "per device off: Enabled false although the fleet is on" has rts "ReturnToService.Enabled=false"
-api DELETE "/v1/devices/$U/return-to-service" >/dev/null; api DELETE /v1/return-to-service >/dev/null
+api DELETE "/v1/devices/$U/return-to-service" >/dev/null
+printf MDMCTL-WIFI >"$T/wifi.mobileconfig"
+check "mdmctl rts --on sets the fleet's setting" "${CTL[@]}" rts --on --wifi-profile "$T/wifi.mobileconfig"
+sim rts
+check "and the device gets it" has rts "ReturnToService.WiFiProfileData=MDMCTL-WIFI"
+check "mdmctl rts --clear" "${CTL[@]}" rts --clear
 sim rts
 check "both deleted: off" has rts "ReturnToService.Enabled=false"
 
@@ -134,6 +141,7 @@ check "Shared iPad (all-F UserID): channel by UserShortName" \
     test "$(R hget "mdm:dev:{$U}:alice@example.com" state)" = enrolled
 check "the device lists its channels" test "$(R smembers "mdm:channels:{$U}" | sort | tr '\n' ' ')" = "USER-A alice@example.com "
 check "REST: GET /v1/devices/{udid}/channels" bash -c "[ \$(curl -s -o '$T/ch.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/devices/$U/channels) = 200 ] && grep -q USER-A '$T/ch.json'"
+check "mdmctl channels lists them as UDID:USER" bash -c "'$BIN/mdmctl' --url https://127.0.0.1:$PUB --key-file '$D/var/api.key' --cacert '$CA' channels $U | grep -qx '$U:USER-A'"
 check "channels stay out of mdm:devices" test "$(R zscore mdm:devices "$U:USER-A")" = ""
 
 api POST /v1/commands '{"udids":["'$U:USER-A'"],"command":{"RequestType":"ProfileList"}}' >/dev/null
@@ -144,6 +152,7 @@ check "a command for <UDID>:<user> goes on the channel's queue" \
     bash -c "[ -n '$CU' ] && [ \"\$(redis-cli -p $REDIS_PORT lrange 'mdm:q:{$U}:USER-A' 0 -1)\" = '$CU' ]"
 check "the device's queue has only its own" test "$(R lrange "mdm:q:{$U}" 0 -1)" = "$CD"
 check "REST shows the channel's queue" bash -c "[ \$(curl -s -o '$T/cd.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' 'https://127.0.0.1:$PUB/v1/devices/$U:USER-A') = 200 ] && grep -q '$CU' '$T/cd.json'"
+check "mdmctl device UDID:USER shows the channel's queue" bash -c "'$BIN/mdmctl' --url https://127.0.0.1:$PUB --key-file '$D/var/api.key' --cacert '$CA' device '$U:USER-A' | grep -q '$CU'"
 "${SIM[@]}" -q --skip-enroll --notnow-rate 1 --seed 1 --step user-poll:USER-A >"$T/out" 2>&1
 check "the channel's poll gets only its command" has user-poll:USER-A "commands=1 types=ProfileList"
 check "NotNow on the channel marks it in the channel's set" test "$(R smembers "mdm:notnow:{$U}:USER-A")" = "$CU"
