@@ -23,6 +23,8 @@ while i <= #ARGV do
       f[#f + 1] = ARGV[i + 3 + 2 * j]
       if k == 'token' then state = 'enrolled' end
     end
+    local left = redis.call('LLEN', mdm_key('q', udid))
+    if left > 0 then redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -left) end
     redis.call('DEL', dev, mdm_key('q', udid), mdm_key('notnow', udid))
     redis.call('HSET', dev, 'udid', udid, 'state', state, 'migrated', '1', 'migrated_at', now,
                'authenticated_at', now, 'last_seen', now, unpack(f))

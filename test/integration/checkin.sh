@@ -4,14 +4,16 @@
 # one (--step) and the answers and Redis are checked.
 . "$(dirname "$0")/lib.sh"
 start_redis || { fail "redis starts"; finish; }
+make_push_pki && start_mock_apns || { fail "mock APNs starts"; finish; }
 D=$T/a
-write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "token_source_dir $T/tokens"
+write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "token_source_dir $T/tokens" "push_coalesce_ms 0"
+apns_conf >>"$D/mdmd.conf"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
 check "bootstrap.key created with mode 0600" test "$(stat -c %a "$D/var/bootstrap.key")" = 600
 
 CTL=("$BIN/mdmctl" --url "https://127.0.0.1:$PUB" --key-file "$D/var/api.key" --cacert "$CA")
 SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/var/ca/ca.key"
-     --identities "$T/ids" --udid-prefix CHK)
+     --identities "$T/ids" --udid-prefix CHK --topic "$TOPIC")
 U=CHK-000000
 # sim STEP...: the enrolled device sends the steps; their lines in $T/out.
 sim() {
@@ -150,6 +152,8 @@ api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"SecurityInfo"
 CD=$(jget "$T/api" command_uuid)
 check "a command for <UDID>:<user> goes on the channel's queue" \
     bash -c "[ -n '$CU' ] && [ \"\$(redis-cli -p $REDIS_PORT lrange 'mdm:q:{$U}:USER-A' 0 -1)\" = '$CU' ]"
+check "the channel is woken with its own token and push magic" \
+    wait_for 10 grep -q "^$(R hget "mdm:dev:{$U}:USER-A" token) UMAGIC-USER-A " "$T/pushes"
 check "the device's queue has only its own" test "$(R lrange "mdm:q:{$U}" 0 -1)" = "$CD"
 check "REST shows the channel's queue" bash -c "[ \$(curl -s -o '$T/cd.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' 'https://127.0.0.1:$PUB/v1/devices/$U:USER-A') = 200 ] && grep -q '$CU' '$T/cd.json'"
 check "mdmctl device UDID:USER shows the channel's queue" bash -c "'$BIN/mdmctl' --url https://127.0.0.1:$PUB --key-file '$D/var/api.key' --cacert '$CA' device '$U:USER-A' | grep -q '$CU'"
@@ -220,7 +224,7 @@ check "migrated events" test "$(R xrange mdm:events - + | grep -cx migrated)" = 
 code=$(api POST /v1/migrate "@$T/migrate.json")
 check "again: live records are left alone (skipped)" test "$code:$(jget "$T/api" created)" = 200:0
 check "a bad message: 400 naming it" bash -c "[ \$(curl -s -o '$T/m.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' -d '{\"messages\":[\"bm90IGEgcGxpc3Q=\"]}' https://127.0.0.1:$PUB/v1/migrate) = 400 ] && grep -q 'messages\[0\]' '$T/m.json'"
-MSIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/var/ca/ca.key" --udid-prefix MIG -q --skip-enroll)
+MSIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/var/ca/ca.key" --udid-prefix MIG -q --skip-enroll --topic "$TOPIC")
 "${MSIM[@]}" --identities "$T/mig1" >"$T/out" 2>&1
 check "a migrated device's first poll with an MDM-CA identity: accepted" grep -q 'http_errors=0' "$T/out"
 check "that certificate is bound to it now" test -n "$(R hget 'mdm:dev:{MIG-000000}' cert_fp)"
