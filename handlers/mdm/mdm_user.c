@@ -74,19 +74,19 @@ static void mdm_user_on_ident(void *arg, int err, int ident, const char *const *
 
 void mdm_user_authenticate(struct mdm_msg *m)
 {
-    char *user = apple_plist_dict_string(m->body, "UserID");
-    int ok = user != NULL && *user != '\0';
-    free(user);
-    if (!ok) {
-        req_fail(m->req, 400, "UserAuthenticate needs UserID");
-        mdm_done(m);
-        return;
-    }
     if (!m->app->cf->user_channel_accept) {
         /* Apple: 410 when the server is not going to manage the user; the
          * device asks again at the user's next login. */
         log_info("event=user_authenticate udid=%s step=declined status=410", m->udid);
         req_respond(m->req, 410, NULL, NULL, 0);
+        mdm_done(m);
+        return;
+    }
+    char *user = apple_plist_dict_string(m->body, "UserID");
+    int ok = user != NULL && *user != '\0';
+    free(user);
+    if (!ok) {
+        req_fail(m->req, 400, "UserAuthenticate needs UserID");
         mdm_done(m);
         return;
     }
