@@ -394,6 +394,13 @@ function pageDevice(udid) {
           refresh();
         }) }, 'Clear queue'),
         h('button', { type: 'button', onclick: () => refresh() }, 'Refresh')));
+    // A device's user channels (<UDID>:<user>), each a page of its own.
+    api('GET', `/devices/${enc(udid)}/channels`).then(r => {
+      if (!r.items || !r.items.length) return;
+      cards.append(h('section', { class: 'card', id: 'card-channels' }, h('h2', {}, 'User channels'),
+        h('ul', {}, ...r.items.map(u => h('li', {},
+          h('a', { class: 'mono', href: '#/device/' + enc(udid + ':' + u) }, u))))));
+    }).catch(() => {});
     cards.replaceChildren(
       h('section', { class: 'card', id: 'card-enrollment' }, h('h2', {}, 'Enrollment'),
         kvList(dev, ENROLL_FIELDS, '—')),

@@ -169,6 +169,7 @@ check "its result is in the channel's history" bash -c "redis-cli -p $REDIS_PORT
 check "not in the device's history" bash -c "! redis-cli -p $REDIS_PORT xrange 'mdm:res:{$U}' - + | grep -qx $CU"
 check "the device's command went to the device" test "$(R llen "mdm:q:{$U}")" = 0
 check "REST history of the channel" bash -c "[ \$(curl -s -o '$T/h.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' 'https://127.0.0.1:$PUB/v1/devices/$U:USER-A/commands') = 200 ] && grep -q '$CU' '$T/h.json'"
+check "the ':' may come percent-encoded (%3A, as browsers send it)" test "$(api GET "/v1/devices/$U%3AUSER-A")" = 200
 check "a malformed user part: 400" test "$(api GET "/v1/devices/$U:bad%20user")" = 400
 "${SIM[@]}" -q --skip-enroll --step user-poll:NOBODY >"$T/out" 2>&1
 check "a poll on a channel that never began: 200, nothing" has user-poll:NOBODY "commands=0"
