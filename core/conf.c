@@ -82,6 +82,7 @@ static const struct conf_key conf_table[] = {
     CONF_BOOL("scep_allow_rsa1024", scep_allow_rsa1024, "no"),
     CONF_STR("user_channel", user_channel, "decline"),
     CONF_STR("token_source_dir", token_source_dir, ""),
+    CONF_STR("token_jwt_key_file", token_jwt_key_file, ""),
     CONF_STR("mdm_auth", mdm_auth, "mtls"),
     CONF_STR("mdm_client_cert", mdm_client_cert, "required"),
     CONF_BOOL("mdm_trust_client_cert_header", mdm_trust_client_cert_header, "no"),

@@ -70,9 +70,10 @@ struct conf {
     int scep_allow_des;               /* single-DES envelopes */
     int scep_allow_rsa1024;           /* CSRs with RSA keys of 1024..2047 bits */
     /* the rest of the check-in protocol (issue 17) */
-    char *user_channel;      /* UserAuthenticate: decline (410) | accept */
-    int user_channel_accept; /* derived */
-    char *token_source_dir;  /* GetToken: <dir>/<TokenServiceType> holds a static token */
+    char *user_channel;       /* UserAuthenticate: decline (410) | accept */
+    int user_channel_accept;  /* derived */
+    char *token_source_dir;   /* GetToken: <dir>/<TokenServiceType> holds a static token */
+    char *token_jwt_key_file; /* GetToken "jwt" sources: the RSA key that signs (RS256) */
     /* limits */
     int max_body_size;
     int max_header_size;

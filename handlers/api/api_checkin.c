@@ -263,8 +263,21 @@ static void api_checkin_source_put(struct req *req, struct app *a, const char *t
     size_t n = 0;
     unsigned char *data = NULL;
     const char *kind = json_string_value(json_object_get(j, "kind"));
-    if (kind == NULL || strcmp(kind, "static") != 0)
-        req_fail(req, 400, "kind must be \"static\"");
+    const char *iss = json_string_value(json_object_get(j, "issuer"));
+    if (kind != NULL && strcmp(kind, "jwt") == 0) {
+        /* Signed per request with token_jwt_key_file; iss is the server_uuid. */
+        if (iss == NULL || !util_udid_valid(iss, strlen(iss))) {
+            req_fail(req, 400, "a jwt source needs issuer (the server_uuid of AccountDetail)");
+        } else {
+            kv[n++] = (struct store_kv){"kind", "jwt", 3};
+            kv[n++] = (struct store_kv){"issuer", iss, strlen(iss)};
+            log_info("event=token_source_set service_type=%s kind=jwt by=%s", type,
+                     api_checkin_who(req));
+            store_setting_put(a->store, key, "mdm:tokensrcs", type, kv, n, api_checkin_on_done,
+                              req);
+        }
+    } else if (kind == NULL || strcmp(kind, "static") != 0)
+        req_fail(req, 400, "kind must be \"static\" or \"jwt\"");
     else if (api_checkin_b64(j, "data", "data", kv, &n, &data) != 0 || n == 0 || kv[0].len == 0)
         req_fail(req, 400, "data (base64, not empty) is required");
     else {

@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../ca/ca_jwt.h"
 #include "../../ca/ca_seal.h"
 #include "../../core/app.h"
 #include "../../core/conf.h"
 #include "../../core/http.h"
 #include "../../core/log.h"
 #include "../../core/util.h"
+#include "../../core/worker.h"
 #include "../../store/store_checkin.h"
 #include "../apple/apple.h"
 
@@ -171,6 +173,72 @@ static plist_t mdm_escrow_token_file(struct mdm_msg *m, const char *type)
     return d;
 }
 
+static void mdm_escrow_token_answer(struct mdm_msg *m, const char *type, plist_t tok,
+                                    const char *from)
+{
+    plist_t a = plist_new_dict();
+    (void)apple_checkin_answer_set(a, "GetToken", NULL, "TokenData", tok);
+    log_info("event=get_token udid=%s service_type=%s source=%s", m->udid, type, from);
+    mdm_answer(m, a);
+    mdm_done(m);
+}
+
+/* A "jwt" source: a fresh token per request, signed on the crypto worker. */
+struct mdm_escrow_jwt {
+    struct mdm_msg *m;
+    const char *type;
+    char *key_path, *claims, *jwt;
+};
+
+static void mdm_escrow_jwt_job(void *arg)
+{
+    struct mdm_escrow_jwt *j = arg;
+    j->jwt = ca_jwt_rs256(j->key_path, j->claims);
+}
+
+static void mdm_escrow_jwt_done(void *arg)
+{
+    struct mdm_escrow_jwt *j = arg;
+    if (worker_canceled(j->m->app->worker) || j->jwt == NULL) {
+        log_err("event=get_token_failed udid=%s service_type=%s reason=%s", j->m->udid, j->type,
+                j->jwt == NULL ? "jwt_signing_failed" : "shutting_down");
+        req_respond(j->m->req, j->jwt == NULL ? 500 : 503, NULL, NULL, 0);
+        mdm_done(j->m);
+    } else {
+        /* Apple: a string token goes as its UTF-8 bytes. */
+        mdm_escrow_token_answer(j->m, j->type, plist_new_data(j->jwt, strlen(j->jwt)), "jwt");
+    }
+    free(j->key_path);
+    free(j->claims);
+    free(j->jwt);
+    free(j);
+}
+
+/* Apple's claims for com.apple.maid (gettoken.yaml): iss the server_uuid,
+ * iat now, jti a random UUID, service_type the TokenServiceType. */
+static void mdm_escrow_jwt_start(struct mdm_msg *m, const char *type, const char *issuer)
+{
+    char jti[37];
+    const char *key = m->app->cf->token_jwt_key_file;
+    if (*key == '\0' || issuer == NULL) {
+        log_err("event=get_token_failed udid=%s service_type=%s reason=%s", m->udid, type,
+                *key == '\0' ? "no_token_jwt_key_file" : "no_issuer");
+        req_respond(m->req, 500, NULL, NULL, 0);
+        mdm_done(m);
+        return;
+    }
+    util_uuid(jti);
+    json_t *c = json_pack("{s:s, s:I, s:s, s:s}", "iss", issuer, "iat",
+                          (json_int_t)(util_now_ms() / 1000), "jti", jti, "service_type", type);
+    struct mdm_escrow_jwt *j = xcalloc(1, sizeof(*j));
+    j->m = m;
+    j->type = type;
+    j->key_path = xstrdup(key);
+    j->claims = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    worker_submit(m->app->worker, mdm_escrow_jwt_job, mdm_escrow_jwt_done, j);
+}
+
 /* v: kind, data, issuer of the admin's source, NULL when there is none. */
 static void mdm_escrow_on_token(void *arg, int err, int ident, const char *const *v,
                                 const size_t *len, size_t n)
@@ -183,6 +251,10 @@ static void mdm_escrow_on_token(void *arg, int err, int ident, const char *const
     const char *type = m->owned[m->nowned - 1];
     plist_t tok = NULL;
     const char *from = "rest";
+    if (n >= 3 && v[0] != NULL && strcmp(v[0], "jwt") == 0) {
+        mdm_escrow_jwt_start(m, type, v[2]);
+        return;
+    }
     if (n >= 2 && v[0] != NULL && strcmp(v[0], "static") == 0 && v[1] != NULL && len[1] > 0)
         tok = plist_new_data(v[1], len[1]);
     else if ((tok = mdm_escrow_token_file(m, type)) != NULL)
@@ -195,11 +267,7 @@ static void mdm_escrow_on_token(void *arg, int err, int ident, const char *const
         mdm_done(m);
         return;
     }
-    plist_t a = plist_new_dict();
-    (void)apple_checkin_answer_set(a, "GetToken", NULL, "TokenData", tok);
-    log_info("event=get_token udid=%s service_type=%s source=%s", m->udid, type, from);
-    mdm_answer(m, a);
-    mdm_done(m);
+    mdm_escrow_token_answer(m, type, tok, from);
 }
 
 void mdm_escrow_token(struct mdm_msg *m)

@@ -6,7 +6,10 @@
 start_redis || { fail "redis starts"; finish; }
 make_push_pki && start_mock_apns || { fail "mock APNs starts"; finish; }
 D=$T/a
-write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "token_source_dir $T/tokens" "push_coalesce_ms 0"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/maid.key" 2>/dev/null
+openssl pkey -in "$T/maid.key" -pubout -out "$T/maid.pub" 2>/dev/null
+write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "token_source_dir $T/tokens" "push_coalesce_ms 0" \
+    "token_jwt_key_file $T/maid.key"
 apns_conf >>"$D/mdmd.conf"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
 check "bootstrap.key created with mode 0600" test "$(stat -c %a "$D/var/bootstrap.key")" = 600
@@ -125,7 +128,22 @@ check "GetToken answers TokenData from the REST source" has get-token:com.apple.
 check "and from token_source_dir" has get-token:com.apple.watch.pairing "http=200 TokenData=WATCH-TOKEN-1"
 check "GET /v1/token-sources lists it" bash -c "[ \$(curl -s -o '$T/ts.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/token-sources) = 200 ] && grep -q com.apple.maid '$T/ts.json'"
 check "GET a source: kind and size, never the token" bash -c "[ \$(curl -s -o '$T/ts1.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/token-sources/com.apple.maid) = 200 ] && grep -q '\"size\":12' '$T/ts1.json' && ! grep -q 'MAID\|TUFJR' '$T/ts1.json'"
-check "a bad kind: 400" test "$(api PUT /v1/token-sources/x.y '{"kind":"jwt"}')" = 400
+check "a bad kind: 400" test "$(api PUT /v1/token-sources/x.y '{"kind":"magic"}')" = 400
+check "a jwt source without issuer: 400" test "$(api PUT /v1/token-sources/x.y '{"kind":"jwt"}')" = 400
+check "a jwt source for com.apple.maid" \
+    test "$(api PUT /v1/token-sources/com.apple.maid '{"kind":"jwt","issuer":"SERVER-UUID-1"}')" = 200
+sim get-token:com.apple.maid get-token:com.apple.maid
+JWT1=$(grep -m1 'name=get-token:com.apple.maid ' "$T/out" | sed -n 's/.*TokenData=\([^ ]*\).*/\1/p')
+JWT2=$(grep 'name=get-token:com.apple.maid ' "$T/out" | tail -1 | sed -n 's/.*TokenData=\([^ ]*\).*/\1/p')
+b64url() { local s=$(printf %s "$1" | tr '_-' '/+'); while [ $(( ${#s} % 4 )) != 0 ]; do s="$s="; done; printf %s "$s" | base64 -d; }
+CLAIMS=$(b64url "$(printf %s "$JWT1" | cut -d. -f2)")
+check "GetToken com.apple.maid: a JWT, header RS256" bash -c "[ \"\$(printf %s '$JWT1' | cut -d. -f1)\" = \"\$(printf '{\"alg\":\"RS256\",\"typ\":\"JWT\"}' | base64 -w0 | tr '+/' '-_' | tr -d =)\" ]"
+check "its claims: iss, iat, jti, service_type as Apple asks" bash -c "printf %s '$CLAIMS' | grep -q '\"iss\":\"SERVER-UUID-1\"' && printf %s '$CLAIMS' | grep -q '\"service_type\":\"com.apple.maid\"' && printf %s '$CLAIMS' | grep -q '\"iat\":[0-9]' && printf %s '$CLAIMS' | grep -q '\"jti\":\"[0-9A-Fa-f-]\{36\}\"'"
+printf %s "$JWT1" | cut -d. -f1,2 | tr -d '\n' >"$T/jwt.in"
+b64url "$(printf %s "$JWT1" | cut -d. -f3)" >"$T/jwt.sig"
+check "its signature verifies with the key's public half (RS256)" \
+    openssl dgst -sha256 -verify "$T/maid.pub" -signature "$T/jwt.sig" "$T/jwt.in"
+check "a fresh token (new jti) per request" test -n "$JWT2" -a "$JWT1" != "$JWT2"
 
 # --- user channels: policy accept, own token, own queue and NotNow marks ---
 echo "user_channel accept" >>"$D/mdmd.conf"
