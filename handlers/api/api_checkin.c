@@ -126,12 +126,14 @@ static void api_checkin_on_setting(void *arg, int err, int ident, const char *co
                                    const size_t *len, size_t n)
 {
     struct req *req = arg;
-    if (err != MDMD_OK)
+    json_t *o = err == MDMD_OK ? api_checkin_hash(v, len, n, 0) : NULL;
+    if (err != MDMD_OK) {
         api_fail(req, err);
-    else if (n == 0)
-        req_fail(req, 404, "not set");
-    else
-        api_json(req, 200, api_checkin_hash(v, len, n, 0));
+        return;
+    }
+    /* Not set is an answer, not an error: the fleet's setting (or off) applies. */
+    json_object_set_new(o, "set", json_boolean(n > 0));
+    api_json(req, 200, o);
 }
 
 /* A base64 member of j as a record field (decoded into *owned). */
