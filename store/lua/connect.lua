@@ -10,7 +10,8 @@ if bad then return {bad} end
 if #ARGV > 8 then
   local idx = mdm_index_get(dev)
   redis.call('HSET', dev, 'last_seen', now, 'info_updated_at', now, unpack(ARGV, 9))
-  mdm_index_sync(dev, udid, idx)
+  -- The search index lists devices; a user channel's answers stay on its record.
+  if not string.find(udid, ':', 1, true) then mdm_index_sync(dev, udid, idx) end
 else
   redis.call('HSET', dev, 'last_seen', now)
 end

@@ -189,6 +189,12 @@ check "the device's command went to the device" test "$(R llen "mdm:q:{$U}")" = 
 check "REST history of the channel" bash -c "[ \$(curl -s -o '$T/h.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' 'https://127.0.0.1:$PUB/v1/devices/$U:USER-A/commands') = 200 ] && grep -q '$CU' '$T/h.json'"
 check "the ':' may come percent-encoded (%3A, as browsers send it)" test "$(api GET "/v1/devices/$U%3AUSER-A")" = 200
 check "a malformed user part: 400" test "$(api GET "/v1/devices/$U:bad%20user")" = 400
+api POST /v1/commands '{"udids":["'$U:alice@example.com'"],"command":{"RequestType":"SecurityInfo"}}' >/dev/null
+"${SIM[@]}" -q --skip-enroll --step ipad-poll:alice@example.com >"$T/out" 2>&1
+check "Shared iPad's user channel (all-F UserID, UserShortName) gets its own command" \
+    has ipad-poll:alice@example.com "commands=1 types=SecurityInfo"
+check "and its result is in that channel's history" \
+    test "$(R xlen "mdm:res:{$U}:alice@example.com")" = 1
 "${SIM[@]}" -q --skip-enroll --step user-poll:NOBODY >"$T/out" 2>&1
 check "a poll on a channel that never began: 200, nothing" has user-poll:NOBODY "commands=0"
 

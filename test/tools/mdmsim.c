@@ -90,7 +90,7 @@ static void sim_usage(FILE *f)
             "  --scep-key-bits N  RSA bits of the CSR key (default 2048)\n"
             "  --step SPEC        after enrolling, send a check-in message and print the\n"
             "                     answer (repeatable, in order; mdmsim_steps.h lists them:\n"
-            "                     user-auth:U user-token:U ipad-token:N user-poll:U\n"
+            "                     user-auth:U user-token:U ipad-token:N user-poll:U ipad-poll:N\n"
             "                     set-bootstrap:T get-bootstrap get-token:TYPE rts awaiting\n"
             "                     raw:TYPE bad-bootstrap)\n"
             "  --mdm-signature    no TLS client certificate: sign each body (Mdm-Signature)\n"
@@ -382,7 +382,7 @@ static plist_t sim_msg_status(const struct sim_dev *d, const char *status)
     sim_pl_str(m, "UDID", d->udid);
     sim_pl_str(m, "Status", status);
     if (d->chan_user[0] != '\0') /* user-poll (mdmsim_steps.h) */
-        sim_pl_str(m, "UserID", d->chan_user);
+        sim_step_user_keys(d, m);
     return m;
 }
 
@@ -639,7 +639,7 @@ static plist_t sim_dev_execute(struct sim_dev *d, plist_t msg, const char *uuid)
     }
     d->cmd_status = status;
     if (d->chan_user[0] != '\0') {
-        sim_pl_str(resp, "UserID", d->chan_user);
+        sim_step_user_keys(d, resp);
         sim_step_poll_cmd(d, type);
     }
     sim_pl_str(resp, "UDID", d->udid);

@@ -12,6 +12,8 @@
  *   user-poll:U        Idle on U's channel (UserID U), then answers commands
  *                      (with UserID) until the server has none; prints how
  *                      many and their RequestTypes; --notnow-rate applies
+ *   ipad-poll:NAME     the same as Shared iPad polls (all-F UserID,
+ *                      UserShortName NAME)
  *   set-bootstrap:TEXT SetBootstrapToken with TEXT (empty: no token = clear)
  *   get-bootstrap      GetBootstrapToken
  *   get-token:TYPE     GetToken for TokenServiceType TYPE
@@ -63,6 +65,16 @@ static plist_t sim_step_user_token(const struct sim_dev *d, const char *user, in
     return m;
 }
 
+/* The keys that put a status report on the channel being polled. */
+static void sim_step_user_keys(const struct sim_dev *d, plist_t m)
+{
+    const char *spec = d->sim->o.steps[d->step];
+    int ipad = sim_step_is(spec, "ipad-poll");
+    sim_pl_str(m, "UserID", ipad ? SIM_STEP_NO_USER_ID : d->chan_user);
+    if (ipad)
+        sim_pl_str(m, "UserShortName", d->chan_user);
+}
+
 static plist_t sim_step_msg(struct sim_dev *d, const char *spec)
 {
     const char *arg = sim_step_arg(spec);
@@ -111,7 +123,7 @@ static void sim_step_next(struct sim_dev *d)
         return;
     }
     const char *spec = s->o.steps[d->step];
-    if (sim_step_is(spec, "user-poll")) {
+    if (sim_step_is(spec, "user-poll") || sim_step_is(spec, "ipad-poll")) {
         snprintf(d->chan_user, sizeof(d->chan_user), "%s", sim_step_arg(spec));
         d->step_cmds = 0;
         d->step_types[0] = '\0';
