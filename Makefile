@@ -210,8 +210,8 @@ install: $(BIN)/mdmd $(BIN)/mdmctl $(MAN_PAGES)
 
 # The house style (.clang-format) and the rules a compiler does not check
 # (test/lint.py); make test runs the same checks (test/integration/lint.sh).
-# handlers/apple/mdm_schema.c is generated (test/gen_schema.sh): left as made.
-FORMAT_SRCS = $(filter-out handlers/apple/mdm_schema.c,$(shell git ls-files '*.c' '*.h' 2>/dev/null))
+# handlers/apple/mdm_schema.c and mdm_checkin_schema.c are generated (test/gen_*schema.sh): left as made.
+FORMAT_SRCS = $(filter-out handlers/apple/mdm_schema.c handlers/apple/mdm_checkin_schema.c,$(shell git ls-files '*.c' '*.h' 2>/dev/null))
 format:
 	clang-format -i $(FORMAT_SRCS)
 

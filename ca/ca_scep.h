@@ -103,6 +103,8 @@ struct ca_scep_req {
     int key_usage;                      /* CA_SCEP_KU_* to issue: the CSR's request within policy */
     int renewal;                        /* signed by an identity this CA issued: no challenge */
     char signer_fp[CA_FINGERPRINT_LEN]; /* renewal: the identity being replaced */
+    int throwaway_signer;               /* new enrollment signed by a key not the CSR's */
+    const struct ca_scep_policy *pol;   /* during ca_scep_parse_with() */
 };
 
 /* Parses a pkiMessage (DER or BER): checks the signature over the signed
@@ -117,6 +119,23 @@ struct ca_scep_req {
  * Returns 0 otherwise, with r->fail set when the answer is a FAILURE. */
 int ca_scep_parse(const struct ca_scep *sc, const struct ca *ca, const void *der, size_t len,
                   struct ca_scep_req *r) MDMD_MUSTCHECK;
+
+/* What ca_scep_parse_with() accepts beyond the defaults (RSA >= 2048 or EC,
+ * SHA-2 digests, AES or 3DES envelopes, a self-signed signer holding the
+ * CSR's key).  RFC 8894 2.3: a PKCSReq's signer SHOULD use the CSR's key, not
+ * MUST; proof of possession is the CSR's own signature, checked always. */
+struct ca_scep_policy {
+    int throwaway_signer; /* a self-signed signer whose key is not the CSR's */
+    int sha1;             /* SHA-1 as the signer's digest */
+    int des;              /* single-DES envelopes (when OpenSSL's legacy provider loads) */
+    int rsa1024;          /* RSA keys of 1024 to 2047 bits */
+};
+/* ca_scep_parse() uses the defaults of the configuration keys
+ * (docs/SCEP.md): throwaway signer, SHA-1 and DES yes, RSA 1024 no. */
+extern const struct ca_scep_policy ca_scep_policy_default;
+int ca_scep_parse_with(const struct ca_scep *sc, const struct ca *ca,
+                       const struct ca_scep_policy *pol, const void *der, size_t len,
+                       struct ca_scep_req *r) MDMD_MUSTCHECK;
 void ca_scep_req_clear(struct ca_scep_req *r); /* frees signer and csr; r reusable */
 
 /* Issues the certificate r asks for: subject CN = r->cn, the CSR's key,

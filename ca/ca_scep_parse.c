@@ -250,6 +250,10 @@ static int ca_scep_open_envelope(const struct ca_scep *sc, const void *env, size
         PKCS7_free(p7);
         return ca_scep_fail(r, CA_SCEP_BADALG, "unsupported_cipher");
     }
+    if (nid == NID_des_cbc && !r->pol->des) {
+        PKCS7_free(p7);
+        return ca_scep_fail(r, CA_SCEP_BADALG, "des_refused");
+    }
     r->cipher_nid = nid;
     snprintf(r->cipher, sizeof(r->cipher), "%s", OBJ_nid2sn(nid));
     int ok = PKCS7_decrypt(p7, sc->key, sc->cert, out, PKCS7_BINARY) == 1;
@@ -310,7 +314,8 @@ static int ca_scep_csr_key(struct ca_scep_req *r)
     int rsa = k != NULL && EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA;
     if (k != NULL && !rsa)
         EVP_PKEY_get_group_name(k, group, sizeof(group), NULL);
-    if (!(rsa && EVP_PKEY_get_bits(k) >= 2048 && EVP_PKEY_get_bits(k) <= 8192) &&
+    int min_bits = r->pol->rsa1024 ? 1024 : 2048;
+    if (!(rsa && EVP_PKEY_get_bits(k) >= min_bits && EVP_PKEY_get_bits(k) <= 8192) &&
         strcmp(group, "prime256v1") != 0 && strcmp(group, "secp384r1") != 0)
         return ca_scep_fail(r, CA_SCEP_BADREQUEST, "key_not_allowed");
     int allowed = CA_SCEP_KU_SIGN | (rsa ? CA_SCEP_KU_ENCIPHER : 0);
@@ -347,13 +352,28 @@ static int ca_scep_read_csr(BIO *plain, struct ca_scep_req *r)
 
 /* ---- renewal or new enrollment ---- */
 
+/* A new enrollment's signer: a self-signed certificate (RFC 8894 2.3) with
+ * the CSR's key, or (policy) a throwaway key of the client's: the CSR's own
+ * signature, checked already, is the proof of possession, and the reply is
+ * enveloped for whoever holds the signer's key, i.e. the client. */
+static int ca_scep_new_signer(struct ca_scep_req *r)
+{
+    EVP_PKEY *sk = X509_get0_pubkey(r->signer);
+    if (EVP_PKEY_eq(sk, X509_REQ_get0_pubkey(r->csr)) == 1)
+        return 0;
+    if (!r->pol->throwaway_signer)
+        return ca_scep_fail(r, CA_SCEP_BADMESSAGECHECK, "signer_key_not_csr_key");
+    if (X509_check_issued(r->signer, r->signer) != X509_V_OK || X509_verify(r->signer, sk) != 1)
+        return ca_scep_fail(r, CA_SCEP_BADMESSAGECHECK, "signer_not_self_signed");
+    r->throwaway_signer = 1;
+    return 0;
+}
+
 static int ca_scep_classify(const struct ca *ca, struct ca_scep_req *r)
 {
     int ours = ca_issued_by(ca, r->signer);
     if (r->type == CA_SCEP_PKCSREQ && !ours)
-        return EVP_PKEY_eq(X509_get0_pubkey(r->signer), X509_REQ_get0_pubkey(r->csr)) == 1
-                   ? 0
-                   : ca_scep_fail(r, CA_SCEP_BADMESSAGECHECK, "signer_key_not_csr_key");
+        return ca_scep_new_signer(r);
     if (!ours || ca_verify_issued(ca, r->signer) != 0 ||
         X509_check_purpose(r->signer, X509_PURPOSE_SSL_CLIENT, 0) != 1)
         return ca_scep_fail(r, CA_SCEP_BADREQUEST, "renewal_signer_not_ours");
@@ -394,10 +414,20 @@ static void ca_scep_req_init(struct ca_scep_req *r)
     r->cipher_nid = NID_aes_256_cbc;
 }
 
+const struct ca_scep_policy ca_scep_policy_default = {1, 1, 1, 0};
+
 int ca_scep_parse(const struct ca_scep *sc, const struct ca *ca, const void *der, size_t len,
                   struct ca_scep_req *r)
 {
+    return ca_scep_parse_with(sc, ca, &ca_scep_policy_default, der, len, r);
+}
+
+int ca_scep_parse_with(const struct ca_scep *sc, const struct ca *ca,
+                       const struct ca_scep_policy *pol, const void *der, size_t len,
+                       struct ca_scep_req *r)
+{
     ca_scep_req_init(r);
+    r->pol = pol;
     CMS_ContentInfo *cms = ca_scep_load(der, len);
     CMS_SignerInfo *si = cms != NULL ? ca_scep_signer_info(cms) : NULL;
     BIO *content = BIO_new(BIO_s_mem());
@@ -409,6 +439,8 @@ int ca_scep_parse(const struct ca_scep *sc, const struct ca *ca, const void *der
         log_warn("event=scep_request_refused reason=not_a_scep_request bytes=%zu", len);
     else if (!ca_scep_digest_ok(r->digest_nid))
         ca_scep_fail(r, CA_SCEP_BADALG, "unsupported_digest");
+    else if (r->digest_nid == NID_sha1 && !pol->sha1)
+        ca_scep_fail(r, CA_SCEP_BADALG, "sha1_refused");
     else if (ca_scep_verify(cms, content) != 0)
         ca_scep_fail(r, CA_SCEP_BADMESSAGECHECK, "signature_invalid");
     else if (r->type != CA_SCEP_PKCSREQ && r->type != CA_SCEP_RENEWALREQ)
@@ -421,6 +453,7 @@ int ca_scep_parse(const struct ca_scep *sc, const struct ca *ca, const void *der
     ERR_clear_error();
     BIO_free(content);
     CMS_ContentInfo_free(cms);
+    r->pol = NULL;
     return rc;
 }
 

@@ -20,22 +20,31 @@ struct mdmctl_opts { /* what the flags or the file said (file: owned) */
 
 static void mdmctl_usage(FILE *f)
 {
-    fprintf(f, "usage: mdmctl [--url URL] [--key KEY | --key-file FILE] [--cacert FILE]\n"
-               "              [--config FILE] [--json] [--progress] COMMAND [ARGS]\n"
-               "commands:\n"
-               "  devices [--state S] [--limit N] [--offset N]   list devices, last seen first\n"
-               "  device UDID                                    one device, its queue\n"
-               "  enqueue (--udid U... | --udids-file F | --all-enrolled)\n"
-               "          (--json '{\"RequestType\":...}' | --plist FILE) [--async] [--no-wait]\n"
-               "  job ID [--wait]                                a bulk job's progress\n"
-               "  push UDID...                                   wake devices now\n"
-               "  history UDID [--count N]                       finished commands, newest first\n"
-               "  queue-clear UDID                               drop pending commands\n"
-               "  users | profiles | apps                        what enrollment knows\n"
-               "Settings: flags, then MDMCTL_URL, MDMCTL_KEY, MDMCTL_KEY_FILE, MDMCTL_CACERT,\n"
-               "then the config file (--config, MDMCTL_CONFIG, ~/.config/mdmctl.conf or\n"
-               "./var/mdmctl.conf: 'url', 'key', 'key_file', 'cacert' lines), then ./var.\n"
-               "See mdmctl(1).\n");
+    fprintf(f,
+            "usage: mdmctl [--url URL] [--key KEY | --key-file FILE] [--cacert FILE]\n"
+            "              [--config FILE] [--json] [--progress] COMMAND [ARGS]\n"
+            "commands:\n"
+            "  devices [--state S] [--limit N] [--offset N]   list devices, last seen first\n"
+            "  device UDID                                    one device, its queue\n"
+            "  enqueue (--udid U... | --udids-file F | --all-enrolled)\n"
+            "          (--json '{\"RequestType\":...}' | --plist FILE) [--async] [--no-wait]\n"
+            "  job ID [--wait]                                a bulk job's progress\n"
+            "  push UDID...                                   wake devices now\n"
+            "  history UDID [--count N]                       finished commands, newest first\n"
+            "  queue-clear UDID                               drop pending commands\n"
+            "  users | profiles | apps                        what enrollment knows\n"
+            "  channels UDID                                  its user channels (UDID:USER)\n"
+            "  bootstrap-token UDID                           the escrowed token (logged)\n"
+            "  rts [UDID] [--on|--off [--preserve-apps] [--wifi-profile F]\n"
+            "      [--mdm-profile F] | --clear]               Return to Service, device or fleet\n"
+            "  token-source [TYPE [--file F | --delete]]      GetToken sources\n"
+            "  migrate PLIST...                               devices enrolled elsewhere\n"
+            "A UDID may name a user channel: UDID:USER (device, history, queue-clear,\n"
+            "enqueue --udid, push).\n"
+            "Settings: flags, then MDMCTL_URL, MDMCTL_KEY, MDMCTL_KEY_FILE, MDMCTL_CACERT,\n"
+            "then the config file (--config, MDMCTL_CONFIG, ~/.config/mdmctl.conf or\n"
+            "./var/mdmctl.conf: 'url', 'key', 'key_file', 'cacert' lines), then ./var.\n"
+            "See mdmctl(1).\n");
 }
 
 /* Reads "key value" lines into file (copies, freed by the caller). */

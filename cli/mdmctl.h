@@ -5,6 +5,7 @@
  *   mdmctl_http.c   the HTTPS client (OpenSSL, peer and host name verified)
  *   mdmctl_cmd.c    the subcommands
  *   mdmctl_enq.c    enqueue, and following a bulk job
+ *   mdmctl_checkin.c  user channels, bootstrap tokens, Return to Service, GetToken, migrate
  *   mdmctl_out.c    tables, times, the progress bar
  *
  * Ownership: struct mdmctl lives for the whole run (main owns it); a
@@ -51,6 +52,14 @@ int mdmctl_cmd_run(struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
 int mdmctl_enq_run(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK; /* enqueue ... */
 int mdmctl_enq_job(const struct mdmctl *m, int argc,
                    char **argv) MDMD_MUSTCHECK; /* job ID [--wait] */
+
+/* ---- mdmctl_checkin.c: user channels, bootstrap tokens, RTS, GetToken, migration ---- */
+
+int mdmctl_checkin_channels(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
+int mdmctl_checkin_bootstrap(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
+int mdmctl_checkin_rts(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
+int mdmctl_checkin_token_source(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
+int mdmctl_checkin_migrate(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
 
 /* ---- mdmctl_out.c ---- */
 

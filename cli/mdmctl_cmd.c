@@ -432,6 +432,11 @@ int mdmctl_cmd_run(struct mdmctl *m, int argc, char **argv)
         {"apps", mdmctl_cmd_collection},
         {"enqueue", mdmctl_enq_run},
         {"job", mdmctl_enq_job},
+        {"channels", mdmctl_checkin_channels},
+        {"bootstrap-token", mdmctl_checkin_bootstrap},
+        {"rts", mdmctl_checkin_rts},
+        {"token-source", mdmctl_checkin_token_source},
+        {"migrate", mdmctl_checkin_migrate},
     };
     for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
         if (strcmp(argv[0], cmds[i].name) == 0) {

@@ -1,4 +1,4 @@
-/* cli.c: `mdmd user ...` (cli.h).  Runs before and without the event loop,
+/* cli.c: `mdmd user ...` and `mdmd bootstrap-key ...` (cli.h).  Runs before and without the event loop,
  * so blocking calls (Redis, hashing, the terminal) are fine here. */
 #include "cli.h"
 
@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../ca/ca.h"
+#include "../ca/ca_seal.h"
 #include "../store/store_sync.h"
 #include "../store/store_users.h"
 #include "conf.h"
@@ -33,12 +34,13 @@ static void cli_usage(void)
             "       mdmd [-c FILE] user passwd NAME [--password-stdin | --password P]\n"
             "       mdmd [-c FILE] user del NAME\n"
             "       mdmd [-c FILE] user list\n"
+            "       mdmd [-c FILE] bootstrap-key rotate | prune\n"
             "  NAME: 1 to 64 characters of A-Z a-z 0-9 . _ @ -; passwords: 8 to 1024 characters\n");
 }
 
 int cli_is_command(const char *arg)
 {
-    return arg != NULL && strcmp(arg, "user") == 0;
+    return arg != NULL && (strcmp(arg, "user") == 0 || strcmp(arg, "bootstrap-key") == 0);
 }
 
 /* argv = user VERB [NAME] [options]; 0 or -1 (usage). */
@@ -186,10 +188,101 @@ static int cli_run(struct store_sync *ss, const struct cli_args *a)
     return cli_put(ss, a, err, sizeof(err));
 }
 
+/* ---- bootstrap-key: the key that seals escrowed bootstrap tokens ---- */
+
+struct cli_seal {
+    char *path;
+    long failed;
+    char (*ids)[CA_SEAL_ID_LEN]; /* prune: the key ids in use */
+    size_t nids, cap;
+};
+
+/* rotate: every token opened and sealed again under the newest key. */
+static char *cli_seal_reseal(void *arg, const char *udid, const char *sealed)
+{
+    struct cli_seal *c = arg;
+    size_t n = 0;
+    unsigned char *p = ca_unseal(c->path, udid, sealed, &n);
+    char *out = p != NULL ? ca_seal(c->path, udid, p, n) : NULL;
+    if (p != NULL)
+        explicit_bzero(p, n);
+    free(p);
+    c->failed += out == NULL;
+    return out;
+}
+
+/* prune: which keys the stored tokens use. */
+static char *cli_seal_note(void *arg, const char *udid, const char *sealed)
+{
+    struct cli_seal *c = arg;
+    (void)udid;
+    if (c->nids == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 16;
+        c->ids = xrealloc(c->ids, c->cap * sizeof(*c->ids));
+    }
+    if (ca_seal_key_id(sealed, c->ids[c->nids]) == 0)
+        c->nids++;
+    return NULL;
+}
+
+static int cli_seal_run(struct store_sync *ss, struct cli_seal *c, const char *verb)
+{
+    char err[512] = "", id[CA_SEAL_ID_LEN];
+    long seen = 0, changed = 0;
+    if (strcmp(verb, "rotate") == 0) {
+        if (ca_seal_rotate(c->path, id) != 0)
+            return 1;
+        if (store_sync_bootstrap_each(ss, cli_seal_reseal, c, &seen, &changed, err, sizeof(err)) !=
+            0) {
+            fprintf(stderr, "mdmd: %s\n", err);
+            return 1;
+        }
+        printf("new key %s; %ld tokens sealed again, %ld failed (old keys kept: "
+               "`mdmd bootstrap-key prune` drops those no token uses)\n",
+               id, changed, c->failed);
+        return c->failed == 0 ? 0 : 1;
+    }
+    if (store_sync_bootstrap_each(ss, cli_seal_note, c, &seen, &changed, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mdmd: %s\n", err);
+        return 1;
+    }
+    const char **keep = xcalloc(c->nids + 1, sizeof(*keep));
+    for (size_t i = 0; i < c->nids; i++)
+        keep[i] = c->ids[i];
+    int dropped = 0, rc = ca_seal_prune(c->path, keep, c->nids, &dropped);
+    free(keep);
+    if (rc == 0)
+        printf("%d keys dropped; %ld tokens checked\n", dropped, seen);
+    return rc == 0 ? 0 : 1;
+}
+
+static int cli_seal_main(const struct conf *cf, int argc, char **argv)
+{
+    char err[512];
+    if (argc != 2 || (strcmp(argv[1], "rotate") != 0 && strcmp(argv[1], "prune") != 0)) {
+        cli_usage();
+        return 2;
+    }
+    struct cli_seal c = {xasprintf("%s/bootstrap.key", cf->data_dir), 0, NULL, 0, 0};
+    struct store_sync *ss =
+        store_sync_open(cf->redis, cf->data_dir, cf->redis_timeout_ms, err, sizeof(err));
+    int rc = 1;
+    if (ss == NULL)
+        fprintf(stderr, "mdmd: %s\n", err);
+    else
+        rc = cli_seal_run(ss, &c, argv[1]);
+    store_sync_free(ss);
+    free(c.ids);
+    free(c.path);
+    return rc;
+}
+
 int cli_main(const struct conf *cf, int argc, char **argv)
 {
     struct cli_args a;
     char err[512];
+    if (argc > 0 && strcmp(argv[0], "bootstrap-key") == 0)
+        return cli_seal_main(cf, argc, argv);
     if (cli_parse(argc, argv, &a) != 0) {
         cli_usage();
         return 2;

@@ -78,6 +78,13 @@ static const struct conf_key conf_table[] = {
     CONF_INT("scep_challenge_ttl_s", scep_challenge_ttl_s, 60, 2592000, "3600"),
     CONF_INT("scep_renewal_grace_s", scep_renewal_grace_s, 0, 604800, "3600"),
     CONF_STR("enroll_profile_token", enroll_profile_token, ""),
+    CONF_BOOL("scep_allow_throwaway_signer", scep_allow_throwaway_signer, "yes"),
+    CONF_BOOL("scep_allow_sha1", scep_allow_sha1, "yes"),
+    CONF_BOOL("scep_allow_des", scep_allow_des, "yes"),
+    CONF_BOOL("scep_allow_rsa1024", scep_allow_rsa1024, "no"),
+    CONF_STR("user_channel", user_channel, "decline"),
+    CONF_STR("token_source_dir", token_source_dir, ""),
+    CONF_STR("token_jwt_key_file", token_jwt_key_file, ""),
     CONF_STR("mdm_auth", mdm_auth, "mtls"),
     CONF_STR("mdm_client_cert", mdm_client_cert, "required"),
     CONF_BOOL("mdm_trust_client_cert_header", mdm_trust_client_cert_header, "no"),
@@ -304,7 +311,7 @@ static const char *conf_port_of(const char *addr)
 }
 
 /* The enrollment keys: values ca/ accepts, a topic APNs could deliver. */
-static int conf_finish_enroll(const struct conf *cf, char *err, size_t errlen)
+static int conf_finish_enroll(struct conf *cf, char *err, size_t errlen)
 {
     if (strcmp(cf->device_key_type, "rsa2048") && strcmp(cf->device_key_type, "rsa4096") &&
         strcmp(cf->device_key_type, "ec256")) {
@@ -315,6 +322,11 @@ static int conf_finish_enroll(const struct conf *cf, char *err, size_t errlen)
         snprintf(err, errlen, "pkcs12_mode: expected legacy or aes");
         return -1;
     }
+    if (strcmp(cf->user_channel, "decline") && strcmp(cf->user_channel, "accept")) {
+        snprintf(err, errlen, "user_channel: expected decline or accept");
+        return -1;
+    }
+    cf->user_channel_accept = strcmp(cf->user_channel, "accept") == 0;
     if (*cf->apns_topic != '\0' && strncmp(cf->apns_topic, "com.apple.mgmt.", 15) != 0) {
         snprintf(err, errlen, "apns_topic: must start with com.apple.mgmt.");
         return -1;

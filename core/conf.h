@@ -67,6 +67,15 @@ struct conf {
     int mdm_auth_tls;                 /* derived: mTLS (or a proxied certificate) identifies */
     int mdm_auth_sig;                 /* derived: Mdm-Signature identifies */
     int mdm_client_cert_mode;         /* derived: 0 none, 1 optional, 2 required */
+    int scep_allow_throwaway_signer;  /* PKCSReq signed by a self-signed key not the CSR's */
+    int scep_allow_sha1;              /* SHA-1 signer digests */
+    int scep_allow_des;               /* single-DES envelopes */
+    int scep_allow_rsa1024;           /* CSRs with RSA keys of 1024..2047 bits */
+    /* the rest of the check-in protocol (issue 17) */
+    char *user_channel;       /* UserAuthenticate: decline (410) | accept */
+    int user_channel_accept;  /* derived */
+    char *token_source_dir;   /* GetToken: <dir>/<TokenServiceType> holds a static token */
+    char *token_jwt_key_file; /* GetToken "jwt" sources: the RSA key that signs (RS256) */
     /* limits */
     int max_body_size;       /* admin uploads and command reports (/mdm/connect) */
     int max_small_body_size; /* every other endpoint: check-in, OTA, SCEP, login forms */

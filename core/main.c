@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../ca/ca.h"
+#include "../ca/ca_seal.h"
 #include "../handlers/enroll/enroll.h"
 #include "../handlers/api/api.h"
 #include "../handlers/mdm/mdm.h"
@@ -386,6 +387,10 @@ static void main_open_state(struct mdmd *m)
     if (util_mkdirs(m->cf->data_dir, 0700) != 0)
         die("event=data_dir_failed path=%s errno=%d", m->cf->data_dir, errno);
     m->app.api_key = main_api_key(m->cf->data_dir);
+    char *seal = xasprintf("%s/bootstrap.key", m->cf->data_dir);
+    if (ca_seal_keyfile_init(seal) != 0)
+        die("event=seal_key_failed path=%s", seal);
+    m->app.seal_key_path = seal;
     m->app.routes_public = routes_public;
     m->app.ca = ca_open(m->cf);
     if (m->app.ca == NULL)
@@ -463,6 +468,7 @@ static void main_cleanup(struct mdmd *m)
     embedded_stop(m->redis);
     ca_free(m->app.ca);
     free((char *)m->app.api_key);
+    free((char *)m->app.seal_key_path);
     for (int i = 0; i < 3; i++)
         if (m->sigs[i] != NULL)
             event_free(m->sigs[i]);

@@ -231,3 +231,21 @@ int util_udid_valid(const char *u, size_t n)
             return 0;
     return 1;
 }
+
+/* "<UDID>" or "<UDID>:<user>": the user part (a user channel) is 1 to
+ * UTIL_CHANNEL_USER_MAX of the UDID characters and '@' (Managed Apple
+ * Accounts); ':' is no UDID character, so the split is unambiguous. */
+int util_channel_valid(const char *u, size_t n)
+{
+    static const char ok[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.@";
+    const char *colon = memchr(u, ':', n);
+    if (colon == NULL)
+        return util_udid_valid(u, n);
+    size_t k = (size_t)(colon - u), un = n - k - 1;
+    if (!util_udid_valid(u, k) || un == 0 || un > UTIL_CHANNEL_USER_MAX)
+        return 0;
+    for (size_t i = 0; i < un; i++)
+        if (colon[1 + i] == '\0' || strchr(ok, colon[1 + i]) == NULL)
+            return 0;
+    return 1;
+}

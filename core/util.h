@@ -37,6 +37,10 @@ int util_secret_eq(const char *a, const char *b) MDMD_MUSTCHECK;
 /* A UDID mdmd accepts (it goes inside Redis key names): [A-Za-z0-9._-]{1,64}.
  * Also what makes a SCEP request's CN a UDID. */
 int util_udid_valid(const char *u, size_t n) MDMD_MUSTCHECK;
+/* A device or one of its user channels, "<UDID>:<user>" (docs/REDIS.md). */
+#define UTIL_CHANNEL_USER_MAX 128
+#define UTIL_CHANNEL_MAX (64 + 1 + UTIL_CHANNEL_USER_MAX + 1) /* with the NUL */
+int util_channel_valid(const char *u, size_t n) MDMD_MUSTCHECK;
 
 /* Errors that travel through async callbacks. */
 enum mdmd_err {

@@ -34,6 +34,7 @@
 #include "../core/util.h"
 
 #include "store.h"
+#include "store_checkin.h"
 #include "store_console.h"
 #include "store_content.h"
 #include "store_enroll.h"
@@ -76,6 +77,8 @@ union store_cb { /* the caller's callback, by its type */
     store_user_fn *user;
     store_users_fn *users;
     store_users_result_fn *users_result;
+    store_values_fn *values;
+    store_migrate_fn *migrate;
 };
 #define STORE_CB_NONE ((union store_cb){.done = NULL}) /* the store's own ops */
 

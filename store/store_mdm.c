@@ -40,11 +40,12 @@ const char *store_ident_str(int ident)
     case STORE_ID_REVOKED: return "revoked";
     case STORE_ID_NOT_ISSUED: return "not_issued";
     case STORE_ID_CN_MISMATCH: return "cn_mismatch";
+    case STORE_ID_NO_CHANNEL: return "no_channel";
     }
     return "?";
 }
 
-static int store_mdm_ident_of(const char *s, size_t n)
+int store_mdm_ident(const char *s, size_t n)
 {
     if (n == 7 && memcmp(s, "unknown", 7) == 0)
         return STORE_ID_UNKNOWN;
@@ -58,6 +59,8 @@ static int store_mdm_ident_of(const char *s, size_t n)
         return STORE_ID_NOT_ISSUED;
     if (n == 11 && memcmp(s, "cn_mismatch", 11) == 0)
         return STORE_ID_CN_MISMATCH;
+    if (n == 10 && memcmp(s, "no_channel", 10) == 0)
+        return STORE_ID_NO_CHANNEL;
     return STORE_ID_OK;
 }
 
@@ -69,8 +72,26 @@ static void store_mdm_fields(struct store_argv *a, const struct store_kv *kv, si
     }
 }
 
-static const char *store_mdm_udid_keys[] = {"mdm:dev:{%s}", "mdm:q:{%s}", "mdm:notnow:{%s}",
-                                            "mdm:res:{%s}"};
+static const char *store_mdm_udid_keys[] = {"dev", "q", "notnow", "res"};
+
+/* mdm:<kind>:{UDID}, or mdm:<kind>:{UDID}:<user> for a user channel
+ * ("<UDID>:<user>"): a channel's keys share its device's hash tag.  The Lua
+ * side is mdm_key() (prelude.lua). */
+void store_mdm_key(char *out, size_t n, const char *kind, const char *id)
+{
+    const char *colon = strchr(id, ':');
+    if (colon == NULL)
+        snprintf(out, n, "mdm:%s:{%s}", kind, id);
+    else
+        snprintf(out, n, "mdm:%s:{%.*s}:%s", kind, (int)(colon - id), id, colon + 1);
+}
+
+static void store_mdm_argv_key(struct store_argv *a, const char *kind, const char *id)
+{
+    char key[STORE_MDM_KEY_MAX];
+    store_mdm_key(key, sizeof(key), kind, id);
+    store_argv_fmt(a, "%s", key); /* copied: store_argv_str would borrow key */
+}
 
 /* ---- check-in ---- */
 
@@ -79,7 +100,7 @@ static void store_mdm_checkin_reply(struct store_op *op, int err, const redisRep
     int ident = STORE_ID_OK, enrolled = 0;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type == REDIS_REPLY_STRING) {
-        ident = store_mdm_ident_of(r->str, r->len);
+        ident = store_mdm_ident(r->str, r->len);
         if (r->len == 8 && memcmp(r->str, "enrolled", 8) == 0)
             enrolled = STORE_ENROLLED_NOW;
         else if (r->len == 9 && memcmp(r->str, "provision", 9) == 0)
@@ -98,10 +119,10 @@ static struct store_op *store_mdm_checkin(struct store *s, int script, int with_
 {
     struct store_argv a;
     store_argv_init(&a);
-    store_argv_fmt(&a, store_mdm_udid_keys[0], m->udid);
+    store_mdm_argv_key(&a, store_mdm_udid_keys[0], m->udid);
     if (with_queue) {
-        store_argv_fmt(&a, store_mdm_udid_keys[1], m->udid);
-        store_argv_fmt(&a, store_mdm_udid_keys[2], m->udid);
+        store_mdm_argv_key(&a, store_mdm_udid_keys[1], m->udid);
+        store_mdm_argv_key(&a, store_mdm_udid_keys[2], m->udid);
     }
     store_argv_str(&a, "mdm:devices");
     store_argv_str(&a, "mdm:events");
@@ -151,7 +172,7 @@ static void store_mdm_report_reply(struct store_op *op, int err, const redisRepl
         cb(op->arg, err, STORE_ID_OK, NULL, NULL, 0);
         return;
     }
-    int ident = store_mdm_ident_of(r->element[0]->str, r->element[0]->len);
+    int ident = store_mdm_ident(r->element[0]->str, r->element[0]->len);
     if (ident == STORE_ID_OK && r->elements == 3)
         cb(op->arg, MDMD_OK, ident, r->element[1]->str, r->element[2]->str, r->element[2]->len);
     else
@@ -164,7 +185,7 @@ struct store_op *store_report(struct store *s, const struct store_report *rp, st
     struct store_argv a;
     store_argv_init(&a);
     for (int i = 0; i < 4; i++)
-        store_argv_fmt(&a, store_mdm_udid_keys[i], rp->dev.udid);
+        store_mdm_argv_key(&a, store_mdm_udid_keys[i], rp->dev.udid);
     store_argv_str(&a, "mdm:devices");
     store_argv_str(&a, "mdm:events");
     store_argv_str(&a, rp->dev.udid);
@@ -314,7 +335,7 @@ struct store_op *store_device_get(struct store *s, const char *udid, int max_que
     struct store_argv a;
     store_argv_init(&a);
     for (int i = 0; i < 3; i++)
-        store_argv_fmt(&a, store_mdm_udid_keys[i], udid);
+        store_mdm_argv_key(&a, store_mdm_udid_keys[i], udid);
     store_argv_fmt(&a, "%lld", (long long)max_queue);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_DEVICE], 3, &a, store_mdm_device_reply,
                              (union store_cb){.device = cb}, arg);
@@ -398,8 +419,8 @@ static void store_mdm_history_reply(struct store_op *op, int err, const redisRep
 struct store_op *store_history(struct store *s, const char *udid, const char *before, int count,
                                store_records_fn *cb, void *arg)
 {
-    char key[96], end[64], cnt[16];
-    snprintf(key, sizeof(key), "mdm:res:{%s}", udid);
+    char key[STORE_MDM_KEY_MAX], end[64], cnt[16];
+    store_mdm_key(key, sizeof(key), "res", udid);
     /* "(" makes the bound exclusive, so pages do not repeat their last entry. */
     snprintf(end, sizeof(end), before != NULL ? "(%s" : "+", before);
     snprintf(cnt, sizeof(cnt), "%d", count);
@@ -421,7 +442,7 @@ struct store_op *store_queue_clear(struct store *s, const char *udid, store_coun
     struct store_argv a;
     store_argv_init(&a);
     for (int i = 0; i < 3; i++)
-        store_argv_fmt(&a, store_mdm_udid_keys[i], udid);
+        store_mdm_argv_key(&a, store_mdm_udid_keys[i], udid);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_QUEUE_CLEAR], 3, &a, store_mdm_count_reply,
                              (union store_cb){.count = cb}, arg);
 }
@@ -460,7 +481,7 @@ struct store_op *store_push_result(struct store *s, const struct store_push_outc
 {
     struct store_argv a;
     store_argv_init(&a);
-    store_argv_fmt(&a, store_mdm_udid_keys[0], o->udid);
+    store_mdm_argv_key(&a, store_mdm_udid_keys[0], o->udid);
     store_argv_str(&a, "mdm:events");
     store_argv_str(&a, o->udid);
     store_argv_fmt(&a, "%lld", (long long)o->now_ms);

@@ -25,6 +25,11 @@ extern const char *const store_mdm_lua[STORE_LUA_N];
 /* ---- MDM data (key layout: docs/REDIS.md).  Every callback gets borrowed
  * values, valid only while the callback runs: copy what you keep. ---- */
 
+/* The Redis key of a device or user channel ("<UDID>:<user>"), kind "dev",
+ * "q", "notnow", "res" (docs/REDIS.md). */
+#define STORE_MDM_KEY_MAX (UTIL_CHANNEL_MAX + 32)
+void store_mdm_key(char *out, size_t n, const char *kind, const char *id);
+
 struct store_kv { /* a record field, or a field to set */
     const char *key;
     const char *val;
@@ -46,8 +51,12 @@ enum store_ident { /* who a device request may act as */
                    STORE_ID_NOT_ISSUED,    /* Authenticate: not issued by enrollment (required) */
                    STORE_ID_CN_MISMATCH,   /* Authenticate: CN is not the UDID, and the certificate
                                    * is not one that binds at Authenticate */
+                   STORE_ID_NO_CHANNEL,    /* a user channel that has not begun or has ended */
 };
 const char *store_ident_str(int ident);
+/* A script's identity answer ("unknown", ...) as enum store_ident; anything
+ * else is STORE_ID_OK (internal to store/). */
+int store_mdm_ident(const char *s, size_t n);
 
 struct store_device_msg { /* a check-in message */
     const char *udid;

@@ -153,3 +153,56 @@ int store_sync_user_list(struct store_sync *ss, store_sync_user_fn *fn, void *ar
     freeReplyObject(r);
     return 0;
 }
+
+/* Replaces the field only if it still holds what was read. */
+static const char store_sync_cas_lua[] =
+    "if redis.call('HGET', KEYS[1], 'bootstrap_token') == ARGV[1] then "
+    "redis.call('HSET', KEYS[1], 'bootstrap_token', ARGV[2]) return 1 end return 0";
+
+static int store_sync_token_one(struct store_sync *ss, const char *key, store_sync_token_fn *fn,
+                                void *arg, long *seen, long *changed, char *err, size_t errlen)
+{
+    char udid[128];
+    redisReply *r = redisCommand(ss->c, "HGET %s bootstrap_token", key);
+    if (r == NULL) {
+        snprintf(err, errlen, "Redis at %s: %s", ss->addr, ss->c->errstr);
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_STRING && sscanf(key, "mdm:dev:{%127[^}]}", udid) == 1) {
+        (*seen)++;
+        char *nv = fn(arg, udid, r->str);
+        if (nv != NULL) {
+            const char *argv[] = {key, r->str, nv};
+            redisReply *w = store_sync_eval(ss, store_sync_cas_lua, 1, 3, argv, err, errlen);
+            *changed += w != NULL && w->type == REDIS_REPLY_INTEGER && w->integer == 1;
+            freeReplyObject(w);
+            free(nv);
+        }
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+int store_sync_bootstrap_each(struct store_sync *ss, store_sync_token_fn *fn, void *arg, long *seen,
+                              long *changed, char *err, size_t errlen)
+{
+    char cursor[32] = "0";
+    *seen = *changed = 0;
+    do {
+        redisReply *r = redisCommand(ss->c, "SCAN %s MATCH mdm:dev:{*} COUNT 1000", cursor);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            snprintf(err, errlen, "Redis at %s: SCAN failed", ss->addr);
+            freeReplyObject(r);
+            return -1;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++)
+            if (store_sync_token_one(ss, r->element[1]->element[i]->str, fn, arg, seen, changed,
+                                     err, errlen) != 0) {
+                freeReplyObject(r);
+                return -1;
+            }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}

@@ -33,4 +33,12 @@ typedef void store_sync_user_fn(void *arg, const char *name, const char *role,
 int store_sync_user_list(struct store_sync *ss, store_sync_user_fn *fn, void *arg, char *err,
                          size_t errlen) MDMD_MUSTCHECK;
 
+/* Every escrowed bootstrap token (mdm:dev:{UDID} bootstrap_token, found
+ * with SCAN): fn gets the UDID and the sealed text and may return a new
+ * sealed text (malloc'd; NULL: leave it), written only if the field has not
+ * changed meanwhile.  *seen and *changed count them.  0, or -1 with err. */
+typedef char *store_sync_token_fn(void *arg, const char *udid, const char *sealed);
+int store_sync_bootstrap_each(struct store_sync *ss, store_sync_token_fn *fn, void *arg, long *seen,
+                              long *changed, char *err, size_t errlen) MDMD_MUSTCHECK;
+
 #endif

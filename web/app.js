@@ -372,6 +372,30 @@ function pageDevice(udid) {
     renderHistory(hist);
   }
 
+  async function renderRts() {
+    const path = `/devices/${enc(udid)}/return-to-service`;
+    let cur = null;
+    try { cur = await api('GET', path); } catch (e) { return; }
+    const say = !cur.set ? 'The fleet\'s setting applies (off unless set).'
+      : cur.enabled ? (cur.preserve_apps ? 'On, with app preservation (the escrowed bootstrap token is sent).' : 'On.')
+      : 'Off for this device.';
+    const set = body => ev => act(ev.target, async () => {
+      if (body === null) await api('DELETE', path); else await api('PUT', path, body);
+      toast('Return to Service updated.');
+      document.getElementById('card-rts')?.remove();
+      renderRts();
+    });
+    document.getElementById('card-rts')?.remove();
+    cards.append(h('section', { class: 'card', id: 'card-rts' }, h('h2', {}, 'Return to Service'),
+      h('p', { id: 'rts-state' }, say),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', id: 'rts-on', onclick: set({ enabled: true }) }, 'On'),
+        h('button', { type: 'button', id: 'rts-apps', onclick: set({ enabled: true, preserve_apps: true }) },
+          'On, preserve apps'),
+        h('button', { type: 'button', id: 'rts-off', onclick: set({ enabled: false }) }, 'Off'),
+        h('button', { type: 'button', id: 'rts-fleet', onclick: set(null) }, 'Use the fleet\'s'))));
+  }
+
   function renderDevice(d) {
     const dev = d.device;
     const sig = JSON.stringify(d);
@@ -394,6 +418,15 @@ function pageDevice(udid) {
           refresh();
         }) }, 'Clear queue'),
         h('button', { type: 'button', onclick: () => refresh() }, 'Refresh')));
+    // Return to Service (iOS/visionOS 26): this device's setting, else the fleet's.
+    if (!udid.includes(':')) renderRts();
+    // A device's user channels (<UDID>:<user>), each a page of its own.
+    api('GET', `/devices/${enc(udid)}/channels`).then(r => {
+      if (!r.items || !r.items.length) return;
+      cards.append(h('section', { class: 'card', id: 'card-channels' }, h('h2', {}, 'User channels'),
+        h('ul', {}, ...r.items.map(u => h('li', {},
+          h('a', { class: 'mono', href: '#/device/' + enc(udid + ':' + u) }, u))))));
+    }).catch(() => {});
     cards.replaceChildren(
       h('section', { class: 'card', id: 'card-enrollment' }, h('h2', {}, 'Enrollment'),
         kvList(dev, ENROLL_FIELDS, '—')),

@@ -25,6 +25,16 @@ void api_devices(struct req *req, void *app);  /* GET /v1/devices */
 void api_device(struct req *req, void *app);   /* /v1/devices/{udid}[/commands] */
 void api_push(struct req *req, void *app);     /* POST /v1/push */
 
+/* The rest of the check-in protocol (api_checkin.c).  A device path's tail
+ * /bootstrap-token (GET: the escrowed token, logged), /return-to-service
+ * (GET, PUT, DELETE), /channels (GET: its user channels); 1 when handled. */
+struct app;
+int api_checkin_device(struct req *req, struct app *a, const char *udid, const char *tail);
+void api_rts_fleet(struct req *req, void *app);     /* /v1/return-to-service */
+void api_token_sources(struct req *req, void *app); /* GET /v1/token-sources */
+void api_token_source(struct req *req, void *app);  /* /v1/token-sources/{type} */
+void api_migrate(struct req *req, void *app);       /* POST /v1/migrate */
+
 /* Answers with j as compact JSON; takes the reference. */
 void api_json(struct req *req, int status, json_t *j);
 

@@ -141,7 +141,7 @@ static void api_commands_enq_send(struct api_commands_enq *e)
 
 static int api_commands_udid_ok(const char *u)
 {
-    return util_udid_valid(u, strlen(u));
+    return util_channel_valid(u, strlen(u)); /* a device or a user channel <UDID>:<user> */
 }
 
 /* Checks RequestType and the required keys against Apple's schema. */

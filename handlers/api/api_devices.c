@@ -21,7 +21,8 @@ static json_t *api_devices_record(const struct store_record *r)
 {
     json_t *o = json_object();
     for (size_t i = 0; i < r->n; i++)
-        json_object_set_new(o, r->kv[i].key, json_stringn(r->kv[i].val, r->kv[i].len));
+        if (strcmp(r->kv[i].key, "bootstrap_token") != 0) /* only GET .../bootstrap-token */
+            json_object_set_new(o, r->kv[i].key, json_stringn(r->kv[i].val, r->kv[i].len));
     return o;
 }
 
@@ -255,21 +256,39 @@ static void api_devices_commands(struct req *req, struct app *a, const char *udi
     free(before);
 }
 
+/* The path segment as a device or user channel id (<UDID>:<user>), its ':'
+ * also taken percent-encoded (%3A: browsers and client libraries encode it).
+ * 0, or -1 when it is neither. */
+static int api_devices_channel_id(const char *seg, size_t n, char *out, size_t outlen)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 1 < outlen; i++, k++) {
+        if (seg[i] == '%' && i + 2 < n && seg[i + 1] == '3' && (seg[i + 2] | 0x20) == 'a') {
+            out[k] = ':';
+            i += 2;
+        } else {
+            out[k] = seg[i];
+        }
+    }
+    out[k] = '\0';
+    return k < outlen - 1 && util_channel_valid(out, k) ? 0 : -1;
+}
+
 void api_device(struct req *req, void *app)
 {
     struct app *a = app;
-    char udid[65];
+    char udid[UTIL_CHANNEL_MAX];
     if (!api_authorized(req, app))
         return;
     const char *rest = req_path(req) + strlen("/v1/devices/");
     size_t n = strcspn(rest, "/");
     const char *tail = rest + n;
-    if (!util_udid_valid(rest, n)) {
+    if (api_devices_channel_id(rest, n, udid, sizeof(udid)) != 0) {
         req_fail(req, 400, "malformed UDID");
         return;
     }
-    memcpy(udid, rest, n);
-    udid[n] = '\0';
+    if (api_checkin_device(req, a, udid, tail))
+        return;
     if (strcmp(tail, "/commands") == 0)
         api_devices_commands(req, a, udid);
     else if (*tail == '\0' && req_method(req) == HTTP_M_GET)

@@ -122,6 +122,7 @@ struct enroll_scep_op {
     int days;   /* cert_validity_days */
     int parsed; /* ca_scep_parse()'s result */
     struct ca_scep_req r;
+    struct ca_scep_policy pol;       /* from the configuration at the request */
     int fail;                        /* failInfo of a FAILURE answer */
     char user[ENROLL_SCEP_USER_MAX]; /* who the one-time challenge was for */
     char req_id[CA_FINGERPRINT_LEN]; /* new enrollment: what its retries share */
@@ -171,7 +172,7 @@ static void enroll_scep_refuse(struct enroll_scep_op *o, int fail, const char *w
 static void enroll_scep_job_parse(void *arg)
 {
     struct enroll_scep_op *o = arg;
-    o->parsed = ca_scep_parse(o->sc, o->ca, o->msg, o->msg_len, &o->r);
+    o->parsed = ca_scep_parse_with(o->sc, o->ca, &o->pol, o->msg, o->msg_len, &o->r);
     if (o->parsed == 0 && o->r.fail == CA_SCEP_FAIL_NONE && !o->r.renewal &&
         ca_scep_req_id(&o->r, o->req_id) != 0)
         o->parsed = -1;
@@ -341,8 +342,9 @@ static void enroll_scep_on_recorded(void *arg, int err, const char *outcome, int
         enroll_scep_refuse(o, CA_SCEP_BADREQUEST, outcome);
         return;
     }
-    log_info("event=scep_enrolled cn=\"%s\" fp=%s renewal=%d rebound=%d cipher=%s", o->r.cn, o->fp,
-             o->r.renewal, rebound, o->r.cipher);
+    log_info("event=scep_enrolled cn=\"%s\" fp=%s renewal=%d rebound=%d cipher=%s signer=%s",
+             o->r.cn, o->fp, o->r.renewal, rebound, o->r.cipher,
+             o->r.throwaway_signer ? "throwaway" : "csr_key");
     o->state = ENROLL_SCEP_ANSWER;
     enroll_scep_step(o);
 }
@@ -438,6 +440,8 @@ static void enroll_scep_pki_operation(struct req *req, struct app *app)
     o->app = app;
     o->ca = app->ca;
     o->sc = app->scep->sc;
+    o->pol = (struct ca_scep_policy){app->cf->scep_allow_throwaway_signer, app->cf->scep_allow_sha1,
+                                     app->cf->scep_allow_des, app->cf->scep_allow_rsa1024};
     o->msg = msg;
     o->msg_len = len;
     o->days = app->cf->cert_validity_days;

@@ -242,6 +242,28 @@ int mdm_refuse(struct mdm_msg *m, int err, int ident)
     return 1;
 }
 
+struct store_device_msg mdm_device_msg(struct mdm_msg *m)
+{
+    struct store_device_msg msg = {m->udid,       m->fp,
+                                   util_now_ms(), m->fields,
+                                   m->nfields,    m->app->cf->enroll_require_issued,
+                                   m->cn_differs, m->app->cf->provision_on_enroll};
+    return msg;
+}
+
+void mdm_answer(struct mdm_msg *m, plist_t answer)
+{
+    char *xml = NULL;
+    uint32_t len = 0;
+    plist_to_xml(answer, &xml, &len);
+    plist_free(answer);
+    if (xml == NULL)
+        req_respond(m->req, 500, NULL, NULL, 0);
+    else
+        req_respond(m->req, 200, "application/xml; charset=UTF-8", xml, len);
+    free(xml);
+}
+
 void mdm_any(struct req *req, void *app)
 {
     const char *ct = req_header(req, "Content-Type");

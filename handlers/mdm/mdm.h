@@ -35,10 +35,10 @@ void mdm_any(struct req *req, void *app);
 struct mdm_msg {
     struct req *req;
     struct app *app;
-    plist_t body; /* the parsed request */
-    char udid[65];
-    char fp[65];    /* client certificate SHA-256 */
-    int cn_differs; /* its CN is not udid: see mdm_identity */
+    plist_t body;                /* the parsed request */
+    char udid[UTIL_CHANNEL_MAX]; /* the UDID, or "<UDID>:<user>" once on a user channel */
+    char fp[65];                 /* client certificate SHA-256 */
+    int cn_differs;              /* its CN is not udid: see mdm_identity */
     struct store_kv fields[MDM_MAX_FIELDS];
     size_t nfields;
     char *owned[MDM_MAX_FIELDS + 4]; /* strings the fields point into */
@@ -66,6 +66,37 @@ void mdm_field_take(struct mdm_msg *m, const char *key, char *value);
 void mdm_fields_from(struct mdm_msg *m, plist_t dict, const char *const (*map)[2]);
 /* Takes ownership of a string to free with m. */
 char *mdm_own(struct mdm_msg *m, char *s);
+
+/* dict[key] (data) as lowercase hex, NULL if absent or not want_len bytes
+ * (0: any length); caller frees. */
+#define MDM_CHECKIN_TOKEN_LEN 32 /* bytes of an APNs device token */
+char *mdm_checkin_data_hex(plist_t dict, const char *key, size_t want_len);
+/* Answers 200 with the plist (taken) as XML. */
+void mdm_answer(struct mdm_msg *m, plist_t answer);
+/* The struct store_device_msg of m (fields, identity, time). */
+struct store_device_msg mdm_device_msg(struct mdm_msg *m);
+
+/* ---- the rest of the check-in protocol ---- */
+
+/* 1 when mdmd answers message_type (a check-in MessageType of Apple's
+ * schema), with its handler or a deliberate refusal; 0 otherwise. */
+int mdm_checkin_handles(const char *message_type) MDMD_MUSTCHECK;
+
+/* User channels (mdm_user.c).  A request carrying UserID (not Shared iPad's
+ * all-F placeholder), else UserShortName, else EnrollmentUserID, is on the
+ * channel "<UDID>:<that>" (docs/REDIS.md).  mdm_user_channel() switches
+ * m->udid to it: 0 when the request is on the device channel, 1 on a user
+ * channel, -1 when the user part is malformed (answered 400 already). */
+int mdm_user_channel(struct mdm_msg *m) MDMD_MUSTCHECK;
+void mdm_user_authenticate(struct mdm_msg *m);
+void mdm_user_token_update(struct mdm_msg *m); /* m->udid is the channel */
+
+/* Answers from stored data (mdm_escrow.c): the bootstrap token (sealed at
+ * rest with ca_seal, <data_dir>/bootstrap.key), Return to Service, GetToken. */
+void mdm_escrow_set(struct mdm_msg *m);
+void mdm_escrow_get(struct mdm_msg *m);
+void mdm_escrow_rts(struct mdm_msg *m);
+void mdm_escrow_token(struct mdm_msg *m);
 
 /* What a device gets right after it enrolls (the end of the
  * seed's D.2): on its first TokenUpdate, InstallProfile for every

@@ -1,4 +1,6 @@
-/* Check-in: Authenticate, TokenUpdate, CheckOut (DESIGN.md 2). */
+/* Check-in: every MessageType of Apple's schema (mdm_checkin_schema.c), by
+ * the table at the end; Authenticate, TokenUpdate and CheckOut here, the
+ * others in mdm_user.c and mdm_escrow.c (DESIGN.md 2). */
 #include "mdm.h"
 
 #include <stdio.h>
@@ -77,11 +79,7 @@ static void mdm_checkin_on_done(void *arg, int err, int ident, int enrolled_now)
 
 static struct store_device_msg mdm_checkin_msg(struct mdm_msg *m)
 {
-    struct store_device_msg msg = {m->udid,       m->fp,
-                                   util_now_ms(), m->fields,
-                                   m->nfields,    m->app->cf->enroll_require_issued,
-                                   m->cn_differs, m->app->cf->provision_on_enroll};
-    return msg;
+    return mdm_device_msg(m);
 }
 
 static void mdm_checkin_authenticate(struct mdm_msg *m)
@@ -92,11 +90,8 @@ static void mdm_checkin_authenticate(struct mdm_msg *m)
     store_authenticate(m->app->store, &msg, mdm_checkin_on_done, m);
 }
 
-#define MDM_CHECKIN_TOKEN_LEN 32 /* bytes of an APNs device token */
-
-/* data -> lowercase hex (APNs wants the token that way); NULL if absent
- * (or, with want_len, of another length). */
-static char *mdm_checkin_data_hex(plist_t dict, const char *key, size_t want_len)
+/* data -> lowercase hex (APNs wants the token that way); NULL if absent. */
+char *mdm_checkin_data_hex(plist_t dict, const char *key, size_t want_len)
 {
     plist_t v = plist_dict_get_item(dict, key);
     char *data = NULL, *hex = NULL;
@@ -114,12 +109,11 @@ static char *mdm_checkin_data_hex(plist_t dict, const char *key, size_t want_len
 
 static void mdm_checkin_token_update(struct mdm_msg *m)
 {
-    if (plist_dict_get_item(m->body, "UserID") != NULL) {
-        /* A user-channel token (Shared iPad, macOS users): not managed yet;
-         * accepted so the device does not retry, and said so. */
-        log_info("event=user_channel_token_ignored udid=%s", m->udid);
-        req_respond(m->req, 200, NULL, NULL, 0);
-        mdm_done(m);
+    int ch = mdm_user_channel(m);
+    if (ch < 0)
+        return;
+    if (ch > 0) {
+        mdm_user_token_update(m);
         return;
     }
     /* An APNs device token is 32 bytes: anything else would be stored and
@@ -152,39 +146,67 @@ static void mdm_checkin_checkout(struct mdm_msg *m)
     store_checkout(m->app->store, &msg, mdm_checkin_on_done, m);
 }
 
-/* Message types Apple defines that mdmd does not handle yet.  UserAuthenticate
- * gets 410, which tells the device not to set up a user channel. */
-static int mdm_checkin_unsupported(const char *type)
+/* DeclarativeManagement has an issue of its own: until then it is refused
+ * as a request the server does not serve (Apple documents no answer for a
+ * server without declarative management; devices retry later). */
+static void mdm_checkin_declined(struct mdm_msg *m)
 {
-    static const char *const later[] = {"SetBootstrapToken", "GetBootstrapToken",
-                                        "DeclarativeManagement", "GetToken"};
-    if (strcmp(type, "UserAuthenticate") == 0)
-        return 410;
-    for (size_t i = 0; i < ARRAY_LEN(later); i++)
-        if (strcmp(type, later[i]) == 0)
-            return 501;
-    return 400;
+    log_warn("event=checkin_declined udid=%s message_type=DeclarativeManagement status=501",
+             m->udid);
+    req_respond_json(m->req, 501, "{\"error\":\"not supported\"}\n");
+    mdm_done(m);
+}
+
+typedef void mdm_checkin_fn(struct mdm_msg *m);
+
+/* Every MessageType of Apple's schema (test_checkin checks the two agree). */
+static const struct {
+    const char *type;
+    mdm_checkin_fn *fn;
+} mdm_checkin_handlers[] = {
+    {"Authenticate", mdm_checkin_authenticate},
+    {"CheckOut", mdm_checkin_checkout},
+    {"DeclarativeManagement", mdm_checkin_declined},
+    {"GetBootstrapToken", mdm_escrow_get},
+    {"GetToken", mdm_escrow_token},
+    {"ReturnToService", mdm_escrow_rts},
+    {"SetBootstrapToken", mdm_escrow_set},
+    {"TokenUpdate", mdm_checkin_token_update},
+    {"UserAuthenticate", mdm_user_authenticate},
+};
+
+static mdm_checkin_fn *mdm_checkin_find(const char *type)
+{
+    for (size_t i = 0; type != NULL && i < ARRAY_LEN(mdm_checkin_handlers); i++)
+        if (strcmp(type, mdm_checkin_handlers[i].type) == 0)
+            return mdm_checkin_handlers[i].fn;
+    return NULL;
+}
+
+int mdm_checkin_handles(const char *message_type)
+{
+    return mdm_checkin_find(message_type) != NULL;
 }
 
 static void mdm_checkin_begun(struct mdm_msg *m)
 {
     struct req *req = m->req;
+    char why[96];
     char *type = apple_plist_dict_string(m->body, "MessageType");
-    if (type != NULL && strcmp(type, "Authenticate") == 0)
-        mdm_checkin_authenticate(m);
-    else if (type != NULL && strcmp(type, "TokenUpdate") == 0)
-        mdm_checkin_token_update(m);
-    else if (type != NULL && strcmp(type, "CheckOut") == 0)
-        mdm_checkin_checkout(m);
-    else {
-        int status = type != NULL ? mdm_checkin_unsupported(type) : 400;
+    mdm_checkin_fn *fn = mdm_checkin_find(type);
+    if (fn == NULL || mdm_checkin_schema_find(type) == NULL) {
         char mt[64];
-        log_warn("event=checkin_unsupported udid=%s message_type=%s status=%d", m->udid,
-                 type != NULL ? log_str(type, mt, sizeof(mt)) : "(none)", status);
-        req_respond_json(req, status,
-                         status == 400 ? "{\"error\":\"unknown MessageType\"}\n"
-                                       : "{\"error\":\"not supported\"}\n");
+        log_warn("event=checkin_unsupported udid=%s message_type=%s status=400", m->udid,
+                 type != NULL ? log_str(type, mt, sizeof(mt)) : "(none)");
+        req_respond_json(req, 400, "{\"error\":\"unknown MessageType\"}\n");
         mdm_done(m);
+    } else if (apple_checkin_check(m->body, type, why, sizeof(why)) != 0) {
+        log_warn("event=checkin_malformed udid=%s message_type=%s reason=\"%s\"", m->udid, type,
+                 why);
+        req_fail(req, 400, why);
+        mdm_done(m);
+    } else {
+        fn(m);
     }
     free(type);
 }

@@ -45,7 +45,12 @@ static void mdm_connect_on_next(void *arg, int err, int ident, const char *uuid,
                                 size_t len)
 {
     struct mdm_msg *m = arg;
-    if (!mdm_refuse(m, err, ident)) {
+    if (err == MDMD_OK && ident == STORE_ID_NO_CHANNEL) {
+        /* A user channel that never began (user_channel decline) or ended:
+         * nothing is queued for it, and nothing for the device to retry. */
+        log_info("event=user_channel_unknown udid=%s", m->udid);
+        req_respond(m->req, 200, NULL, NULL, 0);
+    } else if (!mdm_refuse(m, err, ident)) {
         int st =
             metrics_report_of(plist_get_string_ptr(plist_dict_get_item(m->body, "Status"), NULL));
         if (st >= 0)
@@ -122,6 +127,8 @@ static void mdm_connect_report(struct mdm_msg *m, const char *status, const char
 static void mdm_connect_begun(struct mdm_msg *m)
 {
     struct req *req = m->req;
+    if (mdm_user_channel(m) < 0)
+        return;
     char *status = mdm_own(m, apple_plist_dict_string(m->body, "Status"));
     char *uuid = mdm_own(m, apple_plist_dict_string(m->body, "CommandUUID"));
     if (!mdm_connect_status_ok(status)) {

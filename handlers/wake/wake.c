@@ -13,11 +13,11 @@
 #define WAKE_BUCKETS 4096 /* pending pushes are few at a time: the window is short */
 
 struct wake_item {
-    struct wake *w;          /* NULL once the wake is gone (answer still due) */
-    struct wake_item *hnext; /* bucket chain, while waiting for the window */
-    struct wake_item *qnext; /* FIFO of the window */
-    int queued;              /* in the hash and the FIFO */
-    char udid[65];
+    struct wake *w;              /* NULL once the wake is gone (answer still due) */
+    struct wake_item *hnext;     /* bucket chain, while waiting for the window */
+    struct wake_item *qnext;     /* FIFO of the window */
+    int queued;                  /* in the hash and the FIFO */
+    char udid[UTIL_CHANNEL_MAX]; /* a device or a user channel */
     char token[PUSH_TOKEN_HEX_LEN + 1];
     char magic[PUSH_MAGIC_MAX + 1];
 };

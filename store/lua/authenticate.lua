@@ -44,6 +44,7 @@ if prev then
   redis.call('HDEL', dev, 'token', 'push_magic', 'unlock_token', 'token_invalid',
              'enrolled_at', 'checked_out_at')
 end
+mdm_end_channels(events, udid, now)
 if d[3] and d[3] ~= fp then mdm_revoke(events, d[3], udid, now, 'replaced') end
 local idx = mdm_index_get(dev)
 redis.call('HSET', dev, 'udid', udid, 'state', 'authenticated', 'cert_fp', fp,

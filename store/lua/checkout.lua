@@ -12,5 +12,6 @@ if dropped > 0 then redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -dropped) 
 redis.call('HSET', dev, 'state', 'checked_out', 'checked_out_at', now, 'last_seen', now)
 redis.call('ZADD', devices, now, udid)
 mdm_revoke(events, fp, udid, now, 'checkout')
+mdm_end_channels(events, udid, now)
 mdm_event(events, 'type', 'checked_out', 'udid', udid, 'time', now, 'dropped', dropped)
 return 'ok'

@@ -2,6 +2,7 @@
 -- KEYS: dev q notnow res devices events
 -- ARGV: udid now cert_fp status uuid result error_chain history_len [field value]...
 -- Returns {'ok'} (nothing to send), {'ok', uuid, plist} or {identity failure}.
+-- udid may be a user channel, "<UDID>:<user>" (KEYS are then the channel's).
 local dev, q, nn, res, devices, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local udid, now, fp, status, uuid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local bad = mdm_ident(dev, fp)
@@ -9,11 +10,13 @@ if bad then return {bad} end
 if #ARGV > 8 then
   local idx = mdm_index_get(dev)
   redis.call('HSET', dev, 'last_seen', now, 'info_updated_at', now, unpack(ARGV, 9))
-  mdm_index_sync(dev, udid, idx)
+  -- The search index lists devices; a user channel's answers stay on its record.
+  if not string.find(udid, ':', 1, true) then mdm_index_sync(dev, udid, idx) end
 else
   redis.call('HSET', dev, 'last_seen', now)
 end
-redis.call('ZADD', devices, now, udid)
+-- mdm:devices lists devices; a user channel's last_seen is on its record.
+if not string.find(udid, ':', 1, true) then redis.call('ZADD', devices, now, udid) end
 
 if status == 'NotNow' then
   if uuid ~= '' and redis.call('LPOS', q, uuid) then redis.call('SADD', nn, uuid) end
@@ -43,6 +46,11 @@ else
                  'result', ARGV[6], 'error_chain', ARGV[7])
       mdm_event(events, 'type', 'command_finished', 'udid', udid, 'uuid', uuid,
                 'request_type', rt, 'status', status, 'time', now)
+      if rt == 'DeviceConfigured' and status == 'Acknowledged' then
+        -- Setup Assistant goes on: the device is no longer awaiting configuration.
+        redis.call('HSET', dev, 'awaiting_configuration', 'false', 'configured_at', now)
+        mdm_event(events, 'type', 'device_configured', 'udid', udid, 'time', now)
+      end
     end
   end
   redis.call('DEL', nn)

@@ -1,5 +1,6 @@
 -- KEYS: cmd [job]   ARGV: uuid request_type plist now ttl_s from udid...
--- Stores the command body once and queues its UUID for every managed UDID.
+-- Stores the command body once and queues its UUID for every managed UDID
+-- (or user channel, "<UDID>:<user>").
 -- Idempotent, so that a client may retry a request that timed out: a UUID
 -- already stored with another body is a conflict ({-1}) and nothing is
 -- queued; a device that was given the UUID before (mdm:cmdto:<uuid>, or its
@@ -24,8 +25,8 @@ local to = 'mdm:cmdto:' .. uuid
 local queued, already, unknown, push = 0, 0, {}, {}
 for i = 7, #ARGV do
   local u = ARGV[i]
-  local dev = 'mdm:dev:{' .. u .. '}'
-  local q = 'mdm:q:{' .. u .. '}'
+  local dev = mdm_key('dev', u)
+  local q = mdm_key('q', u)
   local d = redis.call('HMGET', dev, 'state', 'token', 'push_magic', 'topic', 'token_invalid')
   if not d[1] or d[1] == 'checked_out' then
     unknown[#unknown + 1] = u

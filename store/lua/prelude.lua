@@ -2,12 +2,40 @@
 -- is allowed only for a known, not checked-out device whose request came
 -- with the certificate bound to its enrollment at Authenticate, and that
 -- certificate has not been revoked since (re-enrollment, CheckOut).
-local function mdm_ident(dev, fp)
-  local st = redis.call('HMGET', dev, 'state', 'cert_fp')
+local function mdm_ident_device(dev, fp)
+  local st = redis.call('HMGET', dev, 'state', 'cert_fp', 'migrated')
   if not st[1] then return 'unknown' end
   if st[1] == 'checked_out' then return 'checked_out' end
+  if not st[2] and st[3] == '1' and fp ~= '' then
+    -- Migrated (migrate.lua): the first certificate of the MDM CA it comes
+    -- with is bound (trust on first use), unless the registry gives that
+    -- certificate to another UDID.
+    local udid = string.match(dev, '^mdm:dev:{(.*)}$')
+    local owner = redis.call('HGET', 'mdm:cert:' .. fp, 'udid')
+    if owner and owner ~= '' and owner ~= udid then return 'cert_mismatch' end
+    redis.call('HSET', dev, 'cert_fp', fp, 'migrated_bound_at', redis.call('TIME')[1] * 1000)
+    st[2] = fp
+  end
   if st[2] ~= fp then return 'cert_mismatch' end
   if redis.call('HGET', 'mdm:cert:' .. fp, 'state') == 'revoked' then return 'revoked' end
+  return nil
+end
+-- A user channel ("<UDID>:<user>", docs/REDIS.md) has its device's keys with
+-- ":<user>" after the hash tag (the device's slot), and acts with its
+-- device's identity while the channel lasts: 'no_channel' when the device
+-- is fine but the channel never began or was ended.
+local function mdm_key(kind, id)
+  local udid, user = string.match(id, '^([^:]+):(.+)$')
+  if udid then return 'mdm:' .. kind .. ':{' .. udid .. '}:' .. user end
+  return 'mdm:' .. kind .. ':{' .. id .. '}'
+end
+local function mdm_ident(dev, fp)
+  local parent = string.match(dev, '^(mdm:dev:{[^}]*}):.+$')
+  if not parent then return mdm_ident_device(dev, fp) end
+  local bad = mdm_ident_device(parent, fp)
+  if bad then return bad end
+  local st = redis.call('HGET', dev, 'state')
+  if not st or st == 'checked_out' then return 'no_channel' end
   return nil
 end
 -- 1 when a new identity for user must not take over dev: it is enrolled (not
@@ -49,4 +77,21 @@ local function mdm_index_sync(dev, udid, old)
       redis.call('ZADD', 'mdm:idx', 0, string.lower(new[i]) .. '\0' .. udid .. '\0' .. f)
     end
   end
+end
+-- Ends every user channel of udid (CheckOut, a new Authenticate): their
+-- queues go, their records say checked_out; history stays.
+local function mdm_end_channels(events, udid, now)
+  local set = 'mdm:channels:{' .. udid .. '}'
+  for _, user in ipairs(redis.call('SMEMBERS', set)) do
+    local id = udid .. ':' .. user
+    local q = mdm_key('q', id)
+    local n = redis.call('LLEN', q)
+    redis.call('DEL', q, mdm_key('notnow', id))
+    if n > 0 then redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -n) end
+    redis.call('HSET', mdm_key('dev', id), 'state', 'checked_out', 'checked_out_at', now)
+    redis.call('HDEL', mdm_key('dev', id), 'token', 'push_magic')
+    mdm_event(events, 'type', 'user_channel_ended', 'udid', udid, 'user', user, 'time', now,
+              'dropped', n)
+  end
+  redis.call('DEL', set)
 end

@@ -155,6 +155,14 @@ try {
     await page.locator('.toast', { hasText: 'Push sent' }).waitFor(WAIT);
   });
 
+  await check('Return to Service: on with app preservation, then back to the fleet\'s', async () => {
+    await page.locator('#rts-state', { hasText: 'fleet' }).waitFor(WAIT);
+    await page.click('#rts-apps');
+    await page.locator('#rts-state', { hasText: 'app preservation' }).waitFor(WAIT);
+    await page.click('#rts-fleet');
+    await page.locator('#rts-state', { hasText: 'fleet' }).waitFor(WAIT);
+  });
+
   await check('users page lists the admin', async () => {
     await page.click('#nav a[data-page=users]');
     await page.locator(`#users tr[data-user="${USER}"]`).waitFor(WAIT);

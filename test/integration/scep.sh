@@ -246,6 +246,38 @@ for c in aes128 des3 des; do
     check "GET PKIOperation ($c envelope), then mutual TLS: enrolled" test "$(R hget "mdm:dev:{GET-$c-000000}" state)" = enrolled
 done
 
+# --- RFC 8894 2.3: a signer key that is not the CSR's; older algorithms, each refusable ---
+scep_sim() { "${SIM[@]}" --scep "$PLAIN" --scep-challenge "$STATIC" -q "$@" >"$T/sim-alg.out" 2>&1; }
+scep_sim --scep-signer throwaway --udid-prefix THROW
+check "a client signing its PKCSReq with a throwaway self-signed key enrolls" \
+    test "$(R hget 'mdm:dev:{THROW-000000}' state)" = enrolled
+check "logged as signer=throwaway" grep -q 'event=scep_enrolled cn="THROW-000000" .*signer=throwaway' "$T/mdmd.log"
+scep_sim --scep-digest sha1 --udid-prefix SHA1
+check "a SHA-1 signer digest is accepted" test "$(R hget 'mdm:dev:{SHA1-000000}' state)" = enrolled
+scep_sim --scep-key-bits 1024 --udid-prefix RSA1K
+check "an RSA 1024 CSR is refused by default (badRequest key_not_allowed)" \
+    bash -c "[ \"\$(redis-cli -p $REDIS_PORT exists 'mdm:dev:{RSA1K-000000}')\" = 0 ] && grep -q 'cn=\"RSA1K-000000\" .*reason=key_not_allowed' '$T/mdmd.log'"
+printf '%s\n' "scep_allow_throwaway_signer no" "scep_allow_sha1 no" "scep_allow_des no" \
+    "scep_allow_rsa1024 yes" >>"$D/mdmd.conf"
+kill -HUP "$MDMD_PID"
+wait_for 10 grep -q event=reloaded "$T/mdmd.log" || fail "SIGHUP reload"
+scep_sim --scep-signer throwaway --udid-prefix THROWNO
+check "scep_allow_throwaway_signer no: refused (badMessageCheck)" \
+    bash -c "grep -q 'failInfo=1' '$T/sim-alg.out' && grep -q 'reason=signer_key_not_csr_key' '$T/mdmd.log'"
+scep_sim --scep-digest sha1 --udid-prefix SHA1NO
+check "scep_allow_sha1 no: refused (badAlg)" \
+    bash -c "grep -q 'failInfo=0' '$T/sim-alg.out' && grep -q 'reason=sha1_refused' '$T/mdmd.log'"
+scep_sim --scep-cipher des --udid-prefix DESNO
+check "scep_allow_des no: refused (badAlg)" \
+    bash -c "grep -q 'failInfo=0' '$T/sim-alg.out' && grep -q 'reason=des_refused' '$T/mdmd.log'"
+scep_sim --scep-key-bits 1024 --udid-prefix RSA1KOK
+# (the certificate is issued; mdmsim's own TLS library then refuses a 1024-bit client key)
+check "scep_allow_rsa1024 yes: an RSA 1024 CSR gets its certificate" \
+    grep -q 'event=scep_enrolled cn="RSA1KOK-000000" ' "$T/mdmd.log"
+sed -i '/^scep_allow_/d' "$D/mdmd.conf"
+kill -HUP "$MDMD_PID"
+wait_for 10 bash -c "[ \$(grep -c event=reloaded '$T/mdmd.log') -ge 2 ]" || fail "SIGHUP reload back"
+
 # --- Mdm-Signature by hand (openssl cms), with scepclient's identity ---
 cp "$C1" "$T/s1.crt"; cp "$T/sc1/key.pem" "$T/s1.key"
 checkin_msg "$T/auth1" Authenticate $U1

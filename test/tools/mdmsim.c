@@ -12,6 +12,7 @@
 #include "mdmsim_push.h"
 #include "mdmsim_enroll.h"
 #include "mdmsim_scep.h"
+#include "mdmsim_steps.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -84,6 +85,15 @@ static void sim_usage(FILE *f)
             "  --scep-cipher C    envelope cipher: aes256 (default), aes128, des3, des\n"
             "  --scep-get         PKIOperation by GET instead of POST\n"
             "  --scep-retry N     on a 5xx answer send the same message again, up to N times\n"
+            "  --scep-signer S    csr (default): sign with the CSR's key; throwaway: with a\n"
+            "                     self-signed key of its own (RFC 8894 2.3 allows it)\n"
+            "  --scep-digest D    signer digest: sha256 (default) or sha1\n"
+            "  --scep-key-bits N  RSA bits of the CSR key (default 2048)\n"
+            "  --step SPEC        after enrolling, send a check-in message and print the\n"
+            "                     answer (repeatable, in order; mdmsim_steps.h lists them:\n"
+            "                     user-auth:U user-token:U ipad-token:N user-poll:U ipad-poll:N\n"
+            "                     set-bootstrap:T get-bootstrap get-token:TYPE rts awaiting\n"
+            "                     raw:TYPE bad-bootstrap)\n"
             "  --mdm-signature    no TLS client certificate: sign each body (Mdm-Signature)\n"
             "Token = SHA-256(\"mdmsim-token:UDID\"); PushMagic, UnlockToken and serials are\n"
             "derived from the UDID too, so every run presents the same device.\n",
@@ -141,6 +151,10 @@ enum {
     SIM_O_SCEP_GET,
     SIM_O_SCEP_RETRY,
     SIM_O_MDMSIG,
+    SIM_O_SCEP_SIGNER,
+    SIM_O_SCEP_DIGEST,
+    SIM_O_SCEP_BITS,
+    SIM_O_STEP,
 };
 
 enum { /* --enroll-ota (mdmsim_enroll.h) */
@@ -184,6 +198,10 @@ static const struct option sim_longopts[] = {
     {"scep-cipher", 1, NULL, SIM_O_SCEP_CIPHER},
     {"scep-get", 0, NULL, SIM_O_SCEP_GET},
     {"scep-retry", 1, NULL, SIM_O_SCEP_RETRY},
+    {"scep-signer", 1, NULL, SIM_O_SCEP_SIGNER},
+    {"scep-digest", 1, NULL, SIM_O_SCEP_DIGEST},
+    {"scep-key-bits", 1, NULL, SIM_O_SCEP_BITS},
+    {"step", 1, NULL, SIM_O_STEP},
     {"mdm-signature", 0, NULL, SIM_O_MDMSIG},
     {"enroll-ota", 1, NULL, SIM_O_ENROLL},
     {"user", 1, NULL, SIM_O_USER},
@@ -241,6 +259,16 @@ static void sim_opt_other(struct sim_opts *o, int c, const char *v)
     case SIM_O_SCEP_CIPHER: o->scep_cipher = v; break;
     case SIM_O_SCEP_GET: o->scep_get = 1; break;
     case SIM_O_SCEP_RETRY: o->scep_retry = atoi(v); break;
+    case SIM_O_SCEP_SIGNER: o->scep_signer = v; break;
+    case SIM_O_STEP:
+        if (o->nsteps == SIM_STEPS_MAX)
+            die("event=bad_option option=step reason=too_many");
+        o->steps[o->nsteps++] = v;
+        break;
+    case SIM_O_SCEP_DIGEST: o->scep_digest = v; break;
+    case SIM_O_SCEP_BITS:
+        o->scep_key_bits = (int)sim_opt_num("scep-key-bits", v, 1024, 8192);
+        break;
     case SIM_O_MDMSIG: o->mdm_signature = 1; break;
     case SIM_O_ENROLL: o->enroll_url = v; break;
     case SIM_O_USER: o->user = v; break;
@@ -357,6 +385,8 @@ static plist_t sim_msg_status(const struct sim_dev *d, const char *status)
     plist_t m = plist_new_dict();
     sim_pl_str(m, "UDID", d->udid);
     sim_pl_str(m, "Status", status);
+    if (d->chan_user[0] != '\0') /* user-poll (mdmsim_steps.h) */
+        sim_step_user_keys(d, m);
     return m;
 }
 
@@ -612,6 +642,10 @@ static plist_t sim_dev_execute(struct sim_dev *d, plist_t msg, const char *uuid)
         status = sim_cmd_run(d, type, cmd, resp);
     }
     d->cmd_status = status;
+    if (d->chan_user[0] != '\0') {
+        sim_step_user_keys(d, resp);
+        sim_step_poll_cmd(d, type);
+    }
     sim_pl_str(resp, "UDID", d->udid);
     sim_pl_str(resp, "Status", sim_status_name[status]);
     sim_pl_str(resp, "CommandUUID", uuid);
@@ -704,8 +738,18 @@ static void sim_report_done(struct sim_dev *d)
     sim_ledger(s, d);
 }
 
-/* After TokenUpdate: in push mode wait for a push, else start polling. */
+/* After TokenUpdate: the --step messages first (mdmsim_steps.h). */
 static void sim_dev_after_enroll(struct sim_dev *d)
+{
+    if (d->step < d->sim->o.nsteps) {
+        sim_step_next(d);
+        return;
+    }
+    sim_steps_done(d);
+}
+
+/* Then: in push mode wait for a push, else start polling. */
+static void sim_steps_done(struct sim_dev *d)
 {
     if (d->sim->o.push_file != NULL && !d->push_pending) {
         sim_session_end(d, 0);
@@ -720,6 +764,10 @@ static void sim_dev_after_enroll(struct sim_dev *d)
 static void sim_cycle_end(struct sim_dev *d)
 {
     struct sim *s = d->sim;
+    if (d->chan_user[0] != '\0') {
+        sim_step_poll_done(d);
+        return;
+    }
     d->cycles++;
     s->st.cycles++;
     if (s->o.push_file != NULL) {
@@ -863,13 +911,17 @@ static void sim_on_response(struct evhttp_request *req, void *arg)
         sim_net_error(d);
         return;
     }
+    struct evbuffer *b = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(b);
+    const char *body = len ? (const char *)evbuffer_pullup(b, -1) : "";
+    if (d->state == SIM_ST_STEP) {
+        sim_step_on_reply(d, code, body, len);
+        return;
+    }
     if (code < 200 || code > 299) {
         sim_http_error(d, code, req);
         return;
     }
-    struct evbuffer *b = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(b);
-    const char *body = len ? (const char *)evbuffer_pullup(b, -1) : "";
     sim_dev_on_ok(d, body, len);
 }
 
@@ -955,6 +1007,10 @@ static void sim_session_start(struct sim_dev *d)
     }
     if (!d->enrolled) {
         sim_dev_send(d, SIM_ST_AUTH, NULL);
+        return;
+    }
+    if (d->step < s->o.nsteps) { /* --skip-enroll: the steps come first too */
+        sim_step_next(d);
         return;
     }
     d->push_pending = 0;

@@ -706,6 +706,7 @@ static const struct {
     {"ClearPasscode", sim_cmd_clear_passcode},
     {"RestartDevice", sim_cmd_ack},
     {"EraseDevice", sim_cmd_erase},
+    {"DeviceConfigured", sim_cmd_ack}, /* Setup Assistant goes on (AwaitingConfiguration) */
 };
 
 static void sim_error_chain(plist_t resp, uint64_t code, const char *domain, const char *text)

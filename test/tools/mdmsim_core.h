@@ -31,8 +31,13 @@
 #define SIM_MODEL "MQ0N3LL/A"
 #define SIM_MAC_EPOCH 978307200 /* plist dates count from 2001-01-01 */
 
+#define SIM_STEPS_MAX 32
+#define SIM_CHAN_MAX 160
+
 struct sim_opts {
-    const char *url;         /* https://host:port/mdm */
+    const char *url;                  /* https://host:port/mdm */
+    const char *steps[SIM_STEPS_MAX]; /* --step: check-in messages after enrolling */
+    unsigned nsteps;
     const char *ca, *ca_key; /* MDM CA: trust anchor and issuer */
     const char *topic;
     const char *prefix; /* UDID prefix: PREFIX-000000 */
@@ -50,6 +55,9 @@ struct sim_opts {
     const char *scep_challenge, *scep_profile, *scep_cipher;
     int scep_get;                /* PKIOperation by GET */
     int scep_retry;              /* resend the same PKIOperation this often on a 5xx */
+    const char *scep_signer;     /* csr (default) | throwaway: the pkiMessage's signer key */
+    const char *scep_digest;     /* sha256 (default) | sha1 */
+    int scep_key_bits;           /* RSA bits of the CSR key (default 2048) */
     int mdm_signature;           /* Mdm-Signature instead of a TLS client certificate */
     const char *enroll_url;      /* --enroll-ota: enroll over the air first (mdmsim_enroll.h) */
     const char *user, *password; /* its login */
@@ -105,6 +113,7 @@ enum sim_state {
     SIM_ST_TOKEN,    /* TokenUpdate sent */
     SIM_ST_IDLE,     /* Status Idle sent */
     SIM_ST_REPORT,   /* a command result sent */
+    SIM_ST_STEP,     /* a --step check-in message sent (mdmsim_steps.h) */
 };
 
 struct sim;
@@ -137,11 +146,16 @@ struct sim_dev {
     plist_t profiles; /* array of ProfileList items; NULL: none yet */
     struct sim_app *apps;
     unsigned napps;
-    int apps_init;          /* default apps were added */
-    struct sim_enr *enr;    /* --enroll-ota state, NULL until it starts */
-    EVP_PKEY *id_key;       /* key of cert_der when it is not dev_key (enrolled) */
-    struct event *think_ev; /* --interval: the pause before the next cycle */
-    struct sim_dev *next;   /* run queue */
+    int apps_init;                /* default apps were added */
+    struct sim_enr *enr;          /* --enroll-ota state, NULL until it starts */
+    EVP_PKEY *id_key;             /* key of cert_der when it is not dev_key (enrolled) */
+    struct event *think_ev;       /* --interval: the pause before the next cycle */
+    struct sim_dev *next;         /* run queue */
+    unsigned step;                /* --step: the next one to send */
+    int step_second;              /* UserAuthenticate: the DigestResponse request is out */
+    char chan_user[SIM_CHAN_MAX]; /* user-poll: polling this user channel (UserID) */
+    unsigned step_cmds;           /* user-poll: commands the channel got */
+    char step_types[256];         /* and their RequestTypes */
 };
 
 struct sim {

@@ -53,7 +53,15 @@ struct sim_scep {
     char challenge[256];
     char subject_cn[128];   /* --scep-profile: the payload's Subject CN, as is */
     OSSL_PROVIDER *prov[2]; /* default and legacy, unloaded at the end */
+    EVP_PKEY *signer_key;   /* --scep-signer throwaway: not the CSR's key; else NULL */
+    const EVP_MD *md;       /* --scep-digest: of the signer's signature */
 };
+
+/* The key that signs the pkiMessage and opens the reply. */
+static EVP_PKEY *sim_scep_signer(struct sim *s)
+{
+    return s->scep->signer_key != NULL ? s->scep->signer_key : s->dev_key;
+}
 
 struct sim_scep_msg { /* one request and what its answer must echo */
     char txid[65];
@@ -296,9 +304,22 @@ static void sim_scep_init(struct sim *s)
     if (s->o.scep_challenge != NULL)
         snprintf(sc->challenge, sizeof(sc->challenge), "%s", s->o.scep_challenge);
     sim_scep_get_ca(sc);
-    s->dev_key = EVP_RSA_gen(2048);
+    s->dev_key = EVP_RSA_gen(s->o.scep_key_bits > 0 ? (unsigned)s->o.scep_key_bits : 2048);
     if (s->dev_key == NULL)
         die("event=keygen_failed");
+    /* RFC 8894 2.3 allows a signer key other than the CSR's (SHOULD, not
+     * MUST): some client libraries sign with a throwaway key. */
+    if (s->o.scep_signer != NULL && strcmp(s->o.scep_signer, "throwaway") == 0 &&
+        (sc->signer_key = EVP_RSA_gen(2048)) == NULL)
+        die("event=keygen_failed");
+    else if (s->o.scep_signer != NULL && strcmp(s->o.scep_signer, "throwaway") != 0 &&
+             strcmp(s->o.scep_signer, "csr") != 0)
+        die("event=bad_option option=scep-signer want=csr|throwaway");
+    sc->md = EVP_sha256();
+    if (s->o.scep_digest != NULL && strcmp(s->o.scep_digest, "sha1") == 0)
+        sc->md = EVP_sha1();
+    else if (s->o.scep_digest != NULL && strcmp(s->o.scep_digest, "sha256") != 0)
+        die("event=bad_option option=scep-digest want=sha256|sha1");
     ERR_clear_error();
 }
 
@@ -311,6 +332,7 @@ static void sim_scep_free(struct sim *s)
     X509_STORE_free(sc->trust);
     X509_free(sc->recipient);
     EVP_CIPHER_free((EVP_CIPHER *)sc->cipher);
+    EVP_PKEY_free(sc->signer_key);
     for (int i = 1; i >= 0; i--)
         if (sc->prov[i] != NULL)
             OSSL_PROVIDER_unload(sc->prov[i]);
@@ -357,8 +379,8 @@ static X509 *sim_scep_self(struct sim *s, const char *cn)
              X509_gmtime_adj(X509_getm_notAfter(x), 86400) != NULL &&
              X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
                                         0) == 1 &&
-             X509_set_issuer_name(x, n) == 1 && X509_set_pubkey(x, s->dev_key) == 1 &&
-             X509_sign(x, s->dev_key, EVP_sha256()) > 0;
+             X509_set_issuer_name(x, n) == 1 && X509_set_pubkey(x, sim_scep_signer(s)) == 1 &&
+             X509_sign(x, sim_scep_signer(s), EVP_sha256()) > 0;
     if (!ok) {
         X509_free(x);
         return NULL;
@@ -397,8 +419,8 @@ static int sim_scep_sign(struct sim *s, struct sim_scep_msg *m, const unsigned c
 {
     const int flags = CMS_BINARY | CMS_STREAM;
     CMS_ContentInfo *cms = CMS_sign(NULL, NULL, NULL, NULL, flags | CMS_PARTIAL);
-    CMS_SignerInfo *si = cms != NULL ? CMS_add1_signer(cms, m->self, s->dev_key, EVP_sha256(),
-                                                       CMS_BINARY | CMS_NOSMIMECAP)
+    CMS_SignerInfo *si = cms != NULL ? CMS_add1_signer(cms, m->self, sim_scep_signer(s),
+                                                       s->scep->md, CMS_BINARY | CMS_NOSMIMECAP)
                                      : NULL;
     BIO *in = BIO_new_mem_buf(env, envlen), *out = BIO_new(BIO_s_mem());
     int ok = si != NULL && in != NULL && out != NULL &&
@@ -495,7 +517,7 @@ static X509 *sim_scep_open_reply(struct sim *s, const struct sim_scep_msg *m, BI
     BIO *out = BIO_new(BIO_s_mem());
     X509 *x = NULL;
     if (e != NULL && out != NULL &&
-        CMS_decrypt(e, s->dev_key, m->self, NULL, out, CMS_BINARY) == 1) {
+        CMS_decrypt(e, sim_scep_signer(s), m->self, NULL, out, CMS_BINARY) == 1) {
         PKCS7 *p7 = d2i_PKCS7_bio(out, NULL);
         if (p7 != NULL && PKCS7_type_is_signed(p7) && sk_X509_num(p7->d.sign->cert) > 0) {
             x = sk_X509_value(p7->d.sign->cert, 0);

@@ -81,7 +81,8 @@ struct req_opts {
 struct req_out {
     unsigned char *der;
     int len;
-    X509 *self; /* the signer (recipient of the answer) */
+    X509 *self;    /* the signer (recipient of the answer) */
+    EVP_PKEY *key; /* its key, which opens the answer */
     unsigned char nonce[16];
 };
 
@@ -153,6 +154,7 @@ static void make_request(const struct ca_scep *sc, const struct req_opts *o, str
     if (o->tamper)
         env[env_len - 5] ^= 0x55;
     out->self = o->signer != NULL ? o->signer : make_self(o->cn);
+    out->key = o->signer_key ? o->signer_key : g_key;
     if (o->signer != NULL)
         X509_up_ref(o->signer);
     CMS_ContentInfo *s = CMS_sign(NULL, NULL, NULL, NULL, CMS_BINARY | CMS_PARTIAL);
@@ -209,12 +211,12 @@ static int attr_str(CMS_SignerInfo *si, const char *oid, char *out, size_t n, in
     return 0;
 }
 
-static X509 *open_envelope(BIO *env, X509 *self)
+static X509 *open_envelope(BIO *env, X509 *self, EVP_PKEY *key)
 {
     CMS_ContentInfo *e = d2i_CMS_bio(env, NULL);
     BIO *out = BIO_new(BIO_s_mem());
     X509 *x = NULL;
-    if (e != NULL && CMS_decrypt(e, g_key, self, NULL, out, CMS_BINARY) == 1) {
+    if (e != NULL && CMS_decrypt(e, key, self, NULL, out, CMS_BINARY) == 1) {
         PKCS7 *p7 = d2i_PKCS7_bio(out, NULL);
         if (p7 != NULL && sk_X509_num(p7->d.sign->cert) == 1) {
             x = sk_X509_value(p7->d.sign->cert, 0);
@@ -254,7 +256,7 @@ static void read_reply(const struct ca *ca, const unsigned char *der, size_t len
         r->nonce_ok = attr_str(si, OID_RNONCE, buf, sizeof(buf), &n) == 0 && n == 16 &&
                       memcmp(buf, rq->nonce, 16) == 0;
         if (r->status == 0)
-            r->cert = open_envelope(env, rq->self);
+            r->cert = open_envelope(env, rq->self, rq->key);
     }
     X509_STORE_free(st);
     BIO_free(env);
@@ -263,6 +265,8 @@ static void read_reply(const struct ca *ca, const unsigned char *der, size_t len
 }
 
 /* parse + (issue) + reply + read, as the handler chains them. */
+static const struct ca_scep_policy *g_pol; /* NULL: ca_scep_parse()'s defaults */
+
 static int round_trip(const struct ca *ca, const struct ca_scep *sc, const struct req_opts *o,
                       struct ca_scep_req *r, struct rep *rep)
 {
@@ -270,7 +274,8 @@ static int round_trip(const struct ca *ca, const struct ca_scep *sc, const struc
     unsigned char *der = NULL;
     size_t len = 0;
     make_request(sc, o, &rq);
-    int rc = ca_scep_parse(sc, ca, rq.der, (size_t)rq.len, r);
+    int rc = g_pol != NULL ? ca_scep_parse_with(sc, ca, g_pol, rq.der, (size_t)rq.len, r)
+                           : ca_scep_parse(sc, ca, rq.der, (size_t)rq.len, r);
     X509 *issued = rc == 0 && r->fail == CA_SCEP_FAIL_NONE ? ca_scep_issue(ca, r, 30) : NULL;
     if (rc == 0 && ca_scep_reply(sc, r, issued, r->fail, &der, &len) == 0)
         read_reply(ca, der, len, &rq, rep);
@@ -456,10 +461,16 @@ TEST(test_failures)
     CHECK(round_trip(g_rsa, g_sc, &md5, &r, &rep) == 0);
     CHECK(r.fail == CA_SCEP_BADALG && rep.fail == 0);
     ca_scep_req_clear(&r);
-    /* Signed by some other key than the CSR's: no proof of possession. */
-    EVP_PKEY *other = EVP_EC_gen("P-256");
+    /* Signed by a throwaway self-signed key, not the CSR's: RFC 8894 2.3 says
+     * SHOULD use the CSR's key, not MUST, and the CSR's own signature proves
+     * possession.  Issued for the CSR's key, enveloped for the signer. */
+    EVP_PKEY *other = EVP_RSA_gen(2048);
     X509 *self = X509_new();
     X509_set_version(self, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(self), 9);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(self), "CN", MBSTRING_UTF8,
+                               (const unsigned char *)"throwaway", -1, -1, 0);
+    X509_set_issuer_name(self, X509_get_subject_name(self));
     X509_gmtime_adj(X509_getm_notBefore(self), -60);
     X509_gmtime_adj(X509_getm_notAfter(self), 3600);
     X509_set_pubkey(self, other);
@@ -467,8 +478,32 @@ TEST(test_failures)
     struct req_opts pop = {
         .cn = UDID, .challenge = "c", .type = "19", .signer = self, .signer_key = other};
     CHECK(round_trip(g_rsa, g_sc, &pop, &r, &rep) == 0);
+    CHECK(r.fail == CA_SCEP_FAIL_NONE && r.throwaway_signer == 1);
+    CHECK(rep.status == 0 && rep.cert != NULL &&
+          EVP_PKEY_eq(X509_get0_pubkey(rep.cert), g_key) == 1);
+    X509_free(rep.cert);
+    ca_scep_req_clear(&r);
+    /* scep_allow_throwaway_signer no: refused as before. */
+    struct ca_scep_policy strict = ca_scep_policy_default;
+    strict.throwaway_signer = 0;
+    g_pol = &strict;
+    CHECK(round_trip(g_rsa, g_sc, &pop, &r, &rep) == 0);
     CHECK(r.fail == CA_SCEP_BADMESSAGECHECK && strcmp(r.why, "signer_key_not_csr_key") == 0);
     ca_scep_req_clear(&r);
+    g_pol = NULL;
+    /* A signer neither of the CSR's key nor self-signed: refused. */
+    X509 *notself = X509_new();
+    X509_set_version(notself, 2);
+    X509_gmtime_adj(X509_getm_notBefore(notself), -60);
+    X509_gmtime_adj(X509_getm_notAfter(notself), 3600);
+    X509_set_pubkey(notself, other);
+    X509_sign(notself, g_key, EVP_sha256());
+    struct req_opts ns = {
+        .cn = UDID, .challenge = "c", .type = "19", .signer = notself, .signer_key = other};
+    CHECK(round_trip(g_rsa, g_sc, &ns, &r, &rep) == 0);
+    CHECK(r.fail == CA_SCEP_BADMESSAGECHECK && strcmp(r.why, "signer_not_self_signed") == 0);
+    ca_scep_req_clear(&r);
+    X509_free(notself);
     /* A renewal signed by a certificate of another CA. */
     struct req_opts ren = {.cn = UDID, .type = "17", .signer = self, .signer_key = other};
     CHECK(round_trip(g_rsa, g_sc, &ren, &r, &rep) == 0);

@@ -1,0 +1,263 @@
+/* store_checkin.c: the rest of the check-in protocol in Redis
+ * (store_checkin.h); one Lua call per message. */
+#include "store_checkin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+extern const char store_lua_user_token_update[], store_lua_bootstrap_set[],
+    store_lua_bootstrap_get[], store_lua_rts_get[], store_lua_token_source_get[],
+    store_lua_hash_replace[], store_lua_ident[], store_lua_migrate[];
+
+#define STORE_CHECKIN_MAXV 16
+
+/* The values of an array reply from element first on. */
+static void store_checkin_values(struct store_op *op, int err, const redisReply *r, size_t first)
+{
+    store_values_fn *cb = op->cb.values;
+    const char *v[STORE_CHECKIN_MAXV];
+    size_t len[STORE_CHECKIN_MAXV], n = 0;
+    int ident = STORE_ID_OK;
+    if (err == MDMD_OK && first == 1)
+        ident = store_mdm_ident(r->element[0]->str, r->element[0]->len);
+    for (size_t i = first; err == MDMD_OK && i < r->elements && n < STORE_CHECKIN_MAXV; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_NIL) {
+            err = MDMD_EPROTO;
+            break;
+        }
+        v[n] = e->type == REDIS_REPLY_STRING ? e->str : NULL;
+        len[n++] = e->type == REDIS_REPLY_STRING ? e->len : 0;
+    }
+    cb(op->arg, err, ident, v, len, err == MDMD_OK ? n : 0);
+}
+
+/* A script's {status, values...}: status "ok" or an identity failure. */
+static void store_checkin_script_reply(struct store_op *op, int err, const redisReply *r)
+{
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+                           r->element[0]->type != REDIS_REPLY_STRING))
+        err = MDMD_EPROTO;
+    store_checkin_values(op, err, r, 1);
+}
+
+/* A plain array (HGETALL, SMEMBERS). */
+static void store_checkin_array_reply(struct store_op *op, int err, const redisReply *r)
+{
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_ARRAY)
+        err = MDMD_EPROTO;
+    store_checkin_values(op, err, r, 0);
+}
+
+static void store_checkin_status_reply(struct store_op *op, int err, const redisReply *r)
+{
+    int ident = STORE_ID_OK, enrolled = 0;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type == REDIS_REPLY_STRING) {
+        ident = store_mdm_ident(r->str, r->len);
+        enrolled = r->len == 8 && memcmp(r->str, "enrolled", 8) == 0;
+    } else if (err == MDMD_OK) {
+        err = MDMD_EPROTO;
+    }
+    op->cb.checkin(op->arg, err, ident, enrolled);
+}
+
+static void store_checkin_key(struct store_argv *a, const char *kind, const char *id)
+{
+    char key[STORE_MDM_KEY_MAX];
+    store_mdm_key(key, sizeof(key), kind, id);
+    store_argv_fmt(a, "%s", key); /* copied: store_argv_str would borrow key */
+}
+
+/* The device part of a channel id. */
+static void store_checkin_device(char *out, size_t n, const char *id)
+{
+    snprintf(out, n, "%.*s", (int)strcspn(id, ":"), id);
+}
+
+struct store_op *store_user_token_update(struct store *s, const struct store_device_msg *m,
+                                         store_checkin_fn *cb, void *arg)
+{
+    char udid[UTIL_CHANNEL_MAX];
+    const char *colon = strchr(m->udid, ':');
+    struct store_argv a;
+    store_checkin_device(udid, sizeof(udid), m->udid);
+    store_argv_init(&a);
+    store_checkin_key(&a, "dev", m->udid);
+    store_checkin_key(&a, "dev", udid);
+    store_checkin_key(&a, "channels", udid);
+    store_argv_str(&a, "mdm:events");
+    store_argv_str(&a, m->udid);
+    store_argv_str(&a, udid);
+    store_argv_str(&a, colon != NULL ? colon + 1 : "");
+    store_argv_fmt(&a, "%lld", (long long)m->now_ms);
+    store_argv_str(&a, m->cert_fp);
+    for (size_t i = 0; i < m->nfields; i++) {
+        store_argv_str(&a, m->fields[i].key);
+        store_argv_push(&a, m->fields[i].val, m->fields[i].len);
+    }
+    return store_argv_script(s, store_lua_user_token_update, 4, &a, store_checkin_status_reply,
+                             (union store_cb){.checkin = cb}, arg);
+}
+
+struct store_op *store_bootstrap_set(struct store *s, const struct store_device_msg *m,
+                                     const char *sealed, const char *awaiting, store_checkin_fn *cb,
+                                     void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_checkin_key(&a, "dev", m->udid);
+    store_argv_str(&a, "mdm:events");
+    store_argv_str(&a, m->udid);
+    store_argv_fmt(&a, "%lld", (long long)m->now_ms);
+    store_argv_str(&a, m->cert_fp);
+    store_argv_str(&a, sealed);
+    store_argv_str(&a, awaiting);
+    return store_argv_script(s, store_lua_bootstrap_set, 2, &a, store_checkin_status_reply,
+                             (union store_cb){.checkin = cb}, arg);
+}
+
+struct store_op *store_bootstrap_get(struct store *s, const char *udid, const char *cert_fp,
+                                     const char *who, int64_t now_ms, store_values_fn *cb,
+                                     void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_checkin_key(&a, "dev", udid);
+    store_argv_str(&a, "mdm:events");
+    store_argv_str(&a, udid);
+    store_argv_fmt(&a, "%lld", (long long)now_ms);
+    store_argv_str(&a, cert_fp);
+    store_argv_str(&a, who);
+    return store_argv_script(s, store_lua_bootstrap_get, 2, &a, store_checkin_script_reply,
+                             (union store_cb){.values = cb}, arg);
+}
+
+struct store_op *store_rts_get(struct store *s, const struct store_device_msg *m,
+                               store_values_fn *cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_checkin_key(&a, "dev", m->udid);
+    store_checkin_key(&a, "rts", m->udid);
+    store_argv_str(&a, "mdm:rts");
+    store_argv_str(&a, "mdm:events");
+    store_argv_str(&a, m->udid);
+    store_argv_fmt(&a, "%lld", (long long)m->now_ms);
+    store_argv_str(&a, m->cert_fp);
+    return store_argv_script(s, store_lua_rts_get, 4, &a, store_checkin_script_reply,
+                             (union store_cb){.values = cb}, arg);
+}
+
+struct store_op *store_token_source_get(struct store *s, const struct store_device_msg *m,
+                                        const char *type, store_values_fn *cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_checkin_key(&a, "dev", m->udid);
+    store_argv_fmt(&a, "mdm:tokensrc:%s", type);
+    store_argv_str(&a, m->cert_fp);
+    store_argv_fmt(&a, "%lld", (long long)m->now_ms);
+    return store_argv_script(s, store_lua_token_source_get, 2, &a, store_checkin_script_reply,
+                             (union store_cb){.values = cb}, arg);
+}
+
+struct store_op *store_ident_check(struct store *s, const struct store_device_msg *m,
+                                   store_values_fn *cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_checkin_key(&a, "dev", m->udid);
+    store_argv_str(&a, m->cert_fp);
+    store_argv_fmt(&a, "%lld", (long long)m->now_ms);
+    return store_argv_script(s, store_lua_ident, 1, &a, store_checkin_script_reply,
+                             (union store_cb){.values = cb}, arg);
+}
+
+static void store_checkin_done_reply(struct store_op *op, int err, const redisReply *r)
+{
+    err = store_reply_error(err, r);
+    op->cb.done(op->arg, err);
+}
+
+struct store_op *store_setting_put(struct store *s, const char *key, const char *set,
+                                   const char *member, const struct store_kv *kv, size_t n,
+                                   store_done_fn *cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_str(&a, key);
+    if (set != NULL)
+        store_argv_str(&a, set);
+    int nkeys = a.n;
+    store_argv_str(&a, member != NULL ? member : "");
+    for (size_t i = 0; i < n; i++) {
+        store_argv_str(&a, kv[i].key);
+        store_argv_push(&a, kv[i].val, kv[i].len);
+    }
+    return store_argv_script(s, store_lua_hash_replace, nkeys, &a, store_checkin_done_reply,
+                             (union store_cb){.done = cb}, arg);
+}
+
+static struct store_op *store_checkin_cmd(struct store *s, const char *cmd, const char *key,
+                                          store_values_fn *cb, void *arg)
+{
+    const char *argv[] = {cmd, key};
+    struct store_op *op = store_op_new(s, (union store_cb){.values = cb}, arg);
+    return store_cmd_argv(s, 2, argv, NULL, store_checkin_array_reply, op);
+}
+
+struct store_op *store_setting_get(struct store *s, const char *key, store_values_fn *cb, void *arg)
+{
+    return store_checkin_cmd(s, "HGETALL", key, cb, arg);
+}
+
+struct store_op *store_set_members(struct store *s, const char *key, store_values_fn *cb, void *arg)
+{
+    return store_checkin_cmd(s, "SMEMBERS", key, cb, arg);
+}
+
+static void store_checkin_migrate_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_migrate_fn *cb = op->cb.migrate;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+         r->element[0]->type != REDIS_REPLY_INTEGER || !store_reply_strings(r->element[1])))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        cb(op->arg, err, 0, NULL, 0);
+        return;
+    }
+    const redisReply *sk = r->element[1];
+    const char **v = xcalloc(sk->elements + 1, sizeof(*v));
+    for (size_t i = 0; i < sk->elements; i++)
+        v[i] = sk->element[i]->str;
+    cb(op->arg, MDMD_OK, (long)r->element[0]->integer, v, sk->elements);
+    free(v);
+}
+
+struct store_op *store_migrate(struct store *s, const struct store_migrant *d, size_t n,
+                               int64_t now_ms, store_migrate_fn *cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_str(&a, "mdm:devices");
+    store_argv_str(&a, "mdm:events");
+    store_argv_fmt(&a, "%lld", (long long)now_ms);
+    for (size_t i = 0; i < n; i++) {
+        store_argv_str(&a, d[i].udid);
+        store_argv_fmt(&a, "%zu", d[i].n);
+        for (size_t j = 0; j < d[i].n; j++) {
+            store_argv_str(&a, d[i].fields[j].key);
+            store_argv_push(&a, d[i].fields[j].val, d[i].fields[j].len);
+        }
+    }
+    return store_argv_script(s, store_lua_migrate, 2, &a, store_checkin_migrate_reply,
+                             (union store_cb){.migrate = cb}, arg);
+}
