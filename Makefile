@@ -4,7 +4,7 @@
 PKGS     := libevent libevent_openssl libevent_pthreads openssl libnghttp2 libplist-2.0 hiredis jansson
 DEB_PKGS := gcc make pkg-config libc6-dev libevent-dev libssl-dev libnghttp2-dev libplist-dev \
             libhiredis-dev libjansson-dev clang clang-format libclang-rt-14-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2 valgrind \
-            chromium nodejs scep python3
+            chromium nodejs scep python3 python3-yaml
 
 # The one place the version lives: mdmd --version, mdmctl --version, /metrics.
 VERSION := 0.1.0
@@ -210,8 +210,9 @@ install: $(BIN)/mdmd $(BIN)/mdmctl $(MAN_PAGES)
 
 # The house style (.clang-format) and the rules a compiler does not check
 # (test/lint.py); make test runs the same checks (test/integration/lint.sh).
-# handlers/apple/mdm_schema.c is generated (test/gen_schema.sh): left as made.
-FORMAT_SRCS = $(filter-out handlers/apple/mdm_schema.c,$(shell git ls-files '*.c' '*.h' 2>/dev/null))
+# handlers/apple/mdm_schema.c and ddm_schema.c are generated (test/gen_schema.sh,
+# test/gen_ddm_schema.py): left as made.
+FORMAT_SRCS = $(filter-out handlers/apple/mdm_schema.c handlers/apple/ddm_schema.c,$(shell git ls-files '*.c' '*.h' 2>/dev/null))
 format:
 	clang-format -i $(FORMAT_SRCS)
 

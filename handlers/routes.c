@@ -7,6 +7,16 @@
 
 #define H_DEVICE_PUT (HTTP_M_PUT | HTTP_M_POST) /* devices PUT; some tools POST */
 
+/* /v1/devices/{udid}/status is declarative status (api_ddm.c); the rest
+ * of /v1/devices/ the device API's. */
+static void routes_device(struct req *req, void *app)
+{
+    if (api_ddm_is_status(req_path(req)))
+        api_ddm_status(req, app);
+    else
+        api_device(req, app);
+}
+
 const struct http_route routes_public[] = {
     {HTTP_M_GET | HTTP_M_HEAD, "/healthz", api_health},
     {HTTP_M_GET | HTTP_M_HEAD, "/mdm/ca", enroll_ca_cert},
@@ -22,7 +32,7 @@ const struct http_route routes_public[] = {
     {HTTP_M_POST, "/v1/commands", api_commands},
     {HTTP_M_POST, "/v1/push", api_push},
     {HTTP_M_GET, "/v1/devices", api_devices},
-    {HTTP_M_GET | HTTP_M_DELETE, "/v1/devices/*", api_device},
+    {HTTP_M_GET | HTTP_M_DELETE, "/v1/devices/*", routes_device},
     {HTTP_M_GET, "/v1/jobs/*", api_jobs_get},
     {HTTP_M_GET, "/v1/openapi.json", api_openapi},
     {HTTP_M_GET, "/metrics", api_metrics},
@@ -35,6 +45,11 @@ const struct http_route routes_public[] = {
      api_content_provprofile},
     {HTTP_M_GET | HTTP_M_POST, "/v1/apps", api_content_apps},
     {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/apps/*", api_content_app},
+    {HTTP_M_GET, "/v1/declarations", api_ddm_declarations},
+    {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/declarations/*", api_ddm_declaration},
+    {HTTP_M_GET, "/v1/declaration-sets", api_ddm_sets},
+    {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/declaration-sets/*", api_ddm_set},
+    {HTTP_M_GET, "/v1/ddm/status", api_ddm_fleet},
     {0, NULL, NULL},
 };
 

@@ -1,4 +1,5 @@
-/* Check-in: Authenticate, TokenUpdate, CheckOut (DESIGN.md 2). */
+/* Check-in: Authenticate, TokenUpdate, CheckOut (DESIGN.md 2); DeclarativeManagement
+ * goes to handlers/ddm. */
 #include "mdm.h"
 
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "../../core/util.h"
 #include "../../store/store.h"
 #include "../apple/apple.h"
+#include "../ddm/ddm.h"
 
 /* Apple's Authenticate keys -> device record fields (docs/REDIS.md). */
 static const char *const mdm_checkin_auth_map[][2] = {
@@ -62,8 +64,10 @@ static void mdm_checkin_on_done(void *arg, int err, int ident, int enrolled_now)
     struct mdm_msg *m = arg;
     if (!mdm_refuse(m, err, ident)) {
         mdm_checkin_count(m, enrolled_now);
-        if (enrolled_now)
+        if (enrolled_now) {
             log_info("event=enrolled udid=%s", m->udid);
+            ddm_notify_enrolled(m->app, m->udid);
+        }
         if (enrolled_now && m->app->cf->provision_on_enroll) {
             mdm_provision_start(m->app, m->udid, mdm_checkin_on_provisioned, m);
             return;
@@ -144,8 +148,7 @@ static void mdm_checkin_checkout(struct mdm_msg *m)
  * gets 410, which tells the device not to set up a user channel. */
 static int mdm_checkin_unsupported(const char *type)
 {
-    static const char *const later[] = {"SetBootstrapToken", "GetBootstrapToken",
-                                        "DeclarativeManagement", "GetToken"};
+    static const char *const later[] = {"SetBootstrapToken", "GetBootstrapToken", "GetToken"};
     if (strcmp(type, "UserAuthenticate") == 0)
         return 410;
     for (size_t i = 0; i < ARRAY_LEN(later); i++)
@@ -166,7 +169,10 @@ void mdm_checkin(struct req *req, void *app)
         mdm_checkin_token_update(m);
     else if (type != NULL && strcmp(type, "CheckOut") == 0)
         mdm_checkin_checkout(m);
-    else {
+    else if (type != NULL && strcmp(type, "DeclarativeManagement") == 0) {
+        ddm_checkin(req, m->app, m->body, m->udid, m->fp, m->cn_differs);
+        mdm_done(m);
+    } else {
         int status = type != NULL ? mdm_checkin_unsupported(type) : 400;
         log_warn("event=checkin_unsupported udid=%s message_type=%s status=%d", m->udid,
                  type != NULL ? type : "(none)", status);
