@@ -3,9 +3,9 @@
 -- Queues the DeclarativeManagement command, its Data the enrollment's
 -- TokensResponse, for each device channel whose sync token is not the one
 -- it was last sent: scan walks about count entries of mdm:devices from
--- cursor (a fan-out after a change); list takes the UDIDs after the UUIDs;
--- enroll is list for a device that just enrolled, queued only when it has
--- declarations.  Only enrolled devices that can speak DDM (they did, or
+-- cursor (a fan-out after a change); list, or enroll for a device that
+-- just enrolled, takes the UDIDs after the prefix.  A device never sent one
+-- is sent one only when it has declarations.  Only enrolled devices that can speak DDM (they did, or
 -- their OS can) are sent one; a command of an earlier fan-out that is still
 -- queued is replaced, so a device never holds two.  The commands' UUIDs are
 -- uuid_prefix (24 random characters from the caller) and a counter.
@@ -51,7 +51,8 @@ for _, u in ipairs(ids) do
   local e = redis.call('HMGET', en, 'notified', 'pending', 'last_seen')
   if d[1] == 'enrolled' and (e[3] or capable(dev)) then
     local items, token, time = ddm_tokens(u, '', iso)
-    if e[1] ~= token and (mode ~= 'enroll' or #items > 0) then
+    -- One that never had declarations needs no word of an empty set.
+    if e[1] ~= token and (#items > 0 or e[1]) then
       local q = 'mdm:q:{' .. u .. '}'
       if e[2] and redis.call('LREM', q, 0, e[2]) > 0 then
         redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -1)
