@@ -6,6 +6,7 @@
  *   mdmctl_cmd.c    the subcommands
  *   mdmctl_enq.c    enqueue, and following a bulk job
  *   mdmctl_out.c    tables, times, the progress bar
+ *   mdmctl_ddm.c    declarative management: declarations, sets, assignment, status
  *
  * Ownership: struct mdmctl lives for the whole run (main owns it); a
  * struct mdmctl_resp owns its body until mdmctl_resp_free(). */
@@ -51,6 +52,11 @@ int mdmctl_cmd_run(struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
 int mdmctl_enq_run(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK; /* enqueue ... */
 int mdmctl_enq_job(const struct mdmctl *m, int argc,
                    char **argv) MDMD_MUSTCHECK; /* job ID [--wait] */
+
+/* ---- mdmctl_ddm.c ---- */
+/* declarations | declaration ID | declare FILE | declaration-rm ID | sets | set NAME |
+ * set-put NAME ID... | set-rm NAME | assign NAME ... | status UDID | fleet-status ... */
+int mdmctl_ddm_run(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
 
 /* ---- mdmctl_out.c ---- */
 

@@ -177,6 +177,23 @@ check "full report replaces: only what it holds is left" test "$(R hkeys "mdm:dd
 check "device status for an enrollment that never synced: 404" test "$(api GET /v1/devices/NOPE/status)" = 404
 check "fleet without a filter: 400" test "$(api GET /v1/ddm/status)" = 400
 
+# --- mdmctl ---
+ddm d1 $U status "$T/status1.json" >/dev/null
+CTL=("$BIN/mdmctl" --url "https://127.0.0.1:$PUB" --key-file "$D/var/api.key" --cacert "$CA")
+printf '%s' '{"Type":"com.apple.configuration.passcode.settings","Identifier":"com.example.pass","Payload":{"MinimumLength":6}}' >"$T/pass.json"
+check "mdmctl declare" bash -c "${CTL[*]} declare '$T/pass.json' | grep -q 'com.example.pass created'"
+printf '%s' '{"Type":"com.apple.configuration.passcode.settings","Identifier":"com.example.pass2","Payload":{"MinimumLength":"6"}}' >"$T/pass2.json"
+check "mdmctl declare: a bad one fails, naming the key" bash -c "! ${CTL[*]} declare '$T/pass2.json' 2>'$T/ctl.err' && grep -q 'Payload.MinimumLength must be an integer' '$T/ctl.err'"
+check "mdmctl declarations lists it" bash -c "${CTL[*]} declarations | grep -q 'com.example.pass .*com.apple.configuration.passcode.settings'"
+check "mdmctl set-put" bash -c "${CTL[*]} set-put pass com.example.pass | grep -q 'set stored'"
+check "mdmctl assign names the job" bash -c "${CTL[*]} assign pass --udid $V | grep -q 'mdmctl job '"
+check "mdmctl set shows the assignment" bash -c "${CTL[*]} set pass | grep -q '$V'"
+check "mdmctl status shows items and declarations" bash -c "${CTL[*]} status $U > '$T/ctl.out' && grep -q 'softwareupdate.install-state' '$T/ctl.out' && grep -q 'configurations  *com.example.su  *valid active' '$T/ctl.out'"
+check "mdmctl fleet-status --failed" bash -c "${CTL[*]} fleet-status --failed | grep -q '$U'"
+check "mdmctl fleet-status --item --value --not" bash -c "${CTL[*]} fleet-status --item device.operating-system.version --value 18.2 --not | grep -q '$U'"
+check "mdmctl set-rm" bash -c "${CTL[*]} set-rm pass | grep -q deleted"
+check "mdmctl declaration-rm" bash -c "${CTL[*]} declaration-rm com.example.pass | grep -q deleted"
+
 # --- a user channel, apart from the device's ---
 check "set for the user channel: 201" test "$(api PUT /v1/declaration-sets/alice '{"declarations":["com.example.test"]}')" = 201
 check "assigned to $U:alice-id" test "$(api PUT /v1/declaration-sets/alice/assignment '{"udids":["'$U':alice-id"]}')" = 200

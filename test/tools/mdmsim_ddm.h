@@ -78,8 +78,8 @@ static json_t *sim_ddm_su_target(struct sim_dev *d)
     json_object_foreach(d->ddm_applied, k, v)
     {
         const char *type = json_string_value(json_object_get(v, "Type"));
-        const char *target = json_string_value(
-            json_object_get(json_object_get(v, "Payload"), "TargetOSVersion"));
+        const char *target =
+            json_string_value(json_object_get(json_object_get(v, "Payload"), "TargetOSVersion"));
         if (type != NULL &&
             strcmp(type, "com.apple.configuration.softwareupdate.enforcement.specific") == 0 &&
             target != NULL && sim_ddm_older(sim_ddm_os(d), target))
@@ -101,13 +101,12 @@ static json_t *sim_ddm_softwareupdate(struct sim_dev *d)
     if (d->ddm_su_stage < 3) {
         d->ddm_su_stage++;
         json_object_set_new(su, "install-state", json_string(stages[d->ddm_su_stage]));
-        json_object_set_new(
-            su, "pending-version",
-            json_pack("{s:O, s:s, s:O}", "os-version", json_object_get(p, "TargetOSVersion"),
-                      "build-version", "22C152", "target-local-date-time",
-                      json_object_get(p, "TargetLocalDateTime")));
-        json_object_set_new(su, "install-reason",
-                            json_pack("{s:[s]}", "reason", "declaration"));
+        json_object_set_new(su, "pending-version",
+                            json_pack("{s:O, s:s, s:O}", "os-version",
+                                      json_object_get(p, "TargetOSVersion"), "build-version",
+                                      "22C152", "target-local-date-time",
+                                      json_object_get(p, "TargetLocalDateTime")));
+        json_object_set_new(su, "install-reason", json_pack("{s:[s]}", "reason", "declaration"));
         return su;
     }
     /* Installed: the device runs the target now. */
@@ -148,8 +147,8 @@ static json_t *sim_ddm_declarations(struct sim_dev *d)
     json_object_foreach(d->ddm_applied, k, v)
     {
         const char *slash = strchr(k, '/'), *id = slash ? slash + 1 : k;
-        const char *ret = json_string_value(
-            json_object_get(json_object_get(v, "Payload"), "ReturnStatus"));
+        const char *ret =
+            json_string_value(json_object_get(json_object_get(v, "Payload"), "ReturnStatus"));
         int failed = ret != NULL && strcmp(ret, "Failed") == 0;
         int active = strncmp(k, "configuration/", 14) != 0 || sim_ddm_activated(d, id);
         json_t *e = json_pack("{s:s, s:O, s:b, s:s}", "identifier", id, "server-token",
@@ -173,11 +172,11 @@ static void sim_ddm_report(struct sim_dev *d)
     char serial[16];
     sim_fmt_serial(d, serial);
     json_t *su = sim_ddm_softwareupdate(d);
-    json_t *dev = json_pack(
-        "{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}", "identifier", "udid", d->udid,
-        "serial-number", serial, "model", "family", "iPhone", "identifier", SIM_PRODUCT,
-        "marketing-name", "iPhone 14 Pro", "operating-system", "family", "iOS", "version",
-        sim_ddm_os(d), "build-version", SIM_BUILD_VERSION);
+    json_t *dev =
+        json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}", "identifier", "udid",
+                  d->udid, "serial-number", serial, "model", "family", "iPhone", "identifier",
+                  SIM_PRODUCT, "marketing-name", "iPhone 14 Pro", "operating-system", "family",
+                  "iOS", "version", sim_ddm_os(d), "build-version", SIM_BUILD_VERSION);
     json_t *rep = json_pack("{s:{s:o, s:o, s:{s:o}}, s:[], s:b}", "StatusItems", "device", dev,
                             "softwareupdate", su, "management", "declarations",
                             sim_ddm_declarations(d), "Errors", "FullReport", 1);
@@ -222,9 +221,9 @@ static void sim_ddm_on_items(struct sim_dev *d, json_t *r)
             if (htok != NULL && strcmp(htok, tok) == 0)
                 json_object_set(keep, key, have);
             else
-                json_array_append_new(d->ddm_items,
-                                      json_pack("{s:s, s:s}", "kind", sim_ddm_kinds[k][0],
-                                                "Identifier", id));
+                json_array_append_new(
+                    d->ddm_items,
+                    json_pack("{s:s, s:s}", "kind", sim_ddm_kinds[k][0], "Identifier", id));
             free(key);
         }
     json_decref(d->ddm_applied);
