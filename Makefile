@@ -165,6 +165,7 @@ bench: deps all $(BIN)/test_push
 	if [ -n "$$missing" ]; then if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 	@BIN=bin bash test/bench.sh
+	@BIN=bin bash test/bench_ddm.sh
 
 # ---- make install [PREFIX=/usr/local] [DESTDIR=] (docs/man/mdmd.8 "FILES") ----
 PREFIX     ?= /usr/local
