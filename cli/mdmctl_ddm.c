@@ -146,13 +146,11 @@ static int mdmctl_ddm_assign(const struct mdmctl *m, int argc, char **argv)
         if (strcmp(argv[i], "--everyone") == 0)
             everyone = 1;
         else if ((strcmp(argv[i], "--udid") == 0 || strcmp(argv[i], "--user") == 0) &&
-                 i + 1 < argc)
-        {
+                 i + 1 < argc) {
             json_t *to = argv[i][3] == 'd' ? udids : users;
             json_array_append_new(to, json_string(argv[i + 1]));
             i++;
-        }
-        else {
+        } else {
             json_decref(udids);
             json_decref(users);
             return mdmctl_ddm_usage("assign SET [--udid UDID[:USERID]]... [--user NAME]... "
@@ -200,10 +198,11 @@ static int mdmctl_ddm_status(const struct mdmctl *m, int argc, char **argv)
         {
             json_t *reasons = json_object_get(e, "reasons");
             char *r = reasons ? json_dumps(reasons, JSON_COMPACT) : NULL;
-            printf("%-14s %-40s %s %s%s%s\n", k, json_string_value(json_object_get(e, "identifier")),
+            printf("%-14s %-40s %s %s%s%s\n", k,
+                   json_string_value(json_object_get(e, "identifier")),
                    json_string_value(json_object_get(e, "valid")),
-                   json_is_true(json_object_get(e, "active")) ? "active" : "inactive",
-                   r ? " " : "", r ? r : "");
+                   json_is_true(json_object_get(e, "active")) ? "active" : "inactive", r ? " " : "",
+                   r ? r : "");
             free(r);
         }
     }
