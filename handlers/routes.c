@@ -3,6 +3,7 @@
 #include "api/api.h"
 #include "enroll/enroll.h"
 #include "console/console.h"
+#include "ddm/ddm.h"
 #include "mdm/mdm.h"
 
 #define H_DEVICE_PUT (HTTP_M_PUT | HTTP_M_POST) /* devices PUT; some tools POST */
@@ -50,6 +51,8 @@ const struct http_route routes_public[] = {
     {HTTP_M_GET, "/v1/declaration-sets", api_ddm_sets},
     {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/declaration-sets/*", api_ddm_set},
     {HTTP_M_GET, "/v1/ddm/status", api_ddm_fleet},
+    {HTTP_M_GET, "/v1/assets", api_ddm_assets},
+    {HTTP_M_GET | HTTP_M_DELETE | HTTP_M_PUT, "/v1/assets/*", api_ddm_asset},
     {0, NULL, NULL},
 };
 
@@ -59,9 +62,11 @@ const struct http_route routes_scep[] = {
     {0, NULL, NULL},
 };
 
+/* Asset data (GET /v1/assets/{name}) is served here too, to devices only: ddm.h. */
 const struct http_route routes_mdm[] = {
     {H_DEVICE_PUT, "/mdm/checkin", mdm_checkin},
     {H_DEVICE_PUT, "/mdm/connect", mdm_connect},
     {H_DEVICE_PUT, "/mdm", mdm_any},
+    {HTTP_M_GET, "/v1/assets/*", ddm_asset_fetch},
     {0, NULL, NULL},
 };

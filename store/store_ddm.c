@@ -12,7 +12,8 @@ extern const char store_lua_ddm_tokens[], store_lua_ddm_items[], store_lua_ddm_f
     store_lua_ddm_decl_put[], store_lua_ddm_decl_get[], store_lua_ddm_decl_list[],
     store_lua_ddm_decl_del[], store_lua_ddm_set_put[], store_lua_ddm_set_get[],
     store_lua_ddm_set_list[], store_lua_ddm_set_del[], store_lua_ddm_set_assign[],
-    store_lua_ddm_notify[];
+    store_lua_ddm_notify[], store_lua_ddm_asset_put[], store_lua_ddm_asset_get[],
+    store_lua_ddm_asset_list[], store_lua_ddm_asset_del[], store_lua_ddm_asset_fetch[];
 
 static const char *const store_ddm_lua[STORE_DDM_N] = {
     [STORE_DDM_TOKENS] = store_lua_ddm_tokens,
@@ -31,6 +32,11 @@ static const char *const store_ddm_lua[STORE_DDM_N] = {
     [STORE_DDM_SET_DEL] = store_lua_ddm_set_del,
     [STORE_DDM_SET_ASSIGN] = store_lua_ddm_set_assign,
     [STORE_DDM_NOTIFY] = store_lua_ddm_notify,
+    [STORE_DDM_ASSET_PUT] = store_lua_ddm_asset_put,
+    [STORE_DDM_ASSET_GET] = store_lua_ddm_asset_get,
+    [STORE_DDM_ASSET_LIST] = store_lua_ddm_asset_list,
+    [STORE_DDM_ASSET_DEL] = store_lua_ddm_asset_del,
+    [STORE_DDM_ASSET_FETCH] = store_lua_ddm_asset_fetch,
 };
 
 #define STORE_DDM_DEPTH 8 /* the scripts nest three deep */

@@ -36,6 +36,11 @@ enum store_ddm_script {
     STORE_DDM_SET_DEL,
     STORE_DDM_SET_ASSIGN,
     STORE_DDM_NOTIFY, /* queue DeclarativeManagement where the sync token moved */
+    STORE_DDM_ASSET_PUT,
+    STORE_DDM_ASSET_GET,
+    STORE_DDM_ASSET_LIST,
+    STORE_DDM_ASSET_DEL,
+    STORE_DDM_ASSET_FETCH, /* device: the bytes, after the identity check */
     STORE_DDM_N
 };
 

@@ -150,6 +150,7 @@ int api_content_id_ok(const char *id) MDMD_MUSTCHECK;
  *   PUT /v1/declaration-sets/{name}/assignment {"udids","users","everyone"}
  *   GET /v1/devices/{udid}/status[?user_id=]   an enrollment's status
  *   GET /v1/ddm/status?failed=1 | ?item=&value=|json=[&not=1]   the fleet
+ *   GET /v1/assets; PUT/GET/DELETE /v1/assets/{name}   asset data
  * A declaration is checked against Apple's schema for its type and refused
  * with a 400 naming the key; a change that may move sync tokens starts a
  * walk that queues DeclarativeManagement where they moved (ddm.h), whose
@@ -161,6 +162,12 @@ void api_ddm_sets(struct req *req, void *app);         /* GET /v1/declaration-se
 void api_ddm_set(struct req *req, void *app);    /* /v1/declaration-sets/{name}[/assignment] */
 void api_ddm_status(struct req *req, void *app); /* GET /v1/devices/{udid}/status */
 void api_ddm_fleet(struct req *req, void *app);  /* GET /v1/ddm/status */
+/* Asset data that asset declarations point at (devices fetch it from the
+ * MDM listener, ddm.h): PUT (the raw body; answers the Reference to put in
+ * the declaration: DataURL, ContentType, Size, Hash-SHA-256, and
+ * Authentication Type MDM), GET (that, without the bytes), DELETE. */
+void api_ddm_assets(struct req *req, void *app); /* GET /v1/assets */
+void api_ddm_asset(struct req *req, void *app);  /* /v1/assets/{name} */
 /* 1 when path is /v1/devices/{udid}/status (routes.c sends it to api_ddm_status). */
 int api_ddm_is_status(const char *path) MDMD_MUSTCHECK;
 

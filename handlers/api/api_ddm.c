@@ -4,11 +4,13 @@
 #include "api.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../core/app.h"
+#include "../../core/conf.h"
 #include "../../core/http.h"
 #include "../../core/log.h"
 #include "../../core/util.h"
@@ -629,4 +631,150 @@ void api_ddm_fleet(struct req *req, void *app)
     free(value);
     free(not );
     free(jv);
+}
+
+/* ---- asset data: PUT/GET/DELETE /v1/assets/{name}, GET /v1/assets ---- */
+
+#define API_DDM_ASSETS "/v1/assets/"
+
+static void api_ddm_on_asset_list(void *arg, int err, json_t *r)
+{
+    struct api_ddm_op *op = arg;
+    if (api_ddm_failed(op, err))
+        return;
+    json_t *out = json_array(), *e;
+    size_t i;
+    json_array_foreach(r, i, e)
+    {
+        json_array_append_new(
+            out,
+            json_pack("{s:O, s:O, s:O, s:I, s:O}", "name", json_array_get(e, 0), "content_type",
+                      json_array_get(e, 1), "sha256", json_array_get(e, 2), "size",
+                      (json_int_t)strtoll(json_string_value(json_array_get(e, 3)) ?: "0", NULL, 10),
+                      "updated", json_array_get(e, 4)));
+    }
+    api_ddm_done(op, 200, json_pack("{s:o}", "assets", out));
+}
+
+void api_ddm_assets(struct req *req, void *app)
+{
+    struct app *a = app;
+    if (!api_authorized(req, app))
+        return;
+    store_ddm(a->store, STORE_DDM_ASSET_LIST, 0, NULL, NULL, api_ddm_on_asset_list,
+              api_ddm_op(req, app, NULL));
+}
+
+/* What an asset declaration's Reference takes, and the URL devices fetch. */
+static json_t *api_ddm_asset_ref(struct api_ddm_op *op, const char *ct, const char *sha,
+                                 json_int_t size)
+{
+    char *url = xasprintf("%s/v1/assets/%s", op->app->cf->mdm_url, op->id);
+    json_t *o = json_pack("{s:s, s:s, s:{s:s, s:s, s:I, s:s}, s:{s:s}}", "name", op->id, "url", url,
+                          "Reference", "DataURL", url, "ContentType", ct, "Size", size,
+                          "Hash-SHA-256", sha, "Authentication", "Type", "MDM");
+    free(url);
+    return o;
+}
+
+struct api_ddm_asset_put {
+    struct api_ddm_op op;
+    char ct[128];
+    char sha[65];
+    json_int_t size;
+};
+
+static void api_ddm_on_asset_put(void *arg, int err, json_t *r)
+{
+    struct api_ddm_asset_put *p = arg;
+    if (err != MDMD_OK) {
+        api_fail(p->op.req, err);
+        free(p);
+        return;
+    }
+    int created = json_integer_value(r) == 1;
+    log_info("event=asset_stored name=%s bytes=%lld created=%d", p->op.id, (long long)p->size,
+             created);
+    json_t *o = api_ddm_asset_ref(&p->op, p->ct, p->sha, p->size);
+    json_object_set_new(o, "created", json_boolean(created));
+    api_json(p->op.req, created ? 201 : 200, o);
+    free(p);
+}
+
+static void api_ddm_asset_put(struct req *req, struct app *app, const char *name)
+{
+    size_t n;
+    const unsigned char *body = req_body(req, &n);
+    const char *ct = req_header(req, "Content-Type");
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    char now[24], size[24];
+    if (n == 0) {
+        req_fail(req, 400, "the body is the asset's data (not empty)");
+        return;
+    }
+    struct api_ddm_asset_put *p = xcalloc(1, sizeof(*p));
+    p->op = (struct api_ddm_op){req, app, ""};
+    snprintf(p->op.id, sizeof(p->op.id), "%s", name);
+    snprintf(p->ct, sizeof(p->ct), "%s", ct != NULL ? ct : "application/octet-stream");
+    EVP_Digest(body, n, md, &mdlen, EVP_sha256(), NULL);
+    util_hex(md, 32, p->sha);
+    p->size = (json_int_t)n;
+    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+    snprintf(size, sizeof(size), "%zu", n);
+    const char *argv[] = {name, p->ct, p->sha, size, now, (const char *)body};
+    const size_t lens[] = {strlen(name), strlen(p->ct), 64, strlen(size), strlen(now), n};
+    store_ddm(app->store, STORE_DDM_ASSET_PUT, 6, argv, lens, api_ddm_on_asset_put, p);
+}
+
+static void api_ddm_on_asset_get(void *arg, int err, json_t *r)
+{
+    struct api_ddm_op *op = arg;
+    if (api_ddm_failed(op, err))
+        return;
+    if (json_array_size(r) == 0) {
+        req_fail(op->req, 404, "no such asset");
+        free(op);
+        return;
+    }
+    json_t *o = api_ddm_asset_ref(
+        op, json_string_value(json_array_get(r, 0)), json_string_value(json_array_get(r, 1)),
+        (json_int_t)strtoll(json_string_value(json_array_get(r, 2)) ?: "0", NULL, 10));
+    json_object_set(o, "created", json_array_get(r, 3));
+    json_object_set(o, "updated", json_array_get(r, 4));
+    api_ddm_done(op, 200, o);
+}
+
+static void api_ddm_on_asset_del(void *arg, int err, json_t *r)
+{
+    struct api_ddm_op *op = arg;
+    if (api_ddm_failed(op, err))
+        return;
+    if (json_integer_value(r) != 1)
+        req_fail(op->req, 404, "no such asset");
+    else
+        req_respond(op->req, 204, NULL, NULL, 0);
+    free(op);
+}
+
+void api_ddm_asset(struct req *req, void *app)
+{
+    struct app *a = app;
+    if (!api_authorized(req, app))
+        return;
+    const char *name = req_path(req) + strlen(API_DDM_ASSETS);
+    if (!ddm_asset_name_ok(name)) {
+        req_fail(req, 400, "an asset name is 1..200 of A-Z a-z 0-9 . _ @ + -");
+        return;
+    }
+    const char *argv[] = {name};
+    int m = req_method(req);
+    if (m == HTTP_M_PUT)
+        api_ddm_asset_put(req, a, name);
+    else if (m == HTTP_M_GET)
+        store_ddm(a->store, STORE_DDM_ASSET_GET, 1, argv, NULL, api_ddm_on_asset_get,
+                  api_ddm_op(req, app, name));
+    else
+        store_ddm(a->store, STORE_DDM_ASSET_DEL, 1, argv, NULL, api_ddm_on_asset_del,
+                  api_ddm_op(req, app, name));
 }

@@ -6,6 +6,7 @@
  *                  on the device channel and user channels
  *   ddm_notify.c   the DeclarativeManagement command: queued and pushed, in
  *                  paced chunks, wherever a change moved a sync token
+ *   ddm_asset.c    asset data for asset declarations, to devices only
  *
  * An enrollment id is the UDID (the device channel) or "<UDID>:<UserID>" (a
  * user channel); every per-enrollment key holds the device's hash tag.  What
@@ -33,6 +34,16 @@ struct app;
  * 403 for an identity failure, 503 when Redis is unavailable. */
 void ddm_checkin(struct req *req, struct app *app, plist_t body, const char *udid, const char *fp,
                  int cn_differs);
+
+/* ---- asset data (ddm_asset.c) ---- */
+
+/* GET /v1/assets/{name} on the mutual-TLS listener: the bytes an admin
+ * stored (PUT /v1/assets/{name}, api_ddm.c), to the enrolled device whose
+ * identity certificate (CN = UDID, bound at Authenticate) makes the
+ * request; 403 for any other certificate, 404 for an unknown name. */
+void ddm_asset_fetch(struct req *req, void *app);
+/* 1 when name may name an asset: 1..200 of [A-Za-z0-9._@+-]. */
+int ddm_asset_name_ok(const char *name);
 
 /* ---- the DeclarativeManagement command (ddm_notify.c) ---- */
 

@@ -115,6 +115,29 @@ check "another device's certificate: 403" test "$(ddm d2 $U tokens)" = 403
 check "an unassigned device's token did not move" bash -c "[ $(ddm d2 $V tokens) = 200 ] && python3 -c \"import json; a=json.load(open('$T/v.tok0')); b=json.load(open('$T/resp')); assert a['SyncTokens']==b['SyncTokens']\""
 check "tokens again: the same token" bash -c "[ $(ddm d1 $U tokens) = 200 ] && grep -q '$ST1' '$T/resp'"
 
+# --- asset data, behind the device's own identity ---
+printf 'hello asset' >"$T/asset.txt"
+code=$(curl -s -o "$T/api" -w '%{http_code}' --cacert "$CA" -X PUT -H "Authorization: Bearer $(cat "$D/var/api.key")" \
+    -H 'Content-Type: text/plain' --data-binary @"$T/asset.txt" "https://127.0.0.1:$PUB/v1/assets/hello.txt")
+check "asset data stored: 201" test "$code" = 201
+check "the answer is the Reference for a declaration" python3 -c "
+import json,hashlib; d=json.load(open('$T/api')); r=d['Reference']
+assert r['DataURL'].endswith('/v1/assets/hello.txt') and r['Size']==11 and r['ContentType']=='text/plain'
+assert r['Hash-SHA-256']==hashlib.sha256(b'hello asset').hexdigest() and d['Authentication']=={'Type':'MDM'}"
+python3 -c "
+import json; d=json.load(open('$T/api'))
+print(json.dumps({'Type':'com.apple.asset.data','Identifier':'com.example.asset','Payload':{'Reference':d['Reference'],'Authentication':d['Authentication']}}))" >"$T/asset.json"
+check "an asset declaration pointing at it passes the schema" test "$(api PUT /v1/declarations/com.example.asset "$(cat "$T/asset.json")")" = 201
+assetget() { curl -s -o "$T/asset.out" -w '%{http_code}' --cacert "$CA" --cert "$T/$1.crt" --key "$T/$1.key" "https://127.0.0.1:$MDM/v1/assets/$2"; }
+check "the device fetches it with its identity: 200, the bytes" bash -c "[ $(assetget d1 hello.txt) = 200 ] && cmp -s '$T/asset.txt' '$T/asset.out'"
+make_client_cert ghost "$CA" "$D/var/ca/ca.key" GHOST-1
+check "a certificate of no enrolled device: 403" test "$(assetget ghost hello.txt)" = 403
+check "no client certificate: refused" bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' --cacert '$CA' 'https://127.0.0.1:$MDM/v1/assets/hello.txt') != 200 ]"
+check "unknown asset: 404" test "$(assetget d1 nope.bin)" = 404
+check "the admin side lists it" bash -c "[ $(api GET /v1/assets) = 200 ] && grep -q hello.txt '$T/api'"
+check "and deletes it" bash -c "[ $(api DELETE /v1/assets/hello.txt) = 204 ] && [ $(assetget d1 hello.txt) = 404 ]"
+api DELETE /v1/declarations/com.example.asset >/dev/null
+
 # A changed declaration: its server token and the sync token move; the device is told.
 SU2='{"Type":"com.apple.configuration.softwareupdate.enforcement.specific","Identifier":"com.example.su","Payload":{"TargetOSVersion":"18.2","TargetLocalDateTime":"2026-12-31T18:00:00","DetailsURL":"https://example.com/os"}}'
 check "changed declaration: 200, changed, with a job" bash -c "[ $(api PUT /v1/declarations/com.example.su "$SU2") = 200 ] && grep -q '\"changed\":true' '$T/api' && grep -q job_id '$T/api'"
