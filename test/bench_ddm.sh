@@ -9,6 +9,7 @@
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 export DDM_DEVICES=${DDM_DEVICES:-10000}
+export DDM_CONC=${DDM_CONC:-256} # devices active at once in mdmsim
 echo "== declarative management: a changed declaration reaching $DDM_DEVICES devices"
 BIN=${BIN:-bin} bash "$TOP/test/integration/ddm.sh" >"${TMPDIR:-/tmp}/bench_ddm.$$" 2>&1
 rc=$?

@@ -1,10 +1,23 @@
 -- KEYS: -   ARGV: mode(failed|eq|ne) item json offset limit budget
 -- The fleet by status: enrollments with a declaration not valid (failed),
--- or whose status item equals (eq) / does not equal (ne, missing included)
--- a JSON value.  Walks mdm:ddm:enrollments newest first, at most budget per
--- call.  Returns {next_offset (-1: end), total, {enrollment, json or ''}...}.
+-- (by identifier, from mdm:ddm:failed), or whose status item equals (eq) /
+-- does not equal (ne, missing included) a JSON value: a walk over
+-- mdm:ddm:enrollments newest first, at most budget entries per call.  Returns {next_offset (-1: end), total, {enrollment, json or ''}...}.
 local mode, item, want = ARGV[1], ARGV[2], ARGV[3]
 local offset, limit, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+if mode == 'failed' then
+  -- The failed set itself, sorted: no walk over the fleet.
+  local ids = redis.call('SMEMBERS', 'mdm:ddm:failed')
+  table.sort(ids)
+  local out = {}
+  for i = offset + 1, math.min(#ids, offset + limit) do
+    local udid, uid = string.match(ids[i], '^([^:]+):?(.*)$')
+    out[#out + 1] = {ids[i], tostring(redis.call('SCARD', ddm_key('invalid', udid, uid)))}
+  end
+  local nxt = offset + limit
+  if nxt >= #ids then nxt = -1 end
+  return {nxt, #ids, out}
+end
 local total = redis.call('ZCARD', 'mdm:ddm:enrollments')
 local out, scanned = {}, 0
 while #out < limit and scanned < budget do

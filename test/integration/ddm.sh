@@ -242,7 +242,7 @@ check "unknown: 404" test "$(api DELETE /v1/declaration-sets/alice)" = 404
 
 # --- mdmsim devices: enroll, get the command, sync, report, update their OS ---
 SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/var/ca/ca.key"
-     --udid-prefix DDMSIM -n "$NSIM" -c 32 --topic "$TOPIC" --identities "$T/ids" -q)
+     --udid-prefix DDMSIM -n "$NSIM" -c "${DDM_CONC:-32}" --topic "$TOPIC" --identities "$T/ids" -q)
 # walk_done: waits for the job named in $T/api to finish; JOB is its id.
 WAIT=$((60 + NSIM / 50)) # seconds; make bench runs this with 10,000 devices
 walk_done() { JOB=$(jget "$T/api" job_id); wait_for $WAIT bash -c "[ \"\$(redis-cli -p $REDIS_PORT hget mdm:job:$JOB state)\" = done ]"; }
@@ -251,9 +251,11 @@ sim_val() { sed -n "s/.* $2=\([0-9]*\).*/\1/p" "$1"; }
 # fleet_count QUERY: simulated devices the fleet view lists for QUERY, every page.
 fleet_count() {
     local off=0 n=0
+    : >"$T/fleet.all"
     while [ "$off" != -1 ]; do
         [ "$(api GET "/v1/ddm/status?$1&limit=1000&offset=$off")" = 200 ] || { echo -1; return; }
         n=$((n + $(grep -o '"enrollment":"DDMSIM-' "$T/api" | wc -l)))
+        cat "$T/api" >>"$T/fleet.all"
         off=$(jget "$T/api" next_offset)
     done
     echo "$n"
@@ -267,6 +269,9 @@ walk_done
 check "everyone gets the base set" test "$(api PUT /v1/declaration-sets/base/assignment '{"everyone":true}')" = 200
 check "the walk ends" walk_done
 check "a command for each simulated device" test "$(R hget mdm:job:$JOB queued)" -ge "$NSIM"
+W=SIM-DDM-3
+check "a device that enrolls now (everyone has a set)" ddm_enroll d3 $W
+check "gets DeclarativeManagement with its first TokenUpdate" bash -c "[ \$(redis-cli -p $REDIS_PORT llen 'mdm:q:{$W}') = 1 ] && [ \$(redis-cli -p $REDIS_PORT hget mdm:cmd:\$(redis-cli -p $REDIS_PORT lindex 'mdm:q:{$W}' 0) request_type) = DeclarativeManagement ]"
 "${SIM[@]}" --skip-enroll --cycles 4 --ddm-sync >"$T/sim1.out" 2>&1
 check "mdmsim: no errors over $NSIM devices, 4 cycles" sim_ok "$T/sim1.out"
 check "every device synced and reported" test "$(sim_val "$T/sim1.out" ddm_reports)" -ge "$((NSIM * 4))"
@@ -280,7 +285,7 @@ check "the update went through downloading, prepared, installing, none in the re
 import json
 st=[json.loads(l)['StatusItems']['softwareupdate']['install-state'] for l in open('$T/reports.txt') if l.startswith('{')]
 assert st[-4:]==['downloading','prepared','installing','none'], st"
-check "the canary's failure is in the failed view, alone" bash -c "[ $(fleet_count failed=1) = 1 ] && grep -q '\"DDMSIM-000000\"' '$T/api'"
+check "the canary's failure is in the failed view, alone" bash -c "[ $(fleet_count failed=1) = 1 ] && grep -q '\"DDMSIM-000000\"' '$T/fleet.all'"
 check "its status names the reason" bash -c "[ $(api GET /v1/devices/DDMSIM-000000/status) = 200 ] && grep -q Error.ConfigurationFailed '$T/api'"
 # synced TOKEN: how many simulated devices report com.example.su with that server token.
 synced() {
