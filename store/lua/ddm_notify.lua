@@ -56,6 +56,7 @@ for _, u in ipairs(ids) do
       local q = 'mdm:q:{' .. u .. '}'
       if e[2] and redis.call('LREM', q, 0, e[2]) > 0 then
         redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -1)
+        redis.call('SREM', 'mdm:notnow:{' .. u .. '}', e[2])
         redis.call('DEL', 'mdm:cmd:' .. e[2])
       end
       local uuid = prefix .. string.format('%012X', queued)

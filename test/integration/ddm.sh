@@ -308,6 +308,7 @@ for n in 1 2; do
     check "change $n to a declaration" test "$(api PUT /v1/declarations/com.example.su "$SU3")" = 200
     check "change $n: the walk ends" walk_done
     check "change $n: a command for every device" test "$(R hget mdm:job:$JOB queued)" -ge "$NSIM"
+    echo "change $n: the walk queued $(R hget mdm:job:$JOB queued) commands in $(( $(R hget mdm:job:$JOB finished) - $(R hget mdm:job:$JOB created) )) ms"
     tok=$(su_token)
     check "change $n reaches all $NSIM devices (pushed, synced, reported)" wait_for $WAIT bash -c "[ \$($(declare -f R synced); REDIS_PORT=$REDIS_PORT NSIM=$NSIM; synced $tok) = $NSIM ]"
     echo "change $n: $NSIM devices converged in $(( ($(date +%s%N) - t0) / 1000000 )) ms"

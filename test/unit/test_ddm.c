@@ -63,12 +63,14 @@ TEST(refusals_name_the_key)
     CHECK(refused_with("{\"Type\":\"com.apple.configuration.softwareupdate.enforcement.specific\","
                        "\"Identifier\":\"a\",\"Payload\":{\"TargetOSVersion\":\"18.1\"}}",
                        "Payload.TargetLocalDateTime is required"));
-    CHECK(refused_with("{\"Type\":\"com.apple.configuration.passcode.settings\",\"Identifier\":\"p\","
-                       "\"Payload\":{\"MinimumLength\":17}}",
-                       "Payload.MinimumLength must be between 0 and 16"));
-    CHECK(refused_with("{\"Type\":\"com.apple.configuration.passcode.settings\",\"Identifier\":\"p\","
-                       "\"Payload\":{\"MinimumLength\":true}}",
-                       "Payload.MinimumLength must be an integer"));
+    CHECK(
+        refused_with("{\"Type\":\"com.apple.configuration.passcode.settings\",\"Identifier\":\"p\","
+                     "\"Payload\":{\"MinimumLength\":17}}",
+                     "Payload.MinimumLength must be between 0 and 16"));
+    CHECK(
+        refused_with("{\"Type\":\"com.apple.configuration.passcode.settings\",\"Identifier\":\"p\","
+                     "\"Payload\":{\"MinimumLength\":true}}",
+                     "Payload.MinimumLength must be an integer"));
     CHECK(refused_with("{\"Type\":\"com.apple.configuration.management.test\",\"Identifier\":\"t\","
                        "\"Payload\":{\"Echo\":\"x\",\"ReturnStatus\":\"Maybe\"}}",
                        "Payload.ReturnStatus must be one of: Installed, Failed, Unlocked"));
@@ -78,12 +80,14 @@ TEST(refusals_name_the_key)
     CHECK(refused_with("{\"Type\":\"com.apple.activation.simple\",\"Identifier\":\"x\",\"Payload\":"
                        "{\"StandardConfigurations\":[\"a\",5]}}",
                        "Payload.StandardConfigurations[1] must be a string"));
-    CHECK(refused_with("{\"Type\":\"com.apple.configuration.passcode.settings\",\"Identifier\":\"p\","
-                       "\"Payload\":{\"MinLength\":4}}",
-                       "Payload.MinLength is not a key"));
-    CHECK(refused_with("{\"Type\":\"com.apple.configuration.passcode.settings\",\"Identifier\":\"p\","
-                       "\"Extra\":1}",
-                       "Extra is not a key of a declaration"));
+    CHECK(
+        refused_with("{\"Type\":\"com.apple.configuration.passcode.settings\",\"Identifier\":\"p\","
+                     "\"Payload\":{\"MinLength\":4}}",
+                     "Payload.MinLength is not a key"));
+    CHECK(
+        refused_with("{\"Type\":\"com.apple.configuration.passcode.settings\",\"Identifier\":\"p\","
+                     "\"Extra\":1}",
+                     "Extra is not a key of a declaration"));
     CHECK(refused_with("{\"Identifier\":\"p\"}", "Type is required"));
     CHECK(refused_with("{\"Type\":\"com.apple.configuration.passcode.settings\"}",
                        "Identifier is required"));
@@ -93,14 +97,14 @@ TEST(refusals_name_the_key)
 TEST(server_token_follows_content)
 {
     char t1[33], t2[33], t3[33];
-    json_t *a = json_loads("{\"Type\":\"T\",\"Identifier\":\"i\",\"Payload\":{\"a\":1,\"b\":2}}", 0,
-                           NULL);
+    json_t *a =
+        json_loads("{\"Type\":\"T\",\"Identifier\":\"i\",\"Payload\":{\"a\":1,\"b\":2}}", 0, NULL);
     /* Same content, keys in another order and a ServerToken: the same token. */
-    json_t *b = json_loads(
-        "{\"ServerToken\":\"zz\",\"Payload\":{\"b\":2,\"a\":1},\"Identifier\":\"i\",\"Type\":\"T\"}",
-        0, NULL);
-    json_t *c = json_loads("{\"Type\":\"T\",\"Identifier\":\"i\",\"Payload\":{\"a\":1,\"b\":3}}", 0,
-                           NULL);
+    json_t *b = json_loads("{\"ServerToken\":\"zz\",\"Payload\":{\"b\":2,\"a\":1},\"Identifier\":"
+                           "\"i\",\"Type\":\"T\"}",
+                           0, NULL);
+    json_t *c =
+        json_loads("{\"Type\":\"T\",\"Identifier\":\"i\",\"Payload\":{\"a\":1,\"b\":3}}", 0, NULL);
     ddm_check_token(a, t1);
     ddm_check_token(b, t2);
     ddm_check_token(c, t3);
