@@ -285,6 +285,9 @@ check "the update went through downloading, prepared, installing, none in the re
 import json
 st=[json.loads(l)['StatusItems']['softwareupdate']['install-state'] for l in open('$T/reports.txt') if l.startswith('{')]
 assert st[-4:]==['downloading','prepared','installing','none'], st"
+"${SIM[@]}" -n 1 --skip-enroll --cycles 1 --ddm-sync --ddm-user sim-user >"$T/simu.out" 2>&1
+check "mdmsim on a user channel: no errors" sim_ok "$T/simu.out"
+check "its status is the user channel's, its set empty" bash -c "[ \$(redis-cli -p $REDIS_PORT hget 'mdm:ddm:status:{DDMSIM-000000}:sim-user' device.operating-system.version) = '\"17.5\"' ] && [ \$(redis-cli -p $REDIS_PORT hlen 'mdm:ddm:dstatus:{DDMSIM-000000}:sim-user') = 0 ]"
 check "the canary's failure is in the failed view, alone" bash -c "[ $(fleet_count failed=1) = 1 ] && grep -q '\"DDMSIM-000000\"' '$T/fleet.all'"
 check "its status names the reason" bash -c "[ $(api GET /v1/devices/DDMSIM-000000/status) = 200 ] && grep -q Error.ConfigurationFailed '$T/api'"
 # synced TOKEN: how many simulated devices report com.example.su with that server token.
