@@ -4,7 +4,7 @@
 PKGS     := libevent libevent_openssl libevent_pthreads openssl libnghttp2 libplist-2.0 hiredis jansson
 DEB_PKGS := gcc make pkg-config libc6-dev libevent-dev libssl-dev libnghttp2-dev libplist-dev \
             libhiredis-dev libjansson-dev clang clang-format libclang-rt-14-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2 valgrind \
-            chromium nodejs scep python3
+            chromium nodejs scep python3 python3-yaml
 
 # The one place the version lives: mdmd --version, mdmctl --version, /metrics.
 VERSION := 0.1.0
@@ -165,6 +165,7 @@ bench: deps all $(BIN)/test_push
 	if [ -n "$$missing" ]; then if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 	@BIN=bin bash test/bench.sh
+	@BIN=bin bash test/bench_ddm.sh
 
 # ---- make install [PREFIX=/usr/local] [DESTDIR=] (docs/man/mdmd.8 "FILES") ----
 PREFIX     ?= /usr/local
@@ -210,8 +211,9 @@ install: $(BIN)/mdmd $(BIN)/mdmctl $(MAN_PAGES)
 
 # The house style (.clang-format) and the rules a compiler does not check
 # (test/lint.py); make test runs the same checks (test/integration/lint.sh).
-# handlers/apple/mdm_schema.c and mdm_checkin_schema.c are generated (test/gen_*schema.sh): left as made.
-FORMAT_SRCS = $(filter-out handlers/apple/mdm_schema.c handlers/apple/mdm_checkin_schema.c,$(shell git ls-files '*.c' '*.h' 2>/dev/null))
+# handlers/apple/mdm_schema.c, mdm_checkin_schema.c and ddm_schema.c are generated
+# (test/gen_schema.sh, test/gen_checkin_schema.sh, test/gen_ddm_schema.py): left as made.
+FORMAT_SRCS = $(filter-out handlers/apple/mdm_schema.c handlers/apple/mdm_checkin_schema.c handlers/apple/ddm_schema.c,$(shell git ls-files '*.c' '*.h' 2>/dev/null))
 format:
 	clang-format -i $(FORMAT_SRCS)
 

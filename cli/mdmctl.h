@@ -7,6 +7,7 @@
  *   mdmctl_enq.c    enqueue, and following a bulk job
  *   mdmctl_checkin.c  user channels, bootstrap tokens, Return to Service, GetToken, migrate
  *   mdmctl_out.c    tables, times, the progress bar
+ *   mdmctl_ddm.c    declarative management: declarations, sets, assignment, status
  *
  * Ownership: struct mdmctl lives for the whole run (main owns it); a
  * struct mdmctl_resp owns its body until mdmctl_resp_free(). */
@@ -60,6 +61,11 @@ int mdmctl_checkin_bootstrap(const struct mdmctl *m, int argc, char **argv) MDMD
 int mdmctl_checkin_rts(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
 int mdmctl_checkin_token_source(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
 int mdmctl_checkin_migrate(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
+
+/* ---- mdmctl_ddm.c ---- */
+/* declarations | declaration ID | declare FILE | declaration-rm ID | sets | set NAME |
+ * set-put NAME ID... | set-rm NAME | assign NAME ... | status UDID | fleet-status ... */
+int mdmctl_ddm_run(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
 
 /* ---- mdmctl_out.c ---- */
 

@@ -437,6 +437,17 @@ int mdmctl_cmd_run(struct mdmctl *m, int argc, char **argv)
         {"rts", mdmctl_checkin_rts},
         {"token-source", mdmctl_checkin_token_source},
         {"migrate", mdmctl_checkin_migrate},
+        {"declarations", mdmctl_ddm_run},
+        {"declaration", mdmctl_ddm_run},
+        {"declare", mdmctl_ddm_run},
+        {"declaration-rm", mdmctl_ddm_run},
+        {"sets", mdmctl_ddm_run},
+        {"set", mdmctl_ddm_run},
+        {"set-put", mdmctl_ddm_run},
+        {"set-rm", mdmctl_ddm_run},
+        {"assign", mdmctl_ddm_run},
+        {"status", mdmctl_ddm_run},
+        {"fleet-status", mdmctl_ddm_run},
     };
     for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
         if (strcmp(argv[0], cmds[i].name) == 0) {

@@ -34,6 +34,7 @@
 #include "../core/util.h"
 
 #include "store.h"
+#include "store_ddm.h"
 #include "store_checkin.h"
 #include "store_console.h"
 #include "store_content.h"
@@ -77,6 +78,7 @@ union store_cb { /* the caller's callback, by its type */
     store_user_fn *user;
     store_users_fn *users;
     store_users_result_fn *users_result;
+    store_ddm_fn *ddm;
     store_values_fn *values;
     store_migrate_fn *migrate;
 };

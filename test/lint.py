@@ -10,14 +10,15 @@
               handlers/<name>/ is one of its own)
 
 Prints "ok CHECK" or "FAIL CHECK: file: why" lines; exits 1 on any failure.
-Generated files (handlers/apple/mdm_schema.c, mdm_checkin_schema.c) are not formatted by hand and
+Generated files (handlers/apple/mdm_schema.c, mdm_checkin_schema.c, ddm_schema.c) are not formatted by hand and
 are left out of "format"."""
 import os
 import re
 import subprocess
 import sys
 
-GENERATED = {'handlers/apple/mdm_schema.c', 'handlers/apple/mdm_checkin_schema.c'}
+GENERATED = {'handlers/apple/mdm_schema.c', 'handlers/apple/mdm_checkin_schema.c',
+             'handlers/apple/ddm_schema.c'}
 fails = []
 
 

@@ -156,6 +156,7 @@ function route() {
     case 'users': return pageUsers();
     case 'profiles': return pageContent(['profiles', 'provisioning']);
     case 'apps': return pageContent(['apps']);
+    case 'declarations': return pageDeclarations();
     default: return pageDevices(params);
   }
 }
@@ -433,7 +434,8 @@ function pageDevice(udid) {
       h('section', { class: 'card', id: 'card-info' }, h('h2', {}, 'Device information'),
         kvList(dev, INFO_FIELDS.concat(otherFields(dev)), 'No DeviceInformation answer yet.')),
       h('section', { class: 'card', id: 'card-push' }, h('h2', {}, 'Last push'),
-        kvList(dev, PUSH_FIELDS, 'No push sent to this device yet.')));
+        kvList(dev, PUSH_FIELDS, 'No push sent to this device yet.')),
+      ddmStatusCard(udid));
     queueBody.replaceChildren(d.queue.length === 0 ? h('p', { class: 'muted' }, 'Nothing queued.')
       : h('ul', { class: 'queue' }, d.queue.map((u, i) => h('li', {},
           h('span', { class: 'badge' }, i === 0 ? 'next' : `#${i + 1}`), h('span', { class: 'mono' }, u),
@@ -835,6 +837,164 @@ function uploadForm(k, reload) {
     });
   });
   return f;
+}
+
+/* ------------------------------------------- declarative management (DDM) */
+
+/* A device's declarative status (GET /devices/{udid}/status): its status
+ * items and each declaration's state.  Loaded once per render. */
+function ddmStatusCard(udid) {
+  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  const card = h('section', { class: 'card', id: 'card-ddm' }, h('h2', {}, 'Declarative status'), body);
+  api('GET', `/devices/${enc(udid)}/status`).then(r => {
+    const items = r.status_items || {};
+    const decls = items['management.declarations'] || {};
+    const rows = Object.keys(items).filter(k => k !== 'management.declarations').sort().map(k =>
+      h('tr', { 'data-item': k }, h('td', { class: 'mono' }, k),
+        h('td', {}, typeof items[k] === 'string' ? items[k] : JSON.stringify(items[k]))));
+    const drows = [];
+    for (const kind of Object.keys(decls))
+      for (const d of decls[kind]) drows.push(h('tr', { 'data-declaration': d.identifier },
+        h('td', {}, kind), h('td', { class: 'mono' }, d.identifier),
+        h('td', {}, h('span', { class: 'badge ' + (d.valid === 'valid' ? 'ok' : 'bad') }, d.valid)),
+        h('td', {}, d.active ? 'active' : 'inactive'),
+        h('td', {}, (d.reasons || []).map(x => `${x.code}${x.description ? ': ' + x.description : ''}`).join('; '))));
+    body.replaceChildren(
+      h('p', { class: 'muted' }, 'Last report ', fmtTime(r.ddm && r.ddm.last_status)),
+      h('div', { class: 'tablewrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Status item'), h('th', {}, 'Value'))),
+        h('tbody', {}, rows))),
+      h('div', { class: 'tablewrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Kind'),
+        h('th', {}, 'Declaration'), h('th', {}, 'Valid'), h('th', {}, 'Active'), h('th', {}, 'Reasons'))),
+        h('tbody', {}, drows.length ? drows : h('tr', {}, h('td', { colspan: 5, class: 'empty' }, 'No declarations reported.'))))));
+  }).catch(e => {
+    if (e.status === 404) body.replaceChildren(h('p', { class: 'muted' }, 'This device has not sent a declarative status report.'));
+    else if (e.status !== 401) body.replaceChildren(h('p', { class: 'muted' }, e.message));
+  });
+  return card;
+}
+
+function pageDeclarations() {
+  setTitle('Declarations');
+  const declBody = h('tbody', { id: 'declarations' });
+  const setBody = h('tbody', { id: 'sets' });
+  const fleetBody = h('tbody', { id: 'fleet' });
+  const err = h('div', { class: 'msg bad', id: 'declaration-error', hidden: true });
+
+  async function load() {
+    const [d, s] = await Promise.all([api('GET', '/declarations'), api('GET', '/declaration-sets')]);
+    declBody.replaceChildren(...d.declarations.map(x => h('tr', { 'data-id': x.identifier },
+      h('td', { class: 'mono' }, x.identifier), h('td', {}, x.type), h('td', {}, x.kind),
+      h('td', { class: 'mono' }, x.server_token), h('td', {}, fmtTime(x.updated, false)),
+      h('td', {}, h('button', { type: 'button', class: 'small danger', onclick: ev => act(ev.target, async () => {
+        if (!confirm(`Delete ${x.identifier}? Devices that have it drop it.`)) return;
+        await api('DELETE', `/declarations/${enc(x.identifier)}`);
+        toast(`${x.identifier} deleted.`);
+        load();
+      }) }, 'Delete')))));
+    if (!d.declarations.length) declBody.append(h('tr', {}, h('td', { colspan: 6, class: 'empty' }, 'None yet.')));
+    setBody.replaceChildren(...s.sets.map(setRow));
+    if (!s.sets.length) setBody.append(h('tr', {}, h('td', { colspan: 4, class: 'empty' }, 'None yet.')));
+  }
+
+  function setRow(x) {
+    const slot = h('div');
+    const assign = async () => {
+      const cur = await api('GET', `/declaration-sets/${enc(x.name)}`);
+      const udids = h('input', { placeholder: 'UDIDs (or UDID:UserID), comma-separated', value: cur.udids.join(', ') });
+      const users = h('input', { placeholder: 'user names, comma-separated', value: cur.users.join(', ') });
+      const all = h('input', { type: 'checkbox', checked: !!cur.everyone });
+      const save = h('button', { type: 'button', class: 'small primary' }, 'Save');
+      const list = v => v.split(',').map(t => t.trim()).filter(Boolean);
+      save.onclick = () => act(save, async () => {
+        const r = await api('PUT', `/declaration-sets/${enc(x.name)}/assignment`,
+          { udids: list(udids.value), users: list(users.value), everyone: all.checked });
+        toast(`Assignment saved; devices are told (job ${r.job_id}).`);
+        load();
+      });
+      slot.replaceChildren(h('div', { class: 'inline-form' }, udids, users,
+        h('label', { class: 'row' }, all, 'everyone'), save,
+        h('button', { type: 'button', class: 'small', onclick: () => slot.replaceChildren() }, 'Cancel')));
+    };
+    const to = [x.everyone ? 'everyone' : null, x.targets ? `${x.targets} device(s)` : null,
+                x.users ? `${x.users} user(s)` : null].filter(Boolean).join(', ');
+    return h('tr', { 'data-set': x.name }, h('td', { class: 'mono' }, x.name), h('td', {}, String(x.declarations)),
+      h('td', {}, to ? h('span', { class: 'badge ok' }, to) : h('span', { class: 'muted' }, 'nobody')),
+      h('td', {}, h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'small', onclick: ev => act(ev.target, assign) }, 'Assign'),
+        h('button', { type: 'button', class: 'small danger', onclick: ev => act(ev.target, async () => {
+          if (!confirm(`Delete the set ${x.name}?`)) return;
+          await api('DELETE', `/declaration-sets/${enc(x.name)}`);
+          load();
+        }) }, 'Delete')), slot));
+  }
+
+  const text = h('textarea', { id: 'declaration-json', rows: 6, spellcheck: 'false',
+    placeholder: '{"Type": "com.apple.configuration.softwareupdate.enforcement.specific", "Identifier": "com.example.os", "Payload": {...}}' });
+  const save = h('button', { type: 'submit', class: 'primary' }, 'Save declaration');
+  const form = h('form', { class: 'formgrid' }, text, h('div', {}, save));
+  form.addEventListener('submit', ev => {
+    ev.preventDefault();
+    err.hidden = true;
+    let d;
+    try { d = JSON.parse(text.value); } catch (e) { err.textContent = `Not JSON: ${e.message}`; err.hidden = false; return; }
+    act(save, async () => {
+      try {
+        const r = await api('PUT', `/declarations/${enc(d.Identifier || '')}`, d);
+        toast(`${r.identifier} ${r.created ? 'created' : r.changed ? 'replaced' : 'unchanged'}.`);
+        form.reset();
+        load();
+      } catch (e) { err.textContent = e.message; err.hidden = false; }
+    });
+  });
+
+  const sname = h('input', { placeholder: 'set name', required: true });
+  const sids = h('input', { placeholder: 'declaration identifiers, comma-separated', required: true });
+  const sadd = h('button', { type: 'submit', class: 'primary' }, 'Save set');
+  const sform = h('form', { class: 'formgrid' }, sname, sids, h('div', {}, sadd));
+  sform.addEventListener('submit', ev => {
+    ev.preventDefault();
+    act(sadd, async () => {
+      await api('PUT', `/declaration-sets/${enc(sname.value.trim())}`,
+        { declarations: sids.value.split(',').map(t => t.trim()).filter(Boolean) });
+      toast(`Set ${sname.value.trim()} saved.`);
+      sform.reset();
+      load();
+    });
+  });
+
+  const item = h('input', { placeholder: 'status item, e.g. device.operating-system.version', id: 'fleet-item' });
+  const value = h('input', { placeholder: 'value, e.g. 18.2', id: 'fleet-value' });
+  const not = h('input', { type: 'checkbox', id: 'fleet-not' });
+  const find = h('button', { type: 'submit' }, 'Find devices');
+  const failed = h('button', { type: 'button', id: 'fleet-failed' }, 'Failed declarations');
+  const fform = h('form', { class: 'toolbar' }, item, value, h('label', { class: 'row' }, not, 'not equal'), find, failed);
+  async function fleet(q) {
+    const r = await api('GET', '/ddm/status?' + q + '&limit=200');
+    fleetBody.replaceChildren(...r.enrollments.map(e => h('tr', { 'data-enrollment': e.enrollment },
+      h('td', {}, h('a', { href: '#/device/' + enc(e.enrollment.split(':')[0]), class: 'mono' }, e.enrollment)),
+      h('td', {}, typeof e.value === 'string' ? e.value : JSON.stringify(e.value)))));
+    if (!r.enrollments.length) fleetBody.append(h('tr', {}, h('td', { colspan: 2, class: 'empty' }, 'No devices match.')));
+  }
+  fform.addEventListener('submit', ev => {
+    ev.preventDefault();
+    act(find, () => fleet(`item=${enc(item.value.trim())}&value=${enc(value.value.trim())}${not.checked ? '&not=1' : ''}`));
+  });
+  failed.onclick = () => act(failed, () => fleet('failed=1'));
+
+  const table = (heads, body) => h('div', { class: 'tablewrap' }, h('table', {},
+    h('thead', {}, h('tr', {}, heads.map(x => h('th', {}, x)))), body));
+  main().replaceChildren(h('div', { class: 'pagehead' }, h('div', { class: 'title' },
+    h('h1', {}, 'Declarations'),
+    h('p', { class: 'sub' }, 'Declarative Device Management: declarations, the sets that group them, who gets each set, and what devices report.'))),
+    h('section', { class: 'card', id: 'card-declarations' }, h('h2', {}, 'Declarations'),
+      h('p', { class: 'muted' }, 'Apple\'s declaration JSON (Type, Identifier, Payload), checked against Apple\'s schema for its type.'),
+      form, err, table(['Identifier', 'Type', 'Kind', 'Server token', 'Updated', ''], declBody)),
+    h('section', { class: 'card', id: 'card-sets' }, h('h2', {}, 'Declaration sets'),
+      sform, table(['Name', 'Declarations', 'Assigned to', ''], setBody)),
+    h('section', { class: 'card', id: 'card-fleet' }, h('h2', {}, 'Fleet status'),
+      h('p', { class: 'muted' }, 'Devices by what their status reports say.'),
+      fform, table(['Enrollment', 'Value'], fleetBody)));
+  act(null, load);
 }
 
 /* ------------------------------------------------------------------- boot */

@@ -175,6 +175,33 @@ void api_content_app(struct req *req, void *app);
 /* 1 when id may name content: 1..200 characters of [A-Za-z0-9._@+-]. */
 int api_content_id_ok(const char *id) MDMD_MUSTCHECK;
 
+/* Declarative management over REST (api_ddm.c; docs/DDM.md):
+ *   GET /v1/declarations; PUT/GET/DELETE /v1/declarations/{identifier}
+ *   GET /v1/declaration-sets; PUT/GET/DELETE /v1/declaration-sets/{name}
+ *   PUT /v1/declaration-sets/{name}/assignment {"udids","users","everyone"}
+ *   GET /v1/devices/{udid}/status[?user_id=]   an enrollment's status
+ *   GET /v1/ddm/status?failed=1 | ?item=&value=|json=[&not=1]   the fleet
+ *   GET /v1/assets; PUT/GET/DELETE /v1/assets/{name}   asset data
+ * A declaration is checked against Apple's schema for its type and refused
+ * with a 400 naming the key; a change that may move sync tokens starts a
+ * walk that queues DeclarativeManagement where they moved (ddm.h), whose
+ * job_id the answer gives. */
+
+void api_ddm_declarations(struct req *req, void *app); /* GET /v1/declarations */
+void api_ddm_declaration(struct req *req, void *app);  /* /v1/declarations/{id} */
+void api_ddm_sets(struct req *req, void *app);         /* GET /v1/declaration-sets */
+void api_ddm_set(struct req *req, void *app);    /* /v1/declaration-sets/{name}[/assignment] */
+void api_ddm_status(struct req *req, void *app); /* GET /v1/devices/{udid}/status */
+void api_ddm_fleet(struct req *req, void *app);  /* GET /v1/ddm/status */
+/* Asset data that asset declarations point at (devices fetch it from the
+ * MDM listener, ddm.h): PUT (the raw body; answers the Reference to put in
+ * the declaration: DataURL, ContentType, Size, Hash-SHA-256, and
+ * Authentication Type MDM), GET (that, without the bytes), DELETE. */
+void api_ddm_assets(struct req *req, void *app); /* GET /v1/assets */
+void api_ddm_asset(struct req *req, void *app);  /* /v1/assets/{name} */
+/* 1 when path is /v1/devices/{udid}/status (routes.c sends it to api_ddm_status). */
+int api_ddm_is_status(const char *path) MDMD_MUSTCHECK;
+
 /* GET /metrics, the Prometheus text format (version 0.0.4) on
  * the 1-way listener.  Behind the admin API key unless `metrics_public yes`.
  * One Redis call per scrape (store_stats: O(1)); everything else is read

@@ -1,6 +1,7 @@
 /* Check-in: every MessageType of Apple's schema (mdm_checkin_schema.c), by
  * the table at the end; Authenticate, TokenUpdate and CheckOut here, the
- * others in mdm_user.c and mdm_escrow.c (DESIGN.md 2). */
+ * others in mdm_user.c and mdm_escrow.c, DeclarativeManagement in
+ * handlers/ddm (DESIGN.md 2). */
 #include "mdm.h"
 
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "../../core/util.h"
 #include "../../store/store.h"
 #include "../apple/apple.h"
+#include "../ddm/ddm.h"
 
 /* Apple's Authenticate keys -> device record fields (docs/REDIS.md). */
 static const char *const mdm_checkin_auth_map[][2] = {
@@ -64,8 +66,10 @@ static void mdm_checkin_on_done(void *arg, int err, int ident, int enrolled_now)
     struct mdm_msg *m = arg;
     if (!mdm_refuse(m, err, ident)) {
         mdm_checkin_count(m, enrolled_now);
-        if (enrolled_now == STORE_ENROLLED_NOW)
+        if (enrolled_now == STORE_ENROLLED_NOW) {
             log_info("event=enrolled udid=%s", m->udid);
+            ddm_notify_enrolled(m->app, m->udid);
+        }
         /* Pending since an earlier TokenUpdate whose provisioning failed:
          * this one completes it. */
         if (enrolled_now && m->app->cf->provision_on_enroll) {
@@ -146,14 +150,11 @@ static void mdm_checkin_checkout(struct mdm_msg *m)
     store_checkout(m->app->store, &msg, mdm_checkin_on_done, m);
 }
 
-/* DeclarativeManagement has an issue of its own: until then it is refused
- * as a request the server does not serve (Apple documents no answer for a
- * server without declarative management; devices retry later). */
-static void mdm_checkin_declined(struct mdm_msg *m)
+/* DeclarativeManagement: handlers/ddm answers it (tokens, declaration
+ * items, declarations, status). */
+static void mdm_checkin_ddm(struct mdm_msg *m)
 {
-    log_warn("event=checkin_declined udid=%s message_type=DeclarativeManagement status=501",
-             m->udid);
-    req_respond_json(m->req, 501, "{\"error\":\"not supported\"}\n");
+    ddm_checkin(m->req, m->app, m->body, m->udid, m->fp, m->cn_differs);
     mdm_done(m);
 }
 
@@ -166,7 +167,7 @@ static const struct {
 } mdm_checkin_handlers[] = {
     {"Authenticate", mdm_checkin_authenticate},
     {"CheckOut", mdm_checkin_checkout},
-    {"DeclarativeManagement", mdm_checkin_declined},
+    {"DeclarativeManagement", mdm_checkin_ddm},
     {"GetBootstrapToken", mdm_escrow_get},
     {"GetToken", mdm_escrow_token},
     {"ReturnToService", mdm_escrow_rts},

@@ -94,4 +94,71 @@ local function mdm_end_channels(events, udid, now)
               'dropped', n)
   end
   redis.call('DEL', set)
+-- Declarative management (docs/REDIS.md, "Declarative management").  An
+-- enrollment id is a UDID (the device channel) or UDID:UserID (a user
+-- channel); its keys carry the device's hash tag: mdm:ddm:<what>:{UDID}[:UserID].
+local function ddm_key(what, udid, uid)
+  local k = 'mdm:ddm:' .. what .. ':{' .. udid .. '}'
+  if uid ~= '' then k = k .. ':' .. uid end
+  return k
+end
+-- The enrollment's effective declarations, sorted by identifier, as
+-- {{identifier, type, kind, server token}...}, and the sync token: a hash of
+-- the identifiers and server tokens, so it changes exactly when the set does.
+-- The device channel gets the sets assigned to its UDID, to its enrollment's
+-- user and to everyone; a user channel the sets assigned to its id only.
+local function ddm_effective(udid, uid)
+  local names = redis.call('SMEMBERS', ddm_key('sets', udid, uid))
+  if uid == '' then
+    for _, n in ipairs(redis.call('SMEMBERS', 'mdm:ddm:everyone')) do names[#names + 1] = n end
+    local user = redis.call('HGET', 'mdm:dev:{' .. udid .. '}', 'user')
+    if user and user ~= '' then
+      for _, n in ipairs(redis.call('SMEMBERS', 'mdm:ddm:user:' .. user)) do
+        names[#names + 1] = n
+      end
+    end
+  end
+  local seen, ids = {}, {}
+  for _, n in ipairs(names) do
+    for _, id in ipairs(redis.call('SMEMBERS', 'mdm:ddm:set:' .. n .. ':decls')) do
+      if not seen[id] then
+        seen[id] = true
+        ids[#ids + 1] = id
+      end
+    end
+  end
+  table.sort(ids)
+  local out, acc = {}, {}
+  for _, id in ipairs(ids) do
+    local d = redis.call('HMGET', 'mdm:ddm:decl:' .. id, 'type', 'kind', 'token')
+    if d[1] then
+      out[#out + 1] = {id, d[1], d[2], d[3]}
+      acc[#acc + 1] = id .. '\0' .. d[3]
+    end
+  end
+  return out, redis.sha1hex(table.concat(acc, '\n'))
+end
+-- The enrollment's current sync token and when it last changed (the
+-- Timestamp of Apple's SynchronizationTokens), recorded in its ddm hash.
+local function ddm_tokens(udid, uid, now_iso)
+  local en = ddm_key('en', udid, uid)
+  local items, token = ddm_effective(udid, uid)
+  local old = redis.call('HMGET', en, 'token', 'token_time')
+  if old[1] ~= token or not old[2] then
+    redis.call('HSET', en, 'token', token, 'token_time', now_iso)
+    old[2] = now_iso
+  end
+  return items, token, old[2]
+end
+-- A device request on the DDM endpoints: the identity check of every
+-- device request, then the enrollment is remembered (mdm:ddm:enrollments).
+local function ddm_begin(udid, uid, fp, now)
+  local bad = mdm_ident('mdm:dev:{' .. udid .. '}', fp)
+  if bad then return bad end
+  local eid = udid
+  if uid ~= '' then eid = udid .. ':' .. uid end
+  redis.call('ZADD', 'mdm:ddm:enrollments', now, eid)
+  redis.call('HSET', ddm_key('en', udid, uid), 'udid', udid, 'user_id', uid, 'last_seen', now)
+  redis.call('HSET', 'mdm:dev:{' .. udid .. '}', 'last_seen', now)
+  return nil
 end

@@ -32,7 +32,7 @@ check "mdmsim enrolls" test "$(R hget "mdm:dev:{$U}" state)" = enrolled
 
 # --- every MessageType of the schema: handled or refused as Apple documents ---
 sim raw:DeclarativeManagement raw:MakeCoffee bad-bootstrap user-auth:501-USER
-check "DeclarativeManagement: declined with 501 (its own issue)" has raw:DeclarativeManagement http=501
+check "DeclarativeManagement without an Endpoint: a 400 from handlers/ddm (ddm.sh covers the rest)" has raw:DeclarativeManagement http=400
 check "an unknown MessageType: 400" has raw:MakeCoffee http=400
 check "a key of the wrong type (BootstrapToken as a string): 400" has bad-bootstrap http=400
 check "the 400 is logged naming the key" grep -q 'event=checkin_malformed .*reason="BootstrapToken must be data"' "$T/mdmd.log"

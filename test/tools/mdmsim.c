@@ -13,6 +13,7 @@
 #include "mdmsim_enroll.h"
 #include "mdmsim_scep.h"
 #include "mdmsim_steps.h"
+#include "mdmsim_ddm.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -95,6 +96,9 @@ static void sim_usage(FILE *f)
             "                     set-bootstrap:T get-bootstrap get-token:TYPE rts awaiting\n"
             "                     raw:TYPE bad-bootstrap)\n"
             "  --mdm-signature    no TLS client certificate: sign each body (Mdm-Signature)\n"
+            "  --ddm-sync         declarative management: sync at every cycle end, asked or not\n"
+            "                     (a DeclarativeManagement command always makes the device sync)\n"
+            "  --ddm-user ID      DDM check-ins on the user channel ID (UserID)\n"
             "Token = SHA-256(\"mdmsim-token:UDID\"); PushMagic, UnlockToken and serials are\n"
             "derived from the UDID too, so every run presents the same device.\n",
             SIM_DEFAULT_TOPIC);
@@ -168,6 +172,8 @@ enum { /* --enroll-ota (mdmsim_enroll.h) */
        SIM_O_INTERVAL,
        SIM_O_WARMUP,
        SIM_O_LOOPBACK,
+       SIM_O_DDM_SYNC,
+       SIM_O_DDM_USER,
 };
 
 static const struct option sim_longopts[] = {
@@ -213,6 +219,8 @@ static const struct option sim_longopts[] = {
     {"interval", 1, NULL, SIM_O_INTERVAL},
     {"warmup", 1, NULL, SIM_O_WARMUP},
     {"loopback-sources", 0, NULL, SIM_O_LOOPBACK},
+    {"ddm-sync", 0, NULL, SIM_O_DDM_SYNC},
+    {"ddm-user", 1, NULL, SIM_O_DDM_USER},
     {"help", 0, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -280,6 +288,8 @@ static void sim_opt_other(struct sim_opts *o, int c, const char *v)
     case SIM_O_INTERVAL: o->interval_s = sim_opt_num("interval", v, 0, 3600); break;
     case SIM_O_WARMUP: o->warmup_s = sim_opt_num("warmup", v, 0, 86400); break;
     case SIM_O_LOOPBACK: o->loopback_sources = 1; break;
+    case SIM_O_DDM_SYNC: o->ddm_sync = 1; break;
+    case SIM_O_DDM_USER: o->ddm_user = optarg; break;
     case 'q': o->quiet = 1; break;
     case 'h': sim_usage(stdout); exit(0);
     default: sim_usage(stderr); exit(2);
@@ -550,7 +560,7 @@ static void sim_schedule_pump(struct sim *s);
 
 static const char *sim_state_path(const struct sim_dev *d)
 {
-    int checkin = d->state == SIM_ST_AUTH || d->state == SIM_ST_TOKEN;
+    int checkin = d->state == SIM_ST_AUTH || d->state == SIM_ST_TOKEN || d->state == SIM_ST_DDM;
     return checkin ? d->sim->checkin_path : d->sim->connect_path;
 }
 
@@ -565,7 +575,9 @@ static void sim_dev_send(struct sim_dev *d, enum sim_state st, plist_t report)
     else if (st == SIM_ST_IDLE)
         body = sim_msg_status(d, "Idle");
     d->state = st;
-    const char *ctype = st == SIM_ST_AUTH || st == SIM_ST_TOKEN ? SIM_CT_CHECKIN : SIM_CT_CONNECT;
+    const char *ctype = st == SIM_ST_AUTH || st == SIM_ST_TOKEN || st == SIM_ST_DDM
+                            ? SIM_CT_CHECKIN
+                            : SIM_CT_CONNECT;
     int rc = sim_http_put(d, sim_state_path(d), ctype, body);
     plist_free(body);
     if (rc != 0) {
@@ -687,6 +699,10 @@ static void sim_dev_think(struct sim_dev *d)
 static void sim_dev_poll_reply(struct sim_dev *d, const char *body, size_t len)
 {
     plist_t msg = NULL;
+    if (len == 0 && (d->ddm_pending || d->sim->o.ddm_sync)) {
+        sim_ddm_start(d); /* ends the cycle when it is done */
+        return;
+    }
     if (len == 0) {
         sim_cycle_end(d);
         return;
@@ -815,6 +831,7 @@ static void sim_dev_on_ok(struct sim_dev *d, const char *body, size_t len)
     case SIM_ST_TOKEN: sim_dev_after_enroll(d); break;
     case SIM_ST_IDLE:
     case SIM_ST_REPORT: sim_dev_poll_reply(d, body, len); break;
+    case SIM_ST_DDM: sim_ddm_reply(d, body, len); break;
     default: assert(0);
     }
 }
@@ -1255,6 +1272,7 @@ static void sim_dev_free(struct sim_dev *d)
     sim_notnow_clear(d);
     free(d->notnow);
     sim_dev_state_free(d);
+    sim_ddm_free(d);
 }
 
 static void sim_event_free(struct event *ev)
@@ -1309,7 +1327,7 @@ static void sim_summary(const struct sim *s)
            "notnow=%llu errors=%llu format_errors=%llu http_errors=%llu http_expected=%llu "
            "net_errors=%llu proto_errors=%llu pushes=%llu connects=%llu resumed=%llu "
            "interrupted=%llu rps=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f "
-           "elapsed_s=%.3f\n",
+           "elapsed_s=%.3f ddm_syncs=%llu ddm_fetched=%llu ddm_reports=%llu\n",
            s->o.n, (unsigned long long)t->enrolled, (unsigned long long)t->cycles,
            (unsigned long long)t->requests, (unsigned long long)t->commands,
            (unsigned long long)t->acknowledged, (unsigned long long)t->notnow,
@@ -1320,7 +1338,8 @@ static void sim_summary(const struct sim *s)
            (unsigned long long)t->resumed, (unsigned long long)t->interrupted,
            el > 0 ? (double)t->requests / el : 0.0, sim_hist_pct_ms(&s->hist, 0.50),
            sim_hist_pct_ms(&s->hist, 0.90), sim_hist_pct_ms(&s->hist, 0.99),
-           (double)s->hist.max_us / 1000.0, el);
+           (double)s->hist.max_us / 1000.0, el, (unsigned long long)t->ddm_syncs,
+           (unsigned long long)t->ddm_fetched, (unsigned long long)t->ddm_reports);
     fflush(stdout);
 }
 

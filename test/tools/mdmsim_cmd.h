@@ -278,6 +278,16 @@ static void sim_query_add(const struct sim_dev *d, plist_t qr, const struct sim_
     plist_dict_set_item(qr, q->key, q->fn(d, q));
 }
 
+/* DeclarativeManagement: iOS answers at once and syncs afterwards (at the
+ * end of this cycle here, mdmsim_ddm.h). */
+static enum sim_status sim_cmd_ddm(struct sim_dev *d, plist_t cmd, plist_t resp)
+{
+    (void)cmd;
+    (void)resp;
+    d->ddm_pending = 1;
+    return SIM_ACK;
+}
+
 static enum sim_status sim_cmd_devinfo(struct sim_dev *d, plist_t cmd, plist_t resp)
 {
     plist_t qr = plist_new_dict();
@@ -693,6 +703,7 @@ static const struct {
     const char *type;
     sim_cmd_fn *fn;
 } sim_cmds[] = {
+    {"DeclarativeManagement", sim_cmd_ddm},
     {"DeviceInformation", sim_cmd_devinfo},
     {"SecurityInfo", sim_cmd_security},
     {"ProfileList", sim_cmd_profiles},

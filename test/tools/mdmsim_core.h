@@ -7,6 +7,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -67,6 +68,8 @@ struct sim_opts {
     double interval_s;        /* --interval: pause between a device's cycles */
     double warmup_s;          /* --warmup: latencies of the first seconds not recorded */
     int loopback_sources;     /* --loopback-sources: enroll from 127.x.y.z, one per device */
+    int ddm_sync;             /* --ddm-sync: sync at the first cycle end unasked */
+    const char *ddm_user;     /* --ddm-user: DDM check-ins on that user channel */
     int allow[SIM_MAX_ALLOW]; /* non-2xx statuses that are not failures */
     int nallow;
 };
@@ -75,6 +78,7 @@ struct sim_stats {
     uint64_t requests, commands, acknowledged, notnow, errors, format_errors;
     uint64_t http_errors, http_allowed, net_errors, proto_errors;
     uint64_t enrolled, cycles, pushes, connects, resumed, interrupted;
+    uint64_t ddm_syncs, ddm_fetched, ddm_reports; /* mdmsim_ddm.h */
 };
 
 /* Latency histogram: 16 sub-buckets per power of two of microseconds, so
@@ -114,6 +118,7 @@ enum sim_state {
     SIM_ST_IDLE,     /* Status Idle sent */
     SIM_ST_REPORT,   /* a command result sent */
     SIM_ST_STEP,     /* a --step check-in message sent (mdmsim_steps.h) */
+    SIM_ST_DDM,      /* a DeclarativeManagement check-in sent (mdmsim_ddm.h) */
 };
 
 struct sim;
@@ -156,6 +161,16 @@ struct sim_dev {
     char chan_user[SIM_CHAN_MAX]; /* user-poll: polling this user channel (UserID) */
     unsigned step_cmds;           /* user-poll: commands the channel got */
     char step_types[256];         /* and their RequestTypes */
+    /* Declarative management (mdmsim_ddm.h): */
+    unsigned ddm_pending : 1, ddm_synced : 1;
+    int ddm_step;        /* what the DDM check-in in flight asked for */
+    char ddm_token[64];  /* DeclarationsToken of the last completed sync */
+    char ddm_new[64];    /* the one being synced to */
+    json_t *ddm_items;   /* [{kind, Identifier, ServerToken}] to fetch */
+    size_t ddm_next;     /* next of ddm_items to fetch */
+    json_t *ddm_applied; /* "kind/identifier" -> the declaration applied */
+    int ddm_su_stage;    /* software update progress: 0 none .. 4 installed */
+    char os_version[16]; /* what status reports say, "" for SIM_OS_VERSION */
 };
 
 struct sim {

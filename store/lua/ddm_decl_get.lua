@@ -1,0 +1,8 @@
+-- KEYS: -   ARGV: identifier
+-- Returns {} for an unknown declaration, else {{field, value...}, {set...}}.
+local k = 'mdm:ddm:decl:' .. ARGV[1]
+local h = redis.call('HGETALL', k)
+if #h == 0 then return {} end
+local sets = redis.call('SMEMBERS', k .. ':sets')
+table.sort(sets)
+return {h, sets}

@@ -1,0 +1,10 @@
+-- KEYS: -   ARGV: -
+-- Every declaration, sorted by identifier: {{identifier, type, kind, token, updated}...}.
+local ids = redis.call('SMEMBERS', 'mdm:ddm:decls')
+table.sort(ids)
+local out = {}
+for _, id in ipairs(ids) do
+  local d = redis.call('HMGET', 'mdm:ddm:decl:' .. id, 'type', 'kind', 'token', 'updated')
+  if d[1] then out[#out + 1] = {id, d[1], d[2], d[3], d[4] or ''} end
+end
+return out

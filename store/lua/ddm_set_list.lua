@@ -1,0 +1,13 @@
+-- KEYS: -   ARGV: -
+-- Every set, sorted: {{name, everyone, declarations, targets, users, updated}...}.
+local names = redis.call('SMEMBERS', 'mdm:ddm:sets')
+table.sort(names)
+local out = {}
+for _, n in ipairs(names) do
+  local k = 'mdm:ddm:set:' .. n
+  local h = redis.call('HMGET', k, 'everyone', 'updated')
+  out[#out + 1] = {n, h[1] or '0', redis.call('SCARD', k .. ':decls'),
+                   redis.call('SCARD', k .. ':targets'), redis.call('SCARD', k .. ':users'),
+                   h[2] or ''}
+end
+return out
