@@ -1,7 +1,8 @@
 -- KEYS: job ('' for none)   ARGV: mode(scan|list|enroll) cursor count now now_iso ttl_s
 --                              uuid_prefix [udid...]
 -- Queues the DeclarativeManagement command, its Data the enrollment's
--- TokensResponse, for each device channel whose sync token is not the one
+-- TokensResponse, for each device channel and each of its user channels
+-- (mdm:channels:{UDID}) whose sync token is not the one
 -- it was last sent: scan walks about count entries of mdm:devices from
 -- cursor (a fan-out after a change); list, or enroll for a device that
 -- just enrolled, takes the UDIDs after the prefix.  A device never sent one
@@ -45,18 +46,22 @@ else
   for i = 8, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
 local queued, push = 0, {}
-for _, u in ipairs(ids) do
-  local dev, en = 'mdm:dev:{' .. u .. '}', ddm_key('en', u, '')
+-- One enrollment: the device channel (uid '') or a user channel (uid its
+-- UserID), each with its own record, queue and push token (docs/REDIS.md).
+local function notify(u, uid, capable_dev)
+  local id = u
+  if uid ~= '' then id = u .. ':' .. uid end
+  local dev, en = mdm_key('dev', id), ddm_key('en', u, uid)
   local d = redis.call('HMGET', dev, 'state', 'token', 'push_magic', 'topic', 'token_invalid')
   local e = redis.call('HMGET', en, 'notified', 'pending', 'last_seen')
-  if d[1] == 'enrolled' and (e[3] or capable(dev)) then
-    local items, token, time = ddm_tokens(u, '', iso)
+  if d[1] == 'enrolled' and (e[3] or capable_dev) then
+    local items, token, time = ddm_tokens(u, uid, iso)
     -- One that never had declarations needs no word of an empty set.
     if e[1] ~= token and (#items > 0 or e[1]) then
-      local q = 'mdm:q:{' .. u .. '}'
+      local q = mdm_key('q', id)
       if e[2] and redis.call('LREM', q, 0, e[2]) > 0 then
         redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -1)
-        redis.call('SREM', 'mdm:notnow:{' .. u .. '}', e[2])
+        redis.call('SREM', mdm_key('notnow', id), e[2])
         redis.call('DEL', 'mdm:cmd:' .. e[2])
       end
       local uuid = prefix .. string.format('%012X', queued)
@@ -76,7 +81,20 @@ for _, u in ipairs(ids) do
       redis.call('HINCRBY', 'mdm:stats', 'queue_depth', 1)
       redis.call('HSET', en, 'notified', token, 'pending', uuid, 'notified_at', now)
       queued = queued + 1
-      if d[2] and d[3] and not d[5] then push[#push + 1] = {u, d[2], d[3], d[4] or ''} end
+      if d[2] and d[3] and not d[5] then push[#push + 1] = {id, d[2], d[3], d[4] or ''} end
+    end
+  end
+end
+for _, u in ipairs(ids) do
+  local base, uid = string.match(u, '^([^:]+):(.+)$')
+  if base then
+    notify(base, uid, capable('mdm:dev:{' .. base .. '}'))
+  else
+    local can = capable('mdm:dev:{' .. u .. '}')
+    notify(u, '', can)
+    -- The device's user channels (mdm:channels:{UDID}) have sets of their own.
+    for _, ch in ipairs(redis.call('SMEMBERS', 'mdm:channels:{' .. u .. '}')) do
+      notify(u, ch, can)
     end
   end
 end

@@ -219,7 +219,18 @@ check "mdmctl declaration-rm" bash -c "${CTL[*]} declaration-rm com.example.pass
 
 # --- a user channel, apart from the device's ---
 check "set for the user channel: 201" test "$(api PUT /v1/declaration-sets/alice '{"declarations":["com.example.test"]}')" = 201
+# The user channel as its UserAuthenticate and TokenUpdate leave it (checkin.sh
+# drives those): enrolled, with a push token of its own.
+R hset "mdm:dev:{$U}:alice-id" state enrolled token "$(printf 'a%.0s' $(seq 64))" push_magic PM-ALICE >/dev/null
+R sadd "mdm:channels:{$U}" alice-id >/dev/null
 check "assigned to $U:alice-id" test "$(api PUT /v1/declaration-sets/alice/assignment '{"udids":["'$U':alice-id"]}')" = 200
+chan_cmds() {   # the RequestTypes queued on the user channel
+    for id in $(redis-cli -p $REDIS_PORT lrange "mdm:q:{$U}:alice-id" 0 -1); do
+        redis-cli -p $REDIS_PORT hget "mdm:cmd:$id" request_type
+    done
+}
+check "the user channel is sent DeclarativeManagement on its own queue" \
+    wait_for 10 bash -c "$(declare -f chan_cmds); U=$U REDIS_PORT=$REDIS_PORT; chan_cmds | grep -qx DeclarativeManagement"
 ddm d1 $U declaration-items "" alice-id >/dev/null
 check "the user channel gets its own set" python3 -c "
 import json; a=json.load(open('$T/resp'))['Declarations']
