@@ -94,6 +94,7 @@ local function mdm_end_channels(events, udid, now)
               'dropped', n)
   end
   redis.call('DEL', set)
+end
 -- Declarative management (docs/REDIS.md, "Declarative management").  An
 -- enrollment id is a UDID (the device channel) or UDID:UserID (a user
 -- channel); its keys carry the device's hash tag: mdm:ddm:<what>:{UDID}[:UserID].
