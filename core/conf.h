@@ -80,8 +80,8 @@ struct conf {
     int webhook_max_age_s;   /* an event retried this long goes to the dead-letter stream */
     int webhook_retry_max_s; /* the backoff's cap */
     int webhook_timeout_s;   /* per delivery attempt */
-    int repush_after_s;      /* re-push a device that did not connect this long after a push; 0 off */
-    int repush_max_s;        /* the re-push backoff's cap */
+    int repush_after_s; /* re-push a device that did not connect this long after a push; 0 off */
+    int repush_max_s;   /* the re-push backoff's cap */
     int repush_max_attempts; /* then the device is flagged push_unanswered */
     int notnow_repush_s;     /* a NotNow'd command's device is pushed again after this long */
     int stale_after_s;       /* a device not seen this long is stale */

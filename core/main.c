@@ -405,7 +405,7 @@ static void main_cleanup(struct mdmd *m)
     enroll_keys_free(m->app.enroll);    /* after the worker: jobs borrow its keys */
     hook_free(m->app.hook);
     wake_repush_free(m->app.repush);
-    push_free(m->app.push);             /* before wake: cancelled pushes release their items */
+    push_free(m->app.push); /* before wake: cancelled pushes release their items */
     wake_free(m->app.wake);
     store_free(m->app.store);
     http_server_free(m->pub);

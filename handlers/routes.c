@@ -21,7 +21,7 @@ const struct http_route routes_public[] = {
     {HTTP_M_GET | HTTP_M_HEAD, "/console/*", console_static},
     {HTTP_M_POST, "/v1/commands", api_commands},
     {HTTP_M_DELETE, "/v1/commands/*", api_fleet_command},
-    {HTTP_M_GET | HTTP_M_POST, "/v1/webhooks", api_fleet_webhooks},
+    {HTTP_M_GET, "/v1/webhooks", api_fleet_webhooks},
     {HTTP_M_GET | HTTP_M_POST, "/v1/webhooks/*", api_fleet_webhooks},
     {HTTP_M_GET, "/v1/fleet", api_fleet_stats},
     {HTTP_M_POST, "/v1/push", api_push},

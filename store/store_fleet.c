@@ -10,8 +10,7 @@
 extern const char store_lua_hook_next[], store_lua_hook_done[], store_lua_hook_replay[],
     store_lua_hook_dead_list[], store_lua_hook_status[], store_lua_queue_pending[],
     store_lua_queue_delete[], store_lua_cancel_step[], store_lua_enqueue_head[],
-    store_lua_repush_due[], store_lua_repush_at[], store_lua_push_ledger[],
-    store_lua_fleet_stats[];
+    store_lua_repush_due[], store_lua_repush_at[], store_lua_push_ledger[], store_lua_fleet_stats[];
 
 static const char *const store_fleet_lua[STORE_FLEET_N] = {
     [STORE_FLEET_HOOK_NEXT] = store_lua_hook_next,
@@ -30,8 +29,8 @@ static const char *const store_fleet_lua[STORE_FLEET_N] = {
 };
 
 struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,
-                                  const char *const *argv, const size_t *argvlen,
-                                  store_eval_fn *cb, void *arg)
+                                  const char *const *argv, const size_t *argvlen, store_eval_fn *cb,
+                                  void *arg)
 {
     return store_eval(s, store_script_get(s, store_fleet_lua[id]), nkeys, argc, argv, argvlen, cb,
                       arg);
@@ -39,9 +38,9 @@ struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,
 
 struct store_op *store_fleet_enqueue_head(struct store *s, const char *uuid,
                                           const char *request_type, const char *plist,
-                                          size_t plist_len, const char *const *udids,
-                                          size_t nudids, int64_t now_ms, int ttl_s,
-                                          store_enqueue_fn *cb, void *arg)
+                                          size_t plist_len, const char *const *udids, size_t nudids,
+                                          int64_t now_ms, int ttl_s, store_enqueue_fn *cb,
+                                          void *arg)
 {
     struct store_argv a;
     store_argv_init(&a);

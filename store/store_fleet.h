@@ -33,15 +33,15 @@ enum store_fleet_lua {
 /* Runs script id with nkeys keys then argc - nkeys arguments (argvlen NULL:
  * NUL-terminated strings; copied). */
 struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,
-                                  const char *const *argv, const size_t *argvlen,
-                                  store_eval_fn *cb, void *arg);
+                                  const char *const *argv, const size_t *argvlen, store_eval_fn *cb,
+                                  void *arg);
 
 /* store_enqueue() that puts uuid at the head of each queue (urgent
  * commands: it is the next one sent).  store_mdm.h's callback. */
 struct store_op *store_fleet_enqueue_head(struct store *s, const char *uuid,
                                           const char *request_type, const char *plist,
-                                          size_t plist_len, const char *const *udids,
-                                          size_t nudids, int64_t now_ms, int ttl_s,
-                                          store_enqueue_fn *cb, void *arg);
+                                          size_t plist_len, const char *const *udids, size_t nudids,
+                                          int64_t now_ms, int ttl_s, store_enqueue_fn *cb,
+                                          void *arg);
 
 #endif

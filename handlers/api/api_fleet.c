@@ -38,8 +38,7 @@ static void api_fleet_on_json(void *arg, int err, long long num, const char *str
 
 static int api_fleet_uuid_ok(const char *u)
 {
-    return strlen(u) >= 1 && strlen(u) <= 64 &&
-           strspn(u, "0123456789abcdefABCDEF-") == strlen(u);
+    return strlen(u) >= 1 && strlen(u) <= 64 && strspn(u, "0123456789abcdefABCDEF-") == strlen(u);
 }
 
 /* ---- /v1/devices/{udid}/commands/... and /pushes ---- */
@@ -105,8 +104,7 @@ struct api_fleet_cancel { /* owns itself until the scan ends or fails */
 
 static void api_fleet_cancel_step(struct api_fleet_cancel *c);
 
-static void api_fleet_cancel_on_step(void *arg, int err, long long num, const char *str,
-                                     size_t len)
+static void api_fleet_cancel_on_step(void *arg, int err, long long num, const char *str, size_t len)
 {
     struct api_fleet_cancel *c = arg;
     json_t *j = err == MDMD_OK && str != NULL ? json_loadb(str, len, 0, NULL) : NULL;
@@ -147,9 +145,9 @@ static void api_fleet_cancel_on_created(void *arg, int err)
         free(c);
         return;
     }
-    api_json(c->req, 202,
-             json_pack("{s:s, s:s, s:s}", "job_id", c->id, "command_uuid", c->uuid, "state",
-                       "running"));
+    api_json(
+        c->req, 202,
+        json_pack("{s:s, s:s, s:s}", "job_id", c->id, "command_uuid", c->uuid, "state", "running"));
     c->req = NULL;
     log_info("event=cancel_job_started job=%s uuid=%s", c->id, c->uuid);
     api_fleet_cancel_step(c);
@@ -177,9 +175,12 @@ void api_fleet_command(struct req *req, void *app)
     c->req = req;
     char now[24];
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-    const struct store_kv kv[] = {{"kind", "cancel", 6},           {"state", "running", 7},
-                                  {"command_uuid", uuid, strlen(uuid)}, {"created", now, strlen(now)},
-                                  {"updated", now, strlen(now)},   {"done", "0", 1},
+    const struct store_kv kv[] = {{"kind", "cancel", 6},
+                                  {"state", "running", 7},
+                                  {"command_uuid", uuid, strlen(uuid)},
+                                  {"created", now, strlen(now)},
+                                  {"updated", now, strlen(now)},
+                                  {"done", "0", 1},
                                   {"canceled", "0", 1}};
     store_job_set(a->store, c->id, kv, 7, API_JOBS_TTL_S, api_fleet_cancel_on_created, c);
 }
@@ -191,8 +192,7 @@ struct api_fleet_ctx { /* a request and the app, for a store callback */
     struct app *a;
 };
 
-static void api_fleet_on_hook_status(void *arg, int err, long long num, const char *str,
-                                     size_t len)
+static void api_fleet_on_hook_status(void *arg, int err, long long num, const char *str, size_t len)
 {
     struct api_fleet_ctx *x = arg;
     struct req *req = x->req;
@@ -243,8 +243,8 @@ static void api_fleet_replay(struct req *req, struct app *a)
     const char *body = (const char *)req_body(req, &len);
     json_t *j = len > 0 ? json_loadb(body, len, 0, NULL) : json_object();
     json_t *ids = json_object_get(j, "ids");
-    if (!json_is_object(j) || (ids != NULL && (!json_is_array(ids) ||
-                                                json_array_size(ids) > 10000))) {
+    if (!json_is_object(j) ||
+        (ids != NULL && (!json_is_array(ids) || json_array_size(ids) > 10000))) {
         log_info("event=webhook_replay_refused reason=bad_body");
         req_fail(req, 400, "body must be {} or {\"ids\": [dead-letter ids]}");
         json_decref(j);
@@ -391,8 +391,7 @@ void api_fleet_metrics(struct metrics_text *t, const struct app *a, const char *
     json_t *j = fleet_json != NULL ? json_loadb(fleet_json, len, 0, NULL) : NULL;
     if (j == NULL)
         return; /* Redis down: the Redis-backed series are absent */
-    api_fleet_metric(t, "mdmd_devices_stale", "gauge",
-                     "Devices not seen for stale_after_s.",
+    api_fleet_metric(t, "mdmd_devices_stale", "gauge", "Devices not seen for stale_after_s.",
                      (double)json_integer_value(json_object_get(j, "stale")));
     api_fleet_metric(t, "mdmd_repush_scheduled", "gauge",
                      "Devices with a re-push due (mdm:repush).",

@@ -16,7 +16,7 @@
 #include "../../store/store.h"
 #include "../../store/store_fleet.h"
 
-#define HOOK_POLL_MS 200   /* nothing to send: look again after this long */
+#define HOOK_POLL_MS 200 /* nothing to send: look again after this long */
 #define HOOK_STORE_RETRY_MS 1000
 #define HOOK_RETRY_MIN_MS 1000
 
@@ -101,8 +101,9 @@ static void hook_ack(struct hook_target *t, int dead)
     char attempts[16], now[24];
     snprintf(attempts, sizeof(attempts), "%d", t->attempts);
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-    const char *v[] = {"mdm:events", "", "mdm:hook:dead", t->group, t->src, t->id,
-                       dead ? "dead" : "ok", t->event_id, t->body, t->err, attempts, now, t->url};
+    const char *v[] = {
+        "mdm:events", "",      "mdm:hook:dead", t->group, t->src, t->id, dead ? "dead" : "ok",
+        t->event_id,  t->body, t->err,          attempts, now,    t->url};
     char replay[64];
     snprintf(replay, sizeof(replay), "mdm:hook:replay:%s", t->group);
     v[1] = replay;
@@ -122,7 +123,7 @@ static void hook_failed(struct hook_target *t, const char *why)
     if (age >= h->max_age_ms) {
         h->st.dead++;
         log_err("event=webhook_dead url=%s id=%s type=%s attempts=%d error=\"%s\"", t->url,
-                  t->event_id, t->type, t->attempts, why);
+                t->event_id, t->type, t->attempts, why);
         hook_ack(t, 1);
         return;
     }
@@ -289,8 +290,8 @@ static int hook_target_init(struct hook *h, struct hook_target *t, const char *u
     const char *host = u != NULL ? evhttp_uri_get_host(u) : NULL;
     if (scheme == NULL || strcmp(scheme, "http") != 0 || host == NULL || *host == '\0') {
         log_err("event=webhook_url_refused url=%s reason=\"only http://host[:port]/path URLs "
-                  "are supported\"",
-                  url);
+                "are supported\"",
+                url);
         evhttp_uri_free(u);
         return -1;
     }

@@ -15,8 +15,6 @@
 #ifndef MDMD_HOOK_H
 #define MDMD_HOOK_H
 
-#include "../../core/util.h"
-
 #include <stdint.h>
 
 struct event_base;
@@ -24,12 +22,12 @@ struct store;
 struct conf;
 struct hook;
 
-struct hook_stats { /* summed over the URLs */
+struct hook_stats {     /* summed over the URLs */
     uint64_t delivered; /* 2xx answers */
     uint64_t attempts_failed;
-    uint64_t retries;  /* attempts after the first */
-    uint64_t dead;     /* events parked in the dead-letter stream */
-    int64_t lag_ms;    /* age of the oldest event in flight now (0: none) */
+    uint64_t retries; /* attempts after the first */
+    uint64_t dead;    /* events parked in the dead-letter stream */
+    int64_t lag_ms;   /* age of the oldest event in flight now (0: none) */
     int targets;
 };
 

@@ -80,7 +80,7 @@ static const char *wake_outcome_name(enum push_outcome o)
 static void wake_record(struct wake *w, const struct wake_item *it, const char *outcome, int status,
                         const char *reason, const char *apns_id)
 {
-    struct store_push_outcome o = {it->udid, it->token, outcome,      status,
+    struct store_push_outcome o = {it->udid, it->token, outcome,       status,
                                    reason,   apns_id,   util_now_ms(), w->repush_after_ms};
     store_push_result(w->store, &o, NULL, NULL);
 }

@@ -55,7 +55,7 @@ struct conf;
 struct wake_repush;
 struct wake_repush *wake_repush_new(struct event_base *base, struct store *store, struct wake *w,
                                     const struct conf *cf) MDMD_MUSTCHECK;
-void wake_repush_free(struct wake_repush *r); /* NULL-safe */
+void wake_repush_free(struct wake_repush *r);            /* NULL-safe */
 uint64_t wake_repush_count(const struct wake_repush *r); /* re-pushes handed to the wake */
 /* NotNow: the device is pushed again delay_ms from now (earlier schedules win). */
 void wake_repush_notnow(struct wake_repush *r, const char *udid);

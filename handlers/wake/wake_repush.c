@@ -76,7 +76,8 @@ static void wake_repush_tick(evutil_socket_t fd, short what, void *arg)
     snprintf(max, sizeof(max), "%lld", (long long)r->max_ms);
     snprintf(maxn, sizeof(maxn), "%d", r->max_attempts);
     const char *v[] = {"mdm:events", now, lim, after, max, maxn};
-    r->op = store_fleet_eval(r->store, STORE_FLEET_REPUSH_DUE, 1, 6, v, NULL, wake_repush_on_due, r);
+    r->op =
+        store_fleet_eval(r->store, STORE_FLEET_REPUSH_DUE, 1, 6, v, NULL, wake_repush_on_due, r);
 }
 
 struct wake_repush *wake_repush_new(struct event_base *base, struct store *store, struct wake *w,

@@ -82,4 +82,80 @@ check "metrics: failures and retries" bash -c "[ '$(m mdmd_webhook_failures_tota
 check "metrics: dead-lettered" bash -c "[ '$(m mdmd_webhook_dead_total)' -ge 1 ]"
 check "metrics: lag series present" test -n "$(m mdmd_webhook_lag_seconds)"
 
+# --- queue surgery ---
+enroll_device q1 Q-1; enroll_device q2 Q-2
+cmd() { api POST /v1/commands "{\"udids\":[$1],${3:+\"priority\":\"$3\",}\"command\":{\"RequestType\":\"$2\"}}" >/dev/null; jget "$T/api" command_uuid; }
+A1=$(cmd '"Q-1"' ProfileList); A2=$(cmd '"Q-1"' CertificateList); A3=$(cmd '"Q-1"' InstalledApplicationList)
+check "pending: 200" test "$(api GET /v1/devices/Q-1/commands/pending)" = 200
+check "pending lists three, oldest first, queued" bash -c "tr '{' '\n' <'$T/api' | grep -o '\"uuid\":\"[^\"]*\"\|\"state\":\"[a-z]*\"' | tr -d '\n' | grep -q '\"state\":\"queued\"\"uuid\":\"$A1\"\"state\":\"queued\"\"uuid\":\"$A2\"\"state\":\"queued\"\"uuid\":\"$A3\"' || grep -q '$A1.*$A2.*$A3' '$T/api'"
+check "pending carries the body" grep -q 'ProfileList' "$T/api"
+poll q1 Q-1 Idle
+check "the device gets the oldest" test "$NEXT" = "$A1"
+api GET /v1/devices/Q-1/commands/pending >/dev/null
+check "it is now sent, with a time" bash -c "grep -o '{[^}]*$A1[^}]*}' '$T/api' | grep -q '\"state\":\"sent\"' && grep -o '{[^}]*$A1[^}]*}' '$T/api' | grep -q '\"sent_at\":[1-9]'"
+poll q1 Q-1 NotNow "$A1"
+api GET /v1/devices/Q-1/commands/pending >/dev/null
+check "a NotNow'd command is marked notnow" bash -c "grep -o '{[^}]*$A1[^}]*}' '$T/api' | grep -q '\"state\":\"notnow\"'"
+check "delete one: 204" test "$(api DELETE "/v1/devices/Q-1/commands/$A2")" = 204
+check "delete it again: 404" test "$(api DELETE "/v1/devices/Q-1/commands/$A2")" = 404
+check "delete on an unknown device: 404" test "$(api DELETE "/v1/devices/NOPE-1/commands/$A2")" = 404
+check "delete a malformed uuid: 400" test "$(api DELETE "/v1/devices/Q-1/commands/a;b")" = 400
+check "the queue lost just that one" test "$(R lrange 'mdm:q:{Q-1}' 0 -1 | tr '\n' ' ')" = "$A1 $A3 "
+check "a command_canceled event" bash -c "redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -q command_canceled"
+L=$(cmd '"Q-1"' DeviceLock high)
+check "priority high goes to the head" test "$(R lindex 'mdm:q:{Q-1}' 0)" = "$L"
+check "bad priority: 400" test "$(api POST /v1/commands '{"udids":["Q-1"],"priority":"urgent","command":{"RequestType":"DeviceLock"}}')" = 400
+check "priority with a filter: 400" test "$(api POST /v1/commands '{"filter":"all_enrolled","priority":"high","command":{"RequestType":"DeviceLock"}}')" = 400
+poll q1 Q-1 Idle
+check "the urgent command is sent next" test "$NEXT" = "$L"
+X=$(cmd '"Q-1","Q-2"' SecurityInfo)
+check "cancel everywhere: 202" test "$(api DELETE "/v1/commands/$X")" = 202
+JOB=$(jget "$T/api" job_id)
+check "the cancel job finishes" wait_for 10 bash -c "curl -s --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/jobs/$JOB | grep -q '\"state\":\"done\"'"
+check "it took the command off both queues" bash -c "! redis-cli -p $REDIS_PORT lrange 'mdm:q:{Q-1}' 0 -1 | grep -q $X && ! redis-cli -p $REDIS_PORT lrange 'mdm:q:{Q-2}' 0 -1 | grep -q $X"
+api GET "/v1/jobs/$JOB" >/dev/null
+check "the job counts 2 cancelled" grep -q '"canceled":"\?2' "$T/api"
+
+# --- re-push, the push ledger, push_unanswered, push-to-check-in ---
+enroll_topic() { # NAME UDID: enroll_device with the push certificate's topic
+    make_client_cert "$1" "$CA" "$D/var/ca/ca.key" "$2" || return 1
+    plist_msg "$T/$1.auth" MessageType Authenticate UDID "$2" Topic "$TOPIC"
+    [ "$(mdm_put /mdm/checkin "$1" "$T/$1.auth" application/x-apple-aspen-mdm-checkin)" = 200 ] || return 1
+    plist_msg "$T/$1.tok" MessageType TokenUpdate UDID "$2" Topic "$TOPIC" PushMagic "MAGIC-$2" \
+        Token "<data>$(head -c 32 /dev/urandom | base64)</data>"
+    [ "$(mdm_put /mdm/checkin "$1" "$T/$1.tok" application/x-apple-aspen-mdm-checkin)" = 200 ]
+}
+enroll_topic p1 P-1 || fail "P-1 enrolls"
+TOK=$(R hget 'mdm:dev:{P-1}' token)
+P1=$(cmd '"P-1"' ProfileList)
+check "the first push" wait_for 5 grep -q "^$TOK " "$T/pushes"
+check "a device that does not answer is pushed again, 3 times, then flagged" wait_for 20 bash -c \
+    "[ \"\$(redis-cli -p $REDIS_PORT hget 'mdm:dev:{P-1}' push_unanswered)\" != '' ]"
+check "1 push + 3 re-pushes" test "$(grep -c "^$TOK " "$T/pushes")" = 4
+check "backoff: the re-pushes spread over 5 s or more" bash -c \
+    "[ \$(( \$(redis-cli -p $REDIS_PORT hget 'mdm:dev:{P-1}' push_unanswered) - \$(redis-cli -p $REDIS_PORT hget 'mdm:dev:{P-1}' push_wait) )) -ge 5000 ]"
+check "a push_unanswered event" bash -c "redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -q push_unanswered"
+check "the ledger: 200" test "$(api GET /v1/devices/P-1/pushes)" = 200
+check "the ledger has the pushes with apns-id and status" bash -c \
+    "[ \$(grep -o '\"apns_id\":\"[^\"]' '$T/api' | wc -l) = 4 ] && grep -q '\"status\":200' '$T/api' && grep -q '\"push_unanswered\":true' '$T/api'"
+poll p1 P-1 Idle
+check "the check-in clears the flag" test "$(R hget 'mdm:dev:{P-1}' push_unanswered)" = ""
+curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/metrics" >"$T/metrics"
+check "push-to-check-in histogram observed it" test "$(m mdmd_push_to_checkin_seconds_count)" = 1
+check "re-pushes logged and counted" bash -c "[ \$(grep -c 'event=repush udid=P-1\$' '$T/mdmd.log') = 3 ] && [ '$(m mdmd_repush_total)' -ge 3 ]"
+n=$(grep -c "^$TOK " "$T/pushes")
+poll p1 P-1 NotNow "$P1"
+check "NotNow: re-pushed after notnow_repush_s" wait_for 5 bash -c "[ \$(grep -c '^$TOK ' '$T/pushes') -gt $n ]"
+poll p1 P-1 Idle
+check "...which it is" test "$NEXT" = "$P1"
+
+# --- stale devices ---
+R zadd mdm:devices "$(( $(date +%s%3N) - 3600000 ))" OLD-1 >/dev/null
+R hset 'mdm:dev:{OLD-1}' udid OLD-1 state enrolled >/dev/null
+check "GET /v1/fleet: 200" test "$(api GET /v1/fleet)" = 200
+check "it reports the stale device" bash -c "grep -q '\"stale\":1' '$T/api' && grep -q 'OLD-1' '$T/api'"
+check "stale_after_s out of range: 400" test "$(api GET '/v1/fleet?stale_after_s=0')" = 400
+curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/metrics" >"$T/metrics"
+check "metrics: stale devices" test "$(m mdmd_devices_stale)" = 1
+
 finish
