@@ -437,6 +437,13 @@ int mdmctl_cmd_run(struct mdmctl *m, int argc, char **argv)
         {"rts", mdmctl_checkin_rts},
         {"token-source", mdmctl_checkin_token_source},
         {"migrate", mdmctl_checkin_migrate},
+        {"pending", mdmctl_fleet_pending},
+        {"cancel", mdmctl_fleet_cancel},
+        {"pushes", mdmctl_fleet_pushes},
+        {"webhooks", mdmctl_fleet_webhooks},
+        {"dead-letters", mdmctl_fleet_dead},
+        {"replay", mdmctl_fleet_replay},
+        {"stale", mdmctl_fleet_stale},
     };
     for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
         if (strcmp(argv[0], cmds[i].name) == 0) {

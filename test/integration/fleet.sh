@@ -158,4 +158,18 @@ check "stale_after_s out of range: 400" test "$(api GET '/v1/fleet?stale_after_s
 curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/metrics" >"$T/metrics"
 check "metrics: stale devices" test "$(m mdmd_devices_stale)" = 1
 
+# --- mdmctl ---
+CTL=("$BIN/mdmctl" --url "https://127.0.0.1:$PUB" --key-file "$D/var/api.key" --cacert "$CA")
+Z=$(cmd '"Q-2"' ProfileList)
+check "mdmctl pending: a table with the state" bash -c "'${CTL[0]}' ${CTL[*]:1} pending Q-2 | grep -q '$Z *ProfileList *queued'"
+check "mdmctl enqueue --urgent goes to the head" bash -c \
+    "'${CTL[0]}' ${CTL[*]:1} enqueue --udid Q-2 --urgent --json '{\"RequestType\":\"DeviceLock\"}' >/dev/null && \
+     '${CTL[0]}' ${CTL[*]:1} pending Q-2 | sed -n 2p | grep -q DeviceLock"
+check "mdmctl cancel UDID UUID" bash -c "'${CTL[0]}' ${CTL[*]:1} cancel Q-2 $Z >/dev/null && ! '${CTL[0]}' ${CTL[*]:1} pending Q-2 | grep -q $Z"
+check "mdmctl cancel UUID: a job" bash -c "'${CTL[0]}' ${CTL[*]:1} cancel $Z 2>/dev/null | grep -q job_id"
+check "mdmctl webhooks" bash -c "'${CTL[0]}' ${CTL[*]:1} webhooks | grep -q '/hook'"
+check "mdmctl replay" bash -c "'${CTL[0]}' ${CTL[*]:1} replay | grep -q 'replaying 0 dead letters'"
+check "mdmctl pushes" bash -c "'${CTL[0]}' ${CTL[*]:1} pushes P-1 | grep -q apns_id"
+check "mdmctl stale" bash -c "'${CTL[0]}' ${CTL[*]:1} stale | grep -q OLD-1"
+
 finish
