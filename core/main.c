@@ -14,6 +14,7 @@
 #include "../ca/ca.h"
 #include "../ca/ca_seal.h"
 #include "../handlers/enroll/enroll.h"
+#include "../handlers/guard/guard.h"
 #include "../handlers/hook/hook.h"
 #include "../handlers/routes.h"
 #include "../handlers/wake/wake.h"
@@ -394,6 +395,7 @@ static void main_open_state(struct mdmd *m)
     m->app.wake = wake_new(m->app.base, m->app.store, m->app.push, m->cf->push_coalesce_ms);
     m->app.repush = wake_repush_new(m->app.base, m->app.store, m->app.wake, m->cf);
     m->app.hook = hook_new(m->app.base, m->app.store, m->cf);
+    m->app.guard = guard_new(m->app.base, m->app.store, m->app.push, m->cf);
 }
 
 static void main_cleanup(struct mdmd *m)
@@ -404,6 +406,7 @@ static void main_cleanup(struct mdmd *m)
     enroll_scep_keys_free(m->app.scep); /* after the worker: jobs borrow its keys */
     enroll_keys_free(m->app.enroll);    /* after the worker: jobs borrow its keys */
     hook_free(m->app.hook);
+    guard_free(m->app.guard);
     wake_repush_free(m->app.repush);
     push_free(m->app.push); /* before wake: cancelled pushes release their items */
     wake_free(m->app.wake);

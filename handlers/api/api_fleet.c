@@ -17,6 +17,7 @@
 #include "../../core/util.h"
 #include "../../store/store_fleet.h"
 #include "../../store/store_jobs.h"
+#include "../guard/guard.h"
 #include "../hook/hook.h"
 #include "../wake/wake.h"
 
@@ -388,6 +389,16 @@ void api_fleet_metrics(struct metrics_text *t, const struct app *a, const char *
     api_fleet_metric(t, "mdmd_repush_total", "counter",
                      "Re-pushes to devices that did not answer a push (or answered NotNow).",
                      (double)wake_repush_count(a->repush));
+    metrics_family(t, "mdmd_cert_expiry_days", "gauge",
+                   "Days left (floor) before each certificate expires: apns (push), ca (MDM CA), "
+                   "server (TLS), scep_ra.");
+    for (int c = 0; c < GUARD_N; c++) {
+        int known, days = guard_days_left(a->guard, c, &known);
+        char lab[32];
+        snprintf(lab, sizeof(lab), "cert=\"%s\"", guard_cert_names[c]);
+        if (known)
+            metrics_sample(t, "mdmd_cert_expiry_days", lab, days);
+    }
     json_t *j = fleet_json != NULL ? json_loadb(fleet_json, len, 0, NULL) : NULL;
     if (j == NULL)
         return; /* Redis down: the Redis-backed series are absent */

@@ -25,7 +25,7 @@ write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" \
     "webhook_url http://127.0.0.1:$HP/hook http://127.0.0.1:$DP/dead" "webhook_secret $SECRET" \
     "webhook_retry_max_s 1" "webhook_max_age_s 7" "webhook_timeout_s 2" \
     "push_coalesce_ms 0" "repush_after_s 1" "repush_max_s 2" "repush_max_attempts 3" \
-    "notnow_repush_s 1" "stale_after_s 60"
+    "notnow_repush_s 1" "stale_after_s 60" "cert_validity_days 10"
 apns_conf >>"$D/mdmd.conf"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
 check "a consumer group per webhook URL" wait_for 10 bash -c \
@@ -171,5 +171,21 @@ check "mdmctl webhooks" bash -c "'${CTL[0]}' ${CTL[*]:1} webhooks | grep -q '/ho
 check "mdmctl replay" bash -c "'${CTL[0]}' ${CTL[*]:1} replay | grep -q 'replaying 0 dead letters'"
 check "mdmctl pushes" bash -c "'${CTL[0]}' ${CTL[*]:1} pushes P-1 | grep -q apns_id"
 check "mdmctl stale" bash -c "'${CTL[0]}' ${CTL[*]:1} stale | grep -q OLD-1"
+
+# --- expiry guards: a 2-day push certificate, 10-day server and SCEP RA certificates ---
+curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/metrics" >"$T/metrics"
+check "days left: push certificate 1" test "$(m 'mdmd_cert_expiry_days{cert="apns"}')" = 1
+check "days left: server certificate 9" test "$(m 'mdmd_cert_expiry_days{cert="server"}')" = 9
+check "days left: SCEP RA 9" test "$(m 'mdmd_cert_expiry_days{cert="scep_ra"}')" = 9
+check "days left: the MDM CA, years" bash -c "[ '$(m 'mdmd_cert_expiry_days{cert="ca"}')' -gt 3000 ]"
+check "a warning in the log for each" bash -c "grep -q 'event=cert_expiring what=apns days_left=1' '$T/mdmd.log' && grep -q 'event=cert_expiring what=server days_left=9' '$T/mdmd.log' && ! grep -q 'cert_expiring what=ca ' '$T/mdmd.log'"
+R xrange mdm:events - + >"$T/evdump"
+# what/not_after/threshold of each cert_expiring event (mdmd renews a server or
+# RA certificate this close to expiry at each start: a new certificate, a new event).
+awk '/^cert_expiring$/{e=1} e&&/^what$/{getline w} e&&/^not_after$/{getline n} e&&/^threshold_days$/{getline t} e&&/^time$/{print w, n, t; e=0}' "$T/evdump" | sort >"$T/expev"
+check "cert_expiring events: the push certificate once (threshold 1), across the restart" \
+    test "$(awk '$1=="apns"{print $3}' "$T/expev" | tr '\n' ' ')" = "1 "
+check "server and RA: threshold 14, one event per certificate" bash -c \
+    "[ \$(awk '\$1==\"server\"||\$1==\"scep_ra\"' '$T/expev' | wc -l) -ge 2 ] && ! awk '\$1!=\"apns\" && \$3!=14' '$T/expev' | grep -q . && [ -z \"\$(uniq -d '$T/expev')\" ]"
 
 finish
