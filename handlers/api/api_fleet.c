@@ -24,6 +24,11 @@
 #define API_FLEET_CANCEL_STEP 500 /* devices scanned per Lua call of a cancel job */
 #define API_FLEET_PENDING_MAX 1000
 
+struct api_fleet_ctx { /* a request and the app, for a store callback */
+    struct req *req;
+    struct app *a;
+};
+
 /* ---- shared: a store answer that is JSON, answered as is ---- */
 
 static void api_fleet_on_json(void *arg, int err, long long num, const char *str, size_t len)
@@ -188,11 +193,6 @@ void api_fleet_command(struct req *req, void *app)
 
 /* ---- /v1/webhooks ---- */
 
-struct api_fleet_ctx { /* a request and the app, for a store callback */
-    struct req *req;
-    struct app *a;
-};
-
 static void api_fleet_on_hook_status(void *arg, int err, long long num, const char *str, size_t len)
 {
     struct api_fleet_ctx *x = arg;
@@ -311,6 +311,28 @@ void api_fleet_webhooks(struct req *req, void *app)
 
 /* ---- GET /v1/fleet: numbers and stale devices ---- */
 
+/* The store's numbers, plus days left of each certificate ("expiry"). */
+static void api_fleet_on_stats(void *arg, int err, long long num, const char *str, size_t len)
+{
+    struct api_fleet_ctx *x = arg;
+    struct req *req = x->req;
+    struct app *a = x->a;
+    free(x);
+    json_t *j = err == MDMD_OK && str != NULL ? json_loadb(str, len, 0, NULL) : NULL;
+    if (j == NULL) {
+        api_fail(req, err != MDMD_OK ? err : MDMD_EPROTO);
+        return;
+    }
+    json_t *ex = json_object();
+    for (int c = 0; c < GUARD_N; c++) {
+        int known, days = guard_days_left(a->guard, c, &known);
+        if (known)
+            json_object_set_new(ex, guard_cert_names[c], json_integer(days));
+    }
+    json_object_set_new(j, "expiry", ex);
+    api_json(req, 200, j);
+}
+
 void api_fleet_stats(struct req *req, void *app)
 {
     struct app *a = app;
@@ -331,7 +353,10 @@ void api_fleet_stats(struct req *req, void *app)
     snprintf(ms, sizeof(ms), "%lld", (long long)stale * 1000);
     snprintf(ls, sizeof(ls), "%ld", lim);
     const char *v[] = {now, ms, ls};
-    store_fleet_eval(a->store, STORE_FLEET_FLEET_STATS, 0, 3, v, NULL, api_fleet_on_json, req);
+    struct api_fleet_ctx *x = xcalloc(1, sizeof(*x));
+    x->req = req;
+    x->a = a;
+    store_fleet_eval(a->store, STORE_FLEET_FLEET_STATS, 0, 3, v, NULL, api_fleet_on_stats, x);
 }
 
 /* ---- /metrics ---- */
