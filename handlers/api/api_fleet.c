@@ -304,8 +304,11 @@ void api_fleet_webhooks(struct req *req, void *app)
                          req);
     } else if (strcmp(p, "/v1/webhooks/dead-letter/replay") == 0 && m == HTTP_M_POST) {
         api_fleet_replay(req, a);
-    } else if (strncmp(p, "/v1/webhooks", 12) == 0) {
-        req_fail(req, m == HTTP_M_GET || m == HTTP_M_POST ? 404 : 405, "no such endpoint");
+    } else if (strcmp(p, "/v1/webhooks") == 0 || strcmp(p, "/v1/webhooks/dead-letter") == 0 ||
+               strcmp(p, "/v1/webhooks/dead-letter/replay") == 0) {
+        req_fail(req, 405, "method not allowed");
+    } else {
+        req_fail(req, 404, "no such endpoint");
     }
 }
 

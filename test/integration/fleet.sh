@@ -188,4 +188,5 @@ check "cert_expiring events: the push certificate once (threshold 1), across the
 check "server and RA: threshold 14, one event per certificate" bash -c \
     "[ \$(awk '\$1==\"server\"||\$1==\"scep_ra\"' '$T/expev' | wc -l) -ge 2 ] && ! awk '\$1!=\"apns\" && \$3!=14' '$T/expev' | grep -q . && [ -z \"\$(uniq -d '$T/expev')\" ]"
 
+check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
 finish
