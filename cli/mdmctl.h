@@ -6,6 +6,7 @@
  *   mdmctl_cmd.c    the subcommands
  *   mdmctl_enq.c    enqueue, and following a bulk job
  *   mdmctl_checkin.c  user channels, bootstrap tokens, Return to Service, GetToken, migrate
+ *   mdmctl_fleet.c  queue surgery, push ledger, webhooks, stale devices
  *   mdmctl_out.c    tables, times, the progress bar
  *   mdmctl_ddm.c    declarative management: declarations, sets, assignment, status
  *
@@ -66,6 +67,16 @@ int mdmctl_checkin_migrate(const struct mdmctl *m, int argc, char **argv) MDMD_M
 /* declarations | declaration ID | declare FILE | declaration-rm ID | sets | set NAME |
  * set-put NAME ID... | set-rm NAME | assign NAME ... | status UDID | fleet-status ... */
 int mdmctl_ddm_run(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
+
+/* ---- mdmctl_fleet.c: queue surgery, pushes, webhooks, stale devices ---- */
+
+int mdmctl_fleet_pending(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
+int mdmctl_fleet_cancel(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
+int mdmctl_fleet_pushes(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
+int mdmctl_fleet_webhooks(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
+int mdmctl_fleet_dead(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
+int mdmctl_fleet_replay(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
+int mdmctl_fleet_stale(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
 
 /* ---- mdmctl_out.c ---- */
 

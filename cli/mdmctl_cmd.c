@@ -448,6 +448,13 @@ int mdmctl_cmd_run(struct mdmctl *m, int argc, char **argv)
         {"assign", mdmctl_ddm_run},
         {"status", mdmctl_ddm_run},
         {"fleet-status", mdmctl_ddm_run},
+        {"pending", mdmctl_fleet_pending},
+        {"cancel", mdmctl_fleet_cancel},
+        {"pushes", mdmctl_fleet_pushes},
+        {"webhooks", mdmctl_fleet_webhooks},
+        {"dead-letters", mdmctl_fleet_dead},
+        {"replay", mdmctl_fleet_replay},
+        {"stale", mdmctl_fleet_stale},
     };
     for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
         if (strcmp(argv[0], cmds[i].name) == 0) {

@@ -24,6 +24,7 @@ struct mdmctl_enq {
     json_t *command;        /* --json */
     const char *plist_file; /* --plist */
     int async, no_wait;
+    int urgent; /* --priority high: to the head of each queue */
 };
 
 static void mdmctl_enq_sleep_ms(int ms)
@@ -156,6 +157,8 @@ static int mdmctl_enq_parse(int argc, char **argv, struct mdmctl_enq *e)
             e->async = 1;
         else if (!takes && !strcmp(a, "--no-wait"))
             e->no_wait = 1;
+        else if (!takes && !strcmp(a, "--urgent"))
+            e->urgent = 1;
         else if (!takes) {
             fprintf(stderr, "mdmctl enqueue: unexpected argument %s\n", a);
             return -1;
@@ -170,7 +173,7 @@ static int mdmctl_enq_check(const struct mdmctl_enq *e)
     if ((n > 0) == e->all_enrolled || (e->command != NULL) == (e->plist_file != NULL)) {
         fprintf(stderr, "usage: mdmctl enqueue (--udid U... | --udids-file FILE | "
                         "--all-enrolled)\n                      (--json '{\"RequestType\":...}' | "
-                        "--plist FILE) [--async] [--no-wait]\n");
+                        "--plist FILE) [--async] [--no-wait] [--urgent]\n");
         return -1;
     }
     if (e->command != NULL &&
@@ -216,6 +219,8 @@ static int mdmctl_enq_json(const struct mdmctl *m, struct mdmctl_enq *e)
         json_object_set_new(body, "filter", json_string("all_enrolled"));
     else
         json_object_set(body, "udids", e->udids);
+    if (e->urgent)
+        json_object_set_new(body, "priority", json_string("high"));
     char *s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     struct mdmctl_resp r;

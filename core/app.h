@@ -11,6 +11,9 @@ struct store;
 struct ca;
 struct push;
 struct wake;
+struct wake_repush;
+struct hook;
+struct guard;
 struct worker;
 struct enroll_scep_keys;
 struct enroll_keys;
@@ -23,12 +26,15 @@ struct app {
     const struct conf *cf; /* current configuration */
     struct store *store;
     struct ca *ca;
-    struct push *push;         /* NULL when no APNs certificate is configured */
-    struct wake *wake;         /* queues pushes after enqueues */
-    struct worker *worker;     /* slow crypto off the loop (core/worker.h) */
-    struct metrics *metrics;   /* counters for /metrics (core/metrics.h); never NULL */
-    const char *api_key;       /* admin REST bearer key (hex), from <data_dir>/api.key */
-    const char *seal_key_path; /* <data_dir>/bootstrap.key: bootstrap tokens at rest (ca_seal.h) */
+    struct push *push;          /* NULL when no APNs certificate is configured */
+    struct wake *wake;          /* queues pushes after enqueues */
+    struct wake_repush *repush; /* re-pushes unanswered pushes (wake.h) */
+    struct hook *hook;          /* webhook delivery (hook.h); NULL when off */
+    struct guard *guard;        /* certificate expiry guards (guard.h) */
+    struct worker *worker;      /* slow crypto off the loop (core/worker.h) */
+    struct metrics *metrics;    /* counters for /metrics (core/metrics.h); never NULL */
+    const char *api_key;        /* admin REST bearer key (hex), from <data_dir>/api.key */
+    const char *seal_key_path;  /* <data_dir>/bootstrap.key: bootstrap tokens at rest (ca_seal.h) */
     struct enroll_scep_keys *scep;          /* SCEP responder and profile signer (enroll.h) */
     const struct http_route *routes_public; /* the 1-way listener's routes (the console
                                                re-dispatches to its /v1 ones) */

@@ -76,6 +76,17 @@ struct conf {
     int user_channel_accept;  /* derived */
     char *token_source_dir;   /* GetToken: <dir>/<TokenServiceType> holds a static token */
     char *token_jwt_key_file; /* GetToken "jwt" sources: the RSA key that signs (RS256) */
+    /* fleet operations (issue 19) */
+    char *webhook_url;       /* space-separated URLs that get every event; empty: off */
+    char *webhook_secret;    /* HMAC-SHA256 key of X-Mdmd-Signature */
+    int webhook_max_age_s;   /* an event retried this long goes to the dead-letter stream */
+    int webhook_retry_max_s; /* the backoff's cap */
+    int webhook_timeout_s;   /* per delivery attempt */
+    int repush_after_s; /* re-push a device that did not connect this long after a push; 0 off */
+    int repush_max_s;   /* the re-push backoff's cap */
+    int repush_max_attempts; /* then the device is flagged push_unanswered */
+    int notnow_repush_s;     /* a NotNow'd command's device is pushed again after this long */
+    int stale_after_s;       /* a device not seen this long is stale */
     /* limits */
     int max_body_size;       /* admin uploads and command reports (/mdm/connect) */
     int max_small_body_size; /* every other endpoint: check-in, OTA, SCEP, login forms */

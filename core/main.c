@@ -17,6 +17,8 @@
 #include "../handlers/api/api.h"
 #include "../handlers/mdm/mdm.h"
 #include "../handlers/apple/apple.h"
+#include "../handlers/guard/guard.h"
+#include "../handlers/hook/hook.h"
 #include "../handlers/routes.h"
 #include "../handlers/wake/wake.h"
 #include "../push/push.h"
@@ -418,6 +420,9 @@ static void main_open_state(struct mdmd *m)
     m->app.worker = worker_new(m->app.base, m->cf->crypto_threads);
     m->app.wake = wake_new(m->app.base, m->app.store, m->app.push, m->cf->push_coalesce_ms);
     mdm_provision_retry_start(&m->app);
+    m->app.repush = wake_repush_new(m->app.base, m->app.store, m->app.wake, m->cf);
+    m->app.hook = hook_new(m->app.base, m->app.store, m->cf);
+    m->app.guard = guard_new(m->app.base, m->app.store, m->app.push, m->cf);
 }
 
 /* Runs the loop until every answer queued so far is written out, or 1 s. */
@@ -457,7 +462,10 @@ static void main_cleanup(struct mdmd *m)
     enroll_scep_keys_free(m->app.scep); /* after the worker: jobs borrow its keys */
     enroll_keys_free(m->app.enroll);    /* after the worker: jobs borrow its keys */
     mdm_provision_retry_stop();
-    api_jobs_free_all();    /* paused jobs hold a timer, no store call */
+    api_jobs_free_all(); /* paused jobs hold a timer, no store call */
+    hook_free(m->app.hook);
+    guard_free(m->app.guard);
+    wake_repush_free(m->app.repush);
     push_free(m->app.push); /* before wake: cancelled pushes release their items */
     wake_free(m->app.wake);
     store_free(m->app.store);

@@ -478,6 +478,15 @@ const char *push_topic(const struct push *p)
     return p->topic;
 }
 
+int64_t push_not_after(const struct push *p)
+{
+    X509 *x = SSL_CTX_get0_certificate(p->ssl);
+    struct tm tm;
+    if (x == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+        return 0;
+    return (int64_t)timegm(&tm);
+}
+
 int push_send(struct push *p, const char *token_hex, const char *push_magic, push_done_fn *cb,
               void *arg)
 {

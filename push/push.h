@@ -64,6 +64,8 @@ void push_free(struct push *p);
 /* The push certificate's topic (the subject UID); valid as long as p.
  * Devices whose check-in Topic differs cannot be pushed with this certificate. */
 const char *push_topic(const struct push *p);
+/* The push certificate's notAfter, seconds since the epoch (0: unknown). */
+int64_t push_not_after(const struct push *p);
 
 /* Queues one push.  token_hex: 64 hex digits (either case); push_magic: the
  * device's PushMagic (1 to PUSH_MAGIC_MAX bytes, JSON-escaped here).  Both

@@ -490,6 +490,7 @@ struct store_op *store_push_result(struct store *s, const struct store_push_outc
     store_argv_str(&a, o->reason);
     store_argv_str(&a, o->apns_id);
     store_argv_str(&a, o->token);
+    store_argv_fmt(&a, "%lld", (long long)o->repush_after_ms);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_PUSH_RESULT], 2, &a, store_mdm_done_reply,
                              (union store_cb){.done = cb}, arg);
 }

@@ -161,6 +161,7 @@ struct store_push_outcome { /* how one push ended */
     const char *reason;  /* APNs reason, "" if none */
     const char *apns_id;
     int64_t now_ms;
+    int64_t repush_after_ms; /* "ok" with commands queued: re-push due after this; 0 off */
 };
 /* Records it on the device (last_push_*), marks a dead token invalid and
  * writes a push_failed event for anything but "ok".  cb may be NULL. */

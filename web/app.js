@@ -153,6 +153,7 @@ function route() {
   const params = new URLSearchParams(query || '');
   switch (page) {
     case 'device': return pageDevice(parts[1] || '');
+    case 'dashboard': return pageDashboard(); // web/dashboard.js
     case 'users': return pageUsers();
     case 'profiles': return pageContent(['profiles', 'provisioning']);
     case 'apps': return pageContent(['apps']);

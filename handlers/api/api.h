@@ -35,6 +35,25 @@ void api_token_sources(struct req *req, void *app); /* GET /v1/token-sources */
 void api_token_source(struct req *req, void *app);  /* /v1/token-sources/{type} */
 void api_migrate(struct req *req, void *app);       /* POST /v1/migrate */
 
+/* Fleet operations (api_fleet.c, issue 19):
+ *   GET    /v1/devices/{udid}/commands/pending  queue with body and state
+ *   DELETE /v1/devices/{udid}/commands/{uuid}   one command off one queue
+ *   GET    /v1/devices/{udid}/pushes            the push ledger
+ *   DELETE /v1/commands/{uuid}                  cancel everywhere: a job (202)
+ *   GET    /v1/webhooks, GET /v1/webhooks/dead-letter,
+ *   POST   /v1/webhooks/dead-letter/replay
+ *   GET    /v1/fleet                            numbers, stale devices
+ * api_fleet_device() takes a device path's tail; 1 when handled. */
+int api_fleet_device(struct req *req, struct app *a, const char *udid, const char *tail);
+void api_fleet_command(struct req *req, void *app);  /* /v1/commands/{uuid} */
+void api_fleet_webhooks(struct req *req, void *app); /* /v1/webhooks[/...] */
+void api_fleet_stats(struct req *req, void *app);    /* GET /v1/fleet */
+/* /metrics: webhooks, re-push, stale devices, push-to-check-in (fleet_json:
+ * fleet_stats.lua's answer, NULL when Redis did not give it). */
+struct metrics_text;
+void api_fleet_metrics(struct metrics_text *t, const struct app *a, const char *fleet_json,
+                       size_t len);
+
 /* Answers with j as compact JSON; takes the reference. */
 void api_json(struct req *req, int status, json_t *j);
 

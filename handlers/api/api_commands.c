@@ -11,6 +11,7 @@
 #include "../../core/metrics.h"
 #include "../../core/util.h"
 #include "../../store/store.h"
+#include "../../store/store_fleet.h"
 #include "../../store/store_mdm.h"
 #include "../mdm/mdm.h"
 #include "../apple/apple.h"
@@ -58,6 +59,7 @@ struct api_commands_enq {
     json_t *unknown;
     const char *filter_state; /* "filter" instead of udids: the device state targeted */
     int async;                /* "async": true, or big enough: run as a job (api.h) */
+    int head;                 /* "priority": "high": to the head of each queue */
 };
 
 static void api_commands_enq_free(struct api_commands_enq *e)
@@ -135,8 +137,9 @@ static void api_commands_enq_send(struct api_commands_enq *e)
 {
     const char *const *batch;
     size_t n = api_commands_udids_chunk(&e->ids, &batch);
-    store_enqueue(e->app->store, e->uuid, e->request_type, e->plist, e->plist_len, batch, n,
-                  util_now_ms(), API_COMMANDS_CMD_TTL_S, api_commands_enq_on_chunk, e);
+    (e->head ? store_fleet_enqueue_head : store_enqueue)(
+        e->app->store, e->uuid, e->request_type, e->plist, e->plist_len, batch, n, util_now_ms(),
+        API_COMMANDS_CMD_TTL_S, api_commands_enq_on_chunk, e);
 }
 
 static int api_commands_udid_ok(const char *u)
@@ -214,7 +217,18 @@ static int api_commands_take_targets(struct api_commands_enq *e, json_t *j, char
                                      size_t errlen)
 {
     json_t *filter = json_object_get(j, "filter");
+    const char *prio = json_string_value(json_object_get(j, "priority"));
     e->async = json_is_true(json_object_get(j, "async"));
+    if (json_object_get(j, "priority") != NULL &&
+        (prio == NULL || (strcmp(prio, "high") != 0 && strcmp(prio, "normal") != 0))) {
+        snprintf(err, errlen, "priority must be \"high\" or \"normal\"");
+        return -1;
+    }
+    e->head = prio != NULL && strcmp(prio, "high") == 0;
+    if (e->head && (filter != NULL || e->async)) {
+        snprintf(err, errlen, "priority \"high\" takes a udids list, not a filter or a job");
+        return -1;
+    }
     if (filter == NULL)
         return api_commands_take_udids(&e->ids, json_object_get(j, "udids"), err, errlen);
     e->filter_state = api_jobs_filter_state(json_string_value(filter));
@@ -364,7 +378,12 @@ void api_commands(struct req *req, void *app)
     int is_plist = ct != NULL && (strstr(ct, "plist") != NULL || strstr(ct, "xml") != NULL);
     int rc = is_plist ? api_commands_parse_plist(e, body, len, err, sizeof(err))
                       : api_commands_parse_json(e, body, len, err, sizeof(err));
+    if (rc == 0 && e->head && e->ids.n > API_JOBS_SYNC_MAX) {
+        snprintf(err, sizeof(err), "priority \"high\" takes at most %d UDIDs", API_JOBS_SYNC_MAX);
+        rc = -1;
+    }
     if (rc != 0) {
+        log_info("event=command_refused reason=\"%s\"", err);
         req_fail(req, 400, err);
         api_commands_enq_free(e);
         return;

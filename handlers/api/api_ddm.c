@@ -59,13 +59,13 @@ static void api_ddm_done(struct api_ddm_op *op, int status, json_t *j)
 static json_t *api_ddm_body(struct req *req)
 {
     size_t n;
-    json_error_t jerr;
+    char jerr[160] = "";
     const unsigned char *b = req_body(req, &n);
-    json_t *j = json_loadb((const char *)b, n, 0, &jerr);
+    json_t *j = apple_plist_json_load(b, n, jerr, sizeof(jerr)); /* bounded (#12) */
     if (!json_is_object(j)) {
         char why[200];
         snprintf(why, sizeof(why), "the body must be a JSON object (%s)",
-                 j == NULL ? jerr.text : "not an object");
+                 j == NULL ? jerr : "not an object");
         req_fail(req, 400, why);
         json_decref(j);
         return NULL;

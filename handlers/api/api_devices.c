@@ -287,7 +287,7 @@ void api_device(struct req *req, void *app)
         req_fail(req, 400, "malformed UDID");
         return;
     }
-    if (api_checkin_device(req, a, udid, tail))
+    if (api_checkin_device(req, a, udid, tail) || api_fleet_device(req, a, udid, tail))
         return;
     if (strcmp(tail, "/commands") == 0)
         api_devices_commands(req, a, udid);

@@ -13,12 +13,15 @@
 #include "../../push/push.h"
 #include "../../store/store.h"
 #include "../../store/embedded.h"
+#include "../../store/store_fleet.h"
 #include "../../store/store_jobs.h"
 #include "../wake/wake.h"
 
-struct api_metrics_scrape { /* lives across the one Redis call */
+struct api_metrics_scrape { /* lives across the two Redis calls */
     struct req *req;
     struct app *app;
+    int err; /* of store_stats */
+    struct store_stats st;
 };
 
 /* ---- HTTP: per listener and route ---- */
@@ -205,10 +208,12 @@ static void api_metrics_redis(struct metrics_text *t, const struct app *a, int e
                     (double)st->devices);
 }
 
-static void api_metrics_on_stats(void *arg, int err, const struct store_stats *st)
+static void api_metrics_on_fleet(void *arg, int ferr, long long num, const char *fj, size_t flen)
 {
     struct api_metrics_scrape *sc = arg;
     struct app *a = sc->app;
+    int err = sc->err;
+    const struct store_stats *st = err == MDMD_OK ? &sc->st : NULL;
     struct metrics_text t;
     size_t len;
 
@@ -222,10 +227,26 @@ static void api_metrics_on_stats(void *arg, int err, const struct store_stats *s
     api_metrics_pushes(&t, a);
     api_metrics_apns(&t, a);
     api_metrics_redis(&t, a, err, st);
+    api_fleet_metrics(&t, a, ferr == MDMD_OK ? fj : NULL, flen);
     char *body = metrics_text_take(&t, &len);
     req_respond(sc->req, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
     free(body);
     free(sc);
+}
+
+/* Then the fleet numbers (stale devices, the push-to-check-in histogram). */
+static void api_metrics_on_stats(void *arg, int err, const struct store_stats *st)
+{
+    struct api_metrics_scrape *sc = arg;
+    sc->err = err;
+    if (err == MDMD_OK)
+        sc->st = *st;
+    char now[24], ms[24];
+    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+    snprintf(ms, sizeof(ms), "%lld", (long long)sc->app->cf->stale_after_s * 1000);
+    const char *v[] = {now, ms, "0"};
+    store_fleet_eval(sc->app->store, STORE_FLEET_FLEET_STATS, 0, 3, v, NULL, api_metrics_on_fleet,
+                     sc);
 }
 
 void api_metrics(struct req *req, void *app)

@@ -14,6 +14,7 @@
 #include "../../core/util.h"
 #include "../../store/store.h"
 #include "../apple/apple.h"
+#include "../wake/wake.h"
 
 /* DeviceInformation QueryResponses kept on the device record. */
 static const char *const mdm_connect_info_map[][2] = {
@@ -55,6 +56,8 @@ static void mdm_connect_on_next(void *arg, int err, int ident, const char *uuid,
             metrics_report_of(plist_get_string_ptr(plist_dict_get_item(m->body, "Status"), NULL));
         if (st >= 0)
             m->app->metrics->reports[st]++;
+        if (st == METRICS_R_NOTNOW) /* iOS expects to be asked again later */
+            wake_repush_notnow(m->app->repush, m->udid);
         if (uuid != NULL) {
             log_debug("event=command_sent udid=%s uuid=%s", m->udid, uuid);
             req_respond(m->req, 200, "application/xml; charset=UTF-8", plist, len);

@@ -40,6 +40,7 @@ struct wake {
     struct wake_item *head, *tail; /* waiting for the window, oldest first */
     struct wake_stats st;
     struct wake_waiter *waiters, **waiters_tail; /* FIFO */
+    int64_t repush_after_ms;                     /* wake_set_repush_after() */
 };
 
 static unsigned wake_hash(const char *s)
@@ -79,8 +80,8 @@ static const char *wake_outcome_name(enum push_outcome o)
 static void wake_record(struct wake *w, const struct wake_item *it, const char *outcome, int status,
                         const char *reason, const char *apns_id)
 {
-    struct store_push_outcome o = {it->udid, it->token, outcome,      status,
-                                   reason,   apns_id,   util_now_ms()};
+    struct store_push_outcome o = {it->udid, it->token, outcome,       status,
+                                   reason,   apns_id,   util_now_ms(), w->repush_after_ms};
     store_push_result(w->store, &o, NULL, NULL);
 }
 
@@ -250,4 +251,9 @@ void wake_devices(struct wake *w, const struct store_push_target *t, size_t n)
 void wake_stats(const struct wake *w, struct wake_stats *out)
 {
     *out = w->st;
+}
+
+void wake_set_repush_after(struct wake *w, int64_t ms)
+{
+    w->repush_after_ms = ms;
 }

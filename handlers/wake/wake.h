@@ -44,4 +44,20 @@ void wake_stats(const struct wake *w, struct wake_stats *out);
 typedef void wake_ready_fn(void *arg, int err);
 void wake_when_below(struct wake *w, uint64_t below, wake_ready_fn *cb, void *arg);
 
+/* An accepted push to a device with commands queued schedules a re-push
+ * after ms (mdm:repush; 0: none).  Re-pushes themselves: wake_repush below. */
+void wake_set_repush_after(struct wake *w, int64_t ms);
+
+/* Re-push (wake_repush.c): once a second, the devices whose re-push is due
+ * (store/lua/repush_due.lua: backoff, cap, push_unanswered) are woken again
+ * through w.  Settings are copied from cf.  Borrows base, store and w. */
+struct conf;
+struct wake_repush;
+struct wake_repush *wake_repush_new(struct event_base *base, struct store *store, struct wake *w,
+                                    const struct conf *cf) MDMD_MUSTCHECK;
+void wake_repush_free(struct wake_repush *r);            /* NULL-safe */
+uint64_t wake_repush_count(const struct wake_repush *r); /* re-pushes handed to the wake */
+/* NotNow: the device is pushed again delay_ms from now (earlier schedules win). */
+void wake_repush_notnow(struct wake_repush *r, const char *udid);
+
 #endif

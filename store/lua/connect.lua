@@ -3,6 +3,22 @@
 -- ARGV: udid now cert_fp status uuid result error_chain history_len [field value]...
 -- Returns {'ok'} (nothing to send), {'ok', uuid, plist} or {identity failure}.
 -- udid may be a user channel, "<UDID>:<user>" (KEYS are then the channel's).
+-- The device answered a push (issue 19): the time since the first push it had
+-- not answered goes to the push-to-check-in histogram (mdm:pushlat, seconds
+-- buckets), and its re-push schedule ends.
+local function mdm_push_answered(dev, udid, now)
+  local pw = redis.call('HGET', dev, 'push_wait')
+  if not pw then return end
+  redis.call('HDEL', dev, 'push_wait', 'repush_attempts', 'push_unanswered')
+  redis.call('ZREM', 'mdm:repush', udid)
+  local ms = tonumber(now) - tonumber(pw)
+  if ms < 0 then ms = 0 end
+  for _, le in ipairs({1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600}) do
+    if ms <= le * 1000 then redis.call('HINCRBY', 'mdm:pushlat', 'le_' .. le, 1) end
+  end
+  redis.call('HINCRBY', 'mdm:pushlat', 'count', 1)
+  redis.call('HINCRBY', 'mdm:pushlat', 'sum_ms', ms)
+end
 local dev, q, nn, res, devices, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local udid, now, fp, status, uuid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local bad = mdm_ident(dev, fp)
@@ -17,6 +33,7 @@ else
 end
 -- mdm:devices lists devices; a user channel's last_seen is on its record.
 if not string.find(udid, ':', 1, true) then redis.call('ZADD', devices, now, udid) end
+mdm_push_answered(dev, udid, now)
 
 if status == 'NotNow' then
   if uuid ~= '' and redis.call('LPOS', q, uuid) then redis.call('SADD', nn, uuid) end
@@ -39,6 +56,7 @@ else
         end
       end
     end
+    redis.call('HDEL', mdm_key('sent', udid), uuid)
     if not again then
       local rt = redis.call('HGET', 'mdm:cmd:' .. uuid, 'request_type') or ''
       redis.call('XADD', res, 'MAXLEN', tonumber(ARGV[8]), '*', 'uuid', uuid,
@@ -67,7 +85,10 @@ while true do
   for _, id in ipairs(ids) do
     if not marked or redis.call('SISMEMBER', nn, id) == 0 then
       local body = redis.call('HGET', 'mdm:cmd:' .. id, 'plist')
-      if body then return {'ok', id, body} end
+      if body then
+        redis.call('HSET', mdm_key('sent', udid), id, now) -- the pending list's "sent" state
+        return {'ok', id, body}
+      end
       if redis.call('LREM', q, 1, id) > 0 then redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -1) end
       start = start - 1
     end

@@ -216,4 +216,16 @@ check "the browser test ran to its end" test "$rc" = 0 || tail -n 20 "$T/browser
 check "screenshot of the device page saved" test -s "$T/console-device.png"
 echo "screenshot: $T/console-device.png"
 check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
+# The fleet dashboard (issue 19): test/browser/fleet.mjs.
+BASE=$B ADMIN_USER=admin ADMIN_PASS=admin-pw-456 UDID=$U SHOT="$T/console-device.png" \
+    PROFILE_DIR="$T/chromium-profile" timeout 120 node "$TOP/test/browser/fleet.mjs" >"$T/browser-fleet.log" 2>&1
+rc=$?
+while IFS= read -r line; do
+    case "$line" in
+        "ok   "*) ok "browser: ${line#ok   }" ;;
+        "FAIL "*) fail "browser: ${line#FAIL }" ;;
+    esac
+done <"$T/browser-fleet.log"
+check "the dashboard browser test ran to its end" test "$rc" = 0 || tail -n 20 "$T/browser-fleet.log"
+check "screenshot of the dashboard saved" test -s "$T/console-dashboard.png"
 finish

@@ -1,0 +1,59 @@
+/* store_fleet.c: the script table behind store_fleet_eval(). */
+#include "store_fleet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+extern const char store_lua_hook_next[], store_lua_hook_done[], store_lua_hook_replay[],
+    store_lua_hook_dead_list[], store_lua_hook_status[], store_lua_queue_pending[],
+    store_lua_queue_delete[], store_lua_cancel_step[], store_lua_enqueue_head[],
+    store_lua_repush_due[], store_lua_repush_at[], store_lua_push_ledger[], store_lua_fleet_stats[],
+    store_lua_expiry_event[];
+
+static const char *const store_fleet_lua[STORE_FLEET_N] = {
+    [STORE_FLEET_HOOK_NEXT] = store_lua_hook_next,
+    [STORE_FLEET_HOOK_DONE] = store_lua_hook_done,
+    [STORE_FLEET_HOOK_REPLAY] = store_lua_hook_replay,
+    [STORE_FLEET_HOOK_DEAD_LIST] = store_lua_hook_dead_list,
+    [STORE_FLEET_HOOK_STATUS] = store_lua_hook_status,
+    [STORE_FLEET_QUEUE_PENDING] = store_lua_queue_pending,
+    [STORE_FLEET_QUEUE_DELETE] = store_lua_queue_delete,
+    [STORE_FLEET_CANCEL_STEP] = store_lua_cancel_step,
+    [STORE_FLEET_ENQUEUE_HEAD] = store_lua_enqueue_head,
+    [STORE_FLEET_REPUSH_DUE] = store_lua_repush_due,
+    [STORE_FLEET_REPUSH_AT] = store_lua_repush_at,
+    [STORE_FLEET_PUSH_LEDGER] = store_lua_push_ledger,
+    [STORE_FLEET_FLEET_STATS] = store_lua_fleet_stats,
+    [STORE_FLEET_EXPIRY_EVENT] = store_lua_expiry_event,
+};
+
+struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,
+                                  const char *const *argv, const size_t *argvlen, store_eval_fn *cb,
+                                  void *arg)
+{
+    return store_eval(s, store_script_get(s, store_fleet_lua[id]), nkeys, argc, argv, argvlen, cb,
+                      arg);
+}
+
+struct store_op *store_fleet_enqueue_head(struct store *s, const char *uuid,
+                                          const char *request_type, const char *plist,
+                                          size_t plist_len, const char *const *udids, size_t nudids,
+                                          int64_t now_ms, int ttl_s, store_enqueue_fn *cb,
+                                          void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_fmt(&a, "mdm:cmd:%s", uuid);
+    store_argv_str(&a, uuid);
+    store_argv_str(&a, request_type);
+    store_argv_push(&a, plist, plist_len);
+    store_argv_fmt(&a, "%lld", (long long)now_ms);
+    store_argv_fmt(&a, "%d", ttl_s);
+    for (size_t i = 0; i < nudids; i++)
+        store_argv_str(&a, udids[i]);
+    return store_argv_script(s, store_lua_enqueue_head, 1, &a, store_enqueue_reply,
+                             (union store_cb){.enqueue = cb}, arg);
+}
