@@ -104,6 +104,11 @@ check "the queue lost just that one" test "$(R lrange 'mdm:q:{Q-1}' 0 -1 | tr '\
 check "a command_canceled event" bash -c "redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -q command_canceled"
 L=$(cmd '"Q-1"' DeviceLock high)
 check "priority high goes to the head" test "$(R lindex 'mdm:q:{Q-1}' 0)" = "$L"
+# The urgent path is idempotent per CommandUUID like every other (#13).
+n0=$(R llen 'mdm:q:{Q-1}')
+check "priority high, the same UUID again: 201" test "$(api POST /v1/commands '{"udids":["Q-1"],"priority":"high","command_uuid":"'$L'","command":{"RequestType":"DeviceLock"}}')" = 201
+check "and it is not queued twice" test "$(R llen 'mdm:q:{Q-1}')" = "$n0"
+check "priority high, the same UUID with another body: 409" test "$(api POST /v1/commands '{"udids":["Q-1"],"priority":"high","command_uuid":"'$L'","command":{"RequestType":"EraseDevice"}}')" = 409
 check "bad priority: 400" test "$(api POST /v1/commands '{"udids":["Q-1"],"priority":"urgent","command":{"RequestType":"DeviceLock"}}')" = 400
 check "priority with a filter: 400" test "$(api POST /v1/commands '{"filter":"all_enrolled","priority":"high","command":{"RequestType":"DeviceLock"}}')" = 400
 poll q1 Q-1 Idle
