@@ -23,7 +23,7 @@ start_redis || { fail "redis starts"; finish; }
 D=$T/a
 write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" \
     "webhook_url http://127.0.0.1:$HP/hook http://127.0.0.1:$DP/dead" "webhook_secret $SECRET" \
-    "webhook_retry_max_s 1" "webhook_max_age_s 7" "webhook_timeout_s 2" \
+    "webhook_retry_max_s 1" "webhook_max_age_s 20" "webhook_timeout_s 2" \
     "push_coalesce_ms 0" "repush_after_s 1" "repush_max_s 2" "repush_max_attempts 3" \
     "notnow_repush_s 1" "stale_after_s 60" "cert_validity_days 10"
 apns_conf >>"$D/mdmd.conf"
@@ -38,8 +38,9 @@ wait_for 20 grep -q '^200 .* 1 DEV-' "$T/hook.log"
 kill -9 "$MDMD_PID"; wait "$MDMD_PID" 2>/dev/null
 for i in $(seq 16 30); do ev "$i"; done
 start_mdmd "$D" || fail "mdmd restarts"
+# (the test's own 30 events, by seq: mdmd's own, e.g. cert_expiring at start, go there too)
 check "every event arrives (receiver failing, down, mdmd restarted)" wait_for 60 bash -c \
-    "[ \$(awk '\$1==200 && \$6==\"/hook\"{print \$5}' '$T/hook.log' | sort -un | wc -l) = 30 ]"
+    "[ \$(awk '\$1==200 && \$6==\"/hook\" && \$5 ~ /^[0-9]+\$/ {print \$5}' '$T/hook.log' | sort -un | wc -l) = 30 ]"
 check "the receiver failed and went down meanwhile" bash -c \
     "[ \$(grep -c '^500 ' '$T/hook.log') = 3 ] && grep -q '^DOWN' '$T/hook.log'"
 check "every signature verifies" bash -c "! awk '\$1 ~ /^[0-9]+\$/ && \$3 != 1' '$T/hook.log' | grep -q ."
@@ -52,7 +53,9 @@ check "order per device holds (first deliveries)" bash -c "
     done"
 
 # The failing target: events older than webhook_max_age_s are dead-lettered.
-check "a target that keeps failing dead-letters its events" wait_for 30 bash -c \
+# (webhook_max_age_s leaves the recovering receiver 20 s: the restart of an
+# ASan mdmd on a loaded machine took more than the 7 s it once had.)
+check "a target that keeps failing dead-letters its events" wait_for 60 bash -c \
     "[ \$(redis-cli -p $REDIS_PORT xlen mdm:hook:dead) -ge 30 ]"
 api GET /v1/webhooks >/dev/null
 check "GET /v1/webhooks lists both targets" bash -c "grep -q '\"url\":\"http://127.0.0.1:$HP/hook\"' '$T/api' && grep -q '\"dead\":' '$T/api'"
