@@ -9,8 +9,8 @@
 
 extern const char store_lua_hook_next[], store_lua_hook_done[], store_lua_hook_replay[],
     store_lua_hook_dead_list[], store_lua_hook_status[], store_lua_queue_pending[],
-    store_lua_queue_delete[], store_lua_cancel_step[], store_lua_enqueue_head[],
-    store_lua_repush_due[], store_lua_repush_at[], store_lua_push_ledger[], store_lua_fleet_stats[],
+    store_lua_queue_delete[], store_lua_cancel_step[], store_lua_repush_due[],
+    store_lua_repush_at[], store_lua_push_ledger[], store_lua_fleet_stats[],
     store_lua_expiry_event[];
 
 static const char *const store_fleet_lua[STORE_FLEET_N] = {
@@ -22,7 +22,6 @@ static const char *const store_fleet_lua[STORE_FLEET_N] = {
     [STORE_FLEET_QUEUE_PENDING] = store_lua_queue_pending,
     [STORE_FLEET_QUEUE_DELETE] = store_lua_queue_delete,
     [STORE_FLEET_CANCEL_STEP] = store_lua_cancel_step,
-    [STORE_FLEET_ENQUEUE_HEAD] = store_lua_enqueue_head,
     [STORE_FLEET_REPUSH_DUE] = store_lua_repush_due,
     [STORE_FLEET_REPUSH_AT] = store_lua_repush_at,
     [STORE_FLEET_PUSH_LEDGER] = store_lua_push_ledger,
@@ -52,8 +51,9 @@ struct store_op *store_fleet_enqueue_head(struct store *s, const char *uuid,
     store_argv_push(&a, plist, plist_len);
     store_argv_fmt(&a, "%lld", (long long)now_ms);
     store_argv_fmt(&a, "%d", ttl_s);
+    store_argv_str(&a, "head"); /* enqueue.lua's from: to the head of each queue */
     for (size_t i = 0; i < nudids; i++)
         store_argv_str(&a, udids[i]);
-    return store_argv_script(s, store_lua_enqueue_head, 1, &a, store_enqueue_reply,
+    return store_argv_script(s, store_mdm_lua[STORE_LUA_ENQUEUE], 1, &a, store_enqueue_reply,
                              (union store_cb){.enqueue = cb}, arg);
 }

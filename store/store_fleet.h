@@ -22,7 +22,6 @@ enum store_fleet_lua {
     STORE_FLEET_QUEUE_PENDING,  /* queue_pending.lua */
     STORE_FLEET_QUEUE_DELETE,   /* queue_delete.lua */
     STORE_FLEET_CANCEL_STEP,    /* cancel_step.lua */
-    STORE_FLEET_ENQUEUE_HEAD,   /* enqueue_head.lua */
     STORE_FLEET_REPUSH_DUE,     /* repush_due.lua */
     STORE_FLEET_REPUSH_AT,      /* repush_at.lua */
     STORE_FLEET_PUSH_LEDGER,    /* push_ledger.lua */

@@ -7,7 +7,8 @@
 -- queue holds it) is passed over and counted as `already`.
 -- from: a job's index of the first UDID (docs/REDIS.md, `next`); a chunk the
 -- job record says is done already (its reply was lost) is not run again:
--- {0, {}, {}, 0, 1}.  '' for a request's own chunks.
+-- {0, {}, {}, 0, 1}.  '' for a request's own chunks; 'head' for an urgent
+-- command (Lock, Erase: no job), queued at the head so that it is sent next.
 -- Returns {queued, {unknown udid...}, {udid, token, push_magic, topic}...,
 -- already, replayed}: the push part names what to push, so that no second
 -- round trip is needed.
@@ -15,7 +16,8 @@ local cmd, job = KEYS[1], KEYS[2]
 local uuid, now, from = ARGV[1], ARGV[4], ARGV[6]
 local old = redis.call('HGET', cmd, 'plist')
 if old and old ~= ARGV[3] then return {-1, {}, {}, 0, 0} end
-if job and from ~= '' and tonumber(redis.call('HGET', job, 'next') or '0') > tonumber(from) then
+local head = from == 'head'
+if job and from ~= '' and not head and tonumber(redis.call('HGET', job, 'next') or '0') > tonumber(from) then
   return {0, {}, {}, 0, 1}
 end
 if not old then
@@ -33,7 +35,7 @@ for i = 7, #ARGV do
   elseif redis.call('SADD', to, u) == 0 or redis.call('LPOS', q, uuid) then
     already = already + 1
   else
-    redis.call('RPUSH', q, uuid)
+    redis.call(head and 'LPUSH' or 'RPUSH', q, uuid)
     queued = queued + 1
     if d[2] and d[3] and not d[5] then push[#push + 1] = {u, d[2], d[3], d[4] or ''} end
   end
