@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <sched.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -113,6 +114,7 @@ static const struct conf_key conf_table[] = {
     CONF_INT("max_connections", max_connections, 1, 1000000, "10000"),
     CONF_INT("shutdown_timeout_s", shutdown_timeout_s, 0, 3600, "10"),
     CONF_INT("crypto_threads", crypto_threads, 1, 64, "1"),
+    CONF_STR("workers", workers_str, "1"),
     CONF_INT("console_session_idle_s", console_session_idle_s, 60, 604800, "28800"),
     CONF_INT("console_session_max_s", console_session_max_s, 60, 2592000, "86400"),
     {"log_level", CONF_T_LOGLEVEL, offsetof(struct conf, log_level), 0, 0, "info"},
@@ -378,6 +380,26 @@ static int conf_finish_scep(struct conf *cf, char *err, size_t errlen)
     return 0;
 }
 
+/* "auto": one per CPU the process may run on (sched_getaffinity, so a
+ * container's cpuset counts, not the host's cores). */
+static int conf_finish_workers(struct conf *cf, char *err, size_t errlen)
+{
+    char *end;
+    if (strcmp(cf->workers_str, "auto") == 0) {
+        cpu_set_t set;
+        int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+        cf->workers = n > 0 ? (n < CONF_MAX_WORKERS ? n : CONF_MAX_WORKERS) : 1;
+        return 0;
+    }
+    long n = strtol(cf->workers_str, &end, 10);
+    if (*cf->workers_str == '\0' || *end != '\0' || n < 1 || n > CONF_MAX_WORKERS) {
+        snprintf(err, errlen, "workers: expected 1..%d or auto", CONF_MAX_WORKERS);
+        return -1;
+    }
+    cf->workers = (int)n;
+    return 0;
+}
+
 int conf_finish(struct conf *cf, char *err, size_t errlen)
 {
     char host[256];
@@ -414,7 +436,7 @@ int conf_finish(struct conf *cf, char *err, size_t errlen)
         snprintf(err, errlen, "ca_key_type: expected rsa2048, rsa4096 or ec256");
         return -1;
     }
-    if (conf_finish_scep(cf, err, errlen) != 0)
+    if (conf_finish_workers(cf, err, errlen) != 0 || conf_finish_scep(cf, err, errlen) != 0)
         return -1;
     return conf_finish_enroll(cf, err, errlen);
 }

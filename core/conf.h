@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include "util.h"
 
+#define CONF_MAX_WORKERS 256
+
 struct conf {
     /* listeners */
     char *listen;        /* 1-way TLS: enrollment, admin REST, console */
@@ -102,6 +104,8 @@ struct conf {
     int max_connections; /* per listener */
     int shutdown_timeout_s;
     int crypto_threads; /* worker threads for key generation and hashing */
+    char *workers_str;  /* "workers": a number or "auto" */
+    int workers;        /* derived: worker processes; 1 = no supervisor (core/super.h) */
     /* web console */
     int console_session_idle_s; /* a session ends after this long unused */
     int console_session_max_s;  /* and this long after the login in any case */

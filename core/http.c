@@ -20,7 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+/* Shared by every worker (core/super.h): room for a burst of connects while
+ * one worker restarts. */
+#define HTTP_LISTEN_BACKLOG 1024
 
 struct http_server {
     struct event_base *base;
@@ -473,17 +479,12 @@ void http_server_set_limits(struct http_server *hs, const struct http_limits *li
     http_accept_check(hs);
 }
 
-struct http_server *http_server_new(struct event_base *base, const char *name, const char *addr,
-                                    SSL_CTX *ctx, const struct http_route *routes, void *app,
-                                    const struct http_limits *lim)
+/* The server without its socket: http_server_new binds one, http_server_adopt
+ * takes one. */
+static struct http_server *http_server_make(struct event_base *base, const char *name, SSL_CTX *ctx,
+                                            const struct http_route *routes, void *app,
+                                            const struct http_limits *lim)
 {
-    char host[256];
-    int port;
-
-    if (http_split_addr(addr, host, sizeof(host), &port) != 0) {
-        log_err("event=bad_listen_address listener=%s addr=%s", name, addr);
-        return NULL;
-    }
     struct http_server *hs = xcalloc(1, sizeof(*hs));
     http_nservers++;
     hs->base = base;
@@ -503,6 +504,21 @@ struct http_server *http_server_new(struct event_base *base, const char *name, c
                                              EVHTTP_REQ_PATCH);
     evhttp_set_bevcb(hs->http, http_new_bev, hs); /* TLS, or plain when ctx is NULL */
     evhttp_set_gencb(hs->http, http_dispatch, hs);
+    return hs;
+}
+
+struct http_server *http_server_new(struct event_base *base, const char *name, const char *addr,
+                                    SSL_CTX *ctx, const struct http_route *routes, void *app,
+                                    const struct http_limits *lim)
+{
+    char host[256];
+    int port;
+
+    if (http_split_addr(addr, host, sizeof(host), &port) != 0) {
+        log_err("event=bad_listen_address listener=%s addr=%s", name, addr);
+        return NULL;
+    }
+    struct http_server *hs = http_server_make(base, name, ctx, routes, app, lim);
     hs->bound = evhttp_bind_socket_with_handle(hs->http, host, (ev_uint16_t)port);
     if (hs->bound == NULL) {
         log_err("event=bind_failed listener=%s addr=%s errno=%d", name, addr, errno);
@@ -512,6 +528,54 @@ struct http_server *http_server_new(struct event_base *base, const char *name, c
     http_tune_listener(hs);
     log_info("event=listening listener=%s addr=%s port=%d", name, addr, hs->port);
     return hs;
+}
+
+struct http_server *http_server_adopt(struct event_base *base, const char *name, int fd,
+                                      SSL_CTX *ctx, const struct http_route *routes, void *app,
+                                      const struct http_limits *lim)
+{
+    struct http_server *hs = http_server_make(base, name, ctx, routes, app, lim);
+    hs->bound = evhttp_accept_socket_with_handle(hs->http, fd);
+    if (hs->bound == NULL) {
+        log_err("event=adopt_failed listener=%s fd=%d errno=%d", name, fd, errno);
+        http_server_free(hs);
+        return NULL;
+    }
+    http_tune_listener(hs);
+    log_debug("event=listening listener=%s port=%d inherited=1", name, hs->port);
+    return hs;
+}
+
+int http_listen_socket(const char *addr, int *port)
+{
+    char host[256], ps[8];
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *ai = NULL;
+    int one = 1, fd = -1;
+    if (http_split_addr(addr, host, sizeof(host), port) != 0)
+        return -1;
+    snprintf(ps, sizeof(ps), "%d", *port);
+    if (getaddrinfo(host, ps, &hints, &ai) != 0 || ai == NULL)
+        return -1;
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, HTTP_LISTEN_BACKLOG) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        errno = e;
+        return -1;
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
 }
 
 void http_server_free(struct http_server *hs)

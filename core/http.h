@@ -64,6 +64,14 @@ struct http_limits {
 struct http_server *http_server_new(struct event_base *base, const char *name, const char *addr,
                                     SSL_CTX *ctx, const struct http_route *routes, void *app,
                                     const struct http_limits *lim) MDMD_MUSTCHECK;
+/* The same on a listening socket bound before (http_listen_socket, inherited
+ * across fork by every worker of core/super.h); the server owns fd. */
+struct http_server *http_server_adopt(struct event_base *base, const char *name, int fd,
+                                      SSL_CTX *ctx, const struct http_route *routes, void *app,
+                                      const struct http_limits *lim) MDMD_MUSTCHECK;
+/* A non-blocking, close-on-exec listening TCP socket on addr ("host:port");
+ * *port is the port bound (port 0: any free one).  -1 with errno on failure. */
+int http_listen_socket(const char *addr, int *port) MDMD_MUSTCHECK;
 void http_server_free(struct http_server *hs);                     /* NULL-safe */
 int http_server_port(const struct http_server *hs) MDMD_MUSTCHECK; /* the bound port */
 void http_server_set_ctx(struct http_server *hs, SSL_CTX *ctx);    /* new handshakes use ctx */

@@ -24,6 +24,16 @@ static char *log_buf;
 static size_t log_cap = 1048576, log_pend;
 static unsigned long long log_drops;
 
+static char log_worker[24]; /* "worker=<n> " or "" */
+
+void log_set_worker(int n)
+{
+    if (n >= 0)
+        snprintf(log_worker, sizeof(log_worker), "worker=%d ", n);
+    else
+        snprintf(log_worker, sizeof(log_worker), "worker=super ");
+}
+
 void log_set_buffer(size_t size)
 {
     pthread_mutex_lock(&log_mu);
@@ -144,7 +154,8 @@ static void log_vat(int lvl, const char *fmt, va_list ap)
     int n = snprintf(line, sizeof(line), "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      (long)tv.tv_usec / 1000, log_level_name(lvl));
-    int head = n;
+    int head = n; /* syslog has its own time and priority; it keeps the worker */
+    n += snprintf(line + n, sizeof(line) - (size_t)n, "%s", log_worker);
     va_copy(ap2, ap);
     n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap2);
     va_end(ap2);

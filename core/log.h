@@ -23,6 +23,9 @@ void log_close_syslog(void);
  * are dropped and counted, so the loop never waits on stderr.  Until set:
  * 1 MB. */
 void log_set_buffer(size_t size);
+/* With workers (core/super.h): every line says which process wrote it,
+ * "worker=<n>" (n >= 0) or "worker=super" (n < 0); until set, no such field. */
+void log_set_worker(int n);
 /* Writes what stderr takes now of the buffered lines; returns the bytes
  * still waiting.  Called from the loop (a timer) and at exit. */
 size_t log_flush(void);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../ca/ca.h"
+#include "../ca/ca_scep.h"
 #include "../ca/ca_seal.h"
 #include "../handlers/enroll/enroll.h"
 #include "../handlers/api/api.h"
@@ -32,6 +33,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "shape.h"
+#include "super.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -55,6 +57,11 @@ struct mdmd {
     int64_t drain_deadline;
     int quiet_ticks; /* drain ticks in a row with nothing in flight */
     int cli_arg;     /* argv index of a subcommand (cli.h), or 0 */
+    /* workers > 1 (super.h): what the supervisor made for the workers */
+    int inherited;                /* listen on lfd, not on the configured addresses */
+    int lfd[3];                   /* public, mdm, scep (-1: no scep_listen) */
+    struct embedded *super_redis; /* the private redis-server, or NULL */
+    struct ca *super_ca;          /* the supervisor's CA: validates a reload */
 };
 
 static void main_usage(FILE *f)
@@ -212,6 +219,16 @@ static int main_server_cert(const struct conf *cf, struct ca *ca)
                                  cf->cert_validity_days);
 }
 
+/* Listener i (0 public, 1 mdm, 2 scep): bound here, or the supervisor's. */
+static struct http_server *main_server(struct mdmd *m, int i, const char *name, const char *addr,
+                                       SSL_CTX *ctx, const struct http_route *routes,
+                                       const struct http_limits *lim)
+{
+    if (m->inherited)
+        return http_server_adopt(m->app.base, name, m->lfd[i], ctx, routes, &m->app, lim);
+    return http_server_new(m->app.base, name, addr, ctx, routes, &m->app, lim);
+}
+
 static void main_listen(struct mdmd *m)
 {
     SSL_CTX *pub, *mdm;
@@ -220,20 +237,19 @@ static void main_listen(struct mdmd *m)
     if (main_server_cert(m->cf, m->app.ca) != 0 || main_tls_ctxs(m->cf, m->app.ca, &pub, &mdm) != 0)
         die("event=tls_setup_failed");
     main_limits(m->cf, &lim);
-    m->pub =
-        http_server_new(m->app.base, "public", m->cf->listen, pub, routes_public, &m->app, &lim);
-    m->mdm = http_server_new(m->app.base, "mdm", m->cf->mdm_listen, mdm, routes_mdm, &m->app, &lim);
+    m->pub = main_server(m, 0, "public", m->cf->listen, pub, routes_public, &lim);
+    m->mdm = main_server(m, 1, "mdm", m->cf->mdm_listen, mdm, routes_mdm, &lim);
     SSL_CTX_free(pub);
     SSL_CTX_free(mdm);
     if (m->pub == NULL || m->mdm == NULL)
         die("event=listen_failed");
     if (*m->cf->scep_listen != '\0' &&
-        (m->scep = http_server_new(m->app.base, "scep", m->cf->scep_listen, NULL, routes_scep,
-                                   &m->app, &lim)) == NULL)
+        (m->scep = main_server(m, 2, "scep", m->cf->scep_listen, NULL, routes_scep, &lim)) == NULL)
         die("event=listen_failed listener=scep");
     metrics_add_listener(&m->metrics, m->pub);
     metrics_add_listener(&m->metrics, m->mdm);
-    main_write_port_file(m);
+    if (!m->inherited) /* the supervisor wrote it */
+        main_write_port_file(m);
 }
 
 static void main_warn_restart_keys(const struct conf *o, const struct conf *n)
@@ -248,6 +264,7 @@ static void main_warn_restart_keys(const struct conf *o, const struct conf *n)
         {"data_dir", offsetof(struct conf, data_dir)},
         {"ca_dir", offsetof(struct conf, ca_dir)},
         {"scep_listen", offsetof(struct conf, scep_listen)},
+        {"workers", offsetof(struct conf, workers_str)},
     };
     for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
         const char *a = *(char *const *)((const char *)o + keys[i].off);
@@ -358,6 +375,7 @@ static void main_signals(struct mdmd *m)
     static const struct timeval tick = {0, 50000};
     m->log_tick = event_new(m->app.base, -1, EV_PERSIST, main_on_log_tick, m);
     event_add(m->log_tick, &tick);
+    super_unblock(); /* a worker's signals wait for these handlers */
 }
 
 /* The admin API key: made once, kept in <data_dir>/api.key (0600). */
@@ -398,7 +416,9 @@ static void main_open_state(struct mdmd *m)
     if (m->app.ca == NULL)
         die("event=ca_failed dir=%s", m->cf->ca_dir);
     const char *addr = m->cf->redis;
-    if (*addr == '\0') {
+    if (*addr == '\0' && m->super_redis != NULL) {
+        addr = embedded_addr(m->super_redis); /* the supervisor's */
+    } else if (*addr == '\0') {
         m->redis = embedded_start(m->cf->data_dir, m->cf->redis_server_bin);
         if (m->redis == NULL)
             die("event=private_redis_failed");
@@ -500,6 +520,168 @@ static void main_cleanup(struct mdmd *m)
     event_base_free(m->app.base);
 }
 
+/* One mdmd process: workers 1, or one worker of the supervisor. */
+static int main_serve(struct mdmd *m)
+{
+    if (m->cf->syslog)
+        log_open_syslog("mdmd");
+    m->app.base = event_base_new();
+    if (m->app.base == NULL)
+        die("event=event_base_failed");
+    main_signals(m);
+    main_open_state(m);
+    main_listen(m);
+    m->app.enroll = enroll_keys_load(m->cf); /* signs with the certificate main_listen made */
+    if (m->app.enroll == NULL)
+        die("event=enroll_setup_failed");
+    m->app.scep = enroll_scep_keys_load(m->cf, m->app.ca, m->app.worker); /* the same signer */
+    if (m->app.scep == NULL)
+        die("event=scep_setup_failed");
+    log_info("event=ready public=https://localhost:%d mdm=https://localhost:%d ca=%s/ca.crt "
+             "api_key_file=%s/api.key try=\"curl --cacert %s/ca.crt https://localhost:%d/healthz\"",
+             http_server_port(m->pub), http_server_port(m->mdm), m->cf->ca_dir, m->cf->data_dir,
+             m->cf->ca_dir, http_server_port(m->pub));
+    event_base_dispatch(m->app.base);
+    main_cleanup(m);
+    log_info("event=exit code=0");
+    for (int i = 0; i < 100 && log_flush() > 0; i++) /* the last lines: up to 1 s */
+        usleep(10000);
+    log_close_syslog();
+    return 0;
+}
+
+/* ---- workers > 1: the supervisor (super.h) ---- */
+
+/* In the child: the supervisor's listeners, its private Redis, nothing else
+ * of its (the CA and redis handles stay reachable from m, unused). */
+static int main_worker(void *arg, int n)
+{
+    struct mdmd *m = arg;
+    (void)n;
+    m->inherited = 1;
+    return main_serve(m);
+}
+
+/* What a first start writes, written once, before any worker reads it: two
+ * workers making the SCEP RA or the API key at once would each keep their own. */
+static void main_prepare(struct mdmd *m)
+{
+    if (util_mkdirs(m->cf->data_dir, 0700) != 0)
+        die("event=data_dir_failed path=%s errno=%d", m->cf->data_dir, errno);
+    free(main_api_key(m->cf->data_dir));
+    char *seal = xasprintf("%s/bootstrap.key", m->cf->data_dir);
+    if (ca_seal_keyfile_init(seal) != 0)
+        die("event=seal_key_failed path=%s", seal);
+    free(seal);
+    m->super_ca = ca_open(m->cf);
+    if (m->super_ca == NULL)
+        die("event=ca_failed dir=%s", m->cf->ca_dir);
+    if (main_server_cert(m->cf, m->super_ca) != 0)
+        die("event=tls_setup_failed");
+    struct ca_scep *sc = ca_scep_open(m->super_ca, m->cf);
+    if (sc == NULL || (!ca_scep_ready(sc) && ca_scep_make_ra(sc) != 0))
+        die("event=scep_setup_failed");
+    ca_scep_free(sc);
+}
+
+/* Bound once: every worker accepts from the same queues, and port 0 means
+ * one port for all of them. */
+static void main_bind(struct mdmd *m)
+{
+    const char *addr[3] = {m->cf->listen, m->cf->mdm_listen, m->cf->scep_listen};
+    int port[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        m->lfd[i] = -1;
+        if (*addr[i] == '\0')
+            continue;
+        if ((m->lfd[i] = http_listen_socket(addr[i], &port[i])) < 0)
+            die("event=bind_failed addr=%s errno=%d", addr[i], errno);
+        log_info("event=listening addr=%s port=%d", addr[i], port[i]);
+    }
+    if (*m->cf->port_file == '\0')
+        return;
+    char *s = xasprintf("listen %d\nmdm_listen %d\n", port[0], port[1]);
+    if (m->lfd[2] >= 0) {
+        char *t = xasprintf("%sscep_listen %d\n", s, port[2]);
+        free(s);
+        s = t;
+    }
+    if (util_write_file(m->cf->port_file, s, strlen(s), 0644) != 0)
+        die("event=port_file_failed path=%s errno=%d", m->cf->port_file, errno);
+    free(s);
+}
+
+/* SIGHUP: the checks main_reload makes, once; the workers then reload. */
+static int main_super_reload(void *arg)
+{
+    struct mdmd *m = arg;
+    char err[512];
+    SSL_CTX *pub, *mdm;
+    struct conf *ncf = main_load_conf(m, err, sizeof(err));
+    if (ncf == NULL) {
+        log_err("event=reload_failed reason=\"%s\" workers=unchanged", err);
+        return -1;
+    }
+    if (main_server_cert(ncf, m->super_ca) != 0 ||
+        main_tls_ctxs(ncf, m->super_ca, &pub, &mdm) != 0) {
+        log_err("event=reload_failed reason=\"tls setup failed\" workers=unchanged");
+        conf_clear(ncf);
+        free(ncf);
+        return -1;
+    }
+    SSL_CTX_free(pub);
+    SSL_CTX_free(mdm);
+    main_warn_restart_keys(m->cf, ncf);
+    log_level = ncf->log_level;
+    m->retired = xrealloc(m->retired, sizeof(*m->retired) * (size_t)(m->nretired + 1));
+    m->retired[m->nretired++] = m->cf;
+    m->cf = ncf; /* for the workers forked from now on */
+    m->app.cf = ncf;
+    return 0;
+}
+
+static void main_super_tick(void *arg)
+{
+    struct mdmd *m = arg;
+    embedded_poll(m->super_redis);
+    (void)log_flush();
+}
+
+static int main_supervise(struct mdmd *m)
+{
+    log_set_worker(-1);
+    if (m->cf->syslog)
+        log_open_syslog("mdmd");
+    main_prepare(m);
+    if (*m->cf->redis == '\0') { /* one private redis-server for all the workers */
+        m->super_redis = embedded_start(m->cf->data_dir, m->cf->redis_server_bin);
+        if (m->super_redis == NULL)
+            die("event=private_redis_failed");
+    }
+    main_bind(m);
+    struct super_ops ops = {main_worker, main_super_reload, main_super_tick, m};
+    int rc = super_run(m->cf->workers, m->cf->shutdown_timeout_s, &ops);
+    embedded_stop(m->super_redis);
+    for (int i = 0; i < 3; i++)
+        if (m->lfd[i] >= 0)
+            close(m->lfd[i]);
+    ca_free(m->super_ca);
+    for (int i = 0; i < m->nretired; i++) {
+        conf_clear(m->retired[i]);
+        free(m->retired[i]);
+    }
+    free(m->retired);
+    conf_clear(m->cf);
+    free(m->cf);
+    for (int i = 0; i < m->noverrides; i++)
+        free((char *)m->overrides[i]);
+    log_info("event=exit code=%d", rc);
+    for (int i = 0; i < 100 && log_flush() > 0; i++)
+        usleep(10000);
+    log_close_syslog();
+    return rc;
+}
+
 /* `mdmd user ...`: the same configuration as the daemon, then cli.c. */
 static int main_cli(struct mdmd *m, int argc, char **argv)
 {
@@ -540,29 +722,7 @@ int main(int argc, char **argv)
             free((char *)m.overrides[i]);
         return 0;
     }
-    if (m.cf->syslog)
-        log_open_syslog("mdmd");
-    m.app.base = event_base_new();
-    if (m.app.base == NULL)
-        die("event=event_base_failed");
-    main_signals(&m);
-    main_open_state(&m);
-    main_listen(&m);
-    m.app.enroll = enroll_keys_load(m.cf); /* signs with the certificate main_listen made */
-    if (m.app.enroll == NULL)
-        die("event=enroll_setup_failed");
-    m.app.scep = enroll_scep_keys_load(m.cf, m.app.ca, m.app.worker); /* the same signer */
-    if (m.app.scep == NULL)
-        die("event=scep_setup_failed");
-    log_info("event=ready public=https://localhost:%d mdm=https://localhost:%d ca=%s/ca.crt "
-             "api_key_file=%s/api.key try=\"curl --cacert %s/ca.crt https://localhost:%d/healthz\"",
-             http_server_port(m.pub), http_server_port(m.mdm), m.cf->ca_dir, m.cf->data_dir,
-             m.cf->ca_dir, http_server_port(m.pub));
-    event_base_dispatch(m.app.base);
-    main_cleanup(&m);
-    log_info("event=exit code=0");
-    for (int i = 0; i < 100 && log_flush() > 0; i++) /* the last lines: up to 1 s */
-        usleep(10000);
-    log_close_syslog();
-    return 0;
+    if (m.cf->workers > 1)
+        return main_supervise(&m);
+    return main_serve(&m);
 }

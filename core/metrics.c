@@ -64,6 +64,22 @@ void metrics_text_init(struct metrics_text *t)
     t->buf = xmalloc(t->cap);
     t->buf[0] = '\0';
     t->len = 0;
+    t->label[0] = '\0';
+}
+
+void metrics_text_label(struct metrics_text *t, const char *label)
+{
+    snprintf(t->label, sizeof(t->label), "%s", label != NULL ? label : "");
+}
+
+/* labels with t's label first, in out (len bytes). */
+static const char *metrics_labels(const struct metrics_text *t, const char *labels, char *out,
+                                  size_t len)
+{
+    if (t->label[0] == '\0')
+        return labels;
+    snprintf(out, len, "%s%s%s", t->label, *labels ? "," : "", labels);
+    return out;
 }
 
 void metrics_text_free(struct metrics_text *t)
@@ -105,6 +121,8 @@ void metrics_family(struct metrics_text *t, const char *name, const char *type, 
 
 void metrics_sample(struct metrics_text *t, const char *name, const char *labels, double value)
 {
+    char all[512];
+    labels = metrics_labels(t, labels, all, sizeof(all));
     /* %.17g prints integers exactly (counters stay below 2^53 in practice). */
     metrics_text_printf(t, "%s%s%s%s %.17g\n", name, *labels ? "{" : "", labels, *labels ? "}" : "",
                         value);
@@ -113,7 +131,9 @@ void metrics_sample(struct metrics_text *t, const char *name, const char *labels
 void metrics_hist_render(struct metrics_text *t, const char *name, const char *labels,
                          const struct metrics_hist *h)
 {
+    char all[512];
     uint64_t cum = 0;
+    labels = metrics_labels(t, labels, all, sizeof(all));
     const char *sep = *labels ? "," : "";
     for (int i = 0; i <= METRICS_NBUCKETS; i++) {
         cum += h->bucket[i];

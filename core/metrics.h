@@ -76,10 +76,14 @@ void metrics_add_listener(struct metrics *m, struct http_server *hs);
 struct metrics_text {
     char *buf; /* owned; NUL-terminated */
     size_t len, cap;
+    char label[32]; /* put first in every sample's labels while set (metrics_text_label) */
 };
 void metrics_text_init(struct metrics_text *t);
 void metrics_text_free(struct metrics_text *t); /* buf too, unless taken */
 char *metrics_text_take(struct metrics_text *t, size_t *len) MDMD_MUSTCHECK; /* caller frees */
+/* Labels the samples that follow with label ('k="v"'; "" or NULL: none), e.g.
+ * worker="2" on the numbers one worker process keeps (core/super.h). */
+void metrics_text_label(struct metrics_text *t, const char *label);
 void metrics_text_printf(struct metrics_text *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* "# HELP name help" and "# TYPE name type". */

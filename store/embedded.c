@@ -291,6 +291,12 @@ void embedded_watch(struct embedded *e, struct event_base *base)
     event_add(e->watch, &every);
 }
 
+void embedded_poll(struct embedded *e)
+{
+    if (e != NULL)
+        embedded_on_watch(-1, 0, e);
+}
+
 int embedded_down(const struct embedded *e)
 {
     return e != NULL && e->down;

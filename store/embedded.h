@@ -25,6 +25,9 @@ void embedded_stop(struct embedded *e);              /* SIGTERM, wait; NULL-safe
 struct event_base;
 /* Watches the child from the loop (a 200 ms timer) until embedded_stop(). */
 void embedded_watch(struct embedded *e, struct event_base *base);
+/* One step of that watch, for a caller without a loop (core/super.h's
+ * supervisor, every 100 ms).  NULL-safe. */
+void embedded_poll(struct embedded *e);
 int embedded_down(const struct embedded *e) MDMD_MUSTCHECK; /* NULL-safe: 0 */
 unsigned long embedded_restarts(const struct embedded *e);  /* since start; NULL-safe */
 

@@ -10,6 +10,7 @@
 #include "../../core/util.h"
 #include "../../core/log.h"
 #include "../../core/metrics.h"
+#include "../../core/super.h"
 #include "../../push/push.h"
 #include "../../store/store.h"
 #include "../../store/embedded.h"
@@ -23,6 +24,39 @@ struct api_metrics_scrape { /* lives across the two Redis calls */
     int err; /* of store_stats */
     struct store_stats st;
 };
+
+/* ---- which worker ---- */
+
+/* With workers, what one process counts (requests, pushes, its connections)
+ * is labelled worker="<n>": a scrape answers from one worker, and says which.
+ * What comes from Redis or the supervisor's shared memory is the fleet's and
+ * is not labelled (docs/METRICS.md). */
+static void api_metrics_worker_label(struct metrics_text *t)
+{
+    char lab[32];
+    if (super_worker() == 0)
+        return;
+    snprintf(lab, sizeof(lab), "worker=\"%d\"", super_worker());
+    metrics_text_label(t, lab);
+}
+
+static void api_metrics_workers(struct metrics_text *t)
+{
+    char lab[32];
+    if (super_worker() == 0)
+        return;
+    metrics_family(t, "mdmd_workers", "gauge", "Worker processes configured (workers).");
+    metrics_sample(t, "mdmd_workers", "", super_workers());
+    metrics_family(t, "mdmd_worker_restarts_total", "counter",
+                   "Times the supervisor started a worker again after it died, by worker.");
+    for (int n = 1; n <= super_workers(); n++) {
+        snprintf(lab, sizeof(lab), "worker=\"%d\"", n);
+        metrics_sample(t, "mdmd_worker_restarts_total", lab, (double)super_restarts(n));
+    }
+    api_metrics_worker_label(t);
+    metrics_family(t, "mdmd_worker", "gauge", "1: the worker process that answered this scrape.");
+    metrics_sample(t, "mdmd_worker", "", 1);
+}
 
 /* ---- HTTP: per listener and route ---- */
 
@@ -188,6 +222,7 @@ static void api_metrics_apns(struct metrics_text *t, const struct app *a)
 static void api_metrics_redis(struct metrics_text *t, const struct app *a, int err,
                               const struct store_stats *st)
 {
+    api_metrics_worker_label(t);
     api_metrics_one(t, "mdmd_redis_up", "gauge", "1 when the Redis connection is up.",
                     store_connected(a->store));
     api_metrics_one(t, "mdmd_redis_pending", "gauge", "Redis calls sent and not yet answered.",
@@ -199,6 +234,7 @@ static void api_metrics_redis(struct metrics_text *t, const struct app *a, int e
         api_metrics_one(t, "mdmd_redis_restarts_total", "counter",
                         "Times the private redis-server died and was started again.",
                         (double)embedded_restarts(a->redis));
+    metrics_text_label(t, NULL); /* the rest is the fleet's, from Redis */
     if (err != MDMD_OK || st == NULL)
         return; /* no stale numbers: the series are absent while Redis is down */
     api_metrics_one(t, "mdmd_queue_depth", "gauge",
@@ -220,6 +256,7 @@ static void api_metrics_on_fleet(void *arg, int ferr, long long num, const char 
     metrics_text_init(&t);
     metrics_family(&t, "mdmd_build_info", "gauge", "The running version.");
     metrics_sample(&t, "mdmd_build_info", "version=\"" MDMD_VERSION "\"", 1);
+    api_metrics_workers(&t); /* and labels the process' own numbers from here on */
     api_metrics_requests(&t, a->metrics);
     api_metrics_latency(&t, a->metrics);
     api_metrics_connections(&t, a->metrics);

@@ -104,6 +104,27 @@ TEST(bad_combinations)
     conf_clear(&cf);
 }
 
+/* workers: a number in range or auto (at least one, however few CPUs). */
+TEST(workers)
+{
+    static const char *const bad[] = {"0", "-1", "257", "two", "", "2x"};
+    struct conf cf;
+    char err[256];
+    conf_init(&cf);
+    CHECK(conf_finish(&cf, err, sizeof(err)) == 0 && cf.workers == 1);
+    CHECK(conf_set(&cf, "workers", "4", "t", 1, err, sizeof(err)) == 0);
+    CHECK(conf_finish(&cf, err, sizeof(err)) == 0 && cf.workers == 4);
+    CHECK(conf_set(&cf, "workers", "auto", "t", 1, err, sizeof(err)) == 0);
+    CHECK(conf_finish(&cf, err, sizeof(err)) == 0 && cf.workers >= 1);
+    conf_clear(&cf);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        conf_init(&cf);
+        CHECK(conf_set(&cf, "workers", bad[i], "t", 1, err, sizeof(err)) == 0);
+        CHECK(conf_finish(&cf, err, sizeof(err)) == -1 && strstr(err, "workers") != NULL);
+        conf_clear(&cf);
+    }
+}
+
 TEST(missing_file)
 {
     struct conf cf;
@@ -144,6 +165,7 @@ int main(void)
     RUN(good_file);
     RUN(bad_lines);
     RUN(bad_combinations);
+    RUN(workers);
     RUN(missing_file);
     RUN(example_names_every_key);
     unlink(conf_tmp);
