@@ -439,6 +439,7 @@ static void main_open_state(struct mdmd *m)
     }
     m->app.worker = worker_new(m->app.base, m->cf->crypto_threads);
     m->app.wake = wake_new(m->app.base, m->app.store, m->app.push, m->cf->push_coalesce_ms);
+    wake_set_shared(m->app.wake, super_worker() > 0);
     mdm_provision_retry_start(&m->app);
     m->app.repush = wake_repush_new(m->app.base, m->app.store, m->app.wake, m->cf);
     m->app.hook = hook_new(m->app.base, m->app.store, m->cf);

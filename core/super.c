@@ -118,8 +118,8 @@ static void super_on_exit(int n, int status)
     if (up >= SUPER_STABLE_MS)
         c->backoff_ms = SUPER_BACKOFF_MIN_MS;
     c->due_ms = util_mono_ms() + c->backoff_ms;
-    log_err("event=worker_died n=%d status=%d up_ms=%lld restart_in_ms=%d", n, code,
-            (long long)up, c->backoff_ms);
+    log_err("event=worker_died n=%d status=%d up_ms=%lld restart_in_ms=%d", n, code, (long long)up,
+            c->backoff_ms);
     c->backoff_ms =
         c->backoff_ms * 2 < SUPER_BACKOFF_MAX_MS ? c->backoff_ms * 2 : SUPER_BACKOFF_MAX_MS;
     super.slot[n - 1].restarts++;

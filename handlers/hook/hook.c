@@ -13,6 +13,7 @@
 #include "../../ca/ca_mac.h"
 #include "../../core/conf.h"
 #include "../../core/log.h"
+#include "../../core/super.h"
 #include "../../store/store.h"
 #include "../../store/store_fleet.h"
 
@@ -326,7 +327,12 @@ struct hook *hook_new(struct event_base *base, struct store *store, const struct
     char host[64] = "mdmd";
     if (gethostname(host, sizeof(host) - 1) != 0)
         snprintf(host, sizeof(host), "mdmd");
-    snprintf(h->consumer, sizeof(h->consumer), "%s", host);
+    /* Each worker is a consumer of its own (core/super.h), the same across its
+     * restarts: a restarted worker continues its own pending entries. */
+    if (super_worker() > 0)
+        snprintf(h->consumer, sizeof(h->consumer), "%s-w%d", host, super_worker());
+    else
+        snprintf(h->consumer, sizeof(h->consumer), "%s", host);
     char *list = xstrdup(cf->webhook_url), *save = NULL;
     for (char *u = strtok_r(list, " \t", &save); u != NULL; u = strtok_r(NULL, " \t", &save)) {
         h->t = xrealloc(h->t, sizeof(*h->t) * (size_t)(h->n + 1));

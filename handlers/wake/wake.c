@@ -8,16 +8,19 @@
 #include "../../core/util.h"
 #include "../../push/push.h"
 #include "../../store/store.h"
+#include "../../store/store_fleet.h"
 #include "../../store/store_mdm.h"
 
 #define WAKE_BUCKETS 4096 /* pending pushes are few at a time: the window is short */
 
 struct wake_item {
-    struct wake *w;              /* NULL once the wake is gone (answer still due) */
-    struct wake_item *hnext;     /* bucket chain, while waiting for the window */
-    struct wake_item *qnext;     /* FIFO of the window */
-    int queued;                  /* in the hash and the FIFO */
-    char udid[UTIL_CHANNEL_MAX]; /* a device or a user channel */
+    struct wake *w;                  /* NULL once the wake is gone (answer still due) */
+    struct wake_item *hnext;         /* bucket chain, while waiting for the window */
+    struct wake_item *qnext;         /* FIFO of the window */
+    struct wake_item *cprev, *cnext; /* claiming (wake_set_shared): the list */
+    struct store_op *op;             /* the claim in flight */
+    int queued;                      /* in the hash and the FIFO */
+    char udid[UTIL_CHANNEL_MAX];     /* a device or a user channel */
     char token[PUSH_TOKEN_HEX_LEN + 1];
     char magic[PUSH_MAGIC_MAX + 1];
 };
@@ -41,6 +44,8 @@ struct wake {
     struct wake_stats st;
     struct wake_waiter *waiters, **waiters_tail; /* FIFO */
     int64_t repush_after_ms;                     /* wake_set_repush_after() */
+    int shared;                                  /* wake_set_shared() */
+    struct wake_item *claiming;                  /* waiting for push_claim.lua */
 };
 
 static unsigned wake_hash(const char *s)
@@ -131,6 +136,74 @@ static void wake_on_pushed(void *arg, const struct push_result *res)
         wake_resume(w);
 }
 
+static void wake_send(struct wake *w, struct wake_item *it)
+{
+    w->st.pushed++;
+    if (push_send(w->push, it->token, it->magic, wake_on_pushed, it) != 0) {
+        w->st.pending--;
+        w->st.failed++;
+        log_warn("event=push_refused udid=%s reason=bad_token_format", it->udid);
+        wake_record(w, it, "failed", 0, "BadTokenFormat", "");
+        free(it);
+    }
+}
+
+static void wake_unclaim(struct wake *w, struct wake_item *it)
+{
+    if (it->cprev != NULL)
+        it->cprev->cnext = it->cnext;
+    else
+        w->claiming = it->cnext;
+    if (it->cnext != NULL)
+        it->cnext->cprev = it->cprev;
+    it->op = NULL;
+}
+
+/* 0: another worker pushed this device in this window, and that push
+ * wakes it for this enqueue too.  A failed claim pushes anyway: two pushes
+ * are better than none. */
+static void wake_on_claim(void *arg, int err, long long num, const char *str, size_t len)
+{
+    struct wake_item *it = arg;
+    struct wake *w = it->w;
+    wake_unclaim(w, it);
+    if (err == MDMD_OK && num == 0) {
+        w->st.pending--;
+        w->st.coalesced++;
+        log_debug("event=push_coalesced udid=%s by=another_worker", it->udid);
+        free(it);
+        wake_resume(w);
+        return;
+    }
+    if (err != MDMD_OK)
+        log_warn("event=push_claim_failed udid=%s err=%s", it->udid, mdmd_strerror(err));
+    wake_send(w, it);
+}
+
+/* The claim key is in the device's slot (a user channel's, "<UDID>:<user>",
+ * is its device's, like every key of docs/REDIS.md). */
+static void wake_claim(struct wake *w, struct wake_item *it)
+{
+    char key[UTIL_CHANNEL_MAX + 32], ms[16];
+    const char *colon = strchr(it->udid, ':');
+    if (colon != NULL)
+        snprintf(key, sizeof(key), "mdm:pushclaim:{%.*s}%s", (int)(colon - it->udid), it->udid,
+                 colon);
+    else
+        snprintf(key, sizeof(key), "mdm:pushclaim:{%s}", it->udid);
+    snprintf(ms, sizeof(ms), "%d", w->window_ms);
+    it->cprev = NULL;
+    it->cnext = w->claiming;
+    if (w->claiming != NULL)
+        w->claiming->cprev = it;
+    w->claiming = it;
+    const char *v[] = {key, ms};
+    struct store_op *op =
+        store_fleet_eval(w->store, STORE_FLEET_PUSH_CLAIM, 1, 2, v, NULL, wake_on_claim, it);
+    if (op != NULL) /* NULL: the callback ran already, and it may be gone */
+        it->op = op;
+}
+
 static void wake_flush(evutil_socket_t fd, short what, void *arg)
 {
     struct wake *w = arg;
@@ -138,14 +211,10 @@ static void wake_flush(evutil_socket_t fd, short what, void *arg)
     while ((it = w->head) != NULL) {
         w->head = it->qnext;
         wake_unhash(w, it);
-        w->st.pushed++;
-        if (push_send(w->push, it->token, it->magic, wake_on_pushed, it) != 0) {
-            w->st.pending--;
-            w->st.failed++;
-            log_warn("event=push_refused udid=%s reason=bad_token_format", it->udid);
-            wake_record(w, it, "failed", 0, "BadTokenFormat", "");
-            free(it);
-        }
+        if (w->shared)
+            wake_claim(w, it);
+        else
+            wake_send(w, it);
     }
     w->tail = NULL;
     wake_resume(w);
@@ -174,6 +243,11 @@ void wake_free(struct wake *w)
         struct wake_item *next = it->qnext;
         free(it);
         it = next;
+    }
+    while ((it = w->claiming) != NULL) {
+        store_op_cancel(it->op);
+        wake_unclaim(w, it);
+        free(it);
     }
     struct wake_waiter *x;
     while ((x = w->waiters) != NULL) {
@@ -251,6 +325,11 @@ void wake_devices(struct wake *w, const struct store_push_target *t, size_t n)
 void wake_stats(const struct wake *w, struct wake_stats *out)
 {
     *out = w->st;
+}
+
+void wake_set_shared(struct wake *w, int on)
+{
+    w->shared = on;
 }
 
 void wake_set_repush_after(struct wake *w, int64_t ms)

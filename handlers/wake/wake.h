@@ -48,6 +48,12 @@ void wake_when_below(struct wake *w, uint64_t below, wake_ready_fn *cb, void *ar
  * after ms (mdm:repush; 0: none).  Re-pushes themselves: wake_repush below. */
 void wake_set_repush_after(struct wake *w, int64_t ms);
 
+/* With workers (core/super.h) on: each push, at the end of its window, is
+ * first claimed in Redis for the device and window (push_claim.lua), so
+ * that wake-ups of one device on several workers within a window make one
+ * push, as they do within one process.  Costs a round trip per push. */
+void wake_set_shared(struct wake *w, int on);
+
 /* Re-push (wake_repush.c): once a second, the devices whose re-push is due
  * (store/lua/repush_due.lua: backoff, cap, push_unanswered) are woken again
  * through w.  Settings are copied from cf.  Borrows base, store and w. */
