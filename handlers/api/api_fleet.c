@@ -429,6 +429,7 @@ void api_fleet_metrics(struct metrics_text *t, const struct app *a, const char *
         if (known)
             metrics_sample(t, "mdmd_cert_expiry_days", lab, days);
     }
+    metrics_text_label(t, NULL); /* the rest is the fleet's (from Redis): no worker label */
     json_t *j = fleet_json != NULL ? json_loadb(fleet_json, len, 0, NULL) : NULL;
     if (j == NULL)
         return; /* Redis down: the Redis-backed series are absent */

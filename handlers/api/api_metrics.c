@@ -264,6 +264,7 @@ static void api_metrics_on_fleet(void *arg, int ferr, long long num, const char 
     api_metrics_pushes(&t, a);
     api_metrics_apns(&t, a);
     api_metrics_redis(&t, a, err, st);
+    api_metrics_worker_label(&t); /* api_fleet_metrics takes it off for Redis' numbers */
     api_fleet_metrics(&t, a, ferr == MDMD_OK ? fj : NULL, flen);
     char *body = metrics_text_take(&t, &len);
     req_respond(sc->req, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
