@@ -166,6 +166,7 @@ bench: deps all $(BIN)/test_push
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 	@BIN=bin bash test/bench.sh
 	@BIN=bin bash test/bench_ddm.sh
+	@BIN=bin bash test/bench_workers.sh
 
 # ---- make install [PREFIX=/usr/local] [DESTDIR=] (docs/man/mdmd.8 "FILES") ----
 PREFIX     ?= /usr/local
