@@ -441,6 +441,7 @@ static void main_open_state(struct mdmd *m)
     m->app.wake = wake_new(m->app.base, m->app.store, m->app.push, m->cf->push_coalesce_ms);
     wake_set_shared(m->app.wake, super_worker() > 0);
     mdm_provision_retry_start(&m->app);
+    api_jobs_lease_start(&m->app);
     m->app.repush = wake_repush_new(m->app.base, m->app.store, m->app.wake, m->cf);
     m->app.hook = hook_new(m->app.base, m->app.store, m->cf);
     m->app.guard = guard_new(m->app.base, m->app.store, m->app.push, m->cf);
@@ -484,6 +485,7 @@ static void main_cleanup(struct mdmd *m)
     enroll_keys_free(m->app.enroll);    /* after the worker: jobs borrow its keys */
     mdm_provision_retry_stop();
     api_jobs_free_all(); /* paused jobs hold a timer, no store call */
+    api_jobs_lease_stop();
     hook_free(m->app.hook);
     guard_free(m->app.guard);
     wake_repush_free(m->app.repush);

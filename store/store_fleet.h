@@ -28,6 +28,9 @@ enum store_fleet_lua {
     STORE_FLEET_FLEET_STATS,    /* fleet_stats.lua */
     STORE_FLEET_EXPIRY_EVENT,   /* expiry_event.lua */
     STORE_FLEET_PUSH_CLAIM,     /* push_claim.lua (workers: one push per window) */
+    STORE_FLEET_JOB_LIVE,       /* job_live.lua (workers: job leases) */
+    STORE_FLEET_JOB_UDIDS,      /* job_udids.lua (workers: a list job's UDIDs) */
+    STORE_FLEET_JOB_CMD,        /* job_cmd.lua (workers: a resumed job's command) */
     STORE_FLEET_N
 };
 

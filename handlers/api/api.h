@@ -129,6 +129,12 @@ int api_jobs_running(void) MDMD_MUSTCHECK;
  * before the store and the event base go. */
 void api_jobs_free_all(void);
 
+/* With workers (core/super.h): this worker renews the leases of its jobs
+ * and resumes those of a worker that died (api_jobs.c); a no-op with one
+ * process.  Stop before the store goes. */
+void api_jobs_lease_start(struct app *app);
+void api_jobs_lease_stop(void);
+
 /* GET /v1/jobs/{id} */
 void api_jobs_get(struct req *req, void *app);
 

@@ -11,7 +11,9 @@
 #include "../../core/http.h"
 #include "../../core/log.h"
 #include "../../core/metrics.h"
+#include "../../core/super.h"
 #include "../../core/util.h"
+#include "../../store/store_fleet.h"
 #include "../../store/store_jobs.h"
 #include "../wake/wake.h"
 
@@ -43,6 +45,9 @@ struct api_jobs {
 
 static struct api_jobs *api_jobs_live; /* one loop: no lock */
 static int api_jobs_stopping;          /* api_jobs_stop(): SIGTERM */
+
+static void api_jobs_lease_begin(struct api_jobs *j);
+static void api_jobs_lease_end(struct api_jobs *j);
 
 const char *api_jobs_filter_state(const char *filter)
 {
@@ -118,6 +123,8 @@ static void api_jobs_on_end(void *arg, int err)
     }
     if (err != MDMD_OK)
         log_err("event=job_record_failed job=%s err=%s", j->id, mdmd_strerror(err));
+    else
+        api_jobs_lease_end(j);
     api_jobs_free(j);
 }
 
@@ -393,6 +400,7 @@ static void api_jobs_on_created(void *arg, int err)
              json_pack("{s:s, s:s, s:s}", "job_id", j->id, "command_uuid", j->c.uuid, "state",
                        "running"));
     j->req = NULL;
+    api_jobs_lease_begin(j);
     api_jobs_step(j);
 }
 
@@ -432,6 +440,14 @@ static void api_jobs_on_total(void *arg, int err, const struct store_stats *st)
     api_jobs_create(j, st->devices);
 }
 
+static void api_jobs_link(struct api_jobs *j)
+{
+    j->next_job = api_jobs_live;
+    if (api_jobs_live != NULL)
+        api_jobs_live->prev = j;
+    api_jobs_live = j;
+}
+
 void api_jobs_start(struct req *req, struct app *app, struct api_jobs_cmd *c)
 {
     struct api_jobs *j = xcalloc(1, sizeof(*j));
@@ -446,14 +462,288 @@ void api_jobs_start(struct req *req, struct app *app, struct api_jobs_cmd *c)
     j->chunk = 4 * API_JOBS_CHUNK_MIN;
     j->started_ms = util_now_ms();
     j->backoff_ms = API_JOBS_BACKOFF_MIN_MS;
-    j->next_job = api_jobs_live;
-    if (api_jobs_live != NULL)
-        api_jobs_live->prev = j;
-    api_jobs_live = j;
+    api_jobs_link(j);
     if (j->c.state != NULL)
         store_stats(app->store, api_jobs_on_total, j);
     else
         api_jobs_create(j, (long long)j->c.nudids);
+}
+
+/* ---- with workers: leases, and resuming a dead worker's jobs ----
+ *
+ * A job runs in the worker that started it (docs/WORKERS.md).  That worker
+ * holds a lease on it in mdm:jobs:live (job_live.lua) and renews it every
+ * API_JOBS_LEASE_TICK_MS; a list job's UDIDs are kept in Redis too.  If the
+ * worker dies, the lease runs out and the first worker to look adopts the
+ * job: it reads the record, the command and the UDIDs back, and goes on
+ * from the record's position (next or cursor).  A chunk or scan step the
+ * record has passed runs nothing (enqueue.lua, enqueue_filter.lua) and every
+ * enqueue is once per UUID and device (mdm:cmdto), so even two workers on
+ * one job (a lease that ran out under a Redis outage) queue nothing twice.
+ * With one process (workers 1) none of this runs. */
+
+#define API_JOBS_LEASE_MS 5000
+#define API_JOBS_LEASE_TICK_MS 1000
+
+static struct {
+    struct app *app; /* NULL: off */
+    struct event *tick;
+    int busy;                      /* a renew/adopt chain is in flight */
+    struct api_jobs *adopting;     /* being read back, not linked yet */
+    char id[STORE_JOB_ID_LEN + 1]; /* the id adopted */
+} api_jobs_lease;
+
+static void api_jobs_lease_arm(void)
+{
+    struct timeval tv = {API_JOBS_LEASE_TICK_MS / 1000, (API_JOBS_LEASE_TICK_MS % 1000) * 1000};
+    api_jobs_lease.busy = 0;
+    if (api_jobs_lease.tick != NULL)
+        evtimer_add(api_jobs_lease.tick, &tv);
+}
+
+static void api_jobs_on_live(void *arg, int err, long long num, const char *str, size_t len)
+{
+    if (err != MDMD_OK && err != MDMD_ECANCELED)
+        log_warn("event=job_lease_failed err=%s", mdmd_strerror(err));
+}
+
+/* job_live.lua op over ids; cb NULL: logged on failure only. */
+static void api_jobs_live_call(const char *op, const char *const *ids, size_t n, store_eval_fn *cb)
+{
+    char now[24], lease[16];
+    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+    snprintf(lease, sizeof(lease), "%d", API_JOBS_LEASE_MS);
+    const char **v = xcalloc(n + 4, sizeof(*v));
+    v[0] = "mdm:jobs:live";
+    v[1] = op;
+    v[2] = now;
+    v[3] = lease;
+    for (size_t i = 0; i < n; i++)
+        v[4 + i] = ids[i];
+    (void)store_fleet_eval(api_jobs_lease.app->store, STORE_FLEET_JOB_LIVE, 1, (int)(n + 4), v,
+                           NULL, cb != NULL ? cb : api_jobs_on_live, NULL);
+    free(v);
+}
+
+static void api_jobs_udids_call(const struct api_jobs *j, const char *op, store_eval_fn *cb)
+{
+    char key[64], ttl[16];
+    int put = strcmp(op, "put") == 0;
+    size_t n = put ? j->c.nudids : 0;
+    snprintf(key, sizeof(key), "mdm:jobudids:%s", j->id);
+    snprintf(ttl, sizeof(ttl), "%d", API_JOBS_TTL_S);
+    const char **v = xcalloc(n + 3, sizeof(*v));
+    v[0] = key;
+    v[1] = op;
+    v[2] = ttl;
+    for (size_t i = 0; i < n; i++)
+        v[3 + i] = j->c.udids[i];
+    (void)store_fleet_eval(j->app->store, STORE_FLEET_JOB_UDIDS, 1, (int)(n + 3), v, NULL,
+                           cb != NULL ? cb : api_jobs_on_live, NULL);
+    free(v);
+}
+
+/* The UDIDs go first: one connection, so Redis has them before the lease
+ * that makes the job adoptable. */
+static void api_jobs_lease_begin(struct api_jobs *j)
+{
+    if (api_jobs_lease.app == NULL)
+        return;
+    if (j->c.state == NULL)
+        api_jobs_udids_call(j, "put", NULL);
+    const char *id = j->id;
+    api_jobs_live_call("start", &id, 1, NULL);
+}
+
+static void api_jobs_lease_end(struct api_jobs *j)
+{
+    if (api_jobs_lease.app == NULL)
+        return;
+    const char *id = j->id;
+    api_jobs_live_call("drop", &id, 1, NULL);
+    if (j->c.state == NULL)
+        api_jobs_udids_call(j, "del", NULL);
+}
+
+/* The adopted job runs here from now on. */
+static void api_jobs_adopted(struct api_jobs *j)
+{
+    api_jobs_lease.adopting = NULL;
+    api_jobs_link(j);
+    char at[32];
+    snprintf(at, sizeof(at), "%zu", j->next);
+    log_info("event=job_adopted job=%s position=%s done=%ld uuid=%s request_type=%s", j->id,
+             j->c.state != NULL ? j->cursor : at, j->done, j->c.uuid, j->c.request_type);
+    api_jobs_lease_arm();
+    api_jobs_step(j);
+}
+
+/* 1 when the chain must stop here: shutdown, or a failed call (the lease
+ * runs out again and the next look retries). */
+static int api_jobs_adopt_failed(int err)
+{
+    if (err == MDMD_OK && !api_jobs_stopping)
+        return 0;
+    struct api_jobs *j = api_jobs_lease.adopting;
+    api_jobs_lease.adopting = NULL;
+    if (j != NULL)
+        api_jobs_free(j);
+    if (err != MDMD_ECANCELED) {
+        if (err != MDMD_OK)
+            log_warn("event=job_adopt_failed job=%s err=%s", api_jobs_lease.id, mdmd_strerror(err));
+        api_jobs_lease_arm();
+    }
+    return 1;
+}
+
+static void api_jobs_on_adopt_udids(void *arg, int err, long long num, const char *str, size_t len)
+{
+    if (api_jobs_adopt_failed(err))
+        return;
+    struct api_jobs *j = api_jobs_lease.adopting;
+    json_t *a = json_loadb(str != NULL ? str : "[]", str != NULL ? len : 2, 0, NULL);
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    j->c.udids = xcalloc(n + 1, sizeof(*j->c.udids));
+    for (size_t i = 0; i < n; i++) {
+        const char *u = json_string_value(json_array_get(a, i));
+        if (u != NULL)
+            j->c.udids[j->c.nudids++] = xstrdup(u);
+    }
+    json_decref(a);
+    if (j->next > j->c.nudids)
+        j->next = j->c.nudids;
+    api_jobs_adopted(j);
+}
+
+static void api_jobs_on_adopt_cmd(void *arg, int err, long long num, const char *str, size_t len)
+{
+    if (api_jobs_adopt_failed(err))
+        return;
+    struct api_jobs *j = api_jobs_lease.adopting;
+    if (str == NULL || len == 0) { /* the command expired: nothing left to queue */
+        api_jobs_lease.adopting = NULL;
+        api_jobs_link(j);
+        api_jobs_lease_arm();
+        api_jobs_end(j, "the command expired before the job was resumed");
+        return;
+    }
+    j->c.plist = xmalloc(len + 1);
+    memcpy(j->c.plist, str, len);
+    j->c.plist[len] = '\0';
+    j->c.plist_len = (uint32_t)len;
+    if (j->c.state != NULL)
+        api_jobs_adopted(j);
+    else
+        api_jobs_udids_call(j, "get", api_jobs_on_adopt_udids);
+}
+
+static const char *api_jobs_rec(const struct store_record *rec, const char *key)
+{
+    for (size_t i = 0; i < rec->n; i++)
+        if (strcmp(rec->kv[i].key, key) == 0)
+            return rec->kv[i].val;
+    return NULL;
+}
+
+/* The job from its record: what it queues and where it is. */
+static struct api_jobs *api_jobs_from_record(const struct store_record *rec)
+{
+    const char *uuid = api_jobs_rec(rec, "command_uuid"), *rt = api_jobs_rec(rec, "request_type");
+    const char *filter = api_jobs_rec(rec, "filter"), *at;
+    if (uuid == NULL || strlen(uuid) >= sizeof(((struct api_jobs_cmd *)0)->uuid) || rt == NULL)
+        return NULL;
+    struct api_jobs *j = xcalloc(1, sizeof(*j));
+    j->app = api_jobs_lease.app;
+    snprintf(j->id, sizeof(j->id), "%s", api_jobs_lease.id);
+    snprintf(j->c.uuid, sizeof(j->c.uuid), "%s", uuid);
+    j->c.request_type = xstrdup(rt);
+    j->c.state = filter != NULL && *filter != '\0' ? api_jobs_filter_state(filter) : NULL;
+    snprintf(j->cursor, sizeof(j->cursor), "%s",
+             (at = api_jobs_rec(rec, "cursor")) != NULL ? at : "0");
+    j->scans = (at = api_jobs_rec(rec, "steps")) != NULL ? atoi(at) : 0;
+    j->next = (at = api_jobs_rec(rec, "next")) != NULL ? strtoull(at, NULL, 10) : 0;
+    j->done = (at = api_jobs_rec(rec, "done")) != NULL ? atol(at) : 0;
+    j->queued = (at = api_jobs_rec(rec, "queued")) != NULL ? atol(at) : 0;
+    j->unknown = (at = api_jobs_rec(rec, "unknown")) != NULL ? atol(at) : 0;
+    j->chunk = 4 * API_JOBS_CHUNK_MIN;
+    j->started_ms = util_now_ms();
+    j->backoff_ms = API_JOBS_BACKOFF_MIN_MS;
+    return j;
+}
+
+static void api_jobs_on_adopt_rec(void *arg, int err, const struct store_record *rec)
+{
+    if (api_jobs_adopt_failed(err))
+        return;
+    const char *state = rec != NULL ? api_jobs_rec(rec, "state") : NULL;
+    struct api_jobs *j = NULL;
+    if (state == NULL || strcmp(state, "running") != 0 || (j = api_jobs_from_record(rec)) == NULL) {
+        const char *id = api_jobs_lease.id; /* ended, expired or unreadable: not a job to run */
+        api_jobs_live_call("drop", &id, 1, NULL);
+        api_jobs_lease_arm();
+        return;
+    }
+    api_jobs_lease.adopting = j;
+    char key[64];
+    snprintf(key, sizeof(key), "mdm:cmd:%s", j->c.uuid);
+    const char *v[] = {key};
+    (void)store_fleet_eval(j->app->store, STORE_FLEET_JOB_CMD, 1, 1, v, NULL, api_jobs_on_adopt_cmd,
+                           NULL);
+}
+
+static void api_jobs_on_adopt(void *arg, int err, long long num, const char *str, size_t len)
+{
+    if (api_jobs_adopt_failed(err))
+        return;
+    if (str == NULL || len != STORE_JOB_ID_LEN || strspn(str, "0123456789abcdef") < len) {
+        api_jobs_lease_arm(); /* none whose worker died */
+        return;
+    }
+    memcpy(api_jobs_lease.id, str, len);
+    api_jobs_lease.id[len] = '\0';
+    log_info("event=job_lease_expired job=%s reason=\"its worker stopped renewing it\"",
+             api_jobs_lease.id);
+    store_job_get(api_jobs_lease.app->store, api_jobs_lease.id, api_jobs_on_adopt_rec, NULL);
+}
+
+static void api_jobs_on_renewed(void *arg, int err, long long num, const char *str, size_t len)
+{
+    if (api_jobs_adopt_failed(err))
+        return;
+    api_jobs_live_call("adopt", NULL, 0, api_jobs_on_adopt);
+}
+
+/* Renews this worker's leases, then looks for a job whose lease ran out. */
+static void api_jobs_lease_tick(evutil_socket_t fd, short what, void *arg)
+{
+    size_t n = 0, i = 0;
+    if (api_jobs_stopping || api_jobs_lease.busy)
+        return;
+    api_jobs_lease.busy = 1;
+    for (const struct api_jobs *j = api_jobs_live; j != NULL; j = j->next_job)
+        n++;
+    const char **ids = xcalloc(n + 1, sizeof(*ids));
+    for (const struct api_jobs *j = api_jobs_live; j != NULL; j = j->next_job)
+        if (!j->ending && j->req == NULL)
+            ids[i++] = j->id;
+    api_jobs_live_call("renew", ids, i, api_jobs_on_renewed);
+    free(ids);
+}
+
+void api_jobs_lease_start(struct app *app)
+{
+    if (super_worker() == 0)
+        return;
+    api_jobs_lease.app = app;
+    api_jobs_lease.tick = evtimer_new(app->base, api_jobs_lease_tick, NULL);
+    api_jobs_lease_arm();
+}
+
+void api_jobs_lease_stop(void)
+{
+    if (api_jobs_lease.tick != NULL)
+        event_free(api_jobs_lease.tick);
+    api_jobs_lease.tick = NULL; /* a job being adopted is freed by its call's ECANCELED */
 }
 
 /* ---- GET /v1/jobs/{id} ---- */

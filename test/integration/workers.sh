@@ -11,7 +11,7 @@
 make_push_pki || { fail "push PKI"; finish; }
 start_mock_apns || { fail "mock APNs starts"; finish; }
 D=$T/a
-write_conf "$D" "workers 2" "push_coalesce_ms 1500" "log_level debug"
+write_conf "$D" "workers 2" "push_coalesce_ms 1500" "log_level debug" "job_push_backlog 50"
 apns_conf >>"$D/mdmd.conf"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
 SUP=$MDMD_PID
@@ -115,6 +115,48 @@ kill -STOP "$W1"; a=$(which); kill -CONT "$W1"
 kill -STOP "$W2"; b=$(which); kill -CONT "$W2"
 check "both keep the old settings ($a $b)" test "$a$b" = 21
 cp "$T/good.conf" "$D/mdmd.conf"
+
+# --- a dead worker's bulk job: another worker resumes it where it was ---
+N=600
+R eval "for i = 1, tonumber(ARGV[1]) do
+  local u = string.format('RES-%06d', i)
+  redis.call('HSET', 'mdm:dev:{' .. u .. '}', 'udid', u, 'state', 'enrolled', 'topic', ARGV[2],
+             'token', string.format('%064x', i), 'push_magic', 'M' .. i)
+  redis.call('ZADD', 'mdm:devices', 0, u)
+end" 0 $N "$TOPIC" >/dev/null
+LIST=$(seq -f "RES-%06g" 1 $N | sed 's/.*/"&"/' | paste -sd, -)
+# resume_case WHAT BODY READY: the job of BODY starts on worker 1, waits for
+# APNs (stopped), worker 1 is killed; another worker resumes and finishes it.
+resume_case() {
+    local what=$1 body=$2 ready=$3 want=$4
+    kill -STOP "$APNS_PID" # no APNs answers: the job waits at job_push_backlog (50)
+    kill -STOP "$W2"; code=$(api POST /v1/commands "$body"); kill -CONT "$W2"
+    JOB=$(jget "$T/api" job_id); JU=$(jget "$T/api" command_uuid)
+    check "$what: starts on worker 1 (202)" bash -c "[ $code = 202 ] && grep -q 'worker=1 event=job_started job=$JOB' '$T/mdmd.log'"
+    check "$what: waits for APNs" wait_for 10 grep -q "worker=1 event=job_push_wait job=$JOB" "$T/mdmd.log"
+    kill -9 "$W1"
+    # Worker 2, or worker 1 started again, whichever looks first after the lease.
+    check "$what: another worker adopts it when the lease runs out" wait_for 20 grep -qE "worker=[12] event=job_adopted job=$JOB position=[1-9]" "$T/mdmd.log"
+    kill -CONT "$APNS_PID"
+    check "$what: and finishes it" wait_for 30 bash -c "curl -s --cacert '$CA' -H 'Authorization: Bearer $KEY' \
+        https://127.0.0.1:$PUB/v1/jobs/$JOB | grep -q '\"state\":\"done\"'"
+    api GET "/v1/jobs/$JOB" >/dev/null
+    check "$what: the record counts every device once ($(jget "$T/api" queued) queued)" test "$(jget "$T/api" queued)" = "$want"
+    bad=$(R eval "local bad = 0
+for i = 1, tonumber(ARGV[1]) do
+  local n = 0
+  for _, c in ipairs(redis.call('LRANGE', string.format('mdm:q:{RES-%06d}', i), 0, -1)) do
+    if c == ARGV[2] then n = n + 1 end
+  end
+  if n ~= 1 then bad = bad + 1 end
+end
+return bad" 0 $N "$JU")
+    check "$what: each of the $N devices has the command queued once (not: $bad)" test "$bad" = 0
+    check "$what: worker 1 comes back" wait_for 30 both_ready "$ready"
+    W1=$(wpid 1)
+}
+resume_case "filter job" '{"filter":"all_enrolled","command":{"RequestType":"CertificateList"}}' 4 $((N + 20))
+resume_case "list job" "{\"udids\":[$LIST],\"async\":true,\"command\":{\"RequestType\":\"ProfileList\"}}" 5 $N
 
 # --- SIGTERM: the workers drain, the supervisor exits 0 ---
 kill -TERM "$SUP"; wait "$SUP"; rc=$?
