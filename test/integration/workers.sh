@@ -10,8 +10,13 @@
 
 make_push_pki || { fail "push PKI"; finish; }
 start_mock_apns || { fail "mock APNs starts"; finish; }
+HP=$(free_port)
+python3 "$TOP/test/tools/hookrecv.py" --port "$HP" --secret s3cret --log "$T/hook.log" --threaded \
+    >"$T/hookrecv.log" 2>&1 &
+PIDS+=($!)
 D=$T/a
-write_conf "$D" "workers 2" "push_coalesce_ms 1500" "log_level debug" "job_push_backlog 50"
+write_conf "$D" "workers 2" "push_coalesce_ms 1500" "log_level debug" "job_push_backlog 50" \
+    "webhook_url http://127.0.0.1:$HP/hook" "webhook_secret s3cret"
 apns_conf >>"$D/mdmd.conf"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
 SUP=$MDMD_PID
@@ -28,6 +33,17 @@ which() {
         sed -n 's/^mdmd_worker{worker="\([0-9]*\)"} 1$/\1/p'
 }
 auth=(-H "Authorization: Bearer $KEY")
+# The W- devices' events (the group began before they enrolled): in the
+# stream, and delivered (distinct ids answered 200).
+w_events() { R eval "local n = 0
+for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+  for i = 1, #e[2], 2 do
+    if e[2][i] == 'udid' and string.sub(e[2][i + 1], 1, 2) == 'W-' then n = n + 1 end
+  end
+end
+return n" 1 mdm:events; }
+delivered() { awk '$1 == 200 && $4 ~ /^W-/ { print $2 }' "$T/hook.log" | sort -u | wc -l; }
+all_delivered() { local n; n=$(w_events); [ "$n" -ge 40 ] && [ "$(delivered)" = "$n" ]; }
 
 check "the supervisor runs one redis-server" test "$(pgrep -c -P "$SUP" -x redis-server)" = 1
 check "the workers run none" test -z "$(pgrep -P "$W1" -x redis-server)$(pgrep -P "$W2" -x redis-server)"
@@ -41,12 +57,17 @@ check "/metrics labels the process' series, not Redis'" bash -c "curl -s --cacer
     https://127.0.0.1:$PUB/metrics >'$T/m1' && grep -q '^mdmd_redis_up{worker=\"[12]\"} 1' '$T/m1' &&
     grep -q '^mdmd_devices 0' '$T/m1' && grep -q '^mdmd_workers 2' '$T/m1'"
 
+# The webhook group begins at the stream's end on a worker's first look
+# (hook_next.lua): the events from then on are delivered.
+check "webhook: the consumer group exists" wait_for 20 bash -c "redis-cli -s '$D/var/redis/redis.sock' xinfo groups mdm:events | grep -q '^hook:'"
+
 # --- one push per device and window across workers ---
 SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/var/ca/ca.key"
      --identities "$T/ids" --topic "$TOPIC" -q)
 "${SIM[@]}" -n 20 --udid-prefix W >"$T/enroll.out" 2>&1
 api GET '/v1/devices?limit=100' >/dev/null
 check "20 simulated devices enroll" test "$(grep -o '"W-0000[0-9]*"' "$T/api" | sort -u | wc -l)" = 20
+check "webhook: every event of the 20 enrollments is delivered" wait_for 20 all_delivered
 p0=$(wc -l <"$T/pushes" 2>/dev/null || echo 0)
 kill -STOP "$W1"; api POST /v1/commands '{"udids":["W-000000"],"command":{"RequestType":"DeviceInformation","Queries":["DeviceName"]}}' >/dev/null; kill -CONT "$W1"
 kill -STOP "$W2"; c=$(api POST /v1/commands '{"udids":["W-000000"],"command":{"RequestType":"ProfileList"}}'); kill -CONT "$W2"
@@ -74,6 +95,14 @@ for i in $(seq 0 19); do
 done
 check "each device has the command queued once" test "$once" = 1
 check "each device pushed once" wait_for 10 bash -c "[ \$((\$(wc -l <'$T/pushes') - $p0)) = 20 ]"
+
+# --- webhooks: a consumer per worker, each event delivered once ---
+# fields NAME: the values of NAME in redis-cli's flat XINFO output.
+fields() { awk -v k="$1" 'p == k { print } { p = $0 }'; }
+check "webhook: none twice" test "$(awk '$1 == 200 { print $2 }' "$T/hook.log" | sort | uniq -d | wc -l)" = 0
+GRP=$(R xinfo groups mdm:events | fields name | head -n 1)
+check "webhook: one consumer per worker ($(R xinfo consumers mdm:events "$GRP" | fields name | paste -sd ' '))" \
+    test "$(R xinfo consumers mdm:events "$GRP" | fields name | grep -cE -- '-w[12]$')" = 2
 
 # --- kill -9 a worker under a client that retries on a reset ---
 (

@@ -17,6 +17,9 @@ ap.add_argument("--fail-first", type=int, default=0)
 ap.add_argument("--down-after", type=int, default=-1)
 ap.add_argument("--down-for", type=float, default=0)
 ap.add_argument("--heal", default="/nonexistent")
+# One thread per connection: several mdmd workers keep a connection each
+# (workers.sh); without it the second waits behind the first's keep-alive.
+ap.add_argument("--threaded", action="store_true")
 a = ap.parse_args()
 state = {"seen": 0, "ok": 0, "down": False}
 
@@ -58,6 +61,11 @@ class H(http.server.BaseHTTPRequestHandler):
 
 class S(socketserver.TCPServer):
     allow_reuse_address = True
+
+
+if a.threaded:
+    class S(socketserver.ThreadingMixIn, S):
+        daemon_threads = True
 
 
 while True:
