@@ -899,6 +899,7 @@ struct store_op *store_argv_script(struct store *s, const char *lua, int nkeys,
 #define STORE_REFRESH_MIN_MS 100
 #define STORE_REFRESH_DEGRADED_MS 250
 #define STORE_REDIRECTS_MAX 5
+#define STORE_REFRESH_WAIT_MS 500 /* a shard without a replica: look again this soon */
 
 static int store_cluster_connected(const struct store *s)
 {
@@ -1148,6 +1149,8 @@ static void store_wait_reply(struct store_op *op, int err, const redisReply *r)
     if (err == MDMD_OK && r->integer < want) {
         log_warn("event=redis_wait_short acked=%lld want=%d", r->integer, want);
         err = MDMD_EUNAVAIL;
+        if (op->s->parent != NULL) /* a replica gone? the table will say */
+            store_refresh_soon(op->s->parent, STORE_REFRESH_MIN_MS);
     }
     op->cb.done(op->arg, err);
 }
@@ -1157,10 +1160,20 @@ struct store_op *store_wait(struct store *s, const char *key, int replicas, int 
 {
     char n[16], t[16];
     unsigned slot = store_cluster_slot(key, strlen(key));
-    if (replicas < 0) /* auto: one replica where the shard has one */
-        replicas = s->cl != NULL && store_cluster_replicas(s->cl, slot) > 0 ? 1 : 0;
+    if (replicas < 0) /* auto: 1 on a cluster (a shard without a replica is a risk to see) */
+        replicas = s->cl != NULL ? 1 : 0;
     if (replicas == 0) {
         cb(arg, MDMD_OK);
+        return NULL;
+    }
+    /* WAIT holds its connection, and every op behind it, until enough replicas
+     * answer or ms pass: a shard known to have too few replicas (a promoted
+     * replica not yet given one of its own) is refused at once instead. */
+    if (s->cl != NULL && store_cluster_replicas(s->cl, slot) < replicas) {
+        log_debug("event=redis_wait_refused slot=%u replicas=%d want=%d", slot,
+                  store_cluster_replicas(s->cl, slot), replicas);
+        store_refresh_soon(s, STORE_REFRESH_WAIT_MS);
+        cb(arg, MDMD_EUNAVAIL);
         return NULL;
     }
     snprintf(n, sizeof(n), "%d", replicas);

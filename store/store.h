@@ -61,8 +61,10 @@ const struct metrics_hist *store_rtt(const struct store *s);
 struct store_op *store_ping(struct store *s, store_done_fn *cb, void *arg);
 /* WAIT on the node that holds key's slot: cb gets MDMD_OK once replicas
  * replicas acknowledged every write before it on that connection, else
- * MDMD_EUNAVAIL after ms (logged) or the op's error.  replicas -1 is "auto":
- * 1 on a Redis Cluster shard that has a replica, else 0; 0 calls cb at once
+ * MDMD_EUNAVAIL after ms (logged) or the op's error; on a
+ * cluster shard the last CLUSTER SLOTS showed with fewer replicas,
+ * MDMD_EUNAVAIL at once (WAIT would hold the node's connection for ms).  replicas -1 is "auto":
+ * 1 on a Redis Cluster, 0 on a single Redis; 0 calls cb at once
  * (returns NULL).  Same contract as store_ping() otherwise.  Sent after a
  * write on the same key's node, it acknowledges that write (docs/REDIS.md,
  * "Failover"). */
