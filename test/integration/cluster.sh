@@ -6,6 +6,31 @@
 # WAIT-acknowledged writes: none lost), then mdmd itself on the seed list.
 . "$(dirname "$0")/lib.sh"
 
+# --- redis_wait_replicas on a single Redis with one replica: an enqueue is
+# answered 201 only once the replica has it; with the replica gone, 503 (safe
+# to retry), never a 201 that a failover could lose. ---
+start_redis || fail "redis starts"
+RP=$(free_port); mkdir -p "$T/replica"
+redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$T/replica" \
+    --replicaof 127.0.0.1 "$REDIS_PORT" --daemonize no >"$T/replica.log" 2>&1 &
+REPLICA_PID=$!; PIDS+=("$REPLICA_PID")
+check "the replica is in sync" \
+    wait_for 10 bash -c "redis-cli -p $REDIS_PORT info replication | grep -q 'slave0:.*state=online'"
+D=$T/w
+write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "redis_wait_replicas 1" "redis_wait_ms 300"
+start_mdmd "$D" || fail "mdmd starts"
+U=SIM-WAIT-1
+check "enroll a device" enroll_device w1 $U
+check "enqueue with the replica there: 201" \
+    test "$(api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"ProfileList"}}')" = 201
+check "the replica has the queue" test "$(redis-cli -p "$RP" llen "mdm:q:{$U}")" = 1
+kill -9 "$REPLICA_PID"; wait "$REPLICA_PID" 2>/dev/null
+check "replica gone: enqueue answers 503, retry_safe" bash -c \
+    "[ \"\$(cd / && true)\" = '' ] && [ $(api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"CertificateList"}}') = 503 ] && grep -q '\"retry_safe\": *true' '$T/api'"
+check "logged as enqueue_not_replicated" grep -q 'event=enqueue_not_replicated' "$T/mdmd.log"
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID" 2>/dev/null
+stop_redis
+
 PORTS=(); BUS=()
 for i in 0 1 2 3 4 5; do PORTS+=("$(free_port)"); BUS+=("$(free_port)"); done
 start_node() {
@@ -14,7 +39,8 @@ start_node() {
     # cluster-node-timeout 1000: a failover within a few seconds, for the test's budget.
     redis-server --port "${PORTS[$i]}" --cluster-port "${BUS[$i]}" --bind 127.0.0.1 \
         --cluster-enabled yes --cluster-config-file "$d/nodes.conf" --cluster-node-timeout 1000 \
-        --save '' --appendonly no --dir "$d" --daemonize no >"$T/node$i.log" 2>&1 &
+        --repl-diskless-sync-delay 0 --save "" --appendonly no --dir "$d" --daemonize no \
+        >"$T/node$i.log" 2>&1 &
     PIDS+=("$!")
 }
 for i in 0 1 2 3 4 5; do start_node "$i"; done
