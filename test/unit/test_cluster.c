@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static struct event_base *t_base;
@@ -424,8 +425,77 @@ TEST(t_live_failover)
     CHECK(lost == 0 && unread == 0);
 }
 
+/* CLUSTER_BENCH=<ops> (test/bench_cluster.sh): device-shaped scripts (the
+ * Redis half of a poll: touch the record, read the queue head) on random
+ * devices, 64 in flight, over CLUSTER_SEEDS (a single Redis or a cluster).
+ * Prints ops/s and this process' CPU per op; the script adds Redis' CPU. */
+struct t_bench {
+    long sent, done, failed, total;
+};
+
+static struct store_script *t_poll;
+
+static void t_bench_send(struct t_bench *b);
+
+static void t_bench_done(void *arg, int err, long long num, const char *str, size_t len)
+{
+    struct t_bench *b = arg;
+    (void)num;
+    (void)str;
+    (void)len;
+    b->done++;
+    b->failed += err != MDMD_OK && err != MDMD_ENOTFOUND;
+    if (b->sent < b->total)
+        t_bench_send(b);
+}
+
+static void t_bench_send(struct t_bench *b)
+{
+    char dev[64], q[64], now[24];
+    long i = b->sent++ % 100000;
+    snprintf(dev, sizeof(dev), "mdm:dev:{BENCH-%06ld}", i);
+    snprintf(q, sizeof(q), "mdm:q:{BENCH-%06ld}", i);
+    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+    const char *argv[] = {dev, q, now};
+    (void)store_eval(t_s, t_poll, 2, 3, argv, NULL, t_bench_done, b);
+}
+
+static int t_bench(long ops)
+{
+    struct t_bench b = {0, 0, 0, ops};
+    struct rusage r0, r1;
+    t_poll = store_script_new(t_s, "redis.call('HSET', KEYS[1], 'last_seen', ARGV[1]) "
+                                   "return redis.call('LINDEX', KEYS[2], 0)");
+    WAIT_UNTIL(store_connected(t_s), 10000);
+    getrusage(RUSAGE_SELF, &r0);
+    int64_t t0 = util_mono_ms();
+    for (int i = 0; i < 64 && b.sent < ops; i++)
+        t_bench_send(&b);
+    while (b.done < ops && util_mono_ms() - t0 < 120000)
+        event_base_loop(t_base, EVLOOP_ONCE);
+    double secs = (double)(util_mono_ms() - t0) / 1000.0;
+    getrusage(RUSAGE_SELF, &r1);
+    double cpu = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec -
+                          r0.ru_stime.tv_sec) +
+                 (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec -
+                          r0.ru_stime.tv_usec) /
+                     1e6;
+    printf("ops=%ld failed=%ld secs=%.2f ops_per_s=%.0f client_cpu_us_per_op=%.1f\n", b.done,
+           b.failed, secs, (double)b.done / secs, cpu * 1e6 / (double)(b.done ? b.done : 1));
+    return b.failed == 0 && b.done == ops ? 0 : 1;
+}
+
 int main(void)
 {
+    if (getenv("CLUSTER_BENCH") != NULL && getenv("CLUSTER_SEEDS") != NULL) {
+        signal(SIGPIPE, SIG_IGN);
+        t_base = event_base_new();
+        t_s = store_new(t_base, getenv("CLUSTER_SEEDS"), 2000);
+        int rc = t_bench(atol(getenv("CLUSTER_BENCH")));
+        store_free(t_s);
+        event_base_free(t_base);
+        return rc;
+    }
     if (getenv("VERBOSE") != NULL)
         log_level = LOG_LVL_DEBUG;
     RUN(t_crc16_vector);
