@@ -1092,14 +1092,18 @@ static void store_on_slots(struct store_op *op, int err, const redisReply *r)
         return;
     }
     int first = root->cl == NULL;
-    if (first)
-        root->cl = store_cluster_new();
-    int covered = store_cluster_load(root->cl, r);
+    struct store_cluster *cl = first ? store_cluster_new() : root->cl;
+    int covered = store_cluster_load(cl, r);
     if (covered < 0) {
         log_warn("event=redis_cluster_slots_unusable addr=%s", op->s->addr);
+        if (first) { /* not a cluster we understand: stay a single Redis */
+            store_cluster_free(cl);
+            return;
+        }
         store_refresh_soon(root, STORE_REFRESH_DEGRADED_MS);
         return;
     }
+    root->cl = cl;
     if (first)
         log_info("event=redis_cluster addr=%s slots=%d", root->addr, covered);
     for (unsigned slot = 0; slot < STORE_CLUSTER_SLOTS; slot++) {
