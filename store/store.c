@@ -83,8 +83,9 @@ struct store {
     struct store_cluster *cl; /* root in cluster mode, else NULL */
     char **seeds;             /* the comma-separated list of `redis` */
     int nseeds, seed_i;
-    struct event *refresh_ev; /* the next CLUSTER SLOTS */
-    int refreshing;           /* one in flight */
+    struct event *refresh_ev;           /* the next CLUSTER SLOTS */
+    int refreshing;                     /* one in flight */
+    unsigned long redirects, refreshes; /* for /metrics */
 };
 
 static void store_on_reply(redisAsyncContext *ac, void *r, void *priv);
@@ -1056,6 +1057,7 @@ static int store_redirect(struct store_op *op, const redisReply *r)
         return 0;
     }
     log_debug("event=redis_cluster_redirect reply=\"%.*s\"", (int)r->len, r->str);
+    root->redirects++;
     struct store *c = store_node_conn(root, node);
     store_op_untrack(op);
     if (!ask) {
@@ -1104,6 +1106,7 @@ static void store_on_slots(struct store_op *op, int err, const redisReply *r)
         return;
     }
     root->cl = cl;
+    root->refreshes++;
     if (first)
         log_info("event=redis_cluster addr=%s slots=%d", root->addr, covered);
     for (unsigned slot = 0; slot < STORE_CLUSTER_SLOTS; slot++) {
@@ -1187,4 +1190,24 @@ struct store_op *store_wait(struct store *s, const char *key, int replicas, int 
     op->slot = (int)slot;
     op->nkeys = replicas;
     return store_cmd_argv(s, 3, argv, NULL, store_wait_reply, op);
+}
+
+int store_cluster_stats(const struct store *s, struct store_cluster_stats *st)
+{
+    char seen[STORE_CLUSTER_NODES] = {0};
+    memset(st, 0, sizeof(*st));
+    if (s->cl == NULL)
+        return 0;
+    for (unsigned slot = 0; slot < STORE_CLUSTER_SLOTS; slot++) {
+        int node = store_cluster_owner(s->cl, slot);
+        if (node < 0 || seen[node])
+            continue;
+        seen[node] = 1;
+        st->masters++;
+        struct store *c = store_cluster_conn(s->cl, node);
+        st->masters_up += c != NULL && store_connected(c);
+    }
+    st->redirects = s->redirects;
+    st->refreshes = s->refreshes;
+    return 1;
 }

@@ -51,6 +51,14 @@ const char *store_addr(const struct store *s);
  * store's own (script loads, the connect PING) included. */
 int store_pending(const struct store *s) MDMD_MUSTCHECK;
 int store_addr_valid(const char *addr) MDMD_MUSTCHECK; /* 1 when store_new() can use addr */
+/* Redis Cluster counters for /metrics; 0 (nothing filled) on a single Redis. */
+struct store_cluster_stats {
+    int masters;             /* distinct nodes serving slots in the table */
+    int masters_up;          /* of them, connected */
+    unsigned long redirects; /* MOVED and ASK followed */
+    unsigned long refreshes; /* CLUSTER SLOTS replies loaded */
+};
+int store_cluster_stats(const struct store *s, struct store_cluster_stats *st) MDMD_MUSTCHECK;
 /* Round-trip times of every answered op (send to reply), for /metrics. */
 struct metrics_hist;
 const struct metrics_hist *store_rtt(const struct store *s);

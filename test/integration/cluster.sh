@@ -77,7 +77,16 @@ check "mdmd found the cluster (event=redis_cluster)" \
     wait_for 10 grep -q 'event=redis_cluster .*slots=16384' "$T/mdmd.log"
 check "mdmd connected to all three masters" \
     wait_for 10 bash -c "[ \$(grep -c 'event=redis_connected' '$T/mdmd.log') -ge 4 ]"
+metric() {
+    curl -s --max-time 10 --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" \
+        "https://127.0.0.1:$PUB/metrics" | awk -v k="$1" '$1 == k { print $2 }'
+}
+check "/metrics: mdmd_redis_up 1" wait_for 10 out_is 1 metric mdmd_redis_up
+check "/metrics: three masters, all connected" \
+    test "$(metric mdmd_redis_cluster_masters) $(metric mdmd_redis_cluster_masters_up)" = "3 3"
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID" 2>/dev/null
+check "mdmd on the cluster: no sanitizer report" \
+    bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
 
 # test_cluster kills the first master with kill -9 during its wave; once a
 # replica took over its slots, the killed node comes back (it rejoins as the
