@@ -158,7 +158,7 @@ test: deps fuzz-build
 
 # The benchmark also runs yardsticks (nginx, nghttpd + h2load) not needed otherwise.
 BENCH_PKGS := nginx nghttp2-server nghttp2-client
-bench: deps all $(BIN)/test_push
+bench: deps all $(BIN)/test_push $(BIN)/test_cluster
 	@missing=""; for p in $(BENCH_PKGS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
 	done; \
@@ -167,6 +167,7 @@ bench: deps all $(BIN)/test_push
 	@BIN=bin bash test/bench.sh
 	@BIN=bin bash test/bench_ddm.sh
 	@BIN=bin bash test/bench_workers.sh
+	@BIN=bin bash test/bench_cluster.sh
 
 # ---- make install [PREFIX=/usr/local] [DESTDIR=] (docs/man/mdmd.8 "FILES") ----
 PREFIX     ?= /usr/local

@@ -13,6 +13,7 @@
  * result is delivered only in store_op_finish(). */
 #include "store.h"
 #include "../core/util.h"
+#include "store_cluster.h"
 #include "store_int.h"
 
 #include "../core/log.h"
@@ -75,10 +76,22 @@ struct store {
     int npending;
     struct store_script *scripts; /* loaded on every connect */
     struct metrics_hist rtt;      /* send to reply, every answered op */
+    /* Redis Cluster (docs/REDIS.md, "Redis Cluster").  The store the caller
+     * holds (the root) talks to a seed for CLUSTER SLOTS and owns one child
+     * store per master, whose ops it routes; a child's parent is the root. */
+    struct store *parent;
+    struct store_cluster *cl; /* root in cluster mode, else NULL */
+    char **seeds;             /* the comma-separated list of `redis` */
+    int nseeds, seed_i;
+    struct event *refresh_ev;           /* the next CLUSTER SLOTS */
+    int refreshing;                     /* one in flight */
+    unsigned long redirects, refreshes; /* for /metrics */
 };
 
 static void store_on_reply(redisAsyncContext *ac, void *r, void *priv);
 static void store_connect(struct store *s);
+static void store_cluster_kick(struct store *root);
+static void store_refresh_soon(struct store *root, int ms);
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -139,12 +152,25 @@ static int store_parse_addr(const char *addr, char **path, char **host, int *por
     return 0;
 }
 
-int store_addr_valid(const char *addr)
+static int store_addr_valid1(const char *addr)
 {
     char *path = NULL, *host = NULL;
     int port, ok = store_parse_addr(addr, &path, &host, &port) == 0;
     free(path);
     free(host);
+    return ok;
+}
+
+static int store_split_seeds(const char *addr, char ***seeds);
+static void store_free_seeds(char **seeds, int n);
+
+int store_addr_valid(const char *addr)
+{
+    char **seeds;
+    int n = store_split_seeds(addr, &seeds), ok = n > 0 && strstr(addr, ",,") == NULL;
+    for (int i = 0; i < n; i++)
+        ok = ok && store_addr_valid1(seeds[i]);
+    store_free_seeds(seeds, n);
     return ok;
 }
 
@@ -188,6 +214,8 @@ static void store_down(struct store *s, const char *why)
     if (!was_up)
         s->failing = 1;
     store_schedule(s);
+    if (s->parent != NULL) /* a master gone: a failover may be under way */
+        store_refresh_soon(s->parent, 0);
 }
 
 static void store_detach(redisAsyncContext *ac)
@@ -240,6 +268,8 @@ static void store_on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The PING that ends the handshake: Redis answered, so ops may go out. */
+static void store_on_slots(struct store_op *op, int err, const redisReply *r);
+
 static void store_on_ready(struct store_op *op, int err, const redisReply *r)
 {
     struct store *s = op->s;
@@ -254,6 +284,8 @@ static void store_on_ready(struct store_op *op, int err, const redisReply *r)
     s->backoff_ms = STORE_BACKOFF_MIN_MS;
     s->failing = 0;
     log_info("event=redis_connected addr=%s", s->addr);
+    if (s->parent != NULL)
+        store_cluster_kick(s->parent); /* ops parked for this node go out */
 }
 
 static void store_script_load(struct store *s, struct store_script *sc);
@@ -262,10 +294,17 @@ static void store_script_load(struct store *s, struct store_script *sc);
  * EVALSHA cannot meet NOSCRIPT on a fresh connection. */
 static void store_handshake(struct store *s)
 {
-    static const char *const ping[] = {"PING"};
-    for (struct store_script *sc = s->scripts; sc != NULL; sc = sc->next)
+    static const char *const ping[] = {"PING"}, *const slots[] = {"CLUSTER", "SLOTS"};
+    struct store_op *op;
+    for (struct store_script *sc = (s->parent ? s->parent : s)->scripts; sc != NULL; sc = sc->next)
         store_script_load(s, sc);
-    struct store_op *op = store_op_new(s, STORE_CB_NONE, NULL);
+    if (s->parent == NULL) { /* a cluster node answers with its slots, any other with -ERR */
+        op = store_op_new(s, STORE_CB_NONE, NULL);
+        op->internal = 1;
+        s->refreshing = 1;
+        (void)store_cmd_argv(s, 2, slots, NULL, store_on_slots, op);
+    }
+    op = store_op_new(s, STORE_CB_NONE, NULL);
     op->internal = 1;
     (void)store_cmd_argv(s, 1, ping, NULL, store_on_ready, op);
 }
@@ -299,6 +338,13 @@ static void store_on_disconnect(const redisAsyncContext *ac, int status)
 static void store_connect(struct store *s)
 {
     char why[sizeof(((redisContext *)NULL)->errstr)];
+    if (s->nseeds > 1) { /* the next seed each time: the last one may be the dead one */
+        free(s->path);
+        free(s->host);
+        s->path = s->host = NULL;
+        s->seed_i = (s->seed_i + 1) % s->nseeds;
+        (void)store_parse_addr(s->seeds[s->seed_i], &s->path, &s->host, &s->port);
+    }
     redisAsyncContext *ac =
         s->path != NULL ? redisAsyncConnectUnix(s->path) : redisAsyncConnect(s->host, s->port);
 
@@ -318,7 +364,32 @@ static void store_connect(struct store *s)
     store_event_add_ms(s->timer, s->timeout_ms);
 }
 
-struct store *store_new(struct event_base *base, const char *addr, int timeout_ms)
+/* A comma-separated list: each an address store_parse_addr() takes. */
+static int store_split_seeds(const char *addr, char ***seeds)
+{
+    int n = 0;
+    char *copy = xstrdup(addr), *save = NULL;
+    *seeds = NULL;
+    for (char *p = strtok_r(copy, ",", &save); p != NULL; p = strtok_r(NULL, ",", &save)) {
+        while (*p == ' ')
+            p++;
+        *seeds = xrealloc(*seeds, sizeof(**seeds) * (size_t)(n + 1));
+        (*seeds)[n++] = xstrdup(p);
+    }
+    free(copy);
+    return n;
+}
+
+static void store_free_seeds(char **seeds, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(seeds[i]);
+    free(seeds);
+}
+
+static void store_on_refresh_ev(evutil_socket_t fd, short what, void *arg);
+
+static struct store *store_alloc(struct event_base *base, const char *addr, int timeout_ms)
 {
     struct store *s = xcalloc(1, sizeof(*s));
     s->base = base;
@@ -327,7 +398,17 @@ struct store *store_new(struct event_base *base, const char *addr, int timeout_m
     s->backoff_ms = STORE_BACKOFF_MIN_MS;
     s->timer = store_event_new(base, store_on_timer, s);
     s->drop_ev = store_event_new(base, store_on_drop_ev, s);
-    if (store_parse_addr(addr, &s->path, &s->host, &s->port) != 0) {
+    return s;
+}
+
+struct store *store_new(struct event_base *base, const char *addr, int timeout_ms)
+{
+    struct store *s = store_alloc(base, addr, timeout_ms);
+    s->refresh_ev = store_event_new(base, store_on_refresh_ev, s);
+    s->nseeds = store_split_seeds(addr, &s->seeds);
+    s->seed_i = s->nseeds - 1; /* store_connect() moves to the first */
+    if (!store_addr_valid(addr) ||
+        store_parse_addr(s->seeds[0], &s->path, &s->host, &s->port) != 0) {
         log_err("event=redis_bad_address addr=\"%s\" want=\"/unix/path or IP:port\"", addr);
         return s; /* stays down: the contract is never NULL */
     }
@@ -336,6 +417,7 @@ struct store *store_new(struct event_base *base, const char *addr, int timeout_m
 }
 
 static void store_op_finish(struct store_op *op, int err, const redisReply *r);
+static void store_op_free(struct store_op *op);
 
 void store_free(struct store *s)
 {
@@ -344,8 +426,18 @@ void store_free(struct store *s)
     s->closing = 1;
     /* Callbacks first, while every op is still valid; anything they send
      * fails at once (closing).  hiredis then only releases done ops. */
-    while (s->ops != NULL)
-        store_op_finish(s->ops, MDMD_ECANCELED, NULL);
+    while (s->ops != NULL) {
+        struct store_op *op = s->ops;
+        store_op_finish(op, MDMD_ECANCELED, NULL);
+        if (op->parked)
+            store_op_free(op); /* never reached hiredis */
+    }
+    for (int i = 0; s->cl != NULL && i < store_cluster_nnodes(s->cl); i++)
+        store_free(store_cluster_conn(s->cl, i));
+    store_cluster_free(s->cl);
+    store_free_seeds(s->seeds, s->nseeds);
+    if (s->refresh_ev != NULL)
+        event_free(s->refresh_ev);
     if (s->ac != NULL) {
         store_detach(s->ac);
         redisAsyncFree(s->ac); /* inside a reply callback hiredis defers this itself */
@@ -364,10 +456,17 @@ void store_free(struct store *s)
     free(s);
 }
 
-int store_connected(const struct store *s)
+static int store_cluster_connected(const struct store *s);
+
+static int store_connected_1(const struct store *s) /* this store's own connection */
 {
     return s->state == STORE_UP && s->ac != NULL &&
            !(s->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
+}
+
+int store_connected(const struct store *s)
+{
+    return s->cl != NULL ? store_cluster_connected(s) : store_connected_1(s);
 }
 
 const char *store_addr(const struct store *s)
@@ -377,7 +476,10 @@ const char *store_addr(const struct store *s)
 
 int store_pending(const struct store *s)
 {
-    return s->npending;
+    int n = s->npending;
+    for (int i = 0; s->cl != NULL && i < store_cluster_nnodes(s->cl); i++)
+        n += store_cluster_conn(s->cl, i) != NULL ? store_cluster_conn(s->cl, i)->npending : 0;
+    return n;
 }
 
 const struct metrics_hist *store_rtt(const struct store *s)
@@ -394,6 +496,7 @@ struct store_op *store_op_new(struct store *s, union store_cb cb, void *arg)
     op->cb = cb;
     op->arg = arg;
     op->fail_err = MDMD_EUNAVAIL;
+    op->slot = -1;
     return op;
 }
 
@@ -449,7 +552,8 @@ static void store_op_finish(struct store_op *op, int err, const redisReply *r)
     if (op->tracked)
         store_op_untrack(op);
     if (r != NULL)
-        metrics_hist_observe(&op->s->rtt, (double)(metrics_now_ns() - op->sent_ns) / 1e9);
+        metrics_hist_observe(op->s->parent != NULL ? &op->s->parent->rtt : &op->s->rtt,
+                             (double)(metrics_now_ns() - op->sent_ns) / 1e9);
     op->done = 1;
     if (!op->cancelled)
         op->reply(op, err, r);
@@ -464,6 +568,11 @@ static void store_op_on_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     op->fail_err = MDMD_ETIMEDOUT;
+    if (op->parked) { /* no node came up for it in time: only this op fails */
+        store_op_finish(op, MDMD_ETIMEDOUT, NULL);
+        store_op_free(op);
+        return;
+    }
     snprintf(why, sizeof(why), "no reply within %d ms", op->s->timeout_ms);
     store_drop(op->s, why);
 }
@@ -471,12 +580,15 @@ static void store_op_on_timeout(evutil_socket_t fd, short what, void *arg)
 /* NOSCRIPT: Redis lost its script cache (SCRIPT FLUSH, a failover, a restart
  * we did not see).  Resend once as EVAL, which also reloads the script. */
 static int store_script_retry(struct store_op *op, const redisReply *r);
+static int store_redirect(struct store_op *op, const redisReply *r);
 
 static void store_on_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     struct store_op *op = priv;
     (void)ac;
     if (!op->done) {
+        if (r != NULL && op->s->parent != NULL && store_redirect(op, r))
+            return; /* hiredis or the root store holds op again */
         if (r != NULL && store_script_retry(op, r))
             return; /* hiredis holds op again */
         store_op_finish(op, r != NULL ? MDMD_OK : op->fail_err, r);
@@ -484,10 +596,15 @@ static void store_on_reply(redisAsyncContext *ac, void *r, void *priv)
     store_op_free(op); /* hiredis lets go of op only here */
 }
 
+static struct store_op *store_route(struct store *root, struct store_op *op, int argc,
+                                    const char *const *argv, const size_t *argvlen);
+
 struct store_op *store_cmd_argv(struct store *s, int argc, const char *const *argv,
                                 const size_t *argvlen, store_reply_fn *reply, struct store_op *op)
 {
     op->reply = reply;
+    if (s->cl != NULL && !op->internal)
+        return store_route(s, op, argc, argv, argvlen);
     if (!store_can_send(s, op) || redisAsyncCommandArgv(s->ac, store_on_reply, op, argc,
                                                         (const char **)argv, argvlen) != REDIS_OK) {
         store_op_finish(op, MDMD_EUNAVAIL, NULL);
@@ -503,7 +620,8 @@ struct store_op *store_cmd_argv(struct store *s, int argc, const char *const *ar
 
 int store_reply_error(int err, const redisReply *r)
 {
-    static const char *const busy[] = {"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN "};
+    static const char *const busy[] = {"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN ",
+                                       "CLUSTERDOWN "};
     if (err != MDMD_OK || r->type != REDIS_REPLY_ERROR)
         return err;
     /* Redis is there but cannot serve yet: for callers that is "unavailable". */
@@ -565,6 +683,11 @@ struct store_script *store_script_new(struct store *s, const char *lua)
     *p = sc;
     if (s->state == STORE_HANDSHAKE || s->state == STORE_UP)
         store_script_load(s, sc); /* else the next handshake does it */
+    for (int i = 0; s->cl != NULL && i < store_cluster_nnodes(s->cl); i++) {
+        struct store *c = store_cluster_conn(s->cl, i);
+        if (c != NULL && (c->state == STORE_HANDSHAKE || c->state == STORE_UP))
+            store_script_load(c, sc);
+    }
     return sc;
 }
 
@@ -758,4 +881,333 @@ struct store_op *store_argv_script(struct store *s, const char *lua, int nkeys,
     op = store_cmd_script(s, store_script_get(s, lua), nkeys, a->n, a->v, a->len, reply, op);
     store_argv_free(a);
     return op;
+}
+
+/* ---- Redis Cluster ------------------------------------------------------
+ *
+ * The root store (the one store_new() returned) learns in its handshake
+ * whether its seed is a cluster node (CLUSTER SLOTS answers an array).  Then
+ * every op it is given goes to the master serving the slot of the op's first
+ * key, on a child store (one per master, made on first need, with its own
+ * connection, handshake, script loads and reconnects).  An op whose master
+ * is not connected yet waits parked in the root, bounded by its timeout; a
+ * master that is down fails its ops at once (MDMD_EUNAVAIL), as a single
+ * Redis does.  MOVED updates the slot and asks for the whole table again;
+ * ASK sends ASKING then the op to that node, once.  A child that loses its
+ * connection asks for the table again (a failover moves its slots), and so
+ * every 250 ms while some slot has no connected master. */
+
+#define STORE_REFRESH_MIN_MS 100
+#define STORE_REFRESH_DEGRADED_MS 250
+#define STORE_REDIRECTS_MAX 5
+#define STORE_REFRESH_WAIT_MS 500 /* a shard without a replica: look again this soon */
+
+static int store_cluster_connected(const struct store *s)
+{
+    int last = -2, ok = 1;
+    for (unsigned slot = 0; ok && slot < STORE_CLUSTER_SLOTS; slot++) {
+        int node = store_cluster_owner(s->cl, slot);
+        if (node == last)
+            continue;
+        last = node;
+        struct store *c = node >= 0 ? store_cluster_conn(s->cl, node) : NULL;
+        ok = c != NULL && store_connected(c);
+    }
+    return ok;
+}
+
+/* The child store for a node, made when first needed. */
+static struct store *store_node_conn(struct store *root, int node)
+{
+    struct store *c = store_cluster_conn(root->cl, node);
+    if (c != NULL)
+        return c;
+    const char *addr = store_cluster_addr(root->cl, node);
+    c = store_alloc(root->base, addr, root->timeout_ms);
+    c->parent = root;
+    store_cluster_set_conn(root->cl, node, c);
+    if (store_parse_addr(addr, &c->path, &c->host, &c->port) != 0) {
+        log_err("event=redis_cluster_bad_node addr=\"%s\"", addr);
+        return c; /* stays down: its slots fail as unavailable */
+    }
+    log_info("event=redis_cluster_node addr=%s", addr);
+    store_connect(c);
+    return c;
+}
+
+static int store_op_slot(const struct store_op *op)
+{
+    if (op->script != NULL)
+        return op->nkeys > 0 ? (int)store_cluster_slot(op->args[0].p, op->args[0].len) : 0;
+    return op->argc > 1 ? (int)store_cluster_slot(op->args[1].p, op->args[1].len) : 0;
+}
+
+/* Sends op on node c as it was given (a script as EVALSHA, or EVAL after
+ * NOSCRIPT).  0 when hiredis refused it: op is then untouched and ours. */
+static int store_send_on(struct store *c, struct store_op *op)
+{
+    struct store_script_argv a;
+    int ok;
+    if (!store_can_send(c, op))
+        return 0;
+    if (op->script != NULL) {
+        store_script_argv(op, &a);
+    } else {
+        a.n = op->argc;
+        a.v = xmalloc((size_t)a.n * sizeof(*a.v));
+        a.l = xmalloc((size_t)a.n * sizeof(*a.l));
+        for (int i = 0; i < op->argc; i++) {
+            a.v[i] = op->args[i].p;
+            a.l[i] = op->args[i].len;
+        }
+    }
+    ok = redisAsyncCommandArgv(c->ac, store_on_reply, op, a.n, a.v, a.l) == REDIS_OK;
+    free(a.v);
+    free(a.l);
+    if (!ok)
+        return 0;
+    op->s = c;
+    store_op_track(c, op);
+    op->sent_ns = metrics_now_ns();
+    if (op->timer == NULL)
+        op->timer = store_event_new(c->base, store_op_on_timeout, op);
+    store_event_add_ms(op->timer, c->timeout_ms);
+    return 1;
+}
+
+static void store_park(struct store *root, struct store_op *op)
+{
+    op->s = root;
+    op->parked = 1;
+    store_op_track(root, op);
+    if (op->timer == NULL)
+        op->timer = store_event_new(root->base, store_op_on_timeout, op);
+    store_event_add_ms(op->timer, root->timeout_ms);
+    store_refresh_soon(root, STORE_REFRESH_MIN_MS);
+}
+
+/* Where op goes now: its master if connected, parked while that master is
+ * connecting or the table is being learned, else failed as unavailable. */
+static struct store_op *store_dispatch(struct store *root, struct store_op *op)
+{
+    int node = store_cluster_owner(root->cl, (unsigned)op->slot);
+    struct store *c = node >= 0 ? store_node_conn(root, node) : NULL;
+    if (c != NULL && store_send_on(c, op))
+        return op;
+    if ((c != NULL && c->state != STORE_DOWN) || (c == NULL && root->refreshing)) {
+        store_park(root, op);
+        return op;
+    }
+    store_op_finish(op, MDMD_EUNAVAIL, NULL);
+    store_op_free(op);
+    return NULL;
+}
+
+static struct store_op *store_route(struct store *root, struct store_op *op, int argc,
+                                    const char *const *argv, const size_t *argvlen)
+{
+    if (root->closing) {
+        store_op_finish(op, MDMD_EUNAVAIL, NULL);
+        store_op_free(op);
+        return NULL;
+    }
+    if (op->args == NULL)
+        store_op_copy_args(op, argc, argv, argvlen); /* kept for a redirect's resend */
+    if (op->slot < 0)
+        op->slot = store_op_slot(op);
+    return store_dispatch(root, op);
+}
+
+/* The parked ops try again (a node came up, the table changed). */
+static void store_cluster_kick(struct store *root)
+{
+    int n = 0;
+    struct store_op **v = xmalloc(sizeof(*v) * (size_t)(root->npending + 1));
+    for (struct store_op *op = root->ops; op != NULL; op = op->next)
+        if (op->parked)
+            v[n++] = op;
+    for (int i = 0; i < n; i++) {
+        store_op_untrack(v[i]);
+        v[i]->parked = 0;
+        (void)store_dispatch(root, v[i]);
+    }
+    free(v);
+}
+
+static void store_on_asking(struct store_op *op, int err, const redisReply *r)
+{
+    (void)op;
+    (void)err;
+    (void)r; /* the op after it says how it went */
+}
+
+static int store_redirect(struct store_op *op, const redisReply *r)
+{
+    static const char *const asking[] = {"ASKING"};
+    struct store *root = op->s->parent;
+    char addr[80];
+    int ask, slot;
+    if (r->type != REDIS_REPLY_ERROR ||
+        !store_cluster_redirect(r->str, r->len, &ask, &slot, addr, sizeof(addr)))
+        return 0;
+    int node = store_cluster_node(root->cl, addr);
+    if (node < 0 || op->redirects++ >= STORE_REDIRECTS_MAX || op->args == NULL) {
+        log_warn("event=redis_cluster_redirect_dropped reply=\"%.*s\" redirects=%d", (int)r->len,
+                 r->str, op->redirects);
+        return 0;
+    }
+    log_debug("event=redis_cluster_redirect reply=\"%.*s\"", (int)r->len, r->str);
+    root->redirects++;
+    struct store *c = store_node_conn(root, node);
+    store_op_untrack(op);
+    if (!ask) {
+        store_cluster_assign(root->cl, (unsigned)slot, node);
+        store_refresh_soon(root, STORE_REFRESH_MIN_MS);
+    } else if (store_connected(c)) {
+        struct store_op *a = store_op_new(c, STORE_CB_NONE, NULL);
+        a->internal = 1;
+        (void)store_cmd_argv(c, 1, asking, NULL, store_on_asking, a);
+    }
+    if (!store_send_on(c, op))
+        store_park(root, op); /* an ASK target not up: the owner asks again later */
+    return 1;
+}
+
+static void store_refresh_soon(struct store *root, int ms)
+{
+    if (root->closing || root->refresh_ev == NULL || evtimer_pending(root->refresh_ev, NULL))
+        return;
+    store_event_add_ms(root->refresh_ev, ms);
+}
+
+/* CLUSTER SLOTS (the handshake's, or a refresh's, on any node): cluster mode
+ * begins, or the table is replaced; -ERR is a single Redis. */
+static void store_on_slots(struct store_op *op, int err, const redisReply *r)
+{
+    struct store *root = op->s->parent != NULL ? op->s->parent : op->s;
+    root->refreshing = 0;
+    if (err != MDMD_OK || root->closing)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (root->cl != NULL) /* e.g. CLUSTERDOWN on a node that lost its peers */
+            store_refresh_soon(root, STORE_REFRESH_DEGRADED_MS);
+        return;
+    }
+    int first = root->cl == NULL;
+    struct store_cluster *cl = first ? store_cluster_new() : root->cl;
+    int covered = store_cluster_load(cl, r);
+    if (covered < 0) {
+        log_warn("event=redis_cluster_slots_unusable addr=%s", op->s->addr);
+        if (first) { /* not a cluster we understand: stay a single Redis */
+            store_cluster_free(cl);
+            return;
+        }
+        store_refresh_soon(root, STORE_REFRESH_DEGRADED_MS);
+        return;
+    }
+    root->cl = cl;
+    root->refreshes++;
+    if (first)
+        log_info("event=redis_cluster addr=%s slots=%d", root->addr, covered);
+    for (unsigned slot = 0; slot < STORE_CLUSTER_SLOTS; slot++) {
+        int node = store_cluster_owner(root->cl, slot);
+        if (node >= 0)
+            (void)store_node_conn(root, node);
+    }
+    store_cluster_kick(root);
+    if (!store_cluster_connected(root))
+        store_refresh_soon(root, STORE_REFRESH_DEGRADED_MS);
+}
+
+static void store_on_refresh_ev(evutil_socket_t fd, short what, void *arg)
+{
+    static const char *const slots[] = {"CLUSTER", "SLOTS"};
+    struct store *root = arg, *via = NULL;
+    (void)fd;
+    (void)what;
+    if (root->cl == NULL || root->refreshing)
+        return;
+    if (store_connected_1(root))
+        via = root;
+    for (int i = 0; via == NULL && i < store_cluster_nnodes(root->cl); i++) {
+        struct store *c = store_cluster_conn(root->cl, i);
+        if (c != NULL && store_connected(c))
+            via = c;
+    }
+    if (via == NULL) { /* no node answers: ask again soon */
+        store_refresh_soon(root, STORE_REFRESH_DEGRADED_MS);
+        return;
+    }
+    struct store_op *op = store_op_new(via, STORE_CB_NONE, NULL);
+    op->internal = 1;
+    root->refreshing = 1;
+    if (store_cmd_argv(via, 2, slots, NULL, store_on_slots, op) == NULL)
+        root->refreshing = 0;
+}
+
+/* ---- WAIT --------------------------------------------------------------- */
+
+static void store_wait_reply(struct store_op *op, int err, const redisReply *r)
+{
+    int want = (int)op->nkeys; /* reused: the replicas asked for */
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER)
+        err = MDMD_EPROTO;
+    if (err == MDMD_OK && r->integer < want) {
+        log_warn("event=redis_wait_short acked=%lld want=%d", r->integer, want);
+        err = MDMD_EUNAVAIL;
+        if (op->s->parent != NULL) /* a replica gone? the table will say */
+            store_refresh_soon(op->s->parent, STORE_REFRESH_MIN_MS);
+    }
+    op->cb.done(op->arg, err);
+}
+
+struct store_op *store_wait(struct store *s, const char *key, int replicas, int ms,
+                            store_done_fn *cb, void *arg)
+{
+    char n[16], t[16];
+    unsigned slot = store_cluster_slot(key, strlen(key));
+    if (replicas < 0) /* auto: 1 on a cluster (a shard without a replica is a risk to see) */
+        replicas = s->cl != NULL ? 1 : 0;
+    if (replicas == 0) {
+        cb(arg, MDMD_OK);
+        return NULL;
+    }
+    /* WAIT holds its connection, and every op behind it, until enough replicas
+     * answer or ms pass: a shard known to have too few replicas (a promoted
+     * replica not yet given one of its own) is refused at once instead. */
+    if (s->cl != NULL && store_cluster_replicas(s->cl, slot) < replicas) {
+        log_debug("event=redis_wait_refused slot=%u replicas=%d want=%d", slot,
+                  store_cluster_replicas(s->cl, slot), replicas);
+        store_refresh_soon(s, STORE_REFRESH_WAIT_MS);
+        cb(arg, MDMD_EUNAVAIL);
+        return NULL;
+    }
+    snprintf(n, sizeof(n), "%d", replicas);
+    snprintf(t, sizeof(t), "%d", ms);
+    const char *argv[] = {"WAIT", n, t};
+    struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
+    op->slot = (int)slot;
+    op->nkeys = replicas;
+    return store_cmd_argv(s, 3, argv, NULL, store_wait_reply, op);
+}
+
+int store_cluster_stats(const struct store *s, struct store_cluster_stats *st)
+{
+    char seen[STORE_CLUSTER_NODES] = {0};
+    memset(st, 0, sizeof(*st));
+    if (s->cl == NULL)
+        return 0;
+    for (unsigned slot = 0; slot < STORE_CLUSTER_SLOTS; slot++) {
+        int node = store_cluster_owner(s->cl, slot);
+        if (node < 0 || seen[node])
+            continue;
+        seen[node] = 1;
+        st->masters++;
+        struct store *c = store_cluster_conn(s->cl, node);
+        st->masters_up += c != NULL && store_connected(c);
+    }
+    st->redirects = s->redirects;
+    st->refreshes = s->refreshes;
+    return 1;
 }

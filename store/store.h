@@ -32,7 +32,11 @@ struct store_script;
 typedef void store_done_fn(void *arg, int err);
 
 /* addr: "/path/to/redis.sock" (starts with '/' or '.') or "host:port", host
- * an IPv4 literal, "[IPv6]" or "localhost" (no DNS: it would block the loop).
+ * an IPv4 literal, "[IPv6]" or "localhost" (no DNS: it would block the loop);
+ * or a comma-separated list of those, the seeds of a Redis Cluster, tried in
+ * turn.  A node that answers CLUSTER SLOTS puts the store in cluster mode:
+ * every op goes to the master of its first key's slot (store.c, "Redis
+ * Cluster"); store_connected() then means every slot's master is connected.
  * Never NULL; the connection is attempted asynchronously.  A malformed addr is
  * logged and leaves the store down for good (every op MDMD_EUNAVAIL): check
  * it at startup with store_addr_valid().  timeout_ms bounds each op and each
@@ -47,6 +51,14 @@ const char *store_addr(const struct store *s);
  * store's own (script loads, the connect PING) included. */
 int store_pending(const struct store *s) MDMD_MUSTCHECK;
 int store_addr_valid(const char *addr) MDMD_MUSTCHECK; /* 1 when store_new() can use addr */
+/* Redis Cluster counters for /metrics; 0 (nothing filled) on a single Redis. */
+struct store_cluster_stats {
+    int masters;             /* distinct nodes serving slots in the table */
+    int masters_up;          /* of them, connected */
+    unsigned long redirects; /* MOVED and ASK followed */
+    unsigned long refreshes; /* CLUSTER SLOTS replies loaded */
+};
+int store_cluster_stats(const struct store *s, struct store_cluster_stats *st) MDMD_MUSTCHECK;
 /* Round-trip times of every answered op (send to reply), for /metrics. */
 struct metrics_hist;
 const struct metrics_hist *store_rtt(const struct store *s);
@@ -55,6 +67,17 @@ const struct metrics_hist *store_rtt(const struct store *s);
  * MDMD_EUNAVAIL) unless store_op_cancel() is called first.  Returns the op,
  * or NULL when cb already ran. */
 struct store_op *store_ping(struct store *s, store_done_fn *cb, void *arg);
+/* WAIT on the node that holds key's slot: cb gets MDMD_OK once replicas
+ * replicas acknowledged every write before it on that connection, else
+ * MDMD_EUNAVAIL after ms (logged) or the op's error; on a
+ * cluster shard the last CLUSTER SLOTS showed with fewer replicas,
+ * MDMD_EUNAVAIL at once (WAIT would hold the node's connection for ms).  replicas -1 is "auto":
+ * 1 on a Redis Cluster, 0 on a single Redis; 0 calls cb at once
+ * (returns NULL).  Same contract as store_ping() otherwise.  Sent after a
+ * write on the same key's node, it acknowledges that write (docs/REDIS.md,
+ * "Failover"). */
+struct store_op *store_wait(struct store *s, const char *key, int replicas, int ms,
+                            store_done_fn *cb, void *arg);
 /* cb will not run.  op must be one whose cb has not run yet; NULL-safe. */
 void store_op_cancel(struct store_op *op);
 

@@ -103,6 +103,9 @@ struct store_op {                 /* lives from send until hiredis lets go of it
     int nkeys, argc;             /* script ops: */
     struct store_arg *args;      /* keys and arguments copied for the NOSCRIPT resend */
     int64_t sent_ns;             /* metrics_now_ns() at send: the round-trip histogram */
+    int slot;                    /* cluster: the key's slot, -1 until routed */
+    int redirects;               /* cluster: MOVED/ASK followed so far */
+    int parked;                  /* cluster: waiting in the root store for its node */
 };
 
 /* A fresh op for store_cmd_argv()/store_cmd_script(), which take ownership. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../../core/app.h"
+#include "../../core/conf.h"
 #include "../../core/http.h"
 #include "../../core/log.h"
 #include "../../core/metrics.h"
@@ -92,6 +93,37 @@ static void api_commands_enq_partial(struct api_commands_enq *e, int err)
     api_json(e->req, 503, j);
 }
 
+static void api_commands_enq_done(struct api_commands_enq *e);
+
+/* The chunks ran on the node of mdm:cmd:<UUID> (their first key): WAIT there
+ * covers every write before it on that connection.  Too few replicas: the
+ * command may not survive a failover, so no 201; the same request again is
+ * safe (idempotent per UUID). */
+static void api_commands_enq_on_wait(void *arg, int err)
+{
+    struct api_commands_enq *e = arg;
+    if (err != MDMD_OK) {
+        log_err("event=enqueue_not_replicated uuid=%s queued=%ld err=%s", e->uuid, e->queued,
+                mdmd_strerror(err));
+        api_json(e->req, 503,
+                 json_pack("{s:s, s:s, s:I, s:b}", "error",
+                           "queued, but not yet on a replica: retry the same request",
+                           "command_uuid", e->uuid, "queued", (json_int_t)e->queued, "retry_safe",
+                           1));
+        api_commands_enq_free(e);
+        return;
+    }
+    api_commands_enq_done(e);
+}
+
+static void api_commands_enq_wait(struct api_commands_enq *e)
+{
+    char key[96];
+    snprintf(key, sizeof(key), "mdm:cmd:%s", e->uuid);
+    (void)store_wait(e->app->store, key, e->app->cf->redis_wait_replicas, e->app->cf->redis_wait_ms,
+                     api_commands_enq_on_wait, e);
+}
+
 static void api_commands_enq_on_chunk(void *arg, int err, const struct store_enqueue_result *res)
 {
     struct api_commands_enq *e = arg;
@@ -122,6 +154,12 @@ static void api_commands_enq_on_chunk(void *arg, int err, const struct store_enq
         api_commands_enq_send(e);
         return;
     }
+    api_commands_enq_wait(e);
+}
+
+/* The last chunk is in: 201 once the replicas have it too (redis_wait_replicas). */
+static void api_commands_enq_done(struct api_commands_enq *e)
+{
     char rt[128];
     log_info("event=command_queued uuid=%s request_type=%s queued=%ld already=%ld unknown=%zu",
              e->uuid, log_str(e->request_type, rt, sizeof(rt)), e->queued, e->already,

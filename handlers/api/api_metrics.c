@@ -230,6 +230,17 @@ static void api_metrics_redis(struct metrics_text *t, const struct app *a, int e
     metrics_family(t, "mdmd_redis_roundtrip_seconds", "histogram",
                    "Time from sending a Redis call (a command or a Lua script) to its reply.");
     metrics_hist_render(t, "mdmd_redis_roundtrip_seconds", "", store_rtt(a->store));
+    struct store_cluster_stats cs;
+    if (store_cluster_stats(a->store, &cs)) { /* only on a Redis Cluster */
+        api_metrics_one(t, "mdmd_redis_cluster_masters", "gauge",
+                        "Redis Cluster masters serving slots, as mdmd last learned.", cs.masters);
+        api_metrics_one(t, "mdmd_redis_cluster_masters_up", "gauge",
+                        "Of them, those mdmd is connected to.", cs.masters_up);
+        api_metrics_one(t, "mdmd_redis_cluster_redirects_total", "counter",
+                        "MOVED and ASK replies followed.", (double)cs.redirects);
+        api_metrics_one(t, "mdmd_redis_cluster_refreshes_total", "counter",
+                        "Slot tables (CLUSTER SLOTS) loaded.", (double)cs.refreshes);
+    }
     if (a->redis != NULL)
         api_metrics_one(t, "mdmd_redis_restarts_total", "counter",
                         "Times the private redis-server died and was started again.",

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Redis Cluster on loopback (3 masters + 3 replicas of Debian's redis-server,
+# made by redis-cli --cluster create) under store/'s router: the unit binary
+# test_cluster's live part (keys spread over every master, a slot migrated
+# under traffic: ASK then MOVED, kill -9 of a master during a wave of
+# WAIT-acknowledged writes: none lost), then mdmd itself on the seed list.
+. "$(dirname "$0")/lib.sh"
+
+# --- redis_wait_replicas on a single Redis with one replica: an enqueue is
+# answered 201 only once the replica has it; with the replica gone, 503 (safe
+# to retry), never a 201 that a failover could lose. ---
+start_redis || fail "redis starts"
+RP=$(free_port); mkdir -p "$T/replica"
+redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$T/replica" \
+    --replicaof 127.0.0.1 "$REDIS_PORT" --daemonize no >"$T/replica.log" 2>&1 &
+REPLICA_PID=$!; PIDS+=("$REPLICA_PID")
+check "the replica is in sync" \
+    wait_for 10 bash -c "redis-cli -p $REDIS_PORT info replication | grep -q 'slave0:.*state=online'"
+D=$T/w
+write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "redis_wait_replicas 1" "redis_wait_ms 300"
+start_mdmd "$D" || fail "mdmd starts"
+U=SIM-WAIT-1
+check "enroll a device" enroll_device w1 $U
+check "enqueue with the replica there: 201" \
+    test "$(api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"ProfileList"}}')" = 201
+check "the replica has the queue" test "$(redis-cli -p "$RP" llen "mdm:q:{$U}")" = 1
+kill -9 "$REPLICA_PID"; wait "$REPLICA_PID" 2>/dev/null
+check "replica gone: enqueue answers 503, retry_safe" bash -c \
+    "[ \"\$(cd / && true)\" = '' ] && [ $(api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"CertificateList"}}') = 503 ] && grep -q '\"retry_safe\": *true' '$T/api'"
+check "logged as enqueue_not_replicated" grep -q 'event=enqueue_not_replicated' "$T/mdmd.log"
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID" 2>/dev/null
+stop_redis
+
+PORTS=(); BUS=()
+for i in 0 1 2 3 4 5; do PORTS+=("$(free_port)"); BUS+=("$(free_port)"); done
+start_node() {
+    local i=$1 d="$T/node$1"
+    mkdir -p "$d"
+    # cluster-node-timeout 1000: a failover within a few seconds, for the test's budget.
+    redis-server --port "${PORTS[$i]}" --cluster-port "${BUS[$i]}" --bind 127.0.0.1 \
+        --cluster-enabled yes --cluster-config-file "$d/nodes.conf" --cluster-node-timeout 1000 \
+        --repl-diskless-sync-delay 0 --save "" --appendonly no --dir "$d" --daemonize no \
+        >"$T/node$i.log" 2>&1 &
+    PIDS+=("$!")
+}
+for i in 0 1 2 3 4 5; do start_node "$i"; done
+for i in 0 1 2 3 4 5; do wait_for 5 redis-cli -p "${PORTS[$i]}" ping || fail "node $i starts"; done
+addrs=(); for p in "${PORTS[@]}"; do addrs+=("127.0.0.1:$p"); done
+check "redis-cli --cluster create (3 masters, 3 replicas)" \
+    bash -c "redis-cli --cluster create ${addrs[*]} --cluster-replicas 1 --cluster-yes >'$T/create.log' 2>&1"
+cluster_ok() {
+    for p in "${PORTS[@]}"; do
+        redis-cli -p "$p" cluster info | grep -q 'cluster_state:ok' || return 1
+    done
+}
+check "cluster_state:ok on every node" wait_for 20 cluster_ok
+masters() {
+    for p in "${PORTS[@]}"; do
+        redis-cli -p "$p" role | head -n 1 | grep -q '^master$' && printf '%s ' "$p"
+    done
+}
+MASTERS=$(masters)
+check "three masters" test "$(echo $MASTERS | wc -w)" = 3
+SEEDS=$(IFS=,; echo "${addrs[*]}")
+replicas_synced() {
+    for p in $MASTERS; do
+        redis-cli -p "$p" info replication | grep -q 'slave0:.*state=online' || return 1
+    done
+}
+check "every master has its replica in sync" wait_for 20 replicas_synced
+
+# mdmd first, while every master is there: it takes the seed list and finds the cluster.
+D=$T/a
+write_conf "$D" "redis $SEEDS"
+start_mdmd "$D" || fail "mdmd starts on the seed list"
+check "mdmd found the cluster (event=redis_cluster)" \
+    wait_for 10 grep -q 'event=redis_cluster .*slots=16384' "$T/mdmd.log"
+check "mdmd connected to all three masters" \
+    wait_for 10 bash -c "[ \$(grep -c 'event=redis_connected' '$T/mdmd.log') -ge 4 ]"
+metric() {
+    curl -s --max-time 10 --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" \
+        "https://127.0.0.1:$PUB/metrics" | awk -v k="$1" '$1 == k { print $2 }'
+}
+check "/metrics: mdmd_redis_up 1" wait_for 10 out_is 1 metric mdmd_redis_up
+check "/metrics: three masters, all connected" \
+    test "$(metric mdmd_redis_cluster_masters) $(metric mdmd_redis_cluster_masters_up)" = "3 3"
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID" 2>/dev/null
+check "mdmd on the cluster: no sanitizer report" \
+    bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
+
+# test_cluster kills the first master with kill -9 during its wave; once a
+# replica took over its slots, the killed node comes back (it rejoins as the
+# new master's replica), so that writes to that shard can be acknowledged again.
+VICTIM=${MASTERS%% *}
+revive() {
+    local i
+    for i in 0 1 2 3 4 5; do [ "${PORTS[$i]}" = "$VICTIM" ] && break; done
+    wait_for 60 bash -c "! redis-cli -p $VICTIM ping" || return
+    # Not before its replica was promoted: without persistence it would come back
+    # as an empty master, and its replica would copy that (Redis' own warning).
+    promoted() {
+        local n=0 p
+        for p in "${PORTS[@]}"; do
+            [ "$p" = "$VICTIM" ] && continue
+            redis-cli -p "$p" role 2>/dev/null | head -n 1 | grep -q '^master$' && n=$((n + 1))
+        done
+        [ "$n" = 3 ] && redis-cli -p "${PORTS[$(( (i + 1) % 6 ))]}" cluster info | grep -q cluster_state:ok
+    }
+    wait_for 30 promoted || { echo "no failover"; return; }
+    start_node "$i"
+    echo "revived 127.0.0.1:$VICTIM"
+}
+revive >"$T/revive.log" 2>&1 &
+REVIVER=$!
+CLUSTER_SEEDS=$SEEDS CLUSTER_MASTERS=$MASTERS "$BIN/test_cluster" >"$T/live.log" 2>&1
+rc=$?
+wait "$REVIVER"
+# The revived node's pid is not in PIDS (it was started in a subshell): by its port.
+REVIVED=$(redis-cli -p "$VICTIM" info server 2>/dev/null | sed -n 's/^process_id:\([0-9]*\).*/\1/p')
+[ -n "$REVIVED" ] && PIDS+=("$REVIVED")
+sed 's/^/    /' "$T/live.log"
+for t in t_live_spread t_live_migrate t_live_failover; do
+    check "$t" grep -q "^ok   $t" "$T/live.log"
+done
+check "test_cluster exits 0" test "$rc" = 0
+finish
