@@ -753,6 +753,39 @@ void req_respond_json(struct req *req, int status, const char *json)
     req_respond(req, status, "application/json", json, strlen(json));
 }
 
+/* The length of the valid UTF-8 sequence at p (n bytes left), or 0: the
+ * rules JSON parsers hold a body to (no overlong forms, no surrogates, at
+ * most U+10FFFF). */
+static size_t http_utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t len;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        len = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        len = 4;
+    else
+        return 0;
+    if (p[0] == 0xe0)
+        lo = 0xa0;
+    else if (p[0] == 0xed)
+        hi = 0x9f;
+    else if (p[0] == 0xf0)
+        lo = 0x90;
+    else if (p[0] == 0xf4)
+        hi = 0x8f;
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return len;
+}
+
 void req_fail(struct req *req, int status, const char *why)
 {
     char body[256], path[256], reason[256];
@@ -760,11 +793,26 @@ void req_fail(struct req *req, int status, const char *why)
     log_warn("event=request_failed listener=%s peer=%s path=%s status=%d reason=\"%s\"",
              req->hs->name, req->peer, log_str(req->path, path, sizeof(path)), status,
              log_str(why, reason, sizeof(reason)));
+    /* why may quote the client's bytes (an unknown RequestType): what is
+     * not UTF-8 becomes '?', or the body would not be JSON. */
     size_t n = (size_t)snprintf(body, sizeof(body), "{\"error\":\"");
-    for (const char *p = why; *p && n < sizeof(body) - 8; p++) {
+    const unsigned char *p = (const unsigned char *)why, *end = p + strlen(why);
+    while (p < end && n < sizeof(body) - 8) {
+        size_t k = http_utf8_len(p, (size_t)(end - p));
+        if (k == 0 || n + k >= sizeof(body) - 8) {
+            body[n++] = '?';
+            p++;
+            continue;
+        }
         if (*p == '"' || *p == '\\')
             body[n++] = '\\';
-        body[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+        if (k == 1) {
+            body[n++] = *p < 0x20 ? ' ' : (char)*p;
+        } else {
+            memcpy(body + n, p, k);
+            n += k;
+        }
+        p += k;
     }
     snprintf(body + n, sizeof(body) - n, "\"}\n");
     req_respond_json(req, status, body);
