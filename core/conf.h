@@ -31,6 +31,7 @@ struct conf {
     char *redis_server_bin; /* used for the private one */
     int redis_timeout_ms;   /* per command */
     int redis_history_len;  /* entries kept in each mdm:res:{UDID} */
+    int history_page_bytes; /* a page of GET .../commands stops past this many bytes */
     /* APNs */
     char *apns_cert_file;
     char *apns_key_file;

@@ -323,8 +323,7 @@ static void fake_eval_reply(struct store_op *op, int err, const redisReply *r)
     else if (r->type == REDIS_REPLY_STRING)
         op->cb.eval(op->arg, MDMD_OK, 0, r->str, r->len);
     else
-        op->cb.eval(op->arg, r->type == REDIS_REPLY_NIL ? MDMD_ENOTFOUND : MDMD_EPROTO, 0, NULL,
-                    0);
+        op->cb.eval(op->arg, r->type == REDIS_REPLY_NIL ? MDMD_ENOTFOUND : MDMD_EPROTO, 0, NULL, 0);
 }
 
 struct store_op *store_eval(struct store *s, struct store_script *sc, int nkeys, int argc,

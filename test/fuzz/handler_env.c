@@ -149,8 +149,7 @@ static int henv_status_ok(int status)
     return 0;
 }
 
-static void henv_on_answer(void *arg, int status, const char *headers, const void *body,
-                           size_t len)
+static void henv_on_answer(void *arg, int status, const char *headers, const void *body, size_t len)
 {
     struct henv_answer *an = arg;
     if (an->done)
