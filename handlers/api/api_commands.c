@@ -401,7 +401,8 @@ static void api_commands_parsed(void *arg)
         rc = -1;
     }
     if (rc == -1) {
-        log_info("event=command_refused reason=\"%s\"", p->err);
+        char why[256]; /* it may quote the body: an unknown RequestType */
+        log_info("event=command_refused reason=\"%s\"", log_str(p->err, why, sizeof(why)));
         req_fail(e->req, 400, p->err);
         api_commands_enq_free(e);
     } else if (rc == 0 && (e->async || e->filter_state != NULL || e->ids.n > API_JOBS_SYNC_MAX)) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""healthz_probe.py PORT STOPFILE CAFILE: GET /healthz every 20 ms on one
-keep-alive TLS connection until STOPFILE exists; prints "slow ..." for each
+"""healthz_probe.py PORT STOPFILE CAFILE [PATH]: GET PATH (/healthz) every 20 ms
+on one keep-alive TLS connection until STOPFILE exists; prints "slow ..." for each
 answer over 50 ms (stderr), then "probes=N worst_ms=X errors=N"."""
 import os
 import socket
@@ -9,6 +9,7 @@ import sys
 import time
 
 port, stop = int(sys.argv[1]), sys.argv[2]
+path = sys.argv[4] if len(sys.argv) > 4 else "/healthz"
 c = ssl.create_default_context(cafile=sys.argv[3])
 c.check_hostname = False
 s = c.wrap_socket(socket.create_connection(("127.0.0.1", port)))
@@ -16,7 +17,7 @@ worst, n, errs = 0.0, 0, 0
 while not os.path.exists(stop):
     t0 = time.monotonic()
     try:
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
         buf = b""
         while b"\r\n\r\n" not in buf:
             d = s.recv(4096)
