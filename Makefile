@@ -112,6 +112,17 @@ build-fuzz/bin/fuzz_%: build-fuzz/test/fuzz/fuzz_%.o build-fuzz/libmdmd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
+# The handler targets run the real handlers over the fake store
+# (test/fuzz/fake_store.c in place of store/store.o; the typed store ops stay).
+FAKE_OBJS := build-fuzz/test/fuzz/fake_store.o build-fuzz/test/fuzz/handler_env.o
+build-fuzz/libmdmd_fake.a: $(filter-out build-fuzz/store/store.o,$(LIB_OBJS:$(B)/%=build-fuzz/%))
+	@rm -f $@
+	ar rcs $@ $^
+
+build-fuzz/bin/fuzz_handler_%: build-fuzz/test/fuzz/fuzz_handler_%.o $(FAKE_OBJS) build-fuzz/libmdmd_fake.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
 # The trees are built in parallel, one job per CPU: most of make test's
 # wall time before the tests is compiling three trees.
 JOBS := -j$(shell nproc 2>/dev/null || echo 2)

@@ -55,6 +55,7 @@ static const struct conf_key conf_table[] = {
     CONF_INT("redis_history_len", redis_history_len, 1, 1000000, "100"),
     CONF_INT("redis_wait_replicas", redis_wait_replicas, -1, 16, "-1"),
     CONF_INT("redis_wait_ms", redis_wait_ms, 1, 60000, "1000"),
+    CONF_INT("history_page_bytes", history_page_bytes, 65536, 1073741824, "4194304"),
     CONF_STR("apns_cert_file", apns_cert_file, ""),
     CONF_STR("apns_key_file", apns_key_file, ""),
     CONF_STR("apns_p12_file", apns_p12_file, ""),

@@ -35,6 +35,7 @@ struct conf {
     int redis_history_len;   /* entries kept in each mdm:res:{UDID} */
     int redis_wait_replicas; /* replicas an enqueue waits for before 201; -1 auto */
     int redis_wait_ms;       /* how long it waits */
+    int history_page_bytes;  /* a page of GET .../commands stops past this many bytes */
     /* APNs */
     char *apns_cert_file;
     char *apns_key_file;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netdb.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -82,6 +83,13 @@ struct req {
     char *user;     /* req_set_user(): who an auth step let in */
     int64_t t0;     /* dispatch time (metrics_now_ns) */
     size_t route;   /* index into routes; nroutes: none matched */
+    /* http_test_request() only: a request with no connection has no
+     * method, URI or certificate evhttp could give, and no one to answer. */
+    int test_method;
+    struct evhttp_uri *test_uri;
+    X509 *test_cert;
+    http_test_done_fn *test_done;
+    void *test_arg;
 };
 
 /* Open connections by socket (redis ae style): dispatch has only the
@@ -671,7 +679,7 @@ void http_routes_print(FILE *f, const char *listener, const struct http_route *r
 
 int req_method(const struct req *req)
 {
-    return http_method_of(req->r);
+    return req->test_method != 0 ? req->test_method : http_method_of(req->r);
 }
 
 const char *req_path(const struct req *req)
@@ -681,7 +689,8 @@ const char *req_path(const struct req *req)
 
 const char *req_query(const struct req *req)
 {
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->r);
+    const struct evhttp_uri *uri =
+        req->test_uri != NULL ? req->test_uri : evhttp_request_get_evhttp_uri(req->r);
     return uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 }
 
@@ -749,6 +758,8 @@ const char *req_peer(const struct req *req)
 
 X509 *req_client_cert(const struct req *req)
 {
+    if (req->test_cert != NULL)
+        return req->test_cert;
     struct evhttp_connection *evcon = evhttp_request_get_connection(req->r);
     if (evcon == NULL)
         return NULL;
@@ -760,6 +771,19 @@ void req_add_header(struct req *req, const char *name, const char *value)
     evhttp_add_header(evhttp_request_get_output_headers(req->r), name, value);
 }
 
+static void http_test_answer(struct req *req, int status, struct evbuffer *out)
+{
+    struct evbuffer *h = evbuffer_new();
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, evhttp_request_get_output_headers(req->r), next)
+    evbuffer_add_printf(h, "%s: %s\n", kv->key, kv->value);
+    evbuffer_add(h, "", 1);
+    size_t len = evbuffer_get_length(out);
+    req->test_done(req->test_arg, status, (const char *)evbuffer_pullup(h, -1),
+                   len > 0 ? evbuffer_pullup(out, -1) : (const unsigned char *)"", len);
+    evbuffer_free(h);
+}
+
 void req_respond(struct req *req, int status, const char *ctype, const void *body, size_t len)
 {
     struct evbuffer *out = evbuffer_new();
@@ -768,7 +792,9 @@ void req_respond(struct req *req, int status, const char *ctype, const void *bod
     if (len > 0)
         evbuffer_add(out, body, len);
     struct http_conn *c = http_conn_of(req->r);
-    evhttp_send_reply(req->r, status, NULL, out);
+    if (req->test_done != NULL)
+        http_test_answer(req, status, out);
+    evhttp_send_reply(req->r, status, NULL, out); /* no connection: just frees r */
     /* The next request on this connection has timeout_s for its head.  (The
      * reply is only queued here: the connection is not freed before the
      * loop writes it.) */
@@ -780,12 +806,48 @@ void req_respond(struct req *req, int status, const char *ctype, const void *bod
     req->hs->inflight--;
     free(req->path_own);
     free(req->user);
+    if (req->test_uri != NULL)
+        evhttp_uri_free(req->test_uri);
+    X509_free(req->test_cert);
     free(req);
 }
 
 void req_respond_json(struct req *req, int status, const char *json)
 {
     req_respond(req, status, "application/json", json, strlen(json));
+}
+
+/* The length of the valid UTF-8 sequence at p (n bytes left), or 0: the
+ * rules JSON parsers hold a body to (no overlong forms, no surrogates, at
+ * most U+10FFFF). */
+static size_t http_utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t len;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        len = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        len = 4;
+    else
+        return 0;
+    if (p[0] == 0xe0)
+        lo = 0xa0;
+    else if (p[0] == 0xed)
+        hi = 0x9f;
+    else if (p[0] == 0xf0)
+        lo = 0x90;
+    else if (p[0] == 0xf4)
+        hi = 0x8f;
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return len;
 }
 
 void req_fail(struct req *req, int status, const char *why)
@@ -795,12 +857,113 @@ void req_fail(struct req *req, int status, const char *why)
     log_warn("event=request_failed listener=%s peer=%s path=%s status=%d reason=\"%s\"",
              req->hs->name, req->peer, log_str(req->path, path, sizeof(path)), status,
              log_str(why, reason, sizeof(reason)));
+    /* why may quote the client's bytes (an unknown RequestType): what is
+     * not UTF-8 becomes '?', or the body would not be JSON. */
     size_t n = (size_t)snprintf(body, sizeof(body), "{\"error\":\"");
-    for (const char *p = why; *p && n < sizeof(body) - 8; p++) {
+    const unsigned char *p = (const unsigned char *)why, *end = p + strlen(why);
+    while (p < end && n < sizeof(body) - 8) {
+        size_t k = http_utf8_len(p, (size_t)(end - p));
+        if (k == 0 || n + k >= sizeof(body) - 8) {
+            body[n++] = '?';
+            p++;
+            continue;
+        }
         if (*p == '"' || *p == '\\')
             body[n++] = '\\';
-        body[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+        if (k == 1) {
+            body[n++] = *p < 0x20 ? ' ' : (char)*p;
+        } else {
+            memcpy(body + n, p, k);
+            n += k;
+        }
+        p += k;
     }
     snprintf(body + n, sizeof(body) - n, "\"}\n");
     req_respond_json(req, status, body);
+}
+
+/* ---- for tests only: requests made from bytes (http.h) ---- */
+
+struct http_server *http_test_server_new(const char *name, const struct http_route *routes,
+                                         void *app)
+{
+    struct http_server *hs = xcalloc(1, sizeof(*hs));
+    http_nservers++;
+    hs->name = xstrdup(name);
+    hs->routes = routes;
+    while (routes[hs->nroutes].path != NULL)
+        hs->nroutes++;
+    hs->ep = xcalloc(hs->nroutes + 1, sizeof(*hs->ep));
+    hs->app = app;
+    hs->max_conns = 1;
+    return hs;
+}
+
+static int http_test_method(const char *m)
+{
+    static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"};
+    for (size_t i = 0; i < ARRAY_LEN(names); i++)
+        if (strcmp(m, names[i]) == 0)
+            return 1 << i;
+    return 0;
+}
+
+/* "Name: value" lines into r's input headers; -1 on a line without ':'. */
+static int http_test_headers(struct evhttp_request *r, const char *headers)
+{
+    for (const char *p = headers; p != NULL && *p != '\0';) {
+        size_t n = strcspn(p, "\n"), k = strcspn(p, ":");
+        if (k >= n)
+            return -1;
+        char *line = xmalloc(n + 1);
+        memcpy(line, p, n);
+        line[n] = '\0';
+        char *v = line + k + 1;
+        line[k] = '\0';
+        v += strspn(v, " ");
+        evhttp_add_header(evhttp_request_get_input_headers(r), line, v);
+        free(line);
+        p += n + (p[n] == '\n');
+    }
+    return 0;
+}
+
+int http_test_request(struct http_server *hs, const struct http_test_req *t,
+                      http_test_done_fn *done, void *arg)
+{
+    struct evhttp_uri *uri = evhttp_uri_parse_with_flags(t->target, EVHTTP_URI_NONCONFORMANT);
+    int m = http_test_method(t->method);
+    struct evhttp_request *r = evhttp_request_new(NULL, NULL);
+    if (uri == NULL || m == 0 || r == NULL || http_test_headers(r, t->headers) != 0 ||
+        evbuffer_add(evhttp_request_get_input_buffer(r), t->body, t->len) != 0) {
+        if (uri != NULL)
+            evhttp_uri_free(uri);
+        if (r != NULL)
+            evhttp_request_free(r);
+        return -1;
+    }
+    struct req *req = xcalloc(1, sizeof(*req));
+    req->hs = hs;
+    req->r = r;
+    req->t0 = metrics_now_ns();
+    req->test_method = m;
+    req->test_uri = uri;
+    req->test_done = done;
+    req->test_arg = arg;
+    if (t->cert != NULL && X509_up_ref(t->cert) == 1)
+        req->test_cert = t->cert;
+    req->path = evhttp_uri_get_path(uri);
+    if (req->path == NULL || *req->path == '\0')
+        req->path = "/";
+    snprintf(req->peer, sizeof(req->peer), "%s", t->peer != NULL ? t->peer : "127.0.0.1");
+    hs->inflight++;
+    const struct http_route *rt = http_match(hs->routes, req->path, &(int){0});
+    req->route = rt != NULL ? (size_t)(rt - hs->routes) : hs->nroutes;
+    if (rt == NULL)
+        req_fail(req, 404, "no such endpoint");
+    else if ((rt->methods & m) == 0)
+        req_fail(req, 405, "method not allowed");
+    else
+        rt->fn(req, hs->app);
+    return 0;
 }

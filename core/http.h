@@ -120,4 +120,35 @@ void req_respond_json(struct req *req, int status, const char *json);
 /* An error answer with a JSON body {"error": why} and a log line. */
 void req_fail(struct req *req, int status, const char *why);
 
+/* ---- for tests only (test/fuzz/fuzz_handler_*.c) ---------------------
+ * A request made from bytes, with no listener, socket, TLS or evhttp
+ * parsing: http_test_request() runs the route of hs that serves target's
+ * path exactly as a dispatch from a listener would (404 and 405 included),
+ * and the answer goes to done from inside req_respond(), with the status,
+ * the response headers as "Name: value\n" lines and the body, all borrowed
+ * for the call.  A handler that waits for the store or the worker answers
+ * later, from the loop: the caller runs the loop until done has run.  The
+ * limits of http_server_set_limits() do not apply (the caller bounds the
+ * body).  Never used by mdmd itself. */
+struct http_test_req {
+    const char *method;  /* "GET", "PUT", ... */
+    const char *target;  /* "/path?query" */
+    const char *headers; /* "Name: value" lines separated by '\n', or NULL */
+    const void *body;
+    size_t len;
+    X509 *cert;       /* stands for the verified TLS client certificate (a reference is
+                         taken), or NULL */
+    const char *peer; /* the client address, NULL: 127.0.0.1 */
+};
+typedef void http_test_done_fn(void *arg, int status, const char *headers, const void *body,
+                               size_t len);
+/* A server with hs's routes and app but no socket; http_server_free() frees it. */
+struct http_server *http_test_server_new(const char *name, const struct http_route *routes,
+                                         void *app) MDMD_MUSTCHECK;
+/* 0 when the request was dispatched (done runs exactly once, maybe before
+ * this returns); -1 when t is no request (unknown method, unparsable target
+ * or header line): done never runs. */
+int http_test_request(struct http_server *hs, const struct http_test_req *t,
+                      http_test_done_fn *done, void *arg) MDMD_MUSTCHECK;
+
 #endif

@@ -10,7 +10,7 @@
 
 extern const char store_lua_authenticate[], store_lua_token_update[], store_lua_checkout[],
     store_lua_connect[], store_lua_enqueue[], store_lua_device[], store_lua_devices[],
-    store_lua_queue_clear[], store_lua_push_targets[], store_lua_push_result[];
+    store_lua_queue_clear[], store_lua_push_targets[], store_lua_push_result[], store_lua_history[];
 
 const char *const store_mdm_lua[STORE_LUA_N] = {
     [STORE_LUA_AUTHENTICATE] = store_lua_authenticate,
@@ -410,23 +410,27 @@ static void store_mdm_history_reply(struct store_op *op, int err, const redisRep
     size_t n = 0;
     err = store_reply_error(err, r);
     if (err == MDMD_OK &&
-        (r->type != REDIS_REPLY_ARRAY || (recs = store_mdm_records(r, 1, &n)) == NULL))
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+         r->element[0]->type != REDIS_REPLY_ARRAY || r->element[1]->type != REDIS_REPLY_INTEGER ||
+         (recs = store_mdm_records(r->element[0], 1, &n)) == NULL))
         err = MDMD_EPROTO;
-    cb(op->arg, err, recs, err == MDMD_OK ? n : 0);
+    cb(op->arg, err, recs, err == MDMD_OK ? n : 0, err == MDMD_OK && r->element[1]->integer != 0);
     store_mdm_free_records(recs, n);
 }
 
 struct store_op *store_history(struct store *s, const char *udid, const char *before, int count,
-                               store_records_fn *cb, void *arg)
+                               long max_bytes, store_records_fn *cb, void *arg)
 {
-    char key[STORE_MDM_KEY_MAX], end[64], cnt[16];
+    char key[STORE_MDM_KEY_MAX], end[64], cnt[16], max[24];
     store_mdm_key(key, sizeof(key), "res", udid);
     /* "(" makes the bound exclusive, so pages do not repeat their last entry. */
     snprintf(end, sizeof(end), before != NULL ? "(%s" : "+", before);
     snprintf(cnt, sizeof(cnt), "%d", count);
-    const char *argv[] = {"XREVRANGE", key, end, "-", "COUNT", cnt};
+    snprintf(max, sizeof(max), "%ld", max_bytes);
+    const char *argv[] = {key, end, cnt, max};
     struct store_op *op = store_op_new(s, (union store_cb){.records = cb}, arg);
-    return store_cmd_argv(s, 6, argv, NULL, store_mdm_history_reply, op);
+    return store_cmd_script(s, store_script_get(s, store_lua_history), 1, 4, argv, NULL,
+                            store_mdm_history_reply, op);
 }
 
 static void store_mdm_count_reply(struct store_op *op, int err, const redisReply *r)

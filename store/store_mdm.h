@@ -137,10 +137,15 @@ typedef void store_devices_fn(void *arg, int err, long next, long total,
 struct store_op *store_devices_list(struct store *s, long offset, int limit, const char *state,
                                     store_devices_fn *cb, void *arg);
 
-/* Newest first; before: a stream id to page from, or NULL for the newest. */
-typedef void store_records_fn(void *arg, int err, const struct store_record *recs, size_t n);
+/* Newest first; before: a stream id to page from, or NULL for the newest.
+ * At most count entries, and no more once their fields reach max_bytes (at
+ * least one entry, however large): more is 1 when the page stopped there with
+ * older entries left.  The script reads entry by entry, so what crosses the
+ * connection (and what mdmd's loop reads) is bounded too. */
+typedef void store_records_fn(void *arg, int err, const struct store_record *recs, size_t n,
+                              int more);
 struct store_op *store_history(struct store *s, const char *udid, const char *before, int count,
-                               store_records_fn *cb, void *arg);
+                               long max_bytes, store_records_fn *cb, void *arg);
 
 /* n: commands dropped, or -1 for an unknown device. */
 typedef void store_count_fn(void *arg, int err, long n);

@@ -11,6 +11,7 @@
 #include "../../core/log.h"
 #include "../../core/metrics.h"
 #include "../../core/util.h"
+#include "../../core/worker.h"
 #include "../../store/store.h"
 #include "../../store/store_fleet.h"
 #include "../../store/store_mdm.h"
@@ -332,14 +333,13 @@ static int api_commands_parse_json(struct api_commands_enq *e, const char *body,
 /* A raw command plist: {Command: {...}, CommandUUID?}, target UDIDs in the
  * query (?udids=A,B), for commands JSON cannot express (nested data). */
 static int api_commands_parse_plist(struct api_commands_enq *e, const char *body, size_t len,
-                                    char *err, size_t errlen)
+                                    char *list, char *filter, char *err, size_t errlen)
 {
     plist_t root = apple_plist_parse(body, len, err, errlen);
     plist_t cmd = root != NULL && plist_get_node_type(root) == PLIST_DICT
                       ? plist_dict_get_item(root, "Command")
                       : NULL;
-    char *list = req_query_param(e->req, "udids"), *save = NULL;
-    char *filter = req_query_param(e->req, "filter");
+    char *save = NULL;
     int rc = -1;
     int both = filter != NULL && list != NULL;
     if (filter != NULL && list == NULL) {
@@ -401,36 +401,83 @@ static void api_commands_enq_to_job(struct api_commands_enq *e)
     api_commands_enq_free(e);
 }
 
+/* A body parsed on the loop up to API_COMMANDS_INLINE_PARSE bytes, on the
+ * crypto worker beyond (a raw plist of megabytes held the loop for as long
+ * as libplist took), as device bodies are (mdm.h).  The job touches only
+ * this struct and the enq it fills; the query was read on the loop. */
+#define API_COMMANDS_INLINE_PARSE MDM_INLINE_PARSE
+struct api_commands_parse {
+    struct api_commands_enq *e;
+    const char *body; /* the request's own buffer: valid until it is answered */
+    size_t len;
+    int is_plist;
+    char *list, *filter; /* ?udids= and ?filter= (raw plists) */
+    int rc;              /* -2: the job never ran (the worker is stopping) */
+    char err[256];
+};
+
+static void api_commands_parse_job(void *arg)
+{
+    struct api_commands_parse *p = arg;
+    p->rc = p->is_plist ? api_commands_parse_plist(p->e, p->body, p->len, p->list, p->filter,
+                                                   p->err, sizeof(p->err))
+                        : api_commands_parse_json(p->e, p->body, p->len, p->err, sizeof(p->err));
+    p->list = p->filter = NULL; /* api_commands_parse_plist freed them */
+}
+
+static void api_commands_parsed(void *arg)
+{
+    struct api_commands_parse *p = arg;
+    struct api_commands_enq *e = p->e;
+    int rc = p->rc;
+    if (rc == -2) {
+        req_fail(e->req, 503, "shutting down");
+        api_commands_enq_free(e);
+    } else if (rc == 0 && e->head && e->ids.n > API_JOBS_SYNC_MAX) {
+        snprintf(p->err, sizeof(p->err), "priority \"high\" takes at most %d UDIDs",
+                 API_JOBS_SYNC_MAX);
+        rc = -1;
+    }
+    if (rc == -1) {
+        char why[256]; /* it may quote the body: an unknown RequestType */
+        log_info("event=command_refused reason=\"%s\"", log_str(p->err, why, sizeof(why)));
+        req_fail(e->req, 400, p->err);
+        api_commands_enq_free(e);
+    } else if (rc == 0 && (e->async || e->filter_state != NULL || e->ids.n > API_JOBS_SYNC_MAX)) {
+        api_commands_enq_to_job(e);
+    } else if (rc == 0) {
+        api_commands_enq_send(e);
+    }
+    free(p->list);
+    free(p->filter);
+    free(p);
+}
+
 void api_commands(struct req *req, void *app)
 {
-    char err[256];
-    size_t len;
+    struct app *a = app;
     if (!api_authorized(req, app))
         return;
-    const char *body = (const char *)req_body(req, &len);
     const char *ct = req_header(req, "Content-Type");
+    struct api_commands_parse *p = xcalloc(1, sizeof(*p));
     struct api_commands_enq *e = xcalloc(1, sizeof(*e));
     e->req = req;
     e->app = app;
     e->unknown = json_array();
-    int is_plist = ct != NULL && (strstr(ct, "plist") != NULL || strstr(ct, "xml") != NULL);
-    int rc = is_plist ? api_commands_parse_plist(e, body, len, err, sizeof(err))
-                      : api_commands_parse_json(e, body, len, err, sizeof(err));
-    if (rc == 0 && e->head && e->ids.n > API_JOBS_SYNC_MAX) {
-        snprintf(err, sizeof(err), "priority \"high\" takes at most %d UDIDs", API_JOBS_SYNC_MAX);
-        rc = -1;
+    p->e = e;
+    p->body = (const char *)req_body(req, &p->len);
+    p->is_plist = ct != NULL && (strstr(ct, "plist") != NULL || strstr(ct, "xml") != NULL);
+    if (p->is_plist) {
+        p->list = req_query_param(req, "udids");
+        p->filter = req_query_param(req, "filter");
     }
-    if (rc != 0) {
-        log_info("event=command_refused reason=\"%s\"", err);
-        req_fail(req, 400, err);
-        api_commands_enq_free(e);
-        return;
+    p->rc = -2;
+    if (p->len <= API_COMMANDS_INLINE_PARSE || a->worker == NULL) {
+        api_commands_parse_job(p);
+        api_commands_parsed(p);
+    } else {
+        worker_submit(a->worker, api_commands_parse_job, api_commands_parsed, p);
     }
-    if (e->async || e->filter_state != NULL || e->ids.n > API_JOBS_SYNC_MAX) {
-        api_commands_enq_to_job(e);
-        return;
-    }
-    api_commands_enq_send(e);
 }
 
 /* ---- POST /v1/push {"udids":[...]}: wake devices now ---- */

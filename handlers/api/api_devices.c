@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../../core/app.h"
+#include "../../core/conf.h"
 #include "../../core/http.h"
 #include "../../core/log.h"
 #include "../../core/util.h"
@@ -90,22 +91,6 @@ void api_devices(struct req *req, void *app)
 
 /* ---- /v1/devices/{udid}, /v1/devices/{udid}/commands ---- */
 
-static void api_devices_on_device(void *arg, int err, const struct store_record *dev,
-                                  const char *const *queue, size_t nqueue,
-                                  const char *const *notnow, size_t nnotnow)
-{
-    struct req *req = arg;
-    if (err != MDMD_OK)
-        api_fail(req, err);
-    else if (dev == NULL)
-        req_fail(req, 404, "unknown device");
-    else
-        api_json(req, 200,
-                 json_pack("{s:o, s:o, s:o}", "device", api_devices_record(dev), "queue",
-                           api_devices_strings(queue, nqueue), "notnow",
-                           api_devices_strings(notnow, nnotnow)));
-}
-
 /* A stream entry of mdm:res:{UDID} as JSON, with the result plist converted. */
 static json_t *api_devices_history_entry(const struct store_record *r)
 {
@@ -140,6 +125,7 @@ struct api_devices_hist {
     struct app *app;
     struct store_record *recs;
     size_t n;
+    int more;   /* the page stopped at history_page_bytes */
     char *json; /* the answer, made by the job */
 };
 
@@ -151,19 +137,41 @@ static char *api_devices_dup(const char *s, size_t len)
     return d;
 }
 
-static void api_devices_hist_free(struct api_devices_hist *h)
+/* Copies of n records the store lends (id NULL stays NULL). */
+static struct store_record *api_devices_copy(const struct store_record *recs, size_t n)
 {
-    for (size_t i = 0; i < h->n; i++) {
-        struct store_record *r = &h->recs[i];
-        struct store_kv *kv = (struct store_kv *)r->kv;
-        for (size_t k = 0; k < r->n; k++) {
+    struct store_record *c = xcalloc(n > 0 ? n : 1, sizeof(*c));
+    for (size_t i = 0; i < n; i++) {
+        struct store_kv *kv = xcalloc(recs[i].n > 0 ? recs[i].n : 1, sizeof(*kv));
+        for (size_t k = 0; k < recs[i].n; k++) {
+            kv[k].key = api_devices_dup(recs[i].kv[k].key, strlen(recs[i].kv[k].key));
+            kv[k].val = api_devices_dup(recs[i].kv[k].val, recs[i].kv[k].len);
+            kv[k].len = recs[i].kv[k].len;
+        }
+        c[i].id = recs[i].id != NULL ? api_devices_dup(recs[i].id, strlen(recs[i].id)) : NULL;
+        c[i].kv = kv;
+        c[i].n = recs[i].n;
+    }
+    return c;
+}
+
+static void api_devices_copy_free(struct store_record *recs, size_t n)
+{
+    for (size_t i = 0; i < n && recs != NULL; i++) {
+        struct store_kv *kv = (struct store_kv *)recs[i].kv;
+        for (size_t k = 0; k < recs[i].n; k++) {
             free((char *)kv[k].key);
             free((char *)kv[k].val);
         }
         free(kv);
-        free((char *)r->id);
+        free((char *)recs[i].id);
     }
-    free(h->recs);
+    free(recs);
+}
+
+static void api_devices_hist_free(struct api_devices_hist *h)
+{
+    api_devices_copy_free(h->recs, h->n);
     free(h->json);
     free(h);
 }
@@ -175,7 +183,8 @@ static void api_devices_hist_job(void *arg)
     for (size_t i = 0; i < h->n; i++)
         json_array_append_new(a, api_devices_history_entry(&h->recs[i]));
     json_t *next = h->n > 0 ? json_string(h->recs[h->n - 1].id) : json_null();
-    json_t *j = json_pack("{s:o, s:o}", "commands", a, "next_before", next);
+    json_t *j =
+        json_pack("{s:o, s:o, s:b}", "commands", a, "next_before", next, "truncated", h->more);
     h->json = json_dumps(j, JSON_COMPACT);
     json_decref(j);
 }
@@ -190,7 +199,8 @@ static void api_devices_hist_done(void *arg)
     api_devices_hist_free(h);
 }
 
-static void api_devices_on_history(void *arg, int err, const struct store_record *recs, size_t n)
+static void api_devices_on_history(void *arg, int err, const struct store_record *recs, size_t n,
+                                   int more)
 {
     struct api_devices_hist *h = arg;
     if (err != MDMD_OK) {
@@ -198,24 +208,107 @@ static void api_devices_on_history(void *arg, int err, const struct store_record
         api_devices_hist_free(h);
         return;
     }
-    h->recs = xcalloc(n > 0 ? n : 1, sizeof(*h->recs));
-    for (size_t i = 0; i < n; i++, h->n++) {
-        struct store_kv *kv = xcalloc(recs[i].n > 0 ? recs[i].n : 1, sizeof(*kv));
-        for (size_t k = 0; k < recs[i].n; k++) {
-            kv[k].key = api_devices_dup(recs[i].kv[k].key, strlen(recs[i].kv[k].key));
-            kv[k].val = api_devices_dup(recs[i].kv[k].val, recs[i].kv[k].len);
-            kv[k].len = recs[i].kv[k].len;
-        }
-        h->recs[i].id = api_devices_dup(recs[i].id, strlen(recs[i].id));
-        h->recs[i].kv = kv;
-        h->recs[i].n = recs[i].n;
-    }
+    h->recs = api_devices_copy(recs, n);
+    h->n = n;
+    h->more = more;
     if (h->app->worker == NULL) {
         api_devices_hist_job(h);
         api_devices_hist_done(h);
     } else {
         worker_submit(h->app->worker, api_devices_hist_job, api_devices_hist_done, h);
     }
+}
+
+/* A device with its queue, as JSON: on the loop when small, else on the
+ * crypto worker (a record can hold device-chosen strings of megabytes, up
+ * to max_plist_string each, and the queue 1,000 entries). */
+#define API_DEVICES_INLINE 8192
+struct api_devices_dev {
+    struct req *req;
+    struct app *app;
+    struct store_record *rec; /* the device's record, copied (NULL until then) */
+    char **queue, **notnow;
+    size_t nqueue, nnotnow;
+    char *json;
+};
+
+static char **api_devices_copy_strings(const char *const *v, size_t n)
+{
+    char **c = xcalloc(n > 0 ? n : 1, sizeof(*c));
+    for (size_t i = 0; i < n; i++)
+        c[i] = xstrdup(v[i]);
+    return c;
+}
+
+static void api_devices_dev_free(struct api_devices_dev *d)
+{
+    api_devices_copy_free(d->rec, d->rec != NULL ? 1 : 0);
+    for (size_t i = 0; i < d->nqueue; i++)
+        free(d->queue[i]);
+    for (size_t i = 0; i < d->nnotnow; i++)
+        free(d->notnow[i]);
+    free(d->queue);
+    free(d->notnow);
+    free(d->json);
+    free(d);
+}
+
+static char *api_devices_dev_json(const struct store_record *dev, const char *const *queue,
+                                  size_t nqueue, const char *const *notnow, size_t nnotnow)
+{
+    json_t *j = json_pack("{s:o, s:o, s:o}", "device", api_devices_record(dev), "queue",
+                          api_devices_strings(queue, nqueue), "notnow",
+                          api_devices_strings(notnow, nnotnow));
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+static void api_devices_dev_job(void *arg)
+{
+    struct api_devices_dev *d = arg;
+    d->json = api_devices_dev_json(d->rec, (const char *const *)d->queue, d->nqueue,
+                                   (const char *const *)d->notnow, d->nnotnow);
+}
+
+static void api_devices_dev_done(void *arg)
+{
+    struct api_devices_dev *d = arg;
+    if (d->json != NULL)
+        req_respond(d->req, 200, "application/json", d->json, strlen(d->json));
+    else
+        req_fail(d->req, 503, "shutting down"); /* the worker never ran the job */
+    api_devices_dev_free(d);
+}
+
+static void api_devices_on_device(void *arg, int err, const struct store_record *dev,
+                                  const char *const *queue, size_t nqueue,
+                                  const char *const *notnow, size_t nnotnow)
+{
+    struct api_devices_dev *d = arg;
+    size_t bytes = 0;
+    if (err != MDMD_OK || dev == NULL) {
+        if (err != MDMD_OK)
+            api_fail(d->req, err);
+        else
+            req_fail(d->req, 404, "unknown device");
+        api_devices_dev_free(d);
+        return;
+    }
+    for (size_t i = 0; i < dev->n; i++)
+        bytes += dev->kv[i].len;
+    bytes += 40 * (nqueue + nnotnow);
+    if (bytes <= API_DEVICES_INLINE || d->app->worker == NULL) {
+        d->json = api_devices_dev_json(dev, queue, nqueue, notnow, nnotnow);
+        api_devices_dev_done(d);
+        return;
+    }
+    d->rec = api_devices_copy(dev, 1);
+    d->queue = api_devices_copy_strings(queue, nqueue);
+    d->nqueue = nqueue;
+    d->notnow = api_devices_copy_strings(notnow, nnotnow);
+    d->nnotnow = nnotnow;
+    worker_submit(d->app->worker, api_devices_dev_job, api_devices_dev_done, d);
 }
 
 static void api_devices_on_clear(void *arg, int err, long n)
@@ -251,7 +344,8 @@ static void api_devices_commands(struct req *req, struct app *a, const char *udi
         struct api_devices_hist *h = xcalloc(1, sizeof(*h));
         h->req = req;
         h->app = a;
-        store_history(a->store, udid, before, (int)count, api_devices_on_history, h);
+        store_history(a->store, udid, before, (int)count, a->cf->history_page_bytes,
+                      api_devices_on_history, h);
     }
     free(before);
 }
@@ -291,9 +385,12 @@ void api_device(struct req *req, void *app)
         return;
     if (strcmp(tail, "/commands") == 0)
         api_devices_commands(req, a, udid);
-    else if (*tail == '\0' && req_method(req) == HTTP_M_GET)
-        store_device_get(a->store, udid, 1000, api_devices_on_device, req);
-    else if (*tail == '\0')
+    else if (*tail == '\0' && req_method(req) == HTTP_M_GET) {
+        struct api_devices_dev *d = xcalloc(1, sizeof(*d));
+        d->req = req;
+        d->app = a;
+        store_device_get(a->store, udid, 1000, api_devices_on_device, d);
+    } else if (*tail == '\0')
         req_fail(req, 405, "method not allowed");
     else
         req_fail(req, 404, "no such endpoint");

@@ -545,17 +545,14 @@ static int enroll_challenge_ok(const char *c)
     return n == ENROLL_CHALLENGE_LEN - 1 && strspn(c, alnum) == n;
 }
 
-static void enroll_phase1(struct enroll_req *e, plist_t attrs, const void *der, size_t len)
+/* untrusted: enroll_device_ca_file is set and the signer does not chain to it. */
+static void enroll_phase1(struct enroll_req *e, plist_t attrs, int untrusted)
 {
-    X509_STORE *trust = e->app->enroll->cur->device_trust;
-    unsigned char *content = NULL;
-    size_t clen;
     e->kind = ENROLL_PHASE1;
-    if (trust != NULL && ca_cms_verify(der, len, trust, &content, &clen, NULL) != 0) {
+    if (untrusted) {
         enroll_fail(e, 403, "signer does not chain to enroll_device_ca_file");
         return;
     }
-    free(content);
     char *ch = apple_plist_dict_string(attrs, "CHALLENGE");
     if (ch == NULL || !enroll_challenge_ok(ch)) {
         free(ch);
@@ -639,36 +636,83 @@ static int enroll_attrs(struct enroll_req *e, plist_t attrs)
     return ok ? 0 : -1;
 }
 
-void enroll_ota(struct req *req, void *app)
+/* An OTA reply checked on the loop up to ENROLL_OTA_INLINE bytes, on the
+ * crypto worker beyond: CMS_verify and the parse of what it signed cost
+ * milliseconds for a body of the small-body limit, from anyone. */
+#define ENROLL_OTA_INLINE 8192
+struct enroll_ota {
+    struct req *req;
+    struct app *app;
+    const unsigned char *body; /* the request's own buffer: valid until it is answered */
+    size_t len;
+    X509_STORE *trust; /* enroll_device_ca_file, or NULL (kept until enroll_keys_free) */
+    unsigned char *content;
+    size_t clen;
+    X509 *signer;
+    plist_t attrs;
+    int ran, verified, ours, untrusted;
+    char why[128];
+};
+
+static void enroll_ota_job(void *arg)
 {
-    struct app *a = app;
-    size_t len, clen = 0;
-    const unsigned char *body = req_body(req, &len);
-    unsigned char *content = NULL;
-    X509 *signer = NULL;
-    if (ca_cms_verify(body, len, NULL, &content, &clen, &signer) != 0) {
-        req_fail(req, 400, "body is not a CMS signed message with a valid signature");
-        return;
-    }
+    struct enroll_ota *o = arg;
     /* The device attributes are a flat dictionary of a dozen strings: a
      * tight node budget keeps an anonymous body from making libplist build
-     * 100,000s of nodes on the loop. */
+     * 100,000s of nodes. */
     static const struct shape_limits ota = {32, ENROLL_MAX_NODES, 65536};
-    char why[128], msg[192];
-    struct enroll_req *e = enroll_new(req, a);
-    plist_t attrs = shape_plist(content, clen, &ota, why, sizeof(why)) == SHAPE_OK
-                        ? apple_plist_parse(content, clen, why, sizeof(why))
-                        : NULL;
-    snprintf(msg, sizeof(msg), "signed content: %s", why);
-    if (attrs == NULL)
-        enroll_fail(e, 400, msg);
-    else if (enroll_attrs(e, attrs) != 0)
-        enroll_fail(e, 400, "signed content is not a plist with a valid UDID");
-    else if (ca_issued_by(a->ca, signer))
-        enroll_phase2(e, signer);
-    else
-        enroll_phase1(e, attrs, body, len);
-    plist_free(attrs);
-    free(content);
-    ca_cert_free(signer);
+    o->ran = 1;
+    if (ca_cms_verify(o->body, o->len, NULL, &o->content, &o->clen, &o->signer) != 0)
+        return;
+    o->verified = 1;
+    o->ours = ca_issued_by(o->app->ca, o->signer); /* a struct ca is read-only: thread-safe */
+    if (!o->ours && o->trust != NULL) {
+        unsigned char *c = NULL;
+        size_t n;
+        o->untrusted = ca_cms_verify(o->body, o->len, o->trust, &c, &n, NULL) != 0;
+        free(c);
+    }
+    if (shape_plist(o->content, o->clen, &ota, o->why, sizeof(o->why)) == SHAPE_OK)
+        o->attrs = apple_plist_parse(o->content, o->clen, o->why, sizeof(o->why));
+}
+
+static void enroll_ota_checked(void *arg)
+{
+    struct enroll_ota *o = arg;
+    char msg[192];
+    if (!o->ran) {
+        req_fail(o->req, 503, "shutting down");
+    } else if (!o->verified) {
+        req_fail(o->req, 400, "body is not a CMS signed message with a valid signature");
+    } else {
+        struct enroll_req *e = enroll_new(o->req, o->app);
+        snprintf(msg, sizeof(msg), "signed content: %s", o->why);
+        if (o->attrs == NULL)
+            enroll_fail(e, 400, msg);
+        else if (enroll_attrs(e, o->attrs) != 0)
+            enroll_fail(e, 400, "signed content is not a plist with a valid UDID");
+        else if (o->ours)
+            enroll_phase2(e, o->signer);
+        else
+            enroll_phase1(e, o->attrs, o->untrusted);
+    }
+    plist_free(o->attrs);
+    free(o->content);
+    ca_cert_free(o->signer);
+    free(o);
+}
+
+void enroll_ota(struct req *req, void *app)
+{
+    struct enroll_ota *o = xcalloc(1, sizeof(*o));
+    o->req = req;
+    o->app = app;
+    o->body = req_body(req, &o->len);
+    o->trust = o->app->enroll->cur->device_trust;
+    if (o->len <= ENROLL_OTA_INLINE || o->app->worker == NULL) {
+        enroll_ota_job(o);
+        enroll_ota_checked(o);
+    } else {
+        worker_submit(o->app->worker, enroll_ota_job, enroll_ota_checked, o);
+    }
 }
