@@ -272,4 +272,92 @@ fp=$(R hget 'mdm:dev:{SCT2-000000}' cert_fp)
 check "one certificate registered ($(scep_certs SCT2-000000)), the one the device uses" \
     bash -c "[ '$(scep_certs SCT2-000000)' = 1 ] && [ '$(R hget "mdm:cert:$fp" udid)' = SCT2-000000 ]"
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
+# --- 7. OTA enrollment: a retry of a phase whose answer was lost ---
+# The server makes the device's key, and phase 1 uses up a one-time
+# challenge: a retry of the same request (same challenge, UDID and signer)
+# must get an identity, not a 403, and the one made for the lost answer is
+# revoked in the same script: never two live identities for one enrollment.
+# ota_post FILE: POSTs a signed reply; prints the status, body in $T/ota.
+ota_post() { curl -s -o "$T/ota" -w '%{http_code}' --max-time 30 --cacert "$CA" -H 'Content-Type: application/pkcs7-signature' --data-binary "@$1" "https://127.0.0.1:$PUB/enroll/ota"; }
+# ota_try FILE RULE...: arms RULE, POSTs FILE, and once more after a 5xx
+# (what a device does); prints the two statuses.
+ota_try() {
+    local f=$1; shift
+    : >"$T/ctl.fired"; rule "$@"
+    local c1 c2=-; c1=$(ota_post "$f")
+    if [ "${c1:0:1}" = 5 ]; then
+        wait_for 5 out_is 200 http_code "https://127.0.0.1:$PUB/healthz" --cacert "$CA"
+        c2=$(ota_post "$f")
+    fi
+    echo "$c1 $c2"
+}
+# ota_pem OUT: the PKCS12 identity of the profile in $T/ota as PEM (cert, key).
+ota_pem() {
+    openssl cms -verify -inform DER -in "$T/ota" -noverify -binary -out "$T/ota.plist" 2>/dev/null &&
+    python3 - "$T/ota.plist" "$T/ota.p12" "$T/ota.pw" <<'PY' &&
+import plistlib, sys
+p = plistlib.load(open(sys.argv[1], 'rb'))
+x = [c for c in p['PayloadContent'] if c['PayloadType'] == 'com.apple.security.pkcs12'][0]
+open(sys.argv[2], 'wb').write(x['PayloadContent'])
+open(sys.argv[3], 'w').write(x['Password'])
+PY
+    openssl pkcs12 -in "$T/ota.p12" -passin "file:$T/ota.pw" -nodes -legacy -out "$1" 2>/dev/null
+}
+pemfp() { openssl x509 -in "$1" -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1; }
+# certs UDID KIND: "issued revoked" counts of the registry's KIND entries for UDID.
+certs() { R eval "local i,r=0,0 for _,k in ipairs(redis.call('KEYS','mdm:cert:*')) do local h=redis.call('HMGET',k,'udid','kind','state') if h[1]==ARGV[1] and h[2]==ARGV[2] then if h[3]=='issued' then i=i+1 else r=r+1 end end end return i..' '..r" 0 "$1" "$2"; }
+D=$T/f
+write_conf "$D" "redis 127.0.0.1:$PROXY_PORT" "redis_timeout_ms 300" "apns_topic $TOPIC" \
+    "provision_on_enroll no"
+start_mdmd "$D" || { fail "mdmd for OTA starts"; finish; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=OTA-DEV" \
+    -keyout "$T/otadev.key" -out "$T/otadev.crt" -days 2 2>/dev/null
+cat "$T/otadev.crt" "$T/otadev.key" >"$T/otadev.pem"
+# ota_phase1 UDID: a fresh challenge (CH), the device's signed reply in $T/$UDID.p1.
+ota_phase1() {
+    CH=$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)
+    R set "mdm:enroll:chal:$CH" sam EX 300 >/dev/null
+    plist_msg "$T/$1.a1" UDID "$1" SERIAL "SN-$1" CHALLENGE "$CH"
+    openssl cms -sign -binary -nodetach -outform DER -in "$T/$1.a1" -signer "$T/otadev.pem" -out "$T/$1.p1" 2>/dev/null
+}
+# phase 1, the take (the script naming the challenge) runs, its answer is lost
+ota_phase1 OTA-P1
+st=$(ota_try "$T/OTA-P1.p1" "$CH" 1 drop_after 200)
+check "OTA phase 1, the challenge taken but the answer lost: 503, the retry 200 ($st)" test "$st" = "503 200"
+check "the fault hit the take" grep -q "^$CH 1 drop_after" "$T/ctl.fired"
+ota_pem "$T/OTA-P1.ota.pem"
+check "one OTA identity, issued, the one the device got ($(certs OTA-P1 ota))" \
+    bash -c "[ '$(certs OTA-P1 ota)' = '1 0' ] && [ \"\$(redis-cli -p $REDIS_PORT hget mdm:cert:$(pemfp "$T/OTA-P1.ota.pem") state)\" = issued ]"
+check "the same request once answered: 403 (a replay)" test "$(ota_post "$T/OTA-P1.p1")" = 403
+# phase 1, the registration (the first command naming the UDID) runs, its answer is lost
+ota_phase1 OTA-P2
+st=$(ota_try "$T/OTA-P2.p1" OTA-P2 1 drop_after 200)
+check "OTA phase 1, the identity registered but the answer lost: the retry 200 ($st)" test "$st" = "503 200"
+check "the fault hit the registration" grep -q '^OTA-P2 1 drop_after' "$T/ctl.fired"
+ota_pem "$T/OTA-P2.ota.pem"
+ofp=$(pemfp "$T/OTA-P2.ota.pem")
+check "one live OTA identity, the one the device got; the lost one revoked ($(certs OTA-P2 ota))" \
+    bash -c "[ '$(certs OTA-P2 ota)' = '1 1' ] && [ \"\$(redis-cli -p $REDIS_PORT hget mdm:cert:$ofp state)\" = issued ]"
+check "the lost one revoked as retried" test "$(R eval "for _,k in ipairs(redis.call('KEYS','mdm:cert:*')) do if redis.call('HGET',k,'udid')=='OTA-P2' and redis.call('HGET',k,'state')=='revoked' then return redis.call('HGET',k,'revoked_reason') end end return ''" 0)" = retried
+# phase 2 (a device whose phase 1 went through): the record script (naming
+# the device) runs, its answer is lost
+ota_phase1 OTA-P3
+check "OTA-P3 phase 1: 200" test "$(ota_post "$T/OTA-P3.p1")" = 200
+ota_pem "$T/OTA-P3.ota.pem"
+ofp=$(pemfp "$T/OTA-P3.ota.pem")
+plist_msg "$T/OTA-P3.a2" UDID OTA-P3 SERIAL SN-OTA-P3
+openssl cms -sign -binary -nodetach -outform DER -in "$T/OTA-P3.a2" -signer "$T/OTA-P3.ota.pem" -out "$T/OTA-P3.p2" 2>/dev/null
+st=$(ota_try "$T/OTA-P3.p2" '{OTA-P3}' 1 drop_after 200)
+check "OTA phase 2, the device identity recorded but the answer lost: the retry 200 ($st)" test "$st" = "503 200"
+check "the fault hit the record script" grep -q '^{OTA-P3} 1 drop_after' "$T/ctl.fired"
+ota_pem "$T/OTA-P3.id.pem"
+dfp=$(pemfp "$T/OTA-P3.id.pem")
+check "one live device identity, the one the device got ($(certs OTA-P3 device))" \
+    bash -c "[ '$(certs OTA-P3 device)' = '1 1' ] && [ \"\$(redis-cli -p $REDIS_PORT hget mdm:cert:$dfp state)\" = issued ]"
+check "the device record names it" test "$(R hget 'mdm:dev:{OTA-P3}' issued_fp)" = "$dfp"
+check "the OTA identity used up, its retry window closed" \
+    test "$(R hmget "mdm:cert:$ofp" state revoked_reason retry_until | paste -sd:)" = "revoked:used:"
+check "phase 2 again once answered: 403 (a replay)" test "$(ota_post "$T/OTA-P3.p2")" = 403
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
+check "no sanitizer report (OTA)" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
 finish
