@@ -360,4 +360,92 @@ check "the OTA identity used up, its retry window closed" \
 check "phase 2 again once answered: 403 (a replay)" test "$(ota_post "$T/OTA-P3.p2")" = 403
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
 check "no sanitizer report (OTA)" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
+# --- 8. check-in and report retries after a lost answer ---
+# The script of each message runs, its answer is lost (the device gets 503)
+# and the device sends the same message again: state, queue, history,
+# events, provisioning and counters must show it once.
+D=$T/g
+write_conf "$D" "redis 127.0.0.1:$PROXY_PORT" "redis_timeout_ms 300" "provision_on_enroll yes" \
+    "provision_retry_s 60"
+start_mdmd "$D" || { fail "mdmd for check-in retries starts"; finish; }
+U=CK-1
+# try NAME FILE PATH CT RULE...: arms RULE, PUTs FILE, and once more after a
+# 5xx; prints the two statuses.
+try() {
+    local n=$1 f=$2 p=$3 ct=$4; shift 4
+    : >"$T/ctl.fired"; rule "$@"
+    local c1 c2=-; c1=$(mdm_put "$p" "$n" "$f" "$ct")
+    if [ "${c1:0:1}" = 5 ]; then
+        wait_for 5 out_is 200 http_code "https://127.0.0.1:$PUB/healthz" --cacert "$CA"
+        c2=$(mdm_put "$p" "$n" "$f" "$ct")
+    fi
+    echo "$c1 $c2"
+}
+CI=application/x-apple-aspen-mdm-checkin
+# events TYPE: mdm:events entries of TYPE for $U.
+events() { R eval "local n=0 for _,e in ipairs(redis.call('XRANGE','mdm:events','-','+')) do local f=e[2] local t,u for i=1,#f-1,2 do if f[i]=='type' then t=f[i+1] elseif f[i]=='udid' then u=f[i+1] end end if t==ARGV[1] and u==ARGV[2] then n=n+1 end end return n" 0 "$1" "$U"; }
+metric() { curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/metrics" | awk -v k="$1" '$1==k{print $2}'; }
+# depth_ok: mdm:stats queue_depth is the sum of every queue's length.
+depth_ok() { R eval "local n=0 for _,k in ipairs(redis.call('KEYS','mdm:q:*')) do n=n+redis.call('LLEN',k) end return tostring(n)..' '..(redis.call('HGET','mdm:stats','queue_depth') or '0')" 0; }
+depth_same() { local d; d=$(depth_ok); [ "${d% *}" = "${d#* }" ]; }
+make_client_cert ck "$CA" "$D/var/ca/ca.key" "$U"
+plist_msg "$T/ck.auth" MessageType Authenticate UDID "$U" Topic com.apple.mgmt.test SerialNumber SN-CK
+st=$(try ck "$T/ck.auth" /mdm/checkin $CI "{$U}" 1 drop_after 200)
+check "Authenticate whose answer is lost: 503, the retry 200 ($st)" test "$st" = "503 200"
+check "the fault hit the Authenticate script" grep -q "^{$U} 1 drop_after" "$T/ctl.fired"
+check "one authenticated event ($(events authenticated)), a first enrollment" \
+    bash -c "[ $(events authenticated) = 1 ] && [ \"\$(redis-cli -p $REDIS_PORT xrevrange mdm:events + - | grep -A1 -x reenrollment | tail -1)\" = 0 ]"
+check "mdmd_authenticates_total 1 ($(metric mdmd_authenticates_total))" test "$(metric mdmd_authenticates_total)" = 1
+plist_msg "$T/ck.tok" MessageType TokenUpdate UDID "$U" Topic com.apple.mgmt.test \
+    PushMagic "MAGIC-$U" Token "<data>R+juwGLC9ynsFwPBs+GPGXHYXwC+dkRdNAgLqnAbX1E=</data>"
+st=$(try ck "$T/ck.tok" /mdm/checkin $CI "{$U}" 1 drop_after 200)
+check "the first TokenUpdate whose answer is lost: 503, the retry 200 ($st)" test "$st" = "503 200"
+check "the fault hit the TokenUpdate script" grep -q "^{$U} 1 drop_after" "$T/ctl.fired"
+check "enrolled, one enrolled event ($(events enrolled))" \
+    bash -c "[ \"\$(redis-cli -p $REDIS_PORT hget 'mdm:dev:{$U}' state)\" = enrolled ] && [ $(events enrolled) = 1 ]"
+check "its provisioning queued once ($(devinfo $U))" test "$(devinfo $U)" = 1
+check "nothing left pending" test "$(R zscore mdm:provision $U)" = ""
+check "mdmd_enrollments_total 1 ($(metric mdmd_enrollments_total)), logged once" \
+    bash -c "[ '$(metric mdmd_enrollments_total)' = 1 ] && [ \$(grep -c 'event=enrolled udid=$U\$' '$T/mdmd.log') = 1 ]"
+check "queue_depth matches the queues ($(depth_ok))" depth_same
+# Reports: three more commands, then Acknowledged, Error and NotNow lost.
+for rt in ProfileList SecurityInfo CertificateList; do
+    api POST /v1/commands "{\"udids\":[\"$U\"],\"command\":{\"RequestType\":\"$rt\"}}" >/dev/null
+done
+report() {   # report STATUS UUID: the report with a lost answer, and its retry
+    plist_msg "$T/ck.poll" UDID "$U" Status "$1" CommandUUID "$2"
+    try ck "$T/ck.poll" /mdm/connect application/x-apple-aspen-mdm "$2" 1 drop_after 200
+}
+qn() { R eval "local n=0 for _,x in ipairs(redis.call('LRANGE','mdm:q:{'..ARGV[1]..'}',0,-1)) do if x==ARGV[2] then n=n+1 end end return n" 0 "$U" "$1"; }
+finished() { R eval "local n=0 for _,e in ipairs(redis.call('XRANGE','mdm:events','-','+')) do local f=e[2] local t,id for i=1,#f-1,2 do if f[i]=='type' then t=f[i+1] elseif f[i]=='uuid' then id=f[i+1] end end if t=='command_finished' and id==ARGV[1] then n=n+1 end end return n" 0 "$1"; }
+poll ck "$U" Idle
+for st_ in Acknowledged Error; do
+    id=$NEXT
+    before=$(metric "mdmd_command_reports_total{status=\"$st_\"}")
+    st=$(report $st_ "$id")
+    NEXT=$(grep -A1 '<key>CommandUUID</key>' "$T/resp" 2>/dev/null | sed -n 's/.*<string>\(.*\)<\/string>.*/\1/p')
+    check "$st_ whose answer is lost: 503, the retry 200 ($st)" test "$st" = "503 200"
+    check "$st_: the result recorded once, one command_finished event ($(results $U "$id") $(finished "$id"))" \
+        bash -c "[ $(results $U "$id") = 1 ] && [ $(finished "$id") = 1 ] && [ $(qn "$id") = 0 ]"
+    check "$st_: counted once in mdmd_command_reports_total" \
+        test "$(metric "mdmd_command_reports_total{status=\"$st_\"}")" = "$((${before:-0} + 1))"
+    check "$st_: queue_depth matches the queues ($(depth_ok))" depth_same
+    check "$st_: the retry got the next command" test -n "$NEXT"
+done
+id=$NEXT
+st=$(report NotNow "$id")
+check "NotNow whose answer is lost: 503, the retry 200 ($st)" test "$st" = "503 200"
+check "NotNow: still queued once, marked, nothing recorded ($(qn "$id") $(results $U "$id"))" \
+    bash -c "[ $(qn "$id") = 1 ] && [ \"\$(redis-cli -p $REDIS_PORT sismember 'mdm:notnow:{$U}' '$id')\" = 1 ] && [ $(results $U "$id") = 0 ]"
+check "NotNow: queue_depth matches the queues ($(depth_ok))" depth_same
+plist_msg "$T/ck.out" MessageType CheckOut UDID "$U" Topic com.apple.mgmt.test
+st=$(try ck "$T/ck.out" /mdm/checkin $CI "{$U}" 1 drop_after 200)
+check "CheckOut whose answer is lost: 503, the retry 200 ($st)" test "$st" = "503 200"
+check "checked out, one checked_out event, its certificate revoked once ($(events checked_out) $(events cert_revoked))" \
+    bash -c "[ \"\$(redis-cli -p $REDIS_PORT hget 'mdm:dev:{$U}' state)\" = checked_out ] && [ $(events checked_out) = 1 ]"
+check "mdmd_checkouts_total 1 ($(metric mdmd_checkouts_total))" test "$(metric mdmd_checkouts_total)" = 1
+check "CheckOut: queue_depth matches the queues ($(depth_ok))" depth_same
+check "after CheckOut a report is refused: 403" test "$(mdm_put /mdm/connect ck "$T/ck.poll")" = 403
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
+check "no sanitizer report (check-in retries)" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
 finish
