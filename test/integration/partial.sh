@@ -87,6 +87,12 @@ cp "$T/api" "$T/paused.json"
 check "Redis paused: 503 redis timeout, nothing known to be done ($(cat "$T/paused.json"))" \
     bash -c "[ $code = 503 ] && grep -q '\"error\":\"redis timeout\"' '$T/paused.json' && grep -q '\"processed\":0' '$T/paused.json' && grep -q '\"in_doubt\":1000' '$T/paused.json'"
 R set partial:unpaused 1 >/dev/null     # a write: waits for the pause to end
+# During the pause mdmd's own timers (provisioning retry, re-push, ...) meet
+# it too, time out and make the store reconnect with backoff: the retry
+# waits until mdmd is connected again (a 503 right then is the honest answer,
+# and made this check flaky), not for a fixed time.
+check "mdmd is connected again after the pause" \
+    wait_for 5 out_is 200 http_code "https://127.0.0.1:$PUB/healthz" --cacert "$CA"
 code=$(api POST /v1/commands "$(body U-7 "$all" SecurityInfo)")
 check "after the pause the retry is 201 ($code)" test "$code" = 201
 check "U-7 on each queue exactly once ($(qcount U-7))" test "$(qcount U-7)" = "$N 0"
@@ -192,7 +198,9 @@ write_conf "$D"          # no redis line: mdmd starts its own
 start_mdmd "$D" || { fail "mdmd with a private redis starts"; finish; }
 S=$D/var/redis/redis.sock
 redis-cli -s "$S" set partial:kept yes >/dev/null
-sleep 1.2                # appendfsync everysec
+# In the AOF (written before Redis replies, fsynced every second): once it
+# is in the file, kill -9 of the process cannot lose it.
+check "the write is in the AOF" wait_for 5 bash -c "cat '$D/var/redis/'appendonlydir/*.aof '$D/var/redis/'*.aof 2>/dev/null | grep -q partial:kept"
 pid=$(sed -n 's/.*event=embedded_redis_spawned pid=\([0-9]*\).*/\1/p' "$T/mdmd.log" | tail -n 1)
 kill -9 "$pid"
 check "/healthz says restarting while it is down" \
@@ -225,7 +233,17 @@ for i in 1 2 3 4; do
         --data-binary '{"username":"kim","password":"kim-pw-123"}' "https://127.0.0.1:$PUB/console/api/login" >"$T/st.c$i" &
     cpids+=($!)
 done
-sleep 0.5
+# Until mdmd has all 8 (in flight on the listeners, besides this /metrics
+# request, or already answered), not a fixed time: one not yet read at
+# SIGTERM would be refused, not queued.
+logins_in() {
+    local n a
+    n=$(curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/metrics" |
+        awk '$1 ~ /^mdmd_http_inflight_requests/ {s += $2} END {print s - 1}')
+    a=$(cat "$T"/st.* 2>/dev/null | fold -w3 | grep -c .)
+    [ $((n + a)) -ge 8 ]
+}
+check "the 8 logins reached mdmd" wait_for 20 logins_in
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
 wait "${cpids[@]}"
 st=$(cat "$T"/st.* | fold -w3 | sort | uniq -c | awk '{print $2"x"$1}' | paste -sd' ')
