@@ -89,23 +89,6 @@ static const char *store_enroll_nz(const char *s)
     return s != NULL ? s : "";
 }
 
-struct store_op *store_cert_put(struct store *s, const char *fp, const struct store_cert *c,
-                                store_done_fn *cb, void *arg)
-{
-    char key[STORE_ENROLL_KEY_MAX], issued[24];
-    snprintf(key, sizeof(key), "mdm:cert:%s", fp);
-    snprintf(issued, sizeof(issued), "%lld", (long long)c->issued_ms);
-    const char *argv[] = {"HSET",   key,
-                          "udid",   store_enroll_nz(c->udid),
-                          "user",   store_enroll_nz(c->user),
-                          "kind",   store_enroll_nz(c->kind),
-                          "state",  store_enroll_nz(c->state),
-                          "serial", store_enroll_nz(c->serial),
-                          "issued", issued};
-    struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
-    return store_cmd_argv(s, (int)ARRAY_LEN(argv), argv, NULL, store_enroll_done_reply, op);
-}
-
 /* A flat HGETALL reply into c (strings borrowed from r); -1 if malformed. */
 static int store_enroll_parse_cert(const redisReply *r, struct store_cert *c)
 {

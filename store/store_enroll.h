@@ -65,10 +65,6 @@ struct store_op *store_challenge_take(struct store *s, int kind, const char *cha
                                       const char *tx_id, const char *peer, store_chal_fn *cb,
                                       void *arg);
 
-/* Registers a certificate (kind, state and all fields of c; NULL strings
- * become ""). */
-struct store_op *store_cert_put(struct store *s, const char *fp, const struct store_cert *c,
-                                store_done_fn *cb, void *arg);
 /* OTA phase 1 (store/lua/ota_register.lua): registers the OTA identity fp
  * (kind "ota", state "issued", c's udid, user, serial and issued_ms) and, in
  * the same step, revokes (reason "retried") the one an earlier try of tx_id
