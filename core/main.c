@@ -332,20 +332,15 @@ static void main_shutdown(struct mdmd *m)
 }
 
 /* Two priorities: the store's events (STORE_EV_PRIORITY) run before the
- * rest, which default to the lower one, and after 10 ms of the others'
- * callbacks the loop looks for due timers and ready sockets again, so that
- * a loop busy with a wave of requests holds back neither the replies they
- * wait for nor the Redis reconnect after an outage (faults.sh: a batch of
- * 64 sessions under ASan delayed it by most of a second). */
+ * rest, which default to the lower one, so that a loop busy with a wave of
+ * requests holds back neither the replies they wait for nor the Redis
+ * reconnect after an outage (faults.sh: the requests' callbacks under ASan
+ * delayed it by most of a second).  Not also
+ * event_config_set_max_dispatch_interval: with it a history read under
+ * valgrind hung until its client gave up (valgrind.sh), cause not found. */
 static struct event_base *main_base_new(void)
 {
-    static const struct timeval slice = {0, 10000};
-    struct event_config *cfg = event_config_new();
-    struct event_base *base = NULL;
-    if (cfg != NULL && event_config_set_max_dispatch_interval(cfg, &slice, -1, 1) == 0)
-        base = event_base_new_with_config(cfg);
-    if (cfg != NULL)
-        event_config_free(cfg);
+    struct event_base *base = event_base_new();
     if (base == NULL || event_base_priority_init(base, 2) != 0)
         die("event=event_base_failed");
     return base;

@@ -68,10 +68,10 @@ check "/healthz is 200 again once Redis is back" \
 # (STORE_BACKOFF_MAX_MS 250; an attempt that met LOADING waits one more) plus
 # the handshake.  Not the /healthz round trip: under this load a TLS handshake
 # through the busy loop alone took a few hundred ms and made it flaky.
-# The store's events run ahead of the requests' (two loop priorities, and
-# the loop looks again every 10 ms of other callbacks: main_base_new), so the
-# backoff timer and the handshake replies are not queued behind a batch of
-# the 64 sessions; before that, a busy ASan loop once made this 1029 ms.
+# The store's events run ahead of the requests' (two loop priorities:
+# main_base_new), so the backoff timer and the handshake replies are not
+# queued behind the 64 sessions' callbacks; before that, a busy ASan loop
+# made this 1029 ms once (1025 and 594 ms in two runs here).
 line=$(grep 'event=redis_connected' "$T/mdmd.log" | sed -n "$((nconn + 1))p")
 ts=$(echo "$line" | sed 's/^ts=\([^ ]*\) .*/\1/')
 # From Redis' own "Ready to accept connections" (its AOF loaded), not from
