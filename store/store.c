@@ -72,6 +72,9 @@ struct store {
     int backoff_ms;              /* delay before the next attempt */
     int failing;                 /* a failed attempt was logged at warn since the last success */
     int closing;                 /* inside store_free() */
+    int64_t attempt_ms;          /* (monotonic) when the current attempt began */
+    int64_t down_ms;             /* (monotonic) when the connection was lost, or 0 */
+    int attempts;                /* since it was lost */
     struct store_op *ops, *tail; /* pending, oldest first */
     int npending;
     struct store_script *scripts; /* loaded on every connect */
@@ -102,6 +105,7 @@ static struct event *store_event_new(struct event_base *base, event_callback_fn 
         log_err("event=out_of_memory what=event_new");
         abort();
     }
+    (void)event_priority_set(ev, STORE_EV_PRIORITY); /* fails only with one priority */
     return ev;
 }
 
@@ -203,6 +207,8 @@ static void store_down(struct store *s, const char *why)
     s->state = STORE_DOWN;
     evtimer_del(s->drop_ev);
     if (was_up)
+        s->down_ms = util_mono_ms();
+    if (was_up)
         log_warn("event=redis_disconnected addr=%s err=\"%s\" pending=%d retry_ms=%d", s->addr, why,
                  s->npending, s->backoff_ms);
     else if (!s->failing)
@@ -283,7 +289,14 @@ static void store_on_ready(struct store_op *op, int err, const redisReply *r)
     s->state = STORE_UP;
     s->backoff_ms = STORE_BACKOFF_MIN_MS;
     s->failing = 0;
-    log_info("event=redis_connected addr=%s", s->addr);
+    /* How long the handshake took and how long service was gone: what the
+     * "within a second" of a reconnect is made of (faults.sh). */
+    int64_t now = util_mono_ms();
+    log_info("event=redis_connected addr=%s attempt_ms=%lld attempts=%d down_ms=%lld", s->addr,
+             (long long)(now - s->attempt_ms), s->attempts,
+             (long long)(s->down_ms != 0 ? now - s->down_ms : 0));
+    s->down_ms = 0;
+    s->attempts = 0;
     if (s->parent != NULL)
         store_cluster_kick(s->parent); /* ops parked for this node go out */
 }
@@ -345,6 +358,7 @@ static void store_connect(struct store *s)
         s->seed_i = (s->seed_i + 1) % s->nseeds;
         (void)store_parse_addr(s->seeds[s->seed_i], &s->path, &s->host, &s->port);
     }
+    s->attempts++;
     redisAsyncContext *ac =
         s->path != NULL ? redisAsyncConnectUnix(s->path) : redisAsyncConnect(s->host, s->port);
 
@@ -357,10 +371,18 @@ static void store_connect(struct store *s)
     }
     ac->data = s;
     redisLibeventAttach(ac, s->base);
+    /* The adapter's events: new and not yet active, so this cannot fail
+     * other than for a base with one priority. */
+    redisLibeventEvents *lev = ac->ev.data;
+    if (lev != NULL) {
+        (void)event_priority_set(lev->rev, STORE_EV_PRIORITY);
+        (void)event_priority_set(lev->wev, STORE_EV_PRIORITY);
+    }
     redisAsyncSetConnectCallback(ac, store_on_connect);
     redisAsyncSetDisconnectCallback(ac, store_on_disconnect);
     s->ac = ac;
     s->state = STORE_CONNECTING;
+    s->attempt_ms = util_mono_ms();
     store_event_add_ms(s->timer, s->timeout_ms);
 }
 

@@ -42,6 +42,11 @@ typedef void store_done_fn(void *arg, int err);
  * it at startup with store_addr_valid().  timeout_ms bounds each op and each
  * connect attempt. */
 struct store *store_new(struct event_base *base, const char *addr, int timeout_ms) MDMD_MUSTCHECK;
+/* The store's timers and socket events take this priority when base has
+ * more than one (event_base_priority_init; main sets two): the replies that
+ * every request waits for, and the reconnect after an outage, are not queued
+ * behind a busy loop's other work. */
+#define STORE_EV_PRIORITY 0
 void store_free(struct store *s); /* NULL-safe; pending callbacks get MDMD_ECANCELED */
 
 int store_connected(const struct store *s)

@@ -9,7 +9,7 @@
 
 #include "store_int.h"
 
-extern const char store_lua_enroll_device[], store_lua_challenge_take[];
+extern const char store_lua_enroll_device[], store_lua_challenge_take[], store_lua_ota_register[];
 
 #define STORE_ENROLL_KEY_MAX 160
 
@@ -33,7 +33,7 @@ struct store_op *store_challenge_put(struct store *s, const char *challenge, con
     return store_cmd_argv(s, 6, argv, NULL, store_enroll_done_reply, op);
 }
 
-/* {'ok', owner}, {'unknown'} or {'limited', ttl_s}. */
+/* {'ok', owner}, {'again', owner, prev}, {'unknown'} or {'limited', ttl_s}. */
 static void store_enroll_chal_reply(struct store_op *op, int err, const redisReply *r)
 {
     store_chal_fn *cb = op->cb.chal;
@@ -42,54 +42,51 @@ static void store_enroll_chal_reply(struct store_op *op, int err, const redisRep
                            r->element[0]->type != REDIS_REPLY_STRING))
         err = MDMD_EPROTO;
     if (err != MDMD_OK) {
-        cb(op->arg, err, 0, NULL);
+        cb(op->arg, err, 0, NULL, 0, "");
         return;
     }
     const char *what = r->element[0]->str;
-    const redisReply *v = r->elements == 2 ? r->element[1] : NULL;
+    const redisReply *v = r->elements >= 2 ? r->element[1] : NULL;
+    const redisReply *c = r->elements == 3 ? r->element[2] : NULL;
     if (strcmp(what, "ok") == 0 && v != NULL && v->type == REDIS_REPLY_STRING)
-        cb(op->arg, MDMD_OK, 0, v->str);
+        cb(op->arg, MDMD_OK, 0, v->str, 0, "");
+    else if (strcmp(what, "again") == 0 && v != NULL && v->type == REDIS_REPLY_STRING &&
+             c != NULL && c->type == REDIS_REPLY_STRING)
+        cb(op->arg, MDMD_OK, 0, v->str, 1, c->str);
     else if (strcmp(what, "limited") == 0 && v != NULL && v->type == REDIS_REPLY_INTEGER)
-        cb(op->arg, MDMD_OK, v->integer > 0 ? (int)v->integer : 1, NULL);
+        cb(op->arg, MDMD_OK, v->integer > 0 ? (int)v->integer : 1, NULL, 0, "");
     else
-        cb(op->arg, MDMD_OK, 0, NULL);
+        cb(op->arg, MDMD_OK, 0, NULL, 0, "");
 }
 
 struct store_op *store_challenge_take(struct store *s, int kind, const char *challenge,
-                                      const char *peer, store_chal_fn *cb, void *arg)
+                                      const char *tx_id, const char *peer, store_chal_fn *cb,
+                                      void *arg)
 {
-    char key[STORE_ENROLL_KEY_MAX], fail[STORE_ENROLL_KEY_MAX], max[16], window[16];
+    char key[STORE_ENROLL_KEY_MAX], fail[STORE_ENROLL_KEY_MAX], tx[STORE_ENROLL_KEY_MAX];
+    char max[16], window[16], ttl[16];
     snprintf(key, sizeof(key), "mdm:%s:chal:%s", kind == STORE_CHAL_SCEP ? "scep" : "enroll",
              challenge);
     snprintf(fail, sizeof(fail), "mdm:chalfail:addr:%s", peer);
+    snprintf(tx, sizeof(tx), "mdm:enroll:tx:%s", tx_id != NULL ? tx_id : "");
     snprintf(max, sizeof(max), "%d", STORE_CHAL_FAIL_ADDR);
     snprintf(window, sizeof(window), "%d", STORE_CHAL_FAIL_WINDOW_S);
-    const char *argv[] = {key, fail, max, window};
+    snprintf(ttl, sizeof(ttl), "%d", STORE_ENROLL_TX_TTL_S);
+    const char *argv[] = {key, fail, tx, max, window, ttl, "0"};
     struct store_op *op = store_op_new(s, (union store_cb){.chal = cb}, arg);
-    return store_cmd_script(s, store_script_get(s, store_lua_challenge_take), 2, 4, argv, NULL,
-                            store_enroll_chal_reply, op);
+    /* Without tx_id: KEYS key fail, ARGV max window (no transaction). */
+    if (tx_id == NULL) {
+        const char *plain[] = {key, fail, max, window};
+        return store_cmd_script(s, store_script_get(s, store_lua_challenge_take), 2,
+                                (int)ARRAY_LEN(plain), plain, NULL, store_enroll_chal_reply, op);
+    }
+    return store_cmd_script(s, store_script_get(s, store_lua_challenge_take), 3,
+                            (int)ARRAY_LEN(argv), argv, NULL, store_enroll_chal_reply, op);
 }
 
 static const char *store_enroll_nz(const char *s)
 {
     return s != NULL ? s : "";
-}
-
-struct store_op *store_cert_put(struct store *s, const char *fp, const struct store_cert *c,
-                                store_done_fn *cb, void *arg)
-{
-    char key[STORE_ENROLL_KEY_MAX], issued[24];
-    snprintf(key, sizeof(key), "mdm:cert:%s", fp);
-    snprintf(issued, sizeof(issued), "%lld", (long long)c->issued_ms);
-    const char *argv[] = {"HSET",   key,
-                          "udid",   store_enroll_nz(c->udid),
-                          "user",   store_enroll_nz(c->user),
-                          "kind",   store_enroll_nz(c->kind),
-                          "state",  store_enroll_nz(c->state),
-                          "serial", store_enroll_nz(c->serial),
-                          "issued", issued};
-    struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
-    return store_cmd_argv(s, (int)ARRAY_LEN(argv), argv, NULL, store_enroll_done_reply, op);
 }
 
 /* A flat HGETALL reply into c (strings borrowed from r); -1 if malformed. */
@@ -114,6 +111,8 @@ static int store_enroll_parse_cert(const redisReply *r, struct store_cert *c)
             c->serial = v->str;
         else if (strcmp(k->str, "issued") == 0)
             c->issued_ms = strtoll(v->str, NULL, 10);
+        else if (strcmp(k->str, "retry_until") == 0)
+            c->retry_until_ms = strtoll(v->str, NULL, 10);
     }
     return 0;
 }
@@ -167,10 +166,52 @@ struct store_op *store_cert_issue_device(struct store *s, const struct store_dev
     snprintf(cert, sizeof(cert), "mdm:cert:%s", c->fp);
     snprintf(dev, sizeof(dev), "mdm:dev:{%s}", c->udid);
     snprintf(now, sizeof(now), "%lld", (long long)c->now_ms);
-    const char *argv[] = {ota,     cert,     dev, "mdm:events",
-                          c->udid, c->user,  now, store_enroll_nz(c->serial),
-                          c->fp,   c->ota_fp};
+    char retry[24];
+    snprintf(retry, sizeof(retry), "%d", STORE_ENROLL_TX_TTL_S * 1000);
+    const char *argv[] = {ota,     cert,      dev,  "mdm:events",
+                          c->udid, c->user,   now,  store_enroll_nz(c->serial),
+                          c->fp,   c->ota_fp, retry};
     struct store_op *op = store_op_new(s, (union store_cb){.issue = cb}, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_enroll_device), 4,
                             (int)ARRAY_LEN(argv), argv, NULL, store_enroll_issue_reply, op);
+}
+
+struct store_op *store_ota_register(struct store *s, const char *fp, const struct store_cert *c,
+                                    const char *tx_id, store_issue_fn *cb, void *arg)
+{
+    char key[STORE_ENROLL_KEY_MAX], tx[STORE_ENROLL_KEY_MAX], issued[24];
+    snprintf(key, sizeof(key), "mdm:cert:%s", fp);
+    snprintf(tx, sizeof(tx), "mdm:enroll:tx:%s", tx_id);
+    snprintf(issued, sizeof(issued), "%lld", (long long)c->issued_ms);
+    const char *argv[] = {key,
+                          tx,
+                          "mdm:events",
+                          store_enroll_nz(c->udid),
+                          store_enroll_nz(c->user),
+                          store_enroll_nz(c->serial),
+                          issued,
+                          fp};
+    struct store_op *op = store_op_new(s, (union store_cb){.issue = cb}, arg);
+    return store_cmd_script(s, store_script_get(s, store_lua_ota_register), 3, (int)ARRAY_LEN(argv),
+                            argv, NULL, store_enroll_issue_reply, op);
+}
+
+struct store_op *store_ota_tx_close(struct store *s, const char *tx_id, store_done_fn *cb,
+                                    void *arg)
+{
+    char tx[STORE_ENROLL_KEY_MAX];
+    snprintf(tx, sizeof(tx), "mdm:enroll:tx:%s", tx_id);
+    const char *argv[] = {"DEL", tx};
+    struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
+    return store_cmd_argv(s, 2, argv, NULL, store_enroll_done_reply, op);
+}
+
+struct store_op *store_cert_retry_close(struct store *s, const char *ota_fp, store_done_fn *cb,
+                                        void *arg)
+{
+    char key[STORE_ENROLL_KEY_MAX];
+    snprintf(key, sizeof(key), "mdm:cert:%s", ota_fp);
+    const char *argv[] = {"HDEL", key, "retry_until"};
+    struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
+    return store_cmd_argv(s, 3, argv, NULL, store_enroll_done_reply, op);
 }

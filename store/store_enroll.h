@@ -6,6 +6,10 @@
  *
  *   mdm:enroll:chal:<challenge>   string: the user it was issued to (TTL)
  *   mdm:cert:<sha256 hex>         hash: one certificate enrollment issued
+ *   mdm:enroll:tx:<tx id>         hash (TTL STORE_ENROLL_TX_TTL_S): a phase 1
+ *                                 whose challenge was taken and not yet
+ *                                 answered: its owner and the OTA identity
+ *                                 registered for it (cert), for a retry
  *
  * The device-record side of the registry (issued_fp, user) is written by
  * store_cert_issue_device() and read by the check-in scripts. */
@@ -23,6 +27,9 @@ struct store_cert { /* an mdm:cert:<fp> entry */
     const char *state;  /* "issued" or "revoked" */
     const char *serial; /* the device's serial number, as it said */
     int64_t issued_ms;
+    int64_t retry_until_ms; /* a used OTA identity whose answer is not known
+                             * to have left: its phase 2 may be retried until
+                             * then (0: not, or never used) */
 };
 
 /* c NULL: no such certificate in the registry. */
@@ -46,14 +53,31 @@ struct store_op *store_challenge_put(struct store *s, const char *challenge, con
 enum store_chal_kind { STORE_CHAL_OTA, STORE_CHAL_SCEP };
 #define STORE_CHAL_FAIL_ADDR 20
 #define STORE_CHAL_FAIL_WINDOW_S 300
-typedef void store_chal_fn(void *arg, int err, int retry_after_s, const char *owner);
+/* With tx_id (OTA phase 1: what a retry of the same request repeats, see
+ * enroll.c), a request seen within STORE_ENROLL_TX_TTL_S and not yet answered
+ * takes nothing: again is 1, owner the one it had and prev the fingerprint of
+ * the OTA identity registered for it ("" if none was).  Its answer was lost
+ * after the challenge was used up, and the retry must not fail for that. */
+#define STORE_ENROLL_TX_TTL_S 600
+typedef void store_chal_fn(void *arg, int err, int retry_after_s, const char *owner, int again,
+                           const char *prev);
 struct store_op *store_challenge_take(struct store *s, int kind, const char *challenge,
-                                      const char *peer, store_chal_fn *cb, void *arg);
+                                      const char *tx_id, const char *peer, store_chal_fn *cb,
+                                      void *arg);
 
-/* Registers a certificate (kind, state and all fields of c; NULL strings
- * become ""). */
-struct store_op *store_cert_put(struct store *s, const char *fp, const struct store_cert *c,
-                                store_done_fn *cb, void *arg);
+/* OTA phase 1 (store/lua/ota_register.lua): registers the OTA identity fp
+ * (kind "ota", state "issued", c's udid, user, serial and issued_ms) and, in
+ * the same step, revokes (reason "retried") the one an earlier try of tx_id
+ * registered, whose answer was lost; records fp on tx_id.  ok 0: that earlier
+ * identity was used for phase 2 meanwhile (nothing changed). */
+struct store_op *store_ota_register(struct store *s, const char *fp, const struct store_cert *c,
+                                    const char *tx_id, store_issue_fn *cb, void *arg);
+/* The answer of a phase 1 is being sent: tx_id can no longer be retried. */
+struct store_op *store_ota_tx_close(struct store *s, const char *tx_id, store_done_fn *cb,
+                                    void *arg);
+/* The answer of a phase 2 is being sent: ota_fp's retry_until goes. */
+struct store_op *store_cert_retry_close(struct store *s, const char *ota_fp, store_done_fn *cb,
+                                        void *arg);
 struct store_op *store_cert_get(struct store *s, const char *fp, store_cert_fn *cb, void *arg);
 
 struct store_device_cert { /* the identity phase 2 issued */
@@ -65,7 +89,10 @@ struct store_device_cert { /* the identity phase 2 issued */
     int64_t now_ms;
 };
 /* Atomically (one script): marks the OTA identity used, provided it still
- * is an unused OTA identity of this UDID; registers the new device identity;
+ * is an unused OTA identity of this UDID, or a used one whose retry_until
+ * has not passed (a retry of a phase 2 whose answer was lost: the device
+ * identity issued then is revoked, reason "retried"); sets its device_fp and
+ * retry_until (now + STORE_ENROLL_TX_TTL_S); registers the new device identity;
  * sets user, issued_fp and issued_at on the device record; revokes the
  * certificates of the UDID's previous enrollment; writes cert_issued /
  * cert_revoked events. */

@@ -153,6 +153,18 @@ struct store_op *store_token_update(struct store *s, const struct store_device_m
     return store_mdm_checkin(s, STORE_LUA_TOKEN_UPDATE, 0, m, cb, arg);
 }
 
+static void store_mdm_done_reply(struct store_op *op, int err, const redisReply *r);
+
+struct store_op *store_enrolled_answered(struct store *s, const char *udid, store_done_fn *cb,
+                                         void *arg)
+{
+    char key[STORE_MDM_KEY_MAX];
+    store_mdm_key(key, sizeof(key), "dev", udid);
+    const char *argv[] = {"HDEL", key, "enroll_unanswered"};
+    struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
+    return store_cmd_argv(s, 3, argv, NULL, store_mdm_done_reply, op);
+}
+
 struct store_op *store_checkout(struct store *s, const struct store_device_msg *m,
                                 store_checkin_fn *cb, void *arg)
 {

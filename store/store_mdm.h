@@ -77,6 +77,11 @@ enum { STORE_ENROLLED_NOW = 1, STORE_PROVISION_PENDING = 2 };
 typedef void store_checkin_fn(void *arg, int err, int ident, int enrolled_now);
 struct store_op *store_authenticate(struct store *s, const struct store_device_msg *m,
                                     store_checkin_fn *cb, void *arg);
+/* mdmd has done what it does once per enrollment (STORE_ENROLLED_NOW) and
+ * answers the TokenUpdate: a resend of it is no longer told 'enrolled'
+ * (token_update.lua's enroll_unanswered).  cb may be NULL. */
+struct store_op *store_enrolled_answered(struct store *s, const char *udid, store_done_fn *cb,
+                                         void *arg);
 struct store_op *store_token_update(struct store *s, const struct store_device_msg *m,
                                     store_checkin_fn *cb, void *arg);
 struct store_op *store_checkout(struct store *s, const struct store_device_msg *m,

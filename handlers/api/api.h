@@ -86,7 +86,8 @@ int api_authorized(struct req *req, void *app) MDMD_MUSTCHECK;
  *
  * A job belongs to no request: it owns itself from api_jobs_start() until its
  * last Redis call answers.  At SIGTERM (api_jobs_stop) it records "failed" and
- * where it stopped at its next step, and the drain waits for that.  If the
+ * where it stopped at its next step (a paused job, or one waiting for APNs
+ * to catch up, at once), and the drain waits for that.  If the
  * drain deadline passes first, the store fails the call in flight with
  * MDMD_ECANCELED and the job frees itself (a paused one is freed by
  * api_jobs_free_all()); only then (or after kill -9) does its record stay

@@ -34,7 +34,8 @@ struct api_jobs {
     int chunk;       /* devices in the next call (adapts, api.h) */
     int64_t step_ns; /* when the call in flight was sent */
     long done, queued, unknown;
-    long push_waits; /* times it paused for APNs to catch up */
+    long push_waits;  /* times it paused for APNs to catch up */
+    int push_waiting; /* in wake_when_below() now */
     int64_t started_ms;
     struct event *retry;   /* a paused job's timer */
     int64_t failing_since; /* ms (monotonic) of the first failure in a row, or 0 */
@@ -225,13 +226,24 @@ static void api_jobs_end_stopped(struct api_jobs *j)
     api_jobs_end(j, why);
 }
 
+static void api_jobs_on_push_room(void *arg, int err);
+
+/* The jobs that hold no call in flight end now: the paused ones and those
+ * waiting for APNs to catch up (a stalled APNs would keep them waiting past
+ * the drain deadline, and their record "running"). */
 void api_jobs_stop(void)
 {
     api_jobs_stopping = 1;
     for (struct api_jobs *j = api_jobs_live, *next; j != NULL; j = next) {
         next = j->next_job;
-        if (!j->ending && j->retry != NULL && evtimer_pending(j->retry, NULL))
+        if (j->ending)
+            continue;
+        if (j->push_waiting && wake_when_below_cancel(j->app->wake, api_jobs_on_push_room, j)) {
+            j->push_waiting = 0;
             api_jobs_end_stopped(j);
+        } else if (j->retry != NULL && evtimer_pending(j->retry, NULL)) {
+            api_jobs_end_stopped(j);
+        }
     }
 }
 
@@ -307,6 +319,7 @@ static void api_jobs_on_scan(void *arg, int err, const char *cursor, long scanne
 static void api_jobs_on_push_room(void *arg, int err)
 {
     struct api_jobs *j = arg;
+    j->push_waiting = 0;
     if (!api_jobs_failed(j, err))
         api_jobs_step(j);
 }
@@ -322,7 +335,11 @@ static int api_jobs_push_wait(struct api_jobs *j)
     if (max == 0 || ws.pending < max)
         return 0;
     j->push_waits++;
-    log_debug("event=job_push_wait job=%s pending=%llu", j->id, (unsigned long long)ws.pending);
+    if (j->push_waits == 1) /* the first of a job; the others at debug */
+        log_info("event=job_push_wait job=%s pending=%llu", j->id, (unsigned long long)ws.pending);
+    else
+        log_debug("event=job_push_wait job=%s pending=%llu", j->id, (unsigned long long)ws.pending);
+    j->push_waiting = 1;
     wake_when_below(j->app->wake, max / 2 + 1, api_jobs_on_push_room, j);
     return 1;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../../ca/ca.h"
+#include "../../ca/ca_mac.h"
 #include "../../core/app.h"
 #include "../../core/conf.h"
 #include "../../core/http.h"
@@ -194,6 +195,7 @@ enum enroll_state {
     ENROLL_ST_OTA_FOUND,       /* phase 2: the OTA identity was looked up */
     ENROLL_ST_BUILT,           /* the worker made and signed the profile */
     ENROLL_ST_REGISTERED,      /* the registry knows the new identity */
+    ENROLL_ST_CLOSED,          /* the retry window of this request is closed */
 };
 
 struct enroll_req {
@@ -212,6 +214,8 @@ struct enroll_req {
     char serial[ENROLL_FIELD_MAX];
     char ota_fp[CA_FINGERPRINT_LEN]; /* phase 2: the signer */
     char revoked_fp[CA_FINGERPRINT_LEN];
+    char tx_id[CA_FINGERPRINT_LEN]; /* phase 1: what its retries share */
+    int again;                      /* a retry of a request whose answer was lost */
     struct enroll_job job;
 };
 
@@ -433,8 +437,8 @@ static void enroll_st_built(struct enroll_req *e)
     }
     e->st = ENROLL_ST_REGISTERED;
     if (e->kind == ENROLL_PHASE1) {
-        struct store_cert c = {e->udid, e->user, "ota", "issued", e->serial, util_now_ms()};
-        store_cert_put(e->app->store, e->job.fp, &c, enroll_on_done, e);
+        struct store_cert c = {e->udid, e->user, "ota", "issued", e->serial, util_now_ms(), 0};
+        store_ota_register(e->app->store, e->job.fp, &c, e->tx_id, enroll_on_issued, e);
     } else {
         struct store_device_cert c = {e->udid,   e->user,   e->serial,
                                       e->job.fp, e->ota_fp, util_now_ms()};
@@ -448,15 +452,35 @@ static void enroll_st_registered(struct enroll_req *e)
         enroll_fail(e, 503, "redis unavailable");
         return;
     }
-    if (e->kind == ENROLL_PHASE2 && !e->ota_ok) {
-        enroll_fail(e, 403, "enrollment identity already used");
+    if (!e->ota_ok) {
+        enroll_fail(e, 403,
+                    e->kind == ENROLL_PHASE1 ? "challenge already used"
+                                             : "enrollment identity already used");
         return;
     }
+    const char *rv = e->revoked_fp[0] ? e->revoked_fp : "-";
     if (e->kind == ENROLL_PHASE1)
-        log_info("event=enroll_ota_identity udid=%s user=%s fp=%s", e->udid, e->user, e->job.fp);
+        log_info("event=enroll_ota_identity udid=%s user=%s fp=%s retry=%d revoked_fp=%s", e->udid,
+                 e->user, e->job.fp, e->again, rv);
     else
-        log_info("event=enroll_device_identity udid=%s user=%s fp=%s revoked_fp=%s", e->udid,
-                 e->user, e->job.fp, e->revoked_fp[0] ? e->revoked_fp : "-");
+        log_info("event=enroll_device_identity udid=%s user=%s fp=%s retry=%d revoked_fp=%s",
+                 e->udid, e->user, e->job.fp, e->again, rv);
+    /* The answer is about to leave: a retry from now on is a replay. */
+    e->st = ENROLL_ST_CLOSED;
+    if (e->kind == ENROLL_PHASE1)
+        store_ota_tx_close(e->app->store, e->tx_id, enroll_on_done, e);
+    else
+        store_cert_retry_close(e->app->store, e->ota_fp, enroll_on_done, e);
+}
+
+/* The device has its identity whether or not the close got through; if it
+ * did not, a replay within STORE_ENROLL_TX_TTL_S would get a new identity and
+ * revoke this one (still one live identity). */
+static void enroll_st_closed(struct enroll_req *e)
+{
+    if (e->err != MDMD_OK)
+        log_warn("event=enroll_retry_window_open udid=%s phase=%d err=%s", e->udid,
+                 e->kind == ENROLL_PHASE2 ? 2 : 1, mdmd_strerror(e->err));
     enroll_respond_profile(e);
 }
 
@@ -469,6 +493,7 @@ static void enroll_step(struct enroll_req *e)
     case ENROLL_ST_OTA_FOUND: enroll_st_ota_found(e); break;
     case ENROLL_ST_BUILT: enroll_st_built(e); break;
     case ENROLL_ST_REGISTERED: enroll_st_registered(e); break;
+    case ENROLL_ST_CLOSED: enroll_st_closed(e); break;
     }
 }
 
@@ -526,12 +551,15 @@ void enroll_page(struct req *req, void *app)
 
 /* ---- POST /enroll/ota: the device's signed replies ---- */
 
-static void enroll_on_taken(void *arg, int err, int retry_after_s, const char *user)
+static void enroll_on_taken(void *arg, int err, int retry_after_s, const char *user, int again,
+                            const char *prev)
 {
     struct enroll_req *e = arg;
+    (void)prev; /* ota_register.lua reads it again, atomically */
     e->err = err;
     e->retry_after_s = retry_after_s;
     e->found = user != NULL;
+    e->again = again;
     if (user != NULL)
         snprintf(e->user, sizeof(e->user), "%s", user);
     enroll_step(e);
@@ -545,8 +573,21 @@ static int enroll_challenge_ok(const char *c)
     return n == ENROLL_CHALLENGE_LEN - 1 && strspn(c, alnum) == n;
 }
 
+/* What a retry of this phase 1 repeats: the challenge, the UDID and the
+ * device certificate that signs it (a retry is signed again, so the bytes
+ * differ).  Keyed by the challenge, so that the id does not give it away. */
+static int enroll_tx_id(struct enroll_req *e, const char *challenge, X509 *signer)
+{
+    char fp[CA_FINGERPRINT_LEN], data[ENROLL_UDID_MAX + CA_FINGERPRINT_LEN + 1];
+    if (ca_cert_fingerprint(signer, fp) != 0)
+        return -1;
+    int n = snprintf(data, sizeof(data), "%s\n%s", e->udid, fp);
+    ca_mac_hmac_sha256_hex(challenge, strlen(challenge), data, (size_t)n, e->tx_id);
+    return e->tx_id[0] != '\0' ? 0 : -1;
+}
+
 /* untrusted: enroll_device_ca_file is set and the signer does not chain to it. */
-static void enroll_phase1(struct enroll_req *e, plist_t attrs, int untrusted)
+static void enroll_phase1(struct enroll_req *e, plist_t attrs, int untrusted, X509 *signer)
 {
     e->kind = ENROLL_PHASE1;
     if (untrusted) {
@@ -559,8 +600,14 @@ static void enroll_phase1(struct enroll_req *e, plist_t attrs, int untrusted)
         enroll_fail(e, 403, "missing or malformed CHALLENGE");
         return;
     }
+    if (enroll_tx_id(e, ch, signer) != 0) {
+        free(ch);
+        enroll_fail(e, 500, "fingerprint failed");
+        return;
+    }
     e->st = ENROLL_ST_CHALLENGE_TAKEN;
-    store_challenge_take(e->app->store, STORE_CHAL_OTA, ch, req_peer(e->req), enroll_on_taken, e);
+    store_challenge_take(e->app->store, STORE_CHAL_OTA, ch, e->tx_id, req_peer(e->req),
+                         enroll_on_taken, e);
     free(ch);
 }
 
@@ -570,7 +617,10 @@ static const char *enroll_ota_refusal(const struct enroll_req *e, const struct s
     int64_t ttl_ms = (int64_t)e->app->cf->enroll_challenge_ttl_s * 1000;
     if (c == NULL || strcmp(c->kind, "ota") != 0)
         return "not an enrollment identity";
-    if (strcmp(c->state, "issued") != 0)
+    /* Used, but its answer may not have reached the device: enroll_device.lua
+     * decides again, atomically. */
+    int retry = strcmp(c->state, "revoked") == 0 && c->retry_until_ms >= util_now_ms();
+    if (strcmp(c->state, "issued") != 0 && !retry)
         return "enrollment identity already used";
     if (strcmp(c->udid, e->udid) != 0)
         return "enrollment identity of another UDID";
@@ -587,6 +637,7 @@ static void enroll_on_ota_cert(void *arg, int err, const struct store_cert *c)
         const char *why = enroll_ota_refusal(e, c);
         e->found = why == NULL;
         e->why = why;
+        e->again = why == NULL && strcmp(c->state, "issued") != 0;
         if (why == NULL)
             snprintf(e->user, sizeof(e->user), "%s", c->user ? c->user : "");
     }
@@ -694,7 +745,7 @@ static void enroll_ota_checked(void *arg)
         else if (o->ours)
             enroll_phase2(e, o->signer);
         else
-            enroll_phase1(e, o->attrs, o->untrusted);
+            enroll_phase1(e, o->attrs, o->untrusted, o->signer);
     }
     plist_free(o->attrs);
     free(o->content);

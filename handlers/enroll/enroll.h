@@ -33,6 +33,10 @@
  *              The OTA identity is used up, the device identity registered
  *              and bound to the device record with its user; the UDID's
  *              previous identity is revoked.
+ * A retry of a phase whose answer was lost (Redis answered nothing, or the
+ * device got 503) gets a new identity and the one made for it is revoked in
+ * the same script (SECURITY.md, "OTA enrollment under a lost answer"): the
+ * device never had it, and no key is kept in Redis to send it again.
  * Profiles are CMS-signed by the TLS server identity, CA certificate added,
  * and served as application/x-apple-aspen-config.  Keys, certificates,
  * PKCS12 bundles and signatures are made on the crypto worker.

@@ -69,6 +69,10 @@ static void mdm_checkin_on_done(void *arg, int err, int ident, int enrolled_now)
         if (enrolled_now == STORE_ENROLLED_NOW) {
             log_info("event=enrolled udid=%s", m->udid);
             ddm_notify_enrolled(m->app, m->udid);
+            /* Sent after the steps above on the same connection: once it
+             * ran, so did they.  If it fails, a resend within 600 s does
+             * them again (counted twice) rather than never. */
+            (void)store_enrolled_answered(m->app->store, m->udid, NULL, NULL);
         }
         /* Pending since an earlier TokenUpdate whose provisioning failed:
          * this one completes it. */

@@ -114,6 +114,21 @@ void wake_when_below(struct wake *w, uint64_t below, wake_ready_fn *cb, void *ar
     wake_resume(w);
 }
 
+int wake_when_below_cancel(struct wake *w, wake_ready_fn *cb, void *arg)
+{
+    for (struct wake_waiter **p = &w->waiters; *p != NULL; p = &(*p)->next) {
+        struct wake_waiter *x = *p;
+        if (x->cb != cb || x->arg != arg)
+            continue;
+        *p = x->next;
+        if (*p == NULL)
+            w->waiters_tail = p;
+        free(x);
+        return 1;
+    }
+    return 0;
+}
+
 static void wake_on_pushed(void *arg, const struct push_result *res)
 {
     struct wake_item *it = arg;

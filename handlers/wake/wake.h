@@ -43,6 +43,9 @@ void wake_stats(const struct wake *w, struct wake_stats *out);
  * For senders of many pushes (bulk jobs) that must not queue without bound. */
 typedef void wake_ready_fn(void *arg, int err);
 void wake_when_below(struct wake *w, uint64_t below, wake_ready_fn *cb, void *arg);
+/* Takes back a wait of wake_when_below(cb, arg) that has not been called
+ * yet (cb will not run for it): 1, or 0 when there is none. */
+int wake_when_below_cancel(struct wake *w, wake_ready_fn *cb, void *arg) MDMD_MUSTCHECK;
 
 /* An accepted push to a device with commands queued schedules a re-push
  * after ms (mdm:repush; 0: none).  Re-pushes themselves: wake_repush below. */

@@ -12,7 +12,10 @@
 -- enrolled and that has not checked out (the holder of some user's challenge
 -- is not that device's owner).  A new enrollment of a known UDID drops its old
 -- queue (the commands were meant for the previous enrollment) but keeps its
--- history.
+-- history.  The same Authenticate again (state still authenticated, same
+-- certificate: its answer was lost, or the device started over before its
+-- first TokenUpdate) is the same enrollment: nothing dropped, revoked or
+-- written to the events again; returns 0.
 local dev, q, nn, devices, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local udid, now, fp, require = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ckey = 'mdm:cert:' .. fp
@@ -29,6 +32,13 @@ end
 if d[2] and d[2] ~= fp and not binds_now then return 'cert_mismatch' end
 if binds_now and mdm_owned_by_other(dev, reg[5]) then return 'cert_mismatch' end
 if not reg[1] and require == '1' then return 'not_issued' end
+if d[1] == 'authenticated' and d[3] == fp and not binds_now then
+  local idx = mdm_index_get(dev)
+  redis.call('HSET', dev, 'authenticated_at', now, 'last_seen', now, unpack(ARGV, 6))
+  mdm_index_sync(dev, udid, idx)
+  redis.call('ZADD', devices, now, udid)
+  return 0
+end
 if binds_now then
   redis.call('HSET', ckey, 'udid', udid, 'bound_at', now)
   redis.call('HSET', dev, 'issued_fp', fp, 'issued_at', now)
@@ -42,7 +52,7 @@ if prev then
   redis.call('DEL', q, nn)
   if dropped > 0 then redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -dropped) end
   redis.call('HDEL', dev, 'token', 'push_magic', 'unlock_token', 'token_invalid',
-             'enrolled_at', 'checked_out_at')
+             'enrolled_at', 'checked_out_at', 'enroll_unanswered')
 end
 mdm_end_channels(events, udid, now)
 if d[3] and d[3] ~= fp then mdm_revoke(events, d[3], udid, now, 'replaced') end

@@ -10,7 +10,10 @@
 -- request repeats, key and challenge included): a request seen before gets
 -- {'again', owner, issued certificate DER hex or ''} and takes nothing, since
 -- its answer may have been lost after it used the challenge up; a first take
--- records the owner there for tx_ttl_s.  static '1': the challenge is the
+-- records the owner there for tx_ttl_s.  OTA phase 1 passes
+-- mdm:enroll:tx:<id> (challenge, UDID, signer) the same way, cert there
+-- being the fingerprint of the OTA identity registered for it, and deletes
+-- it once its answer is sent.  static '1': the challenge is the
 -- configured static one, there is nothing to take.
 local tx = KEYS[3]
 if tx then

@@ -4,6 +4,13 @@
 -- and the history stay.
 local dev, q, nn, devices, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local udid, now, fp = ARGV[1], ARGV[2], ARGV[3]
+-- The same CheckOut again within 600 s (its answer was lost): done already,
+-- and the device is told so, not refused; nothing is written twice.
+local was = redis.call('HMGET', dev, 'state', 'cert_fp', 'checked_out_at')
+if was[1] == 'checked_out' and was[2] == fp and
+   tonumber(now) - tonumber(was[3] or '0') <= 600000 then
+  return 'ok'
+end
 local bad = mdm_ident(dev, fp)
 if bad then return bad end
 local dropped = redis.call('LLEN', q)

@@ -6,6 +6,11 @@
 -- step that marks the device enrolled (provision_pending on the record, and
 -- mdm:provision scored by when), so that a failure to queue it afterwards is
 -- retried (provision.lua clears both) instead of forgotten.
+-- The first TokenUpdate also sets enroll_unanswered: until mdmd has answered
+-- it (it deletes the field as it answers, mdm_checkin.c), the same message
+-- sent again because its answer was lost is told 'enrolled' again, so that
+-- what mdmd does once per enrollment (count it, log it, its declarative
+-- management, provisioning) is done once, not never; for 600 s at most.
 local dev, devices, events = KEYS[1], KEYS[2], KEYS[3]
 local udid, now, fp, prov = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local bad = mdm_ident(dev, fp)
@@ -19,8 +24,11 @@ if redis.call('HGET', dev, 'state') == 'authenticated' then
     redis.call('HSET', dev, 'provision_pending', now)
     redis.call('ZADD', 'mdm:provision', now, udid)
   end
+  redis.call('HSET', dev, 'enroll_unanswered', now)
   mdm_event(events, 'type', 'enrolled', 'udid', udid, 'time', now)
   return 'enrolled'
 end
+local ua = redis.call('HGET', dev, 'enroll_unanswered')
+if ua and tonumber(now) - tonumber(ua) <= 600000 then return 'enrolled' end
 if prov and redis.call('HEXISTS', dev, 'provision_pending') == 1 then return 'provision' end
 return 'ok'

@@ -99,6 +99,30 @@ check "pending pushes stayed near the backlog, not the fleet (peak $peak)" test 
 check "every device pushed once" wait_for 30 bash -c "[ \$((\$(wc -l <'$T/pushes') - $pushes0)) -ge $N2 ]"
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
 
+# --- SIGTERM while a job waits for a stalled APNs to catch up: it ends at
+# once, recorded failed with where it stopped (its cursor), not left
+# "running" until the drain deadline passes ---
+kill "$APNS_PID" 2>/dev/null; wait "$APNS_PID" 2>/dev/null
+start_mock_apns --delay-ms 600000 --max-streams 1000 || fail "stalled mock APNs starts"
+D3=$T/c
+write_conf "$D3" "redis 127.0.0.1:$REDIS_PORT" "push_coalesce_ms 0" "job_push_backlog 200" \
+    "shutdown_timeout_s 4"
+apns_conf >>"$D3/mdmd.conf"
+start_mdmd "$D3" || fail "mdmd (stalled APNs) starts"
+curl -s -o "$T/job3" --cacert "$CA" -H "Authorization: Bearer $(cat "$D3/var/api.key")" \
+    --data '{"filter":"all_enrolled","command":{"RequestType":"ProfileList"}}' "https://127.0.0.1:$PUB/v1/commands"
+JOB3=$(jget "$T/job3" job_id)
+check "the job waits for APNs" wait_for 20 grep -q "event=job_push_wait job=$JOB3" "$T/mdmd.log"
+t0=$(date +%s%N)
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+st=$(R hget "mdm:job:$JOB3" state); err=$(R hget "mdm:job:$JOB3" error); cur=$(R hget "mdm:job:$JOB3" cursor)
+check "SIGTERM with a job waiting for APNs exits 0, within the drain deadline (${ms} ms)" \
+    bash -c "[ $rc = 0 ] && ! grep -q 'event=shutdown_timeout' '$T/mdmd.log'"
+check "its record says failed, not running ($st: $err)" test "$st" = failed
+check "and where it stopped: its cursor ($cur)" \
+    bash -c "[ -n '$cur' ] && echo '$err' | grep -q 'mdmd stopped after [0-9]* devices scanned (cursor $cur)'"
+
 # Push certificates mdmd must refuse at startup.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=no uid" \
     -keyout "$T/nouid.key" -out "$T/nouid.crt" -days 2 2>/dev/null
