@@ -61,6 +61,7 @@ static const struct conf_key conf_table[] = {
     CONF_STR("apns_ca_file", apns_ca_file, ""),
     CONF_INT("apns_expiration_s", apns_expiration_s, 0, 31536000, "604800"),
     CONF_INT("apns_connections", apns_connections, 1, 64, "1"),
+    CONF_BOOL("apns_allow_topic_change", apns_allow_topic_change, "no"),
     CONF_INT("push_coalesce_ms", push_coalesce_ms, 0, 60000, "200"),
     CONF_INT("job_push_backlog", job_push_backlog, 0, 10000000, "10000"),
     CONF_INT("job_retry_max_s", job_retry_max_s, 1, 86400, "120"),

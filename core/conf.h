@@ -41,8 +41,9 @@ struct conf {
     char *apns_ca_file; /* empty: system trust store */
     int apns_expiration_s;
     int apns_connections;
-    int push_coalesce_ms; /* enqueues for one device within this window: one push */
-    int job_retry_max_s;  /* a bulk job retries a failing Redis this long, then fails */
+    int apns_allow_topic_change; /* SIGHUP installs a push certificate of another topic */
+    int push_coalesce_ms;        /* enqueues for one device within this window: one push */
+    int job_retry_max_s;         /* a bulk job retries a failing Redis this long, then fails */
     int job_push_backlog; /* a bulk job pauses while this many pushes are pending (0: never) */
     char *apns_topic;     /* Topic for MDM profiles when no push certificate is set */
     /* enrollment */

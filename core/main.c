@@ -257,6 +257,40 @@ static void main_warn_restart_keys(const struct conf *o, const struct conf *n)
     }
 }
 
+static void main_on_push_renew(void *arg, int status, const char *fleet_topic,
+                               const char *new_topic)
+{
+    char a[160], b[160];
+    if (status == 409)
+        log_err("event=reload_partial reason=\"push certificate refused: its topic %s is not the "
+                "enrolled devices' %s; keeping the old one (apns_allow_topic_change yes installs "
+                "it)\"",
+                log_str(new_topic, a, sizeof(a)), log_str(fleet_topic, b, sizeof(b)));
+    else if (status != 0)
+        log_err("event=reload_partial reason=\"push certificate not checked (redis); keeping "
+                "the old one\"");
+}
+
+/* A changed push certificate file is a renewal: guard_push_renew() looks at
+ * its topic first, after the rest of the reload (which it cannot hold up). */
+static void main_reload_push(struct mdmd *m, const struct conf *ncf)
+{
+    if (m->app.push == NULL || (*ncf->apns_cert_file == '\0' && *ncf->apns_p12_file == '\0'))
+        return;
+    struct push_cert *c = push_cert_load(ncf);
+    if (c == NULL) {
+        log_warn("event=reload_partial reason=\"push certificate unreadable; keeping the old "
+                 "one\"");
+        return;
+    }
+    if (push_cert_same(m->app.push, c)) {
+        push_cert_free(c);
+        return;
+    }
+    guard_push_renew(m->app.guard, m->app.push, c, ncf->apns_allow_topic_change, main_on_push_renew,
+                     NULL);
+}
+
 /* SIGHUP: everything validates, or nothing changes (pgbouncer's rule). */
 static void main_reload(struct mdmd *m)
 {
@@ -295,6 +329,7 @@ static void main_reload(struct mdmd *m)
     m->retired[m->nretired++] = m->cf;
     m->cf = ncf;
     m->app.cf = ncf;
+    main_reload_push(m, ncf);
     log_info("event=reloaded");
 }
 

@@ -11,7 +11,7 @@ extern const char store_lua_hook_next[], store_lua_hook_done[], store_lua_hook_r
     store_lua_hook_dead_list[], store_lua_hook_status[], store_lua_queue_pending[],
     store_lua_queue_delete[], store_lua_cancel_step[], store_lua_repush_due[],
     store_lua_repush_at[], store_lua_push_ledger[], store_lua_fleet_stats[],
-    store_lua_expiry_event[];
+    store_lua_expiry_event[], store_lua_push_topics[];
 
 static const char *const store_fleet_lua[STORE_FLEET_N] = {
     [STORE_FLEET_HOOK_NEXT] = store_lua_hook_next,
@@ -27,6 +27,7 @@ static const char *const store_fleet_lua[STORE_FLEET_N] = {
     [STORE_FLEET_PUSH_LEDGER] = store_lua_push_ledger,
     [STORE_FLEET_FLEET_STATS] = store_lua_fleet_stats,
     [STORE_FLEET_EXPIRY_EVENT] = store_lua_expiry_event,
+    [STORE_FLEET_PUSH_TOPICS] = store_lua_push_topics,
 };
 
 struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,

@@ -27,6 +27,7 @@ enum store_fleet_lua {
     STORE_FLEET_PUSH_LEDGER,    /* push_ledger.lua */
     STORE_FLEET_FLEET_STATS,    /* fleet_stats.lua */
     STORE_FLEET_EXPIRY_EVENT,   /* expiry_event.lua */
+    STORE_FLEET_PUSH_TOPICS,    /* push_topics.lua */
     STORE_FLEET_N
 };
 

@@ -24,6 +24,9 @@ void api_commands(struct req *req, void *app); /* POST /v1/commands */
 void api_devices(struct req *req, void *app);  /* GET /v1/devices */
 void api_device(struct req *req, void *app);   /* /v1/devices/{udid}[/commands] */
 void api_push(struct req *req, void *app);     /* POST /v1/push */
+/* GET, PUT /v1/push-certificate (api_pushcert.c): which one runs; install a
+ * renewal, 409 when its topic is not the fleet's unless ?force=1. */
+void api_push_cert(struct req *req, void *app);
 
 /* The rest of the check-in protocol (api_checkin.c).  A device path's tail
  * /bootstrap-token (GET: the escrowed token, logged), /return-to-service
