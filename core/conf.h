@@ -83,6 +83,10 @@ struct conf {
     int webhook_max_age_s;   /* an event retried this long goes to the dead-letter stream */
     int webhook_retry_max_s; /* the backoff's cap */
     int webhook_timeout_s;   /* per delivery attempt */
+    int feed_max_streams;    /* GET /v1/events streams open at once (handlers/feed) */
+    int feed_stream_buffer;  /* unsent bytes a stream may hold before it is dropped */
+    int feed_heartbeat_s;    /* a ": ping" after this long without output */
+    int feed_poll_ms;        /* how often each stream reads the event stream */
     int repush_after_s; /* re-push a device that did not connect this long after a push; 0 off */
     int repush_max_s;   /* the re-push backoff's cap */
     int repush_max_attempts; /* then the device is flagged push_unanswered */

@@ -17,6 +17,7 @@
 #include "../handlers/api/api.h"
 #include "../handlers/mdm/mdm.h"
 #include "../handlers/apple/apple.h"
+#include "../handlers/feed/feed.h"
 #include "../handlers/guard/guard.h"
 #include "../handlers/hook/hook.h"
 #include "../handlers/routes.h"
@@ -357,7 +358,8 @@ static void main_shutdown(struct mdmd *m)
              http_server_inflight(m->pub) + http_server_inflight(m->mdm));
     http_server_stop_accepting(m->pub);
     http_server_stop_accepting(m->mdm);
-    api_jobs_stop(); /* each records where it stopped; the drain waits for that */
+    api_jobs_stop();        /* each records where it stopped; the drain waits for that */
+    feed_stop(m->app.feed); /* event streams end now, or the drain would wait for them */
     if (m->scep != NULL)
         http_server_stop_accepting(m->scep);
     m->drain_deadline = util_mono_ms() + (int64_t)m->cf->shutdown_timeout_s * 1000;
@@ -458,6 +460,7 @@ static void main_open_state(struct mdmd *m)
     m->app.repush = wake_repush_new(m->app.base, m->app.store, m->app.wake, m->cf);
     m->app.hook = hook_new(m->app.base, m->app.store, m->cf);
     m->app.guard = guard_new(m->app.base, m->app.store, m->app.push, m->cf);
+    m->app.feed = feed_new(m->app.base, m->app.store, &m->app);
 }
 
 /* Runs the loop until every answer queued so far is written out, or 1 s. */
@@ -497,7 +500,8 @@ static void main_cleanup(struct mdmd *m)
     enroll_scep_keys_free(m->app.scep); /* after the worker: jobs borrow its keys */
     enroll_keys_free(m->app.enroll);    /* after the worker: jobs borrow its keys */
     mdm_provision_retry_stop();
-    api_jobs_free_all(); /* paused jobs hold a timer, no store call */
+    api_jobs_free_all();    /* paused jobs hold a timer, no store call */
+    feed_free(m->app.feed); /* before the store: its reads are cancelled */
     hook_free(m->app.hook);
     guard_free(m->app.guard);
     wake_repush_free(m->app.repush);

@@ -35,6 +35,7 @@ const struct http_route routes_public[] = {
     {HTTP_M_GET, "/v1/webhooks", api_fleet_webhooks, HTTP_BODY_SMALL},
     {HTTP_M_GET | HTTP_M_POST, "/v1/webhooks/*", api_fleet_webhooks, HTTP_BODY_SMALL},
     {HTTP_M_GET, "/v1/fleet", api_fleet_stats, HTTP_BODY_SMALL},
+    {HTTP_M_GET, "/v1/events", api_fleet_events, HTTP_BODY_SMALL},
     {HTTP_M_POST, "/v1/push", api_push, HTTP_BODY_SMALL},
     {HTTP_M_GET | HTTP_M_PUT, "/v1/push-certificate", api_push_cert, HTTP_BODY_SMALL},
     {HTTP_M_GET, "/v1/devices", api_devices, HTTP_BODY_SMALL},

@@ -11,7 +11,7 @@ extern const char store_lua_hook_next[], store_lua_hook_done[], store_lua_hook_r
     store_lua_hook_dead_list[], store_lua_hook_status[], store_lua_queue_pending[],
     store_lua_queue_delete[], store_lua_cancel_step[], store_lua_repush_due[],
     store_lua_repush_at[], store_lua_push_ledger[], store_lua_fleet_stats[],
-    store_lua_expiry_event[], store_lua_push_topics[];
+    store_lua_expiry_event[], store_lua_push_topics[], store_lua_events_read[];
 
 static const char *const store_fleet_lua[STORE_FLEET_N] = {
     [STORE_FLEET_HOOK_NEXT] = store_lua_hook_next,
@@ -28,6 +28,7 @@ static const char *const store_fleet_lua[STORE_FLEET_N] = {
     [STORE_FLEET_FLEET_STATS] = store_lua_fleet_stats,
     [STORE_FLEET_EXPIRY_EVENT] = store_lua_expiry_event,
     [STORE_FLEET_PUSH_TOPICS] = store_lua_push_topics,
+    [STORE_FLEET_EVENTS_READ] = store_lua_events_read,
 };
 
 struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,
@@ -36,6 +37,16 @@ struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,
 {
     return store_eval(s, store_script_get(s, store_fleet_lua[id]), nkeys, argc, argv, argvlen, cb,
                       arg);
+}
+
+struct store_op *store_fleet_events_read(struct store *s, const char *after, int count, int backlog,
+                                         store_eval_fn *cb, void *arg)
+{
+    char n[16], b[16];
+    snprintf(n, sizeof(n), "%d", count);
+    snprintf(b, sizeof(b), "%d", backlog);
+    const char *v[] = {"mdm:events", after, n, b};
+    return store_fleet_eval(s, STORE_FLEET_EVENTS_READ, 1, 4, v, NULL, cb, arg);
 }
 
 struct store_op *store_fleet_enqueue_head(struct store *s, const char *uuid,

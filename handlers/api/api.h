@@ -51,6 +51,7 @@ int api_fleet_device(struct req *req, struct app *a, const char *udid, const cha
 void api_fleet_command(struct req *req, void *app);  /* /v1/commands/{uuid} */
 void api_fleet_webhooks(struct req *req, void *app); /* /v1/webhooks[/...] */
 void api_fleet_stats(struct req *req, void *app);    /* GET /v1/fleet */
+void api_fleet_events(struct req *req, void *app);   /* GET /v1/events: SSE (feed.h) */
 /* /metrics: webhooks, re-push, stale devices, push-to-check-in (fleet_json:
  * fleet_stats.lua's answer, NULL when Redis did not give it). */
 struct metrics_text;
