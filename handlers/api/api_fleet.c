@@ -358,11 +358,13 @@ void api_fleet_stats(struct req *req, void *app)
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
     snprintf(ms, sizeof(ms), "%lld", (long long)stale * 1000);
     snprintf(ls, sizeof(ls), "%ld", lim);
-    const char *v[] = {now, ms, ls};
+    char *c = req_query_param(req, "charts");
+    const char *v[] = {now, ms, ls, c != NULL && strcmp(c, "1") == 0 ? "1" : "0"};
+    free(c);
     struct api_fleet_ctx *x = xcalloc(1, sizeof(*x));
     x->req = req;
     x->a = a;
-    store_fleet_eval(a->store, STORE_FLEET_FLEET_STATS, 0, 3, v, NULL, api_fleet_on_stats, x);
+    store_fleet_eval(a->store, STORE_FLEET_FLEET_STATS, 0, 4, v, NULL, api_fleet_on_stats, x);
 }
 
 void api_fleet_events(struct req *req, void *app)
