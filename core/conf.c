@@ -92,6 +92,7 @@ static const struct conf_key conf_table[] = {
     CONF_STR("mdm_trusted_proxies", mdm_trusted_proxies, ""),
     CONF_STR("webhook_url", webhook_url, ""),
     CONF_STR("webhook_secret", webhook_secret, ""),
+    CONF_STR("webhook_ca_file", webhook_ca_file, ""),
     CONF_INT("webhook_max_age_s", webhook_max_age_s, 1, 31536000, "172800"),
     CONF_INT("webhook_retry_max_s", webhook_retry_max_s, 1, 86400, "300"),
     CONF_INT("webhook_timeout_s", webhook_timeout_s, 1, 3600, "10"),

@@ -80,6 +80,7 @@ struct conf {
     /* fleet operations (issue 19) */
     char *webhook_url;       /* space-separated URLs that get every event; empty: off */
     char *webhook_secret;    /* HMAC-SHA256 key of X-Mdmd-Signature */
+    char *webhook_ca_file;   /* CAs https:// receivers are verified with; empty: the system store */
     int webhook_max_age_s;   /* an event retried this long goes to the dead-letter stream */
     int webhook_retry_max_s; /* the backoff's cap */
     int webhook_timeout_s;   /* per delivery attempt */

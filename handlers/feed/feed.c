@@ -72,7 +72,8 @@ static int feed_id_ok(const char *id)
 {
     size_t ms = strspn(id, "0123456789");
     return ms >= 1 && ms <= 20 && id[ms] == '-' && strspn(id + ms + 1, "0123456789") >= 1 &&
-           strspn(id + ms + 1, "0123456789") <= 20 && id[ms + 1 + strspn(id + ms + 1, "0123456789")] == '\0';
+           strspn(id + ms + 1, "0123456789") <= 20 &&
+           id[ms + 1 + strspn(id + ms + 1, "0123456789")] == '\0';
 }
 
 /* One event as an SSE message: id, then data, the fields with the id. */
@@ -123,7 +124,8 @@ static void feed_on_read(void *arg, int err, long long num, const char *str, siz
     if (gone)
         return;
     /* A full batch: more are waiting.  Go on while the reader keeps up. */
-    if (n == FEED_BATCH && http_stream_buffered(s->hs) < (size_t)s->f->app->cf->feed_stream_buffer / 2)
+    if (n == FEED_BATCH &&
+        http_stream_buffered(s->hs) < (size_t)s->f->app->cf->feed_stream_buffer / 2)
         feed_stream_read(s);
 }
 
@@ -131,8 +133,8 @@ static void feed_stream_read(struct feed_stream *s)
 {
     if (s->op != NULL)
         return;
-    s->op = store_fleet_events_read(s->f->store, s->cursor, FEED_BATCH, s->backlog,
-                                    feed_on_read, s);
+    s->op =
+        store_fleet_events_read(s->f->store, s->cursor, FEED_BATCH, s->backlog, feed_on_read, s);
 }
 
 static void feed_arm(struct feed *f)

@@ -42,11 +42,11 @@ void feed_free(struct feed *f); /* NULL-safe; after feed_stop or not */
 void feed_serve(struct feed *f, struct req *req);
 
 struct feed_stats {
-    int open;          /* streams now */
-    uint64_t served;   /* streams opened */
-    uint64_t dropped;  /* slow readers dropped */
-    uint64_t refused;  /* over feed_max_streams */
-    uint64_t events;   /* events written, all streams */
+    int open;         /* streams now */
+    uint64_t served;  /* streams opened */
+    uint64_t dropped; /* slow readers dropped */
+    uint64_t refused; /* over feed_max_streams */
+    uint64_t events;  /* events written, all streams */
 };
 void feed_stats(const struct feed *f, struct feed_stats *out);
 
