@@ -77,6 +77,7 @@ int mdmctl_fleet_webhooks(const struct mdmctl *m, int argc, char **argv) MDMD_MU
 int mdmctl_fleet_dead(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
 int mdmctl_fleet_replay(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
 int mdmctl_fleet_stale(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
+int mdmctl_fleet_push_cert(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
 
 /* ---- mdmctl_out.c ---- */
 

@@ -455,6 +455,7 @@ int mdmctl_cmd_run(struct mdmctl *m, int argc, char **argv)
         {"dead-letters", mdmctl_fleet_dead},
         {"replay", mdmctl_fleet_replay},
         {"stale", mdmctl_fleet_stale},
+        {"push-cert", mdmctl_fleet_push_cert},
     };
     for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
         if (strcmp(argv[0], cmds[i].name) == 0) {

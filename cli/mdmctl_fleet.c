@@ -151,3 +151,45 @@ int mdmctl_fleet_stale(const struct mdmctl *m, int argc, char **argv)
     }
     return mdmctl_fleet_call(m, "GET", path, NULL, NULL);
 }
+
+/* push-cert: the running push certificate; push-cert FILE [--force]: install
+ * a renewal (PEM, certificate and key); 409 names both topics. */
+int mdmctl_fleet_push_cert(const struct mdmctl *m, int argc, char **argv)
+{
+    int force = argc == 3 && strcmp(argv[2], "--force") == 0;
+    if (argc == 1)
+        return mdmctl_fleet_call(m, "GET", "/v1/push-certificate", NULL, NULL);
+    if (argc != 2 && !force) {
+        fprintf(stderr, "usage: mdmctl push-cert [FILE.pem [--force]]\n");
+        return 2;
+    }
+    char *pem = NULL;
+    size_t len;
+    if (util_read_file(argv[1], &pem, &len) != 0) {
+        fprintf(stderr, "mdmctl: cannot read %s\n", argv[1]);
+        return 1;
+    }
+    struct mdmctl_resp r;
+    int rc = mdmctl_http(m, "PUT", force ? "/v1/push-certificate?force=1" : "/v1/push-certificate",
+                         "application/x-pem-file", pem, len, &r);
+    free(pem);
+    if (rc != 0)
+        return 1;
+    json_t *j = json_loadb(r.body, r.len, 0, NULL);
+    if (r.status == 200 && !m->raw)
+        printf("installed: topic %s\n", json_string_value(json_object_get(j, "topic")));
+    else if (r.status == 200)
+        mdmctl_out_json(j);
+    else if (r.status == 409 && json_object_get(j, "new_topic") != NULL)
+        fprintf(stderr,
+                "mdmctl: refused: the certificate's topic %s is not the enrolled devices' %s "
+                "(--force installs it; those devices can then no longer be woken)\n",
+                json_string_value(json_object_get(j, "new_topic")),
+                json_string_value(json_object_get(j, "fleet_topic")));
+    else
+        mdmctl_out_error(&r);
+    rc = r.status == 200 ? 0 : 1;
+    json_decref(j);
+    mdmctl_resp_free(&r);
+    return rc;
+}

@@ -14,6 +14,7 @@ struct wake;
 struct wake_repush;
 struct hook;
 struct guard;
+struct feed;
 struct worker;
 struct enroll_scep_keys;
 struct enroll_keys;
@@ -31,6 +32,7 @@ struct app {
     struct wake_repush *repush; /* re-pushes unanswered pushes (wake.h) */
     struct hook *hook;          /* webhook delivery (hook.h); NULL when off */
     struct guard *guard;        /* certificate expiry guards (guard.h) */
+    struct feed *feed;          /* the live event feed, SSE (feed.h) */
     struct worker *worker;      /* slow crypto off the loop (core/worker.h) */
     struct metrics *metrics;    /* counters for /metrics (core/metrics.h); never NULL */
     const char *api_key;        /* admin REST bearer key (hex), from <data_dir>/api.key */

@@ -46,8 +46,9 @@ struct conf {
     char *apns_ca_file; /* empty: system trust store */
     int apns_expiration_s;
     int apns_connections;
-    int push_coalesce_ms; /* enqueues for one device within this window: one push */
-    int job_retry_max_s;  /* a bulk job retries a failing Redis this long, then fails */
+    int apns_allow_topic_change; /* SIGHUP installs a push certificate of another topic */
+    int push_coalesce_ms;        /* enqueues for one device within this window: one push */
+    int job_retry_max_s;         /* a bulk job retries a failing Redis this long, then fails */
     int job_push_backlog; /* a bulk job pauses while this many pushes are pending (0: never) */
     char *apns_topic;     /* Topic for MDM profiles when no push certificate is set */
     /* enrollment */
@@ -84,9 +85,14 @@ struct conf {
     /* fleet operations (issue 19) */
     char *webhook_url;       /* space-separated URLs that get every event; empty: off */
     char *webhook_secret;    /* HMAC-SHA256 key of X-Mdmd-Signature */
+    char *webhook_ca_file;   /* CAs https:// receivers are verified with; empty: the system store */
     int webhook_max_age_s;   /* an event retried this long goes to the dead-letter stream */
     int webhook_retry_max_s; /* the backoff's cap */
     int webhook_timeout_s;   /* per delivery attempt */
+    int feed_max_streams;    /* GET /v1/events streams open at once (handlers/feed) */
+    int feed_stream_buffer;  /* unsent bytes a stream may hold before it is dropped */
+    int feed_heartbeat_s;    /* a ": ping" after this long without output */
+    int feed_poll_ms;        /* how often each stream reads the event stream */
     int repush_after_s; /* re-push a device that did not connect this long after a push; 0 off */
     int repush_max_s;   /* the re-push backoff's cap */
     int repush_max_attempts; /* then the device is flagged push_unanswered */

@@ -69,6 +69,7 @@ struct http_conn {
     size_t max_body;                  /* the body limit of this request's route */
     struct evbuffer_cb_entry *out_cb; /* http_conn_on_output on the bev's output */
     struct evbuffer_cb_entry *in_cb;  /* http_conn_on_input on the bev's input */
+    struct http_stream *stream;       /* a streamed answer in progress */
     struct http_conn *prev, *next;    /* hs->conn_list */
 };
 
@@ -247,11 +248,15 @@ static void http_conn_unlink(struct http_conn *c, int bev_alive)
     hs->conns--;
 }
 
+static void http_stream_closed(struct http_stream *s);
+
 static void http_conn_on_close(struct evhttp_connection *evcon, void *arg)
 {
     struct http_conn *c = arg;
     struct http_server *hs = c->hs;
     (void)evcon;
+    if (c->stream != NULL)
+        http_stream_closed(c->stream);
     http_conn_unlink(c, 1);
     http_accept_check(hs);
 }
@@ -784,6 +789,19 @@ static void http_test_answer(struct req *req, int status, struct evbuffer *out)
     evbuffer_free(h);
 }
 
+static void http_req_done(struct req *req, int status)
+{
+    metrics_endpoint_observe(&req->hs->ep[req->route], status,
+                             (double)(metrics_now_ns() - req->t0) / 1e9);
+    req->hs->inflight--;
+    free(req->path_own);
+    free(req->user);
+    if (req->test_uri != NULL)
+        evhttp_uri_free(req->test_uri);
+    X509_free(req->test_cert);
+    free(req);
+}
+
 void req_respond(struct req *req, int status, const char *ctype, const void *body, size_t len)
 {
     struct evbuffer *out = evbuffer_new();
@@ -801,15 +819,7 @@ void req_respond(struct req *req, int status, const char *ctype, const void *bod
     if (c != NULL)
         http_conn_arm(c);
     evbuffer_free(out);
-    metrics_endpoint_observe(&req->hs->ep[req->route], status,
-                             (double)(metrics_now_ns() - req->t0) / 1e9);
-    req->hs->inflight--;
-    free(req->path_own);
-    free(req->user);
-    if (req->test_uri != NULL)
-        evhttp_uri_free(req->test_uri);
-    X509_free(req->test_cert);
-    free(req);
+    http_req_done(req, status);
 }
 
 void req_respond_json(struct req *req, int status, const char *json)
@@ -966,4 +976,95 @@ int http_test_request(struct http_server *hs, const struct http_test_req *t,
     else
         rt->fn(req, hs->app);
     return 0;
+}
+
+/* ---- streamed answers ---- */
+
+#define HTTP_STREAM_SNDBUF_MAX (256 * 1024)
+
+struct http_stream {
+    struct req *req;
+    struct http_conn *c;
+    size_t max;
+    http_stream_close_fn *on_close;
+    void *arg;
+    int dropping; /* http_stream_write() closes the connection itself */
+};
+
+struct http_stream *req_stream_start(struct req *req, const char *ctype, size_t max_buffered,
+                                     http_stream_close_fn *on_close, void *arg)
+{
+    struct http_conn *c = http_conn_of(req->r);
+    if (c == NULL || c->stream != NULL) {
+        req_fail(req, 500, "no connection to stream on");
+        return NULL;
+    }
+    struct http_stream *s = xcalloc(1, sizeof(*s));
+    *s = (struct http_stream){req, c, max_buffered, on_close, arg, 0};
+    c->stream = s;
+    req_add_header(req, "Content-Type", ctype);
+    req_add_header(req, "Cache-Control", "no-store");
+    evhttp_send_reply_start(req->r, 200, "OK");
+    /* evhttp's idle timeout would end a stream the client never writes to. */
+    struct timeval w = {c->hs->timeout_s, 0};
+    bufferevent_set_timeouts(c->bev, NULL, &w);
+    /* The kernel's share of the bound: an autotuned send buffer (up to
+     * tcp_wmem, megabytes) would hide a slow reader for that long. */
+    int snd = max_buffered < HTTP_STREAM_SNDBUF_MAX ? (int)max_buffered : HTTP_STREAM_SNDBUF_MAX;
+    if (setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd)) != 0)
+        log_debug("event=stream_sndbuf_failed errno=%d", errno);
+    return s;
+}
+
+size_t http_stream_buffered(const struct http_stream *s)
+{
+    return evbuffer_get_length(bufferevent_get_output(s->c->bev));
+}
+
+int http_stream_write(struct http_stream *s, const void *data, size_t len)
+{
+    if (http_stream_buffered(s) > s->max) {
+        char peer[INET6_ADDRSTRLEN + 8];
+        http_conn_peer(s->c, peer, sizeof(peer));
+        log_warn("event=stream_dropped listener=%s peer=%s reason=slow_reader buffered=%zu "
+                 "max=%zu",
+                 s->c->hs->name, peer, http_stream_buffered(s), s->max);
+        s->dropping = 1;
+        /* Frees the request too, and runs http_conn_on_close: s goes there. */
+        evhttp_connection_free(s->c->evcon);
+        return -1;
+    }
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, data, len);
+    evhttp_send_reply_chunk(s->req->r, b);
+    evbuffer_free(b);
+    return 0;
+}
+
+void http_stream_end(struct http_stream *s)
+{
+    struct http_conn *c = s->c;
+    c->stream = NULL;
+    evhttp_send_reply_end(s->req->r);
+    struct timeval t = {c->hs->timeout_s, 0};
+    bufferevent_set_timeouts(c->bev, &t, &t);
+    http_conn_arm(c);
+    http_req_done(s->req, 200);
+    free(s);
+}
+
+/* The connection is going (the peer closed it, a write failed, the stream was
+ * dropped, or evhttp_free). */
+static void http_stream_closed(struct http_stream *s)
+{
+    struct evhttp_request *r = s->req->r;
+    s->c->stream = NULL;
+    /* On EOF evhttp detaches a request the user still sends on, leaving it
+     * to evhttp_send_reply_end() to free; attached, the connection frees it. */
+    if (!s->dropping && evhttp_request_get_connection(r) == NULL)
+        evhttp_send_reply_end(r);
+    http_req_done(s->req, 200);
+    if (!s->dropping && s->on_close != NULL)
+        s->on_close(s->arg);
+    free(s);
 }

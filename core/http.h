@@ -150,5 +150,30 @@ struct http_server *http_test_server_new(const char *name, const struct http_rou
  * or header line): done never runs. */
 int http_test_request(struct http_server *hs, const struct http_test_req *t,
                       http_test_done_fn *done, void *arg) MDMD_MUSTCHECK;
+/* A streamed answer (Server-Sent Events): the status line and headers now,
+ * the body chunk by chunk (chunked encoding) for as long as the caller wants.
+ * The request stays in flight (the shutdown drain waits for it, so whoever
+ * streams ends its streams at SIGTERM) and has no request deadline; the
+ * connection's read timeout is off (a reader sends nothing) and its write
+ * timeout is timeout_s (a reader that takes nothing for that long is gone);
+ * its socket send buffer is max_buffered (at most 256 KB) instead of
+ * autotuned, so that the kernel does not hide a slow reader behind megabytes.
+ *
+ * Ownership: the stream owns req from here; the caller holds the stream until
+ * http_stream_end() or on_close.  on_close runs once, from the loop, when the
+ * peer went away or the listener is freed; the stream is already gone then.
+ * NULL (req answered 500): the connection could not be found. */
+struct http_stream;
+typedef void http_stream_close_fn(void *arg);
+struct http_stream *req_stream_start(struct req *req, const char *ctype, size_t max_buffered,
+                                     http_stream_close_fn *on_close, void *arg) MDMD_MUSTCHECK;
+/* Queues len bytes.  0, or -1 when the output already held more than
+ * max_buffered bytes (a slow reader): the connection is closed, the stream
+ * is freed and on_close does not run. */
+int http_stream_write(struct http_stream *s, const void *data, size_t len) MDMD_MUSTCHECK;
+size_t http_stream_buffered(const struct http_stream *s); /* bytes not yet sent */
+/* Ends the body (the last chunk) and frees s; on_close does not run.  The
+ * connection stays open for the next request. */
+void http_stream_end(struct http_stream *s);
 
 #endif

@@ -18,6 +18,7 @@
 #include "../handlers/api/api.h"
 #include "../handlers/mdm/mdm.h"
 #include "../handlers/apple/apple.h"
+#include "../handlers/feed/feed.h"
 #include "../handlers/guard/guard.h"
 #include "../handlers/hook/hook.h"
 #include "../handlers/routes.h"
@@ -274,6 +275,40 @@ static void main_warn_restart_keys(const struct conf *o, const struct conf *n)
     }
 }
 
+static void main_on_push_renew(void *arg, int status, const char *fleet_topic,
+                               const char *new_topic)
+{
+    char a[160], b[160];
+    if (status == 409)
+        log_err("event=reload_partial reason=\"push certificate refused: its topic %s is not the "
+                "enrolled devices' %s; keeping the old one (apns_allow_topic_change yes installs "
+                "it)\"",
+                log_str(new_topic, a, sizeof(a)), log_str(fleet_topic, b, sizeof(b)));
+    else if (status != 0)
+        log_err("event=reload_partial reason=\"push certificate not checked (redis); keeping "
+                "the old one\"");
+}
+
+/* A changed push certificate file is a renewal: guard_push_renew() looks at
+ * its topic first, after the rest of the reload (which it cannot hold up). */
+static void main_reload_push(struct mdmd *m, const struct conf *ncf)
+{
+    if (m->app.push == NULL || (*ncf->apns_cert_file == '\0' && *ncf->apns_p12_file == '\0'))
+        return;
+    struct push_cert *c = push_cert_load(ncf);
+    if (c == NULL) {
+        log_warn("event=reload_partial reason=\"push certificate unreadable; keeping the old "
+                 "one\"");
+        return;
+    }
+    if (push_cert_same(m->app.push, c)) {
+        push_cert_free(c);
+        return;
+    }
+    guard_push_renew(m->app.guard, m->app.push, c, ncf->apns_allow_topic_change, main_on_push_renew,
+                     NULL);
+}
+
 /* SIGHUP: everything validates, or nothing changes (pgbouncer's rule). */
 static void main_reload(struct mdmd *m)
 {
@@ -312,6 +347,7 @@ static void main_reload(struct mdmd *m)
     m->retired[m->nretired++] = m->cf;
     m->cf = ncf;
     m->app.cf = ncf;
+    main_reload_push(m, ncf);
     log_info("event=reloaded");
 }
 
@@ -339,7 +375,8 @@ static void main_shutdown(struct mdmd *m)
              http_server_inflight(m->pub) + http_server_inflight(m->mdm));
     http_server_stop_accepting(m->pub);
     http_server_stop_accepting(m->mdm);
-    api_jobs_stop(); /* each records where it stopped; the drain waits for that */
+    api_jobs_stop();        /* each records where it stopped; the drain waits for that */
+    feed_stop(m->app.feed); /* event streams end now, or the drain would wait for them */
     if (m->scep != NULL)
         http_server_stop_accepting(m->scep);
     m->drain_deadline = util_mono_ms() + (int64_t)m->cf->shutdown_timeout_s * 1000;
@@ -460,6 +497,7 @@ static void main_open_state(struct mdmd *m)
     m->app.repush = wake_repush_new(m->app.base, m->app.store, m->app.wake, m->cf);
     m->app.hook = hook_new(m->app.base, m->app.store, m->cf);
     m->app.guard = guard_new(m->app.base, m->app.store, m->app.push, m->cf);
+    m->app.feed = feed_new(m->app.base, m->app.store, &m->app);
 }
 
 /* Runs the loop until every answer queued so far is written out, or 1 s. */
@@ -501,6 +539,7 @@ static void main_cleanup(struct mdmd *m)
     mdm_provision_retry_stop();
     api_jobs_free_all(); /* paused jobs hold a timer, no store call */
     api_jobs_lease_stop();
+    feed_free(m->app.feed); /* before the store: its reads are cancelled */
     hook_free(m->app.hook);
     guard_free(m->app.guard);
     wake_repush_free(m->app.repush);

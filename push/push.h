@@ -61,11 +61,27 @@ struct push *push_new(struct event_base *base, const struct conf *cf) MDMD_MUSTC
  * PUSH_CANCELED / MDMD_ECANCELED before it returns. */
 void push_free(struct push *p);
 
-/* The push certificate's topic (the subject UID); valid as long as p.
+/* The push certificate's topic (the subject UID); valid as long as p and
+ * until the next push_cert_install() (read it at the time of use).
  * Devices whose check-in Topic differs cannot be pushed with this certificate. */
 const char *push_topic(const struct push *p);
 /* The push certificate's notAfter, seconds since the epoch (0: unknown). */
 int64_t push_not_after(const struct push *p);
+
+/* A push certificate loaded and checked (push_new()'s checks) but not yet in
+ * use: a renewal is looked at (its topic against the fleet's) before it
+ * replaces the running one.  Owned by the caller until installed. */
+struct push_cert;
+/* Loads cf's apns_cert_file/apns_key_file or apns_p12_file.  NULL: logged. */
+struct push_cert *push_cert_load(const struct conf *cf) MDMD_MUSTCHECK;
+void push_cert_free(struct push_cert *c); /* NULL-safe */
+const char *push_cert_topic(const struct push_cert *c);
+int64_t push_cert_not_after(const struct push_cert *c);
+/* 1 when c is the very certificate p pushes with (same DER). */
+int push_cert_same(const struct push *p, const struct push_cert *c) MDMD_MUSTCHECK;
+/* p pushes with c from now on and owns it: new connections use it, open ones
+ * finish their streams and reconnect (GOAWAY).  push_topic() changes. */
+void push_cert_install(struct push *p, struct push_cert *c);
 
 /* Queues one push.  token_hex: 64 hex digits (either case); push_magic: the
  * device's PushMagic (1 to PUSH_MAGIC_MAX bytes, JSON-escaped here).  Both

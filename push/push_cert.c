@@ -1,7 +1,7 @@
 /* push_cert.c: the MDM push certificate (PEM or PKCS12), its topic (the
  * subject UID) and the TLS client context APNs is reached with. */
 
-#include "push_int.h"
+#include "push.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +18,12 @@
 
 #include "../core/conf.h"
 #include "../core/log.h"
+#include "push_int.h"
 
 /* ------------------------------------------------------------------------ */
 /* the push certificate */
 
-static char *push_cert_topic(X509 *x)
+static char *push_cert_uid(X509 *x)
 {
     X509_NAME *name = X509_get_subject_name(x);
     int i = X509_NAME_get_index_by_NID(name, NID_userId, -1);
@@ -43,7 +44,7 @@ static char *push_cert_topic(X509 *x)
 /* Refuses what APNs would refuse anyway, at startup rather than per push. */
 static int push_cert_check(X509 *x, char **topic_out)
 {
-    char *topic = push_cert_topic(x);
+    char *topic = push_cert_uid(x);
     if (topic == NULL) {
         log_err("event=push_cert_refused why=no_subject_uid");
         return -1;
@@ -188,4 +189,72 @@ SSL_CTX *push_ssl_ctx_new(const struct conf *cf, char **topic)
 fail:
     SSL_CTX_free(ctx);
     return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* renewal: load, look at, install */
+
+struct push_cert {
+    SSL_CTX *ssl;
+    char *topic;
+};
+
+struct push_cert *push_cert_load(const struct conf *cf)
+{
+    struct push_cert *c = xcalloc(1, sizeof(*c));
+    c->ssl = push_ssl_ctx_new(cf, &c->topic);
+    if (c->ssl == NULL) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void push_cert_free(struct push_cert *c)
+{
+    if (c == NULL)
+        return;
+    SSL_CTX_free(c->ssl);
+    free(c->topic);
+    free(c);
+}
+
+const char *push_cert_topic(const struct push_cert *c)
+{
+    return c->topic;
+}
+
+int64_t push_cert_not_after(const struct push_cert *c)
+{
+    X509 *x = SSL_CTX_get0_certificate(c->ssl);
+    struct tm tm;
+    if (x == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+        return 0;
+    return (int64_t)timegm(&tm);
+}
+
+int push_cert_same(const struct push *p, const struct push_cert *c)
+{
+    X509 *a = p->ssl != NULL ? SSL_CTX_get0_certificate(p->ssl) : NULL;
+    X509 *b = SSL_CTX_get0_certificate(c->ssl);
+    return a != NULL && b != NULL && X509_cmp(a, b) == 0;
+}
+
+void push_cert_install(struct push *p, struct push_cert *c)
+{
+    /* Open SSLs hold their own reference to the old context. */
+    SSL_CTX_free(p->ssl);
+    free(p->topic);
+    p->ssl = c->ssl;
+    p->topic = c->topic;
+    free(c);
+    for (int i = 0; i < p->nconns; i++) {
+        struct push_conn *k = &p->conns[i];
+        if (k->state == PUSH_CONN_READY || k->state == PUSH_CONN_SETTINGS) {
+            push_conn_stop_new_streams(k);
+            (void)push_conn_flush(k);
+        }
+    }
+    push_kick(p);
+    log_info("event=push_cert_installed topic=%s", p->topic);
 }

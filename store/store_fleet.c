@@ -12,7 +12,7 @@ extern const char store_lua_hook_next[], store_lua_hook_done[], store_lua_hook_r
     store_lua_queue_delete[], store_lua_cancel_step[], store_lua_repush_due[],
     store_lua_repush_at[], store_lua_push_ledger[], store_lua_fleet_stats[],
     store_lua_expiry_event[], store_lua_push_claim[], store_lua_job_live[], store_lua_job_udids[],
-    store_lua_job_cmd[];
+    store_lua_job_cmd[], store_lua_push_topics[], store_lua_events_read[];
 
 static const char *const store_fleet_lua[STORE_FLEET_N] = {
     [STORE_FLEET_HOOK_NEXT] = store_lua_hook_next,
@@ -32,6 +32,8 @@ static const char *const store_fleet_lua[STORE_FLEET_N] = {
     [STORE_FLEET_JOB_LIVE] = store_lua_job_live,
     [STORE_FLEET_JOB_UDIDS] = store_lua_job_udids,
     [STORE_FLEET_JOB_CMD] = store_lua_job_cmd,
+    [STORE_FLEET_PUSH_TOPICS] = store_lua_push_topics,
+    [STORE_FLEET_EVENTS_READ] = store_lua_events_read,
 };
 
 struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,
@@ -40,6 +42,16 @@ struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,
 {
     return store_eval(s, store_script_get(s, store_fleet_lua[id]), nkeys, argc, argv, argvlen, cb,
                       arg);
+}
+
+struct store_op *store_fleet_events_read(struct store *s, const char *after, int count, int backlog,
+                                         store_eval_fn *cb, void *arg)
+{
+    char n[16], b[16];
+    snprintf(n, sizeof(n), "%d", count);
+    snprintf(b, sizeof(b), "%d", backlog);
+    const char *v[] = {"mdm:events", after, n, b};
+    return store_fleet_eval(s, STORE_FLEET_EVENTS_READ, 1, 4, v, NULL, cb, arg);
 }
 
 struct store_op *store_fleet_enqueue_head(struct store *s, const char *uuid,

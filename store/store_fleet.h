@@ -31,6 +31,8 @@ enum store_fleet_lua {
     STORE_FLEET_JOB_LIVE,       /* job_live.lua (workers: job leases) */
     STORE_FLEET_JOB_UDIDS,      /* job_udids.lua (workers: a list job's UDIDs) */
     STORE_FLEET_JOB_CMD,        /* job_cmd.lua (workers: a resumed job's command) */
+    STORE_FLEET_PUSH_TOPICS,    /* push_topics.lua */
+    STORE_FLEET_EVENTS_READ,    /* events_read.lua (through store_fleet_events_read) */
     STORE_FLEET_N
 };
 
@@ -39,6 +41,14 @@ enum store_fleet_lua {
 struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,
                                   const char *const *argv, const size_t *argvlen, store_eval_fn *cb,
                                   void *arg);
+
+/* The live feed's read of the event stream: up to count entries after the
+ * stream id after ("": the newest backlog ones and the newest id), as events_read.lua's JSON
+ * {"last", "gap", "events": [[id, {fields}]...]}.  Every reader of mdm:events
+ * for the feed goes through here, so that a stream split into buckets (Redis
+ * Cluster) is merged in this one place.  after must be "<ms>-<seq>" or "". */
+struct store_op *store_fleet_events_read(struct store *s, const char *after, int count, int backlog,
+                                         store_eval_fn *cb, void *arg);
 
 /* store_enqueue() that puts uuid at the head of each queue (urgent
  * commands: it is the next one sent).  store_mdm.h's callback. */

@@ -10,7 +10,7 @@
  *  - the session cookie is HttpOnly: this code never sees it, it learns the
  *    user and the CSRF token from /console/api/session or the login. */
 
-const S = { user: null, csrf: null, schema: null, timers: [] };
+const S = { user: null, csrf: null, schema: null, timers: [], streams: [] };
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -100,7 +100,21 @@ function jsonView(v) {
 }
 
 function every(ms, fn) { S.timers.push(setInterval(fn, ms)); }
-function stopTimers() { S.timers.forEach(clearInterval); S.timers = []; }
+function stopTimers() {
+  S.timers.forEach(clearInterval); S.timers = [];
+  S.streams.forEach(s => s.close()); S.streams = []; // EventSources of the page left
+}
+
+/* Polls a bulk job until it is no longer running; then done(job). */
+function watchJob(id, note, done) {
+  const t = setInterval(async () => {
+    let j;
+    try { j = await api('GET', '/jobs/' + encodeURIComponent(id)); } catch (_) { clearInterval(t); return; }
+    if (note) note.textContent = `${j.state}: ${j.done || 0}/${j.total || '?'}`;
+    if (j.state !== 'running') { clearInterval(t); done(j); }
+  }, 300);
+  S.timers.push(t);
+}
 
 /* -------------------------------------------------------------------- API */
 
@@ -358,10 +372,11 @@ function pageDevice(udid) {
   const form = h('div', { id: 'command-form' }, h('p', { class: 'muted' }, 'Loading the command list…'));
 
   async function refresh() {
-    let d, hist;
+    let d, hist, pend;
     try {
-      [d, hist] = await Promise.all([api('GET', '/devices/' + enc(udid)),
-                                     api('GET', `/devices/${enc(udid)}/commands?count=25`)]);
+      [d, hist, pend] = await Promise.all([api('GET', '/devices/' + enc(udid)),
+                                           api('GET', `/devices/${enc(udid)}/commands?count=25`),
+                                           api('GET', `/devices/${enc(udid)}/commands/pending`)]);
     } catch (e) {
       if (e.status === 404) main().replaceChildren(h('div', { class: 'card empty' },
         'No device with the UDID ', h('span', { class: 'mono' }, udid), '. ',
@@ -371,6 +386,7 @@ function pageDevice(udid) {
       return;
     }
     renderDevice(d);
+    renderQueue(pend);
     renderHistory(hist);
   }
 
@@ -437,10 +453,43 @@ function pageDevice(udid) {
       h('section', { class: 'card', id: 'card-push' }, h('h2', {}, 'Last push'),
         kvList(dev, PUSH_FIELDS, 'No push sent to this device yet.')),
       ddmStatusCard(udid));
-    queueBody.replaceChildren(d.queue.length === 0 ? h('p', { class: 'muted' }, 'Nothing queued.')
-      : h('ul', { class: 'queue' }, d.queue.map((u, i) => h('li', {},
-          h('span', { class: 'badge' }, i === 0 ? 'next' : `#${i + 1}`), h('span', { class: 'mono' }, u),
-          d.notnow.includes(u) ? h('span', { class: 'badge warn' }, 'NotNow') : null))));
+  }
+
+  /* Queue surgery: each pending command with its body, state and times;
+   * delete it from this queue, or cancel its UUID on every device (a job). */
+  function pendingEntry(c, i) {
+    const state = { notnow: ['NotNow', 'warn'], sent: ['sent', 'ok'], queued: ['queued', ''] }[c.state]
+      || [c.state, ''];
+    const when = c.state === 'sent' ? `sent ${fmtTime(c.sent_at)}` : `queued ${fmtTime(c.created)}`;
+    const note = h('span', { class: 'muted small q-note' });
+    const del = h('button', { type: 'button', class: 'small danger q-delete', onclick: ev => act(ev.target, async () => {
+      if (!confirm(`Remove ${c.request_type} from this device's queue?`)) return;
+      await api('DELETE', `/devices/${enc(udid)}/commands/${enc(c.uuid)}`);
+      toast(`${c.request_type} removed from the queue.`);
+      refresh();
+    }) }, 'Delete');
+    const cancel = h('button', { type: 'button', class: 'small danger q-cancel', onclick: ev => act(ev.target, async () => {
+      if (!confirm(`Cancel ${c.uuid} on every device it is queued for?`)) return;
+      const r = await api('DELETE', `/commands/${enc(c.uuid)}`);
+      watchJob(r.job_id, note, j => { toast(`Cancelled on ${j.canceled || 0} device(s).`); refresh(); });
+    }) }, 'Cancel everywhere');
+    const det = h('details', { class: 'pending', 'data-uuid': c.uuid, 'data-state': c.state },
+      h('summary', {}, h('span', { class: 'badge' }, i === 0 ? 'next' : `#${i + 1}`), ' ',
+        h('strong', {}, c.request_type || '(unknown)'), ' ', h('span', { class: 'badge ' + state[1] }, state[0]),
+        ' ', h('span', { class: 'muted small' }, when)),
+      h('div', { class: 'body' }, h('div', { class: 'mono small' }, c.uuid),
+        h('pre', { class: 'plist' }, c.plist || ''), h('div', { class: 'actions' }, del, ' ', cancel, ' ', note)));
+    det.open = st.open.has('q:' + c.uuid);
+    det.addEventListener('toggle', () => { det.open ? st.open.add('q:' + c.uuid) : st.open.delete('q:' + c.uuid); });
+    return h('li', {}, det);
+  }
+
+  function renderQueue(pend) {
+    const sig = JSON.stringify(pend);
+    if (sig === st.queue) return;
+    st.queue = sig;
+    queueBody.replaceChildren(pend.length === 0 ? h('p', { class: 'muted' }, 'Nothing queued.')
+      : h('ul', { class: 'queue', id: 'pending' }, pend.map(pendingEntry)));
   }
 
   function historyEntry(c) {
@@ -565,6 +614,7 @@ function commandForm(schema, udid, onSent) {
   const fields = h('div', { class: 'fields' });
   const preview = h('details', { class: 'preview' });
   const send = h('button', { type: 'submit', class: 'primary', id: 'cmd-send' }, 'Queue command');
+  const urgent = h('input', { type: 'checkbox', id: 'cmd-urgent' });
   const inputs = new Map();
 
   function build(strict) {
@@ -612,7 +662,9 @@ function commandForm(schema, udid, onSent) {
 
   const form = h('form', { id: 'cmd-form' },
     h('div', { class: 'field' }, h('label', { for: 'cmd-type', class: 'name' }, 'Request type'), select),
-    fields, h('div', { class: 'row' }, send, h('span', { class: 'muted' },
+    fields, h('div', { class: 'field' }, h('label', { for: 'cmd-urgent' }, urgent,
+      ' Urgent: to the head of the queue (sent before everything queued)')),
+    h('div', { class: 'row' }, send, h('span', { class: 'muted' },
       'The device is pushed right away and runs it when it next connects.')), preview);
   select.addEventListener('change', renderFields);
   form.addEventListener('submit', ev => {
@@ -621,9 +673,11 @@ function commandForm(schema, udid, onSent) {
     if (!cmd) return toast('Some fields need fixing first.', true);
     if (DANGEROUS.has(cmd.RequestType) && !confirm(`Really send ${cmd.RequestType} to this device?`)) return;
     act(send, async () => {
-      const r = await api('POST', '/commands', { udids: [udid], command: cmd });
+      const body = { udids: [udid], command: cmd };
+      if (urgent.checked) body.priority = 'high';
+      const r = await api('POST', '/commands', body);
       if (r.queued === 0) toast('Not queued: the device is not enrolled.', true);
-      else toast(`${cmd.RequestType} queued (${r.command_uuid}).`);
+      else toast(`${cmd.RequestType} queued${urgent.checked ? ' at the head' : ''} (${r.command_uuid}).`);
       onSent();
     });
   });

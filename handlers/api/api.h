@@ -24,6 +24,9 @@ void api_commands(struct req *req, void *app); /* POST /v1/commands */
 void api_devices(struct req *req, void *app);  /* GET /v1/devices */
 void api_device(struct req *req, void *app);   /* /v1/devices/{udid}[/commands] */
 void api_push(struct req *req, void *app);     /* POST /v1/push */
+/* GET, PUT /v1/push-certificate (api_pushcert.c): which one runs; install a
+ * renewal, 409 when its topic is not the fleet's unless ?force=1. */
+void api_push_cert(struct req *req, void *app);
 
 /* The rest of the check-in protocol (api_checkin.c).  A device path's tail
  * /bootstrap-token (GET: the escrowed token, logged), /return-to-service
@@ -48,6 +51,7 @@ int api_fleet_device(struct req *req, struct app *a, const char *udid, const cha
 void api_fleet_command(struct req *req, void *app);  /* /v1/commands/{uuid} */
 void api_fleet_webhooks(struct req *req, void *app); /* /v1/webhooks[/...] */
 void api_fleet_stats(struct req *req, void *app);    /* GET /v1/fleet */
+void api_fleet_events(struct req *req, void *app);   /* GET /v1/events: SSE (feed.h) */
 /* /metrics: webhooks, re-push, stale devices, push-to-check-in (fleet_json:
  * fleet_stats.lua's answer, NULL when Redis did not give it). */
 struct metrics_text;

@@ -18,6 +18,7 @@
 #include "../../store/store_fleet.h"
 #include "../../store/store_jobs.h"
 #include "../apple/apple.h"
+#include "../feed/feed.h"
 #include "../guard/guard.h"
 #include "../hook/hook.h"
 #include "../wake/wake.h"
@@ -357,11 +358,20 @@ void api_fleet_stats(struct req *req, void *app)
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
     snprintf(ms, sizeof(ms), "%lld", (long long)stale * 1000);
     snprintf(ls, sizeof(ls), "%ld", lim);
-    const char *v[] = {now, ms, ls};
+    char *c = req_query_param(req, "charts");
+    const char *v[] = {now, ms, ls, c != NULL && strcmp(c, "1") == 0 ? "1" : "0"};
+    free(c);
     struct api_fleet_ctx *x = xcalloc(1, sizeof(*x));
     x->req = req;
     x->a = a;
-    store_fleet_eval(a->store, STORE_FLEET_FLEET_STATS, 0, 3, v, NULL, api_fleet_on_stats, x);
+    store_fleet_eval(a->store, STORE_FLEET_FLEET_STATS, 0, 4, v, NULL, api_fleet_on_stats, x);
+}
+
+void api_fleet_events(struct req *req, void *app)
+{
+    struct app *a = app;
+    if (api_authorized(req, app))
+        feed_serve(a->feed, req);
 }
 
 /* ---- /metrics ---- */
@@ -419,6 +429,20 @@ void api_fleet_metrics(struct metrics_text *t, const struct app *a, const char *
     api_fleet_metric(t, "mdmd_repush_total", "counter",
                      "Re-pushes to devices that did not answer a push (or answered NotNow).",
                      (double)wake_repush_count(a->repush));
+    struct feed_stats fs;
+    feed_stats(a->feed, &fs);
+    api_fleet_metric(t, "mdmd_event_streams", "gauge", "Live event streams open (GET /v1/events).",
+                     fs.open);
+    api_fleet_metric(t, "mdmd_event_streams_total", "counter", "Live event streams opened.",
+                     (double)fs.served);
+    api_fleet_metric(t, "mdmd_event_streams_dropped_total", "counter",
+                     "Event streams dropped: their reader fell feed_stream_buffer bytes behind.",
+                     (double)fs.dropped);
+    api_fleet_metric(t, "mdmd_event_streams_refused_total", "counter",
+                     "Event streams refused with 503: feed_max_streams were open.",
+                     (double)fs.refused);
+    api_fleet_metric(t, "mdmd_event_stream_events_total", "counter",
+                     "Events written to event streams, all streams together.", (double)fs.events);
     metrics_family(t, "mdmd_cert_expiry_days", "gauge",
                    "Days left (floor) before each certificate expires: apns (push), ca (MDM CA), "
                    "server (TLS), scep_ra.");

@@ -1,6 +1,7 @@
 #include "guard.h"
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,4 +107,73 @@ int guard_days_left(const struct guard *g, int c, int *known)
         return 0;
     int64_t na = g->not_after[c], now = util_now_ms() / 1000;
     return (int)((na - now) / 86400 - (na < now ? 1 : 0));
+}
+
+/* ---- push certificate renewal ---- */
+
+struct guard_renew {
+    struct guard *g;
+    struct push *p;
+    struct push_cert *c;
+    int force;
+    guard_renew_fn *cb;
+    void *arg;
+};
+
+/* The topic most devices of the sample have, or NULL (none). */
+static const char *guard_fleet_topic(json_t *o)
+{
+    const char *k, *best = NULL;
+    json_t *v;
+    json_int_t n = 0;
+    json_object_foreach(o, k, v)
+    {
+        if (json_is_integer(v) && json_integer_value(v) > n) {
+            n = json_integer_value(v);
+            best = k;
+        }
+    }
+    return best;
+}
+
+static void guard_on_topics(void *arg, int err, long long num, const char *str, size_t len)
+{
+    struct guard_renew *r = arg;
+    const char *nt = push_cert_topic(r->c);
+    json_t *o = err == MDMD_OK && str != NULL ? json_loadb(str, len, 0, NULL) : NULL;
+    const char *ft = o != NULL ? guard_fleet_topic(o) : NULL;
+    char a[160], b[160];
+    if (o == NULL) {
+        log_warn("event=push_cert_renew_failed reason=store err=%d", err);
+        r->cb(r->arg, 503, "", nt);
+        push_cert_free(r->c);
+    } else if (ft != NULL && strcmp(ft, nt) != 0 && !r->force) {
+        log_err("event=push_cert_refused why=topic_differs fleet_topic=%s new_topic=%s "
+                "hint=\"devices keep their topic until they enroll again; force to install\"",
+                log_str(ft, a, sizeof(a)), log_str(nt, b, sizeof(b)));
+        r->cb(r->arg, 409, ft, nt);
+        push_cert_free(r->c);
+    } else {
+        if (ft != NULL && strcmp(ft, nt) != 0)
+            log_warn("event=push_cert_topic_forced fleet_topic=%s new_topic=%s",
+                     log_str(ft, a, sizeof(a)), log_str(nt, b, sizeof(b)));
+        char *keep = xstrdup(nt);
+        push_cert_install(r->p, r->c);
+        guard_check(-1, 0, r->g); /* days left of the new one, now */
+        r->cb(r->arg, 0, ft != NULL ? ft : "", keep);
+        free(keep);
+    }
+    json_decref(o);
+    free(r);
+}
+
+void guard_push_renew(struct guard *g, struct push *p, struct push_cert *c, int force,
+                      guard_renew_fn *cb, void *arg)
+{
+    struct guard_renew *r = xcalloc(1, sizeof(*r));
+    *r = (struct guard_renew){g, p, c, force, cb, arg};
+    char n[16];
+    snprintf(n, sizeof(n), "%d", GUARD_TOPIC_SAMPLE);
+    const char *v[] = {n};
+    store_fleet_eval(g->store, STORE_FLEET_PUSH_TOPICS, 0, 1, v, NULL, guard_on_topics, r);
 }

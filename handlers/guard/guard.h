@@ -14,6 +14,7 @@
 struct event_base;
 struct store;
 struct push;
+struct push_cert;
 struct conf;
 struct guard;
 
@@ -25,6 +26,18 @@ extern const char *const guard_cert_names[GUARD_N]; /* "apns", "ca", "server", "
 struct guard *guard_new(struct event_base *base, struct store *store, const struct push *push,
                         const struct conf *cf);
 void guard_free(struct guard *g); /* NULL-safe */
+/* A renewed push certificate (push_cert_load()) replaces the running one
+ * only if its topic is the enrolled devices' (the most common topic among
+ * the GUARD_TOPIC_SAMPLE devices seen last; none enrolled: any topic), or
+ * force: a renewal under another Apple ID strands every device, which keep
+ * the old topic until they enroll again.  cb runs once, from the loop:
+ * status 0 installed, 409 refused (fleet_topic and new_topic name both), 503
+ * the store did not answer (nothing changed).  c is taken in every case. */
+#define GUARD_TOPIC_SAMPLE 500
+typedef void guard_renew_fn(void *arg, int status, const char *fleet_topic, const char *new_topic);
+void guard_push_renew(struct guard *g, struct push *p, struct push_cert *c, int force,
+                      guard_renew_fn *cb, void *arg);
+
 /* Days left (floor; negative once expired) of cert c; 0 when unknown. */
 int guard_days_left(const struct guard *g, int c, int *known);
 

@@ -1,10 +1,15 @@
 #include "hook.h"
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +32,8 @@ struct hook_target {
     struct hook *h;
     char *url, *host, *path; /* owned */
     int port;
+    int tls;         /* https:// */
+    int conn_closed; /* https: the connection went; a new one (a new SSL) for the next POST */
     char group[40];
     struct evhttp_connection *conn;
     struct event *timer;
@@ -51,6 +58,7 @@ struct hook {
     char consumer[80];
     struct hook_target *t;
     int n;
+    SSL_CTX *ssl; /* https:// targets: verify against webhook_ca_file or the system store */
     const char **groups, **urls;
     struct hook_stats st;
 };
@@ -139,10 +147,29 @@ static void hook_failed(struct hook_target *t, const char *why)
     hook_timer_in(t, ms);
 }
 
+/* Why an https:// attempt got no answer: the certificate check, if that was it. */
+static void hook_tls_why(struct hook_target *t, char *why, size_t len)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(t->conn);
+    SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+    long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (v != X509_V_OK)
+        snprintf(why, len, "TLS: %s", X509_verify_cert_error_string(v));
+    else
+        snprintf(why, len, "no answer (TCP or TLS)");
+}
+
 static void hook_on_response(struct evhttp_request *req, void *arg)
 {
     struct hook_target *t = arg;
     int code = req != NULL ? evhttp_request_get_response_code(req) : 0;
+    if (code == 0 && t->tls) {
+        char why[96];
+        hook_tls_why(t, why, sizeof(why));
+        t->conn_closed = 1;
+        hook_failed(t, why);
+        return;
+    }
     if (code >= 200 && code < 300) {
         t->h->st.delivered++;
         log_debug("event=webhook_delivered url=%s id=%s attempts=%d", t->url, t->event_id,
@@ -150,7 +177,7 @@ static void hook_on_response(struct evhttp_request *req, void *arg)
         hook_ack(t, 0);
         return;
     }
-    char why[48];
+    char why[96];
     if (code == 0)
         snprintf(why, sizeof(why), "no answer");
     else
@@ -158,9 +185,15 @@ static void hook_on_response(struct evhttp_request *req, void *arg)
     hook_failed(t, why);
 }
 
+static void hook_conn_new(struct hook_target *t);
+
 static void hook_send(struct hook_target *t)
 {
     struct hook *h = t->h;
+    if (t->conn_closed) { /* an SSL is good for one connection: evhttp would reuse it */
+        evhttp_connection_free(t->conn);
+        hook_conn_new(t);
+    }
     if (t->attempts > 0)
         h->st.retries++;
     t->attempts++;
@@ -284,15 +317,92 @@ static uint64_t hook_fnv(const char *s)
     return h;
 }
 
-static int hook_target_init(struct hook *h, struct hook_target *t, const char *url)
+static void hook_on_conn_close(struct evhttp_connection *conn, void *arg)
+{
+    struct hook_target *t = arg;
+    t->conn_closed = 1;
+}
+
+/* SNI and the host name (or IP address) the receiver's certificate must name. */
+static SSL *hook_ssl_new(struct hook_target *t)
+{
+    SSL *ssl = SSL_new(t->h->ssl);
+    if (ssl == NULL)
+        return NULL;
+    unsigned char ip[16];
+    int literal = inet_pton(AF_INET, t->host, ip) == 1 || inet_pton(AF_INET6, t->host, ip) == 1;
+    X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+    X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    int ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(vp, t->host) == 1 /* no SNI (RFC 6066) */
+                     : SSL_set_tlsext_host_name(ssl, t->host) == 1 &&
+                           X509_VERIFY_PARAM_set1_host(vp, t->host, 0) == 1;
+    if (!ok) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    return ssl;
+}
+
+static void hook_conn_new(struct hook_target *t)
+{
+    struct hook *h = t->h;
+    SSL *ssl = t->tls ? hook_ssl_new(t) : NULL;
+    struct bufferevent *bev =
+        ssl != NULL
+            ? bufferevent_openssl_socket_new(h->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
+            : NULL;
+    if (bev != NULL) /* receivers that close without close_notify are not an error */
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    else if (t->tls)
+        log_err("event=webhook_tls_setup_failed url=%s", t->url);
+    t->conn = evhttp_connection_base_bufferevent_new(h->base, NULL, bev, t->host,
+                                                     (unsigned short)t->port);
+    evhttp_connection_set_timeout(t->conn, h->timeout_s);
+    evhttp_connection_set_retries(t->conn, 0);
+    evhttp_connection_set_closecb(t->conn, hook_on_conn_close, t);
+    t->conn_closed = 0;
+}
+
+/* The verifying client context of https:// targets. */
+static int hook_ssl_ctx(struct hook *h, const struct conf *cf)
+{
+    if (h->ssl != NULL)
+        return 0;
+    h->ssl = SSL_CTX_new(TLS_client_method());
+    if (h->ssl == NULL)
+        return -1;
+    SSL_CTX_set_min_proto_version(h->ssl, TLS1_2_VERSION);
+    int ok = *cf->webhook_ca_file != '\0'
+                 ? SSL_CTX_load_verify_locations(h->ssl, cf->webhook_ca_file, NULL)
+                 : SSL_CTX_set_default_verify_paths(h->ssl);
+    if (ok != 1) {
+        log_ssl(LOG_LVL_ERR, "event=webhook_ca_load_failed");
+        SSL_CTX_free(h->ssl);
+        h->ssl = NULL;
+        return -1;
+    }
+    SSL_CTX_set_verify(h->ssl, SSL_VERIFY_PEER, NULL);
+    return 0;
+}
+
+static int hook_target_init(struct hook *h, struct hook_target *t, const char *url,
+                            const struct conf *cf)
 {
     struct evhttp_uri *u = evhttp_uri_parse(url);
     const char *scheme = u != NULL ? evhttp_uri_get_scheme(u) : NULL;
     const char *host = u != NULL ? evhttp_uri_get_host(u) : NULL;
-    if (scheme == NULL || strcmp(scheme, "http") != 0 || host == NULL || *host == '\0') {
-        log_err("event=webhook_url_refused url=%s reason=\"only http://host[:port]/path URLs "
-                "are supported\"",
-                url);
+    int tls = scheme != NULL && strcmp(scheme, "https") == 0;
+    if (scheme == NULL || (!tls && strcmp(scheme, "http") != 0) || host == NULL || *host == '\0') {
+        log_err(
+            "event=webhook_url_refused url=%s reason=\"only http:// or https://host[:port]/path "
+            "URLs are supported\"",
+            url);
+        evhttp_uri_free(u);
+        return -1;
+    }
+    if (tls && hook_ssl_ctx(h, cf) != 0) {
+        log_err("event=webhook_url_refused url=%s reason=\"no CA to verify it with\"", url);
         evhttp_uri_free(u);
         return -1;
     }
@@ -300,14 +410,12 @@ static int hook_target_init(struct hook *h, struct hook_target *t, const char *u
     t->h = h;
     t->url = xstrdup(url);
     t->host = xstrdup(host);
-    t->port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
+    t->tls = tls;
+    t->port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : tls ? 443 : 80;
     t->path = xasprintf("%s%s%s", path != NULL && *path ? path : "/", query ? "?" : "",
                         query ? query : "");
     evhttp_uri_free(u);
     snprintf(t->group, sizeof(t->group), "hook:%016llx", (unsigned long long)hook_fnv(url));
-    t->conn = evhttp_connection_base_new(h->base, NULL, t->host, (unsigned short)t->port);
-    evhttp_connection_set_timeout(t->conn, h->timeout_s);
-    evhttp_connection_set_retries(t->conn, 0);
     t->timer = evtimer_new(h->base, hook_on_timer, t);
     return 0;
 }
@@ -337,7 +445,7 @@ struct hook *hook_new(struct event_base *base, struct store *store, const struct
     for (char *u = strtok_r(list, " \t", &save); u != NULL; u = strtok_r(NULL, " \t", &save)) {
         h->t = xrealloc(h->t, sizeof(*h->t) * (size_t)(h->n + 1));
         memset(&h->t[h->n], 0, sizeof(*h->t));
-        if (hook_target_init(h, &h->t[h->n], u) == 0)
+        if (hook_target_init(h, &h->t[h->n], u, cf) == 0)
             h->n++;
     }
     free(list);
@@ -348,6 +456,7 @@ struct hook *hook_new(struct event_base *base, struct store *store, const struct
         h->urls[i] = h->t[i].url;
         h->t[i].h = h;
         evtimer_assign(h->t[i].timer, base, hook_on_timer, &h->t[i]);
+        hook_conn_new(&h->t[i]); /* after the realloc: the close callback keeps &h->t[i] */
         log_info("event=webhook_ready url=%s group=%s consumer=%s", h->t[i].url, h->t[i].group,
                  h->consumer);
         hook_timer_in(&h->t[i], 0);
@@ -373,6 +482,7 @@ void hook_free(struct hook *h)
         free(t->body);
     }
     free(h->t);
+    SSL_CTX_free(h->ssl);
     free(h->groups);
     free(h->urls);
     free(h->secret);

@@ -36,7 +36,6 @@ struct wake {
     struct event_base *base;
     struct store *store;
     struct push *push;
-    const char *topic; /* the push certificate's; borrowed */
     struct event *timer;
     int window_ms;
     struct wake_item *buckets[WAKE_BUCKETS];
@@ -242,7 +241,6 @@ struct wake *wake_new(struct event_base *base, struct store *store, struct push 
     w->base = base;
     w->store = store;
     w->push = push;
-    w->topic = push != NULL ? push_topic(push) : NULL;
     w->window_ms = window_ms;
     w->timer = evtimer_new(base, wake_flush, w);
     w->waiters_tail = &w->waiters;
@@ -282,7 +280,7 @@ static int wake_usable(struct wake *w, const struct store_push_target *t)
         log_debug("event=push_skipped udid=%s reason=apns_not_configured", t->udid);
         return 0;
     }
-    if (strcmp(t->topic, w->topic) != 0) {
+    if (strcmp(t->topic, push_topic(w->push)) != 0) { /* read now: a renewal changes it */
         w->st.topic_mismatch++;
         char topic[128];
         log_warn("event=push_skipped udid=%s reason=topic_mismatch device_topic=%s", t->udid,

@@ -56,10 +56,11 @@ if prev then
 end
 mdm_end_channels(events, udid, now)
 if d[3] and d[3] ~= fp then mdm_revoke(events, d[3], udid, now, 'replaced') end
-local idx = mdm_index_get(dev)
+local idx, os = mdm_index_get(dev), mdm_os_get(dev)
 redis.call('HSET', dev, 'udid', udid, 'state', 'authenticated', 'cert_fp', fp,
            'authenticated_at', now, 'last_seen', now, unpack(ARGV, 6))
 mdm_index_sync(dev, udid, idx)
+mdm_os_sync(dev, os)
 redis.call('ZADD', devices, now, udid)
 mdm_event(events, 'type', 'authenticated', 'udid', udid, 'time', now,
           'reenrollment', prev and '1' or '0', 'dropped', dropped)

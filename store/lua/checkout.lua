@@ -16,7 +16,9 @@ if bad then return bad end
 local dropped = redis.call('LLEN', q)
 redis.call('DEL', q, nn)
 if dropped > 0 then redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -dropped) end
+local os = mdm_os_get(dev)
 redis.call('HSET', dev, 'state', 'checked_out', 'checked_out_at', now, 'last_seen', now)
+mdm_os_sync(dev, os)
 redis.call('ZADD', devices, now, udid)
 mdm_revoke(events, fp, udid, now, 'checkout')
 mdm_end_channels(events, udid, now)

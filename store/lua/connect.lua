@@ -24,10 +24,13 @@ local udid, now, fp, status, uuid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local bad = mdm_ident(dev, fp)
 if bad then return {bad} end
 if #ARGV > 8 then
-  local idx = mdm_index_get(dev)
+  local idx, os = mdm_index_get(dev), mdm_os_get(dev)
   redis.call('HSET', dev, 'last_seen', now, 'info_updated_at', now, unpack(ARGV, 9))
   -- The search index lists devices; a user channel's answers stay on its record.
-  if not string.find(udid, ':', 1, true) then mdm_index_sync(dev, udid, idx) end
+  if not string.find(udid, ':', 1, true) then
+    mdm_index_sync(dev, udid, idx)
+    mdm_os_sync(dev, os)
+  end
 else
   redis.call('HSET', dev, 'last_seen', now)
 end
@@ -36,7 +39,10 @@ if not string.find(udid, ':', 1, true) then redis.call('ZADD', devices, now, udi
 mdm_push_answered(dev, udid, now)
 
 if status == 'NotNow' then
-  if uuid ~= '' and redis.call('LPOS', q, uuid) then redis.call('SADD', nn, uuid) end
+  if uuid ~= '' and redis.call('LPOS', q, uuid) then
+    redis.call('SADD', nn, uuid)
+    mdm_rate('cmd', now, 'NotNow')
+  end
 else
   if status ~= 'Idle' then
     -- Acknowledged, Error, CommandFormatError: finished, never sent again.
@@ -64,6 +70,7 @@ else
                  'result', ARGV[6], 'error_chain', ARGV[7])
       mdm_event(events, 'type', 'command_finished', 'udid', udid, 'uuid', uuid,
                 'request_type', rt, 'status', status, 'time', now)
+      mdm_rate('cmd', now, status)
       if rt == 'DeviceConfigured' and status == 'Acknowledged' then
         -- Setup Assistant goes on: the device is no longer awaiting configuration.
         redis.call('HSET', dev, 'awaiting_configuration', 'false', 'configured_at', now)

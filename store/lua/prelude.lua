@@ -78,6 +78,36 @@ local function mdm_index_sync(dev, udid, old)
     end
   end
 end
+-- The dashboard's aggregates (docs/REDIS.md, "Dashboard aggregates"), kept
+-- where the data changes so that a chart never scans the fleet or history.
+-- mdm:os: per os_version, the devices (not user channels) not checked out
+-- that report it; a script that may change a device's os_version or state
+-- reads mdm_os_get before and calls mdm_os_sync after.  A device recorded by
+-- an older version is counted from its next Authenticate or DeviceInformation.
+-- os_counted on the record: the version it is counted under now.
+local function mdm_os_get(dev)
+  return redis.call('HGET', dev, 'os_counted')
+end
+local function mdm_os_sync(dev, old)
+  local new = redis.call('HMGET', dev, 'os_version', 'state')
+  local a = old or nil
+  local b = new[1] and new[1] ~= '' and new[2] ~= 'checked_out' and new[1] or nil
+  if a == b then return end
+  if a and redis.call('HINCRBY', 'mdm:os', a, -1) <= 0 then redis.call('HDEL', 'mdm:os', a) end
+  if b then
+    redis.call('HINCRBY', 'mdm:os', b, 1)
+    redis.call('HSET', dev, 'os_counted', b)
+  else
+    redis.call('HDEL', dev, 'os_counted')
+  end
+end
+-- mdm:rate:<what>:<minute since the epoch>: outcome -> count in that minute
+-- (what: cmd, the command results; push, the push outcomes), kept 2 hours.
+local function mdm_rate(what, now, outcome)
+  local k = 'mdm:rate:' .. what .. ':' .. math.floor(tonumber(now) / 60000)
+  redis.call('HINCRBY', k, outcome, 1)
+  redis.call('EXPIRE', k, 7200)
+end
 -- Ends every user channel of udid (CheckOut, a new Authenticate): their
 -- queues go, their records say checked_out; history stays.
 local function mdm_end_channels(events, udid, now)

@@ -21,6 +21,7 @@ local udid, now, outcome, status, reason, id, token =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if redis.call('EXISTS', dev) == 0 then return 0 end
 mdm_push_ledger(udid, now, outcome, status, reason, id, tonumber(ARGV[8] or 0))
+mdm_rate('push', now, outcome)
 redis.call('HSET', dev, 'last_push_at', now, 'last_push_outcome', outcome,
            'last_push_status', status, 'last_push_reason', reason)
 if outcome == 'ok' then

@@ -40,9 +40,9 @@ try {
     const n = Number(await page.locator('#stat-devices .num').textContent());
     assert(n >= 1, `devices ${n}`);
   });
-  await check('dashboard: three SVG charts, drawn', async () => {
-    await page.locator('svg.chart').nth(2).waitFor(WAIT);
-    assert(await page.locator('svg.chart').count() === 3, 'not 3 charts');
+  await check('dashboard: six SVG charts, drawn', async () => {
+    await page.locator('svg.chart').nth(5).waitFor(WAIT); // fleetui.mjs checks the last three
+    assert(await page.locator('svg.chart').count() === 6, 'not 6 charts');
     assert(await page.locator('svg.chart path.line').count() >= 2, 'no lines');
   });
   await check('dashboard: certificate expiries listed', async () => {

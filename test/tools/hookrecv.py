@@ -6,8 +6,9 @@ body under --secret); each delivery is logged as one line to --log:
 "<status> <X-Mdmd-Delivery> <sig ok 0|1> <udid> <seq>".  It answers 500 to the
 first --fail-first deliveries, goes down (closes its socket) for --down-for
 seconds after --down-after successes, and answers 503 to paths under /dead
-until the file --heal exists."""
-import argparse, hashlib, hmac, http.server, json, os, socketserver, time
+until the file --heal exists.  With --tls-cert/--tls-key it serves HTTPS and
+logs "SNI <server name>" for each handshake ("SNI -" without one)."""
+import argparse, hashlib, hmac, http.server, json, os, socketserver, ssl, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, required=True)
@@ -20,7 +21,17 @@ ap.add_argument("--heal", default="/nonexistent")
 # One thread per connection: several mdmd workers keep a connection each
 # (workers.sh); without it the second waits behind the first's keep-alive.
 ap.add_argument("--threaded", action="store_true")
+ap.add_argument("--tls-cert", default="")
+ap.add_argument("--tls-key", default="")
 a = ap.parse_args()
+tls = None
+if a.tls_cert:
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(a.tls_cert, a.tls_key)
+    def sni(sock, name, ctx):
+        with open(a.log, "a") as f:
+            f.write("SNI %s\n" % (name or "-"))
+    tls.sni_callback = sni
 state = {"seen": 0, "ok": 0, "down": False}
 
 
@@ -61,6 +72,13 @@ class H(http.server.BaseHTTPRequestHandler):
 
 class S(socketserver.TCPServer):
     allow_reuse_address = True
+
+    def get_request(self):  # a failed handshake is an OSError: handle_request drops it
+        sock, addr = self.socket.accept()
+        if tls is not None:
+            sock.settimeout(5)
+            sock = tls.wrap_socket(sock, server_side=True)
+        return sock, addr
 
 
 if a.threaded:
