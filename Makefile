@@ -1,9 +1,9 @@
 # mdmd — see README.md.  `make` builds bin/mdmd; `make SAN=1` builds an
 # ASan+UBSan tree under build-san/; `make test` runs every test under it.
 
-PKGS     := libevent libevent_openssl libevent_pthreads openssl libnghttp2 libplist-2.0 hiredis jansson
+PKGS     := libevent libevent_openssl libevent_pthreads openssl libnghttp2 libplist-2.0 hiredis jansson libzstd
 DEB_PKGS := gcc make pkg-config libc6-dev libevent-dev libssl-dev libnghttp2-dev libplist-dev \
-            libhiredis-dev libjansson-dev clang clang-format libclang-rt-14-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2 valgrind \
+            libhiredis-dev libjansson-dev libzstd-dev clang clang-format libclang-rt-14-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2 valgrind \
             chromium nodejs scep python3 python3-yaml
 
 # The one place the version lives: mdmd --version, mdmctl --version, /metrics.

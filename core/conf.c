@@ -52,6 +52,7 @@ static const struct conf_key conf_table[] = {
     CONF_STR("redis_server_bin", redis_server_bin, "redis-server"),
     CONF_INT("redis_timeout_ms", redis_timeout_ms, 10, 600000, "2000"),
     CONF_INT("redis_history_len", redis_history_len, 1, 1000000, "100"),
+    CONF_INT("redis_history_max_bytes", redis_history_max_bytes, 1024, 1073741824, "1048576"),
     CONF_STR("apns_cert_file", apns_cert_file, ""),
     CONF_STR("apns_key_file", apns_key_file, ""),
     CONF_STR("apns_p12_file", apns_p12_file, ""),

@@ -27,10 +27,11 @@ struct conf {
     int ca_validity_days;
     int cert_validity_days; /* server and device certificates */
     /* redis */
-    char *redis;            /* unix path or host:port; empty: private redis-server */
-    char *redis_server_bin; /* used for the private one */
-    int redis_timeout_ms;   /* per command */
-    int redis_history_len;  /* entries kept in each mdm:res:{UDID} */
+    char *redis;                 /* unix path or host:port; empty: private redis-server */
+    char *redis_server_bin;      /* used for the private one */
+    int redis_timeout_ms;        /* per command */
+    int redis_history_len;       /* entries kept in each mdm:res:{UDID} */
+    int redis_history_max_bytes; /* and their results' stored bytes at most */
     /* APNs */
     char *apns_cert_file;
     char *apns_key_file;

@@ -542,7 +542,14 @@ int main(int argc, char **argv)
     }
     if (m.cf->syslog)
         log_open_syslog("mdmd");
-    m.app.base = event_base_new();
+    /* epoll's changelist: a bufferevent that turns reading off and on again
+     * within one loop turn (every request and answer) costs no epoll_ctl. */
+    struct event_config *evcf = event_config_new();
+    if (evcf == NULL)
+        die("event=event_base_failed");
+    event_config_set_flag(evcf, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    m.app.base = event_base_new_with_config(evcf);
+    event_config_free(evcf);
     if (m.app.base == NULL)
         die("event=event_base_failed");
     main_signals(&m);

@@ -71,7 +71,9 @@ log_level warn
 max_connections $(( IDLE_CONNS + 1000 ))
 enroll_require_issued no
 CONF
-ulimit -n $(( IDLE_CONNS * 2 + 4096 )) 2>/dev/null || echo "ulimit -n failed: IDLE_CONNS=$IDLE_CONNS may not fit"
+want=$(( IDLE_CONNS + 4096 ))
+[ "$(ulimit -n)" -ge $want ] || ulimit -n $want 2>/dev/null || \
+    echo "ulimit -n $want refused (hard limit $(ulimit -Hn)): IDLE_CONNS=$IDLE_CONNS may not fit"
 "${PIN_S[@]}" "$BIN/mdmd" -c "$D/mdmd.conf" 2>"$T/mdmd.log" &
 MDMD=$!; PIDS+=("$MDMD")
 wait_for 60 test -s "$D/ports" || { echo "mdmd did not start"; cat "$T/mdmd.log"; exit 1; }
@@ -195,6 +197,7 @@ u0=CYC-000000
 hl=$(R xlen "mdm:res:{$u0}"); hb=$(R memory usage "mdm:res:{$u0}" samples 0)
 echo "history_bytes_per_entry=$(( hl > 0 ? hb / hl : 0 )) (mdm:res:{$u0}: $hl DeviceInformation results, $hb bytes; goal <= 400)"
 
+if [ "$LOAD_DEVICES" -gt 0 ]; then
 echo "== memory: $LOAD_DEVICES idle devices written through the store's scripts (bin/devload)"
 mem() { R info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p' | tr -d '\r'; }
 mem0=$(mem)
@@ -205,6 +208,8 @@ echo "  one device: record $(R memory usage 'mdm:dev:{LOAD-000050}' samples 0) B
      "mdm:idx $(R memory usage mdm:idx) B for $(R zcard mdm:idx) members; mdm:devices $(R memory usage mdm:devices) B;" \
      "mdm:events $(R memory usage mdm:events) B for $(R xlen mdm:events) events"
 
+fi
+[ "$IDLE_CONNS" -gt 0 ] || exit 0
 echo "== mdmd RSS per idle keep-alive connection: $IDLE_CONNS connections (one Idle poll each, then idle)"
 openssl x509 -in "$T/idle.pem" -out "$T/c.crt"; openssl pkey -in "$T/idle.pem" -out "$T/c.key"
 cn=$(openssl x509 -in "$T/c.crt" -noout -subject -nameopt multiline | sed -n 's/ *commonName *= *//p')

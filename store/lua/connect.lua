@@ -1,6 +1,7 @@
 -- The hot path: one call per device request on the command endpoint.
 -- KEYS: dev q notnow res devices events
--- ARGV: udid now cert_fp status uuid result error_chain history_len [field value]...
+-- ARGV: udid now cert_fp status uuid result error_chain history_len history_max_bytes
+--       [field value]...
 -- Returns {'ok'} (nothing to send), {'ok', uuid, plist} or {identity failure}.
 -- udid may be a user channel, "<UDID>:<user>" (KEYS are then the channel's).
 -- The device answered a push (issue 19): the time since the first push it had
@@ -19,15 +20,65 @@ local function mdm_push_answered(dev, udid, now)
   redis.call('HINCRBY', 'mdm:pushlat', 'count', 1)
   redis.call('HINCRBY', 'mdm:pushlat', 'sum_ms', ms)
 end
+-- History (docs/REDIS.md, "Command history"): at most len entries and
+-- max_bytes of results and error chains per device, oldest dropped first;
+-- the record's hist_bytes counts what the stream holds.  A result that alone
+-- is over max_bytes is kept without its body (result_bytes: its size).
+local function mdm_history_add(dev, res, len, max_bytes, uuid, rt, status, now, queued, result,
+                               chain)
+  local extra = {}
+  if #result + #chain > max_bytes then
+    extra = {'result_bytes', #result}
+    result = ''
+    if #chain > max_bytes then chain = '' end
+  end
+  redis.call('XADD', res, '*', 'uuid', uuid, 'request_type', rt, 'status', status, 'time', now,
+             'queued', queued, 'result', result, 'error_chain', chain, unpack(extra))
+  local bytes = redis.call('HINCRBY', dev, 'hist_bytes', #result + #chain)
+  local n = redis.call('XLEN', res)
+  local drop, cut = 0, nil
+  -- The entry just added always stays.
+  while n - drop > 1 and (n - drop > len or bytes > max_bytes) do
+    local e = redis.call('XRANGE', res, cut and '(' .. cut or '-', '+', 'COUNT', 1)[1]
+    if not e then break end
+    cut = e[1]
+    local f = e[2]
+    for i = 1, #f - 1, 2 do
+      if f[i] == 'result' or f[i] == 'error_chain' then bytes = bytes - #f[i + 1] end
+    end
+    drop = drop + 1
+  end
+  if cut then
+    -- Exact: the entries up to cut go (MINID keeps ids >= the next one).
+    redis.call('XTRIM', res, 'MINID', redis.call('XRANGE', res, '(' .. cut, '+', 'COUNT', 1)[1][1])
+    if n - drop == 1 or bytes < 0 then bytes = #result + #chain end -- (a count gone stale)
+    redis.call('HSET', dev, 'hist_bytes', bytes)
+  end
+end
 local dev, q, nn, res, devices, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local udid, now, fp, status, uuid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local bad = mdm_ident(dev, fp)
 if bad then return {bad} end
-if #ARGV > 8 then
-  local idx = mdm_index_get(dev)
-  redis.call('HSET', dev, 'last_seen', now, 'info_updated_at', now, unpack(ARGV, 9))
+if #ARGV > 9 then
+  -- Only the fields whose value changed are written (a device answers
+  -- DeviceInformation with the same name and serial number every time), and
+  -- the search index is touched only when an indexed field is among them.
+  local names = {}
+  for i = 10, #ARGV - 1, 2 do names[#names + 1] = ARGV[i] end
+  local old = redis.call('HMGET', dev, unpack(names))
+  local set, reindex = {'last_seen', now, 'info_updated_at', now}, false
+  for i, f in ipairs(names) do
+    local v = ARGV[9 + 2 * i]
+    if old[i] ~= v then
+      set[#set + 1] = f
+      set[#set + 1] = v
+      reindex = reindex or f == 'serial_number' or f == 'device_name'
+    end
+  end
+  local idx = reindex and mdm_index_get(dev)
+  redis.call('HSET', dev, unpack(set))
   -- The search index lists devices; a user channel's answers stay on its record.
-  if not string.find(udid, ':', 1, true) then mdm_index_sync(dev, udid, idx) end
+  if reindex and not string.find(udid, ':', 1, true) then mdm_index_sync(dev, udid, idx) end
 else
   redis.call('HSET', dev, 'last_seen', now)
 end
@@ -59,9 +110,8 @@ else
     redis.call('HDEL', mdm_key('sent', udid), uuid)
     if not again then
       local rt = redis.call('HGET', 'mdm:cmd:' .. uuid, 'request_type') or ''
-      redis.call('XADD', res, 'MAXLEN', tonumber(ARGV[8]), '*', 'uuid', uuid,
-                 'request_type', rt, 'status', status, 'time', now, 'queued', queued,
-                 'result', ARGV[6], 'error_chain', ARGV[7])
+      mdm_history_add(dev, res, tonumber(ARGV[8]), tonumber(ARGV[9]), uuid, rt, status, now,
+                      queued, ARGV[6], ARGV[7])
       mdm_event(events, 'type', 'command_finished', 'udid', udid, 'uuid', uuid,
                 'request_type', rt, 'status', status, 'time', now)
       if rt == 'DeviceConfigured' and status == 'Acknowledged' then
@@ -78,9 +128,10 @@ end
 -- marks are gone, so that is simply the oldest).  Commands whose body
 -- expired are dropped on the way.
 local marked = status == 'NotNow' and redis.call('SCARD', nn) > 0
-local start = 0
+local start, batch = 0, 1 -- the head is what is sent nearly always: one element first
 while true do
-  local ids = redis.call('LRANGE', q, start, start + 99)
+  local ids = redis.call('LRANGE', q, start, start + batch - 1)
+  batch = 100
   if #ids == 0 then return {'ok'} end
   for _, id in ipairs(ids) do
     if not marked or redis.call('SISMEMBER', nn, id) == 0 then

@@ -93,8 +93,13 @@ static void devload_step(struct devload_dev *d)
         m.nfields = ARRAY_LEN(f);
         (void)store_token_update(s, &m, devload_on_checkin, d);
     } else {
-        struct store_report r = {.dev = m, .status = "Idle", .uuid = "", .result = "",
-                                 .error_chain = "", .history_len = 100};
+        struct store_report r = {.dev = m,
+                                 .status = "Idle",
+                                 .uuid = "",
+                                 .result = "",
+                                 .error_chain = "",
+                                 .history_len = 100,
+                                 .history_max_bytes = 1048576};
         (void)store_report(s, &r, devload_on_next, d);
     }
 }

@@ -32,7 +32,7 @@ static SSL *(*wrkcert_real_new)(SSL_CTX *);
 static void wrkcert_load(void)
 {
     const char *path = getenv("WRKCERT_FILE");
-    wrkcert_real_new = (SSL *(*)(SSL_CTX *))dlsym(RTLD_NEXT, "SSL_new");
+    wrkcert_real_new = (SSL * (*)(SSL_CTX *)) dlsym(RTLD_NEXT, "SSL_new");
     FILE *f = path != NULL ? fopen(path, "r") : NULL;
     if (f == NULL) {
         fprintf(stderr, "wrkcert: WRKCERT_FILE unset or unreadable: no client certificate\n");
@@ -41,8 +41,8 @@ static void wrkcert_load(void)
     wrkcert_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     X509 *x;
     while (wrkcert_n < WRKCERT_MAX && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
-        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
-                                  wrkcert_cns[wrkcert_n], sizeof(wrkcert_cns[0]));
+        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, wrkcert_cns[wrkcert_n],
+                                  sizeof(wrkcert_cns[0]));
         wrkcert_certs[wrkcert_n++] = x;
     }
     fclose(f);
