@@ -80,16 +80,15 @@ char *store_result_pack(const void *body, size_t len, size_t *out_len)
 {
     if (store_result_cctx == NULL) {
         store_result_cctx = ZSTD_createCCtx();
-        store_result_cdict =
-            ZSTD_createCDict(store_result_dict, sizeof(store_result_dict) - 1, 3);
+        store_result_cdict = ZSTD_createCDict(store_result_dict, sizeof(store_result_dict) - 1, 3);
     }
     size_t cap = STORE_RESULT_MAGIC_LEN + ZSTD_compressBound(len);
     char *out = xmalloc(cap);
-    size_t n = store_result_cctx != NULL && store_result_cdict != NULL
-                   ? ZSTD_compress_usingCDict(store_result_cctx, out + STORE_RESULT_MAGIC_LEN,
-                                              cap - STORE_RESULT_MAGIC_LEN, body, len,
-                                              store_result_cdict)
-                   : 0;
+    size_t n =
+        store_result_cctx != NULL && store_result_cdict != NULL
+            ? ZSTD_compress_usingCDict(store_result_cctx, out + STORE_RESULT_MAGIC_LEN,
+                                       cap - STORE_RESULT_MAGIC_LEN, body, len, store_result_cdict)
+            : 0;
     int packed = n != 0 && !ZSTD_isError(n);
     /* Kept as sent when zstd does not make it smaller, unless it begins with
      * the magic (it would read back wrong; a plist never does). */
@@ -117,8 +116,7 @@ char *store_result_unpack(const char *val, size_t len, size_t *out_len)
     unsigned long long size = ZSTD_getFrameContentSize(z, zlen);
     /* The store never packs more than a request body (max_body_size). */
     if (store_result_dctx == NULL || store_result_ddict == NULL ||
-        size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR ||
-        size > (1ULL << 31)) {
+        size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR || size > (1ULL << 31)) {
         log_warn("event=result_unpack_failed reason=\"bad zstd frame\" bytes=%zu", len);
         return NULL;
     }

@@ -20,10 +20,13 @@ local function mdm_push_answered(dev, udid, now)
   redis.call('HINCRBY', 'mdm:pushlat', 'count', 1)
   redis.call('HINCRBY', 'mdm:pushlat', 'sum_ms', ms)
 end
--- History (docs/REDIS.md, "Command history"): at most len entries and
--- max_bytes of results and error chains per device, oldest dropped first;
--- the record's hist_bytes counts what the stream holds.  A result that alone
--- is over max_bytes is kept without its body (result_bytes: its size).
+-- History (docs/REDIS.md, "Command history"): at most len entries (exact
+-- MAXLEN on the XADD) and max_bytes of results and error chains per device,
+-- oldest dropped first.  The record's hist_bytes is an upper bound of what
+-- the stream holds (MAXLEN's trimming does not subtract), so two calls do
+-- it per command; only when it passes max_bytes is the stream counted again
+-- and cut.  A result that alone is over max_bytes is kept without its body
+-- (result_bytes: its size).
 local function mdm_history_add(dev, res, len, max_bytes, uuid, rt, status, now, queued, result,
                                chain)
   local extra = {}
@@ -32,28 +35,25 @@ local function mdm_history_add(dev, res, len, max_bytes, uuid, rt, status, now, 
     result = ''
     if #chain > max_bytes then chain = '' end
   end
-  redis.call('XADD', res, '*', 'uuid', uuid, 'request_type', rt, 'status', status, 'time', now,
-             'queued', queued, 'result', result, 'error_chain', chain, unpack(extra))
-  local bytes = redis.call('HINCRBY', dev, 'hist_bytes', #result + #chain)
-  local n = redis.call('XLEN', res)
-  local drop, cut = 0, nil
-  -- The entry just added always stays.
-  while n - drop > 1 and (n - drop > len or bytes > max_bytes) do
-    local e = redis.call('XRANGE', res, cut and '(' .. cut or '-', '+', 'COUNT', 1)[1]
-    if not e then break end
-    cut = e[1]
-    local f = e[2]
-    for i = 1, #f - 1, 2 do
-      if f[i] == 'result' or f[i] == 'error_chain' then bytes = bytes - #f[i + 1] end
+  redis.call('XADD', res, 'MAXLEN', len, '*', 'uuid', uuid, 'request_type', rt, 'status', status,
+             'time', now, 'queued', queued, 'result', result, 'error_chain', chain, unpack(extra))
+  if redis.call('HINCRBY', dev, 'hist_bytes', #result + #chain) <= max_bytes then return end
+  local es, sizes, total = redis.call('XRANGE', res, '-', '+'), {}, 0
+  for i, e in ipairs(es) do
+    local f, n = e[2], 0
+    for k = 1, #f - 1, 2 do
+      if f[k] == 'result' or f[k] == 'error_chain' then n = n + #f[k + 1] end
     end
-    drop = drop + 1
+    sizes[i] = n
+    total = total + n
   end
-  if cut then
-    -- Exact: the entries up to cut go (MINID keeps ids >= the next one).
-    redis.call('XTRIM', res, 'MINID', redis.call('XRANGE', res, '(' .. cut, '+', 'COUNT', 1)[1][1])
-    if n - drop == 1 or bytes < 0 then bytes = #result + #chain end -- (a count gone stale)
-    redis.call('HSET', dev, 'hist_bytes', bytes)
+  local cut = 0 -- the entry just added always stays
+  while total > max_bytes and cut < #es - 1 do
+    cut = cut + 1
+    total = total - sizes[cut]
   end
+  if cut > 0 then redis.call('XTRIM', res, 'MINID', es[cut + 1][1]) end
+  redis.call('HSET', dev, 'hist_bytes', total)
 end
 local dev, q, nn, res, devices, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local udid, now, fp, status, uuid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]

@@ -71,7 +71,7 @@ for i in 1 2 3 4; do
 done
 s=$(hist_sum)
 check "history results within redis_history_max_bytes ($s <= 4096)" test "$s" -le 4096 -a "$s" -gt 1500
-check "hist_bytes counts what the stream holds" test "$(R hget "mdm:dev:{$U}" hist_bytes)" = "$s"
+check "hist_bytes, counted again when over the limit, is what the stream holds" test "$(R hget "mdm:dev:{$U}" hist_bytes)" = "$s"
 check "oldest went first: the newest result is kept" test "$(R xrevrange "mdm:res:{$U}" + - count 1 | sed -n 3p)" = "$C"
 # A result alone over the limit: its entry stays, without the body.
 blob=$(head -c 6000 /dev/urandom | base64 -w0)
