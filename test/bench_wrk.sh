@@ -70,13 +70,18 @@ server_names localhost 127.0.0.1
 log_level warn
 max_connections $(( IDLE_CONNS + 1000 ))
 enroll_require_issued no
+${BENCH_CONF:-}
 CONF
 want=$(( IDLE_CONNS + 4096 ))
 [ "$(ulimit -n)" -ge $want ] || ulimit -n $want 2>/dev/null || \
     echo "ulimit -n $want refused (hard limit $(ulimit -Hn)): IDLE_CONNS=$IDLE_CONNS may not fit"
-"${PIN_S[@]}" "$BIN/mdmd" -c "$D/mdmd.conf" 2>"$T/mdmd.log" &
+# MDMD_WRAP (e.g. "valgrind --tool=callgrind"): mdmd runs under it; BENCH_HOOK
+# is run as "$BENCH_HOOK start|end idle|cycle PID" around each measured phase
+# (callgrind_control -z / -d: instructions per phase, repeatable on a busy machine).
+"${PIN_S[@]}" ${MDMD_WRAP:-} "$BIN/mdmd" -c "$D/mdmd.conf" 2>"$T/mdmd.log" &
 MDMD=$!; PIDS+=("$MDMD")
-wait_for 60 test -s "$D/ports" || { echo "mdmd did not start"; cat "$T/mdmd.log"; exit 1; }
+hook() { [ -z "${BENCH_HOOK:-}" ] || $BENCH_HOOK "$1" "$2" "$MDMD"; }
+wait_for 600 test -s "$D/ports" || { echo "mdmd did not start"; cat "$T/mdmd.log"; exit 1; }
 PUB=$(awk '$1=="listen"{print $2}' "$D/ports"); MDM=$(awk '$1=="mdm_listen"{print $2}' "$D/ports")
 CA=$D/var/ca/ca.crt; KEY=$(cat "$D/var/api.key")
 SOCK=$D/var/redis/redis.sock
@@ -134,9 +139,9 @@ echo "== idle polls: wrk -t$IDLE_THREADS -c$IDLE_CONC -d${DURATION}s, keep-alive
 WRK_IDLE=(-t"$IDLE_THREADS" -c"$IDLE_CONC" -d"${DURATION}s" -s "$TOP/test/bench/idle.lua")
 : >"$T/ratios"; : >"$T/m_us"; : >"$T/r_us"; : >"$T/n_us"
 for run in $(seq 1 "$RUNS"); do
-    m0=$(ticks "$MDMD"); r0=$(ticks "$REDIS")
+    hook start idle; m0=$(ticks "$MDMD"); r0=$(ticks "$REDIS")
     wrk_run "${SHIM[@]}" WRKCERT_FILE=$T/idle.pem wrk "${WRK_IDLE[@]}" "https://127.0.0.1:$MDM/mdm" >"$T/wm.out"
-    m1=$(ticks "$MDMD"); r1=$(ticks "$REDIS")
+    m1=$(ticks "$MDMD"); r1=$(ticks "$REDIS"); hook end idle
     mr=$(rps_of "$T/wm.out"); mn=$(req_of "$T/wm.out")
     mus=$(awk -v t=$((m1 - m0)) -v n="$mn" -v k="$TCK" 'BEGIN{printf "%.1f", n ? t / k / n * 1e6 : 0}')
     rus=$(awk -v t=$((r1 - r0)) -v n="$mn" -v k="$TCK" 'BEGIN{printf "%.1f", n ? t / k / n * 1e6 : 0}')
@@ -175,11 +180,11 @@ fill() {
 for run in $(seq 1 "$RUNS"); do
     fill
     R config resetstat >/dev/null   # commandstats: this run's commands only
-    q0=$(depth); m0=$(ticks "$MDMD"); r0=$(ticks "$REDIS")
+    hook start cycle; q0=$(depth); m0=$(ticks "$MDMD"); r0=$(ticks "$REDIS")
     e0="0 0"
     wrk_run "${SHIM[@]}" WRKCERT_FILE=$T/cyc.pem wrk -t"$CYCLE_DEVICES" -c"$CYCLE_DEVICES" -d"${DURATION}s" \
         -s "$TOP/test/bench/cycle.lua" "https://127.0.0.1:$MDM/mdm" >"$T/cy.out"
-    m1=$(ticks "$MDMD"); r1=$(ticks "$REDIS"); q1=$(depth)
+    m1=$(ticks "$MDMD"); r1=$(ticks "$REDIS"); hook end cycle; q1=$(depth)
     e1=$(R info commandstats | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),usec=\([0-9]*\),.*/\1 \2/p')
     # Commands the scripts ran (every cmdstat but the EVALSHAs and our LLENs): a
     # count, not a time, so it compares across machines and loads.
