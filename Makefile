@@ -1,9 +1,9 @@
 # mdmd — see README.md.  `make` builds bin/mdmd; `make SAN=1` builds an
 # ASan+UBSan tree under build-san/; `make test` runs every test under it.
 
-PKGS     := libevent libevent_openssl libevent_pthreads openssl libnghttp2 libplist-2.0 hiredis jansson
+PKGS     := libevent libevent_openssl libevent_pthreads openssl libnghttp2 libplist-2.0 hiredis jansson libzstd
 DEB_PKGS := gcc make pkg-config libc6-dev libevent-dev libssl-dev libnghttp2-dev libplist-dev \
-            libhiredis-dev libjansson-dev clang clang-format libclang-rt-14-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2 valgrind \
+            libhiredis-dev libjansson-dev libzstd-dev clang clang-format libclang-rt-14-dev redis-server redis-tools curl openssl ca-certificates libplist-utils iproute2 valgrind \
             chromium nodejs scep python3 python3-yaml
 
 # The one place the version lives: mdmd --version, mdmctl --version, /metrics.
@@ -46,14 +46,14 @@ WEB_SRCS  := $(filter-out web/embed.sh,$(wildcard web/*))
 LIB_OBJS  += $(B)/web/console_files.o
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BIN)/%)
-TOOL_SRCS := $(wildcard test/tools/*.c)
+TOOL_SRCS := $(filter-out test/tools/wrkcert.c,$(wildcard test/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:test/tools/%.c=$(BIN)/%)
 CLI_SRCS  := $(wildcard cli/*.c)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(B)/%.o)
 
 .PHONY: all deps run test san clean bench format lint fuzz fuzz-build install man
 .SECONDARY:
-all: $(BIN)/mdmd $(BIN)/mdmctl $(TOOL_BINS)
+all: $(BIN)/mdmd $(BIN)/mdmctl $(TOOL_BINS) $(BIN)/wrkcert.so
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -103,6 +103,12 @@ $(BIN)/test_%: $(B)/test/unit/test_%.o $(B)/libmdmd.a
 $(BIN)/%: $(B)/test/tools/%.o $(B)/libmdmd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+# make bench's LD_PRELOAD shim for wrk (a client certificate): loaded into
+# an uninstrumented wrk, so never built with the sanitizers.
+$(BIN)/wrkcert.so: test/tools/wrkcert.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -lssl -lcrypto -ldl -lpthread
 
 FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:test/fuzz/%.c=build-fuzz/bin/%)
@@ -168,13 +174,14 @@ test: deps fuzz-build
 	@BIN=build-san/bin sh test/run.sh
 
 # The benchmark also runs yardsticks (nginx, nghttpd + h2load) not needed otherwise.
-BENCH_PKGS := nginx nghttp2-server nghttp2-client
-bench: deps all $(BIN)/test_push $(BIN)/test_cluster
+BENCH_PKGS := nginx wrk nghttp2-server nghttp2-client
+bench: deps all $(BIN)/test_push $(BIN)/test_cluster $(BIN)/devload $(BIN)/wrkcert.so
 	@missing=""; for p in $(BENCH_PKGS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
+	@BIN=bin bash test/bench_wrk.sh
 	@BIN=bin bash test/bench.sh
 	@BIN=bin bash test/bench_ddm.sh
 	@BIN=bin bash test/bench_workers.sh

@@ -29,13 +29,14 @@ struct conf {
     int ca_validity_days;
     int cert_validity_days; /* server and device certificates */
     /* redis */
-    char *redis;             /* unix path or host:port, or a cluster's seed list; empty: private */
-    char *redis_server_bin;  /* used for the private one */
-    int redis_timeout_ms;    /* per command */
-    int redis_history_len;   /* entries kept in each mdm:res:{UDID} */
-    int redis_wait_replicas; /* replicas an enqueue waits for before 201; -1 auto */
-    int redis_wait_ms;       /* how long it waits */
-    int history_page_bytes;  /* a page of GET .../commands stops past this many bytes */
+    char *redis;            /* unix path or host:port, or a cluster's seed list; empty: private */
+    char *redis_server_bin; /* used for the private one */
+    int redis_timeout_ms;   /* per command */
+    int redis_history_len;  /* entries kept in each mdm:res:{UDID} */
+    int redis_history_max_bytes; /* and their results' stored bytes at most */
+    int redis_wait_replicas;     /* replicas an enqueue waits for before 201; -1 auto */
+    int redis_wait_ms;           /* how long it waits */
+    int history_page_bytes;      /* a page of GET .../commands stops past this many bytes */
     /* APNs */
     char *apns_cert_file;
     char *apns_key_file;

@@ -106,4 +106,20 @@ struct store_op *store_eval(struct store *s, struct store_script *sc, int nkeys,
                             const char *const *argv, const size_t *argvlen, store_eval_fn *cb,
                             void *arg);
 
+/* Command results kept in history (docs/REDIS.md, "Command history") are
+ * stored packed: STORE_RESULT_MAGIC, then a zstd frame of the bytes the
+ * device sent, compressed with a dictionary built in (store_result.c: the
+ * dictionary is part of the format and never changes under the same magic).
+ * A value without the magic is stored as sent (older versions, or one that
+ * does not get smaller).  store_history() unpacks, so readers get the
+ * device's bytes either way. */
+#define STORE_RESULT_MAGIC "\0zr1"
+#define STORE_RESULT_MAGIC_LEN 4
+/* The value to store for a result of len bytes: malloc'd, *out_len set. */
+char *store_result_pack(const void *body, size_t len, size_t *out_len);
+/* The device's bytes of a stored value: malloc'd (NUL-terminated) and
+ * *out_len set when val is packed, NULL when it is not (use val as is) or
+ * does not unpack (logged; the caller then sees the packed bytes). */
+char *store_result_unpack(const char *val, size_t len, size_t *out_len);
+
 #endif

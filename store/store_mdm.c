@@ -208,6 +208,7 @@ struct store_op *store_report(struct store *s, const struct store_report *rp, st
     store_argv_push(&a, rp->result, rp->result_len);
     store_argv_str(&a, rp->error_chain);
     store_argv_fmt(&a, "%lld", (long long)rp->history_len);
+    store_argv_fmt(&a, "%lld", (long long)rp->history_max_bytes);
     store_mdm_fields(&a, rp->dev.fields, rp->dev.nfields);
     return store_argv_script(s, store_mdm_lua[STORE_LUA_CONNECT], 6, &a, store_mdm_report_reply,
                              (union store_cb){.next = cb}, arg);
@@ -426,7 +427,24 @@ static void store_mdm_history_reply(struct store_op *op, int err, const redisRep
          r->element[0]->type != REDIS_REPLY_ARRAY || r->element[1]->type != REDIS_REPLY_INTEGER ||
          (recs = store_mdm_records(r->element[0], 1, &n)) == NULL))
         err = MDMD_EPROTO;
+    /* Results are stored packed (store_result_pack): readers get them as
+     * the device sent them.  The unpacked copies live until cb returns. */
+    char **own = err == MDMD_OK ? xcalloc(n + 1, sizeof(*own)) : NULL;
+    for (size_t i = 0; err == MDMD_OK && i < n; i++)
+        for (size_t k = 0; k < recs[i].n; k++) {
+            struct store_kv *kv = (struct store_kv *)&recs[i].kv[k];
+            size_t len;
+            if (strcmp(kv->key, "result") != 0 ||
+                (own[i] = store_result_unpack(kv->val, kv->len, &len)) == NULL)
+                continue;
+            kv->val = own[i];
+            kv->len = len;
+            break;
+        }
     cb(op->arg, err, recs, err == MDMD_OK ? n : 0, err == MDMD_OK && r->element[1]->integer != 0);
+    for (size_t i = 0; own != NULL && i < n; i++)
+        free(own[i]);
+    free(own);
     store_mdm_free_records(recs, n);
 }
 

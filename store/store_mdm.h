@@ -95,6 +95,7 @@ struct store_report {            /* a device's report on the command endpoint */
     size_t result_len;
     const char *error_chain; /* JSON, or "" */
     int history_len;
+    int history_max_bytes; /* of stored results and error chains, per device */
 };
 /* uuid/plist NULL: nothing left to send. */
 typedef void store_next_fn(void *arg, int err, int ident, const char *uuid, const char *plist,

@@ -111,7 +111,9 @@ NGX
         -n "$DEVICES" -c "$CONC" --identities "$T/ids" -q --skip-enroll --cycles "$IDLE_CYCLES" >"$T/nginx.out"
     cat "$T/nginx.out"
     nginx_rps=$(field "$T/nginx.out" rps)
-    echo "mdmd_vs_nginx=$(awk -v a="$mdmd_rps" -v b="$nginx_rps" 'BEGIN{printf "%.2f", b ? a / b : 0}') (goal >= 0.5)"
+    # mdmsim saturates before either server (issue 16): this says little about mdmd;
+    # bench_wrk.sh's idle_median is the comparison with a client that keeps up.
+    echo "mdmsim_bound_mdmd_vs_nginx=$(awk -v a="$mdmd_rps" -v b="$nginx_rps" 'BEGIN{printf "%.2f", b ? a / b : 0}') (client-bound: see idle_median above)"
 else
     echo "nginx not installed: no comparison (apt-get install nginx)"
 fi

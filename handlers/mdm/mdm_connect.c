@@ -68,22 +68,13 @@ static void mdm_connect_on_next(void *arg, int err, int ident, const char *uuid,
     mdm_done(m);
 }
 
-/* The result as XML, so that operators can read it with redis-cli. */
-static char *mdm_connect_result_xml(struct mdm_msg *m, size_t *len)
+/* The result as the device sent it, packed for history (store.h): the API
+ * gives back these bytes. */
+static char *mdm_connect_result(struct mdm_msg *m, size_t *len)
 {
     size_t n;
     const unsigned char *body = req_body(m->req, &n);
-    char *xml = NULL;
-    uint32_t xlen = 0;
-    if (!plist_is_binary((const char *)body, (uint32_t)n)) {
-        *len = n;
-        return xstrndup((const char *)body, n);
-    }
-    plist_to_xml(m->body, &xml, &xlen);
-    *len = xlen;
-    char *copy = xstrndup(xml != NULL ? xml : "", xlen);
-    free(xml);
-    return copy;
+    return store_result_pack(body, n, len);
 }
 
 static char *mdm_connect_error_chain(plist_t body)
@@ -114,9 +105,10 @@ static void mdm_connect_report(struct mdm_msg *m, const char *status, const char
         .result = "",
         .error_chain = "",
         .history_len = m->app->cf->redis_history_len,
+        .history_max_bytes = m->app->cf->redis_history_max_bytes,
     };
     if (strcmp(status, "Idle") != 0 && strcmp(status, "NotNow") != 0) {
-        r.result = mdm_own(m, mdm_connect_result_xml(m, &r.result_len));
+        r.result = mdm_own(m, mdm_connect_result(m, &r.result_len));
         r.error_chain = mdm_own(m, mdm_connect_error_chain(m->body));
         if (strcmp(status, "Acknowledged") == 0)
             mdm_fields_from(m, plist_dict_get_item(m->body, "QueryResponses"),

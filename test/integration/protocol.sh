@@ -54,7 +54,7 @@ check "command carries RequestType and Queries" bash -c "grep -q DeviceInformati
 poll d1 $U Acknowledged "$C1" QueryResponses "<dict><key>DeviceName</key><string>Kim's phone</string><key>OSVersion</key><string>17.5.1</string><key>BatteryLevel</key><real>0.5</real></dict>"
 check "Acknowledged: 200 and nothing left" test "$CODE:$NEXT:$(wc -c <"$T/resp")" = "200::0"
 check "queue empty" test "$(R llen "mdm:q:{$U}")" = 0
-check "history has the result" test "$(R xrevrange "mdm:res:{$U}" + - count 1 | grep -A1 -x status | tail -1)" = Acknowledged
+check "history has the result" test "$(R xrevrange "mdm:res:{$U}" + - count 1 | grep -a -A1 -x status | tail -1)" = Acknowledged
 check "DeviceInformation updates the record" test "$(R hget "mdm:dev:{$U}" os_version)" = 17.5.1
 check "battery level recorded" test "$(R hget "mdm:dev:{$U}" battery_level)" = 0.5
 check "history via REST, newest first, result as JSON" bash -c "[ $(api GET "/v1/devices/$U/commands") = 200 ] && grep -q '\"DeviceName\":\"Kim' '$T/api' && grep -q '\"status\":\"Acknowledged\"' '$T/api'"
@@ -76,7 +76,7 @@ check "CommandFormatError finishes B" test "$CODE:$NEXT:$(R llen "mdm:q:{$U}")" 
 check "CommandFormatError recorded" bash -c "redis-cli -p $REDIS_PORT xrevrange 'mdm:res:{$U}' + - count 1 | grep -qx CommandFormatError"
 poll d1 $U Acknowledged 11111111-2222-3333-4444-555555555555
 check "result for an unknown UUID: 200, stored as not queued" \
-    bash -c "[ $CODE = 200 ] && redis-cli -p $REDIS_PORT xrevrange 'mdm:res:{$U}' + - count 1 | grep -A1 -x queued | tail -1 | grep -qx 0"
+    bash -c "[ $CODE = 200 ] && redis-cli -p $REDIS_PORT xrevrange 'mdm:res:{$U}' + - count 1 | grep -a -A1 -x queued | tail -1 | grep -qx 0"
 
 # --- bad input changes nothing ---
 api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"DeviceLock","Message":"hi"}}' >/dev/null; L=$(jget "$T/api" command_uuid)

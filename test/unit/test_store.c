@@ -740,7 +740,7 @@ TEST(test_embedded)
     CHECK(t_config_is(&c, sock, "save", ""));
     CHECK(t_config_is(&c, sock, "port", "0"));
     CHECK(t_config_is(&c, sock, "unixsocketperm", "700"));
-    CHECK(t_config_is(&c, sock, "stream-node-max-bytes", "512"));
+    CHECK(t_config_is(&c, sock, "stream-node-max-bytes", "4096"));
     CHECK(t_config_is(&c, sock, "stream-node-max-entries", "100"));
     CHECK(t_config_is(&c, sock, "hash-max-listpack-entries", "128"));
     redisFree(c);
