@@ -34,7 +34,11 @@ for t in test/integration/*.sh; do
     [ -f "$t" ] || continue
     n=$(basename "$t" .sh)
     [ "$n" = lib ] && continue
-    t0=$(date +%s); bash "$t" >"$tmp/$n.log" 2>&1; rc=$?; secs=$(($(date +%s) - t0))
+    # A hung suite fails and the run goes on (openapi.sh once waited forever
+    # on the SSE stream, and CI's limit ended the whole run with no result).
+    t0=$(date +%s); timeout -k 10 "${SUITE_TIMEOUT_S:-300}" bash "$t" >"$tmp/$n.log" 2>&1; rc=$?
+    secs=$(($(date +%s) - t0))
+    [ $rc = 124 ] && echo "FAIL $n: timed out after ${SUITE_TIMEOUT_S:-300} s" >>"$tmp/$n.log"
     tally "$n" "$tmp/$n.log" $rc
 done
 echo "$passed passed, $failed failed"
