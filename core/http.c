@@ -492,21 +492,29 @@ void http_server_set_limits(struct http_server *hs, const struct http_limits *li
     http_accept_check(hs);
 }
 
-/* The server without its socket: http_server_new binds one, http_server_adopt
- * takes one. */
-static struct http_server *http_server_make(struct event_base *base, const char *name, SSL_CTX *ctx,
-                                            const struct http_route *routes, void *app,
-                                            const struct http_limits *lim)
+/* What a listener and a test server share: the routes and their metrics. */
+static struct http_server *http_server_alloc(const char *name, const struct http_route *routes,
+                                             void *app)
 {
     struct http_server *hs = xcalloc(1, sizeof(*hs));
     http_nservers++;
-    hs->base = base;
     hs->name = xstrdup(name);
     hs->routes = routes;
     while (routes[hs->nroutes].path != NULL)
         hs->nroutes++;
     hs->ep = xcalloc(hs->nroutes + 1, sizeof(*hs->ep));
     hs->app = app;
+    return hs;
+}
+
+/* The server without its socket: http_server_new binds one, http_server_adopt
+ * takes one. */
+static struct http_server *http_server_make(struct event_base *base, const char *name, SSL_CTX *ctx,
+                                            const struct http_route *routes, void *app,
+                                            const struct http_limits *lim)
+{
+    struct http_server *hs = http_server_alloc(name, routes, app);
+    hs->base = base;
     hs->http = evhttp_new(base);
     hs->ctx = ctx;
     if (ctx != NULL)
@@ -897,14 +905,7 @@ void req_fail(struct req *req, int status, const char *why)
 struct http_server *http_test_server_new(const char *name, const struct http_route *routes,
                                          void *app)
 {
-    struct http_server *hs = xcalloc(1, sizeof(*hs));
-    http_nservers++;
-    hs->name = xstrdup(name);
-    hs->routes = routes;
-    while (routes[hs->nroutes].path != NULL)
-        hs->nroutes++;
-    hs->ep = xcalloc(hs->nroutes + 1, sizeof(*hs->ep));
-    hs->app = app;
+    struct http_server *hs = http_server_alloc(name, routes, app);
     hs->max_conns = 1;
     return hs;
 }

@@ -532,6 +532,31 @@ static void main_flush(struct mdmd *m)
  *  4. http_server_free: evhttp_free closes every connection (adopted or
  *     not, http.c); the deferred bufferevent callbacks this leaves run in
  *     the final loop turns, before the event base is freed. */
+/* The configurations: the current one, those retired by reloads, and the
+ * command line's overrides. */
+static void main_conf_free(struct mdmd *m)
+{
+    for (int i = 0; i < m->nretired; i++) {
+        conf_clear(m->retired[i]);
+        free(m->retired[i]);
+    }
+    free(m->retired);
+    conf_clear(m->cf);
+    free(m->cf);
+    for (int i = 0; i < m->noverrides; i++)
+        free((char *)m->overrides[i]);
+}
+
+/* The last line, and what is still buffered of the log: up to 1 s. */
+static int main_exit(int rc)
+{
+    log_info("event=exit code=%d", rc);
+    for (int i = 0; i < 100 && log_flush() > 0; i++)
+        usleep(10000);
+    log_close_syslog();
+    return rc;
+}
+
 static void main_cleanup(struct mdmd *m)
 {
     if (m->drain != NULL)
@@ -572,15 +597,7 @@ static void main_cleanup(struct mdmd *m)
      * event_base_free does not run: run them, or their TLS state leaks. */
     for (int i = 0; i < 4; i++)
         event_base_loop(m->app.base, EVLOOP_NONBLOCK);
-    for (int i = 0; i < m->nretired; i++) {
-        conf_clear(m->retired[i]);
-        free(m->retired[i]);
-    }
-    free(m->retired);
-    conf_clear(m->cf);
-    free(m->cf);
-    for (int i = 0; i < m->noverrides; i++)
-        free((char *)m->overrides[i]);
+    main_conf_free(m);
     event_base_free(m->app.base);
 }
 
@@ -605,11 +622,7 @@ static int main_serve(struct mdmd *m)
              m->cf->ca_dir, http_server_port(m->pub));
     event_base_dispatch(m->app.base);
     main_cleanup(m);
-    log_info("event=exit code=0");
-    for (int i = 0; i < 100 && log_flush() > 0; i++) /* the last lines: up to 1 s */
-        usleep(10000);
-    log_close_syslog();
-    return 0;
+    return main_exit(0);
 }
 
 /* ---- workers > 1: the supervisor (super.h) ---- */
@@ -728,20 +741,8 @@ static int main_supervise(struct mdmd *m)
         if (m->lfd[i] >= 0)
             close(m->lfd[i]);
     ca_free(m->super_ca);
-    for (int i = 0; i < m->nretired; i++) {
-        conf_clear(m->retired[i]);
-        free(m->retired[i]);
-    }
-    free(m->retired);
-    conf_clear(m->cf);
-    free(m->cf);
-    for (int i = 0; i < m->noverrides; i++)
-        free((char *)m->overrides[i]);
-    log_info("event=exit code=%d", rc);
-    for (int i = 0; i < 100 && log_flush() > 0; i++)
-        usleep(10000);
-    log_close_syslog();
-    return rc;
+    main_conf_free(m);
+    return main_exit(rc);
 }
 
 /* `mdmd user ...`: the same configuration as the daemon, then cli.c. */

@@ -189,13 +189,20 @@ static void api_devices_hist_job(void *arg)
     json_decref(j);
 }
 
+/* The answer of a JSON made on the crypto worker: NULL when the worker
+ * never ran the job (it is stopping). */
+static void api_devices_worker_answer(struct req *req, const char *json)
+{
+    if (json != NULL)
+        req_respond(req, 200, "application/json", json, strlen(json));
+    else
+        req_fail(req, 503, "shutting down");
+}
+
 static void api_devices_hist_done(void *arg)
 {
     struct api_devices_hist *h = arg;
-    if (h->json != NULL)
-        req_respond(h->req, 200, "application/json", h->json, strlen(h->json));
-    else
-        req_fail(h->req, 503, "shutting down"); /* the worker never ran the job */
+    api_devices_worker_answer(h->req, h->json);
     api_devices_hist_free(h);
 }
 
@@ -274,10 +281,7 @@ static void api_devices_dev_job(void *arg)
 static void api_devices_dev_done(void *arg)
 {
     struct api_devices_dev *d = arg;
-    if (d->json != NULL)
-        req_respond(d->req, 200, "application/json", d->json, strlen(d->json));
-    else
-        req_fail(d->req, 503, "shutting down"); /* the worker never ran the job */
+    api_devices_worker_answer(d->req, d->json);
     api_devices_dev_free(d);
 }
 
