@@ -56,6 +56,7 @@ static const struct conf_key conf_table[] = {
     CONF_INT("redis_history_max_bytes", redis_history_max_bytes, 1024, 1073741824, "1048576"),
     CONF_INT("redis_wait_replicas", redis_wait_replicas, -1, 16, "-1"),
     CONF_INT("redis_wait_ms", redis_wait_ms, 1, 60000, "1000"),
+    CONF_STR("redis_layout", redis_layout, "auto"),
     CONF_INT("history_page_bytes", history_page_bytes, 65536, 1073741824, "4194304"),
     CONF_STR("apns_cert_file", apns_cert_file, ""),
     CONF_STR("apns_key_file", apns_key_file, ""),
@@ -342,6 +343,11 @@ static int conf_finish_enroll(struct conf *cf, char *err, size_t errlen)
     }
     if (strcmp(cf->pkcs12_mode, "legacy") && strcmp(cf->pkcs12_mode, "aes")) {
         snprintf(err, errlen, "pkcs12_mode: expected legacy or aes");
+        return -1;
+    }
+    if (strcmp(cf->redis_layout, "auto") && strcmp(cf->redis_layout, "single") &&
+        strcmp(cf->redis_layout, "cluster")) {
+        snprintf(err, errlen, "redis_layout: expected auto, single or cluster");
         return -1;
     }
     if (strcmp(cf->user_channel, "decline") && strcmp(cf->user_channel, "accept")) {

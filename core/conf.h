@@ -36,6 +36,7 @@ struct conf {
     int redis_history_max_bytes; /* and their results' stored bytes at most */
     int redis_wait_replicas;     /* replicas an enqueue waits for before 201; -1 auto */
     int redis_wait_ms;           /* how long it waits */
+    char *redis_layout;          /* auto | single | cluster (store_set_layout) */
     int history_page_bytes;      /* a page of GET .../commands stops past this many bytes */
     /* APNs */
     char *apns_cert_file;

@@ -486,6 +486,9 @@ static void main_open_state(struct mdmd *m)
         addr = embedded_addr(m->redis);
     }
     m->app.store = store_new(m->app.base, addr, m->cf->redis_timeout_ms);
+    store_set_layout(m->app.store, !strcmp(m->cf->redis_layout, "cluster")  ? STORE_LAYOUT_CLUSTER
+                                   : !strcmp(m->cf->redis_layout, "single") ? STORE_LAYOUT_SINGLE
+                                                                            : STORE_LAYOUT_AUTO);
     if (*m->cf->apns_cert_file != '\0' || *m->cf->apns_p12_file != '\0') {
         m->app.push = push_new(m->app.base, m->cf); /* no network until the first push */
         if (m->app.push == NULL)

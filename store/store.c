@@ -50,11 +50,14 @@ struct store_arg { /* a copied command argument */
     size_t len;
 };
 
+/* A script has a text per key layout: the Lua given, after a first line
+ * "local MDM_CLUSTER = false" (single) or "= true" (cluster), so that one
+ * source serves both (docs/REDIS.md, "Redis Cluster"). */
 struct store_script {
     struct store_script *next;
     const char *key; /* the caller's string, for store_script_get() */
-    char *text;
-    char sha[41]; /* hex SHA1 from SCRIPT LOAD; "" until Redis told us */
+    char *text[2];   /* [0] single layout, [1] cluster layout */
+    char sha[2][41]; /* hex SHA1 from SCRIPT LOAD; "" until Redis told us */
 };
 
 struct store {
@@ -89,6 +92,7 @@ struct store {
     struct event *refresh_ev;           /* the next CLUSTER SLOTS */
     int refreshing;                     /* one in flight */
     unsigned long redirects, refreshes; /* for /metrics */
+    enum store_layout layout;           /* as configured (the root's) */
 };
 
 static void store_on_reply(redisAsyncContext *ac, void *r, void *priv);
@@ -97,6 +101,14 @@ static void store_cluster_kick(struct store *root);
 static void store_refresh_soon(struct store *root, int ms);
 
 /* ---- small helpers ---------------------------------------------------- */
+
+/* The layout a connection's scripts run in: a cluster node's (a child
+ * store's) is the cluster layout unless single is forced. */
+static int store_conn_cluster(const struct store *c)
+{
+    enum store_layout l = (c->parent != NULL ? c->parent : c)->layout;
+    return l == STORE_LAYOUT_CLUSTER || (l == STORE_LAYOUT_AUTO && c->parent != NULL);
+}
 
 static struct event *store_event_new(struct event_base *base, event_callback_fn fn, void *arg)
 {
@@ -469,7 +481,8 @@ void store_free(struct store *s)
     while (s->scripts != NULL) {
         struct store_script *sc = s->scripts;
         s->scripts = sc->next;
-        free(sc->text);
+        free(sc->text[0]);
+        free(sc->text[1]);
         free(sc);
     }
     free(s->addr);
@@ -683,13 +696,14 @@ static void store_script_loaded(struct store_op *op, int err, const redisReply *
         log_err("event=redis_script_load_failed err=\"unexpected reply type %d\"", r->type);
         return;
     }
-    memcpy(op->script->sha, r->str, 40);
-    op->script->sha[40] = '\0';
+    int l = store_conn_cluster(op->s);
+    memcpy(op->script->sha[l], r->str, 40);
+    op->script->sha[l][40] = '\0';
 }
 
 static void store_script_load(struct store *s, struct store_script *sc)
 {
-    const char *argv[] = {"SCRIPT", "LOAD", sc->text};
+    const char *argv[] = {"SCRIPT", "LOAD", sc->text[store_conn_cluster(s)]};
     struct store_op *op = store_op_new(s, STORE_CB_NONE, NULL);
     op->internal = 1;
     op->script = sc;
@@ -699,7 +713,8 @@ static void store_script_load(struct store *s, struct store_script *sc)
 struct store_script *store_script_new(struct store *s, const char *lua)
 {
     struct store_script *sc = xcalloc(1, sizeof(*sc)), **p = &s->scripts;
-    sc->text = xstrdup(lua);
+    sc->text[0] = xasprintf("local MDM_CLUSTER = false\n%s", lua);
+    sc->text[1] = xasprintf("local MDM_CLUSTER = true\n%s", lua);
     while (*p != NULL)
         p = &(*p)->next;
     *p = sc;
@@ -749,15 +764,18 @@ struct store_script_argv { /* EVALSHA sha | EVAL text, numkeys, keys..., args...
     char nkeys[16];
 };
 
-static void store_script_argv(const struct store_op *op, struct store_script_argv *a)
+/* For sending op on c. */
+static void store_script_argv(const struct store *c, const struct store_op *op,
+                              struct store_script_argv *a)
 {
-    int sha = op->script->sha[0] != '\0' && !op->retried;
+    int l = store_conn_cluster(c);
+    int sha = op->script->sha[l][0] != '\0' && !op->retried;
     a->n = op->argc + 3;
     a->v = xmalloc((size_t)a->n * sizeof(*a->v));
     a->l = xmalloc((size_t)a->n * sizeof(*a->l));
     snprintf(a->nkeys, sizeof(a->nkeys), "%d", op->nkeys);
     a->v[0] = sha ? "EVALSHA" : "EVAL";
-    a->v[1] = sha ? op->script->sha : op->script->text;
+    a->v[1] = sha ? op->script->sha[l] : op->script->text[l];
     a->v[2] = a->nkeys;
     for (int i = 0; i < 3; i++)
         a->l[i] = strlen(a->v[i]);
@@ -776,7 +794,7 @@ struct store_op *store_cmd_script(struct store *s, struct store_script *sc, int 
     op->script = sc;
     op->nkeys = nkeys;
     store_op_copy_args(op, argc, argv, argvlen);
-    store_script_argv(op, &a);
+    store_script_argv(s, op, &a);
     op = store_cmd_argv(s, a.n, a.v, a.l, reply, op); /* a.v points into op: free after */
     free(a.v);
     free(a.l);
@@ -791,7 +809,7 @@ static int store_script_retry(struct store_op *op, const redisReply *r)
         strncmp(r->str, "NOSCRIPT", 8) != 0 || !store_can_send(s, op))
         return 0;
     op->retried = 1;
-    store_script_argv(op, &a);
+    store_script_argv(s, op, &a);
     int sent = redisAsyncCommandArgv(s->ac, store_on_reply, op, a.n, a.v, a.l) == REDIS_OK;
     free(a.v);
     free(a.l);
@@ -890,7 +908,7 @@ static int store_send_on(struct store *c, struct store_op *op)
     if (!store_can_send(c, op))
         return 0;
     if (op->script != NULL) {
-        store_script_argv(op, &a);
+        store_script_argv(c, op, &a);
     } else {
         a.n = op->argc;
         a.v = xmalloc((size_t)a.n * sizeof(*a.v));
@@ -1149,4 +1167,42 @@ int store_cluster_stats(const struct store *s, struct store_cluster_stats *st)
     st->redirects = s->redirects;
     st->refreshes = s->refreshes;
     return 1;
+}
+
+/* ---- Key layout --------------------------------------------------------- */
+
+void store_set_layout(struct store *s, enum store_layout layout)
+{
+    s->layout = layout;
+}
+
+int store_layout_cluster(const struct store *s)
+{
+    return s->layout == STORE_LAYOUT_CLUSTER || (s->layout == STORE_LAYOUT_AUTO && s->cl != NULL);
+}
+
+int store_nbuckets(const struct store *s)
+{
+    return store_layout_cluster(s) ? STORE_BUCKETS : 1;
+}
+
+int store_bucket_of(const char *key, size_t len)
+{
+    return (int)(store_cluster_slot(key, len) % STORE_BUCKETS);
+}
+
+const char *store_bucket_key(const struct store *s, char *buf, size_t size, const char *base,
+                             int bucket)
+{
+    if (store_layout_cluster(s))
+        snprintf(buf, size, "%s:{b%02d}", base, bucket);
+    else
+        snprintf(buf, size, "%s", base);
+    return buf;
+}
+
+const char *store_global_key(const struct store *s, char *buf, size_t size, const char *rest)
+{
+    snprintf(buf, size, store_layout_cluster(s) ? "mdm:{g}:%s" : "mdm:%s", rest);
+    return buf;
 }

@@ -68,6 +68,29 @@ int store_cluster_stats(const struct store *s, struct store_cluster_stats *st) M
 struct metrics_hist;
 const struct metrics_hist *store_rtt(const struct store *s);
 
+/* The key layout (docs/REDIS.md, "Redis Cluster").  Single: every key as it
+ * always was.  Cluster: what a device's script touches is in its UDID's slot;
+ * the fleet-wide indexes, counters and event stream are split into
+ * STORE_BUCKETS buckets ("<name>:{bNN}", NN the device's bucket), written by
+ * a second script on the bucket's master and read by fanning out over all of
+ * them; the fleet's configuration (declarations, users, sessions...) lives
+ * in one slot, "mdm:{g}:<name>".  AUTO (the default) is the cluster layout
+ * when the store found a Redis Cluster; forcing CLUSTER on a single Redis
+ * runs the cluster layout's code paths there (tests).  Set before the first
+ * op; scripts see it as the Lua constant MDM_CLUSTER. */
+enum store_layout { STORE_LAYOUT_AUTO, STORE_LAYOUT_SINGLE, STORE_LAYOUT_CLUSTER };
+#define STORE_BUCKETS 64
+void store_set_layout(struct store *s, enum store_layout layout);
+int store_layout_cluster(const struct store *s) MDMD_MUSTCHECK; /* 1: cluster layout now */
+int store_nbuckets(const struct store *s) MDMD_MUSTCHECK;       /* 1, or STORE_BUCKETS */
+/* The bucket of a key: its slot (hash tag: the UDID) modulo STORE_BUCKETS. */
+int store_bucket_of(const char *key, size_t len) MDMD_MUSTCHECK;
+/* Into buf: base itself (single), or "base:{bNN}" (cluster).  Returns buf. */
+const char *store_bucket_key(const struct store *s, char *buf, size_t size, const char *base,
+                             int bucket);
+/* Into buf: "mdm:<rest>" (single) or "mdm:{g}:<rest>" (cluster).  Returns buf. */
+const char *store_global_key(const struct store *s, char *buf, size_t size, const char *rest);
+
 /* PING.  cb runs exactly once (possibly before this returns, with
  * MDMD_EUNAVAIL) unless store_op_cancel() is called first.  Returns the op,
  * or NULL when cb already ran. */

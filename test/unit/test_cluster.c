@@ -34,6 +34,29 @@ static struct event_base *t_base;
 
 /* ---- unit ---------------------------------------------------------------- */
 
+/* The key layout's names: unchanged on the single layout; buckets by the
+ * UDID's slot and the configuration's one slot on the cluster layout. */
+TEST(t_layout_names)
+{
+    struct event_base *base = event_base_new();
+    struct store *s = store_new(base, "/nonexistent/redis.sock", 100);
+    char buf[64];
+    CHECK(!store_layout_cluster(s) && store_nbuckets(s) == 1);
+    CHECK(strcmp(store_bucket_key(s, buf, sizeof(buf), "mdm:devices", 7), "mdm:devices") == 0);
+    CHECK(strcmp(store_global_key(s, buf, sizeof(buf), "ddm:decls"), "mdm:ddm:decls") == 0);
+    store_set_layout(s, STORE_LAYOUT_CLUSTER);
+    CHECK(store_layout_cluster(s) && store_nbuckets(s) == STORE_BUCKETS);
+    CHECK(strcmp(store_bucket_key(s, buf, sizeof(buf), "mdm:devices", 7), "mdm:devices:{b07}") ==
+          0);
+    CHECK(strcmp(store_global_key(s, buf, sizeof(buf), "ddm:decls"), "mdm:{g}:ddm:decls") == 0);
+    CHECK(store_bucket_of("mdm:dev:{ABC-1}", 15) == (int)(store_cluster_slot("ABC-1", 5) % 64));
+    CHECK(store_bucket_of("mdm:dev:{ABC-1}:alice", 21) == store_bucket_of("mdm:q:{ABC-1}", 13));
+    store_set_layout(s, STORE_LAYOUT_SINGLE);
+    CHECK(!store_layout_cluster(s));
+    store_free(s);
+    event_base_free(base);
+}
+
 TEST(t_crc16_vector)
 {
     /* The specification's check value: CRC16-XMODEM("123456789") = 0x31C3. */
@@ -519,6 +542,7 @@ int main(void)
     RUN(t_redirect_parse);
     RUN(t_slots_load);
     RUN(t_addr_list);
+    RUN(t_layout_names);
     t_seeds = getenv("CLUSTER_SEEDS");
     if (t_seeds != NULL) {
         signal(SIGPIPE, SIG_IGN);
