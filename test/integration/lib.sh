@@ -76,9 +76,36 @@ write_conf() {
         # The scripts make client certificates with openssl straight from the
         # CA; enroll.sh turns this back on to test the issued-only rule.
         echo "enroll_require_issued no"
+        # REDIS_LAYOUT=cluster runs a suite in the cluster key layout (on its
+        # single Redis, or on the cluster of CLUSTER_SEEDS).
+        [ -n "${REDIS_LAYOUT:-}" ] && echo "redis_layout $REDIS_LAYOUT"
         for l in "$@"; do echo "$l"; done
     } >"$d/mdmd.conf"
 }
+
+# The key layout's names (docs/REDIS.md, "Redis Cluster"), for checks that
+# read Redis: in the cluster layout (REDIS_LAYOUT=cluster, or CLUSTER_SEEDS
+# set) a fleet-wide key is one of 64 buckets, chosen by the slot of the
+# device's UDID, and the fleet's configuration is in the slot {g}.
+layout_cluster() { [ "${REDIS_LAYOUT:-}" = cluster ] || [ -n "${CLUSTER_SEEDS:-}" ]; }
+key_slot() { # CRC16-XMODEM of the hash tag (or the key) modulo 16384
+    local k=$1 t crc=0 i j c
+    t=${k#*\{}; if [ "$t" != "$k" ] && [ "${t%%\}*}" != "$t" ] && [ -n "${t%%\}*}" ]; then k=${t%%\}*}; fi
+    for ((i = 0; i < ${#k}; i++)); do
+        printf -v c '%d' "'${k:i:1}"
+        crc=$(( crc ^ (c << 8) ))
+        for ((j = 0; j < 8; j++)); do
+            if (( crc & 0x8000 )); then crc=$(( ((crc << 1) ^ 0x1021) & 0xffff )); else crc=$(( (crc << 1) & 0xffff )); fi
+        done
+    done
+    echo $(( crc % 16384 ))
+}
+# bkey BASE UDID: BASE (single layout) or BASE:{bNN}, NN the UDID's bucket.
+bkey() { if layout_cluster; then printf '%s:{b%02d}\n' "$1" $(( $(key_slot "$2") % 64 )); else echo "$1"; fi; }
+# bkeys BASE: every bucket of BASE, one a line (BASE alone in the single layout).
+bkeys() { if layout_cluster; then for ((i = 0; i < 64; i++)); do printf '%s:{b%02d}\n' "$1" $i; done; else echo "$1"; fi; }
+# gkey REST: mdm:REST, or mdm:{g}:REST in the cluster layout.
+gkey() { if layout_cluster; then echo "mdm:{g}:$1"; else echo "mdm:$1"; fi; }
 
 # start_mdmd DIR: runs mdmd with DIR/mdmd.conf; sets MDMD_PID, PUB, MDM, CA.
 start_mdmd() {
