@@ -164,6 +164,10 @@ struct store_op *store_argv_script(struct store *s, const char *lua, int nkeys,
                                    struct store_argv *a, store_reply_fn *reply, union store_cb cb,
                                    void *arg);
 
+/* A script op's argument i (keys first), as sent: NUL-terminated, valid in
+ * its reply function; "" past the end. */
+const char *store_op_arg(const struct store_op *op, int i);
+
 /* The store the caller holds (s itself, or the root of a cluster node's). */
 struct store *store_root(struct store *s);
 
@@ -189,6 +193,16 @@ struct store_op *store_argv_fx_keep(struct store *s, const char *lua, int nkeys,
 /* Appends the fleet block of bucket (store_bucket_key) for the minute of
  * now_ms to a, in fx_names order (prelude.lua). */
 void store_fx_keys(const struct store *s, struct store_argv *a, int bucket, int64_t now_ms);
+
+/* Appends the registry's prefix key "mdm:cert:" in the single layout (a
+ * device script's identity check reads the registry there, mdm_ident_dev);
+ * nothing in the cluster layout, where the registry is in other slots. */
+void store_cert_prefix(const struct store *s, struct store_argv *a);
+/* After a device script that revoked fp (cluster layout: the registry's
+ * half, cert_revoke.lua on mdm:cert:<fp>); cb gets its outcome. */
+struct store_op *store_cert_revoke(struct store *s, const char *fp, const char *udid,
+                                   int64_t now_ms, const char *reason, store_done_fn *cb,
+                                   void *arg);
 
 /* The command endpoint's connect.lua argument vector (store_mdm.c): KEYS
  * dev q notnow res sent, and in the single layout the prefixes of the

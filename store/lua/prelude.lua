@@ -237,6 +237,30 @@ local function fx_os_sync(dev, old)
     redis.call('HDEL', dev, 'os_counted')
   end
 end
+-- mdm_end_channels for a script that takes its keys: set is the device's
+-- channel set, and a channel's record, queue and marks are the device's keys
+-- dev, q, nn with ":<user>" after them (the same slot).
+local function fx_end_channels(set, dev, q, nn, udid, now)
+  for _, user in ipairs(redis.call('SMEMBERS', set)) do
+    local cq = q .. ':' .. user
+    local n = redis.call('LLEN', cq)
+    redis.call('DEL', cq, nn .. ':' .. user)
+    fx_hincr('stats', 'queue_depth', -n)
+    redis.call('HSET', dev .. ':' .. user, 'state', 'checked_out', 'checked_out_at', now)
+    redis.call('HDEL', dev .. ':' .. user, 'token', 'push_magic')
+    fx_event('type', 'user_channel_ended', 'udid', udid, 'user', user, 'time', now, 'dropped', n)
+  end
+  redis.call('DEL', set)
+end
+-- mdm_revoke for a script given the registry's prefix key cert (single
+-- layout; the cluster layout revokes with cert_revoke.lua on the entry).
+local function fx_revoke(cert, fp, udid, now, reason)
+  local k = cert .. fp
+  if redis.call('HGET', k, 'state') ~= 'issued' then return false end
+  redis.call('HSET', k, 'state', 'revoked', 'revoked_at', now, 'revoked_reason', reason)
+  fx_event('type', 'cert_revoked', 'udid', udid, 'fp', fp, 'reason', reason, 'time', now)
+  return true
+end
 -- mdm:rate:<what>:<minute since the epoch>: outcome -> count in that minute
 -- (what: cmd, the command results; push, the push outcomes), kept 2 hours.
 local function mdm_rate(what, now, outcome)
