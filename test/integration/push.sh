@@ -18,7 +18,7 @@ check "mdmd reads the topic from the push certificate" grep -q "event=apns_ready
 SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/var/ca/ca.key"
      --identities "$T/ids" --topic "$TOPIC" -q)
 "${SIM[@]}" -n 3 --udid-prefix PUSH >"$T/enroll.out" 2>&1
-check "three simulated devices enroll" test "$(R zcard mdm:devices)" = 3
+check "three simulated devices enroll" test "$(zcard_all mdm:devices)" = 3
 "${SIM[@]}" -n 3 --udid-prefix PUSH --skip-enroll --push-file "$T/pushes" --duration 20 \
     --ledger "$T/ledger" >"$T/sim.out" 2>&1 &
 SIMPID=$!; PIDS+=("$SIMPID")
