@@ -134,7 +134,7 @@ extern const char store_lua_fx_ack[];
 static void store_fx_acked(struct store_op *op, int err, const redisReply *r)
 {
     (void)op;
-    if (store_reply_error(err, r) != MDMD_OK) /* an error reply is logged there */
+    if (store_reply_error(err, r) != MDMD_OK)    /* an error reply is logged there */
         log_debug("event=redis_fleet_ack_lost"); /* the entries are skipped next time */
 }
 
