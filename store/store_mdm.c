@@ -745,7 +745,8 @@ struct store_op *store_push_result(struct store *s, const struct store_push_outc
     struct store_argv a;
     store_argv_init(&a);
     store_mdm_argv_key(&a, store_mdm_udid_keys[0], o->udid);
-    store_argv_str(&a, "mdm:events");
+    store_mdm_argv_key(&a, "pushes", o->udid);
+    store_mdm_argv_key(&a, store_mdm_udid_keys[1], o->udid);
     store_argv_str(&a, o->udid);
     store_argv_fmt(&a, "%lld", (long long)o->now_ms);
     store_argv_str(&a, o->outcome);
@@ -754,6 +755,6 @@ struct store_op *store_push_result(struct store *s, const struct store_push_outc
     store_argv_str(&a, o->apns_id);
     store_argv_str(&a, o->token);
     store_argv_fmt(&a, "%lld", (long long)o->repush_after_ms);
-    return store_argv_script(s, store_mdm_lua[STORE_LUA_PUSH_RESULT], 2, &a, store_mdm_done_reply,
-                             (union store_cb){.done = cb}, arg);
+    return store_argv_fx_script(s, store_mdm_lua[STORE_LUA_PUSH_RESULT], 3, &a,
+                                store_mdm_done_reply, (union store_cb){.done = cb}, arg);
 }

@@ -45,6 +45,8 @@ local function fx_do(w)
   local kind, name, k = w[1], w[2], fx_keys[w[2]]
   if kind == 'zadd' then
     redis.call('ZADD', k, w[3], w[4])
+  elseif kind == 'zaddnx' then
+    redis.call('ZADD', k, 'NX', w[3], w[4])
   elseif kind == 'zrem' then
     redis.call('ZREM', k, w[3])
   elseif kind == 'sadd' then
@@ -73,6 +75,7 @@ local function fx_begin(n)
   if MDM_CLUSTER then fx_box = KEYS[#KEYS] else fx_bind(n + 1) end
 end
 local function fx_zadd(name, score, member) fx_push('zadd', name, score, member) end
+local function fx_zadd_nx(name, score, member) fx_push('zaddnx', name, score, member) end
 local function fx_zrem(name, member) fx_push('zrem', name, member) end
 local function fx_sadd(name, member) fx_push('sadd', name, member) end
 local function fx_srem(name, member) fx_push('srem', name, member) end
