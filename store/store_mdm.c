@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_cluster.h"
 #include "store_int.h"
 #include "../core/util.h"
 
@@ -724,12 +725,115 @@ static void store_mdm_targets_reply(struct store_op *op, int err, const redisRep
     free(t);
 }
 
+/* The records of udids[first..first+n) in one call (all in one slot in the
+ * cluster layout). */
+static struct store_op *store_mdm_targets_call(struct store *s, const char *const *udids,
+                                               const size_t *idx, size_t n, store_reply_fn *reply,
+                                               union store_cb cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    for (size_t i = 0; i < n; i++)
+        store_mdm_argv_key(&a, "dev", udids[idx != NULL ? idx[i] : i]);
+    for (size_t i = 0; i < n; i++)
+        store_argv_str(&a, udids[idx != NULL ? idx[i] : i]);
+    return store_argv_script(s, store_mdm_lua[STORE_LUA_PUSH_TARGETS], (int)n, &a, reply, cb, arg);
+}
+
+/* The cluster layout: one call per slot, pipelined, the targets copied
+ * together and handed on once every call answered. */
+struct store_targets {
+    store_targets_fn *cb;
+    void *arg;
+    int pending, err;
+    struct store_push_target *t;
+    size_t n;
+};
+
+static void store_mdm_targets_done(struct store_targets *g);
+
+static void store_mdm_targets_part(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_targets *g = op->arg;
+    size_t n = 0;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_ARRAY)
+        err = MDMD_EPROTO;
+    struct store_push_target *t = err == MDMD_OK ? store_reply_targets(r, &n) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct store_push_target *d = &g->t[g->n++];
+        d->udid = xstrdup(t[i].udid);
+        d->token = xstrdup(t[i].token);
+        d->push_magic = xstrdup(t[i].push_magic);
+        d->topic = xstrdup(t[i].topic);
+    }
+    free(t);
+    if (err != MDMD_OK && g->err == MDMD_OK)
+        g->err = err;
+    store_mdm_targets_done(g);
+}
+
+static void store_mdm_targets_done(struct store_targets *g)
+{
+    if (--g->pending > 0)
+        return;
+    g->cb(g->arg, g->err, g->err == MDMD_OK ? g->t : NULL, g->err == MDMD_OK ? g->n : 0);
+    for (size_t i = 0; i < g->n; i++) {
+        free((char *)g->t[i].udid);
+        free((char *)g->t[i].token);
+        free((char *)g->t[i].push_magic);
+        free((char *)g->t[i].topic);
+    }
+    free(g->t);
+    free(g);
+}
+
+struct store_slot_ix {
+    unsigned slot;
+    size_t i;
+};
+
+static int store_slot_ix_cmp(const void *a, const void *b)
+{
+    const struct store_slot_ix *x = a, *y = b;
+    return x->slot != y->slot ? (x->slot < y->slot ? -1 : 1) : (x->i < y->i ? -1 : x->i > y->i);
+}
+
 struct store_op *store_push_targets(struct store *s, const char *const *udids, size_t n,
                                     store_targets_fn *cb, void *arg)
 {
-    struct store_op *op = store_op_new(s, (union store_cb){.targets = cb}, arg);
-    return store_cmd_script(s, store_mdm_script(s, STORE_LUA_PUSH_TARGETS), 0, (int)n, udids, NULL,
-                            store_mdm_targets_reply, op);
+    if (!store_layout_cluster(s) || n == 0)
+        return store_mdm_targets_call(s, udids, NULL, n, store_mdm_targets_reply,
+                                      (union store_cb){.targets = cb}, arg);
+    struct store_slot_ix *v = xcalloc(n, sizeof(*v));
+    size_t *idx = xcalloc(n, sizeof(*idx));
+    char key[STORE_MDM_KEY_MAX];
+    for (size_t i = 0; i < n; i++) {
+        store_mdm_key(key, sizeof(key), "dev", udids[i]);
+        v[i].slot = store_cluster_slot(key, strlen(key));
+        v[i].i = i;
+    }
+    qsort(v, n, sizeof(*v), store_slot_ix_cmp);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = v[i].i;
+    struct store_targets *g = xcalloc(1, sizeof(*g));
+    g->cb = cb;
+    g->arg = arg;
+    g->t = xcalloc(n + 1, sizeof(*g->t));
+    g->pending = 1; /* held while the calls are sent */
+    struct store_op *first = NULL;
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && v[j].slot == v[i].slot; j++)
+            ;
+        g->pending++;
+        struct store_op *op = store_mdm_targets_call(s, udids, idx + i, j - i,
+                                                     store_mdm_targets_part, STORE_CB_NONE, g);
+        first = first != NULL ? first : op;
+    }
+    free(v);
+    free(idx);
+    store_mdm_targets_done(g); /* every call answered already: hands on here */
+    return first;
 }
 
 static void store_mdm_done_reply(struct store_op *op, int err, const redisReply *r)
