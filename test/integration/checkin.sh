@@ -101,7 +101,8 @@ sim rts
 check "the device's setting wins: its MDM profile" has rts "ReturnToService.MDMProfileData=MDM-PROFILE-XML"
 check "and not the fleet's Wi-Fi profile" bash -c "! grep 'name=rts ' '$T/out' | grep -q WiFiProfileData"
 check "app preservation: the escrowed bootstrap token" has rts "ReturnToService.BootstrapToken=RTS-TOKEN-1"
-check "logged as an event with its source" bash -c "redis-cli -p $REDIS_PORT xrevrange mdm:events + - count 1 | grep -A1 -x source | grep -qx device"
+rts_source() { R xrevrange "$(bkey mdm:events "$U")" + - count 1 | grep -A1 -x source | grep -qx device; }
+check "logged as an event with its source" wait_for 5 rts_source
 check "GET the device setting" bash -c "[ \$(curl -s -o '$T/rts.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/devices/$U/return-to-service) = 200 ] && grep -q '\"preserve_apps\":true' '$T/rts.json'"
 check "bad body: 400" test "$(api PUT /v1/return-to-service '{"enabled":"yes"}')" = 400
 api PUT "/v1/devices/$U/return-to-service" '{"enabled":false}' >/dev/null
