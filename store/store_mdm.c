@@ -241,7 +241,7 @@ struct store_auth {
     void *arg;
     struct store_argv a; /* owned: sent after the registry read */
     int nkeys;
-    char reg[STORE_AUTH_REG][80]; /* "1<value>", or "0" for none */
+    char *reg[STORE_AUTH_REG]; /* "1<value>", or "0" for none */
     char udid[UTIL_CHANNEL_MAX];
     char now[24];
     int pending, err, ident, enrolled;
@@ -252,6 +252,8 @@ static void store_auth_finish(struct store_auth *au)
     store_checkin_fn *cb = au->cb;
     void *arg = au->arg;
     int err = au->err, ident = au->ident, enrolled = au->enrolled;
+    for (int i = 0; i < STORE_AUTH_REG; i++)
+        free(au->reg[i]);
     store_argv_free(&au->a);
     free(au);
     cb(arg, err, ident, enrolled);
@@ -325,10 +327,8 @@ static void store_auth_reg_reply(struct store_op *op, int err, const redisReply 
     }
     for (int i = 0; i < STORE_AUTH_REG; i++) {
         const redisReply *e = r->element[i];
-        if (e->type == REDIS_REPLY_STRING)
-            snprintf(au->reg[i], sizeof(au->reg[i]), "1%.*s", (int)e->len, e->str);
-        else
-            snprintf(au->reg[i], sizeof(au->reg[i]), "0");
+        au->reg[i] =
+            e->type == REDIS_REPLY_STRING ? xasprintf("1%.*s", (int)e->len, e->str) : xstrdup("0");
         au->a.v[au->nkeys + 5 + i] = au->reg[i];
         au->a.len[au->nkeys + 5 + i] = strlen(au->reg[i]);
     }

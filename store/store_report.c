@@ -73,7 +73,10 @@ struct store_rq { /* one report, across its calls */
     int nkeys;
     char uuid[80]; /* the reported command (request_type wanted), then the one named */
     char rt[64];
+    int drops; /* bodies found gone so far: bounded, as the single layout's batches are */
 };
+
+#define STORE_RQ_DROPS_MAX 1000
 
 static void store_rq_finish(struct store_rq *rq, int err, int ident, const char *uuid,
                             const char *plist, size_t len)
@@ -121,6 +124,10 @@ static void store_rq_body_reply(struct store_op *op, int err, const redisReply *
         return;
     }
     const redisReply *plist = r->element[0];
+    if (plist->type != REDIS_REPLY_STRING && rq->drops++ >= STORE_RQ_DROPS_MAX) {
+        store_rq_finish(rq, MDMD_EUNAVAIL, STORE_ID_OK, NULL, NULL, 0); /* the device asks again */
+        return;
+    }
     if (plist->type != REDIS_REPLY_STRING) { /* expired: drop it, name the next */
         rq->a.v[STORE_REPORT_STATUS] = "-drop";
         rq->a.len[STORE_REPORT_STATUS] = 5;
@@ -151,6 +158,10 @@ static void store_rq_reply(struct store_op *op, int err, const redisReply *r)
     int ident = store_mdm_ident(r->element[0]->str, r->element[0]->len);
     if (ident != STORE_ID_OK || r->elements < 2) {
         store_rq_finish(rq, MDMD_OK, ident, NULL, NULL, 0);
+        return;
+    }
+    if (r->element[1]->len >= sizeof(rq->uuid)) { /* no UUID enqueue takes (36 at most) */
+        store_rq_finish(rq, MDMD_EPROTO, STORE_ID_OK, NULL, NULL, 0);
         return;
     }
     snprintf(rq->uuid, sizeof(rq->uuid), "%.*s", (int)r->element[1]->len, r->element[1]->str);
