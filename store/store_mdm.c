@@ -296,24 +296,52 @@ void store_enqueue_reply(struct store_op *op, int err, const redisReply *r)
     free(push);
 }
 
-struct store_op *store_enqueue(struct store *s, const char *uuid, const char *request_type,
-                               const char *plist, size_t plist_len, const char *const *udids,
-                               size_t nudids, int64_t now_ms, int ttl_s, store_enqueue_fn *cb,
-                               void *arg)
+void store_enqueue_keys(struct store_argv *a, const char *const *udids, size_t n)
 {
+    for (size_t i = 0; i < n; i++) {
+        store_mdm_argv_key(a, "dev", udids[i]);
+        store_mdm_argv_key(a, "q", udids[i]);
+    }
+}
+
+struct store_op *store_enqueue_from(struct store *s, const char *uuid, const char *request_type,
+                                    const char *plist, size_t plist_len, const char *const *udids,
+                                    size_t nudids, int64_t now_ms, int ttl_s, const char *from,
+                                    store_enqueue_fn *cb, void *arg)
+{
+    if (store_layout_cluster(s)) {
+        struct store_queue_req r = {uuid, request_type, plist, plist_len, udids, nudids,
+                                    from, NULL,         0,     now_ms,    ttl_s};
+        return store_queue_enqueue(s, &r, cb, arg);
+    }
     struct store_argv a;
     store_argv_init(&a);
     store_argv_fmt(&a, "mdm:cmd:%s", uuid);
+    store_argv_fmt(&a, "mdm:cmdto:%s", uuid);
+    store_argv_fmt(&a, "mdm:cmd:%s", uuid); /* no job */
+    store_argv_str(&a, "mdm:stats");
+    store_enqueue_keys(&a, udids, nudids);
+    int nkeys = a.n;
     store_argv_str(&a, uuid);
     store_argv_str(&a, request_type);
     store_argv_push(&a, plist, plist_len);
     store_argv_fmt(&a, "%lld", (long long)now_ms);
     store_argv_fmt(&a, "%d", ttl_s);
-    store_argv_str(&a, ""); /* from: not a job */
+    store_argv_str(&a, from);
+    store_argv_str(&a, ""); /* state: a list */
     for (size_t i = 0; i < nudids; i++)
         store_argv_str(&a, udids[i]);
-    return store_argv_script(s, store_mdm_lua[STORE_LUA_ENQUEUE], 1, &a, store_enqueue_reply,
+    return store_argv_script(s, store_mdm_lua[STORE_LUA_ENQUEUE], nkeys, &a, store_enqueue_reply,
                              (union store_cb){.enqueue = cb}, arg);
+}
+
+struct store_op *store_enqueue(struct store *s, const char *uuid, const char *request_type,
+                               const char *plist, size_t plist_len, const char *const *udids,
+                               size_t nudids, int64_t now_ms, int ttl_s, store_enqueue_fn *cb,
+                               void *arg)
+{
+    return store_enqueue_from(s, uuid, request_type, plist, plist_len, udids, nudids, now_ms, ttl_s,
+                              "", cb, arg); /* from "": not a job */
 }
 
 static void store_mdm_device_reply(struct store_op *op, int err, const redisReply *r)

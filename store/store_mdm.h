@@ -129,6 +129,13 @@ struct store_op *store_enqueue(struct store *s, const char *uuid, const char *re
                                const char *plist, size_t plist_len, const char *const *udids,
                                size_t nudids, int64_t now_ms, int ttl_s, store_enqueue_fn *cb,
                                void *arg);
+/* An enqueue answered 201 must survive the loss of a master (docs/REDIS.md,
+ * "Failover"): store_wait() on every node that took its writes, the one of
+ * mdm:cmd:<uuid> and those of the udids' slots (one WAIT per node, sent
+ * together; one in all on a single Redis).  cb gets MDMD_OK once each said
+ * enough replicas have them, else the first error.  Always NULL. */
+struct store_op *store_enqueue_wait(struct store *s, const char *uuid, const char *const *udids,
+                                    size_t n, int replicas, int ms, store_done_fn *cb, void *arg);
 
 /* dev NULL: unknown device. */
 typedef void store_device_fn(void *arg, int err, const struct store_record *dev,

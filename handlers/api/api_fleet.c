@@ -176,7 +176,7 @@ void api_fleet_command(struct req *req, void *app)
     unsigned char raw[STORE_JOB_ID_LEN / 2];
     util_random(raw, sizeof(raw));
     util_hex(raw, sizeof(raw), c->id);
-    snprintf(c->key, sizeof(c->key), "mdm:job:%s", c->id);
+    store_job_key(a->store, c->key, sizeof(c->key), c->id);
     snprintf(c->uuid, sizeof(c->uuid), "%s", uuid);
     snprintf(c->cursor, sizeof(c->cursor), "0");
     c->app = a;
