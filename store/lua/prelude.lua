@@ -20,6 +20,73 @@ local function mdm_ident_device(dev, fp)
   if redis.call('HGET', 'mdm:cert:' .. fp, 'state') == 'revoked' then return 'revoked' end
   return nil
 end
+-- Fleet effects (docs/REDIS.md, "Redis Cluster"): what a device script
+-- writes to the fleet-wide keys (indexes, counters, the event stream).
+-- Single layout: applied at once in this script, atomic with the rest, on the
+-- fleet block mdmd appended to KEYS after the script's own n keys
+-- (fx_begin(n)).  Cluster layout: those keys live in the device's bucket, a
+-- slot of their own, so the writes are recorded and returned with the reply
+-- (fx_reply), and mdmd applies them with fleet_apply.lua on the bucket.  The
+-- order of the block is store_argv.c's (store_fx_keys).
+local fx_names = {'devices', 'idx', 'stats', 'os', 'pushlat', 'repush', 'provision', 'events',
+                  'rate_cmd', 'rate_push', 'ddm_enrollments', 'ddm_failed'}
+local fx_keys, fx_log = {}, {}
+local function fx_bind(first)
+  for i, name in ipairs(fx_names) do fx_keys[name] = KEYS[first + i - 1] end
+end
+-- One write {kind, name, args...} on the bound keys.  A bucket's stream is
+-- capped at its share of the fleet's cap.
+local function fx_do(w)
+  local kind, name, k = w[1], w[2], fx_keys[w[2]]
+  if kind == 'zadd' then
+    redis.call('ZADD', k, w[3], w[4])
+  elseif kind == 'zrem' then
+    redis.call('ZREM', k, w[3])
+  elseif kind == 'sadd' then
+    redis.call('SADD', k, w[3])
+  elseif kind == 'srem' then
+    redis.call('SREM', k, w[3])
+  elseif kind == 'hincr' then
+    -- mdm:os counts devices: a version nobody reports any more goes.
+    if redis.call('HINCRBY', k, w[3], w[4]) <= 0 and name == 'os' then redis.call('HDEL', k, w[3]) end
+  elseif kind == 'event' then
+    redis.call('XADD', k, 'MAXLEN', '~', MDM_CLUSTER and 1563 or 100000, '*', unpack(w, 3))
+  elseif kind == 'rate' then
+    redis.call('HINCRBY', k, w[3], 1)
+    redis.call('EXPIRE', k, 7200)
+  end
+end
+local function fx_push(...)
+  local w = {...}
+  for i = 3, #w do w[i] = tostring(w[i]) end
+  if not MDM_CLUSTER then return fx_do(w) end
+  fx_log[#fx_log + 1] = #w
+  for _, v in ipairs(w) do fx_log[#fx_log + 1] = v end
+end
+local function fx_begin(n)
+  fx_log = {}
+  if not MDM_CLUSTER then fx_bind(n + 1) end
+end
+local function fx_zadd(name, score, member) fx_push('zadd', name, score, member) end
+local function fx_zrem(name, member) fx_push('zrem', name, member) end
+local function fx_sadd(name, member) fx_push('sadd', name, member) end
+local function fx_srem(name, member) fx_push('srem', name, member) end
+-- Never HINCRBY by 0: a script that fails half way keeps what it did.
+local function fx_hincr(name, field, n)
+  if tonumber(n) ~= 0 then fx_push('hincr', name, field, n) end
+end
+local function fx_event(...) fx_push('event', 'events', ...) end
+-- mdm:rate:<what>:<minute> (what: cmd or push; the minute is mdmd's, in the
+-- key it passed): outcome -> count, kept 2 hours.
+local function fx_rate(what, outcome) fx_push('rate', 'rate_' .. what, outcome) end
+-- The script's answer: as it is (single layout), or with the writes to make
+-- (cluster layout; the status marker tells store_argv.c a script that
+-- returned through here from one that returned before fx_begin).
+local function fx_reply(reply)
+  if not MDM_CLUSTER then return reply end
+  if reply == nil then reply = false end
+  return {{ok = 'mdm_fx'}, reply, fx_log}
+end
 -- A user channel ("<UDID>:<user>", docs/REDIS.md) has its device's keys with
 -- ":<user>" after the hash tag (the device's slot), and acts with its
 -- device's identity while the channel lasts: 'no_channel' when the device
