@@ -10,7 +10,8 @@
 
 extern const char store_lua_authenticate[], store_lua_token_update[], store_lua_checkout[],
     store_lua_connect[], store_lua_enqueue[], store_lua_device[], store_lua_devices[],
-    store_lua_queue_clear[], store_lua_push_targets[], store_lua_push_result[], store_lua_history[];
+    store_lua_queue_clear[], store_lua_push_targets[], store_lua_push_result[], store_lua_history[],
+    store_lua_queue_delete[];
 
 const char *const store_mdm_lua[STORE_LUA_N] = {
     [STORE_LUA_AUTHENTICATE] = store_lua_authenticate,
@@ -499,14 +500,34 @@ static void store_mdm_count_reply(struct store_op *op, int err, const redisReply
     op->cb.count(op->arg, err, err == MDMD_OK ? (long)r->integer : 0);
 }
 
+/* KEYS dev q notnow sent, the fleet effects after (queue_depth). */
+static void store_mdm_queue_keys(struct store_argv *a, const char *udid)
+{
+    static const char *const kinds[] = {"dev", "q", "notnow", "sent"};
+    for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
+        store_mdm_argv_key(a, kinds[i], udid);
+}
+
 struct store_op *store_queue_clear(struct store *s, const char *udid, store_count_fn *cb, void *arg)
 {
     struct store_argv a;
     store_argv_init(&a);
-    for (int i = 0; i < 3; i++)
-        store_mdm_argv_key(&a, store_mdm_udid_keys[i], udid);
-    return store_argv_script(s, store_mdm_lua[STORE_LUA_QUEUE_CLEAR], 3, &a, store_mdm_count_reply,
-                             (union store_cb){.count = cb}, arg);
+    store_mdm_queue_keys(&a, udid);
+    return store_argv_fx_script(s, store_mdm_lua[STORE_LUA_QUEUE_CLEAR], 4, &a,
+                                store_mdm_count_reply, (union store_cb){.count = cb}, arg);
+}
+
+struct store_op *store_queue_delete(struct store *s, const char *udid, const char *uuid,
+                                    int64_t now_ms, store_count_fn *cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_mdm_queue_keys(&a, udid);
+    store_argv_str(&a, udid);
+    store_argv_str(&a, uuid);
+    store_argv_fmt(&a, "%lld", (long long)now_ms);
+    return store_argv_fx_script(s, store_lua_queue_delete, 4, &a, store_mdm_count_reply,
+                                (union store_cb){.count = cb}, arg);
 }
 
 /* ---- push bookkeeping ---- */

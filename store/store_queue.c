@@ -16,29 +16,33 @@
  * of the phase has answered (the same request again queues only what is
  * missing: once per UUID and device, mdm:cmdto:{UDID}).  Nothing here is
  * used in the single layout. */
-#include "store.h"
+#include "store_int.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "store.h"
 #include "store_cluster.h"
-#include "store_int.h"
 #include "../core/util.h"
 
-extern const char store_lua_cmd_put[], store_lua_job_step[];
+extern const char store_lua_cmd_put[], store_lua_job_step[], store_lua_queue_pending[],
+    store_lua_cancel_step[], store_lua_push_topics[];
 
 enum store_q_phase { STORE_Q_BODY, STORE_Q_SCAN, STORE_Q_GROUPS, STORE_Q_AFTER, STORE_Q_END };
 
 struct store_q {
     struct store *s;
-    union store_cb cb; /* .enqueue (lists) or .filter (filter steps) */
+    union store_cb cb; /* .enqueue (lists), .filter (filter steps), .eval (cancel) */
     void *arg;
     enum store_q_phase phase;
     char *uuid, *request_type, *plist;
     size_t plist_len;
     char now[24], ttl[16], from[24]; /* from: enqueue.lua's ARGV[6] */
     char state[32];                  /* "" for lists */
+    int scan;                        /* a walk over the buckets: a filter or a cancel */
+    int cancel;                      /* cancel_step.lua's walk (cb.eval) */
     char *job;                       /* the job record's key, or NULL */
     long at;                         /* job_step.lua's at: list index, or filter steps */
     int bucket;                      /* filter: the bucket being scanned */
@@ -103,7 +107,13 @@ static void store_q_ids(struct store_q *q, const char *const *udids, size_t n)
 
 static void store_q_finish(struct store_q *q)
 {
-    if (q->cb.filter != NULL && q->state[0] != '\0') {
+    if (q->cancel) {
+        char out[160];
+        int n = snprintf(out, sizeof(out), "{\"cursor\":\"%s\",\"scanned\":%zu,\"canceled\":%ld}",
+                         q->cursor, q->nids, q->queued);
+        q->cb.eval(q->arg, q->err, 0, q->err == MDMD_OK ? out : NULL,
+                   q->err == MDMD_OK ? (size_t)n : 0);
+    } else if (q->scan) {
         store_filter_fn *cb = q->cb.filter;
         long scanned = q->replayed ? 0 : (long)q->nids;
         if (q->err != MDMD_OK)
@@ -113,13 +123,9 @@ static void store_q_finish(struct store_q *q)
     } else if (q->err != MDMD_OK) {
         q->cb.enqueue(q->arg, q->err, NULL);
     } else {
-        struct store_enqueue_result res = {q->queued,
-                                           q->already,
-                                           q->replayed,
-                                           (const char *const *)q->unknown,
-                                           q->nunknown,
-                                           q->push,
-                                           q->npush};
+        struct store_enqueue_result res = {
+            q->queued,   q->already, q->replayed, (const char *const *)q->unknown,
+            q->nunknown, q->push,    q->npush};
         q->cb.enqueue(q->arg, MDMD_OK, &res);
     }
     store_q_free(q); /* the callback may have freed the store: not touched */
@@ -215,11 +221,25 @@ static void store_q_group_reply(struct store_op *op, int err, const redisReply *
         struct store_push_target *t = store_reply_targets(p, &n);
         q->push = xrealloc(q->push, (q->npush + n + 1) * sizeof(*q->push));
         for (size_t i = 0; i < n; i++)
-            q->push[q->npush++] = (struct store_push_target){
-                xstrdup(t[i].udid), xstrdup(t[i].token), xstrdup(t[i].push_magic),
-                xstrdup(t[i].topic)};
+            q->push[q->npush++] =
+                (struct store_push_target){xstrdup(t[i].udid), xstrdup(t[i].token),
+                                           xstrdup(t[i].push_magic), xstrdup(t[i].topic)};
         free(t);
     }
+    store_q_answered(q, err);
+}
+
+/* cancel_step.lua's {scanned, canceled} for one slot's devices. */
+static void store_q_cancel_reply(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_q *q = op->arg;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER))
+        err = MDMD_EPROTO;
+    if (err == MDMD_OK)
+        q->queued += r->element[1]->integer;
     store_q_answered(q, err);
 }
 
@@ -227,10 +247,10 @@ static void store_q_step_reply(struct store_op *op, int err, const redisReply *r
 {
     struct store_q *q = op->arg;
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                           r->element[0]->type != REDIS_REPLY_INTEGER ||
-                           r->element[1]->type != REDIS_REPLY_STRING ||
-                           r->element[1]->len >= sizeof(q->cursor)))
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_STRING ||
+         r->element[1]->len >= sizeof(q->cursor)))
         err = MDMD_EPROTO;
     if (err == MDMD_OK && r->element[0]->integer == 1) {
         q->replayed = 1; /* the record had this step: the stored position wins */
@@ -283,9 +303,38 @@ static int store_q_slot_cmp(const void *a, const void *b)
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
+/* cancel_step.lua for ids[run[0..n)], all of one slot: its fleet effects
+ * (queue_depth, the events) go to their bucket (store_argv_fx_script). */
+static void store_q_send_cancel(struct store_q *q, const struct store_q_slot *run, size_t n)
+{
+    struct store_argv a;
+    char key[STORE_MDM_KEY_MAX];
+    static const char *const kinds[] = {"q", "notnow", "sent", "channels"};
+    store_argv_init(&a);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < ARRAY_LEN(kinds); k++) {
+            store_mdm_key(key, sizeof(key), kinds[k], q->ids[run[i].i]);
+            store_argv_fmt(&a, "%s", key);
+        }
+    int nkeys = a.n;
+    store_argv_str(&a, q->uuid);
+    store_argv_str(&a, "");
+    store_argv_str(&a, "");
+    store_argv_str(&a, q->now);
+    for (size_t i = 0; i < n; i++)
+        store_argv_str(&a, q->ids[run[i].i]);
+    q->pending++;
+    (void)store_argv_fx_script(q->s, store_lua_cancel_step, nkeys, &a, store_q_cancel_reply,
+                               STORE_CB_NONE, q);
+}
+
 /* enqueue.lua for ids[run[0..n)], all of one slot. */
 static void store_q_send_group(struct store_q *q, const struct store_q_slot *run, size_t n)
 {
+    if (q->cancel) {
+        store_q_send_cancel(q, run, n);
+        return;
+    }
     struct store_argv a;
     char key[STORE_MDM_KEY_MAX];
     static const char *const kinds[] = {"dev", "q", "cmdto"};
@@ -354,7 +403,7 @@ static void store_q_send_job_step(struct store_q *q)
     struct store_argv a;
     store_argv_init(&a);
     store_argv_str(&a, q->job);
-    store_argv_str(&a, q->state[0] != '\0' ? "filter" : "list");
+    store_argv_str(&a, q->cancel ? "cancel" : q->scan ? "filter" : "list");
     store_argv_fmt(&a, "%ld", q->at);
     store_argv_str(&a, q->now);
     store_argv_fmt(&a, "%zu", q->nids);
@@ -363,8 +412,7 @@ static void store_q_send_job_step(struct store_q *q)
     store_argv_fmt(&a, "%ld", (long)q->nids - q->queued - (long)q->nunknown);
     store_argv_str(&a, q->cursor);
     q->pending++;
-    (void)store_argv_script(q->s, store_lua_job_step, 1, &a, store_q_step_reply, STORE_CB_NONE,
-                            q);
+    (void)store_argv_script(q->s, store_lua_job_step, 1, &a, store_q_step_reply, STORE_CB_NONE, q);
 }
 
 /* What the step changed besides the queues: the command's targets and TTL
@@ -377,7 +425,7 @@ static void store_q_start_after(struct store_q *q)
     char n[24], key[64];
     q->phase = STORE_Q_END;
     q->pending++;
-    if (q->queued > 0) {
+    if (q->queued > 0 && !q->cancel) {
         snprintf(n, sizeof(n), "%ld", q->queued);
         store_q_send_cmd(q, "HINCRBY", "targets", n);
         store_q_send_cmd(q, "EXPIRE", q->ttl, NULL);
@@ -411,7 +459,7 @@ static void store_q_phase_done(struct store_q *q)
 {
     switch (q->phase) {
     case STORE_Q_BODY:
-        if (q->state[0] != '\0')
+        if (q->scan)
             store_q_start_scan(q);
         else
             store_q_start_groups(q);
@@ -425,12 +473,9 @@ static void store_q_phase_done(struct store_q *q)
             store_q_start_groups(q);
         }
         break;
-    case STORE_Q_GROUPS:
-        store_q_start_after(q);
-        break;
+    case STORE_Q_GROUPS: store_q_start_after(q); break;
     case STORE_Q_AFTER:
-    case STORE_Q_END:
-        break;
+    case STORE_Q_END: break;
     }
 }
 
@@ -439,8 +484,8 @@ static void store_q_phase_done(struct store_q *q)
 struct store_op *store_queue_enqueue(struct store *s, const struct store_queue_req *r,
                                      store_enqueue_fn *cb, void *arg)
 {
-    struct store_q *q = store_q_new(s, r->uuid, r->now_ms, r->ttl_s,
-                                    (union store_cb){.enqueue = cb}, arg);
+    struct store_q *q =
+        store_q_new(s, r->uuid, r->now_ms, r->ttl_s, (union store_cb){.enqueue = cb}, arg);
     snprintf(q->from, sizeof(q->from), "%s", r->from);
     store_q_ids(q, r->udids, r->nudids);
     q->at = (long)r->at;
@@ -463,16 +508,17 @@ struct store_op *store_queue_enqueue(struct store *s, const struct store_queue_r
     return NULL;
 }
 
-struct store_op *store_queue_filter_step(struct store *s, const char *job_id, const char *uuid,
-                                         const char *state, const char *cursor, int count,
-                                         int step, int64_t now_ms, int ttl_s, store_filter_fn *cb,
-                                         void *arg)
+/* A walk over the buckets of mdm:devices, one step from cursor. */
+static struct store_op *store_q_walk(struct store *s, const char *job_id, const char *uuid,
+                                     const char *state, const char *cursor, int count, int step,
+                                     int64_t now_ms, int ttl_s, union store_cb cb, void *arg)
 {
     char key[96];
-    struct store_q *q =
-        store_q_new(s, uuid, now_ms, ttl_s, (union store_cb){.filter = cb}, arg);
+    struct store_q *q = store_q_new(s, uuid, now_ms, ttl_s, cb, arg);
     const char *colon = strchr(cursor, ':');
-    snprintf(q->state, sizeof(q->state), "%s", state);
+    snprintf(q->state, sizeof(q->state), "%s", state != NULL ? state : "");
+    q->scan = 1;
+    q->cancel = state == NULL;
     q->job = xstrdup(store_job_key(s, key, sizeof(key), job_id));
     q->at = step;
     q->count = count;
@@ -482,6 +528,14 @@ struct store_op *store_queue_filter_step(struct store *s, const char *job_id, co
     snprintf(q->zcursor, sizeof(q->zcursor), "%s", colon != NULL ? colon + 1 : "0");
     store_q_start_scan(q);
     return NULL;
+}
+
+struct store_op *store_queue_filter_step(struct store *s, const char *job_id, const char *uuid,
+                                         const char *state, const char *cursor, int count, int step,
+                                         int64_t now_ms, int ttl_s, store_filter_fn *cb, void *arg)
+{
+    return store_q_walk(s, job_id, uuid, state, cursor, count, step, now_ms, ttl_s,
+                        (union store_cb){.filter = cb}, arg);
 }
 
 /* ---- WAIT on every node written ---- */
@@ -526,5 +580,281 @@ struct store_op *store_enqueue_wait(struct store *s, const char *uuid, const cha
         (void)store_wait(s, key, replicas, ms, store_q_waited, w);
     }
     store_q_waited(w, MDMD_OK);
+    return NULL;
+}
+
+/* ---- a device's pending commands ---- */
+
+struct store_q_pending {
+    store_eval_fn *cb;
+    void *arg;
+    json_t *list; /* queue_pending.lua's answer, bodies being filled in */
+    int pending, err;
+};
+
+static void store_q_pending_end(struct store_q_pending *p)
+{
+    store_eval_fn *cb = p->cb;
+    void *arg = p->arg;
+    char *out = p->err == MDMD_OK ? json_dumps(p->list, JSON_COMPACT) : NULL;
+    int err = p->err == MDMD_OK && out == NULL ? MDMD_EPROTO : p->err;
+    json_decref(p->list);
+    free(p);
+    cb(arg, err, 0, out, out != NULL ? strlen(out) : 0);
+    free(out);
+}
+
+struct store_q_body {
+    struct store_q_pending *p;
+    json_t *entry;
+};
+
+/* HMGET request_type created plist of one command: into its entry. */
+static void store_q_pending_body_reply(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_q_body *b = op->arg;
+    struct store_q_pending *p = b->p;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 3))
+        err = MDMD_EPROTO;
+    for (size_t i = 0; err == MDMD_OK && i < 3; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue; /* the command expired: left empty, as the single layout does */
+        if (i == 1)
+            json_object_set_new(b->entry, "created", json_integer(strtoll(e->str, NULL, 10)));
+        else
+            json_object_set_new(b->entry, i == 0 ? "request_type" : "plist",
+                                json_stringn(e->str, e->len));
+    }
+    free(b);
+    if (err != MDMD_OK && p->err == MDMD_OK)
+        p->err = err;
+    if (--p->pending == 0)
+        store_q_pending_end(p);
+}
+
+static void store_q_pending_reply(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_q_pending *p = op->arg;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_STRING)
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK || r->len == 0 || !store_layout_cluster(op->s)) {
+        store_eval_fn *cb = p->cb;
+        void *arg = p->arg;
+        free(p);
+        cb(arg, err, 0, err == MDMD_OK ? r->str : NULL, err == MDMD_OK ? r->len : 0);
+        return;
+    }
+    p->list = json_loadb(r->str, r->len, 0, NULL);
+    if (!json_is_array(p->list)) {
+        p->err = MDMD_EPROTO;
+        store_q_pending_end(p);
+        return;
+    }
+    /* One HMGET per command, sent together: bodies are immutable by UUID,
+     * each in its own slot. */
+    struct store *s = store_root(op->s);
+    size_t i;
+    json_t *e;
+    p->pending = 1;
+    json_array_foreach(p->list, i, e)
+    {
+        char key[128];
+        const char *uuid = json_string_value(json_object_get(e, "uuid"));
+        if (uuid == NULL)
+            continue;
+        snprintf(key, sizeof(key), "mdm:cmd:%s", uuid);
+        const char *argv[] = {"HMGET", key, "request_type", "created", "plist"};
+        struct store_q_body *b = xcalloc(1, sizeof(*b));
+        b->p = p;
+        b->entry = e;
+        p->pending++;
+        (void)store_cmd_argv(s, 5, argv, NULL, store_q_pending_body_reply,
+                             store_op_new(s, STORE_CB_NONE, b));
+    }
+    if (--p->pending == 0)
+        store_q_pending_end(p);
+}
+
+struct store_op *store_queue_pending(struct store *s, const char *udid, int limit,
+                                     store_eval_fn *cb, void *arg)
+{
+    static const char *const kinds[] = {"dev", "q", "notnow", "sent"};
+    char key[STORE_MDM_KEY_MAX];
+    struct store_argv a;
+    store_argv_init(&a);
+    for (size_t i = 0; i < ARRAY_LEN(kinds); i++) {
+        store_mdm_key(key, sizeof(key), kinds[i], udid);
+        store_argv_fmt(&a, "%s", key);
+    }
+    if (!store_layout_cluster(s))
+        store_argv_str(&a, "mdm:cmd:");
+    int nkeys = a.n;
+    store_argv_fmt(&a, "%d", limit);
+    struct store_q_pending *p = xcalloc(1, sizeof(*p));
+    p->cb = cb;
+    p->arg = arg;
+    return store_argv_script(s, store_lua_queue_pending, nkeys, &a, store_q_pending_reply,
+                             STORE_CB_NONE, p);
+}
+
+/* ---- cancelling a command everywhere, one step ---- */
+
+static void store_q_json_reply(struct store_op *op, int err, const redisReply *r)
+{
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_STRING)
+        err = MDMD_EPROTO;
+    op->cb.eval(op->arg, err, 0, err == MDMD_OK ? r->str : NULL, err == MDMD_OK ? r->len : 0);
+}
+
+struct store_op *store_queue_cancel_step(struct store *s, const char *job_id, const char *uuid,
+                                         const char *cursor, int count, int64_t now_ms,
+                                         store_eval_fn *cb, void *arg)
+{
+    char key[96];
+    if (store_layout_cluster(s))
+        return store_q_walk(s, job_id, uuid, NULL, cursor, count, 0, now_ms, 0,
+                            (union store_cb){.eval = cb}, arg);
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_fmt(&a, "%s", store_job_key(s, key, sizeof(key), job_id));
+    store_argv_str(&a, "mdm:devices");
+    store_argv_str(&a, "mdm:q:"); /* the prefixes of the devices' keys */
+    store_argv_str(&a, "mdm:notnow:");
+    store_argv_str(&a, "mdm:sent:");
+    store_argv_str(&a, "mdm:channels:");
+    store_argv_str(&a, uuid);
+    store_argv_str(&a, cursor);
+    store_argv_fmt(&a, "%d", count);
+    store_argv_fmt(&a, "%lld", (long long)now_ms);
+    return store_argv_fx_script(s, store_lua_cancel_step, 6, &a, store_q_json_reply,
+                                (union store_cb){.eval = cb}, arg);
+}
+
+/* ---- the push topics of the devices seen last ---- */
+
+struct store_q_seen {
+    char *udid;
+    double score;
+};
+
+struct store_q_topics {
+    struct store *s;
+    store_eval_fn *cb;
+    void *arg;
+    int n, pending, err, phase; /* phase 0: the buckets' newest; 1: the records */
+    struct store_q_seen *seen;
+    size_t nseen;
+    json_t *count; /* topic -> devices */
+};
+
+static void store_q_topics_next(struct store_q_topics *t);
+
+static void store_q_topics_answered(struct store_q_topics *t, int err)
+{
+    if (err != MDMD_OK && t->err == MDMD_OK)
+        t->err = err;
+    if (--t->pending > 0)
+        return;
+    if (t->err == MDMD_OK && t->phase == 0) {
+        store_q_topics_next(t);
+        return;
+    }
+    store_eval_fn *cb = t->cb;
+    void *arg = t->arg;
+    char *out = t->err == MDMD_OK ? json_dumps(t->count, JSON_COMPACT) : NULL;
+    err = t->err == MDMD_OK && out == NULL ? MDMD_EPROTO : t->err;
+    for (size_t i = 0; i < t->nseen; i++)
+        free(t->seen[i].udid);
+    free(t->seen);
+    json_decref(t->count);
+    free(t);
+    cb(arg, err, 0, out, out != NULL ? strlen(out) : 0);
+    free(out);
+}
+
+static void store_q_topics_range_reply(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_q_topics *t = op->arg;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (!store_reply_strings(r) || r->elements % 2 != 0))
+        err = MDMD_EPROTO;
+    if (err == MDMD_OK) {
+        t->seen = xrealloc(t->seen, (t->nseen + r->elements / 2 + 1) * sizeof(*t->seen));
+        for (size_t i = 0; i + 1 < r->elements; i += 2)
+            t->seen[t->nseen++] = (struct store_q_seen){xstrdup(r->element[i]->str),
+                                                        strtod(r->element[i + 1]->str, NULL)};
+    }
+    store_q_topics_answered(t, err);
+}
+
+static void store_q_topics_rec_reply(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_q_topics *t = op->arg;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2))
+        err = MDMD_EPROTO;
+    if (err == MDMD_OK && r->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(r->element[0]->str, "checked_out") != 0 &&
+        r->element[1]->type == REDIS_REPLY_STRING && r->element[1]->len > 0) {
+        json_t *c = json_object_get(t->count, r->element[1]->str);
+        json_object_set_new(t->count, r->element[1]->str, json_integer(json_integer_value(c) + 1));
+    }
+    store_q_topics_answered(t, err);
+}
+
+static int store_q_seen_cmp(const void *a, const void *b)
+{
+    const struct store_q_seen *x = a, *y = b;
+    return x->score < y->score ? 1 : x->score > y->score ? -1 : 0;
+}
+
+/* The n newest over all buckets: one HMGET each, sent together. */
+static void store_q_topics_next(struct store_q_topics *t)
+{
+    char key[STORE_MDM_KEY_MAX];
+    t->phase = 1;
+    t->pending = 1;
+    qsort(t->seen, t->nseen, sizeof(*t->seen), store_q_seen_cmp);
+    for (size_t i = 0; i < t->nseen && i < (size_t)t->n; i++) {
+        store_mdm_key(key, sizeof(key), "dev", t->seen[i].udid);
+        const char *argv[] = {"HMGET", key, "state", "topic"};
+        t->pending++;
+        (void)store_cmd_argv(t->s, 4, argv, NULL, store_q_topics_rec_reply,
+                             store_op_new(t->s, STORE_CB_NONE, t));
+    }
+    store_q_topics_answered(t, MDMD_OK);
+}
+
+struct store_op *store_push_topics(struct store *s, int n, store_eval_fn *cb, void *arg)
+{
+    char num[16], last[16];
+    snprintf(num, sizeof(num), "%d", n);
+    if (!store_layout_cluster(s)) {
+        const char *v[] = {"mdm:devices", "mdm:dev:", num};
+        struct store_op *op = store_op_new(s, (union store_cb){.eval = cb}, arg);
+        return store_cmd_script(s, store_script_get(s, store_lua_push_topics), 2, 3, v, NULL,
+                                store_q_json_reply, op);
+    }
+    struct store_q_topics *t = xcalloc(1, sizeof(*t));
+    t->s = s;
+    t->cb = cb;
+    t->arg = arg;
+    t->n = n;
+    t->count = json_object();
+    t->pending = 1;
+    snprintf(last, sizeof(last), "%d", n - 1);
+    for (int b = 0; b < STORE_BUCKETS; b++) {
+        char key[64];
+        const char *argv[] = {"ZREVRANGE", store_bucket_key(s, key, sizeof(key), "mdm:devices", b),
+                              "0", last, "WITHSCORES"};
+        t->pending++;
+        (void)store_cmd_argv(s, 5, argv, NULL, store_q_topics_range_reply,
+                             store_op_new(s, STORE_CB_NONE, t));
+    }
+    store_q_topics_answered(t, MDMD_OK);
     return NULL;
 }
