@@ -640,7 +640,8 @@ static void store_q_pending_reply(struct store_op *op, int err, const redisReply
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type != REDIS_REPLY_STRING)
         err = MDMD_EPROTO;
-    if (err != MDMD_OK || r->len == 0 || !store_layout_cluster(op->s)) {
+    struct store *s = store_root(op->s); /* op->s may be a cluster node's */
+    if (err != MDMD_OK || r->len == 0 || !store_layout_cluster(s)) {
         store_eval_fn *cb = p->cb;
         void *arg = p->arg;
         free(p);
@@ -655,7 +656,6 @@ static void store_q_pending_reply(struct store_op *op, int err, const redisReply
     }
     /* One HMGET per command, sent together: bodies are immutable by UUID,
      * each in its own slot. */
-    struct store *s = store_root(op->s);
     size_t i;
     json_t *e;
     p->pending = 1;

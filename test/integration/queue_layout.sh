@@ -6,7 +6,8 @@
 # per device; another: 409) for a request sent again, a job run again and a
 # job step whose progress call ran twice; the queue depth per bucket; filter
 # and cancel jobs walking the 64 mdm:devices buckets; the pending list, queue
-# surgery, and WAIT before the 201.  A few seconds.
+# surgery, and WAIT before the 201; then the same on a real 3-master
+# cluster.  About 10 s.
 export REDIS_LAYOUT=cluster
 . "$(dirname "$0")/lib.sh"
 ready() { wait_for 20 out_is 200 http_code "https://127.0.0.1:$PUB/healthz" --cacert "$CA"; }
@@ -148,5 +149,63 @@ check "with a replica: 201" test "$(api POST /v1/commands '{"command_uuid":"0000
 kill -9 "$RPID"; wait "$RPID" 2>/dev/null
 wait_for 10 bash -c "redis-cli -p $REDIS_PORT info replication | grep -q 'connected_slaves:0'"
 check "without: 503, retry_safe" bash -c "[ '$(api POST /v1/commands '{"command_uuid":"00000005-0000-4000-8000-00000000c0de","udids":["QL-011"],"command":{"RequestType":"ProfileList"}}')' = 503 ] && grep -q retry_safe '$T/api'"
+check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
+stop_redis
+
+# --- the same on a real Redis Cluster (3 masters, no replicas: WAIT off),
+# where a script's reply comes from a node's connection and every key must
+# be in its script's slot ---
+PORTS=(); BUS=()
+for i in 0 1 2; do PORTS+=("$(free_port)"); BUS+=("$(free_port)"); done
+for i in 0 1 2; do
+    mkdir -p "$T/node$i"
+    redis-server --port "${PORTS[$i]}" --cluster-port "${BUS[$i]}" --bind 127.0.0.1 \
+        --cluster-enabled yes --cluster-config-file "$T/node$i/nodes.conf" --save "" \
+        --appendonly no --dir "$T/node$i" --daemonize no >"$T/node$i.log" 2>&1 &
+    PIDS+=("$!")
+done
+for i in 0 1 2; do wait_for 5 redis-cli -p "${PORTS[$i]}" ping || fail "node $i starts"; done
+addrs=(); for p in "${PORTS[@]}"; do addrs+=("127.0.0.1:$p"); done
+check "a 3-master cluster" bash -c "redis-cli --cluster create ${addrs[*]} --cluster-yes >'$T/create.log' 2>&1"
+cluster_ok() { for p in "${PORTS[@]}"; do redis-cli -p "$p" cluster info | grep -q 'cluster_state:ok' || return 1; done; }
+check "cluster_state:ok" wait_for 20 cluster_ok
+C() { redis-cli -c -p "${PORTS[0]}" "$@"; }
+M=60
+for i in $(seq 1 $M); do
+    u=$(printf 'RC-%03d' "$i")
+    printf 'HSET mdm:dev:{%s} udid %s state enrolled\nZADD %s %d %s\n' "$u" "$u" "$(bkey mdm:devices "$u")" "$i" "$u"
+done >"$T/fleet.cmds"
+# One redis-cli -c per line (it follows MOVED), all from one shell loop.
+while read -r line; do C $line >/dev/null; done <"$T/fleet.cmds"
+D=$T/c
+write_conf "$D" "redis $(IFS=,; echo "${addrs[*]}")" "redis_wait_replicas 0"
+start_mdmd "$D" || fail "mdmd starts on the cluster"
+ready || fail "mdmd is ready on the cluster"
+RU=$(seq -f 'RC-%03g' 1 $M | sed 's/.*/"&"/' | paste -sd,)
+K1=00000001-0000-4000-8000-00000000beef; K2=00000002-0000-4000-8000-00000000beef
+check "cluster: enqueue of $M: 201, queued $M" bash -c "[ '$(api POST /v1/commands '{"command_uuid":"'$K1'","udids":['"$RU"'],"command":{"RequestType":"ProfileList"}}')' = 201 ] && grep -q '\"queued\":$M' '$T/api'"
+check "  on every master" test "$(for p in "${PORTS[@]}"; do redis-cli -p "$p" --scan --pattern 'mdm:q:*' | head -n 1; done | grep -c .)" = 3
+check "  again: queued 0" bash -c "[ '$(api POST /v1/commands '{"command_uuid":"'$K1'","udids":['"$RU"'],"command":{"RequestType":"ProfileList"}}')' = 201 ] && grep -q '\"queued\":0' '$T/api'"
+check "  another body: 409" test "$(api POST /v1/commands '{"command_uuid":"'$K1'","udids":["RC-001"],"command":{"RequestType":"SecurityInfo"}}')" = 409
+check "cluster: a filter job" test "$(api POST /v1/commands '{"filter":"all_enrolled","command_uuid":"'$K2'","command":{"RequestType":"SecurityInfo"}}')" = 202
+J5=$(jget "$T/api" job_id)
+check "  done, queued $M" bash -c "$(declare -f wait_for out_is api jget job_field); T='$T' D='$D' CA='$CA' PUB='$PUB'; wait_for 20 out_is done job_field $J5 state && [ \$(job_field $J5 queued) = $M ]"
+check "cluster: pending carries both bodies" bash -c "[ '$(api GET /v1/devices/RC-005/commands/pending)' = 200 ] && grep -q '\"request_type\":\"ProfileList\"' '$T/api' && grep -q '\"request_type\":\"SecurityInfo\"' '$T/api'"
+check "cluster: delete one" test "$(api DELETE "/v1/devices/RC-005/commands/$K2")" = 204
+check "cluster: cancel everywhere" test "$(api DELETE "/v1/commands/$K1")" = 202
+J6=$(jget "$T/api" job_id)
+check "  cancels $M" bash -c "$(declare -f wait_for out_is api jget job_field); T='$T' D='$D' CA='$CA' PUB='$PUB'; wait_for 20 out_is done job_field $J6 state && [ \$(job_field $J6 canceled) = $M ]"
+metric_depth() { curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/metrics" | awk '$1 == "mdmd_queue_depth" { print $2 }'; }
+check "cluster: /metrics queue depth over the buckets ($M - 1)" wait_for 5 out_is $((M - 1)) metric_depth
+# The SHA1 of each of these scripts' cluster-layout text (store.c prepends the
+# layout line): no error from Redis names one of them.
+mine=$(for f in enqueue cmd_put job_step job_set job_start job_cmd job_live job_udids stats \
+    queue_clear queue_delete queue_pending cancel_step fleet_apply; do
+    { printf 'local MDM_CLUSTER = true\n'; cat "$TOP/store/lua/prelude.lua" "$TOP/store/lua/$f.lua"; } |
+        sha1sum | cut -c1-40
+done | paste -sd'|')
+check "cluster: none of these scripts left its slot" bash -c "! grep -E 'non local key|CROSSSLOT' '$T/mdmd.log' | grep -qE '$mine'"
+check "  (a script error names its SHA1)" bash -c "! grep -E 'non local key' '$T/mdmd.log' | grep -vq 'script: [0-9a-f]\{40\}'"
 check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
 finish
