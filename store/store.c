@@ -1176,6 +1176,11 @@ int store_cluster_stats(const struct store *s, struct store_cluster_stats *st)
 
 /* ---- Key layout --------------------------------------------------------- */
 
+const char *store_op_arg(const struct store_op *op, int i)
+{
+    return op->args != NULL && i < op->argc ? op->args[i].p : "";
+}
+
 struct store *store_root(struct store *s)
 {
     return s->parent != NULL ? s->parent : s;

@@ -71,6 +71,21 @@ void store_argv_fmt(struct store_argv *a, const char *fmt, ...)
     store_argv_push(a, s, (size_t)n);
 }
 
+void store_argv_own(struct store_argv *a)
+{
+    size_t total = 1;
+    for (int i = 0; i < a->n; i++)
+        total += a->len[i];
+    char *p = xmalloc(total);
+    a->heap = xrealloc(a->heap, sizeof(*a->heap) * (size_t)(a->nheap + 1));
+    a->heap[a->nheap++] = p;
+    for (int i = 0; i < a->n; i++) {
+        memcpy(p, a->v[i], a->len[i]);
+        a->v[i] = p;
+        p += a->len[i];
+    }
+}
+
 void store_argv_free(struct store_argv *a)
 {
     for (int i = 0; i < a->nheap; i++)
@@ -158,9 +173,9 @@ static void store_fx_reply(struct store_op *op, int err, const redisReply *r)
     next(op, MDMD_OK, r->element[1]);
 }
 
-struct store_op *store_argv_fx_script(struct store *s, const char *lua, int nkeys,
-                                      struct store_argv *a, store_reply_fn *reply,
-                                      union store_cb cb, void *arg)
+struct store_op *store_argv_fx_keep(struct store *s, const char *lua, int nkeys,
+                                    const struct store_argv *a, store_reply_fn *reply,
+                                    union store_cb cb, void *arg)
 {
     struct store_op *op = store_op_new(s, cb, arg);
     struct store_argv b;
@@ -168,10 +183,8 @@ struct store_op *store_argv_fx_script(struct store *s, const char *lua, int nkey
     if (store_layout_cluster(s)) {
         op->fx_next = reply;
         op->fx_bucket = a->n > 0 ? store_bucket_of(a->v[0], a->len[0]) : 0;
-        op = store_cmd_script(s, store_script_get(s, lua), nkeys, a->n, a->v, a->len,
-                              store_fx_reply, op);
-        store_argv_free(a);
-        return op;
+        return store_cmd_script(s, store_script_get(s, lua), nkeys, a->n, a->v, a->len,
+                                store_fx_reply, op);
     }
     store_argv_init(&b);
     for (int i = 0; i < a->n; i++) {
@@ -184,6 +197,14 @@ struct store_op *store_argv_fx_script(struct store *s, const char *lua, int nkey
     op = store_cmd_script(s, store_script_get(s, lua), nkeys + STORE_FX_KEYS, b.n, b.v, b.len,
                           reply, op);
     store_argv_free(&b);
+    return op;
+}
+
+struct store_op *store_argv_fx_script(struct store *s, const char *lua, int nkeys,
+                                      struct store_argv *a, store_reply_fn *reply,
+                                      union store_cb cb, void *arg)
+{
+    struct store_op *op = store_argv_fx_keep(s, lua, nkeys, a, reply, cb, arg);
     store_argv_free(a);
     return op;
 }

@@ -91,7 +91,8 @@ struct store_op *store_user_token_update(struct store *s, const struct store_dev
     store_checkin_key(&a, "dev", m->udid);
     store_checkin_key(&a, "dev", udid);
     store_checkin_key(&a, "channels", udid);
-    store_argv_str(&a, "mdm:events");
+    store_cert_prefix(s, &a);
+    int nkeys = a.n;
     store_argv_str(&a, m->udid);
     store_argv_str(&a, udid);
     store_argv_str(&a, colon != NULL ? colon + 1 : "");
@@ -101,8 +102,8 @@ struct store_op *store_user_token_update(struct store *s, const struct store_dev
         store_argv_str(&a, m->fields[i].key);
         store_argv_push(&a, m->fields[i].val, m->fields[i].len);
     }
-    return store_argv_script(s, store_lua_user_token_update, 4, &a, store_checkin_status_reply,
-                             (union store_cb){.checkin = cb}, arg);
+    return store_argv_fx_script(s, store_lua_user_token_update, nkeys, &a,
+                                store_checkin_status_reply, (union store_cb){.checkin = cb}, arg);
 }
 
 struct store_op *store_bootstrap_set(struct store *s, const struct store_device_msg *m,
@@ -112,14 +113,15 @@ struct store_op *store_bootstrap_set(struct store *s, const struct store_device_
     struct store_argv a;
     store_argv_init(&a);
     store_checkin_key(&a, "dev", m->udid);
-    store_argv_str(&a, "mdm:events");
+    store_cert_prefix(s, &a);
+    int nkeys = a.n;
     store_argv_str(&a, m->udid);
     store_argv_fmt(&a, "%lld", (long long)m->now_ms);
     store_argv_str(&a, m->cert_fp);
     store_argv_str(&a, sealed);
     store_argv_str(&a, awaiting);
-    return store_argv_script(s, store_lua_bootstrap_set, 2, &a, store_checkin_status_reply,
-                             (union store_cb){.checkin = cb}, arg);
+    return store_argv_fx_script(s, store_lua_bootstrap_set, nkeys, &a, store_checkin_status_reply,
+                                (union store_cb){.checkin = cb}, arg);
 }
 
 struct store_op *store_bootstrap_get(struct store *s, const char *udid, const char *cert_fp,
@@ -129,13 +131,14 @@ struct store_op *store_bootstrap_get(struct store *s, const char *udid, const ch
     struct store_argv a;
     store_argv_init(&a);
     store_checkin_key(&a, "dev", udid);
-    store_argv_str(&a, "mdm:events");
+    store_cert_prefix(s, &a);
+    int nkeys = a.n;
     store_argv_str(&a, udid);
     store_argv_fmt(&a, "%lld", (long long)now_ms);
     store_argv_str(&a, cert_fp);
     store_argv_str(&a, who);
-    return store_argv_script(s, store_lua_bootstrap_get, 2, &a, store_checkin_script_reply,
-                             (union store_cb){.values = cb}, arg);
+    return store_argv_fx_script(s, store_lua_bootstrap_get, nkeys, &a, store_checkin_script_reply,
+                                (union store_cb){.values = cb}, arg);
 }
 
 struct store_op *store_rts_get(struct store *s, const struct store_device_msg *m,
@@ -173,9 +176,11 @@ struct store_op *store_ident_check(struct store *s, const struct store_device_ms
     struct store_argv a;
     store_argv_init(&a);
     store_checkin_key(&a, "dev", m->udid);
+    store_cert_prefix(s, &a);
+    int nkeys = a.n;
     store_argv_str(&a, m->cert_fp);
     store_argv_fmt(&a, "%lld", (long long)m->now_ms);
-    return store_argv_script(s, store_lua_ident, 1, &a, store_checkin_script_reply,
+    return store_argv_script(s, store_lua_ident, nkeys, &a, store_checkin_script_reply,
                              (union store_cb){.values = cb}, arg);
 }
 

@@ -155,11 +155,18 @@ void store_argv_push(struct store_argv *a, const char *s, size_t len);
 void store_argv_str(struct store_argv *a, const char *s);
 void store_argv_fmt(struct store_argv *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Every string of a copied into a (for an argument vector that outlives its
+ * caller's strings: a call made again later). */
+void store_argv_own(struct store_argv *a);
 void store_argv_free(struct store_argv *a);
 /* store_cmd_script(lua) with a new op for cb/arg, then store_argv_free(a). */
 struct store_op *store_argv_script(struct store *s, const char *lua, int nkeys,
                                    struct store_argv *a, store_reply_fn *reply, union store_cb cb,
                                    void *arg);
+
+/* A script op's argument i (keys first), as sent: NUL-terminated, valid in
+ * its reply function; "" past the end. */
+const char *store_op_arg(const struct store_op *op, int i);
 
 /* The store the caller holds (s itself, or the root of a cluster node's). */
 struct store *store_root(struct store *s);
@@ -179,9 +186,37 @@ struct store *store_root(struct store *s);
 struct store_op *store_argv_fx_script(struct store *s, const char *lua, int nkeys,
                                       struct store_argv *a, store_reply_fn *reply,
                                       union store_cb cb, void *arg);
+/* The same, a left as it is (the caller frees it). */
+struct store_op *store_argv_fx_keep(struct store *s, const char *lua, int nkeys,
+                                    const struct store_argv *a, store_reply_fn *reply,
+                                    union store_cb cb, void *arg);
 /* Appends the fleet block of bucket (store_bucket_key) for the minute of
  * now_ms to a, in fx_names order (prelude.lua). */
 void store_fx_keys(const struct store *s, struct store_argv *a, int bucket, int64_t now_ms);
+
+/* Appends the registry's prefix key "mdm:cert:" in the single layout (a
+ * device script's identity check reads the registry there, mdm_ident_dev);
+ * nothing in the cluster layout, where the registry is in other slots. */
+void store_cert_prefix(const struct store *s, struct store_argv *a);
+/* After a device script that revoked fp (cluster layout: the registry's
+ * half, cert_revoke.lua on mdm:cert:<fp>); cb gets its outcome. */
+struct store_op *store_cert_revoke(struct store *s, const char *fp, const char *udid,
+                                   int64_t now_ms, const char *reason, store_done_fn *cb,
+                                   void *arg);
+
+/* The command endpoint's connect.lua argument vector (store_mdm.c): KEYS
+ * dev q notnow res sent, and in the single layout the prefixes of the
+ * command bodies and the registry; rt the reported command's request_type
+ * (cluster layout), at index STORE_REPORT_RT.  Returns the number of keys. */
+int store_mdm_report_argv(struct store_argv *a, const struct store_report *rp, int cluster,
+                          const char *rt);
+#define STORE_REPORT_ARGS 10 /* the arguments before the device's fields */
+#define STORE_REPORT_STATUS (5 + 3)
+#define STORE_REPORT_UUID (5 + 4)
+#define STORE_REPORT_RT (5 + 9)
+/* store_report() in the cluster layout (store_report.c). */
+struct store_op *store_report_cluster(struct store *s, const struct store_report *rp,
+                                      store_next_fn *cb, void *arg);
 
 /* The usual first step of a reply function: err unchanged when set; for an
  * error reply MDMD_EUNAVAIL when Redis cannot serve yet (LOADING, BUSY,

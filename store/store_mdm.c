@@ -8,6 +8,7 @@
 #include "store_int.h"
 #include "../core/util.h"
 
+extern const char store_lua_cert_revoke[];
 extern const char store_lua_authenticate[], store_lua_token_update[], store_lua_checkout[],
     store_lua_connect[], store_lua_enqueue[], store_lua_device[], store_lua_devices[],
     store_lua_queue_clear[], store_lua_push_targets[], store_lua_push_result[], store_lua_history[],
@@ -96,24 +97,121 @@ static void store_mdm_argv_key(struct store_argv *a, const char *kind, const cha
 
 /* ---- check-in ---- */
 
-static void store_mdm_checkin_reply(struct store_op *op, int err, const redisReply *r)
+void store_cert_prefix(const struct store *s, struct store_argv *a)
 {
-    int ident = STORE_ID_OK, enrolled = 0;
+    if (!store_layout_cluster(s))
+        store_argv_str(a, "mdm:cert:");
+}
+
+static void store_mdm_revoked_reply(struct store_op *op, int err, const redisReply *r)
+{
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER)
+        err = MDMD_EPROTO;
+    op->cb.done(op->arg, err);
+}
+
+struct store_op *store_cert_revoke(struct store *s, const char *fp, const char *udid,
+                                   int64_t now_ms, const char *reason, store_done_fn *cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_fmt(&a, "mdm:cert:%s", fp);
+    store_argv_str(&a, fp);
+    store_argv_str(&a, udid);
+    store_argv_fmt(&a, "%lld", (long long)now_ms);
+    store_argv_str(&a, reason);
+    return store_argv_fx_script(s, store_lua_cert_revoke, 1, &a, store_mdm_revoked_reply,
+                                (union store_cb){.done = cb}, arg);
+}
+
+static int store_mdm_checkin_parse(int err, const redisReply *r, int *ident, int *enrolled)
+{
+    *ident = STORE_ID_OK;
+    *enrolled = 0;
     err = store_reply_error(err, r);
     if (err == MDMD_OK && r->type == REDIS_REPLY_STRING) {
-        ident = store_mdm_ident(r->str, r->len);
+        *ident = store_mdm_ident(r->str, r->len);
         if (r->len == 8 && memcmp(r->str, "enrolled", 8) == 0)
-            enrolled = STORE_ENROLLED_NOW;
+            *enrolled = STORE_ENROLLED_NOW;
         else if (r->len == 9 && memcmp(r->str, "provision", 9) == 0)
-            enrolled = STORE_PROVISION_PENDING;
+            *enrolled = STORE_PROVISION_PENDING;
     } else if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER) {
         err = MDMD_EPROTO;
     }
+    return err;
+}
+
+static void store_mdm_checkin_reply(struct store_op *op, int err, const redisReply *r)
+{
+    int ident, enrolled;
+    err = store_mdm_checkin_parse(err, r, &ident, &enrolled);
     op->cb.checkin(op->arg, err, ident, enrolled);
 }
 
-/* KEYS dev [q notnow] devices events; ARGV udid now cert_fp [require_issued
- * cn_differs] (Authenticate only) [provision] (TokenUpdate only) [fields]. */
+struct store_checkout { /* a CheckOut in the cluster layout, between its two calls */
+    store_checkin_fn *cb;
+    void *arg;
+};
+
+static void store_mdm_checkout_revoked(void *arg, int err)
+{
+    struct store_checkout *c = arg;
+    store_checkin_fn *cb = c->cb;
+    void *cb_arg = c->arg;
+    free(c);
+    cb(cb_arg, err, STORE_ID_OK, 0);
+}
+
+/* The device is checked out; in the cluster layout its certificate is
+ * revoked in the registry before it is answered (a failure: it is told to
+ * try again, and the CheckOut sent again revokes it then). */
+static void store_mdm_checkout_reply(struct store_op *op, int err, const redisReply *r)
+{
+    int ident, enrolled;
+    struct store *s = store_root(op->s);
+    err = store_mdm_checkin_parse(err, r, &ident, &enrolled);
+    if (err != MDMD_OK || ident != STORE_ID_OK || !store_layout_cluster(s) ||
+        op->argc <= op->nkeys + 2) {
+        op->cb.checkin(op->arg, err, ident, enrolled);
+        return;
+    }
+    struct store_checkout *c = xcalloc(1, sizeof(*c));
+    c->cb = op->cb.checkin;
+    c->arg = op->arg;
+    (void)store_cert_revoke(s, store_op_arg(op, op->nkeys + 2), store_op_arg(op, op->nkeys),
+                            strtoll(store_op_arg(op, op->nkeys + 1), NULL, 10), "checkout",
+                            store_mdm_checkout_revoked, c);
+}
+
+/* KEYS dev [q notnow channels] [cert] (fx: the fleet block); ARGV udid now cert_fp
+ * [provision] (TokenUpdate only) [fields]. */
+static struct store_op *store_mdm_checkin_fx(struct store *s, int script, int with_queue,
+                                             const struct store_device_msg *m,
+                                             store_reply_fn *reply, store_checkin_fn *cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_mdm_argv_key(&a, store_mdm_udid_keys[0], m->udid);
+    if (with_queue) {
+        store_mdm_argv_key(&a, store_mdm_udid_keys[1], m->udid);
+        store_mdm_argv_key(&a, store_mdm_udid_keys[2], m->udid);
+        store_mdm_argv_key(&a, "channels", m->udid);
+    }
+    store_cert_prefix(s, &a);
+    int nkeys = a.n;
+    store_argv_str(&a, m->udid);
+    store_argv_fmt(&a, "%lld", (long long)m->now_ms);
+    store_argv_str(&a, m->cert_fp);
+    if (script == STORE_LUA_TOKEN_UPDATE)
+        store_argv_str(&a, m->provision ? "1" : "0");
+    store_mdm_fields(&a, m->fields, m->nfields);
+    return store_argv_fx_script(s, store_mdm_lua[script], nkeys, &a, reply,
+                                (union store_cb){.checkin = cb}, arg);
+}
+
+/* KEYS dev q notnow devices events; ARGV udid now cert_fp require_issued
+ * cn_differs [fields] (Authenticate). */
 static struct store_op *store_mdm_checkin(struct store *s, int script, int with_queue,
                                           const struct store_device_msg *m, store_checkin_fn *cb,
                                           void *arg)
@@ -135,8 +233,6 @@ static struct store_op *store_mdm_checkin(struct store *s, int script, int with_
         store_argv_str(&a, m->require_issued ? "1" : "0");
         store_argv_str(&a, m->cn_differs ? "1" : "0");
     }
-    if (script == STORE_LUA_TOKEN_UPDATE)
-        store_argv_str(&a, m->provision ? "1" : "0");
     store_mdm_fields(&a, m->fields, m->nfields);
     return store_argv_script(s, store_mdm_lua[script], nkeys, &a, store_mdm_checkin_reply,
                              (union store_cb){.checkin = cb}, arg);
@@ -151,7 +247,7 @@ struct store_op *store_authenticate(struct store *s, const struct store_device_m
 struct store_op *store_token_update(struct store *s, const struct store_device_msg *m,
                                     store_checkin_fn *cb, void *arg)
 {
-    return store_mdm_checkin(s, STORE_LUA_TOKEN_UPDATE, 0, m, cb, arg);
+    return store_mdm_checkin_fx(s, STORE_LUA_TOKEN_UPDATE, 0, m, store_mdm_checkin_reply, cb, arg);
 }
 
 static void store_mdm_done_reply(struct store_op *op, int err, const redisReply *r);
@@ -169,7 +265,7 @@ struct store_op *store_enrolled_answered(struct store *s, const char *udid, stor
 struct store_op *store_checkout(struct store *s, const struct store_device_msg *m,
                                 store_checkin_fn *cb, void *arg)
 {
-    return store_mdm_checkin(s, STORE_LUA_CHECKOUT, 1, m, cb, arg);
+    return store_mdm_checkin_fx(s, STORE_LUA_CHECKOUT, 1, m, store_mdm_checkout_reply, cb, arg);
 }
 
 /* ---- command endpoint ---- */
@@ -192,27 +288,41 @@ static void store_mdm_report_reply(struct store_op *op, int err, const redisRepl
         cb(op->arg, MDMD_OK, ident, NULL, NULL, 0);
 }
 
+int store_mdm_report_argv(struct store_argv *a, const struct store_report *rp, int cluster,
+                          const char *rt)
+{
+    for (int i = 0; i < 4; i++)
+        store_mdm_argv_key(a, store_mdm_udid_keys[i], rp->dev.udid);
+    store_mdm_argv_key(a, "sent", rp->dev.udid);
+    if (!cluster) {
+        store_argv_str(a, "mdm:cmd:");
+        store_argv_str(a, "mdm:cert:");
+    }
+    int nkeys = a->n;
+    store_argv_str(a, rp->dev.udid);
+    store_argv_fmt(a, "%lld", (long long)rp->dev.now_ms);
+    store_argv_str(a, rp->dev.cert_fp);
+    store_argv_str(a, rp->status);
+    store_argv_str(a, rp->uuid);
+    store_argv_push(a, rp->result, rp->result_len);
+    store_argv_str(a, rp->error_chain);
+    store_argv_fmt(a, "%lld", (long long)rp->history_len);
+    store_argv_fmt(a, "%lld", (long long)rp->history_max_bytes);
+    store_argv_str(a, rt);
+    store_mdm_fields(a, rp->dev.fields, rp->dev.nfields);
+    return nkeys;
+}
+
 struct store_op *store_report(struct store *s, const struct store_report *rp, store_next_fn *cb,
                               void *arg)
 {
     struct store_argv a;
+    if (store_layout_cluster(s))
+        return store_report_cluster(s, rp, cb, arg);
     store_argv_init(&a);
-    for (int i = 0; i < 4; i++)
-        store_mdm_argv_key(&a, store_mdm_udid_keys[i], rp->dev.udid);
-    store_argv_str(&a, "mdm:devices");
-    store_argv_str(&a, "mdm:events");
-    store_argv_str(&a, rp->dev.udid);
-    store_argv_fmt(&a, "%lld", (long long)rp->dev.now_ms);
-    store_argv_str(&a, rp->dev.cert_fp);
-    store_argv_str(&a, rp->status);
-    store_argv_str(&a, rp->uuid);
-    store_argv_push(&a, rp->result, rp->result_len);
-    store_argv_str(&a, rp->error_chain);
-    store_argv_fmt(&a, "%lld", (long long)rp->history_len);
-    store_argv_fmt(&a, "%lld", (long long)rp->history_max_bytes);
-    store_mdm_fields(&a, rp->dev.fields, rp->dev.nfields);
-    return store_argv_script(s, store_mdm_lua[STORE_LUA_CONNECT], 6, &a, store_mdm_report_reply,
-                             (union store_cb){.next = cb}, arg);
+    int nkeys = store_mdm_report_argv(&a, rp, 0, "");
+    return store_argv_fx_script(s, store_mdm_lua[STORE_LUA_CONNECT], nkeys, &a,
+                                store_mdm_report_reply, (union store_cb){.next = cb}, arg);
 }
 
 /* ---- admin ---- */

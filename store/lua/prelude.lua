@@ -120,6 +120,10 @@ local function mdm_revoke(events, fp, udid, now, reason)
   local k = 'mdm:cert:' .. fp
   if redis.call('HGET', k, 'state') ~= 'issued' then return false end
   redis.call('HSET', k, 'state', 'revoked', 'revoked_at', now, 'revoked_reason', reason)
+  if MDM_CLUSTER then -- the device record's copy (mdm_ident_dev)
+    local dev = 'mdm:dev:{' .. udid .. '}'
+    if redis.call('HGET', dev, 'cert_fp') == fp then redis.call('HSET', dev, 'cert_revoked', fp) end
+  end
   mdm_event(events, 'type', 'cert_revoked', 'udid', udid, 'fp', fp, 'reason', reason,
             'time', now)
   return true
@@ -167,6 +171,95 @@ local function mdm_os_sync(dev, old)
   else
     redis.call('HDEL', dev, 'os_counted')
   end
+end
+-- mdm_ident for a script that takes its keys (the same rules).  cert: the
+-- registry's prefix key ("mdm:cert:"), single layout.  In the cluster layout
+-- the registry lives in other slots (cert nil): the device record carries
+-- what the check needs, cert_revoked (the fingerprint of a certificate of
+-- this device revoked since: its next request is refused when it is the bound
+-- one), written with the registry entry's revocation; a migrated record binds
+-- its first certificate without the registry's owner check.
+local function mdm_ident_dev(dev, fp, cert)
+  local st = redis.call('HMGET', dev, 'state', 'cert_fp', 'migrated', 'cert_revoked')
+  if not st[1] then return 'unknown' end
+  if st[1] == 'checked_out' then return 'checked_out' end
+  if not st[2] and st[3] == '1' and fp ~= '' then
+    if cert then
+      local udid = string.match(dev, '^mdm:dev:{(.*)}$')
+      local owner = redis.call('HGET', cert .. fp, 'udid')
+      if owner and owner ~= '' and owner ~= udid then return 'cert_mismatch' end
+    end
+    redis.call('HSET', dev, 'cert_fp', fp, 'migrated_bound_at', redis.call('TIME')[1] * 1000)
+    st[2] = fp
+  end
+  if st[2] ~= fp then return 'cert_mismatch' end
+  if cert then
+    if redis.call('HGET', cert .. fp, 'state') == 'revoked' then return 'revoked' end
+  elseif st[4] == fp then
+    return 'revoked'
+  end
+  return nil
+end
+-- A user channel's record is its device's with ":<user>" after the hash tag:
+-- the parent's name is derived from dev, in the same slot.
+local function mdm_ident_with(dev, fp, cert)
+  local parent = string.match(dev, '^([^}]*}):.+$')
+  if not parent then return mdm_ident_dev(dev, fp, cert) end
+  local bad = mdm_ident_dev(parent, fp, cert)
+  if bad then return bad end
+  local st = redis.call('HGET', dev, 'state')
+  if not st or st == 'checked_out' then return 'no_channel' end
+  return nil
+end
+-- The device search index in the fleet block (fx): mdm_index_sync's rules.
+local function fx_index_sync(dev, udid, old)
+  local new = mdm_index_get(dev)
+  for i, f in ipairs(mdm_index_names) do
+    if old[i] and old[i] ~= new[i] then
+      fx_zrem('idx', string.lower(old[i]) .. '\0' .. udid .. '\0' .. f)
+    end
+    if new[i] and new[i] ~= '' then
+      fx_zadd('idx', 0, string.lower(new[i]) .. '\0' .. udid .. '\0' .. f)
+    end
+  end
+end
+-- mdm:os in the fleet block (fx): mdm_os_sync's rules.
+local function fx_os_sync(dev, old)
+  local new = redis.call('HMGET', dev, 'os_version', 'state')
+  local a = old or nil
+  local b = new[1] and new[1] ~= '' and new[2] ~= 'checked_out' and new[1] or nil
+  if a == b then return end
+  if a then fx_hincr('os', a, -1) end
+  if b then
+    fx_hincr('os', b, 1)
+    redis.call('HSET', dev, 'os_counted', b)
+  else
+    redis.call('HDEL', dev, 'os_counted')
+  end
+end
+-- mdm_end_channels for a script that takes its keys: set is the device's
+-- channel set, and a channel's record, queue and marks are the device's keys
+-- dev, q, nn with ":<user>" after them (the same slot).
+local function fx_end_channels(set, dev, q, nn, udid, now)
+  for _, user in ipairs(redis.call('SMEMBERS', set)) do
+    local cq = q .. ':' .. user
+    local n = redis.call('LLEN', cq)
+    redis.call('DEL', cq, nn .. ':' .. user)
+    fx_hincr('stats', 'queue_depth', -n)
+    redis.call('HSET', dev .. ':' .. user, 'state', 'checked_out', 'checked_out_at', now)
+    redis.call('HDEL', dev .. ':' .. user, 'token', 'push_magic')
+    fx_event('type', 'user_channel_ended', 'udid', udid, 'user', user, 'time', now, 'dropped', n)
+  end
+  redis.call('DEL', set)
+end
+-- mdm_revoke for a script given the registry's prefix key cert (single
+-- layout; the cluster layout revokes with cert_revoke.lua on the entry).
+local function fx_revoke(cert, fp, udid, now, reason)
+  local k = cert .. fp
+  if redis.call('HGET', k, 'state') ~= 'issued' then return false end
+  redis.call('HSET', k, 'state', 'revoked', 'revoked_at', now, 'revoked_reason', reason)
+  fx_event('type', 'cert_revoked', 'udid', udid, 'fp', fp, 'reason', reason, 'time', now)
+  return true
 end
 -- mdm:rate:<what>:<minute since the epoch>: outcome -> count in that minute
 -- (what: cmd, the command results; push, the push outcomes), kept 2 hours.
