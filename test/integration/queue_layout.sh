@@ -6,8 +6,8 @@
 # per device; another: 409) for a request sent again, a job run again and a
 # job step whose progress call ran twice; the queue depth per bucket; filter
 # and cancel jobs walking the 64 mdm:devices buckets; the pending list, queue
-# surgery, and WAIT before the 201; then the same on a real 3-master
-# cluster.  About 10 s.
+# surgery, and WAIT before the 201; then the same on a real cluster of 3
+# masters and 3 replicas, and WAIT there on every master written.  About 15 s.
 export REDIS_LAYOUT=cluster
 . "$(dirname "$0")/lib.sh"
 ready() { wait_for 20 out_is 200 http_code "https://127.0.0.1:$PUB/healthz" --cacert "$CA"; }
@@ -153,23 +153,31 @@ check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"
 stop_redis
 
-# --- the same on a real Redis Cluster (3 masters, no replicas: WAIT off),
-# where a script's reply comes from a node's connection and every key must
-# be in its script's slot ---
+# --- the same on a real Redis Cluster (3 masters, 3 replicas), where a
+# script's reply comes from a node's connection and every key must be in its
+# script's slot ---
 PORTS=(); BUS=()
-for i in 0 1 2; do PORTS+=("$(free_port)"); BUS+=("$(free_port)"); done
-for i in 0 1 2; do
+for i in 0 1 2 3 4 5; do PORTS+=("$(free_port)"); BUS+=("$(free_port)"); done
+for i in 0 1 2 3 4 5; do
     mkdir -p "$T/node$i"
     redis-server --port "${PORTS[$i]}" --cluster-port "${BUS[$i]}" --bind 127.0.0.1 \
         --cluster-enabled yes --cluster-config-file "$T/node$i/nodes.conf" --save "" \
+        --cluster-node-timeout 1000 --repl-diskless-sync-delay 0 \
         --appendonly no --dir "$T/node$i" --daemonize no >"$T/node$i.log" 2>&1 &
-    PIDS+=("$!")
+    NODE_PID[$i]=$!; PIDS+=("$!")
 done
-for i in 0 1 2; do wait_for 5 redis-cli -p "${PORTS[$i]}" ping || fail "node $i starts"; done
+for i in 0 1 2 3 4 5; do wait_for 5 redis-cli -p "${PORTS[$i]}" ping || fail "node $i starts"; done
 addrs=(); for p in "${PORTS[@]}"; do addrs+=("127.0.0.1:$p"); done
-check "a 3-master cluster" bash -c "redis-cli --cluster create ${addrs[*]} --cluster-yes >'$T/create.log' 2>&1"
+check "a cluster of 3 masters, 3 replicas" bash -c "redis-cli --cluster create ${addrs[*]} --cluster-replicas 1 --cluster-yes >'$T/create.log' 2>&1"
 cluster_ok() { for p in "${PORTS[@]}"; do redis-cli -p "$p" cluster info | grep -q 'cluster_state:ok' || return 1; done; }
 check "cluster_state:ok" wait_for 20 cluster_ok
+synced() {
+    for p in "${PORTS[@]}"; do
+        redis-cli -p "$p" role | head -n 1 | grep -q '^master$' || continue
+        redis-cli -p "$p" info replication | grep -q 'slave0:.*state=online' || return 1
+    done
+}
+check "every replica in sync" wait_for 20 synced
 C() { redis-cli -c -p "${PORTS[0]}" "$@"; }
 M=60
 for i in $(seq 1 $M); do
@@ -179,13 +187,19 @@ done >"$T/fleet.cmds"
 # One redis-cli -c per line (it follows MOVED), all from one shell loop.
 while read -r line; do C $line >/dev/null; done <"$T/fleet.cmds"
 D=$T/c
-write_conf "$D" "redis $(IFS=,; echo "${addrs[*]}")" "redis_wait_replicas 0"
+write_conf "$D" "redis $(IFS=,; echo "${addrs[*]}")" "redis_wait_ms 500"
 start_mdmd "$D" || fail "mdmd starts on the cluster"
 ready || fail "mdmd is ready on the cluster"
 RU=$(seq -f 'RC-%03g' 1 $M | sed 's/.*/"&"/' | paste -sd,)
 K1=00000001-0000-4000-8000-00000000beef; K2=00000002-0000-4000-8000-00000000beef
 check "cluster: enqueue of $M: 201, queued $M" bash -c "[ '$(api POST /v1/commands '{"command_uuid":"'$K1'","udids":['"$RU"'],"command":{"RequestType":"ProfileList"}}')' = 201 ] && grep -q '\"queued\":$M' '$T/api'"
-check "  on every master" test "$(for p in "${PORTS[@]}"; do redis-cli -p "$p" --scan --pattern 'mdm:q:*' | head -n 1; done | grep -c .)" = 3
+on_masters() { # how many masters hold some device queue
+    for p in "${PORTS[@]}"; do
+        redis-cli -p "$p" role | head -n 1 | grep -q '^master$' &&
+            redis-cli -p "$p" --scan --pattern 'mdm:q:*' | head -n 1
+    done | grep -c .
+}
+check "  on every master" test "$(on_masters)" = 3
 check "  again: queued 0" bash -c "[ '$(api POST /v1/commands '{"command_uuid":"'$K1'","udids":['"$RU"'],"command":{"RequestType":"ProfileList"}}')' = 201 ] && grep -q '\"queued\":0' '$T/api'"
 check "  another body: 409" test "$(api POST /v1/commands '{"command_uuid":"'$K1'","udids":["RC-001"],"command":{"RequestType":"SecurityInfo"}}')" = 409
 check "cluster: a filter job" test "$(api POST /v1/commands '{"filter":"all_enrolled","command_uuid":"'$K2'","command":{"RequestType":"SecurityInfo"}}')" = 202
@@ -207,5 +221,23 @@ mine=$(for f in enqueue cmd_put job_step job_set job_start job_cmd job_live job_
 done | paste -sd'|')
 check "cluster: none of these scripts left its slot" bash -c "! grep -E 'non local key|CROSSSLOT' '$T/mdmd.log' | grep -qE '$mine'"
 check "  (a script error names its SHA1)" bash -c "! grep -E 'non local key' '$T/mdmd.log' | grep -vq 'script: [0-9a-f]\{40\}'"
+
+# WAIT on every master written: the replica of a master that does not hold
+# the command's body, but holds some of the devices, is killed; an enqueue to
+# every device must then not be answered 201 (those queues may not survive
+# that master's failover), though the body's own master has its replica.
+K3=00000003-0000-4000-8000-00000000beef
+for i in 0 1 2 3 4 5; do
+    p=${PORTS[$i]}
+    redis-cli -p "$p" role | head -n 1 | grep -q '^master$' || continue
+    if redis-cli -p "$p" get "mdm:cmd:$K3" | grep -q MOVED; then OTHER=$p; else BODY=$p; fi
+done
+for i in 0 1 2 3 4 5; do
+    [ "$(redis-cli -p "${PORTS[$i]}" role | sed -n 3p)" = "${OTHER:-x}" ] && VICTIM=$i
+done
+check "a master without the body, and its replica" test -n "${BODY:-}${OTHER:-}${VICTIM:-}"
+kill -9 "${NODE_PID[$VICTIM]}"; wait "${NODE_PID[$VICTIM]}" 2>/dev/null
+check "cluster: enqueue to every device, one master's replica gone: 503, retry_safe" bash -c "[ '$(api POST /v1/commands '{"command_uuid":"'$K3'","udids":['"$RU"'],"command":{"RequestType":"ProfileList"}}')' = 503 ] && grep -q retry_safe '$T/api'"
+check "  logged as enqueue_not_replicated" grep -q "event=enqueue_not_replicated uuid=$K3" "$T/mdmd.log"
 check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
 finish
