@@ -14,8 +14,11 @@
  *
  * A call that fails makes the whole op fail with its error once every call
  * of the phase has answered (the same request again queues only what is
- * missing: once per UUID and device, mdm:cmdto:{UDID}).  Nothing here is
- * used in the single layout. */
+ * missing: once per UUID and device, mdm:cmdto:{UDID}).  Filter and cancel
+ * jobs walk the 64 buckets of mdm:devices the same way, one bucket's ZSCAN a
+ * step.  Also here, for both layouts: WAIT on every node an enqueue wrote,
+ * a device's pending list (the bodies by their own calls in the cluster
+ * layout), cancelling a command everywhere, and the fleet's push topics. */
 #include "store_int.h"
 
 #include <jansson.h>
@@ -30,7 +33,7 @@
 extern const char store_lua_cmd_put[], store_lua_job_step[], store_lua_queue_pending[],
     store_lua_cancel_step[], store_lua_push_topics[];
 
-enum store_q_phase { STORE_Q_BODY, STORE_Q_SCAN, STORE_Q_GROUPS, STORE_Q_AFTER, STORE_Q_END };
+enum store_q_phase { STORE_Q_BODY, STORE_Q_SCAN, STORE_Q_GROUPS, STORE_Q_END };
 
 struct store_q {
     struct store *s;
@@ -183,6 +186,7 @@ static void store_q_scan_reply(struct store_op *op, int err, const redisReply *r
     if (err == MDMD_OK) {
         const redisReply *m = r->element[1];
         snprintf(q->zcursor, sizeof(q->zcursor), "%s", r->element[0]->str);
+        free(q->ids); /* an empty bucket's, scanned before in this step */
         q->ids = xcalloc(m->elements / 2 + 1, sizeof(*q->ids));
         for (size_t i = 0; i + 1 < m->elements; i += 2)
             q->ids[q->nids++] = xstrdup(m->element[i]->str);
@@ -474,7 +478,6 @@ static void store_q_phase_done(struct store_q *q)
         }
         break;
     case STORE_Q_GROUPS: store_q_start_after(q); break;
-    case STORE_Q_AFTER:
     case STORE_Q_END: break;
     }
 }
