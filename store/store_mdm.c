@@ -429,7 +429,8 @@ struct store_op *store_enqueue_from(struct store *s, const char *uuid, const cha
     store_argv_init(&a);
     store_argv_fmt(&a, "mdm:cmd:%s", uuid);
     store_argv_fmt(&a, "mdm:cmdto:%s", uuid);
-    store_argv_fmt(&a, "mdm:cmd:%s", uuid); /* no job */
+    store_argv_fmt(&a, "mdm:cmdto:%s", uuid); /* no job: `to` again, so the body's key is
+                                                * named once, as it always was */
     store_argv_str(&a, "mdm:stats");
     store_enqueue_keys(&a, udids, nudids);
     int nkeys = a.n;

@@ -1,5 +1,5 @@
 -- KEYS, single layout: cmd to job stats (dev q)...: the command, mdm:cmdto:<uuid>, the job
---   record (cmd again for a request's own chunks: no job), mdm:stats, then two keys per
+--   record (`to` again for a request's own chunks: no job), mdm:stats, then two keys per
 --   UDID (mdm_key's names; the C side makes them, store_mdm_key).
 -- KEYS, cluster layout: (dev q to)... for devices of one slot, to being the device's
 --   mdm:cmdto:{UDID} (a sorted set, UUID -> when); the body, its targets count, the queue
@@ -28,7 +28,7 @@ if MDM_CLUSTER then
   first, per = 1, 3
 else
   cmd, to, job, stats, first, per = KEYS[1], KEYS[2], KEYS[3], KEYS[4], 5, 2
-  if job == cmd then job = nil end
+  if job == to then job = nil end
   local old = redis.call('HGET', cmd, 'plist')
   if old and old ~= ARGV[3] then return {-1, {}, {}, 0, 0} end
   if job and from ~= '' and not head and tonumber(redis.call('HGET', job, 'next') or '0') > tonumber(from) then
