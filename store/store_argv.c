@@ -129,18 +129,40 @@ void store_fx_keys(const struct store *s, struct store_argv *a, int bucket, int6
         store_argv_fmt(a, "%s", store_bucket_key(s, k, sizeof(k), tail[i], bucket));
 }
 
-static void store_fx_applied(struct store_op *op, int err, const redisReply *r)
+extern const char store_lua_fx_ack[];
+
+static void store_fx_acked(struct store_op *op, int err, const redisReply *r)
 {
     (void)op;
-    err = store_reply_error(err, r); /* an error reply is logged there */
-    if (err != MDMD_OK)
-        log_warn("event=redis_fleet_write_lost err=%s", mdmd_strerror(err));
+    if (store_reply_error(err, r) != MDMD_OK)    /* an error reply is logged there */
+        log_debug("event=redis_fleet_ack_lost"); /* the entries are skipped next time */
 }
 
-/* The script's {status mdm_fx, reply, writes}: the writes go out first (the
- * caller's reply may free the store), then the reply goes on as the script's
- * own.  Anything else (an error, a script that returned before fx_begin) goes
- * on untouched. */
+/* fleet_apply.lua answered: the outbox (op->arg, owned) lets go of what it
+ * applied.  Not answered: the entries stay, and go with the next request. */
+static void store_fx_applied(struct store_op *op, int err, const redisReply *r)
+{
+    char *box = op->arg;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER)
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        log_warn("event=redis_fleet_write_deferred box=%s err=%s", box, mdmd_strerror(err));
+    } else if (r->integer > 0) {
+        struct store_argv a;
+        store_argv_init(&a);
+        store_argv_str(&a, box);
+        store_argv_fmt(&a, "%lld", r->integer);
+        (void)store_argv_script(store_root(op->s), store_lua_fx_ack, 1, &a, store_fx_acked,
+                                STORE_CB_NONE, NULL);
+    }
+    free(box);
+}
+
+/* The script's {status mdm_fx, reply, {seq, JSON}...}: the outbox's entries
+ * go out first (the caller's reply may free the store), then the reply goes
+ * on as the script's own.  Anything else (an error, a script that returned
+ * before fx_begin) goes on untouched. */
 static void store_fx_reply(struct store_op *op, int err, const redisReply *r)
 {
     store_reply_fn *next = op->fx_next;
@@ -154,23 +176,33 @@ static void store_fx_reply(struct store_op *op, int err, const redisReply *r)
     if (w->elements > 0) {
         struct store *root = store_root(op->s); /* op->s may be a cluster node's */
         struct store_argv a;
-        char num[32];
+        char k[96];
+        const char *box = store_op_arg(op, op->nkeys - 1);
         store_argv_init(&a);
         store_fx_keys(root, &a, op->fx_bucket, op->fx_now_ms);
+        store_argv_fmt(&a, "%s", store_bucket_key(root, k, sizeof(k), "mdm:fxseen", op->fx_bucket));
+        store_argv_str(&a, box);
         for (size_t i = 0; i < w->elements; i++) {
             const redisReply *e = w->element[i];
-            if (e->type == REDIS_REPLY_INTEGER) {
-                snprintf(num, sizeof(num), "%lld", e->integer);
-                store_argv_fmt(&a, "%s", num);
-            } else {
-                store_argv_push(&a, e->type == REDIS_REPLY_STRING ? e->str : "",
-                                e->type == REDIS_REPLY_STRING ? e->len : 0);
-            }
+            store_argv_push(&a, e->type == REDIS_REPLY_STRING ? e->str : "",
+                            e->type == REDIS_REPLY_STRING ? e->len : 0);
         }
-        (void)store_argv_script(root, store_lua_fleet_apply, STORE_FX_KEYS, &a, store_fx_applied,
-                                STORE_CB_NONE, NULL);
+        (void)store_argv_script(root, store_lua_fleet_apply, STORE_FX_KEYS + 1, &a,
+                                store_fx_applied, STORE_CB_NONE, xstrdup(box));
     }
     next(op, MDMD_OK, r->element[1]);
+}
+
+/* The outbox of the script whose first key is k: mdm:fx:{<k's hash tag, or
+ * k>}, in k's slot. */
+static void store_fx_box(struct store_argv *a, const char *k, size_t len)
+{
+    const char *open = memchr(k, '{', len);
+    const char *close = open != NULL ? memchr(open, '}', len - (size_t)(open - k)) : NULL;
+    if (open != NULL && close != NULL && close > open + 1)
+        store_argv_fmt(a, "mdm:fx:{%.*s}", (int)(close - open - 1), open + 1);
+    else
+        store_argv_fmt(a, "mdm:fx:{%.*s}", (int)len, k);
 }
 
 struct store_op *store_argv_fx_keep(struct store *s, const char *lua, int nkeys,
@@ -179,23 +211,23 @@ struct store_op *store_argv_fx_keep(struct store *s, const char *lua, int nkeys,
 {
     struct store_op *op = store_op_new(s, cb, arg);
     struct store_argv b;
+    int cluster = store_layout_cluster(s);
     op->fx_now_ms = util_now_ms();
-    if (store_layout_cluster(s)) {
+    if (cluster) {
         op->fx_next = reply;
         op->fx_bucket = a->n > 0 ? store_bucket_of(a->v[0], a->len[0]) : 0;
-        return store_cmd_script(s, store_script_get(s, lua), nkeys, a->n, a->v, a->len,
-                                store_fx_reply, op);
     }
     store_argv_init(&b);
-    for (int i = 0; i < a->n; i++) {
-        if (i == nkeys)
+    for (int i = 0; i <= a->n; i++) {
+        if (i == nkeys && cluster)
+            store_fx_box(&b, a->n > 0 ? a->v[0] : "", a->n > 0 ? a->len[0] : 0);
+        else if (i == nkeys)
             store_fx_keys(s, &b, 0, op->fx_now_ms);
-        store_argv_push(&b, a->v[i], a->len[i]);
+        if (i < a->n)
+            store_argv_push(&b, a->v[i], a->len[i]);
     }
-    if (nkeys == a->n)
-        store_fx_keys(s, &b, 0, op->fx_now_ms);
-    op = store_cmd_script(s, store_script_get(s, lua), nkeys + STORE_FX_KEYS, b.n, b.v, b.len,
-                          reply, op);
+    op = store_cmd_script(s, store_script_get(s, lua), nkeys + (cluster ? 1 : STORE_FX_KEYS), b.n,
+                          b.v, b.len, cluster ? store_fx_reply : reply, op);
     store_argv_free(&b);
     return op;
 }

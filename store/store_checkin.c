@@ -141,33 +141,145 @@ struct store_op *store_bootstrap_get(struct store *s, const char *udid, const ch
                                 (union store_cb){.values = cb}, arg);
 }
 
+/* ---- fleet configuration a device script reads (cluster layout) ----
+ * The setting lives in its own slot: mdmd reads it first (HGETALL) and hands
+ * the script what it found in placeholders (STORE_PRE_MAX at most):
+ * "1"/"0" (the hash exists), then each field, "1<value>" or "0" for none. */
+
+#define STORE_PRE_MAX 5
+
+struct store_pre {
+    struct store *s;
+    const char *lua;
+    int nkeys, at, fx; /* at: the first placeholder's index in a */
+    const char *const *fields;
+    int nfields;
+    struct store_argv a;          /* owned */
+    char *val[STORE_PRE_MAX + 1]; /* what the placeholders become */
+    size_t len[STORE_PRE_MAX + 1];
+    store_values_fn *cb;
+    void *arg;
+};
+
+static void store_pre_reply(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_pre *p = op->arg;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || !store_reply_strings(r)))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        p->cb(p->arg, err, STORE_ID_OK, NULL, NULL, 0);
+    } else {
+        p->val[0] = xstrdup(r->elements > 0 ? "1" : "0");
+        p->len[0] = 1;
+        for (int f = 0; f < p->nfields; f++) {
+            const redisReply *v = NULL;
+            for (size_t i = 0; i + 1 < r->elements; i += 2)
+                if (strcmp(r->element[i]->str, p->fields[f]) == 0)
+                    v = r->element[i + 1];
+            p->len[f + 1] = v != NULL ? v->len + 1 : 1;
+            p->val[f + 1] = xmalloc(p->len[f + 1] + 1);
+            p->val[f + 1][0] = v != NULL ? '1' : '0';
+            if (v != NULL)
+                memcpy(p->val[f + 1] + 1, v->str, v->len);
+        }
+        for (int f = 0; f <= p->nfields; f++) {
+            p->a.v[p->at + f] = p->val[f];
+            p->a.len[p->at + f] = p->len[f];
+        }
+        union store_cb cb = {.values = p->cb};
+        if (p->fx)
+            (void)store_argv_fx_keep(p->s, p->lua, p->nkeys, &p->a, store_checkin_script_reply, cb,
+                                     p->arg);
+        else
+            (void)store_argv_script(p->s, p->lua, p->nkeys, &p->a, store_checkin_script_reply, cb,
+                                    p->arg);
+    }
+    for (int f = 0; f <= STORE_PRE_MAX; f++)
+        free(p->val[f]);
+    store_argv_free(&p->a);
+    free(p);
+}
+
+/* a: the script's argument vector with 1 + nfields placeholders at index
+ * at; taken over. */
+static struct store_op *store_pre_script(struct store *s, const char *key,
+                                         const char *const *fields, int nfields, const char *lua,
+                                         int nkeys, int at, int fx, struct store_argv *a,
+                                         store_values_fn *cb, void *arg)
+{
+    struct store_pre *p = xcalloc(1, sizeof(*p));
+    p->s = s;
+    p->lua = lua;
+    p->nkeys = nkeys;
+    p->at = at;
+    p->fx = fx;
+    p->fields = fields;
+    p->nfields = nfields;
+    p->cb = cb;
+    p->arg = arg;
+    store_argv_init(&p->a);
+    for (int i = 0; i < a->n; i++)
+        store_argv_push(&p->a, a->v[i], a->len[i]);
+    store_argv_own(&p->a);
+    store_argv_free(a);
+    const char *argv[] = {"HGETALL", key};
+    struct store_op *op = store_op_new(s, STORE_CB_NONE, p);
+    return store_cmd_argv(s, 2, argv, NULL, store_pre_reply, op);
+}
+
+static const char *const store_rts_fields[] = {"enabled", "wifi_profile", "mdm_profile",
+                                               "preserve_apps"};
+static const char *const store_tokensrc_fields[] = {"kind", "data", "issuer"};
+
 struct store_op *store_rts_get(struct store *s, const struct store_device_msg *m,
                                store_values_fn *cb, void *arg)
 {
     struct store_argv a;
+    int cluster = store_layout_cluster(s);
     store_argv_init(&a);
     store_checkin_key(&a, "dev", m->udid);
     store_checkin_key(&a, "rts", m->udid);
-    store_argv_str(&a, "mdm:rts");
-    store_argv_str(&a, "mdm:events");
+    if (!cluster)
+        store_argv_str(&a, "mdm:rts");
+    store_cert_prefix(s, &a);
+    int nkeys = a.n;
     store_argv_str(&a, m->udid);
     store_argv_fmt(&a, "%lld", (long long)m->now_ms);
     store_argv_str(&a, m->cert_fp);
-    return store_argv_script(s, store_lua_rts_get, 4, &a, store_checkin_script_reply,
-                             (union store_cb){.values = cb}, arg);
+    if (!cluster)
+        return store_argv_fx_script(s, store_lua_rts_get, nkeys, &a, store_checkin_script_reply,
+                                    (union store_cb){.values = cb}, arg);
+    int at = a.n;
+    for (size_t i = 0; i <= ARRAY_LEN(store_rts_fields); i++)
+        store_argv_str(&a, "0");
+    return store_pre_script(s, "mdm:rts", store_rts_fields, (int)ARRAY_LEN(store_rts_fields),
+                            store_lua_rts_get, nkeys, at, 1, &a, cb, arg);
 }
 
 struct store_op *store_token_source_get(struct store *s, const struct store_device_msg *m,
                                         const char *type, store_values_fn *cb, void *arg)
 {
     struct store_argv a;
+    char key[256];
+    int cluster = store_layout_cluster(s);
+    snprintf(key, sizeof(key), "mdm:tokensrc:%s", type);
     store_argv_init(&a);
     store_checkin_key(&a, "dev", m->udid);
-    store_argv_fmt(&a, "mdm:tokensrc:%s", type);
+    if (!cluster)
+        store_argv_str(&a, key);
+    store_cert_prefix(s, &a);
+    int nkeys = a.n;
     store_argv_str(&a, m->cert_fp);
     store_argv_fmt(&a, "%lld", (long long)m->now_ms);
-    return store_argv_script(s, store_lua_token_source_get, 2, &a, store_checkin_script_reply,
-                             (union store_cb){.values = cb}, arg);
+    if (!cluster)
+        return store_argv_script(s, store_lua_token_source_get, nkeys, &a,
+                                 store_checkin_script_reply, (union store_cb){.values = cb}, arg);
+    int at = a.n;
+    for (size_t i = 0; i <= ARRAY_LEN(store_tokensrc_fields); i++)
+        store_argv_str(&a, "0");
+    return store_pre_script(s, key, store_tokensrc_fields, (int)ARRAY_LEN(store_tokensrc_fields),
+                            store_lua_token_source_get, nkeys, at, 0, &a, cb, arg);
 }
 
 struct store_op *store_ident_check(struct store *s, const struct store_device_msg *m,

@@ -176,12 +176,13 @@ struct store *store_root(struct store *s);
  * device's slot, KEYS[1] naming the device.  Single layout: the fleet block
  * (STORE_FX_KEYS keys: mdm:devices ... mdm:ddm:failed, the rate keys of this
  * minute) follows them in KEYS and the script writes it itself, one call as
- * before.  Cluster layout: the script returns its fleet writes with its
- * reply; they are sent at once as fleet_apply.lua on the device's bucket,
- * without waiting for that answer (a lost one is drift of derived keys, not
- * of the device's own), and reply gets the script's own reply, so reply
- * functions read the same shape in both layouts.  Otherwise as
- * store_argv_script. */
+ * before.  Cluster layout: the device's outbox (mdm:fx:{<hash tag>}) follows
+ * them instead; the script records its fleet writes there and returns what
+ * the outbox holds with its reply; that goes out at once as fleet_apply.lua
+ * on the device's bucket, without waiting for its answer (an entry not
+ * applied stays in the outbox for the device's next request), and reply gets
+ * the script's own reply, so reply functions read the same shape in both
+ * layouts.  Otherwise as store_argv_script. */
 #define STORE_FX_KEYS 12
 struct store_op *store_argv_fx_script(struct store *s, const char *lua, int nkeys,
                                       struct store_argv *a, store_reply_fn *reply,

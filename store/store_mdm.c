@@ -5,10 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_cluster.h"
 #include "store_int.h"
 #include "../core/util.h"
 
-extern const char store_lua_cert_revoke[];
+extern const char store_lua_cert_revoke[], store_lua_cert_bind[];
 extern const char store_lua_authenticate[], store_lua_token_update[], store_lua_checkout[],
     store_lua_connect[], store_lua_enqueue[], store_lua_device[], store_lua_devices[],
     store_lua_queue_clear[], store_lua_push_targets[], store_lua_push_result[], store_lua_history[],
@@ -184,70 +185,189 @@ static void store_mdm_checkout_reply(struct store_op *op, int err, const redisRe
                             store_mdm_checkout_revoked, c);
 }
 
-/* KEYS dev [q notnow channels] [cert] (fx: the fleet block); ARGV udid now cert_fp
- * [provision] (TokenUpdate only) [fields]. */
-static struct store_op *store_mdm_checkin_fx(struct store *s, int script, int with_queue,
+/* KEYS dev [q notnow channels] [cert] (fx: the fleet block); ARGV udid now
+ * cert_fp [require_issued cn_differs [registry: STORE_AUTH_REG placeholders,
+ * cluster layout]] (Authenticate only) [provision] (TokenUpdate only)
+ * [fields].  Returns the number of keys. */
+#define STORE_AUTH_REG 5 /* the registry entry: state udid kind bind user */
+
+static int store_mdm_checkin_argv(struct store *s, struct store_argv *a, int script,
+                                  const struct store_device_msg *m)
+{
+    store_mdm_argv_key(a, store_mdm_udid_keys[0], m->udid);
+    if (script != STORE_LUA_TOKEN_UPDATE) {
+        store_mdm_argv_key(a, store_mdm_udid_keys[1], m->udid);
+        store_mdm_argv_key(a, store_mdm_udid_keys[2], m->udid);
+        store_mdm_argv_key(a, "channels", m->udid);
+    }
+    store_cert_prefix(s, a);
+    int nkeys = a->n;
+    store_argv_str(a, m->udid);
+    store_argv_fmt(a, "%lld", (long long)m->now_ms);
+    store_argv_str(a, m->cert_fp);
+    if (script == STORE_LUA_AUTHENTICATE) {
+        store_argv_str(a, m->require_issued ? "1" : "0");
+        store_argv_str(a, m->cn_differs ? "1" : "0");
+        for (int i = 0; store_layout_cluster(s) && i < STORE_AUTH_REG; i++)
+            store_argv_str(a, "0");
+    }
+    if (script == STORE_LUA_TOKEN_UPDATE)
+        store_argv_str(a, m->provision ? "1" : "0");
+    store_mdm_fields(a, m->fields, m->nfields);
+    return nkeys;
+}
+
+static struct store_op *store_mdm_checkin_fx(struct store *s, int script,
                                              const struct store_device_msg *m,
                                              store_reply_fn *reply, store_checkin_fn *cb, void *arg)
 {
     struct store_argv a;
     store_argv_init(&a);
-    store_mdm_argv_key(&a, store_mdm_udid_keys[0], m->udid);
-    if (with_queue) {
-        store_mdm_argv_key(&a, store_mdm_udid_keys[1], m->udid);
-        store_mdm_argv_key(&a, store_mdm_udid_keys[2], m->udid);
-        store_mdm_argv_key(&a, "channels", m->udid);
-    }
-    store_cert_prefix(s, &a);
-    int nkeys = a.n;
-    store_argv_str(&a, m->udid);
-    store_argv_fmt(&a, "%lld", (long long)m->now_ms);
-    store_argv_str(&a, m->cert_fp);
-    if (script == STORE_LUA_TOKEN_UPDATE)
-        store_argv_str(&a, m->provision ? "1" : "0");
-    store_mdm_fields(&a, m->fields, m->nfields);
+    int nkeys = store_mdm_checkin_argv(s, &a, script, m);
     return store_argv_fx_script(s, store_mdm_lua[script], nkeys, &a, reply,
                                 (union store_cb){.checkin = cb}, arg);
 }
 
-/* KEYS dev q notnow devices events; ARGV udid now cert_fp require_issued
- * cn_differs [fields] (Authenticate). */
-static struct store_op *store_mdm_checkin(struct store *s, int script, int with_queue,
-                                          const struct store_device_msg *m, store_checkin_fn *cb,
-                                          void *arg)
+/* ---- Authenticate in the cluster layout ----
+ * The registry entry of the certificate is read first (its own slot), given
+ * to authenticate.lua, and what the script decided for the registry (bind the
+ * certificate, revoke the one it replaces) is written after it, before the
+ * device is answered.  Between the read and the script another Authenticate
+ * may bind an unbound certificate: cert_bind.lua then refuses the second
+ * (cert_mismatch), whose record was bound all the same (docs/REDIS.md). */
+
+struct store_auth {
+    struct store *s;
+    store_checkin_fn *cb;
+    void *arg;
+    struct store_argv a; /* owned: sent after the registry read */
+    int nkeys;
+    char reg[STORE_AUTH_REG][80]; /* "1<value>", or "0" for none */
+    char udid[UTIL_CHANNEL_MAX];
+    char now[24];
+    int pending, err, ident, enrolled;
+};
+
+static void store_auth_finish(struct store_auth *au)
 {
-    struct store_argv a;
-    store_argv_init(&a);
-    store_mdm_argv_key(&a, store_mdm_udid_keys[0], m->udid);
-    if (with_queue) {
-        store_mdm_argv_key(&a, store_mdm_udid_keys[1], m->udid);
-        store_mdm_argv_key(&a, store_mdm_udid_keys[2], m->udid);
+    store_checkin_fn *cb = au->cb;
+    void *arg = au->arg;
+    int err = au->err, ident = au->ident, enrolled = au->enrolled;
+    store_argv_free(&au->a);
+    free(au);
+    cb(arg, err, ident, enrolled);
+}
+
+static void store_auth_registry_done(void *arg, int err)
+{
+    struct store_auth *au = arg;
+    if (err != MDMD_OK && au->err == MDMD_OK)
+        au->err = err;
+    if (--au->pending == 0)
+        store_auth_finish(au);
+}
+
+static void store_auth_bound_reply(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_auth *au = op->arg;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_INTEGER)
+        err = MDMD_EPROTO;
+    if (err == MDMD_OK && r->integer == 0)
+        au->ident = STORE_ID_CERT_MISMATCH; /* another UDID bound it in between */
+    store_auth_registry_done(au, err);
+}
+
+static void store_auth_reply(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_auth *au = op->arg;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+         r->element[1]->type != REDIS_REPLY_STRING || r->element[2]->type != REDIS_REPLY_STRING))
+        err = MDMD_EPROTO;
+    if (err == MDMD_OK)
+        err = store_mdm_checkin_parse(err, r->element[0], &au->ident, &au->enrolled);
+    au->err = err;
+    if (err != MDMD_OK || au->ident != STORE_ID_OK) {
+        store_auth_finish(au);
+        return;
     }
-    store_argv_str(&a, "mdm:devices");
-    store_argv_str(&a, "mdm:events");
-    int nkeys = a.n;
-    store_argv_str(&a, m->udid);
-    store_argv_fmt(&a, "%lld", (long long)m->now_ms);
-    store_argv_str(&a, m->cert_fp);
-    if (script == STORE_LUA_AUTHENTICATE) {
-        store_argv_str(&a, m->require_issued ? "1" : "0");
-        store_argv_str(&a, m->cn_differs ? "1" : "0");
+    const char *bind = r->element[1]->str, *revoke = r->element[2]->str;
+    au->pending = 1; /* held until both are sent */
+    if (bind[0] != '\0') {
+        struct store_argv b;
+        store_argv_init(&b);
+        store_argv_fmt(&b, "mdm:cert:%s", bind);
+        store_argv_str(&b, au->udid);
+        store_argv_str(&b, au->now);
+        au->pending++;
+        (void)store_argv_script(au->s, store_lua_cert_bind, 1, &b, store_auth_bound_reply,
+                                STORE_CB_NONE, au);
     }
-    store_mdm_fields(&a, m->fields, m->nfields);
-    return store_argv_script(s, store_mdm_lua[script], nkeys, &a, store_mdm_checkin_reply,
-                             (union store_cb){.checkin = cb}, arg);
+    if (revoke[0] != '\0') {
+        au->pending++;
+        (void)store_cert_revoke(au->s, revoke, au->udid, strtoll(au->now, NULL, 10), "replaced",
+                                store_auth_registry_done, au);
+    }
+    store_auth_registry_done(au, MDMD_OK);
+}
+
+static void store_auth_reg_reply(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_auth *au = op->arg;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != STORE_AUTH_REG))
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        au->err = err;
+        store_auth_finish(au);
+        return;
+    }
+    for (int i = 0; i < STORE_AUTH_REG; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_STRING)
+            snprintf(au->reg[i], sizeof(au->reg[i]), "1%.*s", (int)e->len, e->str);
+        else
+            snprintf(au->reg[i], sizeof(au->reg[i]), "0");
+        au->a.v[au->nkeys + 5 + i] = au->reg[i];
+        au->a.len[au->nkeys + 5 + i] = strlen(au->reg[i]);
+    }
+    (void)store_argv_fx_keep(au->s, store_mdm_lua[STORE_LUA_AUTHENTICATE], au->nkeys, &au->a,
+                             store_auth_reply, STORE_CB_NONE, au);
+}
+
+static struct store_op *store_auth_cluster(struct store *s, const struct store_device_msg *m,
+                                           store_checkin_fn *cb, void *arg)
+{
+    char key[160];
+    struct store_auth *au = xcalloc(1, sizeof(*au));
+    au->s = s;
+    au->cb = cb;
+    au->arg = arg;
+    snprintf(au->udid, sizeof(au->udid), "%s", m->udid);
+    snprintf(au->now, sizeof(au->now), "%lld", (long long)m->now_ms);
+    store_argv_init(&au->a);
+    au->nkeys = store_mdm_checkin_argv(s, &au->a, STORE_LUA_AUTHENTICATE, m);
+    store_argv_own(&au->a);
+    snprintf(key, sizeof(key), "mdm:cert:%s", m->cert_fp);
+    const char *argv[] = {"HMGET", key, "state", "udid", "kind", "bind", "user"};
+    struct store_op *op = store_op_new(s, STORE_CB_NONE, au);
+    return store_cmd_argv(s, 7, argv, NULL, store_auth_reg_reply, op);
 }
 
 struct store_op *store_authenticate(struct store *s, const struct store_device_msg *m,
                                     store_checkin_fn *cb, void *arg)
 {
-    return store_mdm_checkin(s, STORE_LUA_AUTHENTICATE, 1, m, cb, arg);
+    if (store_layout_cluster(s))
+        return store_auth_cluster(s, m, cb, arg);
+    return store_mdm_checkin_fx(s, STORE_LUA_AUTHENTICATE, m, store_mdm_checkin_reply, cb, arg);
 }
 
 struct store_op *store_token_update(struct store *s, const struct store_device_msg *m,
                                     store_checkin_fn *cb, void *arg)
 {
-    return store_mdm_checkin_fx(s, STORE_LUA_TOKEN_UPDATE, 0, m, store_mdm_checkin_reply, cb, arg);
+    return store_mdm_checkin_fx(s, STORE_LUA_TOKEN_UPDATE, m, store_mdm_checkin_reply, cb, arg);
 }
 
 static void store_mdm_done_reply(struct store_op *op, int err, const redisReply *r);
@@ -265,7 +385,7 @@ struct store_op *store_enrolled_answered(struct store *s, const char *udid, stor
 struct store_op *store_checkout(struct store *s, const struct store_device_msg *m,
                                 store_checkin_fn *cb, void *arg)
 {
-    return store_mdm_checkin_fx(s, STORE_LUA_CHECKOUT, 1, m, store_mdm_checkout_reply, cb, arg);
+    return store_mdm_checkin_fx(s, STORE_LUA_CHECKOUT, m, store_mdm_checkout_reply, cb, arg);
 }
 
 /* ---- command endpoint ---- */
@@ -655,12 +775,115 @@ static void store_mdm_targets_reply(struct store_op *op, int err, const redisRep
     free(t);
 }
 
+/* The records of udids[first..first+n) in one call (all in one slot in the
+ * cluster layout). */
+static struct store_op *store_mdm_targets_call(struct store *s, const char *const *udids,
+                                               const size_t *idx, size_t n, store_reply_fn *reply,
+                                               union store_cb cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    for (size_t i = 0; i < n; i++)
+        store_mdm_argv_key(&a, "dev", udids[idx != NULL ? idx[i] : i]);
+    for (size_t i = 0; i < n; i++)
+        store_argv_str(&a, udids[idx != NULL ? idx[i] : i]);
+    return store_argv_script(s, store_mdm_lua[STORE_LUA_PUSH_TARGETS], (int)n, &a, reply, cb, arg);
+}
+
+/* The cluster layout: one call per slot, pipelined, the targets copied
+ * together and handed on once every call answered. */
+struct store_targets {
+    store_targets_fn *cb;
+    void *arg;
+    int pending, err;
+    struct store_push_target *t;
+    size_t n;
+};
+
+static void store_mdm_targets_done(struct store_targets *g);
+
+static void store_mdm_targets_part(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_targets *g = op->arg;
+    size_t n = 0;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_ARRAY)
+        err = MDMD_EPROTO;
+    struct store_push_target *t = err == MDMD_OK ? store_reply_targets(r, &n) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct store_push_target *d = &g->t[g->n++];
+        d->udid = xstrdup(t[i].udid);
+        d->token = xstrdup(t[i].token);
+        d->push_magic = xstrdup(t[i].push_magic);
+        d->topic = xstrdup(t[i].topic);
+    }
+    free(t);
+    if (err != MDMD_OK && g->err == MDMD_OK)
+        g->err = err;
+    store_mdm_targets_done(g);
+}
+
+static void store_mdm_targets_done(struct store_targets *g)
+{
+    if (--g->pending > 0)
+        return;
+    g->cb(g->arg, g->err, g->err == MDMD_OK ? g->t : NULL, g->err == MDMD_OK ? g->n : 0);
+    for (size_t i = 0; i < g->n; i++) {
+        free((char *)g->t[i].udid);
+        free((char *)g->t[i].token);
+        free((char *)g->t[i].push_magic);
+        free((char *)g->t[i].topic);
+    }
+    free(g->t);
+    free(g);
+}
+
+struct store_slot_ix {
+    unsigned slot;
+    size_t i;
+};
+
+static int store_slot_ix_cmp(const void *a, const void *b)
+{
+    const struct store_slot_ix *x = a, *y = b;
+    return x->slot != y->slot ? (x->slot < y->slot ? -1 : 1) : (x->i < y->i ? -1 : x->i > y->i);
+}
+
 struct store_op *store_push_targets(struct store *s, const char *const *udids, size_t n,
                                     store_targets_fn *cb, void *arg)
 {
-    struct store_op *op = store_op_new(s, (union store_cb){.targets = cb}, arg);
-    return store_cmd_script(s, store_mdm_script(s, STORE_LUA_PUSH_TARGETS), 0, (int)n, udids, NULL,
-                            store_mdm_targets_reply, op);
+    if (!store_layout_cluster(s) || n == 0)
+        return store_mdm_targets_call(s, udids, NULL, n, store_mdm_targets_reply,
+                                      (union store_cb){.targets = cb}, arg);
+    struct store_slot_ix *v = xcalloc(n, sizeof(*v));
+    size_t *idx = xcalloc(n, sizeof(*idx));
+    char key[STORE_MDM_KEY_MAX];
+    for (size_t i = 0; i < n; i++) {
+        store_mdm_key(key, sizeof(key), "dev", udids[i]);
+        v[i].slot = store_cluster_slot(key, strlen(key));
+        v[i].i = i;
+    }
+    qsort(v, n, sizeof(*v), store_slot_ix_cmp);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = v[i].i;
+    struct store_targets *g = xcalloc(1, sizeof(*g));
+    g->cb = cb;
+    g->arg = arg;
+    g->t = xcalloc(n + 1, sizeof(*g->t));
+    g->pending = 1; /* held while the calls are sent */
+    struct store_op *first = NULL;
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && v[j].slot == v[i].slot; j++)
+            ;
+        g->pending++;
+        struct store_op *op = store_mdm_targets_call(s, udids, idx + i, j - i,
+                                                     store_mdm_targets_part, STORE_CB_NONE, g);
+        first = first != NULL ? first : op;
+    }
+    free(v);
+    free(idx);
+    store_mdm_targets_done(g); /* every call answered already: hands on here */
+    return first;
 }
 
 static void store_mdm_done_reply(struct store_op *op, int err, const redisReply *r)
@@ -676,7 +899,8 @@ struct store_op *store_push_result(struct store *s, const struct store_push_outc
     struct store_argv a;
     store_argv_init(&a);
     store_mdm_argv_key(&a, store_mdm_udid_keys[0], o->udid);
-    store_argv_str(&a, "mdm:events");
+    store_mdm_argv_key(&a, "pushes", o->udid);
+    store_mdm_argv_key(&a, store_mdm_udid_keys[1], o->udid);
     store_argv_str(&a, o->udid);
     store_argv_fmt(&a, "%lld", (long long)o->now_ms);
     store_argv_str(&a, o->outcome);
@@ -685,6 +909,6 @@ struct store_op *store_push_result(struct store *s, const struct store_push_outc
     store_argv_str(&a, o->apns_id);
     store_argv_str(&a, o->token);
     store_argv_fmt(&a, "%lld", (long long)o->repush_after_ms);
-    return store_argv_script(s, store_mdm_lua[STORE_LUA_PUSH_RESULT], 2, &a, store_mdm_done_reply,
-                             (union store_cb){.done = cb}, arg);
+    return store_argv_fx_script(s, store_mdm_lua[STORE_LUA_PUSH_RESULT], 3, &a,
+                                store_mdm_done_reply, (union store_cb){.done = cb}, arg);
 }

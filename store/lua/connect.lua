@@ -1,5 +1,5 @@
 -- The hot path: one call per device request on the command endpoint.
--- KEYS: dev q notnow res sent [cmd cert] (+ the fleet block: fx_begin)
+-- KEYS: dev q notnow res sent [cmd cert] (+ the fleet block, or the outbox: fx_begin)
 --   cmd, cert: the prefixes "mdm:cmd:" and "mdm:cert:" of the command bodies
 --   and the certificate registry, single layout only: in the cluster layout
 --   they live in other slots and mdmd reads the bodies itself.
@@ -63,8 +63,8 @@ local function mdm_history_add(dev, res, len, max_bytes, uuid, rt, status, now, 
   if cut > 0 then redis.call('XTRIM', res, 'MINID', es[cut + 1][1]) end
   redis.call('HSET', dev, 'hist_bytes', total)
 end
-local dev, q, nn, res, sent, cmd = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local cert = not MDM_CLUSTER and KEYS[7] or nil
+local dev, q, nn, res, sent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local cmd, cert = not MDM_CLUSTER and KEYS[6] or nil, not MDM_CLUSTER and KEYS[7] or nil
 fx_begin(7)
 local udid, now, fp, status, uuid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local bad = mdm_ident_with(dev, fp, cert)

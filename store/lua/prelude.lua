@@ -25,12 +25,17 @@ end
 -- Single layout: applied at once in this script, atomic with the rest, on the
 -- fleet block mdmd appended to KEYS after the script's own n keys
 -- (fx_begin(n)).  Cluster layout: those keys live in the device's bucket, a
--- slot of their own, so the writes are recorded and returned with the reply
--- (fx_reply), and mdmd applies them with fleet_apply.lua on the bucket.  The
--- order of the block is store_argv.c's (store_fx_keys).
+-- slot of their own.  The writes go into the device's outbox (the last key
+-- mdmd gave: mdm:fx:{<hash tag>}, field <seq> -> JSON, in the device's slot,
+-- so atomic with the device's own writes) and every entry not yet
+-- acknowledged is returned with the reply (fx_reply); mdmd applies them with
+-- fleet_apply.lua on the bucket, which skips what it applied before, then
+-- acknowledges (fx_ack.lua).  A reply lost, or mdmd gone between the calls:
+-- the entries are applied with the device's next request.  The order of the
+-- block is store_argv.c's (store_fx_keys).
 local fx_names = {'devices', 'idx', 'stats', 'os', 'pushlat', 'repush', 'provision', 'events',
                   'rate_cmd', 'rate_push', 'ddm_enrollments', 'ddm_failed'}
-local fx_keys, fx_log = {}, {}
+local fx_keys, fx_log, fx_box = {}, {}, nil
 local function fx_bind(first)
   for i, name in ipairs(fx_names) do fx_keys[name] = KEYS[first + i - 1] end
 end
@@ -40,6 +45,8 @@ local function fx_do(w)
   local kind, name, k = w[1], w[2], fx_keys[w[2]]
   if kind == 'zadd' then
     redis.call('ZADD', k, w[3], w[4])
+  elseif kind == 'zaddnx' then
+    redis.call('ZADD', k, 'NX', w[3], w[4])
   elseif kind == 'zrem' then
     redis.call('ZREM', k, w[3])
   elseif kind == 'sadd' then
@@ -65,9 +72,10 @@ local function fx_push(...)
 end
 local function fx_begin(n)
   fx_log = {}
-  if not MDM_CLUSTER then fx_bind(n + 1) end
+  if MDM_CLUSTER then fx_box = KEYS[#KEYS] else fx_bind(n + 1) end
 end
 local function fx_zadd(name, score, member) fx_push('zadd', name, score, member) end
+local function fx_zadd_nx(name, score, member) fx_push('zaddnx', name, score, member) end
 local function fx_zrem(name, member) fx_push('zrem', name, member) end
 local function fx_sadd(name, member) fx_push('sadd', name, member) end
 local function fx_srem(name, member) fx_push('srem', name, member) end
@@ -79,13 +87,29 @@ local function fx_event(...) fx_push('event', 'events', ...) end
 -- mdm:rate:<what>:<minute> (what: cmd or push; the minute is mdmd's, in the
 -- key it passed): outcome -> count, kept 2 hours.
 local function fx_rate(what, outcome) fx_push('rate', 'rate_' .. what, outcome) end
--- The script's answer: as it is (single layout), or with the writes to make
--- (cluster layout; the status marker tells store_argv.c a script that
--- returned through here from one that returned before fx_begin).
+-- The script's answer: as it is (single layout), or with the outbox's
+-- entries to apply, {seq, JSON}... (cluster layout; the status marker tells
+-- store_argv.c a script that returned through here from one that did not).
 local function fx_reply(reply)
   if not MDM_CLUSTER then return reply end
   if reply == nil then reply = false end
-  return {{ok = 'mdm_fx'}, reply, fx_log}
+  local box = {}
+  if fx_box then
+    if #fx_log > 0 then
+      local seq = redis.call('HINCRBY', fx_box, 'seq', 1)
+      redis.call('HSET', fx_box, seq, cjson.encode(fx_log))
+    end
+    if #fx_log > 0 or redis.call('HLEN', fx_box) > 1 then
+      local all = redis.call('HGETALL', fx_box)
+      for i = 1, #all - 1, 2 do
+        if all[i] ~= 'seq' then
+          box[#box + 1] = all[i]
+          box[#box + 1] = all[i + 1]
+        end
+      end
+    end
+  end
+  return {{ok = 'mdm_fx'}, reply, box}
 end
 -- A user channel ("<UDID>:<user>", docs/REDIS.md) has its device's keys with
 -- ":<user>" after the hash tag (the device's slot), and acts with its

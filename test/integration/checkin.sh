@@ -44,7 +44,7 @@ sim "set-bootstrap:$TOK" get-bootstrap
 check "SetBootstrapToken: 200" has "set-bootstrap:$TOK" http=200
 check "GetBootstrapToken returns it" has get-bootstrap "http=200 BootstrapToken=$TOK"
 check "stored sealed (s1:<key id>:...)" bash -c "R() { redis-cli -p $REDIS_PORT \"\$@\"; }; R hget 'mdm:dev:{$U}' bootstrap_token | grep -q '^s1:[0-9a-f]\{16\}:'"
-check "redis holds no plaintext of it anywhere" bash -c "! redis-cli -p $REDIS_PORT --no-raw hgetall 'mdm:dev:{$U}' | grep -q '$TOK' && ! redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -q '$TOK'"
+check "redis holds no plaintext of it anywhere" eval "! R --no-raw hgetall 'mdm:dev:{$U}' | grep -q '$TOK' && ! evgrep -q '$TOK'"
 check "the log holds no plaintext of it" bash -c "! grep -q '$TOK' '$T/mdmd.log'"
 OLD=$(R hget "mdm:dev:{$U}" bootstrap_token)
 "$BIN/mdmd" -c "$D/mdmd.conf" bootstrap-key rotate >"$T/rot.out" 2>&1
@@ -69,7 +69,7 @@ check "admin read over REST: explicit endpoint" test "$(api GET "/v1/devices/$U/
 check "admin read gives the token (base64)" test "$(jget "$T/api" bootstrap_token | base64 -d)" = "$TOK"
 check "mdmctl bootstrap-token" test "$("${CTL[@]}" bootstrap-token "$U" | base64 -d)" = "$TOK"
 check "admin read is logged" grep -q "event=bootstrap_token_read udid=$U by=api" "$T/mdmd.log"
-check "admin read is an event" bash -c "redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -A1 -x by | grep -qx api"
+check "admin read is an event" eval "evgrep -A1 -x by | grep -qx api"
 check "device view does not show the token" bash -c "[ \$(curl -s -o '$T/dev.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/devices/$U) = 200 ] && ! grep -q 'bootstrap_token\"' '$T/dev.json'"
 sim set-bootstrap: get-bootstrap
 check "an empty SetBootstrapToken clears it" test "$(R hexists "mdm:dev:{$U}" bootstrap_token)" = 0
@@ -83,7 +83,7 @@ check "TokenUpdate AwaitingConfiguration true is recorded" test "$(R hget "mdm:d
 api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"DeviceConfigured"}}' >/dev/null
 "${SIM[@]}" -q --skip-enroll >"$T/out" 2>&1
 check "DeviceConfigured acknowledged releases the device" test "$(R hget "mdm:dev:{$U}" awaiting_configuration)" = false
-check "device_configured event" bash -c "redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -qx device_configured"
+check "device_configured event" evgrep -qx device_configured
 
 # --- ReturnToService: off by default, fleet-wide, per device, with the token ---
 sim rts
@@ -101,7 +101,8 @@ sim rts
 check "the device's setting wins: its MDM profile" has rts "ReturnToService.MDMProfileData=MDM-PROFILE-XML"
 check "and not the fleet's Wi-Fi profile" bash -c "! grep 'name=rts ' '$T/out' | grep -q WiFiProfileData"
 check "app preservation: the escrowed bootstrap token" has rts "ReturnToService.BootstrapToken=RTS-TOKEN-1"
-check "logged as an event with its source" bash -c "redis-cli -p $REDIS_PORT xrevrange mdm:events + - count 1 | grep -A1 -x source | grep -qx device"
+rts_source() { R xrevrange "$(bkey mdm:events "$U")" + - count 1 | grep -A1 -x source | grep -qx device; }
+check "logged as an event with its source" wait_for 5 rts_source
 check "GET the device setting" bash -c "[ \$(curl -s -o '$T/rts.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/devices/$U/return-to-service) = 200 ] && grep -q '\"preserve_apps\":true' '$T/rts.json'"
 check "bad body: 400" test "$(api PUT /v1/return-to-service '{"enabled":"yes"}')" = 400
 api PUT "/v1/devices/$U/return-to-service" '{"enabled":false}' >/dev/null
@@ -162,7 +163,7 @@ check "Shared iPad (all-F UserID): channel by UserShortName" \
 check "the device lists its channels" test "$(R smembers "mdm:channels:{$U}" | sort | tr '\n' ' ')" = "USER-A alice@example.com "
 check "REST: GET /v1/devices/{udid}/channels" bash -c "[ \$(curl -s -o '$T/ch.json' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/devices/$U/channels) = 200 ] && grep -q USER-A '$T/ch.json'"
 check "mdmctl channels lists them as UDID:USER" bash -c "'$BIN/mdmctl' --url https://127.0.0.1:$PUB --key-file '$D/var/api.key' --cacert '$CA' channels $U | grep -qx '$U:USER-A'"
-check "channels stay out of mdm:devices" test "$(R zscore mdm:devices "$U:USER-A")" = ""
+check "channels stay out of mdm:devices" test "$(R zscore "$(bkey mdm:devices $U)" "$U:USER-A")" = ""
 
 api POST /v1/commands '{"udids":["'$U:USER-A'"],"command":{"RequestType":"ProfileList"}}' >/dev/null
 CU=$(jget "$T/api" command_uuid)
@@ -213,8 +214,8 @@ check "CheckOut: 200" has raw:CheckOut http=200
 check "the channel is checked out" test "$(R hget "mdm:dev:{$U}:USER-A" state)" = checked_out
 check "its queue is gone" test "$(R exists "mdm:q:{$U}:USER-A")" = 0
 check "the channel set is gone" test "$(R exists "mdm:channels:{$U}")" = 0
-check "user_channel_ended events (re-enrollment 1, CheckOut 2)" test "$(R xrange mdm:events - + | grep -cx user_channel_ended)" = 3
-check "queue_depth counted the dropped command" test "$(R hget mdm:stats queue_depth)" = 0
+check "user_channel_ended events (re-enrollment 1, CheckOut 2)" test "$(xrange_all mdm:events | grep -cx user_channel_ended)" = 3
+check "queue_depth counted the dropped command" test "$(hsum mdm:stats queue_depth)" = 0
 
 # --- migration of 1,000 devices enrolled elsewhere ---
 python3 - "$T/migrate.json" <<'PY'

@@ -206,6 +206,15 @@ poll() {
 }
 
 R() { redis-cli -p "$REDIS_PORT" "$@"; }
+# xrange_all BASE: the entries of stream BASE, bucket after bucket (one
+# XRANGE - + per bucket; the single layout's one key).
+xrange_all() { local k; for k in $(bkeys "$1"); do R xrange "$k" - +; done; }
+# zcard_all BASE: the members of sorted set BASE over its buckets.
+zcard_all() { local k n=0; for k in $(bkeys "$1"); do n=$((n + $(R zcard "$k"))); done; echo "$n"; }
+# evgrep GREP-ARGS...: grep over the fleet's events (mdm:events, every bucket).
+evgrep() { xrange_all mdm:events | grep "$@"; }
+# hsum BASE FIELD: FIELD of hash BASE added up over its buckets.
+hsum() { local k v n=0; for k in $(bkeys "$1"); do v=$(R hget "$k" "$2"); n=$((n + ${v:-0})); done; echo "$n"; }
 
 # --- APNs side ---
 

@@ -27,10 +27,13 @@ start_mdmd "$D" || { fail "mdmd starts"; finish; }
 
 # N devices straight into Redis: enough for several chunks, no TLS needed.
 N=3000
-R eval "for i=0,$N-1 do local u=string.format('P-%05d',i) redis.call('HSET','mdm:dev:{'..u..'}','udid',u,'state','enrolled') redis.call('ZADD','mdm:devices',i,u) end return 1" 0 >/dev/null
+# In the cluster layout each into its bucket of mdm:devices (the slot of its
+# hash tag modulo 64: CRC16-XMODEM, as key_slot).
+LUA_BUCKET="local function bucket(u) local c=0 for i=1,#u do c=bit.bxor(c,bit.lshift(string.byte(u,i),8)) for j=1,8 do if bit.band(c,0x8000)~=0 then c=bit.band(bit.bxor(bit.lshift(c,1),0x1021),0xffff) else c=bit.band(bit.lshift(c,1),0xffff) end end end if ARGV[1]=='1' then return ':{b'..string.format('%02d',(c%16384)%64)..'}' end return '' end"
+R eval "$LUA_BUCKET for i=0,$N-1 do local u=string.format('P-%05d',i) redis.call('HSET','mdm:dev:{'..u..'}','udid',u,'state','enrolled') redis.call('ZADD','mdm:devices'..bucket(u),i,u) end return 1" 0 "$(layout_cluster && echo 1 || echo 0)" >/dev/null
 all=$(seq -f '"P-%05g"' 0 $((N - 1)) | paste -sd, -)
 # Devices whose queue holds UUID $1 once, and more than once.
-qcount() { R eval "local one,more=0,0 for _,u in ipairs(redis.call('ZRANGE','mdm:devices',0,-1)) do local n=0 for _,x in ipairs(redis.call('LRANGE','mdm:q:{'..u..'}',0,-1)) do if x==ARGV[1] then n=n+1 end end if n==1 then one=one+1 elseif n>1 then more=more+1 end end return one..' '..more" 0 "$1"; }
+qcount() { R eval "local one,more=0,0 for _,s in ipairs(KEYS) do for _,u in ipairs(redis.call('ZRANGE',s,0,-1)) do local n=0 for _,x in ipairs(redis.call('LRANGE','mdm:q:{'..u..'}',0,-1)) do if x==ARGV[1] then n=n+1 end end if n==1 then one=one+1 elseif n>1 then more=more+1 end end end return one..' '..more" "$(bkeys mdm:devices | wc -l)" $(bkeys mdm:devices) "$1"; }
 
 # --- 1. enqueue is idempotent ---
 body() { echo "{\"command_uuid\":\"$1\",\"udids\":[$2],\"command\":{\"RequestType\":\"$3\"}}"; }
@@ -112,7 +115,7 @@ check "provisioning is queued later (retry timer), once" wait_for 6 out_is 1 dev
 # took it: a tick that ran after everything before it (no fixed sleep).
 probe() {
     R hset "mdm:dev:{$1}" provision_pending 1 >/dev/null
-    R zadd mdm:provision 0 "$1" >/dev/null
+    R zadd "$(bkey mdm:provision "$1")" 0 "$1" >/dev/null
     wait_for 6 grep -q "event=provision_retry udid=$1\$" "$T/mdmd.log"
 }
 check "a later retry tick ran" probe P-00010
@@ -123,10 +126,10 @@ check "the fault hit its provisioning script" wait_for 5 grep -q "^<string>Devic
 wait_for 5 out_is 200 http_code "https://127.0.0.1:$PUB/healthz" --cacert "$CA"
 check "a retry tick ran after it" probe P-00011
 check "queued exactly once all the same ($(devinfo PV-2))" test "$(devinfo PV-2)" = 1
-check "nothing left pending" wait_for 5 out_is 0 R zcard mdm:provision
+check "nothing left pending" wait_for 5 out_is 0 zcard_all mdm:provision
 # Pending at the next TokenUpdate: it provisions at once.
 R hset 'mdm:dev:{PV-1}' provision_pending 1 >/dev/null
-R zadd mdm:provision "$(($(date +%s) * 1000))" PV-1 >/dev/null
+R zadd "$(bkey mdm:provision PV-1)" "$(($(date +%s) * 1000))" PV-1 >/dev/null
 check "a TokenUpdate while pending is answered" test "$(mdm_put /mdm/checkin pv1 "$T/pv1.tok" application/x-apple-aspen-mdm-checkin)" = 200
 check "and provisions the device then ($(devinfo PV-1))" test "$(devinfo PV-1)" = 2
 
@@ -404,10 +407,10 @@ try() {
 }
 CI=application/x-apple-aspen-mdm-checkin
 # events TYPE: mdm:events entries of TYPE for $U.
-events() { R eval "local n=0 for _,e in ipairs(redis.call('XRANGE','mdm:events','-','+')) do local f=e[2] local t,u for i=1,#f-1,2 do if f[i]=='type' then t=f[i+1] elseif f[i]=='udid' then u=f[i+1] end end if t==ARGV[1] and u==ARGV[2] then n=n+1 end end return n" 0 "$1" "$U"; }
+events() { R eval "local n=0 for _,s in ipairs(KEYS) do for _,e in ipairs(redis.call('XRANGE',s,'-','+')) do local f=e[2] local t,u for i=1,#f-1,2 do if f[i]=='type' then t=f[i+1] elseif f[i]=='udid' then u=f[i+1] end end if t==ARGV[1] and u==ARGV[2] then n=n+1 end end end return n" "$(bkeys mdm:events | wc -l)" $(bkeys mdm:events) "$1" "$U"; }
 metric() { curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/metrics" | awk -v k="$1" '$1==k{print $2}'; }
 # depth_ok: mdm:stats queue_depth is the sum of every queue's length.
-depth_ok() { R eval "local n=0 for _,k in ipairs(redis.call('KEYS','mdm:q:*')) do n=n+redis.call('LLEN',k) end return tostring(n)..' '..(redis.call('HGET','mdm:stats','queue_depth') or '0')" 0; }
+depth_ok() { R eval "local n,d=0,0 for _,k in ipairs(redis.call('KEYS','mdm:q:*')) do n=n+redis.call('LLEN',k) end for _,s in ipairs(KEYS) do d=d+tonumber(redis.call('HGET',s,'queue_depth') or '0') end return tostring(n)..' '..d" "$(bkeys mdm:stats | wc -l)" $(bkeys mdm:stats); }
 depth_same() { local d; d=$(depth_ok); [ "${d% *}" = "${d#* }" ]; }
 make_client_cert ck "$CA" "$D/var/ca/ca.key" "$U"
 plist_msg "$T/ck.auth" MessageType Authenticate UDID "$U" Topic com.apple.mgmt.test SerialNumber SN-CK
@@ -415,7 +418,7 @@ st=$(try ck "$T/ck.auth" /mdm/checkin $CI "{$U}" 1 drop_after 200)
 check "Authenticate whose answer is lost: 503, the retry 200 ($st)" test "$st" = "503 200"
 check "the fault hit the Authenticate script" grep -q "^{$U} 1 drop_after" "$T/ctl.fired"
 check "one authenticated event ($(events authenticated)), a first enrollment" \
-    bash -c "[ $(events authenticated) = 1 ] && [ \"\$(redis-cli -p $REDIS_PORT xrevrange mdm:events + - | grep -A1 -x reenrollment | tail -1)\" = 0 ]"
+    bash -c "[ $(events authenticated) = 1 ] && [ \"\$(redis-cli -p $REDIS_PORT xrevrange '$(bkey mdm:events "$U")' + - | grep -A1 -x reenrollment | tail -1)\" = 0 ]"
 check "mdmd_authenticates_total 1 ($(metric mdmd_authenticates_total))" test "$(metric mdmd_authenticates_total)" = 1
 plist_msg "$T/ck.tok" MessageType TokenUpdate UDID "$U" Topic com.apple.mgmt.test \
     PushMagic "MAGIC-$U" Token "<data>R+juwGLC9ynsFwPBs+GPGXHYXwC+dkRdNAgLqnAbX1E=</data>"
@@ -425,7 +428,7 @@ check "the fault hit the TokenUpdate script" grep -q "^{$U} 1 drop_after" "$T/ct
 check "enrolled, one enrolled event ($(events enrolled))" \
     bash -c "[ \"\$(redis-cli -p $REDIS_PORT hget 'mdm:dev:{$U}' state)\" = enrolled ] && [ $(events enrolled) = 1 ]"
 check "its provisioning queued once ($(devinfo $U))" test "$(devinfo $U)" = 1
-check "nothing left pending" test "$(R zscore mdm:provision $U)" = ""
+check "nothing left pending" test "$(R zscore "$(bkey mdm:provision $U)" $U)" = ""
 check "mdmd_enrollments_total 1 ($(metric mdmd_enrollments_total)), logged once" \
     bash -c "[ '$(metric mdmd_enrollments_total)' = 1 ] && [ \$(grep -c 'event=enrolled udid=$U\$' '$T/mdmd.log') = 1 ]"
 check "queue_depth matches the queues ($(depth_ok))" depth_same
@@ -438,7 +441,7 @@ report() {   # report STATUS UUID: the report with a lost answer, and its retry
     try ck "$T/ck.poll" /mdm/connect application/x-apple-aspen-mdm "$2" 1 drop_after 200
 }
 qn() { R eval "local n=0 for _,x in ipairs(redis.call('LRANGE','mdm:q:{'..ARGV[1]..'}',0,-1)) do if x==ARGV[2] then n=n+1 end end return n" 0 "$U" "$1"; }
-finished() { R eval "local n=0 for _,e in ipairs(redis.call('XRANGE','mdm:events','-','+')) do local f=e[2] local t,id for i=1,#f-1,2 do if f[i]=='type' then t=f[i+1] elseif f[i]=='uuid' then id=f[i+1] end end if t=='command_finished' and id==ARGV[1] then n=n+1 end end return n" 0 "$1"; }
+finished() { R eval "local n=0 for _,s in ipairs(KEYS) do for _,e in ipairs(redis.call('XRANGE',s,'-','+')) do local f=e[2] local t,id for i=1,#f-1,2 do if f[i]=='type' then t=f[i+1] elseif f[i]=='uuid' then id=f[i+1] end end if t=='command_finished' and id==ARGV[1] then n=n+1 end end end return n" "$(bkeys mdm:events | wc -l)" $(bkeys mdm:events) "$1"; }
 poll ck "$U" Idle
 for st_ in Acknowledged Error; do
     id=$NEXT

@@ -26,8 +26,8 @@ check "token stored as lowercase hex" \
     test "$(R hget "mdm:dev:{$U}" token)" = 47e8eec062c2f729ec1703c1b3e18f1971d85f00be76445d34080baa701b5f51
 check "push magic stored" test "$(R hget "mdm:dev:{$U}" push_magic)" = "MAGIC-$U"
 check "serial from Authenticate stored" test "$(R hget "mdm:dev:{$U}" serial_number)" = "SN-$U"
-check "enrolled event written" bash -c "redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -q '^enrolled$'"
-check "device in mdm:devices" test -n "$(R zscore mdm:devices $U)"
+check "enrolled event written" evgrep -q '^enrolled$'
+check "device in mdm:devices" test -n "$(R zscore "$(bkey mdm:devices $U)" $U)"
 
 # --- admin API ---
 check "no key: 401" test "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" https://127.0.0.1:$PUB/v1/devices)" = 401

@@ -113,7 +113,7 @@ check "a request before Authenticate: 403" test "$(mdm_put /mdm/connect f1 "$T/i
 check "its Authenticate with the device's UDID: 200" test "$(mdm_put /mdm/checkin f1 "$T/authf" $CHECKIN)" = 200
 check "bound to that UDID now, and its issued identity" \
     test "$(R hget mdm:cert:$FPF udid):$(R hget 'mdm:dev:{SCEP-FREE-1}' issued_fp)" = "SCEP-FREE-1:$FPF"
-check "cert_bound event" bash -c "redis-cli -p $REDIS_PORT xrevrange mdm:events + - count 3 | grep -qx cert_bound"
+check "cert_bound event" evgrep -qx cert_bound
 code=$(mdm_put /mdm/checkin f1 "$T/tokf" $CHECKIN)
 check "TokenUpdate: enrolled" test "$code:$(R hget 'mdm:dev:{SCEP-FREE-1}' state)" = 200:enrolled
 check "command endpoint: 200" test "$(mdm_put /mdm/connect f1 "$T/idlef")" = 200

@@ -639,7 +639,7 @@ static void t_fx_reply(struct store_op *op, int err, const redisReply *r)
  * misses it in the single one.  ARGV: udid now os_delta. */
 static const char t_fx_body[] =
     "fx_begin(1)\n"
-    "if #KEYS ~= (MDM_CLUSTER and 1 or 13) then return redis.error_reply('keys ' .. #KEYS) end\n"
+    "if #KEYS ~= (MDM_CLUSTER and 2 or 13) then return redis.error_reply('keys ' .. #KEYS) end\n"
     "redis.call('HSET', KEYS[1], 'seen', ARGV[2])\n"
     "fx_zadd('devices', ARGV[2], ARGV[1])\n"
     "fx_zrem('repush', ARGV[1])\n"
@@ -765,12 +765,40 @@ TEST(test_fleet_effects)
         CHECK(r.err == MDMD_OK && strcmp(r.str, "done:FX-DEVICE-1") == 0);
         t_fx_check(&sync, s, udid, bucket, minute, "2");
         /* Keys: the device's, devices, os, events, ddm_failed, one rate key
-         * (two across a minute): nothing under another name. */
-        int n = t_key_count(&sync);
+         * (two across a minute), and in the cluster layout the outbox and
+         * the bucket's applied sequences: nothing under another name. */
+        int n = t_key_count(&sync) - 2 * cluster;
         CHECK(n == 6 || n == 7);
         redisReply *e = t_cmd(&sync, NULL, "EXISTS mdm:devices");
         CHECK(e != NULL && e->type == REDIS_REPLY_INTEGER && e->integer == !cluster);
         freeReplyObject(e);
+        if (cluster) {
+            /* Applied and acknowledged: the outbox keeps only its counter. */
+            e = t_cmd(&sync, NULL, "HKEYS mdm:fx:{FX-DEVICE-1}");
+            CHECK(e != NULL && e->type == REDIS_REPLY_ARRAY && e->elements == 1 &&
+                  strcmp(e->element[0]->str, "seq") == 0);
+            freeReplyObject(e);
+            /* An entry whose reply was lost (still in the outbox) goes with
+             * the next request, once; one applied before is skipped. */
+            freeReplyObject(
+                t_cmd(&sync, NULL,
+                      "HSET mdm:fx:{FX-DEVICE-1} 1 [3,\"sadd\",\"ddm_failed\",\"again\"] "
+                      "9 [3,\"sadd\",\"ddm_failed\",\"late\"]"));
+            freeReplyObject(t_cmd(&sync, NULL, "HSET mdm:fx:{FX-DEVICE-1} seq 9"));
+            r = t_fx_call(s, lua, udid, "0");
+            CHECK(r.err == MDMD_OK);
+            char k0[96], c0[160];
+            snprintf(c0, sizeof(c0), "SMEMBERS %s",
+                     store_bucket_key(s, k0, sizeof(k0), "mdm:ddm:failed", bucket));
+            e = t_cmd(&sync, NULL, c0);
+            CHECK(e != NULL && e->type == REDIS_REPLY_ARRAY && e->elements == 2); /* udid, late */
+            freeReplyObject(e);
+            e = t_cmd(&sync, NULL, "HKEYS mdm:fx:{FX-DEVICE-1}");
+            CHECK(e != NULL && e->type == REDIS_REPLY_ARRAY && e->elements == 1);
+            freeReplyObject(e);
+            e = t_cmd(&sync, NULL, c0 + 0);
+            freeReplyObject(e);
+        }
         /* A count that drops to 0 is deleted. */
         r = t_fx_call(s, lua, udid, "-2");
         CHECK(r.err == MDMD_OK);
