@@ -1149,6 +1149,11 @@ struct store_op *store_wait(struct store *s, const char *key, int replicas, int 
     return store_cmd_argv(s, 3, argv, NULL, store_wait_reply, op);
 }
 
+int store_key_node(const struct store *s, const char *key)
+{
+    return s->cl != NULL ? store_cluster_owner(s->cl, store_cluster_slot(key, strlen(key))) : -1;
+}
+
 int store_cluster_stats(const struct store *s, struct store_cluster_stats *st)
 {
     char seen[STORE_CLUSTER_NODES] = {0};

@@ -60,17 +60,7 @@ struct store_op *store_fleet_enqueue_head(struct store *s, const char *uuid,
                                           int64_t now_ms, int ttl_s, store_enqueue_fn *cb,
                                           void *arg)
 {
-    struct store_argv a;
-    store_argv_init(&a);
-    store_argv_fmt(&a, "mdm:cmd:%s", uuid);
-    store_argv_str(&a, uuid);
-    store_argv_str(&a, request_type);
-    store_argv_push(&a, plist, plist_len);
-    store_argv_fmt(&a, "%lld", (long long)now_ms);
-    store_argv_fmt(&a, "%d", ttl_s);
-    store_argv_str(&a, "head"); /* enqueue.lua's from: to the head of each queue */
-    for (size_t i = 0; i < nudids; i++)
-        store_argv_str(&a, udids[i]);
-    return store_argv_script(s, store_mdm_lua[STORE_LUA_ENQUEUE], 1, &a, store_enqueue_reply,
-                             (union store_cb){.enqueue = cb}, arg);
+    /* enqueue.lua's from "head": to the head of each queue */
+    return store_enqueue_from(s, uuid, request_type, plist, plist_len, udids, nudids, now_ms, ttl_s,
+                              "head", cb, arg);
 }

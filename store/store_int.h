@@ -232,5 +232,40 @@ struct store_push_target *store_reply_targets(const redisReply *p, size_t *n);
 /* The reply of enqueue.lua-shaped scripts ({queued, {unknown}, {targets}})
  * for a store_enqueue_fn callback (store_mdm.c; store_jobs.c reuses it). */
 void store_enqueue_reply(struct store_op *op, int err, const redisReply *r);
+/* The node serving key's slot (store_cluster.h's index), -1 on a single
+ * Redis or when no node serves it: which keys one WAIT covers. */
+int store_key_node(const struct store *s, const char *key) MDMD_MUSTCHECK;
+
+/* store_enqueue() with enqueue.lua's from ("": a request, "head": to the
+ * head of each queue); the single layout's keys of udids (dev, q each). */
+struct store_op *store_enqueue_from(struct store *s, const char *uuid, const char *request_type,
+                                    const char *plist, size_t plist_len, const char *const *udids,
+                                    size_t nudids, int64_t now_ms, int ttl_s, const char *from,
+                                    store_enqueue_fn *cb, void *arg);
+void store_enqueue_keys(struct store_argv *a, const char *const *udids, size_t n);
+
+/* The cluster key layout's enqueue (store_queue.c): the body by its own call
+ * (plist NULL: a job step, the body was stored when it started), then one
+ * enqueue.lua per slot among the UDIDs, then the counters and a job's
+ * progress.  Always NULL: it is several ops (none is cancellable alone); cb
+ * runs exactly once. */
+struct store_queue_req {
+    const char *uuid, *request_type, *plist;
+    size_t plist_len;
+    const char *const *udids;
+    size_t nudids;
+    const char *from;   /* enqueue.lua's from: "", "head", or a job's index */
+    const char *job_id; /* a list job's, or NULL */
+    size_t at;          /* a job's index of udids[0] */
+    int64_t now_ms;
+    int ttl_s;
+};
+struct store_op *store_queue_enqueue(struct store *s, const struct store_queue_req *r,
+                                     store_enqueue_fn *cb, void *arg);
+/* A filter job's step: cursor "<bucket>:<ZSCAN cursor>" (or "0": the start)
+ * over the buckets of mdm:devices; next_cursor "0" past the last one. */
+struct store_op *store_queue_filter_step(struct store *s, const char *job_id, const char *uuid,
+                                         const char *state, const char *cursor, int count, int step,
+                                         int64_t now_ms, int ttl_s, store_filter_fn *cb, void *arg);
 
 #endif

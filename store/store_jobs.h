@@ -14,6 +14,10 @@
 
 #define STORE_JOB_ID_LEN 32 /* hex characters of a job id */
 
+/* Into buf: the key of job id's record, mdm:job:<id> (single layout) or
+ * mdm:{g}:job:<id> (cluster: the jobs are fleet configuration).  Returns buf. */
+const char *store_job_key(const struct store *s, char *buf, size_t size, const char *id);
+
 /* Creates or updates mdm:job:<id> with the given fields and renews its TTL.
  * cb may be NULL. */
 struct store_op *store_job_set(struct store *s, const char *id, const struct store_kv *kv, size_t n,

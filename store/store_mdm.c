@@ -12,7 +12,8 @@
 extern const char store_lua_cert_revoke[], store_lua_cert_bind[];
 extern const char store_lua_authenticate[], store_lua_token_update[], store_lua_checkout[],
     store_lua_connect[], store_lua_enqueue[], store_lua_device[], store_lua_devices[],
-    store_lua_queue_clear[], store_lua_push_targets[], store_lua_push_result[], store_lua_history[];
+    store_lua_queue_clear[], store_lua_push_targets[], store_lua_push_result[], store_lua_history[],
+    store_lua_queue_delete[];
 
 const char *const store_mdm_lua[STORE_LUA_N] = {
     [STORE_LUA_AUTHENTICATE] = store_lua_authenticate,
@@ -526,24 +527,53 @@ void store_enqueue_reply(struct store_op *op, int err, const redisReply *r)
     free(push);
 }
 
-struct store_op *store_enqueue(struct store *s, const char *uuid, const char *request_type,
-                               const char *plist, size_t plist_len, const char *const *udids,
-                               size_t nudids, int64_t now_ms, int ttl_s, store_enqueue_fn *cb,
-                               void *arg)
+void store_enqueue_keys(struct store_argv *a, const char *const *udids, size_t n)
 {
+    for (size_t i = 0; i < n; i++) {
+        store_mdm_argv_key(a, "dev", udids[i]);
+        store_mdm_argv_key(a, "q", udids[i]);
+    }
+}
+
+struct store_op *store_enqueue_from(struct store *s, const char *uuid, const char *request_type,
+                                    const char *plist, size_t plist_len, const char *const *udids,
+                                    size_t nudids, int64_t now_ms, int ttl_s, const char *from,
+                                    store_enqueue_fn *cb, void *arg)
+{
+    if (store_layout_cluster(s)) {
+        struct store_queue_req r = {uuid, request_type, plist, plist_len, udids, nudids,
+                                    from, NULL,         0,     now_ms,    ttl_s};
+        return store_queue_enqueue(s, &r, cb, arg);
+    }
     struct store_argv a;
     store_argv_init(&a);
     store_argv_fmt(&a, "mdm:cmd:%s", uuid);
+    store_argv_fmt(&a, "mdm:cmdto:%s", uuid);
+    store_argv_fmt(&a, "mdm:cmdto:%s", uuid); /* no job: `to` again, so the body's key is
+                                                * named once, as it always was */
+    store_argv_str(&a, "mdm:stats");
+    store_enqueue_keys(&a, udids, nudids);
+    int nkeys = a.n;
     store_argv_str(&a, uuid);
     store_argv_str(&a, request_type);
     store_argv_push(&a, plist, plist_len);
     store_argv_fmt(&a, "%lld", (long long)now_ms);
     store_argv_fmt(&a, "%d", ttl_s);
-    store_argv_str(&a, ""); /* from: not a job */
+    store_argv_str(&a, from);
+    store_argv_str(&a, ""); /* state: a list */
     for (size_t i = 0; i < nudids; i++)
         store_argv_str(&a, udids[i]);
-    return store_argv_script(s, store_mdm_lua[STORE_LUA_ENQUEUE], 1, &a, store_enqueue_reply,
+    return store_argv_script(s, store_mdm_lua[STORE_LUA_ENQUEUE], nkeys, &a, store_enqueue_reply,
                              (union store_cb){.enqueue = cb}, arg);
+}
+
+struct store_op *store_enqueue(struct store *s, const char *uuid, const char *request_type,
+                               const char *plist, size_t plist_len, const char *const *udids,
+                               size_t nudids, int64_t now_ms, int ttl_s, store_enqueue_fn *cb,
+                               void *arg)
+{
+    return store_enqueue_from(s, uuid, request_type, plist, plist_len, udids, nudids, now_ms, ttl_s,
+                              "", cb, arg); /* from "": not a job */
 }
 
 static void store_mdm_device_reply(struct store_op *op, int err, const redisReply *r)
@@ -701,14 +731,34 @@ static void store_mdm_count_reply(struct store_op *op, int err, const redisReply
     op->cb.count(op->arg, err, err == MDMD_OK ? (long)r->integer : 0);
 }
 
+/* KEYS dev q notnow sent, the fleet effects after (queue_depth). */
+static void store_mdm_queue_keys(struct store_argv *a, const char *udid)
+{
+    static const char *const kinds[] = {"dev", "q", "notnow", "sent"};
+    for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
+        store_mdm_argv_key(a, kinds[i], udid);
+}
+
 struct store_op *store_queue_clear(struct store *s, const char *udid, store_count_fn *cb, void *arg)
 {
     struct store_argv a;
     store_argv_init(&a);
-    for (int i = 0; i < 3; i++)
-        store_mdm_argv_key(&a, store_mdm_udid_keys[i], udid);
-    return store_argv_script(s, store_mdm_lua[STORE_LUA_QUEUE_CLEAR], 3, &a, store_mdm_count_reply,
-                             (union store_cb){.count = cb}, arg);
+    store_mdm_queue_keys(&a, udid);
+    return store_argv_fx_script(s, store_mdm_lua[STORE_LUA_QUEUE_CLEAR], 4, &a,
+                                store_mdm_count_reply, (union store_cb){.count = cb}, arg);
+}
+
+struct store_op *store_queue_delete(struct store *s, const char *udid, const char *uuid,
+                                    int64_t now_ms, store_count_fn *cb, void *arg)
+{
+    struct store_argv a;
+    store_argv_init(&a);
+    store_mdm_queue_keys(&a, udid);
+    store_argv_str(&a, udid);
+    store_argv_str(&a, uuid);
+    store_argv_fmt(&a, "%lld", (long long)now_ms);
+    return store_argv_fx_script(s, store_lua_queue_delete, 4, &a, store_mdm_count_reply,
+                                (union store_cb){.count = cb}, arg);
 }
 
 /* ---- push bookkeeping ---- */

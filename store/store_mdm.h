@@ -129,6 +129,13 @@ struct store_op *store_enqueue(struct store *s, const char *uuid, const char *re
                                const char *plist, size_t plist_len, const char *const *udids,
                                size_t nudids, int64_t now_ms, int ttl_s, store_enqueue_fn *cb,
                                void *arg);
+/* An enqueue answered 201 must survive the loss of a master (docs/REDIS.md,
+ * "Failover"): store_wait() on every node that took its writes, the one of
+ * mdm:cmd:<uuid> and those of the udids' slots (one WAIT per node, sent
+ * together; one in all on a single Redis).  cb gets MDMD_OK once each said
+ * enough replicas have them, else the first error.  Always NULL. */
+struct store_op *store_enqueue_wait(struct store *s, const char *uuid, const char *const *udids,
+                                    size_t n, int replicas, int ms, store_done_fn *cb, void *arg);
 
 /* dev NULL: unknown device. */
 typedef void store_device_fn(void *arg, int err, const struct store_record *dev,
@@ -157,6 +164,29 @@ struct store_op *store_history(struct store *s, const char *udid, const char *be
 typedef void store_count_fn(void *arg, int err, long n);
 struct store_op *store_queue_clear(struct store *s, const char *udid, store_count_fn *cb,
                                    void *arg);
+/* udid's queue as queue_pending.lua's JSON (num unused; "" for an unknown
+ * device).  Cluster layout: the commands' bodies are read by their own calls
+ * and filled in (store_queue.c). */
+struct store_op *store_queue_pending(struct store *s, const char *udid, int limit,
+                                     store_eval_fn *cb, void *arg);
+/* One step of cancelling uuid everywhere (DELETE /v1/commands/<uuid>): takes
+ * it off the queues of about count devices from cursor ("0" to start), user
+ * channels included, and moves the job record job_id (done, canceled,
+ * cursor; state done at the end).  cb gets JSON {cursor, scanned, canceled},
+ * cursor "0" once every device was seen.  The cluster layout's cursor is
+ * "<bucket>:<ZSCAN cursor>" over the buckets of mdm:devices. */
+struct store_op *store_queue_cancel_step(struct store *s, const char *job_id, const char *uuid,
+                                         const char *cursor, int count, int64_t now_ms,
+                                         store_eval_fn *cb, void *arg);
+/* Takes uuid off udid's queue (a command_canceled event when it was there):
+ * n is how many entries went (0: not queued there), -1 for an unknown device. */
+struct store_op *store_queue_delete(struct store *s, const char *udid, const char *uuid,
+                                    int64_t now_ms, store_count_fn *cb, void *arg);
+
+/* The push topics of the n devices seen last that are not checked out, as
+ * JSON {topic: count} (push_topics.lua; the cluster layout merges the newest
+ * of each bucket of mdm:devices and reads those records by their own calls). */
+struct store_op *store_push_topics(struct store *s, int n, store_eval_fn *cb, void *arg);
 
 /* The devices among udids that can be woken (known, not checked out, with a
  * live token).  Callback values are borrowed. */

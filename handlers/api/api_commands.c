@@ -96,10 +96,11 @@ static void api_commands_enq_partial(struct api_commands_enq *e, int err)
 
 static void api_commands_enq_done(struct api_commands_enq *e);
 
-/* The chunks ran on the node of mdm:cmd:<UUID> (their first key): WAIT there
- * covers every write before it on that connection.  Too few replicas: the
- * command may not survive a failover, so no 201; the same request again is
- * safe (idempotent per UUID). */
+/* The chunks ran on the node of mdm:cmd:<UUID> (single layout: their first
+ * key), or on it and the nodes of the devices' slots (cluster layout):
+ * WAIT on each covers every write before it on that connection.  Too few
+ * replicas: the command may not survive a failover, so no 201; the same
+ * request again is safe (idempotent per UUID). */
 static void api_commands_enq_on_wait(void *arg, int err)
 {
     struct api_commands_enq *e = arg;
@@ -119,10 +120,9 @@ static void api_commands_enq_on_wait(void *arg, int err)
 
 static void api_commands_enq_wait(struct api_commands_enq *e)
 {
-    char key[96];
-    snprintf(key, sizeof(key), "mdm:cmd:%s", e->uuid);
-    (void)store_wait(e->app->store, key, e->app->cf->redis_wait_replicas, e->app->cf->redis_wait_ms,
-                     api_commands_enq_on_wait, e);
+    (void)store_enqueue_wait(e->app->store, e->uuid, (const char *const *)e->ids.v, e->ids.n,
+                             e->app->cf->redis_wait_replicas, e->app->cf->redis_wait_ms,
+                             api_commands_enq_on_wait, e);
 }
 
 static void api_commands_enq_on_chunk(void *arg, int err, const struct store_enqueue_result *res)

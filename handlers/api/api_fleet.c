@@ -51,7 +51,7 @@ static int api_fleet_uuid_ok(const char *u)
 
 /* ---- /v1/devices/{udid}/commands/... and /pushes ---- */
 
-static void api_fleet_on_deleted(void *arg, int err, long long num, const char *str, size_t len)
+static void api_fleet_on_deleted(void *arg, int err, long num)
 {
     struct req *req = arg;
     if (err != MDMD_OK)
@@ -67,17 +67,17 @@ static void api_fleet_on_deleted(void *arg, int err, long long num, const char *
 int api_fleet_device(struct req *req, struct app *a, const char *udid, const char *tail)
 {
     int m = req_method(req);
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", API_FLEET_PENDING_MAX);
     if (strcmp(tail, "/commands/pending") == 0 || strcmp(tail, "/pushes") == 0) {
         if (m != HTTP_M_GET) {
             req_fail(req, 405, "method not allowed");
             return 1;
         }
-        int pend = tail[1] == 'c';
-        const char *v[] = {udid, pend ? lim : "50"};
-        store_fleet_eval(a->store, pend ? STORE_FLEET_QUEUE_PENDING : STORE_FLEET_PUSH_LEDGER, 0, 2,
-                         v, NULL, api_fleet_on_json, req);
+        const char *v[] = {udid, "50"};
+        if (tail[1] == 'c')
+            store_queue_pending(a->store, udid, API_FLEET_PENDING_MAX, api_fleet_on_json, req);
+        else
+            store_fleet_eval(a->store, STORE_FLEET_PUSH_LEDGER, 0, 2, v, NULL, api_fleet_on_json,
+                             req);
         return 1;
     }
     if (strncmp(tail, "/commands/", 10) != 0)
@@ -89,12 +89,8 @@ int api_fleet_device(struct req *req, struct app *a, const char *udid, const cha
         log_info("event=queue_delete_refused reason=bad_uuid udid=%s", udid);
         req_fail(req, 400, "malformed command UUID");
     } else {
-        char now[24];
-        snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-        const char *v[] = {"mdm:events", udid, uuid, now};
         log_info("event=queue_delete udid=%s uuid=%s", udid, uuid);
-        store_fleet_eval(a->store, STORE_FLEET_QUEUE_DELETE, 1, 4, v, NULL, api_fleet_on_deleted,
-                         req);
+        store_queue_delete(a->store, udid, uuid, util_now_ms(), api_fleet_on_deleted, req);
     }
     return 1;
 }
@@ -104,7 +100,6 @@ int api_fleet_device(struct req *req, struct app *a, const char *udid, const cha
 struct api_fleet_cancel { /* owns itself until the scan ends or fails */
     struct app *app;
     char id[STORE_JOB_ID_LEN + 1];
-    char key[64];
     char uuid[65];
     char cursor[32];
     struct req *req; /* until the job record exists */
@@ -137,12 +132,8 @@ static void api_fleet_cancel_on_step(void *arg, int err, long long num, const ch
 
 static void api_fleet_cancel_step(struct api_fleet_cancel *c)
 {
-    char count[16], now[24];
-    snprintf(count, sizeof(count), "%d", API_FLEET_CANCEL_STEP);
-    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-    const char *v[] = {c->key, "mdm:events", c->uuid, c->cursor, count, now};
-    store_fleet_eval(c->app->store, STORE_FLEET_CANCEL_STEP, 2, 6, v, NULL,
-                     api_fleet_cancel_on_step, c);
+    store_queue_cancel_step(c->app->store, c->id, c->uuid, c->cursor, API_FLEET_CANCEL_STEP,
+                            util_now_ms(), api_fleet_cancel_on_step, c);
 }
 
 static void api_fleet_cancel_on_created(void *arg, int err)
@@ -176,7 +167,6 @@ void api_fleet_command(struct req *req, void *app)
     unsigned char raw[STORE_JOB_ID_LEN / 2];
     util_random(raw, sizeof(raw));
     util_hex(raw, sizeof(raw), c->id);
-    snprintf(c->key, sizeof(c->key), "mdm:job:%s", c->id);
     snprintf(c->uuid, sizeof(c->uuid), "%s", uuid);
     snprintf(c->cursor, sizeof(c->cursor), "0");
     c->app = a;

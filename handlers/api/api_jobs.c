@@ -527,11 +527,11 @@ static void api_jobs_on_live(void *arg, int err, long long num, const char *str,
 /* job_live.lua op over ids; cb NULL: logged on failure only. */
 static void api_jobs_live_call(const char *op, const char *const *ids, size_t n, store_eval_fn *cb)
 {
-    char now[24], lease[16];
+    char now[24], lease[16], live[32];
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
     snprintf(lease, sizeof(lease), "%d", API_JOBS_LEASE_MS);
     const char **v = xcalloc(n + 4, sizeof(*v));
-    v[0] = "mdm:jobs:live";
+    v[0] = store_global_key(api_jobs_lease.app->store, live, sizeof(live), "jobs:live");
     v[1] = op;
     v[2] = now;
     v[3] = lease;
@@ -544,10 +544,11 @@ static void api_jobs_live_call(const char *op, const char *const *ids, size_t n,
 
 static void api_jobs_udids_call(const struct api_jobs *j, const char *op, store_eval_fn *cb)
 {
-    char key[64], ttl[16];
+    char key[64], rest[48], ttl[16];
     int put = strcmp(op, "put") == 0;
     size_t n = put ? j->c.nudids : 0;
-    snprintf(key, sizeof(key), "mdm:jobudids:%s", j->id);
+    snprintf(rest, sizeof(rest), "jobudids:%s", j->id);
+    store_global_key(j->app->store, key, sizeof(key), rest);
     snprintf(ttl, sizeof(ttl), "%d", API_JOBS_TTL_S);
     const char **v = xcalloc(n + 3, sizeof(*v));
     v[0] = key;

@@ -172,8 +172,5 @@ void guard_push_renew(struct guard *g, struct push *p, struct push_cert *c, int 
 {
     struct guard_renew *r = xcalloc(1, sizeof(*r));
     *r = (struct guard_renew){g, p, c, force, cb, arg};
-    char n[16];
-    snprintf(n, sizeof(n), "%d", GUARD_TOPIC_SAMPLE);
-    const char *v[] = {n};
-    store_fleet_eval(g->store, STORE_FLEET_PUSH_TOPICS, 0, 1, v, NULL, guard_on_topics, r);
+    store_push_topics(g->store, GUARD_TOPIC_SAMPLE, guard_on_topics, r);
 }

@@ -310,6 +310,14 @@ struct store_op *store_wait(struct store *s, const char *key, int replicas, int 
     return store_ping(s, cb, arg);
 }
 
+/* One node, as a single Redis: one WAIT covers every key. */
+int store_key_node(const struct store *s, const char *key)
+{
+    (void)s;
+    (void)key;
+    return -1;
+}
+
 int store_cluster_stats(const struct store *s, struct store_cluster_stats *st)
 {
     (void)s;

@@ -15,22 +15,38 @@ write_conf "$D" "redis 127.0.0.1:$REDIS_PORT"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
 ready || fail "mdmd is ready"
 
-# One script call makes the fleet: faster than any client pipeline.
+# One script call makes the fleet: faster than any client pipeline.  In the
+# cluster layout (REDIS_LAYOUT=cluster, on this one Redis) mdm:devices is 64
+# buckets, a device's chosen by its UDID's slot (lib.sh's bkey, in Lua here).
+layout_cluster && CL=1 || CL=0
 R eval "
 local now = ARGV[3]
+local function devices(u)
+  if ARGV[4] ~= '1' then return 'mdm:devices' end
+  local crc = 0
+  for i = 1, #u do
+    crc = bit.bxor(crc, bit.lshift(string.byte(u, i), 8))
+    for _ = 1, 8 do
+      crc = bit.band(crc, 0x8000) ~= 0 and bit.bxor(bit.lshift(crc, 1), 0x1021) or bit.lshift(crc, 1)
+      crc = bit.band(crc, 0xffff)
+    end
+  end
+  return string.format('mdm:devices:{b%02d}', crc % 16384 % 64)
+end
+local n = 0
 for i = 1, tonumber(ARGV[1]) do
   local u = string.format('BULK-%06d', i)
   redis.call('HSET', 'mdm:dev:{' .. u .. '}', 'udid', u, 'state', 'enrolled', 'token',
              string.format('%064x', i), 'push_magic', 'M' .. i, 'topic', 'com.apple.mgmt.test',
              'last_seen', now)
-  redis.call('ZADD', 'mdm:devices', now - i, u)
+  n = n + redis.call('ZADD', devices(u), now - i, u)
 end
 for i = 1, tonumber(ARGV[2]) do
   local u = string.format('GONE-%06d', i)
   redis.call('HSET', 'mdm:dev:{' .. u .. '}', 'udid', u, 'state', 'checked_out')
-  redis.call('ZADD', 'mdm:devices', now, u)
+  n = n + redis.call('ZADD', devices(u), now, u)
 end
-return redis.call('ZCARD', 'mdm:devices')" 0 "$N" 1000 "$(date +%s%3N)" >"$T/made"
+return n" 0 "$N" 1000 "$(date +%s%3N)" "$CL" >"$T/made"
 check "$N enrolled + 1000 checked-out records made" test "$(cat "$T/made")" = $((N + 1000))
 
 # queue_sum PREFIX: the sum of the queue lengths of PREFIX-000001..N.
@@ -38,6 +54,13 @@ queue_sum() {
     R eval "local s = 0
 for i = 1, tonumber(ARGV[2]) do s = s + redis.call('LLEN', string.format('mdm:q:{%s-%06d}', ARGV[1], i)) end
 return s" 0 "$1" "$2"
+}
+# queue_depth: mdm:stats queue_depth, summed over the buckets in the cluster layout.
+queue_depth() {
+    local k s=0
+    local v
+    for k in $(bkeys mdm:stats); do v=$(R hget "$k" queue_depth); s=$((s + ${v:-0})); done
+    echo "$s"
 }
 job_field() { api GET "/v1/jobs/$1" >/dev/null; jget "$T/api" "$2"; }
 now_ms() { date +%s%3N; }
@@ -136,7 +159,7 @@ api GET "/v1/jobs/$JOB2" >/dev/null
 check "list job: done/queued/unknown" test "$(jget "$T/api" done)/$(jget "$T/api" queued)/$(jget "$T/api" unknown)" = "$((N + 1))/$N/1"
 check "every queue now holds both commands" test "$(queue_sum BULK "$N")" = $((2 * N + 1))
 check "the newest is the list's command" test "$(R lindex 'mdm:q:{BULK-000777}' 1)" = "$C2"
-check "mdm:stats queue depth agrees" test "$(R hget mdm:stats queue_depth)" = $((2 * N + 1))
+check "mdm:stats queue depth agrees" test "$(queue_depth)" = $((2 * N + 1))
 
 # --- small cases and errors (a plist by filter: cli.sh) ---
 check "5000 UDIDs or fewer: 201 at once" test "$(api POST /v1/commands '{"udids":["BULK-000001"],"command":{"RequestType":"ProfileList"}}')" = 201
@@ -152,10 +175,10 @@ check "plist with udids and filter: 400" test "$(pl 'udids=BULK-000001&filter=al
 check "unknown job: 404" test "$(api GET /v1/jobs/00000000000000000000000000000000)" = 404
 check "malformed job id: 404" test "$(api GET /v1/jobs/nope)" = 404
 check "jobs need the key" test "$(http_code "https://127.0.0.1:$PUB/v1/jobs/$JOB" --cacert "$CA")" = 401
-R hset mdm:job:0123456789abcdef0123456789abcdef state running updated 1000 total 5 >/dev/null
+R hset "$(gkey job:0123456789abcdef0123456789abcdef)" state running updated 1000 total 5 >/dev/null
 api GET /v1/jobs/0123456789abcdef0123456789abcdef >/dev/null
 check "a running job that stopped moving reads as failed" test "$(jget "$T/api" state)" = failed
-check "job records expire" bash -c "[ \$(redis-cli -p $REDIS_PORT ttl mdm:job:$JOB) -gt 600000 ]"
+check "job records expire" bash -c "[ \$(redis-cli -p $REDIS_PORT ttl '$(gkey "job:$JOB")') -gt 600000 ]"
 curl -s --cacert "$CA" -H "Authorization: Bearer $(cat "$D/var/api.key")" "https://127.0.0.1:$PUB/metrics" >"$T/metrics"
 check "metrics count the jobs" grep -q '^mdmd_bulk_jobs_total{state="done"} 4$' "$T/metrics"
 check "metrics count the queued commands" grep -q "^mdmd_commands_queued_total $((2 * N + 3))$" "$T/metrics"
@@ -171,7 +194,9 @@ api POST /v1/commands '{"filter":"all_enrolled","command":{"RequestType":"Profil
 J4=$(jget "$T/api" job_id)
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
 check "SIGTERM during a job exits 0" test "$rc" = 0
-check "  and records the job failed, not running ($(R hget "mdm:job:$J4" state))" test "$(R hget "mdm:job:$J4" state)" = failed
-check "  saying where it stopped ($(R hget "mdm:job:$J4" error))" bash -c "redis-cli -p $REDIS_PORT hget mdm:job:$J4 error | grep -q '^mdmd stopped after [0-9]* devices scanned (cursor [0-9]*)'"
+K4=$(gkey "job:$J4")
+check "  and records the job failed, not running ($(R hget "$K4" state))" test "$(R hget "$K4" state)" = failed
+# (cursor: the ZSCAN cursor; in the cluster layout <bucket>:<cursor>)
+check "  saying where it stopped ($(R hget "$K4" error))" bash -c "redis-cli -p $REDIS_PORT hget '$K4' error | grep -q '^mdmd stopped after [0-9]* devices scanned (cursor [0-9:]*)'"
 check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
 finish

@@ -104,7 +104,7 @@ check "delete it again: 404" test "$(api DELETE "/v1/devices/Q-1/commands/$A2")"
 check "delete on an unknown device: 404" test "$(api DELETE "/v1/devices/NOPE-1/commands/$A2")" = 404
 check "delete a malformed uuid: 400" test "$(api DELETE "/v1/devices/Q-1/commands/a;b")" = 400
 check "the queue lost just that one" test "$(R lrange 'mdm:q:{Q-1}' 0 -1 | tr '\n' ' ')" = "$A1 $A3 "
-check "a command_canceled event" bash -c "redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -q command_canceled"
+check "a command_canceled event" bash -c "redis-cli -p $REDIS_PORT xrange '$(bkey mdm:events Q-1)' - + | grep -q command_canceled"
 L=$(cmd '"Q-1"' DeviceLock high)
 check "priority high goes to the head" test "$(R lindex 'mdm:q:{Q-1}' 0)" = "$L"
 # The urgent path is idempotent per CommandUUID like every other (#13).

@@ -815,6 +815,52 @@ TEST(test_fleet_effects)
     free(addr);
 }
 
+/* push_topics in both layouts: the n devices seen last (mdm:devices, or the
+ * newest of its 64 buckets merged), checked-out ones left out. */
+TEST(test_push_topics)
+{
+    static const char *const dev[][3] = {{"PT-1", "B", "enrolled"},
+                                         {"PT-2", "A", "enrolled"},
+                                         {"PT-3", "A", "checked_out"},
+                                         {"PT-4", "B", "enrolled"},
+                                         {"PT-5", "A", "enrolled"}};
+    char *addr = t_tcp_addr();
+    redisContext *sync = NULL;
+    for (int cluster = 0; cluster <= 1; cluster++) {
+        freeReplyObject(t_cmd(&sync, NULL, "FLUSHALL"));
+        struct store *s = store_new(t_base, addr, T_TIMEOUT_MS);
+        store_set_layout(s, cluster ? STORE_LAYOUT_CLUSTER : STORE_LAYOUT_SINGLE);
+        WAIT_UNTIL(store_connected(s), 2000);
+        for (size_t i = 0; i < ARRAY_LEN(dev); i++) {
+            char k[64], z[64], cmd[192];
+            snprintf(k, sizeof(k), "mdm:dev:{%s}", dev[i][0]);
+            snprintf(cmd, sizeof(cmd), "HSET %s state %s topic %s", k, dev[i][2], dev[i][1]);
+            freeReplyObject(t_cmd(&sync, NULL, cmd));
+            snprintf(
+                cmd, sizeof(cmd), "ZADD %s %zu %s",
+                store_bucket_key(s, z, sizeof(z), "mdm:devices", store_bucket_of(k, strlen(k))),
+                i + 1, dev[i][0]);
+            freeReplyObject(t_cmd(&sync, NULL, cmd));
+        }
+        struct t_res r = {0};
+        (void)store_push_topics(s, 3, t_eval_done, &r);
+        WAIT_UNTIL(r.calls == 1, 2000);
+        CHECK(r.err == MDMD_OK && strstr(r.str, "\"A\":1") && strstr(r.str, "\"B\":1"));
+        r = (struct t_res){0};
+        (void)store_push_topics(s, 4, t_eval_done, &r);
+        WAIT_UNTIL(r.calls == 1, 2000);
+        CHECK(r.err == MDMD_OK && strstr(r.str, "\"A\":2") && strstr(r.str, "\"B\":1"));
+        freeReplyObject(t_cmd(&sync, NULL, "FLUSHALL"));
+        r = (struct t_res){0};
+        (void)store_push_topics(s, 4, t_eval_done, &r);
+        WAIT_UNTIL(r.calls == 1, 2000);
+        CHECK(r.err == MDMD_OK && strcmp(r.str, "{}") == 0);
+        store_free(s);
+    }
+    redisFree(sync);
+    free(addr);
+}
+
 /* A server that answers the first two connections with -LOADING, as a
  * Redis reading a large AOF does, and the third with +PONG. */
 static int t_fake_start(void)
@@ -1019,6 +1065,7 @@ int main(void)
     RUN(test_eval_noscript);
     RUN(test_eval_replies);
     RUN(test_fleet_effects);
+    RUN(test_push_topics);
     RUN(test_stopped_redis_times_out);
     RUN(test_kill_and_reconnect);
     RUN(test_loading_redis);
