@@ -38,8 +38,11 @@ struct store_op *store_console_session_new(struct store *s, const char *sid, con
     char now[24], idle[16];
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(idle, sizeof(idle), "%d", idle_s);
-    const char *argv[] = {sid, user, csrf, now, idle};
-    return store_console_run(s, store_lua_console_session_new, 0, 5, argv, store_console_done_reply,
+    char sk[32], uk[32];
+    store_global_key(s, sk, sizeof(sk), "session:");
+    store_global_key(s, uk, sizeof(uk), "user:");
+    const char *argv[] = {sk, uk, sid, user, csrf, now, idle};
+    return store_console_run(s, store_lua_console_session_new, 2, 7, argv, store_console_done_reply,
                              (union store_cb){.done = cb}, arg);
 }
 
@@ -66,8 +69,11 @@ struct store_op *store_console_session_get(struct store *s, const char *sid, int
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(idle, sizeof(idle), "%d", idle_s);
     snprintf(max, sizeof(max), "%d", max_s);
-    const char *argv[] = {sid, now, idle, max};
-    return store_console_run(s, store_lua_console_session_get, 0, 4, argv,
+    char sk[32], uk[32];
+    store_global_key(s, sk, sizeof(sk), "session:");
+    store_global_key(s, uk, sizeof(uk), "user:");
+    const char *argv[] = {sk, uk, sid, now, idle, max};
+    return store_console_run(s, store_lua_console_session_get, 2, 6, argv,
                              store_console_session_reply, (union store_cb){.console_session = cb},
                              arg);
 }
@@ -75,8 +81,10 @@ struct store_op *store_console_session_get(struct store *s, const char *sid, int
 struct store_op *store_console_session_del(struct store *s, const char *sid, store_done_fn *cb,
                                            void *arg)
 {
-    const char *argv[] = {sid};
-    return store_console_run(s, store_lua_console_session_del, 0, 1, argv, store_console_done_reply,
+    char sk[32];
+    store_global_key(s, sk, sizeof(sk), "session:");
+    const char *argv[] = {sk, sid};
+    return store_console_run(s, store_lua_console_session_del, 1, 2, argv, store_console_done_reply,
                              (union store_cb){.done = cb}, arg);
 }
 
