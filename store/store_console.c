@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_fanout.h"
 #include "store_int.h"
 
 extern const char store_lua_console_session_new[], store_lua_console_session_get[],
@@ -146,6 +147,9 @@ struct store_op *store_console_search(struct store *s, const char *query, long o
                                       const char *state, store_devices_fn *cb, void *arg)
 {
     char off[24], lim[16], budget[16];
+    if (store_layout_cluster(s)) /* the buckets of mdm:idx, merged */
+        return store_fan_search(s, query, offset, limit, state, STORE_CONSOLE_SEARCH_BUDGET, cb,
+                                arg);
     snprintf(off, sizeof(off), "%ld", offset);
     snprintf(lim, sizeof(lim), "%d", limit);
     snprintf(budget, sizeof(budget), "%d", STORE_CONSOLE_SEARCH_BUDGET);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_fanout.h"
 #include "store_int.h"
 #include "../core/util.h"
 
@@ -198,6 +199,8 @@ static void store_jobs_stats_reply(struct store_op *op, int err, const redisRepl
 
 struct store_op *store_stats(struct store *s, store_stats_fn *cb, void *arg)
 {
+    if (store_layout_cluster(s)) /* every bucket's, added up */
+        return store_fan_stats(s, cb, arg);
     const char *v[] = {"mdm:stats", "mdm:devices"};
     struct store_op *op = store_op_new(s, (union store_cb){.stats = cb}, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_stats), 2, 2, v, NULL,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_fanout.h"
 #include "store_int.h"
 #include "../core/util.h"
 
@@ -420,6 +421,8 @@ struct store_op *store_devices_list(struct store *s, long offset, int limit, con
                                     store_devices_fn *cb, void *arg)
 {
     struct store_argv a;
+    if (store_layout_cluster(s)) /* the buckets of mdm:devices, merged */
+        return store_fan_devices(s, offset, limit, state, 10000, cb, arg);
     store_argv_init(&a);
     store_argv_str(&a, "mdm:devices");
     store_argv_fmt(&a, "%lld", (long long)offset);

@@ -1,0 +1,452 @@
+/* store_fanout.c: the fleet-wide reads of the cluster key layout, over the
+ * STORE_BUCKETS buckets of an index (docs/REDIS.md, "Redis Cluster"): every
+ * bucket's call sent at once (pipelined on each master's connection), the
+ * answer made when all replied.  The device list by last seen and the
+ * search merge the buckets' sorted sets (a k-way merge that refills a bucket
+ * when it runs dry), then read the records of the page, one HGETALL per
+ * device on its own slot. */
+#include "store_fanout.h"
+#include "../core/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+/* ---- the fan-out ---------------------------------------------------------- */
+
+struct store_fan {
+    int pending, err;
+    store_fan_part_fn *part;
+    store_fan_done_fn *done;
+    void *arg;
+};
+
+struct store_fan_op {
+    struct store_fan *f;
+    int i;
+};
+
+static void store_fan_join(struct store_fan *f, int err)
+{
+    if (err != MDMD_OK && f->err == MDMD_OK)
+        f->err = err;
+    if (--f->pending > 0)
+        return;
+    f->done(f->arg, f->err);
+    free(f);
+}
+
+static void store_fan_reply(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_fan_op *fo = op->arg;
+    struct store_fan *f = fo->f;
+    int i = fo->i;
+    free(fo);
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type == REDIS_REPLY_ERROR)
+        err = MDMD_EPROTO;
+    if (err == MDMD_OK && f->err == MDMD_OK)
+        f->part(f->arg, i, r);
+    store_fan_join(f, err);
+}
+
+void store_fan(struct store *s, int n, store_fan_build_fn *build, store_fan_part_fn *part,
+               store_fan_done_fn *done, void *arg)
+{
+    struct store_fan *f = xcalloc(1, sizeof(*f));
+    *f = (struct store_fan){1, MDMD_OK, part, done, arg};
+    for (int i = 0; i < n; i++) {
+        struct store_argv a;
+        int nkeys = 0;
+        store_argv_init(&a);
+        const char *lua = build(arg, i, &a, &nkeys);
+        if (a.n == 0) {
+            store_argv_free(&a);
+            continue;
+        }
+        struct store_fan_op *fo = xcalloc(1, sizeof(*fo));
+        *fo = (struct store_fan_op){f, i};
+        struct store_op *op = store_op_new(s, STORE_CB_NONE, fo);
+        f->pending++;
+        if (lua != NULL)
+            store_cmd_script(s, store_script_get(s, lua), nkeys, a.n, a.v, a.len, store_fan_reply,
+                             op);
+        else
+            store_cmd_argv(s, a.n, a.v, a.len, store_fan_reply, op);
+        store_argv_free(&a);
+    }
+    store_fan_join(f, MDMD_OK); /* the hold taken above */
+}
+
+/* ---- merged pages: the device list and the search ------------------------- */
+
+/* One bucket's entries fetched and not yet merged.  Index members hold NUL
+ * bytes ("value \0 udid \0 field"): kept with their lengths. */
+struct store_fan_run {
+    char **m;
+    size_t *len;
+    double *score;  /* last seen (the list) */
+    size_t n, next; /* fetched, merged so far */
+    long pos;       /* entries of the bucket fetched before these */
+    int done;       /* the bucket has no more */
+};
+
+struct store_fan_rec {
+    char *udid;
+    struct store_kv *kv;
+    size_t n;
+    int ok; /* the record exists and is in the state asked for */
+};
+
+struct store_fan_page {
+    struct store *s;
+    int search; /* 1: mdm:idx by prefix, else mdm:devices by last seen */
+    char *query, *state;
+    long offset, pos, scanned, budget, total;
+    int limit, round;
+    struct store_fan_run run[STORE_BUCKETS];
+    struct store_fan_rec *recs; /* every record read, in page order */
+    size_t nrecs, first;        /* first: this round's first record */
+    char **seen;                /* search: UDIDs already on the page */
+    size_t nseen;
+    store_devices_fn *cb;
+    void *arg;
+};
+
+static void store_fan_run_clear(struct store_fan_run *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->m[i]);
+    free(r->m);
+    free(r->len);
+    free(r->score);
+    r->m = NULL;
+    r->len = NULL;
+    r->score = NULL;
+}
+
+static void store_fan_page_free(struct store_fan_page *p)
+{
+    for (int b = 0; b < STORE_BUCKETS; b++)
+        store_fan_run_clear(&p->run[b]);
+    for (size_t i = 0; i < p->nrecs; i++) {
+        for (size_t k = 0; k < p->recs[i].n; k++) {
+            free((void *)p->recs[i].kv[k].key);
+            free((void *)p->recs[i].kv[k].val);
+        }
+        free(p->recs[i].kv);
+        free(p->recs[i].udid);
+    }
+    free(p->recs);
+    for (size_t i = 0; i < p->nseen; i++)
+        free(p->seen[i]);
+    free(p->seen);
+    free(p->query);
+    free(p->state);
+    free(p);
+}
+
+static void store_fan_page_end(struct store_fan_page *p, int err, long next)
+{
+    struct store_record *out = xcalloc(p->nrecs + 1, sizeof(*out));
+    size_t n = 0;
+    for (size_t i = 0; err == MDMD_OK && i < p->nrecs; i++)
+        if (p->recs[i].ok)
+            out[n++] = (struct store_record){NULL, p->recs[i].kv, p->recs[i].n};
+    if (err != MDMD_OK)
+        p->cb(p->arg, err, -1, 0, NULL, 0);
+    else
+        p->cb(p->arg, MDMD_OK, next, p->total, out, n);
+    free(out);
+    store_fan_page_free(p);
+}
+
+/* How many a bucket is asked for: the first round covers the offset. */
+static long store_fan_want(const struct store_fan_page *p)
+{
+    return p->round == 0 ? p->offset + p->limit : p->limit;
+}
+
+static const char store_fan_range_lua[] =
+    "-- KEYS: index   ARGV: mode(score|lex) start count [lo hi]\n"
+    "-- One bucket of a merged page (store_fanout.c): its size (or the entries\n"
+    "-- from lo to hi) and count entries from start: newest seen first with\n"
+    "-- their scores (score), or by value (lex).\n"
+    "local start, count = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "if ARGV[1] == 'score' then\n"
+    "  return {redis.call('ZCARD', KEYS[1]),\n"
+    "          redis.call('ZREVRANGE', KEYS[1], start, start + count - 1, 'WITHSCORES')}\n"
+    "end\n"
+    "return {redis.call('ZLEXCOUNT', KEYS[1], ARGV[4], ARGV[5]),\n"
+    "        redis.call('ZRANGEBYLEX', KEYS[1], ARGV[4], ARGV[5], 'LIMIT', start, count)}\n";
+
+static const char *store_fan_range_build(void *arg, int b, struct store_argv *a, int *nkeys)
+{
+    struct store_fan_page *p = arg;
+    struct store_fan_run *r = &p->run[b];
+    if (r->done || r->next < r->n)
+        return NULL; /* nothing to fetch: a stays empty */
+    store_argv_bkey(a, p->s, p->search ? "mdm:idx" : "mdm:devices", b);
+    store_argv_str(a, p->search ? "lex" : "score");
+    store_argv_fmt(a, "%ld", r->pos + (long)r->n);
+    store_argv_fmt(a, "%ld", store_fan_want(p));
+    if (p->search) {
+        store_argv_fmt(a, "[%s", p->query);
+        store_argv_fmt(a, "[%s\xff", p->query);
+    }
+    *nkeys = 1;
+    return store_fan_range_lua;
+}
+
+static void store_fan_range_part(void *arg, int b, const redisReply *r)
+{
+    struct store_fan_page *p = arg;
+    struct store_fan_run *run = &p->run[b];
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || !store_reply_strings(r->element[1])) {
+        run->done = 1; /* malformed: the bucket counts as empty */
+        return;
+    }
+    const redisReply *m = r->element[1];
+    size_t step = p->search ? 1 : 2, got = m->elements / step;
+    if (p->round == 0)
+        p->total += (long)r->element[0]->integer;
+    run->pos += (long)run->n;
+    store_fan_run_clear(run);
+    run->m = xcalloc(got + 1, sizeof(char *));
+    run->len = xcalloc(got + 1, sizeof(size_t));
+    run->score = xcalloc(got + 1, sizeof(double));
+    for (size_t i = 0; i < got; i++) {
+        const redisReply *e = m->element[i * step];
+        run->m[i] = xcalloc(e->len + 1, 1);
+        memcpy(run->m[i], e->str, e->len);
+        run->len[i] = e->len;
+        run->score[i] = step == 2 ? strtod(m->element[i * step + 1]->str, NULL) : 0;
+    }
+    run->n = got;
+    run->next = 0;
+    run->done = (long)got < store_fan_want(p);
+}
+
+/* memcmp order, as Redis' lexicographic ranges. */
+static int store_fan_lexcmp(const struct store_fan_run *a, const struct store_fan_run *b)
+{
+    size_t la = a->len[a->next], lb = b->len[b->next];
+    int c = memcmp(a->m[a->next], b->m[b->next], la < lb ? la : lb);
+    return c != 0 ? c : (la > lb) - (la < lb);
+}
+
+/* The bucket whose head comes first in the merged order; -1 when every
+ * bucket is done, -2 when one that is not ran dry (fetch it first). */
+static int store_fan_head(const struct store_fan_page *p)
+{
+    int best = -1;
+    for (int b = 0; b < STORE_BUCKETS; b++) {
+        const struct store_fan_run *r = &p->run[b];
+        if (r->next >= r->n) {
+            if (!r->done)
+                return -2;
+            continue;
+        }
+        if (best < 0 || (p->search ? store_fan_lexcmp(r, &p->run[best]) < 0
+                                   : r->score[r->next] > p->run[best].score[p->run[best].next]))
+            best = b;
+    }
+    return best;
+}
+
+static void store_fan_page_round(struct store_fan_page *p);
+
+static void store_fan_rec_part(void *arg, int i, const redisReply *r)
+{
+    struct store_fan_page *p = arg;
+    struct store_fan_rec *rec = &p->recs[p->first + (size_t)i];
+    if (!store_reply_strings(r) || r->elements % 2 != 0 || r->elements == 0)
+        return;
+    rec->kv = xcalloc(r->elements / 2 + 1, sizeof(*rec->kv));
+    rec->n = r->elements / 2;
+    int state_ok = *p->state == '\0';
+    for (size_t k = 0; k + 1 < r->elements; k += 2) {
+        const redisReply *f = r->element[k], *v = r->element[k + 1];
+        char *val = xcalloc(v->len + 1, 1);
+        memcpy(val, v->str, v->len);
+        rec->kv[k / 2] = (struct store_kv){xstrdup(f->str), val, v->len};
+        if (!state_ok && strcmp(f->str, "state") == 0 && strcmp(val, p->state) == 0)
+            state_ok = 1;
+    }
+    rec->ok = state_ok;
+}
+
+static const char *store_fan_rec_build(void *arg, int i, struct store_argv *a, int *nkeys)
+{
+    struct store_fan_page *p = arg;
+    (void)nkeys;
+    store_argv_str(a, "HGETALL");
+    store_argv_fmt(a, "mdm:dev:{%s}", p->recs[p->first + (size_t)i].udid);
+    return NULL;
+}
+
+static size_t store_fan_matched(const struct store_fan_page *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->nrecs; i++)
+        n += (size_t)p->recs[i].ok;
+    return n;
+}
+
+static void store_fan_step_done(void *arg, int err)
+{
+    struct store_fan_page *p = arg;
+    if (err != MDMD_OK) {
+        store_fan_page_end(p, err, -1);
+        return;
+    }
+    store_fan_page_round(p);
+}
+
+/* 1 when udid is on the page already (search: a device matched by two
+ * fields appears once per page, as device_search.lua does). */
+static int store_fan_seen(struct store_fan_page *p, const char *udid)
+{
+    for (size_t i = 0; i < p->nseen; i++)
+        if (strcmp(p->seen[i], udid) == 0)
+            return 1;
+    p->seen = xrealloc(p->seen, (p->nseen + 1) * sizeof(char *));
+    p->seen[p->nseen++] = xstrdup(udid);
+    return 0;
+}
+
+/* The UDID of one merged entry: the member (list), or the middle part of
+ * "value \0 udid \0 field" (search); NULL when malformed. */
+static char *store_fan_udid(const struct store_fan_page *p, const char *m, size_t len)
+{
+    if (!p->search)
+        return xstrdup(m);
+    const char *z1 = memchr(m, '\0', len);
+    const char *z2 = z1 != NULL ? memchr(z1 + 1, '\0', len - (size_t)(z1 + 1 - m)) : NULL;
+    return z2 != NULL ? xstrndup(z1 + 1, (size_t)(z2 - z1 - 1)) : NULL;
+}
+
+/* Merges until the page is full, the budget spent, the index ended or a
+ * bucket must be fetched; then reads the records of the devices picked. */
+static void store_fan_page_round(struct store_fan_page *p)
+{
+    size_t have = store_fan_matched(p), cap = (size_t)p->limit, picked = 0;
+    int b = 0;
+    if (p->round == 0) /* the first fetch is in */
+        p->round = 1;
+    p->first = p->nrecs;
+    while (have + picked < cap && p->scanned < p->budget && (b = store_fan_head(p)) >= 0) {
+        struct store_fan_run *r = &p->run[b];
+        size_t k = r->next++;
+        if (p->pos++ < p->offset)
+            continue;
+        p->scanned++;
+        char *udid = store_fan_udid(p, r->m[k], r->len[k]);
+        if (udid == NULL || (p->search && store_fan_seen(p, udid))) {
+            free(udid);
+            continue;
+        }
+        p->recs = xrealloc(p->recs, (p->nrecs + 1) * sizeof(*p->recs));
+        p->recs[p->nrecs++] = (struct store_fan_rec){udid, NULL, 0, 0};
+        picked++;
+    }
+    if (picked > 0) {
+        store_fan(p->s, (int)picked, store_fan_rec_build, store_fan_rec_part, store_fan_step_done,
+                  p);
+        return;
+    }
+    if (b == -2 && have < cap && p->scanned < p->budget) {
+        store_fan(p->s, STORE_BUCKETS, store_fan_range_build, store_fan_range_part,
+                  store_fan_step_done, p);
+        return;
+    }
+    store_fan_page_end(p, MDMD_OK, b == -1 ? -1 : p->pos);
+}
+
+static struct store_op *store_fan_page_start(struct store *s, int search, const char *query,
+                                             long offset, int limit, const char *state,
+                                             long budget, store_devices_fn *cb, void *arg)
+{
+    struct store_fan_page *p = xcalloc(1, sizeof(*p));
+    p->s = s;
+    p->search = search;
+    p->query = xstrdup(query);
+    p->state = xstrdup(state);
+    p->offset = offset;
+    p->limit = limit;
+    p->budget = budget;
+    p->cb = cb;
+    p->arg = arg;
+    store_fan(s, STORE_BUCKETS, store_fan_range_build, store_fan_range_part, store_fan_step_done,
+              p);
+    return NULL;
+}
+
+struct store_op *store_fan_devices(struct store *s, long offset, int limit, const char *state,
+                                   long budget, store_devices_fn *cb, void *arg)
+{
+    return store_fan_page_start(s, 0, "", offset, limit, state, budget, cb, arg);
+}
+
+struct store_op *store_fan_search(struct store *s, const char *query, long offset, int limit,
+                                  const char *state, long budget, store_devices_fn *cb, void *arg)
+{
+    char *q = xstrdup(query);
+    for (char *c = q; *c != '\0'; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    struct store_op *op = store_fan_page_start(s, 1, q, offset, limit, state, budget, cb, arg);
+    free(q);
+    return op;
+}
+
+/* ---- /metrics' counters --------------------------------------------------- */
+
+struct store_fan_stats {
+    struct store *s;
+    struct store_stats st;
+    store_stats_fn *cb;
+    void *arg;
+};
+
+extern const char store_lua_stats[];
+
+static const char *store_fan_stats_build(void *arg, int b, struct store_argv *a, int *nkeys)
+{
+    struct store_fan_stats *f = arg;
+    store_argv_bkey(a, f->s, "mdm:stats", b);
+    store_argv_bkey(a, f->s, "mdm:devices", b);
+    *nkeys = 2;
+    return store_lua_stats;
+}
+
+static void store_fan_stats_part(void *arg, int b, const redisReply *r)
+{
+    struct store_fan_stats *f = arg;
+    (void)b;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_INTEGER) {
+        f->st.queue_depth += r->element[0]->integer;
+        f->st.devices += r->element[1]->integer;
+    }
+}
+
+static void store_fan_stats_done(void *arg, int err)
+{
+    struct store_fan_stats *f = arg;
+    f->cb(f->arg, err, err == MDMD_OK ? &f->st : NULL);
+    free(f);
+}
+
+struct store_op *store_fan_stats(struct store *s, store_stats_fn *cb, void *arg)
+{
+    struct store_fan_stats *f = xcalloc(1, sizeof(*f));
+    f->s = s;
+    f->cb = cb;
+    f->arg = arg;
+    store_fan(s, STORE_BUCKETS, store_fan_stats_build, store_fan_stats_part, store_fan_stats_done,
+              f);
+    return NULL;
+}
