@@ -13,6 +13,8 @@
 
 #include "store_int.h"
 
+#include <jansson.h>
+
 /* ---- the fan-out ---------------------------------------------------------- */
 
 struct store_fan {
@@ -79,6 +81,23 @@ void store_fan(struct store *s, int n, store_fan_build_fn *build, store_fan_part
     store_fan_join(f, MDMD_OK); /* the hold taken above */
 }
 
+/* ---- a handle the caller may cancel --------------------------------------- */
+
+/* A fan-out answers when its last call did; the caller holds this op, never
+ * sent, and store_op_cancel() marks it (store.c only sets the flag). */
+static struct store_op *store_fan_handle(struct store *s)
+{
+    return store_op_new(s, STORE_CB_NONE, NULL);
+}
+
+/* 1 when the caller's callback may run; the handle is gone either way. */
+static int store_fan_handle_end(struct store_op *h)
+{
+    int live = !h->cancelled;
+    free(h); /* never sent: no timer, no arguments */
+    return live;
+}
+
 /* ---- merged pages: the device list and the search ------------------------- */
 
 /* One bucket's entries fetched and not yet merged.  Index members hold NUL
@@ -110,6 +129,8 @@ struct store_fan_page {
     size_t nrecs, first;        /* first: this round's first record */
     char **seen;                /* search: UDIDs already on the page */
     size_t nseen;
+    struct store_op *handle;
+    int *ran; /* set while starting: the answer came before the start returned */
     store_devices_fn *cb;
     void *arg;
 };
@@ -154,7 +175,11 @@ static void store_fan_page_end(struct store_fan_page *p, int err, long next)
     for (size_t i = 0; err == MDMD_OK && i < p->nrecs; i++)
         if (p->recs[i].ok)
             out[n++] = (struct store_record){NULL, p->recs[i].kv, p->recs[i].n};
-    if (err != MDMD_OK)
+    if (p->ran != NULL)
+        *p->ran = 1;
+    if (!store_fan_handle_end(p->handle))
+        ; /* cancelled */
+    else if (err != MDMD_OK)
         p->cb(p->arg, err, -1, 0, NULL, 0);
     else
         p->cb(p->arg, MDMD_OK, next, p->total, out, n);
@@ -366,8 +391,8 @@ static void store_fan_page_round(struct store_fan_page *p)
 }
 
 static struct store_op *store_fan_page_start(struct store *s, int search, const char *query,
-                                             long offset, int limit, const char *state,
-                                             long budget, store_devices_fn *cb, void *arg)
+                                             long offset, int limit, const char *state, long budget,
+                                             store_devices_fn *cb, void *arg)
 {
     struct store_fan_page *p = xcalloc(1, sizeof(*p));
     p->s = s;
@@ -379,9 +404,16 @@ static struct store_op *store_fan_page_start(struct store *s, int search, const 
     p->budget = budget;
     p->cb = cb;
     p->arg = arg;
+    p->handle = store_fan_handle(s);
+    struct store_op *h = p->handle;
+    int ran = 0;
+    p->ran = &ran;
     store_fan(s, STORE_BUCKETS, store_fan_range_build, store_fan_range_part, store_fan_step_done,
               p);
-    return NULL;
+    if (ran)
+        return NULL; /* answered already: p and the handle are gone */
+    p->ran = NULL;
+    return h;
 }
 
 struct store_op *store_fan_devices(struct store *s, long offset, int limit, const char *state,
@@ -406,6 +438,8 @@ struct store_op *store_fan_search(struct store *s, const char *query, long offse
 
 struct store_fan_stats {
     struct store *s;
+    struct store_op *handle;
+    int *ran;
     struct store_stats st;
     store_stats_fn *cb;
     void *arg;
@@ -436,7 +470,10 @@ static void store_fan_stats_part(void *arg, int b, const redisReply *r)
 static void store_fan_stats_done(void *arg, int err)
 {
     struct store_fan_stats *f = arg;
-    f->cb(f->arg, err, err == MDMD_OK ? &f->st : NULL);
+    if (f->ran != NULL)
+        *f->ran = 1;
+    if (store_fan_handle_end(f->handle))
+        f->cb(f->arg, err, err == MDMD_OK ? &f->st : NULL);
     free(f);
 }
 
@@ -446,7 +483,208 @@ struct store_op *store_fan_stats(struct store *s, store_stats_fn *cb, void *arg)
     f->s = s;
     f->cb = cb;
     f->arg = arg;
+    f->handle = store_fan_handle(s);
+    struct store_op *h = f->handle;
+    int ran = 0;
+    f->ran = &ran;
     store_fan(s, STORE_BUCKETS, store_fan_stats_build, store_fan_stats_part, store_fan_stats_done,
               f);
-    return NULL;
+    if (ran)
+        return NULL;
+    f->ran = NULL;
+    return h;
+}
+
+/* ---- the event stream: 64 streams merged by entry id ---------------------- */
+
+static const char store_fan_events_lua[] =
+    "-- KEYS: events   ARGV: after until count backlog\n"
+    "-- One bucket's stream for the feed (store_fanout.c).  after '': {'b',\n"
+    "-- newest id or '', the newest backlog entries}; else {'a', gap (after\n"
+    "-- is older than an entry the cap trimmed), entries after it up to\n"
+    "-- until (ms)}.\n"
+    "local k, after = KEYS[1], ARGV[1]\n"
+    "if after == '' then\n"
+    "  local t = redis.call('XREVRANGE', k, '+', '-', 'COUNT', 1)\n"
+    "  local b = tonumber(ARGV[4])\n"
+    "  local out = {}\n"
+    "  if b > 0 then out = redis.call('XREVRANGE', k, '+', '-', 'COUNT', b) end\n"
+    "  return {'b', t[1] and t[1][1] or '', out}\n"
+    "end\n"
+    "-- gap: entries were trimmed, and the oldest one left (or none) is past\n"
+    "-- after, while newer ones than after were added: some of them are gone.\n"
+    "local function gt(x, y)\n"
+    "  local xm, xs = string.match(x, '^(%d+)-(%d+)$')\n"
+    "  local ym, ys = string.match(y, '^(%d+)-?(%d*)$')\n"
+    "  xm, xs, ym, ys = tonumber(xm), tonumber(xs), tonumber(ym), tonumber(ys) or 0\n"
+    "  return xm ~= nil and ym ~= nil and (xm > ym or (xm == ym and xs > ys))\n"
+    "end\n"
+    "local gap = 0\n"
+    "if after ~= '0-0' and after ~= '0' and redis.call('EXISTS', k) == 1 then\n"
+    "  local info, f = redis.call('XINFO', 'STREAM', k), {}\n"
+    "  for i = 1, #info, 2 do f[info[i]] = info[i + 1] end\n"
+    "  local first = redis.call('XRANGE', k, '-', '+', 'COUNT', 1)[1]\n"
+    "  if tonumber(f['entries-added']) > tonumber(f['length']) and\n"
+    "     gt(f['last-generated-id'], after) and (not first or gt(first[1], after)) then\n"
+    "    gap = 1\n"
+    "  end\n"
+    "end\n"
+    "return {'a', gap, redis.call('XRANGE', k, '(' .. after, ARGV[2], 'COUNT',\n"
+    "                             tonumber(ARGV[3]))}\n";
+
+struct store_fan_ev {
+    unsigned long long ms, seq;
+    int bucket;
+    char *id;
+    json_t *fields;
+};
+
+struct store_fan_events {
+    struct store *s;
+    struct store_op *handle;
+    int *ran;
+    char after[48], until[24];
+    int count, backlog, gap;
+    char last[48]; /* backlog mode: the newest id of all */
+    struct store_fan_ev *ev;
+    size_t n;
+    store_eval_fn *cb;
+    void *arg;
+};
+
+static int store_fan_ev_parse(const char *id, unsigned long long *ms, unsigned long long *seq)
+{
+    char *end;
+    *ms = strtoull(id, &end, 10);
+    if (*end != '-')
+        return -1;
+    *seq = strtoull(end + 1, &end, 10);
+    return *end == '\0' ? 0 : -1;
+}
+
+static int store_fan_ev_cmp(const void *x, const void *y)
+{
+    const struct store_fan_ev *a = x, *b = y;
+    if (a->ms != b->ms)
+        return a->ms < b->ms ? -1 : 1;
+    if (a->seq != b->seq)
+        return a->seq < b->seq ? -1 : 1;
+    return (a->bucket > b->bucket) - (a->bucket < b->bucket);
+}
+
+static const char *store_fan_events_build(void *arg, int b, struct store_argv *a, int *nkeys)
+{
+    struct store_fan_events *f = arg;
+    store_argv_bkey(a, f->s, "mdm:events", b);
+    store_argv_str(a, f->after);
+    store_argv_str(a, f->until);
+    store_argv_fmt(a, "%d", f->count);
+    store_argv_fmt(a, "%d", f->backlog);
+    *nkeys = 1;
+    return store_fan_events_lua;
+}
+
+/* Entries [[id, [field, value...]]...] into f->ev. */
+static void store_fan_events_add(struct store_fan_events *f, int b, const redisReply *e)
+{
+    for (size_t i = 0; e->type == REDIS_REPLY_ARRAY && i < e->elements; i++) {
+        const redisReply *x = e->element[i];
+        struct store_fan_ev ev = {0, 0, b, NULL, NULL};
+        if (x->type != REDIS_REPLY_ARRAY || x->elements != 2 ||
+            x->element[0]->type != REDIS_REPLY_STRING || !store_reply_strings(x->element[1]) ||
+            store_fan_ev_parse(x->element[0]->str, &ev.ms, &ev.seq) != 0)
+            continue;
+        ev.id = xstrdup(x->element[0]->str);
+        ev.fields = json_object();
+        for (size_t k = 0; k + 1 < x->element[1]->elements; k += 2)
+            json_object_set_new(ev.fields, x->element[1]->element[k]->str,
+                                json_stringn(x->element[1]->element[k + 1]->str,
+                                             x->element[1]->element[k + 1]->len));
+        f->ev = xrealloc(f->ev, (f->n + 1) * sizeof(*f->ev));
+        f->ev[f->n++] = ev;
+    }
+}
+
+static void store_fan_events_part(void *arg, int b, const redisReply *r)
+{
+    struct store_fan_events *f = arg;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(r->element[0]->str, "b") == 0) {
+        unsigned long long ms, seq, lm, ls;
+        const redisReply *id = r->element[1];
+        if (id->type == REDIS_REPLY_STRING && store_fan_ev_parse(id->str, &ms, &seq) == 0 &&
+            (store_fan_ev_parse(f->last, &lm, &ls) != 0 || ms > lm || (ms == lm && seq > ls)))
+            snprintf(f->last, sizeof(f->last), "%s", id->str);
+    } else if (r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer == 1) {
+        f->gap = 1;
+    }
+    store_fan_events_add(f, b, r->element[2]);
+}
+
+static void store_fan_events_done(void *arg, int err)
+{
+    struct store_fan_events *f = arg;
+    char *out = NULL;
+    if (err == MDMD_OK) {
+        qsort(f->ev, f->n, sizeof(*f->ev), store_fan_ev_cmp);
+        size_t from = 0, to = f->n;
+        const char *last = f->after;
+        if (*f->after == '\0') { /* the newest backlog of all, oldest first */
+            from = f->n > (size_t)f->backlog ? f->n - (size_t)f->backlog : 0;
+            last = *f->last != '\0' ? f->last : "0-0";
+        } else {
+            /* count at most, but never half of one id: another bucket's
+             * entry with the same id would be passed over for good. */
+            if (to > (size_t)f->count) {
+                to = (size_t)f->count;
+                while (to < f->n && f->ev[to].ms == f->ev[to - 1].ms &&
+                       f->ev[to].seq == f->ev[to - 1].seq)
+                    to++;
+            }
+            if (to > 0)
+                last = f->ev[to - 1].id;
+        }
+        json_t *evs = json_array();
+        for (size_t i = from; i < to; i++)
+            json_array_append_new(evs, json_pack("[sO]", f->ev[i].id, f->ev[i].fields));
+        json_t *j = json_pack("{sssbso}", "last", last, "gap", f->gap, "events", evs);
+        out = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+    }
+    if (f->ran != NULL)
+        *f->ran = 1;
+    if (store_fan_handle_end(f->handle))
+        f->cb(f->arg, err, 0, out, out != NULL ? strlen(out) : 0);
+    free(out);
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->ev[i].id);
+        json_decref(f->ev[i].fields);
+    }
+    free(f->ev);
+    free(f);
+}
+
+struct store_op *store_fan_events(struct store *s, const char *after, int count, int backlog,
+                                  int64_t until_ms, store_eval_fn *cb, void *arg)
+{
+    struct store_fan_events *f = xcalloc(1, sizeof(*f));
+    struct store_op *h = store_fan_handle(s);
+    f->s = s;
+    f->handle = h;
+    snprintf(f->after, sizeof(f->after), "%s", after);
+    snprintf(f->until, sizeof(f->until), "%lld", (long long)until_ms);
+    f->count = count;
+    f->backlog = backlog;
+    f->cb = cb;
+    f->arg = arg;
+    int ran = 0;
+    f->ran = &ran;
+    store_fan(s, STORE_BUCKETS, store_fan_events_build, store_fan_events_part,
+              store_fan_events_done, f);
+    if (ran)
+        return NULL;
+    f->ran = NULL;
+    return h;
 }

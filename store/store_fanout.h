@@ -7,6 +7,7 @@
 #define MDMD_STORE_FANOUT_H
 
 #include <hiredis/hiredis.h>
+#include <stdint.h>
 
 #include "store_jobs.h"
 #include "store_mdm.h"
@@ -29,11 +30,20 @@ void store_fan(struct store *s, int n, store_fan_build_fn *build, store_fan_part
  * mdm:devices and mdm:idx: the same pages (offset counts merged entries, so
  * a deep offset reads that many from every bucket), the records read with
  * one HGETALL per device.  budget: entries merged at most (a state filter).
- * Not cancellable: they return NULL. */
+ * Each returns a handle store_op_cancel() accepts until cb ran, as one op. */
 struct store_op *store_fan_devices(struct store *s, long offset, int limit, const char *state,
                                    long budget, store_devices_fn *cb, void *arg);
 struct store_op *store_fan_search(struct store *s, const char *query, long offset, int limit,
                                   const char *state, long budget, store_devices_fn *cb, void *arg);
+
+/* store_fleet_events_read() over the buckets of mdm:events, merged by entry
+ * id (ties by bucket): entries after `after` up to until_ms only, so that
+ * one written a moment later in another bucket with a smaller id (the same
+ * millisecond, another master's clock) is still ahead of the cursor; gap
+ * when a stream trimmed entries newer than after.  The handle may be
+ * cancelled. */
+struct store_op *store_fan_events(struct store *s, const char *after, int count, int backlog,
+                                  int64_t until_ms, store_eval_fn *cb, void *arg);
 
 /* store_stats() summed over the buckets of mdm:stats and mdm:devices. */
 struct store_op *store_fan_stats(struct store *s, store_stats_fn *cb, void *arg);

@@ -18,6 +18,10 @@ extern const char store_lua_hook_next[], store_lua_hook_done[], store_lua_hook_r
     store_lua_expiry_event[], store_lua_push_claim[], store_lua_job_live[], store_lua_job_udids[],
     store_lua_job_cmd[], store_lua_push_topics[], store_lua_events_read[];
 
+/* Cluster layout: how long an event waits before the feed reads it, so that
+ * the 64 streams' entries come in id order (store_fan_events). */
+#define STORE_FLEET_SETTLE_MS 100
+
 static const char *const store_fleet_lua[STORE_FLEET_N] = {
     [STORE_FLEET_HOOK_NEXT] = store_lua_hook_next,
     [STORE_FLEET_HOOK_DONE] = store_lua_hook_done,
@@ -204,6 +208,9 @@ struct store_op *store_fleet_events_read(struct store *s, const char *after, int
     char n[16], b[16];
     snprintf(n, sizeof(n), "%d", count);
     snprintf(b, sizeof(b), "%d", backlog);
+    if (store_layout_cluster(s)) /* 64 streams; the newest 100 ms settle first */
+        return store_fan_events(s, after, count, backlog, util_now_ms() - STORE_FLEET_SETTLE_MS, cb,
+                                arg);
     const char *v[] = {"mdm:events", after, n, b};
     return store_fleet_eval(s, STORE_FLEET_EVENTS_READ, 1, 4, v, NULL, cb, arg);
 }
