@@ -628,7 +628,8 @@ static void store_fan_events_done(void *arg, int err)
     struct store_fan_events *f = arg;
     char *out = NULL;
     if (err == MDMD_OK) {
-        qsort(f->ev, f->n, sizeof(*f->ev), store_fan_ev_cmp);
+        if (f->n > 0)
+            qsort(f->ev, f->n, sizeof(*f->ev), store_fan_ev_cmp);
         size_t from = 0, to = f->n;
         const char *last = f->after;
         if (*f->after == '\0') { /* the newest backlog of all, oldest first */

@@ -12,9 +12,9 @@
 #include "store_cluster.h"
 #include "../core/util.h"
 
-#define MIG_CONNS 32    /* destination nodes at most */
-#define MIG_BATCH 500   /* SCAN COUNT, and entries per range read */
-#define MIG_HOPS 5      /* MOVED/ASK followed per command */
+#define MIG_CONNS 32  /* destination nodes at most */
+#define MIG_BATCH 500 /* SCAN COUNT, and entries per range read */
+#define MIG_HOPS 5    /* MOVED/ASK followed per command */
 
 struct mig_conn {
     char addr[128];
@@ -151,8 +151,7 @@ static void mig_save(struct mig *m, const char *phase, const char *cursor)
     (void)mig_put(m, 6, v, NULL, NULL);
 }
 
-static void mig_say(struct mig *m, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void mig_say(struct mig *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void mig_say(struct mig *m, const char *fmt, ...)
 {
     char line[256];
@@ -166,9 +165,9 @@ static void mig_say(struct mig *m, const char *fmt, ...)
 
 /* ---- phase 1: every key copied or renamed --------------------------------- */
 
-static const char *const mig_fleet[] = {"mdm:devices", "mdm:idx",      "mdm:stats",
-                                        "mdm:os",      "mdm:pushlat",  "mdm:repush",
-                                        "mdm:provision", "mdm:events", "mdm:ddm:enrollments",
+static const char *const mig_fleet[] = {"mdm:devices",   "mdm:idx",     "mdm:stats",
+                                        "mdm:os",        "mdm:pushlat", "mdm:repush",
+                                        "mdm:provision", "mdm:events",  "mdm:ddm:enrollments",
                                         "mdm:ddm:failed"};
 
 /* 'g' configuration, 'k' kept as it is, 'f' fleet (phase 2), 's' skip (the
@@ -268,8 +267,8 @@ static int mig_zset(struct mig *m, const char *base, int set)
 {
     char cursor[32] = "0", key[96], score[64];
     do {
-        redisReply *r = mig_src(m, "%s %s %s COUNT %d", set ? "SSCAN" : "ZSCAN", base, cursor,
-                                MIG_BATCH);
+        redisReply *r =
+            mig_src(m, "%s %s %s COUNT %d", set ? "SSCAN" : "ZSCAN", base, cursor, MIG_BATCH);
         if (r == NULL)
             return -1;
         const redisReply *e = r->elements == 2 ? r->element[1] : NULL;
@@ -355,8 +354,7 @@ static int mig_fleet_keys(struct mig *m)
      * takes the fleet's. */
     redisReply *h = mig_src(m, "HGETALL mdm:pushlat");
     for (size_t i = 0; h != NULL && i + 1 < h->elements; i += 2) {
-        const char *v[] = {"HSET", "mdm:pushlat:{b00}", h->element[i]->str,
-                           h->element[i + 1]->str};
+        const char *v[] = {"HSET", "mdm:pushlat:{b00}", h->element[i]->str, h->element[i + 1]->str};
         if (mig_put(m, 4, v, NULL, NULL) != 0) {
             freeReplyObject(h);
             return -1;
@@ -412,7 +410,8 @@ static int mig_count_dev(struct mig *m, const char *k)
     if (r == NULL)
         return -1;
     if (r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
-        !(r->element[1]->type == REDIS_REPLY_STRING && strcmp(r->element[1]->str, "checked_out") == 0))
+        !(r->element[1]->type == REDIS_REPLY_STRING &&
+          strcmp(r->element[1]->str, "checked_out") == 0))
         mig_os_add(mig_bucket(udid, strlen(udid)), r->element[0]->str);
     m->st->devices++;
     freeReplyObject(r);
@@ -442,8 +441,8 @@ static int mig_recount(struct mig *m)
     memset(&c, 0, sizeof(c));
     mig_counts = &c;
     if (mig_scan(m, "counts", "mdm:dev:{*", cursor, mig_count_dev) != 0 ||
-        (snprintf(cursor, sizeof(cursor), "0"), mig_scan(m, "counts", "mdm:q:{*", cursor,
-                                                         mig_count_q)) != 0)
+        (snprintf(cursor, sizeof(cursor), "0"),
+         mig_scan(m, "counts", "mdm:q:{*", cursor, mig_count_q)) != 0)
         rc = -1;
     for (int b = 0; rc == 0 && b < STORE_BUCKETS; b++) {
         mig_bkey(key, sizeof(key), "mdm:os", b);
