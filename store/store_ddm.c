@@ -476,12 +476,12 @@ static struct store_op *store_ddm_chain(struct store *s, int script, int argc,
         for (int i = 0; i < 3; i++)
             store_argv_str(&a, c->argv[i]);
         return store_ddm_send(s, store_ddm_lua[script], 0, 1, &a, store_ddm_chain_ident, c);
-    default: /* tokens, items, fetch */
-        int nkeys = store_ddm_dkeys(s, &a, c->argv[0], c->argv[1]);
-        for (int i = 0; i < argc; i++)
-            store_argv_str(&a, c->argv[i]);
-        return store_ddm_send(s, store_ddm_lua[script], 1, nkeys, &a, store_ddm_chain_begun, c);
+    default: break; /* tokens, items, fetch */
     }
+    int nkeys = store_ddm_dkeys(s, &a, c->argv[0], c->argv[1]);
+    for (int i = 0; i < argc; i++)
+        store_argv_str(&a, c->argv[i]);
+    return store_ddm_send(s, store_ddm_lua[script], 1, nkeys, &a, store_ddm_chain_begun, c);
 }
 
 /* 1 for the scripts the cluster layout splits into calls on several slots. */

@@ -387,7 +387,7 @@ static void store_fan_page_round(struct store_fan_page *p)
                   store_fan_step_done, p);
         return;
     }
-    store_fan_page_end(p, MDMD_OK, b == -1 ? -1 : p->pos);
+    store_fan_page_end(p, MDMD_OK, b == -1 || p->pos >= p->total ? -1 : p->pos);
 }
 
 static struct store_op *store_fan_page_start(struct store *s, int search, const char *query,

@@ -84,6 +84,8 @@ static void store_fleet_add(json_t *a, json_t *b)
     json_object_foreach(b, k, v)
     {
         json_t *have = json_object_get(a, k);
+        if (have != NULL && strcmp(k, "t") == 0)
+            continue; /* a chart's minute: the same in every bucket */
         if (have == NULL)
             json_object_set(a, k, v);
         else if (json_is_integer(have) && json_is_integer(v))

@@ -76,6 +76,7 @@ check "the enrollment recorded in its bucket" test "$(R zscore "$(bkey mdm:ddm:e
 check "assignment moved to another device" bash -c "[ $(api PUT /v1/declaration-sets/base/assignment '{"udids":["LAY-2"]}') = 200 ] && [ \"\$(redis-cli -p $REDIS_PORT smembers 'mdm:ddm:sets:{LAY-1}')\" = '' ] && [ \"\$(redis-cli -p $REDIS_PORT smembers 'mdm:ddm:sets:{LAY-2}')\" = base ]"
 check "assignment to an unknown device refused, nothing changed" bash -c "[ $(api PUT /v1/declaration-sets/base/assignment '{"udids":["GHOST"]}') = 400 ] && grep -q GHOST '$T/api' && [ \"\$(redis-cli -p $REDIS_PORT smembers 'mdm:ddm:sets:{LAY-2}')\" = base ]"
 check "fleet numbers summed over the buckets" bash -c "[ $(api GET /v1/fleet) = 200 ] && grep -q '\"devices\":5' '$T/api'"
+check "charts: each minute once, not added up over the buckets" bash -c "[ $(api GET '/v1/fleet?charts=1') = 200 ] && python3 -c \"import json,sys,time; d=json.load(open('$T/api')); t=[m['t'] for m in d['commands_per_minute']]; n=time.time()*1000; sys.exit(not (len(t) == 60 and all(b - a == 60000 for a, b in zip(t, t[1:])) and n - 120000 < t[-1] <= n))\""
 check "user added in the cluster layout: {g}" bash -c "[ $(api POST /v1/users '{"username":"bob","password":"bob-pw-123","role":"user"}') = 201 ] && [ \$(redis-cli -p $REDIS_PORT exists 'mdm:{g}:user:bob') = 1 ] && [ \$(redis-cli -p $REDIS_PORT exists mdm:user:bob) = 0 ]"
 check "mdmd user list (the CLI's connection) in the cluster layout" bash -c "'$BIN/mdmd' -c '$D/mdmd.conf' user list | grep -q bob"
 finish
