@@ -153,7 +153,7 @@ struct store_op *store_console_search(struct store *s, const char *query, long o
     snprintf(off, sizeof(off), "%ld", offset);
     snprintf(lim, sizeof(lim), "%d", limit);
     snprintf(budget, sizeof(budget), "%d", STORE_CONSOLE_SEARCH_BUDGET);
-    const char *argv[] = {"mdm:idx", query, off, lim, state, budget};
-    return store_console_run(s, store_lua_device_search, 1, 6, argv, store_console_search_reply,
+    const char *argv[] = {"mdm:idx", "mdm:dev:", query, off, lim, state, budget};
+    return store_console_run(s, store_lua_device_search, 2, 7, argv, store_console_search_reply,
                              (union store_cb){.devices = cb}, arg);
 }
