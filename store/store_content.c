@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_fanout.h"
 #include "store_int.h"
 
 extern const char store_lua_content_put[], store_lua_content_list[], store_lua_content_get[],
@@ -318,6 +319,9 @@ struct store_op *store_content_provision_due(struct store *s, int64_t now_ms, in
                                              int limit, store_udids_fn *cb, void *arg)
 {
     struct store_argv a;
+    if (store_layout_cluster(s)) /* the timer walks the 64 buckets */
+        return store_fan_claim(s, store_lua_provision_due, "mdm:provision", now_ms, before_ms,
+                               limit, cb, arg);
     store_argv_init(&a);
     store_argv_str(&a, "mdm:provision");
     store_argv_fmt(&a, "%lld", (long long)now_ms);

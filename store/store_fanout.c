@@ -8,6 +8,7 @@
 #include "store_fanout.h"
 #include "../core/util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -684,6 +685,82 @@ struct store_op *store_fan_events(struct store *s, const char *after, int count,
     f->ran = &ran;
     store_fan(s, STORE_BUCKETS, store_fan_events_build, store_fan_events_part,
               store_fan_events_done, f);
+    if (ran)
+        return NULL;
+    f->ran = NULL;
+    return h;
+}
+
+/* ---- claims from every bucket: the provisioning retry timer --------------- */
+
+struct store_fan_claim {
+    struct store *s;
+    struct store_op *handle;
+    int *ran;
+    const char *lua, *base;
+    char now[24], before[24], limit[16];
+    char **udids;
+    size_t n;
+    store_udids_fn *cb;
+    void *arg;
+};
+
+static const char *store_fan_claim_build(void *arg, int b, struct store_argv *a, int *nkeys)
+{
+    struct store_fan_claim *f = arg;
+    store_argv_bkey(a, f->s, f->base, b);
+    store_argv_str(a, f->now);
+    store_argv_str(a, f->before);
+    store_argv_str(a, f->limit);
+    *nkeys = 1;
+    return f->lua;
+}
+
+static void store_fan_claim_part(void *arg, int b, const redisReply *r)
+{
+    struct store_fan_claim *f = arg;
+    (void)b;
+    if (!store_reply_strings(r))
+        return;
+    f->udids = xrealloc(f->udids, (f->n + r->elements + 1) * sizeof(char *));
+    for (size_t i = 0; i < r->elements; i++)
+        f->udids[f->n++] = xstrdup(r->element[i]->str);
+}
+
+static void store_fan_claim_done(void *arg, int err)
+{
+    struct store_fan_claim *f = arg;
+    if (f->ran != NULL)
+        *f->ran = 1;
+    if (store_fan_handle_end(f->handle))
+        f->cb(f->arg, err, err == MDMD_OK ? (const char *const *)f->udids : NULL,
+              err == MDMD_OK ? f->n : 0);
+    for (size_t i = 0; i < f->n; i++)
+        free(f->udids[i]);
+    free(f->udids);
+    free(f);
+}
+
+struct store_op *store_fan_claim(struct store *s, const char *lua, const char *base, int64_t now_ms,
+                                 int64_t before_ms, int limit, store_udids_fn *cb, void *arg)
+{
+    struct store_fan_claim *f = xcalloc(1, sizeof(*f));
+    struct store_op *h = store_fan_handle(s);
+    int ran = 0;
+    f->s = s;
+    f->handle = h;
+    f->ran = &ran;
+    f->lua = lua;
+    f->base = base;
+    snprintf(f->now, sizeof(f->now), "%lld", (long long)now_ms);
+    snprintf(f->before, sizeof(f->before), "%lld", (long long)before_ms);
+    /* Each bucket's share of the batch, at least one: a tick claims about
+     * limit devices however they spread over the buckets. */
+    snprintf(f->limit, sizeof(f->limit), "%d", (limit + STORE_BUCKETS - 1) / STORE_BUCKETS);
+    f->cb = cb;
+    f->arg = arg;
+    store_fan(s, STORE_BUCKETS, store_fan_claim_build, store_fan_claim_part, store_fan_claim_done,
+              f);
     if (ran)
         return NULL;
     f->ran = NULL;

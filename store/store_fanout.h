@@ -9,6 +9,7 @@
 #include <hiredis/hiredis.h>
 #include <stdint.h>
 
+#include "store_content.h"
 #include "store_jobs.h"
 #include "store_mdm.h"
 
@@ -44,6 +45,12 @@ struct store_op *store_fan_search(struct store *s, const char *query, long offse
  * cancelled. */
 struct store_op *store_fan_events(struct store *s, const char *after, int count, int backlog,
                                   int64_t until_ms, store_eval_fn *cb, void *arg);
+
+/* Claims by lua (KEYS: the bucket's key; ARGV: now before limit; returns
+ * the UDIDs claimed, as provision_due.lua) on every bucket of base, each
+ * bucket's share of limit (at least 1), the UDIDs of all to cb. */
+struct store_op *store_fan_claim(struct store *s, const char *lua, const char *base, int64_t now_ms,
+                                 int64_t before_ms, int limit, store_udids_fn *cb, void *arg);
 
 /* store_stats() summed over the buckets of mdm:stats and mdm:devices. */
 struct store_op *store_fan_stats(struct store *s, store_stats_fn *cb, void *arg);

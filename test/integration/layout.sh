@@ -50,7 +50,7 @@ check "a bad address: exit 1, a message" bash -c "'${MIG[0]}' migrate-layout --f
 
 # --- mdmd in the cluster layout reads it ---
 E=$T/b
-write_conf "$E" "redis 127.0.0.1:$REDIS_PORT" "enroll_require_issued no"
+write_conf "$E" "redis 127.0.0.1:$REDIS_PORT" "enroll_require_issued no" "provision_on_enroll yes" "provision_retry_s 1"
 cp -r "$D/var" "$E/" 2>/dev/null
 D=$E
 start_mdmd "$D" || { fail "mdmd starts in the cluster layout"; finish; }
@@ -77,6 +77,9 @@ check "assignment moved to another device" bash -c "[ $(api PUT /v1/declaration-
 check "assignment to an unknown device refused, nothing changed" bash -c "[ $(api PUT /v1/declaration-sets/base/assignment '{"udids":["GHOST"]}') = 400 ] && grep -q GHOST '$T/api' && [ \"\$(redis-cli -p $REDIS_PORT smembers 'mdm:ddm:sets:{LAY-2}')\" = base ]"
 check "fleet numbers summed over the buckets" bash -c "[ $(api GET /v1/fleet) = 200 ] && grep -q '\"devices\":5' '$T/api'"
 check "charts: each minute once, not added up over the buckets" bash -c "[ $(api GET '/v1/fleet?charts=1') = 200 ] && python3 -c \"import json,sys,time; d=json.load(open('$T/api')); t=[m['t'] for m in d['commands_per_minute']]; n=time.time()*1000; sys.exit(not (len(t) == 60 and all(b - a == 60000 for a, b in zip(t, t[1:])) and n - 120000 < t[-1] <= n))\""
+R zadd "$(bkey mdm:provision LAY-3)" 1 LAY-3 >/dev/null   # a provisioning left pending
+check "the provisioning timer walks the buckets" wait_for 10 grep -q 'event=provision_retry udid=LAY-3' "$T/mdmd.log"
+check "...and claimed it (rescored)" test "$(R zscore "$(bkey mdm:provision LAY-3)" LAY-3)" -gt 1
 check "user added in the cluster layout: {g}" bash -c "[ $(api POST /v1/users '{"username":"bob","password":"bob-pw-123","role":"user"}') = 201 ] && [ \$(redis-cli -p $REDIS_PORT exists 'mdm:{g}:user:bob') = 1 ] && [ \$(redis-cli -p $REDIS_PORT exists mdm:user:bob) = 0 ]"
 check "mdmd user list (the CLI's connection) in the cluster layout" bash -c "'$BIN/mdmd' -c '$D/mdmd.conf' user list | grep -q bob"
 finish
