@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "store_fanout.h"
 #include "store_int.h"
 #include "store_mdm.h"
 
@@ -522,6 +523,9 @@ struct store_op *store_ddm(struct store *s, int script, int argc, const char *co
     }
     if (store_ddm_split(s, script))
         return store_ddm_chain(s, script, argc, argv, lens, cb, arg);
+    if (script == STORE_DDM_FLEET && store_layout_cluster(s) && argc >= 6) /* the buckets */
+        return store_fan_ddm_fleet(s, argv[0], argv[1], argv[2], atol(argv[3]), atoi(argv[4]),
+                                   atol(argv[5]), cb, arg);
     store_argv_init(&a);
     int nkeys = store_ddm_keys(s, script, argc, argv, &a, &fx);
     int skip = script == STORE_DDM_NOTIFY; /* its key was ARGV[0] */

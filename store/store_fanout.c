@@ -113,10 +113,11 @@ struct store_fan_run {
 };
 
 struct store_fan_rec {
-    char *udid;
+    char *udid; /* or the enrollment id (the DDM fleet view) */
     struct store_kv *kv;
     size_t n;
-    int ok; /* the record exists and is in the state asked for */
+    int ok;    /* the record exists and is in the state asked for */
+    char *val; /* the DDM fleet view: the status item's JSON, or NULL */
 };
 
 struct store_fan_page {
@@ -132,6 +133,9 @@ struct store_fan_page {
     size_t nseen;
     struct store_op *handle;
     int *ran; /* set while starting: the answer came before the start returned */
+    int ddm;  /* the DDM fleet view over mdm:ddm:enrollments: 1 eq, 2 ne */
+    char *item, *want;
+    store_ddm_fn *dcb;
     store_devices_fn *cb;
     void *arg;
 };
@@ -159,6 +163,7 @@ static void store_fan_page_free(struct store_fan_page *p)
         }
         free(p->recs[i].kv);
         free(p->recs[i].udid);
+        free(p->recs[i].val);
     }
     free(p->recs);
     for (size_t i = 0; i < p->nseen; i++)
@@ -166,6 +171,8 @@ static void store_fan_page_free(struct store_fan_page *p)
     free(p->seen);
     free(p->query);
     free(p->state);
+    free(p->item);
+    free(p->want);
     free(p);
 }
 
@@ -178,7 +185,17 @@ static void store_fan_page_end(struct store_fan_page *p, int err, long next)
             out[n++] = (struct store_record){NULL, p->recs[i].kv, p->recs[i].n};
     if (p->ran != NULL)
         *p->ran = 1;
-    if (!store_fan_handle_end(p->handle))
+    if (p->ddm) { /* ddm_fleet.lua's answer: {next, total, {{id, json or ''}...}} */
+        json_t *rows = json_array();
+        for (size_t i = 0; err == MDMD_OK && i < p->nrecs; i++)
+            if (p->recs[i].ok)
+                json_array_append_new(
+                    rows, json_pack("[ss]", p->recs[i].udid, p->recs[i].val ? p->recs[i].val : ""));
+        json_t *j = json_pack("[IIo]", (json_int_t)next, (json_int_t)p->total, rows);
+        if (store_fan_handle_end(p->handle))
+            p->dcb(p->arg, err, err == MDMD_OK ? j : NULL);
+        json_decref(j);
+    } else if (!store_fan_handle_end(p->handle))
         ; /* cancelled */
     else if (err != MDMD_OK)
         p->cb(p->arg, err, -1, 0, NULL, 0);
@@ -213,7 +230,11 @@ static const char *store_fan_range_build(void *arg, int b, struct store_argv *a,
     struct store_fan_run *r = &p->run[b];
     if (r->done || r->next < r->n)
         return NULL; /* nothing to fetch: a stays empty */
-    store_argv_bkey(a, p->s, p->search ? "mdm:idx" : "mdm:devices", b);
+    store_argv_bkey(a, p->s,
+                    p->search ? "mdm:idx"
+                    : p->ddm  ? "mdm:ddm:enrollments"
+                              : "mdm:devices",
+                    b);
     store_argv_str(a, p->search ? "lex" : "score");
     store_argv_fmt(a, "%ld", r->pos + (long)r->n);
     store_argv_fmt(a, "%ld", store_fan_want(p));
@@ -288,6 +309,12 @@ static void store_fan_rec_part(void *arg, int i, const redisReply *r)
 {
     struct store_fan_page *p = arg;
     struct store_fan_rec *rec = &p->recs[p->first + (size_t)i];
+    if (p->ddm) { /* HGET of the status item: eq or ne the JSON asked for */
+        int same = r->type == REDIS_REPLY_STRING && strcmp(r->str, p->want) == 0;
+        rec->val = r->type == REDIS_REPLY_STRING ? xstrndup(r->str, r->len) : NULL;
+        rec->ok = p->ddm == 1 ? same : !same;
+        return;
+    }
     if (!store_reply_strings(r) || r->elements % 2 != 0 || r->elements == 0)
         return;
     rec->kv = xcalloc(r->elements / 2 + 1, sizeof(*rec->kv));
@@ -308,8 +335,18 @@ static const char *store_fan_rec_build(void *arg, int i, struct store_argv *a, i
 {
     struct store_fan_page *p = arg;
     (void)nkeys;
+    const char *id = p->recs[p->first + (size_t)i].udid, *colon = strchr(id, ':');
+    if (p->ddm) { /* the enrollment's status hash, in its device's slot */
+        store_argv_str(a, "HGET");
+        if (colon != NULL)
+            store_argv_fmt(a, "mdm:ddm:status:{%.*s}%s", (int)(colon - id), id, colon);
+        else
+            store_argv_fmt(a, "mdm:ddm:status:{%s}", id);
+        store_argv_str(a, p->item);
+        return NULL;
+    }
     store_argv_str(a, "HGETALL");
-    store_argv_fmt(a, "mdm:dev:{%s}", p->recs[p->first + (size_t)i].udid);
+    store_argv_fmt(a, "mdm:dev:{%s}", id);
     return NULL;
 }
 
@@ -375,7 +412,7 @@ static void store_fan_page_round(struct store_fan_page *p)
             continue;
         }
         p->recs = xrealloc(p->recs, (p->nrecs + 1) * sizeof(*p->recs));
-        p->recs[p->nrecs++] = (struct store_fan_rec){udid, NULL, 0, 0};
+        p->recs[p->nrecs++] = (struct store_fan_rec){udid, NULL, 0, 0, NULL};
         picked++;
     }
     if (picked > 0) {
@@ -413,6 +450,153 @@ static struct store_op *store_fan_page_start(struct store *s, int search, const 
               p);
     if (ran)
         return NULL; /* answered already: p and the handle are gone */
+    p->ran = NULL;
+    return h;
+}
+
+/* ---- the DDM fleet view (ddm_fleet.lua's modes) --------------------------- */
+
+struct store_fan_failed {
+    struct store *s;
+    struct store_op *handle;
+    int *ran;
+    long offset, limit;
+    char **ids;
+    size_t n, from, to;
+    long long *count;
+    store_ddm_fn *cb;
+    void *arg;
+};
+
+static int store_fan_strcmp(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static void store_fan_failed_end(struct store_fan_failed *f, int err)
+{
+    if (f->ran != NULL)
+        *f->ran = 1;
+    json_t *rows = json_array();
+    char n[24];
+    for (size_t i = f->from; err == MDMD_OK && i < f->to; i++) {
+        snprintf(n, sizeof(n), "%lld", f->count[i - f->from]);
+        json_array_append_new(rows, json_pack("[ss]", f->ids[i], n));
+    }
+    long next = f->offset + f->limit >= (long)f->n ? -1 : f->offset + f->limit;
+    json_t *j = json_pack("[IIo]", (json_int_t)next, (json_int_t)f->n, rows);
+    if (store_fan_handle_end(f->handle))
+        f->cb(f->arg, err, err == MDMD_OK ? j : NULL);
+    json_decref(j);
+    for (size_t i = 0; i < f->n; i++)
+        free(f->ids[i]);
+    free(f->ids);
+    free(f->count);
+    free(f);
+}
+
+static const char *store_fan_scard_build(void *arg, int i, struct store_argv *a, int *nkeys)
+{
+    struct store_fan_failed *f = arg;
+    const char *id = f->ids[f->from + (size_t)i], *colon = strchr(id, ':');
+    (void)nkeys;
+    store_argv_str(a, "SCARD");
+    if (colon != NULL)
+        store_argv_fmt(a, "mdm:ddm:invalid:{%.*s}%s", (int)(colon - id), id, colon);
+    else
+        store_argv_fmt(a, "mdm:ddm:invalid:{%s}", id);
+    return NULL;
+}
+
+static void store_fan_scard_part(void *arg, int i, const redisReply *r)
+{
+    struct store_fan_failed *f = arg;
+    f->count[i] = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+}
+
+static void store_fan_scard_done(void *arg, int err)
+{
+    store_fan_failed_end(arg, err);
+}
+
+static const char *store_fan_members_build(void *arg, int b, struct store_argv *a, int *nkeys)
+{
+    struct store_fan_failed *f = arg;
+    (void)nkeys;
+    store_argv_str(a, "SMEMBERS");
+    store_argv_bkey(a, f->s, "mdm:ddm:failed", b);
+    return NULL;
+}
+
+static void store_fan_members_part(void *arg, int b, const redisReply *r)
+{
+    struct store_fan_failed *f = arg;
+    (void)b;
+    if (!store_reply_strings(r))
+        return;
+    f->ids = xrealloc(f->ids, (f->n + r->elements + 1) * sizeof(char *));
+    for (size_t i = 0; i < r->elements; i++)
+        f->ids[f->n++] = xstrdup(r->element[i]->str);
+}
+
+/* The failed set, sorted and paged, then each one's count of invalid
+ * declarations: one SCARD per enrollment, on its slot. */
+static void store_fan_members_done(void *arg, int err)
+{
+    struct store_fan_failed *f = arg;
+    if (err != MDMD_OK) {
+        store_fan_failed_end(f, err);
+        return;
+    }
+    if (f->n > 0)
+        qsort(f->ids, f->n, sizeof(char *), store_fan_strcmp);
+    f->from = (size_t)f->offset < f->n ? (size_t)f->offset : f->n;
+    f->to = f->from + (size_t)f->limit < f->n ? f->from + (size_t)f->limit : f->n;
+    f->count = xcalloc(f->to - f->from + 1, sizeof(long long));
+    store_fan(f->s, (int)(f->to - f->from), store_fan_scard_build, store_fan_scard_part,
+              store_fan_scard_done, f);
+}
+
+struct store_op *store_fan_ddm_fleet(struct store *s, const char *mode, const char *item,
+                                     const char *want, long offset, int limit, long budget,
+                                     store_ddm_fn *cb, void *arg)
+{
+    int ran = 0;
+    struct store_op *h = store_fan_handle(s);
+    if (strcmp(mode, "failed") == 0) {
+        struct store_fan_failed *f = xcalloc(1, sizeof(*f));
+        f->s = s;
+        f->handle = h;
+        f->ran = &ran;
+        f->offset = offset;
+        f->limit = limit;
+        f->cb = cb;
+        f->arg = arg;
+        store_fan(s, STORE_BUCKETS, store_fan_members_build, store_fan_members_part,
+                  store_fan_members_done, f);
+        if (ran)
+            return NULL;
+        f->ran = NULL;
+        return h;
+    }
+    struct store_fan_page *p = xcalloc(1, sizeof(*p));
+    p->s = s;
+    p->query = xstrdup("");
+    p->state = xstrdup("");
+    p->ddm = strcmp(mode, "eq") == 0 ? 1 : 2;
+    p->item = xstrdup(item);
+    p->want = xstrdup(want);
+    p->offset = offset;
+    p->limit = limit;
+    p->budget = budget;
+    p->dcb = cb;
+    p->arg = arg;
+    p->handle = h;
+    p->ran = &ran;
+    store_fan(s, STORE_BUCKETS, store_fan_range_build, store_fan_range_part, store_fan_step_done,
+              p);
+    if (ran)
+        return NULL;
     p->ran = NULL;
     return h;
 }

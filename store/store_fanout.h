@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "store_content.h"
+#include "store_ddm.h"
 #include "store_jobs.h"
 #include "store_mdm.h"
 
@@ -45,6 +46,14 @@ struct store_op *store_fan_search(struct store *s, const char *query, long offse
  * cancelled. */
 struct store_op *store_fan_events(struct store *s, const char *after, int count, int backlog,
                                   int64_t until_ms, store_eval_fn *cb, void *arg);
+
+/* ddm_fleet.lua's answer over the buckets: mode "failed" (the sets of
+ * mdm:ddm:failed merged and sorted, each one's invalid count), or "eq"/"ne"
+ * (mdm:ddm:enrollments merged newest first, the status item of each read
+ * on its slot, at most budget entries). */
+struct store_op *store_fan_ddm_fleet(struct store *s, const char *mode, const char *item,
+                                     const char *want, long offset, int limit, long budget,
+                                     store_ddm_fn *cb, void *arg);
 
 /* Claims by lua (KEYS: the bucket's key; ARGV: now before limit; returns
  * the UDIDs claimed, as provision_due.lua) on every bucket of base, each

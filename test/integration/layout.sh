@@ -77,6 +77,14 @@ check "assignment moved to another device" bash -c "[ $(api PUT /v1/declaration-
 check "assignment to an unknown device refused, nothing changed" bash -c "[ $(api PUT /v1/declaration-sets/base/assignment '{"udids":["GHOST"]}') = 400 ] && grep -q GHOST '$T/api' && [ \"\$(redis-cli -p $REDIS_PORT smembers 'mdm:ddm:sets:{LAY-2}')\" = base ]"
 check "fleet numbers summed over the buckets" bash -c "[ $(api GET /v1/fleet) = 200 ] && grep -q '\"devices\":5' '$T/api'"
 check "charts: each minute once, not added up over the buckets" bash -c "[ $(api GET '/v1/fleet?charts=1') = 200 ] && python3 -c \"import json,sys,time; d=json.load(open('$T/api')); t=[m['t'] for m in d['commands_per_minute']]; n=time.time()*1000; sys.exit(not (len(t) == 60 and all(b - a == 60000 for a, b in zip(t, t[1:])) and n - 120000 < t[-1] <= n))\""
+# The DDM fleet view merged over the buckets: two enrollments with invalid
+# declarations (in two buckets), status items read on each device's slot.
+for u in LAY-4 LAY-5; do R sadd "$(bkey mdm:ddm:failed $u)" $u >/dev/null; done
+R sadd 'mdm:ddm:invalid:{LAY-4}' a b >/dev/null; R sadd 'mdm:ddm:invalid:{LAY-5}' a >/dev/null
+check "DDM fleet: the failed, sorted, with their counts" bash -c "[ $(api GET '/v1/ddm/status?failed=1') = 200 ] && python3 -c \"import json,sys; d=json.load(open('$T/api')); sys.exit(not ([(e['enrollment'], e['value']) for e in d['enrollments']] == [('LAY-4', 2), ('LAY-5', 1)] and d['total'] == 2))\""
+R hset 'mdm:ddm:status:{LAY-1}' device.operating-system.version '"18.2"' >/dev/null
+check "DDM fleet: an item's value, over the enrollments' buckets" bash -c "[ $(api GET '/v1/ddm/status?item=device.operating-system.version&value=18.2') = 200 ] && grep -q '\"enrollment\":\"LAY-1\"' '$T/api' && ! grep -q LAY-2 '$T/api'"
+check "DDM fleet: not that value (missing included)" bash -c "[ $(api GET '/v1/ddm/status?item=device.operating-system.version&value=18.2&not=1') = 200 ] && grep -q '\"enrollment\":\"LAY-2\"' '$T/api' && ! grep -q LAY-1 '$T/api'"
 R zadd "$(bkey mdm:provision LAY-3)" 1 LAY-3 >/dev/null   # a provisioning left pending
 check "the provisioning timer walks the buckets" wait_for 10 grep -q 'event=provision_retry udid=LAY-3' "$T/mdmd.log"
 check "...and claimed it (rescored)" test "$(R zscore "$(bkey mdm:provision LAY-3)" LAY-3)" -gt 1
