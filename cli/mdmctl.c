@@ -52,6 +52,8 @@ static void mdmctl_usage(FILE *f)
         "  webhooks | dead-letters [--count N] | replay [ID...]  webhook delivery\n"
         "  stale [--older-than S]                         devices not seen for a while\n"
         "  push-cert [FILE.pem [--force]]                 the push certificate; install a renewal\n"
+        "  migrate-layout --from REDIS --to SEED[,SEED...]  single key layout into the\n"
+        "                                                 cluster layout (docs/REDIS.md)\n"
         "A UDID may name a user channel: UDID:USER (device, history, queue-clear,\n"
         "enqueue --udid, push).\n"
         "Settings: flags, then MDMCTL_URL, MDMCTL_KEY, MDMCTL_KEY_FILE, MDMCTL_CACERT,\n"

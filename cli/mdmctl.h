@@ -66,6 +66,10 @@ int mdmctl_checkin_migrate(const struct mdmctl *m, int argc, char **argv) MDMD_M
 /* ---- mdmctl_ddm.c ---- */
 /* declarations | declaration ID | declare FILE | declaration-rm ID | sets | set NAME |
  * set-put NAME ID... | set-rm NAME | assign NAME ... | status UDID | fleet-status ... */
+/* migrate-layout --from REDIS --to SEEDS (mdmctl_migrate.c): talks to Redis,
+ * not to mdmd. */
+int mdmctl_migrate_layout(int argc, char **argv) MDMD_MUSTCHECK;
+
 int mdmctl_ddm_run(const struct mdmctl *m, int argc, char **argv) MDMD_MUSTCHECK;
 
 /* ---- mdmctl_fleet.c: queue surgery, pushes, webhooks, stale devices ---- */

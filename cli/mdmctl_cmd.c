@@ -457,6 +457,8 @@ int mdmctl_cmd_run(struct mdmctl *m, int argc, char **argv)
         {"stale", mdmctl_fleet_stale},
         {"push-cert", mdmctl_fleet_push_cert},
     };
+    if (strcmp(argv[0], "migrate-layout") == 0) /* Redis to Redis: no key */
+        return mdmctl_migrate_layout(argc, argv);
     for (size_t i = 0; i < ARRAY_LEN(cmds); i++)
         if (strcmp(argv[0], cmds[i].name) == 0) {
             if (m->key == NULL) {

@@ -302,6 +302,7 @@ int cli_main(const struct conf *cf, int argc, char **argv)
         fprintf(stderr, "mdmd: %s\n", err);
         return 1;
     }
+    store_sync_set_layout(ss, cf->redis_layout);
     int rc = cli_run(ss, &a);
     store_sync_free(ss);
     return rc;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_fanout.h"
 #include "store_int.h"
 
 extern const char store_lua_console_session_new[], store_lua_console_session_get[],
@@ -38,8 +39,11 @@ struct store_op *store_console_session_new(struct store *s, const char *sid, con
     char now[24], idle[16];
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(idle, sizeof(idle), "%d", idle_s);
-    const char *argv[] = {sid, user, csrf, now, idle};
-    return store_console_run(s, store_lua_console_session_new, 0, 5, argv, store_console_done_reply,
+    char sk[32], uk[32];
+    store_global_key(s, sk, sizeof(sk), "session:");
+    store_global_key(s, uk, sizeof(uk), "user:");
+    const char *argv[] = {sk, uk, sid, user, csrf, now, idle};
+    return store_console_run(s, store_lua_console_session_new, 2, 7, argv, store_console_done_reply,
                              (union store_cb){.done = cb}, arg);
 }
 
@@ -66,8 +70,11 @@ struct store_op *store_console_session_get(struct store *s, const char *sid, int
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(idle, sizeof(idle), "%d", idle_s);
     snprintf(max, sizeof(max), "%d", max_s);
-    const char *argv[] = {sid, now, idle, max};
-    return store_console_run(s, store_lua_console_session_get, 0, 4, argv,
+    char sk[32], uk[32];
+    store_global_key(s, sk, sizeof(sk), "session:");
+    store_global_key(s, uk, sizeof(uk), "user:");
+    const char *argv[] = {sk, uk, sid, now, idle, max};
+    return store_console_run(s, store_lua_console_session_get, 2, 6, argv,
                              store_console_session_reply, (union store_cb){.console_session = cb},
                              arg);
 }
@@ -75,8 +82,10 @@ struct store_op *store_console_session_get(struct store *s, const char *sid, int
 struct store_op *store_console_session_del(struct store *s, const char *sid, store_done_fn *cb,
                                            void *arg)
 {
-    const char *argv[] = {sid};
-    return store_console_run(s, store_lua_console_session_del, 0, 1, argv, store_console_done_reply,
+    char sk[32];
+    store_global_key(s, sk, sizeof(sk), "session:");
+    const char *argv[] = {sk, sid};
+    return store_console_run(s, store_lua_console_session_del, 1, 2, argv, store_console_done_reply,
                              (union store_cb){.done = cb}, arg);
 }
 
@@ -138,10 +147,13 @@ struct store_op *store_console_search(struct store *s, const char *query, long o
                                       const char *state, store_devices_fn *cb, void *arg)
 {
     char off[24], lim[16], budget[16];
+    if (store_layout_cluster(s)) /* the buckets of mdm:idx, merged */
+        return store_fan_search(s, query, offset, limit, state, STORE_CONSOLE_SEARCH_BUDGET, cb,
+                                arg);
     snprintf(off, sizeof(off), "%ld", offset);
     snprintf(lim, sizeof(lim), "%d", limit);
     snprintf(budget, sizeof(budget), "%d", STORE_CONSOLE_SEARCH_BUDGET);
-    const char *argv[] = {"mdm:idx", query, off, lim, state, budget};
-    return store_console_run(s, store_lua_device_search, 1, 6, argv, store_console_search_reply,
+    const char *argv[] = {"mdm:idx", "mdm:dev:", query, off, lim, state, budget};
+    return store_console_run(s, store_lua_device_search, 2, 7, argv, store_console_search_reply,
                              (union store_cb){.devices = cb}, arg);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_fanout.h"
 #include "store_int.h"
 
 extern const char store_lua_content_put[], store_lua_content_list[], store_lua_content_get[],
@@ -38,8 +39,8 @@ struct store_op *store_content_put(struct store *s, int kind, const char *id,
     char now[24];
     const char *k = store_content_kind_name(kind);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    store_argv_fmt(&a, "mdm:%s:%s", k, id);
-    store_argv_fmt(&a, "mdm:%ss", k);
+    store_argv_gkey(&a, s, "%s:%s", k, id);
+    store_argv_gkey(&a, s, "%ss", k);
     store_argv_str(&a, id);
     store_argv_str(&a, now);
     for (size_t i = 0; i < nfields; i++) {
@@ -99,9 +100,10 @@ struct store_op *store_content_list(struct store *s, int kind, store_content_fn 
     struct store_argv a;
     store_argv_init(&a);
     const char *k = store_content_kind_name(kind);
-    store_argv_fmt(&a, "mdm:%ss", k);
-    store_argv_str(&a, k);
-    return store_argv_script(s, store_lua_content_list, 1, &a, store_content_items_reply,
+    store_argv_gkey(&a, s, "%ss", k);
+    store_argv_gkey(&a, s, "%s:", k);
+    store_argv_gkey(&a, s, "assign:%s:", k);
+    return store_argv_script(s, store_lua_content_list, 3, &a, store_content_items_reply,
                              (union store_cb){.content = cb}, arg);
 }
 
@@ -132,8 +134,8 @@ struct store_op *store_content_get(struct store *s, int kind, const char *id, st
     struct store_argv a;
     store_argv_init(&a);
     const char *k = store_content_kind_name(kind);
-    store_argv_fmt(&a, "mdm:%s:%s", k, id);
-    store_argv_fmt(&a, "mdm:assign:%s:%s", k, id);
+    store_argv_gkey(&a, s, "%s:%s", k, id);
+    store_argv_gkey(&a, s, "assign:%s:%s", k, id);
     return store_argv_script(s, store_lua_content_get, 2, &a, store_content_get_reply,
                              (union store_cb){.content = cb}, arg);
 }
@@ -144,9 +146,9 @@ struct store_op *store_content_del(struct store *s, int kind, const char *id,
     struct store_argv a;
     store_argv_init(&a);
     const char *k = store_content_kind_name(kind);
-    store_argv_fmt(&a, "mdm:%s:%s", k, id);
-    store_argv_fmt(&a, "mdm:assign:%s:%s", k, id);
-    store_argv_fmt(&a, "mdm:%ss", k);
+    store_argv_gkey(&a, s, "%s:%s", k, id);
+    store_argv_gkey(&a, s, "assign:%s:%s", k, id);
+    store_argv_gkey(&a, s, "%ss", k);
     store_argv_str(&a, id);
     return store_argv_script(s, store_lua_content_del, 3, &a, store_content_result_reply,
                              (union store_cb){.content_result = cb}, arg);
@@ -182,12 +184,13 @@ struct store_op *store_content_assign(struct store *s, int kind, const char *id,
     struct store_argv a;
     store_argv_init(&a);
     const char *k = store_content_kind_name(kind);
-    store_argv_fmt(&a, "mdm:%s:%s", k, id);
-    store_argv_fmt(&a, "mdm:assign:%s:%s", k, id);
+    store_argv_gkey(&a, s, "%s:%s", k, id);
+    store_argv_gkey(&a, s, "assign:%s:%s", k, id);
+    store_argv_gkey(&a, s, "user:");
     store_argv_str(&a, everyone ? "1" : "0");
     for (size_t i = 0; i < nusers; i++)
         store_argv_str(&a, users[i]);
-    return store_argv_script(s, store_lua_content_assign, 2, &a, store_content_assign_reply,
+    return store_argv_script(s, store_lua_content_assign, 3, &a, store_content_assign_reply,
                              (union store_cb){.assign = cb}, arg);
 }
 
@@ -316,6 +319,9 @@ struct store_op *store_content_provision_due(struct store *s, int64_t now_ms, in
                                              int limit, store_udids_fn *cb, void *arg)
 {
     struct store_argv a;
+    if (store_layout_cluster(s)) /* the timer walks the 64 buckets */
+        return store_fan_claim(s, store_lua_provision_due, "mdm:provision", now_ms, before_ms,
+                               limit, cb, arg);
     store_argv_init(&a);
     store_argv_str(&a, "mdm:provision");
     store_argv_fmt(&a, "%lld", (long long)now_ms);

@@ -5,7 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_fanout.h"
 #include "store_int.h"
+#include "../core/util.h"
+
+#include <jansson.h>
 
 extern const char store_lua_hook_next[], store_lua_hook_done[], store_lua_hook_replay[],
     store_lua_hook_dead_list[], store_lua_hook_status[], store_lua_queue_pending[],
@@ -13,6 +17,10 @@ extern const char store_lua_hook_next[], store_lua_hook_done[], store_lua_hook_r
     store_lua_repush_at[], store_lua_push_ledger[], store_lua_fleet_stats[],
     store_lua_expiry_event[], store_lua_push_claim[], store_lua_job_live[], store_lua_job_udids[],
     store_lua_job_cmd[], store_lua_push_topics[], store_lua_events_read[];
+
+/* Cluster layout: how long an event waits before the feed reads it, so that
+ * the 64 streams' entries come in id order (store_fan_events). */
+#define STORE_FLEET_SETTLE_MS 100
 
 static const char *const store_fleet_lua[STORE_FLEET_N] = {
     [STORE_FLEET_HOOK_NEXT] = store_lua_hook_next,
@@ -36,10 +44,162 @@ static const char *const store_fleet_lua[STORE_FLEET_N] = {
     [STORE_FLEET_EVENTS_READ] = store_lua_events_read,
 };
 
+/* ---- fleet_stats.lua: one call per bucket, added up ---------------------- */
+
+/* The keys of bucket b for ARGV now .. [charts]. */
+static int store_fleet_stats_keys(struct store *s, struct store_argv *a, int b, int argc,
+                                  const char *const *argv)
+{
+    static const char *const base[] = {"mdm:devices", "mdm:repush", "mdm:stats", "mdm:pushlat",
+                                       "mdm:os"};
+    char rk[64];
+    for (size_t i = 0; i < ARRAY_LEN(base); i++)
+        store_argv_bkey(a, s, base[i], b);
+    if (argc < 4 || strcmp(argv[3], "1") != 0)
+        return 5;
+    long long m0 = atoll(argv[0]) / 60000;
+    for (int w = 0; w < 2; w++)
+        for (int i = 0; i < 60; i++) {
+            snprintf(rk, sizeof(rk), "mdm:rate:%s:%lld", w == 0 ? "cmd" : "push", m0 - 59 + i);
+            store_argv_bkey(a, s, rk, b);
+        }
+    return 125;
+}
+
+struct store_fleet_stats {
+    struct store *s;
+    int argc;
+    char **argv;
+    json_t *sum;
+    long list; /* list_stale */
+    store_eval_fn *cb;
+    void *arg;
+};
+
+/* Adds the numbers of object b into a (objects recursively, arrays by index). */
+static void store_fleet_add(json_t *a, json_t *b)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(b, k, v)
+    {
+        json_t *have = json_object_get(a, k);
+        if (have != NULL && strcmp(k, "t") == 0)
+            continue; /* a chart's minute: the same in every bucket */
+        if (have == NULL)
+            json_object_set(a, k, v);
+        else if (json_is_integer(have) && json_is_integer(v))
+            json_object_set_new(a, k,
+                                json_integer(json_integer_value(have) + json_integer_value(v)));
+        else if (json_is_number(have) && json_is_number(v))
+            json_object_set_new(a, k, json_real(json_number_value(have) + json_number_value(v)));
+        else if (json_is_object(have) && json_is_object(v))
+            store_fleet_add(have, v);
+        else if (json_is_array(have) && json_is_array(v) && strcmp(k, "stale_devices") == 0)
+            json_array_extend(have, v);
+        else if (json_is_array(have) && json_is_array(v))
+            for (size_t i = 0; i < json_array_size(have) && i < json_array_size(v); i++)
+                store_fleet_add(json_array_get(have, i), json_array_get(v, i));
+    }
+}
+
+static const char *store_fleet_stats_build(void *arg, int b, struct store_argv *a, int *nkeys)
+{
+    struct store_fleet_stats *f = arg;
+    *nkeys = store_fleet_stats_keys(f->s, a, b, f->argc, (const char *const *)f->argv);
+    for (int i = 0; i < f->argc; i++)
+        store_argv_str(a, f->argv[i]);
+    return store_lua_fleet_stats;
+}
+
+static void store_fleet_stats_part(void *arg, int b, const redisReply *r)
+{
+    struct store_fleet_stats *f = arg;
+    (void)b;
+    json_t *j = r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
+    if (json_is_object(j))
+        store_fleet_add(f->sum, j);
+    json_decref(j);
+}
+
+static int store_fleet_stale_cmp(const void *x, const void *y)
+{
+    json_t *const *a = x, *const *b = y;
+    json_int_t ta = json_integer_value(json_object_get(*a, "last_seen"));
+    json_int_t tb = json_integer_value(json_object_get(*b, "last_seen"));
+    return (ta > tb) - (ta < tb);
+}
+
+static void store_fleet_stats_done(void *arg, int err)
+{
+    struct store_fleet_stats *f = arg;
+    json_t *st = json_object_get(f->sum, "stale_devices");
+    if (st != NULL) { /* the oldest list_stale of every bucket's oldest */
+        size_t n = json_array_size(st);
+        json_t **v = xcalloc(n + 1, sizeof(*v));
+        for (size_t i = 0; i < n; i++)
+            v[i] = json_incref(json_array_get(st, i));
+        qsort(v, n, sizeof(*v), store_fleet_stale_cmp);
+        json_t *out = json_array();
+        for (size_t i = 0; i < n; i++)
+            if ((long)i < f->list)
+                json_array_append(out, v[i]);
+        for (size_t i = 0; i < n; i++)
+            json_decref(v[i]);
+        free(v);
+        json_object_set_new(f->sum, "stale_devices", out);
+    }
+    char *s = err == MDMD_OK ? json_dumps(f->sum, JSON_COMPACT) : NULL;
+    f->cb(f->arg, err, 0, s, s != NULL ? strlen(s) : 0);
+    free(s);
+    json_decref(f->sum);
+    for (int i = 0; i < f->argc; i++)
+        free(f->argv[i]);
+    free(f->argv);
+    free(f);
+}
+
+/* fleet_stats.lua: one call with the single layout's keys, or one per
+ * bucket, the JSON answers added up (the stale list: the oldest of all). */
+static struct store_op *store_fleet_stats(struct store *s, int argc, const char *const *argv,
+                                          store_eval_fn *cb, void *arg)
+{
+    if (argc < 3) {
+        cb(arg, MDMD_EPROTO, 0, NULL, 0);
+        return NULL;
+    }
+    if (!store_layout_cluster(s)) {
+        struct store_argv a;
+        store_argv_init(&a);
+        int nkeys = store_fleet_stats_keys(s, &a, 0, argc, argv);
+        for (int i = 0; i < argc; i++)
+            store_argv_str(&a, argv[i]);
+        struct store_op *op = store_eval(s, store_script_get(s, store_lua_fleet_stats), nkeys, a.n,
+                                         a.v, a.len, cb, arg);
+        store_argv_free(&a);
+        return op;
+    }
+    struct store_fleet_stats *f = xcalloc(1, sizeof(*f));
+    f->s = s;
+    f->argc = argc;
+    f->argv = xcalloc((size_t)argc + 1, sizeof(char *));
+    for (int i = 0; i < argc; i++)
+        f->argv[i] = xstrdup(argv[i]);
+    f->sum = json_object();
+    f->list = atol(argv[2]);
+    f->cb = cb;
+    f->arg = arg;
+    store_fan(s, STORE_BUCKETS, store_fleet_stats_build, store_fleet_stats_part,
+              store_fleet_stats_done, f);
+    return NULL;
+}
+
 struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,
                                   const char *const *argv, const size_t *argvlen, store_eval_fn *cb,
                                   void *arg)
 {
+    if (id == STORE_FLEET_FLEET_STATS)
+        return store_fleet_stats(s, argc, argv, cb, arg);
     return store_eval(s, store_script_get(s, store_fleet_lua[id]), nkeys, argc, argv, argvlen, cb,
                       arg);
 }
@@ -50,6 +210,9 @@ struct store_op *store_fleet_events_read(struct store *s, const char *after, int
     char n[16], b[16];
     snprintf(n, sizeof(n), "%d", count);
     snprintf(b, sizeof(b), "%d", backlog);
+    if (store_layout_cluster(s)) /* 64 streams; the newest 100 ms settle first */
+        return store_fan_events(s, after, count, backlog, util_now_ms() - STORE_FLEET_SETTLE_MS, cb,
+                                arg);
     const char *v[] = {"mdm:events", after, n, b};
     return store_fleet_eval(s, STORE_FLEET_EVENTS_READ, 1, 4, v, NULL, cb, arg);
 }

@@ -219,6 +219,13 @@ int store_mdm_report_argv(struct store_argv *a, const struct store_report *rp, i
 struct store_op *store_report_cluster(struct store *s, const struct store_report *rp,
                                       store_next_fn *cb, void *arg);
 
+/* Pushes a configuration key: "mdm:<rest>" (single layout) or
+ * "mdm:{g}:<rest>" (cluster), rest formatted (store_global_key()). */
+void store_argv_gkey(struct store_argv *a, const struct store *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Pushes store_bucket_key(s, base, bucket): base itself, or "base:{bNN}". */
+void store_argv_bkey(struct store_argv *a, const struct store *s, const char *base, int bucket);
+
 /* The usual first step of a reply function: err unchanged when set; for an
  * error reply MDMD_EUNAVAIL when Redis cannot serve yet (LOADING, BUSY,
  * MASTERDOWN, TRYAGAIN) and MDMD_EPROTO otherwise (logged); else MDMD_OK. */

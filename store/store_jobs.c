@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_fanout.h"
 #include "store_int.h"
 #include "../core/util.h"
 
@@ -284,57 +285,27 @@ struct store_op *store_job_filter_step(struct store *s, const char *job_id,
 
 /* ---- metrics ---- */
 
-/* One stats.lua per bucket (64 in the cluster layout, sent together), summed. */
-struct store_jobs_stats {
-    store_stats_fn *cb;
-    void *arg;
-    int pending, err;
-    struct store_stats st;
-};
-
-static void store_jobs_stats_settle(struct store_jobs_stats *x, int err)
-{
-    if (err != MDMD_OK && x->err == MDMD_OK)
-        x->err = err;
-    if (--x->pending > 0)
-        return;
-    store_stats_fn *cb = x->cb;
-    void *arg = x->arg;
-    struct store_stats st = x->st;
-    err = x->err;
-    free(x);
-    cb(arg, err, err == MDMD_OK ? &st : NULL);
-}
-
 static void store_jobs_stats_reply(struct store_op *op, int err, const redisReply *r)
 {
-    struct store_jobs_stats *x = op->arg;
+    struct store_stats st = {0};
     err = store_reply_error(err, r);
     if (err == MDMD_OK &&
         (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
          r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER))
         err = MDMD_EPROTO;
     if (err == MDMD_OK) {
-        x->st.queue_depth += r->element[0]->integer;
-        x->st.devices += r->element[1]->integer;
+        st.queue_depth = r->element[0]->integer;
+        st.devices = r->element[1]->integer;
     }
-    store_jobs_stats_settle(x, err);
+    op->cb.stats(op->arg, err, err == MDMD_OK ? &st : NULL);
 }
 
 struct store_op *store_stats(struct store *s, store_stats_fn *cb, void *arg)
 {
-    int nb = store_nbuckets(s);
-    struct store_jobs_stats *x = xcalloc(1, sizeof(*x));
-    x->cb = cb;
-    x->arg = arg;
-    x->pending = nb + 1; /* held while they go out: one may answer at once */
-    for (int b = 0; b < nb; b++) {
-        char stats[64], devices[64];
-        const char *v[] = {store_bucket_key(s, stats, sizeof(stats), "mdm:stats", b),
-                           store_bucket_key(s, devices, sizeof(devices), "mdm:devices", b)};
-        (void)store_cmd_script(s, store_script_get(s, store_lua_stats), 2, 2, v, NULL,
-                               store_jobs_stats_reply, store_op_new(s, STORE_CB_NONE, x));
-    }
-    store_jobs_stats_settle(x, MDMD_OK);
-    return NULL; /* several ops in the cluster layout: none to cancel */
+    if (store_layout_cluster(s)) /* every bucket's, added up */
+        return store_fan_stats(s, cb, arg);
+    const char *v[] = {"mdm:stats", "mdm:devices"};
+    struct store_op *op = store_op_new(s, (union store_cb){.stats = cb}, arg);
+    return store_cmd_script(s, store_script_get(s, store_lua_stats), 2, 2, v, NULL,
+                            store_jobs_stats_reply, op);
 }

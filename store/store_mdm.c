@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "store_cluster.h"
+#include "store_fanout.h"
 #include "store_int.h"
 #include "../core/util.h"
 
@@ -666,13 +667,16 @@ struct store_op *store_devices_list(struct store *s, long offset, int limit, con
                                     store_devices_fn *cb, void *arg)
 {
     struct store_argv a;
+    if (store_layout_cluster(s)) /* the buckets of mdm:devices, merged */
+        return store_fan_devices(s, offset, limit, state, 10000, cb, arg);
     store_argv_init(&a);
     store_argv_str(&a, "mdm:devices");
+    store_argv_str(&a, "mdm:dev:");
     store_argv_fmt(&a, "%lld", (long long)offset);
     store_argv_fmt(&a, "%lld", (long long)limit);
     store_argv_str(&a, state);
     store_argv_str(&a, "10000"); /* bounds the time one filtered page holds Redis */
-    return store_argv_script(s, store_mdm_lua[STORE_LUA_DEVICES], 1, &a, store_mdm_devices_reply,
+    return store_argv_script(s, store_mdm_lua[STORE_LUA_DEVICES], 2, &a, store_mdm_devices_reply,
                              (union store_cb){.devices = cb}, arg);
 }
 

@@ -13,7 +13,9 @@ extern const char store_lua_user_put[], store_lua_user_del[], store_lua_user_lis
 
 struct store_sync {
     redisContext *c;
-    char *addr; /* for messages */
+    char *addr;  /* for messages */
+    int cluster; /* the cluster key layout (store_sync_set_layout) */
+    int timeout_ms;
 };
 
 static redisContext *store_sync_connect(const char *addr, int timeout_ms)
@@ -44,7 +46,9 @@ struct store_sync *store_sync_open(const char *redis, const char *data_dir, int 
                                    char *err, size_t errlen)
 {
     /* The private Redis listens here (store/embedded.c). */
-    char *addr = *redis != '\0' ? xstrdup(redis) : xasprintf("%s/redis/redis.sock", data_dir);
+    /* A Redis Cluster's seed list: the first seed (MOVED leads on). */
+    char *addr = *redis != '\0' ? xstrndup(redis, strcspn(redis, ","))
+                                : xasprintf("%s/redis/redis.sock", data_dir);
     redisContext *c = store_sync_connect(addr, timeout_ms);
     if (c == NULL || c->err != 0 || !store_sync_ping(c)) {
         if (*redis == '\0')
@@ -64,6 +68,7 @@ struct store_sync *store_sync_open(const char *redis, const char *data_dir, int 
     struct store_sync *ss = xcalloc(1, sizeof(*ss));
     ss->c = c;
     ss->addr = addr;
+    ss->timeout_ms = timeout_ms;
     return ss;
 }
 
@@ -76,20 +81,67 @@ void store_sync_free(struct store_sync *ss)
     free(ss);
 }
 
-/* EVAL lua with nkeys keys then the rest of argv.  The reply (caller frees)
- * or NULL with err set, error replies included. */
+/* 1 when the node answers INFO cluster with cluster_enabled:1. */
+static int store_sync_is_cluster(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "INFO cluster");
+    int yes = r != NULL && r->type == REDIS_REPLY_STRING && strstr(r->str, "cluster_enabled:1");
+    freeReplyObject(r);
+    return yes;
+}
+
+void store_sync_set_layout(struct store_sync *ss, const char *layout)
+{
+    ss->cluster = strcmp(layout, "cluster") == 0 ||
+                  (strcmp(layout, "auto") == 0 && store_sync_is_cluster(ss->c));
+}
+
+int store_sync_cluster(const struct store_sync *ss)
+{
+    return ss->cluster;
+}
+
+/* A "MOVED <slot> <host:port>" reply: the connection moves to that node (a
+ * Redis Cluster serves the slot there).  1 when it did. */
+static int store_sync_follow(struct store_sync *ss, const redisReply *r)
+{
+    char addr[128];
+    if (r == NULL || r->type != REDIS_REPLY_ERROR || sscanf(r->str, "MOVED %*d %127s", addr) != 1)
+        return 0;
+    redisContext *c = store_sync_connect(addr, ss->timeout_ms);
+    if (c == NULL || c->err != 0) {
+        if (c != NULL)
+            redisFree(c);
+        return 0;
+    }
+    redisFree(ss->c);
+    ss->c = c;
+    free(ss->addr);
+    ss->addr = xstrdup(addr);
+    return 1;
+}
+
+/* EVAL lua (in the connection's layout: MDM_CLUSTER first, as store.c does)
+ * with nkeys keys then the rest of argv.  The reply (caller frees) or NULL
+ * with err set, error replies included. */
 static redisReply *store_sync_eval(struct store_sync *ss, const char *lua, int nkeys, int argc,
                                    const char *const *argv, char *err, size_t errlen)
 {
-    const char *v[16];
+    const char *v[24];
     char nk[16];
+    char *text = xasprintf("local MDM_CLUSTER = %s\n%s", ss->cluster ? "true" : "false", lua);
     snprintf(nk, sizeof(nk), "%d", nkeys);
     v[0] = "EVAL";
-    v[1] = lua;
+    v[1] = text;
     v[2] = nk;
-    for (int i = 0; i < argc && i < 13; i++)
+    for (int i = 0; i < argc && i < 21; i++)
         v[3 + i] = argv[i];
     redisReply *r = redisCommandArgv(ss->c, argc + 3, v, NULL);
+    for (int hop = 0; hop < 3 && store_sync_follow(ss, r); hop++) {
+        freeReplyObject(r);
+        r = redisCommandArgv(ss->c, argc + 3, v, NULL);
+    }
+    free(text);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         snprintf(err, errlen, "Redis at %s: %s", ss->addr, r != NULL ? r->str : ss->c->errstr);
         freeReplyObject(r);
@@ -118,31 +170,33 @@ static int store_sync_result(redisReply *r, char *err, size_t errlen)
 int store_sync_user_put(struct store_sync *ss, const char *name, const char *role, const char *hash,
                         int create, int64_t now_ms, char *err, size_t errlen)
 {
-    char *key = xasprintf("mdm:user:%s", name), now[24];
+    char key[STORE_USERS_KEY], users[STORE_USERS_KEY], now[24];
+    store_users_key(ss->cluster, key, "user:%s", name);
+    store_users_key(ss->cluster, users, "users%s", "");
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     const char *argv[] = {
-        key, "mdm:users", name, create ? "create" : "passwd", hash, role != NULL ? role : "", now};
-    int res = store_sync_result(store_sync_eval(ss, store_lua_user_put, 2, 7, argv, err, errlen),
-                                err, errlen);
-    free(key);
-    return res;
+        key, users, name, create ? "create" : "passwd", hash, role != NULL ? role : "", now};
+    return store_sync_result(store_sync_eval(ss, store_lua_user_put, 2, 7, argv, err, errlen), err,
+                             errlen);
 }
 
 int store_sync_user_del(struct store_sync *ss, const char *name, char *err, size_t errlen)
 {
-    char *key = xasprintf("mdm:user:%s", name);
-    const char *argv[] = {key, "mdm:users", name};
-    int res = store_sync_result(store_sync_eval(ss, store_lua_user_del, 2, 3, argv, err, errlen),
-                                err, errlen);
-    free(key);
-    return res;
+    char k[8][STORE_USERS_KEY];
+    store_users_del_keys(ss->cluster, k, name);
+    const char *argv[] = {k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], name};
+    return store_sync_result(store_sync_eval(ss, store_lua_user_del, 8, 9, argv, err, errlen), err,
+                             errlen);
 }
 
 int store_sync_user_list(struct store_sync *ss, store_sync_user_fn *fn, void *arg, char *err,
                          size_t errlen)
 {
-    const char *argv[] = {"mdm:users"};
-    redisReply *r = store_sync_eval(ss, store_lua_user_list, 1, 1, argv, err, errlen);
+    char users[STORE_USERS_KEY], prefix[STORE_USERS_KEY];
+    store_users_key(ss->cluster, users, "users%s", "");
+    store_users_key(ss->cluster, prefix, "user:%s", "");
+    const char *argv[] = {users, prefix};
+    redisReply *r = store_sync_eval(ss, store_lua_user_list, 2, 2, argv, err, errlen);
     if (r == NULL)
         return -1;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {

@@ -19,6 +19,11 @@ struct store_sync;
 struct store_sync *store_sync_open(const char *redis, const char *data_dir, int timeout_ms,
                                    char *err, size_t errlen) MDMD_MUSTCHECK;
 void store_sync_free(struct store_sync *ss); /* NULL-safe */
+/* The key layout, as the redis_layout setting says ("auto": the cluster
+ * layout when the node is in a Redis Cluster; docs/REDIS.md).  Single until
+ * set.  The connection follows MOVED to the node that serves a key. */
+void store_sync_set_layout(struct store_sync *ss, const char *layout);
+int store_sync_cluster(const struct store_sync *ss) MDMD_MUSTCHECK; /* 1: cluster layout */
 
 /* Results are enum store_users_result (store_users.h), or -1 on a Redis
  * error (message in err). */

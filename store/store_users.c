@@ -12,8 +12,6 @@
 extern const char store_lua_user_put[], store_lua_user_del[], store_lua_user_list[],
     store_lua_login_check[], store_lua_login_result[];
 
-#define STORE_USERS_KEY 160 /* "mdm:loginfail:addr:" + an IPv6 literal fits easily */
-
 int store_users_name_ok(const char *name)
 {
     size_t n = strlen(name);
@@ -33,9 +31,11 @@ int store_users_role_ok(const char *role)
     return strcmp(role, "admin") == 0 || strcmp(role, "user") == 0;
 }
 
-static void store_users_key(char *out, const char *fmt, const char *name)
+void store_users_key(int cluster, char *out, const char *fmt, const char *name)
 {
-    snprintf(out, STORE_USERS_KEY, fmt, name);
+    char rest[STORE_USERS_KEY];
+    snprintf(rest, sizeof(rest), fmt, name);
+    snprintf(out, STORE_USERS_KEY, cluster ? "mdm:{g}:%s" : "mdm:%s", rest);
 }
 
 static struct store_op *store_users_run(struct store *s, const char *lua, int nkeys, int argc,
@@ -76,7 +76,7 @@ static void store_users_get_reply(struct store_op *op, int err, const redisReply
 struct store_op *store_users_get(struct store *s, const char *name, store_user_fn *cb, void *arg)
 {
     char key[STORE_USERS_KEY];
-    store_users_key(key, "mdm:user:%s", name);
+    store_users_key(store_layout_cluster(s), key, "user:%s", name);
     const char *argv[] = {"HGETALL", key};
     struct store_op *op = store_op_new(s, (union store_cb){.user = cb}, arg);
     return store_cmd_argv(s, 2, argv, NULL, store_users_get_reply, op);
@@ -118,12 +118,26 @@ static void store_users_list_reply(struct store_op *op, int err, const redisRepl
 
 struct store_op *store_users_list(struct store *s, store_users_fn *cb, void *arg)
 {
-    const char *argv[] = {"mdm:users"};
-    return store_users_run(s, store_lua_user_list, 1, 1, argv, store_users_list_reply,
+    char users[STORE_USERS_KEY], prefix[STORE_USERS_KEY];
+    store_users_key(store_layout_cluster(s), users, "users%s", "");
+    store_users_key(store_layout_cluster(s), prefix, "user:%s", "");
+    const char *argv[] = {users, prefix};
+    return store_users_run(s, store_lua_user_list, 2, 2, argv, store_users_list_reply,
                            (union store_cb){.users = cb}, arg);
 }
 
 /* ---- put / del ---- */
+
+void store_users_del_keys(int cluster, char k[8][STORE_USERS_KEY], const char *name)
+{
+    static const char *const kinds[] = {"profile", "provprofile", "app"};
+    store_users_key(cluster, k[0], "user:%s", name);
+    store_users_key(cluster, k[1], "users%s", "");
+    for (int i = 0; i < 3; i++) {
+        store_users_key(cluster, k[2 + i], "%ss", kinds[i]);
+        store_users_key(cluster, k[5 + i], "assign:%s:", kinds[i]);
+    }
+}
 
 static void store_users_result_reply(struct store_op *op, int err, const redisReply *r)
 {
@@ -145,11 +159,12 @@ struct store_op *store_users_put(struct store *s, const char *name, const char *
                                  const char *hash, int create, int64_t now_ms,
                                  store_users_result_fn *cb, void *arg)
 {
-    char key[STORE_USERS_KEY], now[24];
-    store_users_key(key, "mdm:user:%s", name);
+    char key[STORE_USERS_KEY], users[STORE_USERS_KEY], now[24];
+    store_users_key(store_layout_cluster(s), key, "user:%s", name);
+    store_users_key(store_layout_cluster(s), users, "users%s", "");
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     const char *argv[] = {
-        key, "mdm:users", name, create ? "create" : "passwd", hash, role != NULL ? role : "", now};
+        key, users, name, create ? "create" : "passwd", hash, role != NULL ? role : "", now};
     return store_users_run(s, store_lua_user_put, 2, 7, argv, store_users_result_reply,
                            (union store_cb){.users_result = cb}, arg);
 }
@@ -157,10 +172,10 @@ struct store_op *store_users_put(struct store *s, const char *name, const char *
 struct store_op *store_users_del(struct store *s, const char *name, store_users_result_fn *cb,
                                  void *arg)
 {
-    char key[STORE_USERS_KEY];
-    store_users_key(key, "mdm:user:%s", name);
-    const char *argv[] = {key, "mdm:users", name};
-    return store_users_run(s, store_lua_user_del, 2, 3, argv, store_users_result_reply,
+    char k[8][STORE_USERS_KEY];
+    store_users_del_keys(store_layout_cluster(s), k, name);
+    const char *argv[] = {k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], name};
+    return store_users_run(s, store_lua_user_del, 8, 9, argv, store_users_result_reply,
                            (union store_cb){.users_result = cb}, arg);
 }
 
@@ -193,9 +208,9 @@ struct store_op *store_users_login_check(struct store *s, const char *name, cons
 {
     char user[STORE_USERS_KEY], fu[STORE_USERS_KEY], fa[STORE_USERS_KEY];
     char um[16], am[16], win[16];
-    store_users_key(user, "mdm:user:%s", name);
-    store_users_key(fu, "mdm:loginfail:user:%s", name);
-    store_users_key(fa, "mdm:loginfail:addr:%s", peer);
+    store_users_key(store_layout_cluster(s), user, "user:%s", name);
+    store_users_key(store_layout_cluster(s), fu, "loginfail:user:%s", name);
+    store_users_key(store_layout_cluster(s), fa, "loginfail:addr:%s", peer);
     snprintf(um, sizeof(um), "%d", lim->user_max);
     snprintf(am, sizeof(am), "%d", lim->addr_max);
     snprintf(win, sizeof(win), "%d", lim->window_s);
@@ -215,8 +230,8 @@ struct store_op *store_users_login_ok(struct store *s, const char *name, const c
                                       store_done_fn *cb, void *arg)
 {
     char fu[STORE_USERS_KEY], fa[STORE_USERS_KEY];
-    store_users_key(fu, "mdm:loginfail:user:%s", name);
-    store_users_key(fa, "mdm:loginfail:addr:%s", peer);
+    store_users_key(store_layout_cluster(s), fu, "loginfail:user:%s", name);
+    store_users_key(store_layout_cluster(s), fa, "loginfail:addr:%s", peer);
     const char *argv[] = {fu, fa};
     return store_users_run(s, store_lua_login_result, 2, 2, argv, store_users_done_reply,
                            (union store_cb){.done = cb}, arg);

@@ -14,6 +14,14 @@
 #include "store.h"
 
 #define STORE_USERS_NAME_MAX 64
+/* Key names of users and their login counters, in the layout (cluster 1:
+ * "mdm:{g}:<rest>", docs/REDIS.md); fmt is the part after "mdm:", with one
+ * %s for name.  Shared with the CLI's blocking connection (store_sync.c). */
+#define STORE_USERS_KEY 160 /* "mdm:{g}:loginfail:addr:" + an IPv6 literal fits easily */
+void store_users_key(int cluster, char *out, const char *fmt, const char *name);
+/* user_del.lua's KEYS: the user, the user set, the three content sets and
+ * the three assignment prefixes. */
+void store_users_del_keys(int cluster, char k[8][STORE_USERS_KEY], const char *name);
 
 /* 1 when name is 1..64 characters of [A-Za-z0-9._@-] (it goes into keys). */
 int store_users_name_ok(const char *name) MDMD_MUSTCHECK;

@@ -1,9 +1,18 @@
--- KEYS: -   ARGV: udid user_id cert_fp now_ms now_iso
+-- KEYS: enrollment (ddm_d: 8) then, single layout only, the configuration
+--       (ddm_g: 9)   ARGV: udid user_id cert_fp now_ms now_iso
 -- The declaration-items endpoint.  Returns {'ok', sync token,
--- {{identifier, type, kind, server token}...}} or {identity failure}.
+-- {{identifier, type, kind, server token}...}} or {identity failure}.  The
+-- cluster layout runs it in three calls, as ddm_tokens.lua.
 local udid, uid = ARGV[1], ARGV[2]
-local bad = ddm_begin(udid, uid, ARGV[3], ARGV[4])
-if bad then return {bad} end
-local items, token = ddm_tokens(udid, uid, ARGV[5])
-redis.call('HSET', ddm_key('en', udid, uid), 'items_token', token, 'items_at', ARGV[4])
-return {'ok', token, items}
+local d, g = ddm_d(1), ddm_g(9)
+fx_begin(17)
+local bad = ddm_begin_d(d, udid, uid, ARGV[3], ARGV[4])
+if bad then return fx_reply({bad}) end
+local own, user = ddm_own_d(d)
+-- Cluster layout, the first of the split calls (store_ddm.c): what
+-- ddm_effective.lua needs of the device, {'ok', user, {set...}}.
+if MDM_CLUSTER then return fx_reply({'ok', user or '', own}) end
+local items, token = ddm_effective_g(g, own, uid, user)
+ddm_token_d(d, token, ARGV[5])
+redis.call('HSET', d.en, 'items_token', token, 'items_at', ARGV[4])
+return fx_reply({'ok', token, items})

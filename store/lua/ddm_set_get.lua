@@ -1,7 +1,8 @@
--- KEYS: -   ARGV: name
+-- KEYS: the configuration (ddm_g: 9)   ARGV: name
 -- Returns {} for an unknown set, else {{field, value...}, {identifier...},
 -- {enrollment id...}, {user...}}, each list sorted.
-local k = 'mdm:ddm:set:' .. ARGV[1]
+local g = ddm_g(1)
+local k = g.set .. ARGV[1]
 local h = redis.call('HGETALL', k)
 if #h == 0 then return {} end
 local out = {h}

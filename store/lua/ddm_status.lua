@@ -1,20 +1,22 @@
--- KEYS: -   ARGV: udid user_id cert_fp now history_len full report errors nitems
+-- KEYS: enrollment (ddm_d: 8; 7 in the cluster layout)   ARGV: udid user_id cert_fp now history_len full report errors nitems
 --               [item json]*nitems [identifier valid json]...
 -- The status endpoint: appends the report to the enrollment's stream
 -- (bounded by history_len) and folds it into its current status, one hash
 -- field per status item (JSON) and, for management.declarations, one field
 -- per declaration; a full report (FullReport) replaces what was there.  The
--- status items whose value changed go to mdm:events in one event.
+-- status items whose value changed go to mdm:events in one event (the
+-- enrollment sets and the event are fleet writes: fx_*).
 -- Returns {'ok', changed items, declarations not valid} or {identity failure}.
 local udid, uid, now = ARGV[1], ARGV[2], ARGV[4]
-local bad = ddm_begin(udid, uid, ARGV[3], now)
-if bad then return {bad} end
+local d = ddm_d(1)
+fx_begin(8) -- (the cluster layout has no fleet block)
+local bad = ddm_begin_d(d, udid, uid, ARGV[3], now)
+if bad then return fx_reply({bad}) end
 local eid = udid
 if uid ~= '' then eid = udid .. ':' .. uid end
-local st, ds, inv = ddm_key('status', udid, uid), ddm_key('dstatus', udid, uid),
-  ddm_key('invalid', udid, uid)
+local st, ds, inv = d.status, d.dstatus, d.invalid
 local full, nitems = ARGV[6] == '1', tonumber(ARGV[9])
-redis.call('XADD', ddm_key('reports', udid, uid), 'MAXLEN', '~', tonumber(ARGV[5]), '*',
+redis.call('XADD', d.reports, 'MAXLEN', '~', tonumber(ARGV[5]), '*',
            'time', now, 'full', ARGV[6], 'report', ARGV[7])
 local changed = {}
 local old = {}
@@ -57,15 +59,15 @@ end
 if decl_changed then changed[#changed + 1] = 'management.declarations' end
 local ninvalid = redis.call('SCARD', inv)
 if ninvalid > 0 then
-  redis.call('SADD', 'mdm:ddm:failed', eid)
+  fx_sadd('ddm_failed', eid)
 else
-  redis.call('SREM', 'mdm:ddm:failed', eid)
+  fx_srem('ddm_failed', eid)
 end
-redis.call('HSET', ddm_key('en', udid, uid), 'last_status', now, 'status_errors', ARGV[8],
+redis.call('HSET', d.en, 'last_status', now, 'status_errors', ARGV[8],
            'invalid', ninvalid)
 if #changed > 0 then
   table.sort(changed)
-  mdm_event('mdm:events', 'type', 'ddm_status', 'udid', udid, 'enrollment', eid, 'items',
+  fx_event('type', 'ddm_status', 'udid', udid, 'enrollment', eid, 'items',
             table.concat(changed, ','), 'invalid', ninvalid, 'time', now)
 end
-return {'ok', table.concat(changed, ','), ninvalid}
+return fx_reply({'ok', table.concat(changed, ','), ninvalid})

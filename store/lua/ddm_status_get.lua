@@ -1,9 +1,8 @@
--- KEYS: -   ARGV: udid user_id
+-- KEYS: enrollment (ddm_d: 8; 7 in the cluster layout)   ARGV: -
 -- An enrollment's current status.  Returns {} when it never spoke DDM, else
 -- {{enrollment hash}, {item, json...}, {identifier, json...}, {invalid id...}}.
-local udid, uid = ARGV[1], ARGV[2]
-local en = redis.call('HGETALL', ddm_key('en', udid, uid))
+local d = ddm_d(1)
+local en = redis.call('HGETALL', d.en)
 if #en == 0 then return {} end
-return {en, redis.call('HGETALL', ddm_key('status', udid, uid)),
-        redis.call('HGETALL', ddm_key('dstatus', udid, uid)),
-        redis.call('SMEMBERS', ddm_key('invalid', udid, uid))}
+return {en, redis.call('HGETALL', d.status), redis.call('HGETALL', d.dstatus),
+        redis.call('SMEMBERS', d.invalid)}

@@ -1,7 +1,17 @@
--- KEYS: -   ARGV: udid user_id cert_fp now_ms now_iso
--- The tokens endpoint.  Returns {'ok', sync token, timestamp} or {identity failure}.
+-- KEYS: enrollment (ddm_d: 8) then, single layout only, the configuration
+--       (ddm_g: 9)   ARGV: udid user_id cert_fp now_ms now_iso
+-- The tokens endpoint.  Returns {'ok', sync token, timestamp} or {identity
+-- failure}.  The cluster layout runs it in three calls (store_ddm.c): this
+-- script up to the device's part, ddm_effective.lua on the configuration's
+-- slot, then ddm_dev_token.lua.
 local udid, uid = ARGV[1], ARGV[2]
-local bad = ddm_begin(udid, uid, ARGV[3], ARGV[4])
-if bad then return {bad} end
-local _, token, time = ddm_tokens(udid, uid, ARGV[5])
-return {'ok', token, time}
+local d, g = ddm_d(1), ddm_g(9)
+fx_begin(17)
+local bad = ddm_begin_d(d, udid, uid, ARGV[3], ARGV[4])
+if bad then return fx_reply({bad}) end
+local own, user = ddm_own_d(d)
+-- Cluster layout, the first of the split calls (store_ddm.c): what
+-- ddm_effective.lua needs of the device, {'ok', user, {set...}}.
+if MDM_CLUSTER then return fx_reply({'ok', user or '', own}) end
+local _, token = ddm_effective_g(g, own, uid, user)
+return fx_reply({'ok', token, ddm_token_d(d, token, ARGV[5])})

@@ -1,4 +1,5 @@
--- KEYS: idx   ARGV: query offset limit state(or '') budget
+-- KEYS: idx dev:   (dev: a prefix, + {UDID} is a device's record; the single
+--       layout only, as devices.lua)   ARGV: query offset limit state(or '') budget
 -- Devices whose UDID, serial number, device name or user starts with query,
 -- case-insensitively (ASCII), from the index mdm:idx (maintained by the
 -- check-in scripts: mdm_index in prelude.lua).  The offset counts index
@@ -20,7 +21,7 @@ while #out < limit and scanned < budget do
     local udid = string.match(e, '%z([^%z]*)%z[^%z]*$')
     if udid and not seen[udid] then
       seen[udid] = true
-      local dev = 'mdm:dev:{' .. udid .. '}'
+      local dev = KEYS[2] .. '{' .. udid .. '}'
       local rec = redis.call('HGETALL', dev)
       if #rec > 0 and (state == '' or redis.call('HGET', dev, 'state') == state) then
         out[#out + 1] = rec

@@ -1,4 +1,7 @@
--- KEYS: devices   ARGV: offset limit state(or '') scan_budget
+-- KEYS: devices dev:   (dev: a prefix, + {UDID} is a device's record; the
+--       single layout only: the cluster layout merges the buckets in
+--       store_fanout.c and reads each record on its own slot)
+-- ARGV: offset limit state(or '') scan_budget
 -- Newest-seen first.  Returns {next_offset (-1 at the end), total, {record}...};
 -- a state filter reads at most scan_budget entries per call.
 local offset, limit, state = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
@@ -11,8 +14,9 @@ while #out < limit and scanned < budget do
   for _, u in ipairs(ids) do
     offset = offset + 1
     scanned = scanned + 1
-    local rec = redis.call('HGETALL', 'mdm:dev:{' .. u .. '}')
-    if #rec > 0 and (state == '' or redis.call('HGET', 'mdm:dev:{' .. u .. '}', 'state') == state) then
+    local dev = KEYS[2] .. '{' .. u .. '}'
+    local rec = redis.call('HGETALL', dev)
+    if #rec > 0 and (state == '' or redis.call('HGET', dev, 'state') == state) then
       out[#out + 1] = rec
       if #out == limit then break end
     end

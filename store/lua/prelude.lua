@@ -377,3 +377,84 @@ local function ddm_begin(udid, uid, fp, now)
   redis.call('HSET', 'mdm:dev:{' .. udid .. '}', 'last_seen', now)
   return nil
 end
+-- Declarative management by keys given in KEYS (docs/REDIS.md, "Redis
+-- Cluster").  ddm_g(i): the fleet's DDM configuration, KEYS[i..i+8] as
+-- store_ddm.c passes them (one slot, {g}, in the cluster layout; a name
+-- ending in ':' is a prefix: + a name gives a key of the same slot).
+local function ddm_g(i)
+  return {decls = KEYS[i], decl = KEYS[i + 1], sets = KEYS[i + 2], set = KEYS[i + 3],
+          everyone = KEYS[i + 4], user = KEYS[i + 5], assets = KEYS[i + 6],
+          asset = KEYS[i + 7], users = KEYS[i + 8]}
+end
+-- ddm_d(i): one enrollment's keys, KEYS[i..i+6]: the device's record, then
+-- its mdm:ddm:<what>:{UDID}[:UserID] keys (all in the device's slot); in the
+-- single layout KEYS[i+7] is the registry's prefix key (mdm_ident_dev), so
+-- the block is 8 keys there and 7 in the cluster layout.
+local function ddm_d(i)
+  local cert = nil
+  if not MDM_CLUSTER then cert = KEYS[i + 7] end
+  return {dev = KEYS[i], en = KEYS[i + 1], sets = KEYS[i + 2], status = KEYS[i + 3],
+          dstatus = KEYS[i + 4], invalid = KEYS[i + 5], reports = KEYS[i + 6], cert = cert}
+end
+-- The set names an enrollment gets (its own; the device channel also
+-- everyone's and its user's), then its effective declarations, sorted by
+-- identifier, {{identifier, type, kind, server token}...}, and the sync
+-- token: a hash of the identifiers and server tokens, so it changes exactly
+-- when the set does.  Only {g} keys: the cluster layout runs it on its own.
+local function ddm_effective_g(g, own, uid, user)
+  local names = {}
+  for _, n in ipairs(own) do names[#names + 1] = n end
+  if uid == '' then
+    for _, n in ipairs(redis.call('SMEMBERS', g.everyone)) do names[#names + 1] = n end
+    if user and user ~= '' then
+      for _, n in ipairs(redis.call('SMEMBERS', g.user .. user)) do names[#names + 1] = n end
+    end
+  end
+  local seen, ids = {}, {}
+  for _, n in ipairs(names) do
+    for _, id in ipairs(redis.call('SMEMBERS', g.set .. n .. ':decls')) do
+      if not seen[id] then
+        seen[id] = true
+        ids[#ids + 1] = id
+      end
+    end
+  end
+  table.sort(ids)
+  local out, acc = {}, {}
+  for _, id in ipairs(ids) do
+    local d = redis.call('HMGET', g.decl .. id, 'type', 'kind', 'token')
+    if d[1] then
+      out[#out + 1] = {id, d[1], d[2], d[3]}
+      acc[#acc + 1] = id .. '\0' .. d[3]
+    end
+  end
+  return out, redis.sha1hex(table.concat(acc, '\n'))
+end
+-- The device side of ddm_effective_g: the enrollment's own sets and its
+-- device's user.
+local function ddm_own_d(d)
+  return redis.call('SMEMBERS', d.sets), redis.call('HGET', d.dev, 'user')
+end
+-- Records token as the enrollment's sync token; returns when it last changed
+-- (the Timestamp of Apple's SynchronizationTokens).
+local function ddm_token_d(d, token, now_iso)
+  local old = redis.call('HMGET', d.en, 'token', 'token_time')
+  if old[1] ~= token or not old[2] then
+    redis.call('HSET', d.en, 'token', token, 'token_time', now_iso)
+    old[2] = now_iso
+  end
+  return old[2]
+end
+-- A device request on the DDM endpoints: the identity check of every device
+-- request, then the enrollment is remembered (mdm:ddm:enrollments, a fleet
+-- write: fx_begin first).
+local function ddm_begin_d(d, udid, uid, fp, now)
+  local bad = mdm_ident_dev(d.dev, fp, d.cert)
+  if bad then return bad end
+  local eid = udid
+  if uid ~= '' then eid = udid .. ':' .. uid end
+  fx_zadd('ddm_enrollments', now, eid)
+  redis.call('HSET', d.en, 'udid', udid, 'user_id', uid, 'last_seen', now)
+  redis.call('HSET', d.dev, 'last_seen', now)
+  return nil
+end

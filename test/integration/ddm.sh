@@ -58,7 +58,7 @@ check "unknown type refused" bash -c "[ $(api PUT /v1/declarations/bad7 '{"Type"
 check "Identifier must match the path" test "$(api PUT /v1/declarations/other "$SU")" = 400
 check "bad JSON: 400" test "$(api PUT /v1/declarations/x '{')" = 400
 check "refusals are logged" grep -q 'event=ddm_declaration_refused id=bad2' "$T/mdmd.log"
-check "nothing refused was stored" test "$(R exists mdm:ddm:decl:bad2)" = 0
+check "nothing refused was stored" test "$(R exists "$(gkey ddm:decl:bad2)")" = 0
 TEST_DECL='{"Type":"com.apple.configuration.management.test","Identifier":"com.example.test","Payload":{"Echo":"hello"}}'
 ACT='{"Type":"com.apple.activation.simple","Identifier":"com.example.act","Payload":{"StandardConfigurations":["com.example.su","com.example.test"]}}'
 check "management.test declaration: 201" test "$(api PUT /v1/declarations/com.example.test "$TEST_DECL")" = 201
@@ -180,7 +180,7 @@ assert s['device.operating-system.version']=='17.5'
 c={x['identifier']:x for x in s['management.declarations']['configurations']}
 assert c['com.example.test']['valid']=='invalid' and c['com.example.su']['active'] is True
 assert d['invalid_declarations']==['configuration/com.example.test']\""
-check "status changes went to the event stream" bash -c "redis-cli -p $REDIS_PORT xrevrange mdm:events + - count 1 | grep -q 'softwareupdate.install-state'"
+check "status changes went to the event stream" bash -c "for k in $(bkeys mdm:events | tr '\n' ' '); do redis-cli -p $REDIS_PORT xrevrange \$k + - count 1; done | grep -q 'softwareupdate.install-state'"
 check "fleet: failed declarations" bash -c "[ $(api GET '/v1/ddm/status?failed=1') = 200 ] && grep -q '\"enrollment\":\"$U\"' '$T/api' && ! grep -q '$V' '$T/api'"
 ddm d2 $V status "$T/status1.json" >/dev/null
 sed 's/"17.5"/"18.2"/; s/"valid":"invalid"/"valid":"valid"/' "$T/status1.json" >"$T/status2.json"
@@ -246,7 +246,7 @@ check "bad UserID: 400" test "$(ddm d1 $U tokens "" 'a{b}')" = 400
 
 # --- deleting ---
 check "delete a declaration in a set: 204" test "$(api DELETE /v1/declarations/com.example.test)" = 204
-check "it left its sets" test "$(R sismember mdm:ddm:set:base:decls com.example.test)" = 0
+check "it left its sets" test "$(R sismember "$(gkey ddm:set:base:decls)" com.example.test)" = 0
 check "delete a set: 204" test "$(api DELETE /v1/declaration-sets/alice)" = 204
 check "its assignment went" test "$(R exists "mdm:ddm:sets:{$U}:alice-id")" = 0
 check "unknown: 404" test "$(api DELETE /v1/declaration-sets/alice)" = 404

@@ -158,7 +158,7 @@ poll p1 P-1 Idle
 check "...which it is" test "$NEXT" = "$P1"
 
 # --- stale devices ---
-R zadd mdm:devices "$(( $(date +%s%3N) - 3600000 ))" OLD-1 >/dev/null
+R zadd "$(bkey mdm:devices OLD-1)" "$(( $(date +%s%3N) - 3600000 ))" OLD-1 >/dev/null
 R hset 'mdm:dev:{OLD-1}' udid OLD-1 state enrolled >/dev/null
 check "GET /v1/fleet: 200" test "$(api GET /v1/fleet)" = 200
 check "it reports the stale device" bash -c "grep -q '\"stale\":1' '$T/api' && grep -q 'OLD-1' '$T/api'"
