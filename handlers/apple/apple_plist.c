@@ -251,8 +251,11 @@ plist_t apple_plist_from_json(json_t *j, const struct mdm_key *keys, char *err, 
 static plist_t apple_plist_parse_xml(const char *xml, size_t len)
 {
     plist_t p = NULL;
-    if (memchr(xml, '\0', len) == NULL)
-        plist_from_xml(xml, (uint32_t)len, &p);
+    if (memchr(xml, '\0', len) != NULL)
+        return NULL;
+    if (len <= APPLE_XML_FAST_MAX && (p = apple_plist_xml_fast(xml, len)) != NULL)
+        return p;
+    plist_from_xml(xml, (uint32_t)len, &p);
     return p;
 }
 
