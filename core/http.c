@@ -12,6 +12,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
@@ -24,6 +25,7 @@
 #include <netdb.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Shared by every worker (core/super.h): room for a burst of connects while
@@ -847,11 +849,32 @@ static void http_conn_flush(struct http_conn *c, size_t queued_before)
     bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* The Date header evhttp adds to an HTTP/1.1 answer that has none, made
+ * once a second instead of per answer (gmtime_r and a format: 3% of an Idle
+ * poll's work), in the same place among the headers. */
+static void http_add_date(struct req *req)
+{
+    static time_t last = -1;
+    static char date[64];
+    if (req->r->major != 1 || req->r->minor < 1)
+        return;
+    time_t now = time(NULL);
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        if (evutil_date_rfc1123(date, sizeof(date), &tm) == 0)
+            return;
+        last = now;
+    }
+    req_add_header(req, "Date", date);
+}
+
 void req_respond(struct req *req, int status, const char *ctype, const void *body, size_t len)
 {
     struct evbuffer *out = evhttp_request_get_output_buffer(req->r);
     if (ctype != NULL)
         req_add_header(req, "Content-Type", ctype);
+    http_add_date(req);
     if (len > 0)
         evbuffer_add(out, body, len);
     struct http_conn *c = http_conn_of(req->r);
