@@ -3,12 +3,13 @@
  * DeviceInformation result, a third of mdmd's work per command); the plists
  * devices post are a small, regular subset of XML, read here in one pass.
  *
- * Only that subset: plain elements without attributes (but <plist>'s), text
+ * Only that subset: Apple's own prolog, elements without attributes, text
  * without entities, CDATA, comments or CR, decimal integers and reals in
- * their plain forms, no <data> or <date>, no key twice in a dictionary.  On
+ * their plain forms, no <data> or <date>, dictionaries of at most
+ * APPLE_XML_DICT_MAX keys and no key twice.  On
  * anything else the answer is NULL and the caller hands the bytes to libplist
  * as before, so what is read here is what libplist would have read
- * (test_result checks the two on every sample, fuzz_mdm_body on every input
+ * (test_shape checks the two on every sample, fuzz_mdm_body on every input
  * the fuzzer makes).  The depth was bounded by shape_plist() before. */
 #include "apple.h"
 
