@@ -17,20 +17,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../core/shape.h"
+
 /* A dictionary this large goes to libplist: each insert here looks the key
  * up (no key twice), which a huge dictionary would make quadratic. */
 #define APPLE_XML_DICT_MAX 128
 #define APPLE_XML_DEPTH_MAX 128
 
+/* The limits are shape_plist_xml()'s, counted the same way: every start
+ * tag a node (<plist> one more than max_nodes allows), a dict or array start
+ * tag a level, every run of text between two tags at most max_string bytes.
+ * A plist over one is left to shape_plist(), which refuses it and says why. */
 struct apple_xml {
     const char *p, *end;
-    int depth;
+    const struct shape_limits *lim;
+    size_t nodes, containers;
+    int depth, over; /* over: a text run past max_string */
 };
 
 static void apple_xml_ws(struct apple_xml *x)
 {
+    const char *s = x->p;
     while (x->p < x->end && (*x->p == ' ' || *x->p == '\t' || *x->p == '\n'))
         x->p++;
+    if ((size_t)(x->p - s) > x->lim->max_string)
+        x->over = 1;
 }
 
 /* Consumes lit if the input continues with it. */
@@ -55,7 +66,7 @@ static char *apple_xml_text(struct apple_xml *x, const char *close, size_t n, ch
         x->p++;
     size_t len = (size_t)(x->p - s);
     *heap = 0;
-    if (!apple_xml_lit(x, close, n))
+    if (len > x->lim->max_string || !apple_xml_lit(x, close, n))
         return NULL;
     char *t = buf;
     if (len >= size && (t = malloc(len + 1)) == NULL)
@@ -83,7 +94,7 @@ static int apple_xml_digits(const char *s, const char *e, int lead)
 static plist_t apple_xml_number(struct apple_xml *x, int real)
 {
     const char *s = x->p, *e = memchr(s, '<', (size_t)(x->end - s));
-    if (e == NULL)
+    if (e == NULL || (size_t)(e - s) > x->lim->max_string)
         return NULL;
     x->p = e;
     if (!real) {
@@ -132,7 +143,8 @@ static plist_t apple_xml_dict(struct apple_xml *x)
         if (APPLE_XML_LIT(x, "</dict>"))
             return d;
         int heap = 0;
-        char *k = n < APPLE_XML_DICT_MAX && APPLE_XML_LIT(x, "<key>")
+        char *k = n < APPLE_XML_DICT_MAX && ++x->nodes <= x->lim->max_nodes + 1 &&
+                          APPLE_XML_LIT(x, "<key>")
                       ? apple_xml_text(x, "</key>", sizeof("</key>") - 1, buf, sizeof(buf), &heap)
                       : NULL;
         plist_t v = NULL;
@@ -168,10 +180,25 @@ static plist_t apple_xml_array(struct apple_xml *x)
     }
 }
 
+/* A dict or array start tag: one level more. */
+static int apple_xml_level(struct apple_xml *x, const char *tag, size_t n)
+{
+    if (!apple_xml_lit(x, tag, n))
+        return 0;
+    if (x->containers + 1 > x->lim->max_depth) {
+        x->p = x->end; /* no other branch may match: the plist is shape_plist's */
+        return 0;
+    }
+    x->containers++;
+    return 1;
+}
+
+#define APPLE_XML_LEVEL(x, s) apple_xml_level((x), (s), sizeof(s) - 1)
+
 static plist_t apple_xml_value(struct apple_xml *x)
 {
     plist_t v = NULL;
-    if (x->depth >= APPLE_XML_DEPTH_MAX)
+    if (x->depth >= APPLE_XML_DEPTH_MAX || ++x->nodes > x->lim->max_nodes + 1)
         return NULL;
     x->depth++;
     if (APPLE_XML_LIT(x, "<string>")) {
@@ -182,8 +209,9 @@ static plist_t apple_xml_value(struct apple_xml *x)
             v = plist_new_string(s);
         if (heap)
             free(s);
-    } else if (APPLE_XML_LIT(x, "<dict>")) {
+    } else if (APPLE_XML_LEVEL(x, "<dict>")) {
         v = apple_xml_dict(x);
+        x->containers--;
     } else if (APPLE_XML_LIT(x, "<integer>")) {
         v = apple_xml_number(x, 0);
     } else if (APPLE_XML_LIT(x, "<real>")) {
@@ -192,8 +220,9 @@ static plist_t apple_xml_value(struct apple_xml *x)
         v = plist_new_bool(1);
     } else if (APPLE_XML_LIT(x, "<false/>") || APPLE_XML_LIT(x, "<false></false>")) {
         v = plist_new_bool(0);
-    } else if (APPLE_XML_LIT(x, "<array>")) {
+    } else if (APPLE_XML_LEVEL(x, "<array>")) {
         v = apple_xml_array(x);
+        x->containers--;
     } else if (APPLE_XML_LIT(x, "<string/>")) {
         v = plist_new_string("");
     } else if (APPLE_XML_LIT(x, "<dict/>")) {
@@ -218,9 +247,9 @@ static int apple_xml_prolog(struct apple_xml *x)
     return APPLE_XML_LIT(x, "<plist version=\"1.0\">") || APPLE_XML_LIT(x, "<plist>");
 }
 
-plist_t apple_plist_xml_fast(const char *xml, size_t len)
+plist_t apple_plist_xml_fast(const char *xml, size_t len, const struct shape_limits *lim)
 {
-    struct apple_xml x = {xml, xml + len, 0};
+    struct apple_xml x = {xml, xml + len, lim, 1, 0, 0, 0}; /* <plist>: a node */
     if (!apple_xml_prolog(&x))
         return NULL;
     apple_xml_ws(&x);
@@ -230,7 +259,7 @@ plist_t apple_plist_xml_fast(const char *xml, size_t len)
     apple_xml_ws(&x);
     if (APPLE_XML_LIT(&x, "</plist>")) {
         apple_xml_ws(&x);
-        if (x.p == x.end)
+        if (x.p == x.end && !x.over)
             return v;
     }
     plist_free(v);

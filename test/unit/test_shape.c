@@ -301,7 +301,7 @@ TEST(fast_xml_reader_agrees_with_libplist)
     for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
         for (int with_pre = 0; with_pre < 2; with_pre++) {
             snprintf(buf, sizeof(buf), "%s%s", with_pre ? pre : "", same[i]);
-            plist_t f = apple_plist_xml_fast(buf, strlen(buf));
+            plist_t f = apple_plist_xml_fast(buf, strlen(buf), &lim);
             char *want = xml_libplist(buf), *got = NULL;
             uint32_t n = 0;
             CHECK(f != NULL && want != NULL);
@@ -315,10 +315,37 @@ TEST(fast_xml_reader_agrees_with_libplist)
     }
     for (size_t i = 0; i < sizeof(declined) / sizeof(declined[0]); i++) {
         snprintf(buf, sizeof(buf), "%s%s", pre, declined[i]);
-        plist_t f = apple_plist_xml_fast(buf, strlen(buf));
+        plist_t f = apple_plist_xml_fast(buf, strlen(buf), &lim);
         if (f != NULL)
             fprintf(stderr, "fast reader took: %s\n", declined[i]);
         CHECK(f == NULL);
+        plist_free(f);
+    }
+    /* Over a limit, it declines too, and shape_plist() refuses with its
+     * reason, as it did before the fast reader. */
+    struct shape_limits tiny = {2, 7, 4};
+    static const char *const over[] = {
+        "<plist><dict><key>A</key><dict><key>B</key><array><true/></array></dict></dict></plist>",
+        "<plist><array><true/><true/><true/><true/><true/><true/><true/></array></plist>",
+        "<plist><dict><key>A</key><string>abcde</string></dict></plist>",
+        "<plist><dict><key>ABCDE</key><string>a</string></dict></plist>",
+        "<plist><array>      <true/></array></plist>",
+        "<plist><array><integer>12345</integer></array></plist>",
+    };
+    static const char *const at[] = {
+        "<plist><dict><key>A</key><array><true/></array></dict></plist>",
+        "<plist><array><true/><true/><true/><true/><true/><dict/></array></plist>",
+        "<plist><dict><key>ABCD</key><string>abcd</string></dict></plist>",
+        "<plist><array>    <integer>1234</integer></array></plist>",
+    };
+    for (size_t i = 0; i < sizeof(over) / sizeof(over[0]); i++) {
+        plist_t f = apple_plist_xml_fast(over[i], strlen(over[i]), &tiny);
+        CHECK(f == NULL && shape_plist(over[i], strlen(over[i]), &tiny, why, sizeof(why)) != 0);
+        plist_free(f);
+    }
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        plist_t f = apple_plist_xml_fast(at[i], strlen(at[i]), &tiny);
+        CHECK(f != NULL && shape_plist(at[i], strlen(at[i]), &tiny, why, sizeof(why)) == 0);
         plist_free(f);
     }
     /* Declined, the plist still comes through apple_plist_parse (libplist). */
