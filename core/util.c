@@ -56,15 +56,26 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+/* Formatted on the stack first: glibc's vasprintf sets up a string stream,
+ * allocates, and reallocates to size (the record fields of every command
+ * result come through here). */
 char *xasprintf(const char *fmt, ...)
 {
+    char buf[256];
     va_list ap;
-    char *p;
     va_start(ap, fmt);
-    int n = vasprintf(&p, fmt, ap);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
     if (n < 0)
         util_oom(0);
+    char *p = xmalloc((size_t)n + 1);
+    if ((size_t)n < sizeof(buf)) {
+        memcpy(p, buf, (size_t)n + 1);
+        return p;
+    }
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
     return p;
 }
 

@@ -147,6 +147,14 @@ void apple_plist_set_limits(const struct shape_limits *plist, size_t max_json_de
  * node count and string sizes (libplist recurses).  NULL when it is neither,
  * or over a limit: why (whylen bytes, may be NULL) then says which. */
 plist_t apple_plist_parse(const void *body, size_t len, char *why, size_t whylen);
+/* apple_plist_parse()'s own reader for the XML devices send (apple_xml.c),
+ * tried first on XML up to APPLE_XML_FAST_MAX bytes: the plist libplist's
+ * plist_from_xml() would give (a new plist, plist_free), or NULL when the
+ * text is outside the plain subset it reads or over a limit of lim (then
+ * shape_plist() and libplist read it, as before).  A plist it returns is
+ * within lim as shape_plist() counts.  No NUL byte in xml. */
+#define APPLE_XML_FAST_MAX 65536
+plist_t apple_plist_xml_fast(const char *xml, size_t len, const struct shape_limits *lim);
 
 /* json_loadb() of an untrusted body after shape_json() bounded it (depth
  * max_json_depth, nodes and strings as for plists).  NULL with why set. */

@@ -312,9 +312,15 @@ plist_t apple_plist_parse(const void *body, size_t len, char *why, size_t whylen
     if (len < 8 || len > UINT32_MAX)
         return NULL;
     struct shape_limits lim = apple_plist_limits(0);
+    int binary = plist_is_binary(body, (uint32_t)len);
+    /* The plain XML devices send, within the limits shape_plist() would
+     * hold it to, in one pass (apple_xml.c); anything else as before. */
+    if (!binary && len <= APPLE_XML_FAST_MAX && memchr(body, '\0', len) == NULL &&
+        (p = apple_plist_xml_fast(body, len, &lim)) != NULL)
+        return p;
     if (shape_plist(body, len, &lim, why, whylen) != SHAPE_OK)
         return NULL;
-    if (!plist_is_binary(body, (uint32_t)len))
+    if (!binary)
         return apple_plist_parse_xml(body, len);
     plist_from_bin(body, (uint32_t)len, &p);
     if (p == NULL)

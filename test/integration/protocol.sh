@@ -136,6 +136,14 @@ plist_msg "$T/idle.xml" UDID $U Status Idle
 plistutil -i "$T/idle.xml" -o "$T/idle.bin" -f bin 2>/dev/null || plistutil -i "$T/idle.xml" -o "$T/idle.bin"
 check "binary plist accepted on /mdm" bash -c "[ \$(head -c 6 '$T/idle.bin') = bplist ] && [ $(mdm_put /mdm d1 "$T/idle.bin") = 200 ] && grep -q '$L' '$T/resp'"
 
+# --- answer heads: one Date (made once a second by http.c, RFC 1123, GMT) ---
+curl -si --cacert "$CA" --cert "$T/d1.crt" --key "$T/d1.key" -X PUT --data-binary @"$T/idle.xml" \
+    https://127.0.0.1:$MDM/mdm/connect | tr -d '\r' >"$T/head"
+check "MDM answer: exactly one Date header, RFC 1123 GMT" bash -c "[ \$(grep -ci '^date:' '$T/head') = 1 ] && grep -qE '^Date: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT$' '$T/head'"
+check "MDM answer: HTTP/1.1 200 with Content-Length" bash -c "head -1 '$T/head' | grep -q '^HTTP/1.1 200' && grep -qi '^content-length: [0-9]' '$T/head'"
+curl -si --http1.0 --cacert "$CA" https://127.0.0.1:$PUB/healthz | tr -d '\r' >"$T/head10"
+check "HTTP/1.0 answer: no Date header, as evhttp answers it" bash -c "head -1 '$T/head10' | grep -q ' 200' && ! grep -qi '^date:' '$T/head10'"
+
 # --- Redis restarted between enqueue and poll: nothing lost ---
 kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null
 poll d1 $U Idle

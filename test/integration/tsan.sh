@@ -7,7 +7,8 @@ passed=0; failed=0
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 pkgs="libplist-2.0 jansson libevent openssl"
 if ! gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -fsanitize=thread -g -O1 $(pkg-config --cflags $pkgs) -o "$out/limits_race" \
-        test/tsan/limits_race.c handlers/apple/apple_plist.c handlers/apple/mdm_schema.c core/shape.c \
+        test/tsan/limits_race.c handlers/apple/apple_plist.c handlers/apple/apple_xml.c \
+        handlers/apple/mdm_schema.c core/shape.c \
         core/util.c $(pkg-config --libs $pkgs) -lpthread 2>"$out/cc.log"; then
     echo "FAIL tsan: limits_race does not build"; cat "$out/cc.log"; failed=$((failed + 1))
 elif TSAN_OPTIONS=halt_on_error=1:exitcode=66 "$out/limits_race" >"$out/run.log" 2>&1; then

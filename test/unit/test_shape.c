@@ -243,6 +243,120 @@ TEST(json_limits)
     json_decref(j);
 }
 
+/* libplist's XML reader on xml, made XML again; NULL if it refuses. */
+static char *xml_libplist(const char *xml)
+{
+    plist_t p = NULL;
+    char *out = NULL;
+    uint32_t n = 0;
+    plist_from_xml(xml, (uint32_t)strlen(xml), &p);
+    if (p != NULL)
+        plist_to_xml(p, &out, &n);
+    plist_free(p);
+    return out;
+}
+
+/* apple_plist_xml_fast (the reader apple_plist_parse tries first) gives
+ * what libplist gives on the plain subset, and declines everything else
+ * (entities, CDATA, comments, CR, data, dates, odd numbers, duplicate keys,
+ * a prolog written otherwise), which libplist then reads as before. */
+TEST(fast_xml_reader_agrees_with_libplist)
+{
+    static const char pre[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC "
+                              "\"-//Apple//DTD PLIST 1.0//EN\" "
+                              "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n";
+    static const char *const same[] = {
+        "<plist version=\"1.0\">\n<dict>\n\t<key>Status</key>\n\t<string>Idle</string>\n"
+        "\t<key>UDID</key>\n\t<string>ABC-1</string>\n</dict>\n</plist>\n",
+        "<plist version=\"1.0\"><dict><key>QueryResponses</key><dict><key>BatteryLevel</key>"
+        "<real>0.8100000023841858</real><key>Cap</key><real>-119.5</real><key>N</key>"
+        "<integer>0</integer><key>M</key><integer>123456789012345678</integer><key>S</key>"
+        "<true/><key>T</key><false></false><key>E</key><string/><key>\xc3\xa9 x</key>"
+        "<string> sp\xc3\xa9 \t</string></dict><key>A</key><array><dict/><array/><array>"
+        "<string>a</string></array><true></true></array></dict></plist>",
+        "<plist><array/></plist>",
+    };
+    static const char *const declined[] = {
+        "<plist version=\"1.0\"><dict><key>A</key><string>a &amp; b</string></dict></plist>",
+        "<plist version=\"1.0\"><dict><key>A</key><string><![CDATA[x]]></string></dict></plist>",
+        "<plist version=\"1.0\"><!-- c --><dict/></plist>",
+        "<plist version=\"1.0\"><dict><key>A</key><string>a\r\nb</string></dict></plist>",
+        "<plist version=\"1.0\"><dict><key>T</key><data>AAEC</data></dict></plist>",
+        "<plist version=\"1.0\"><dict><key>T</key><date>2024-01-01T00:00:00Z</date></dict>"
+        "</plist>",
+        "<plist version=\"1.0\"><dict><key>I</key><integer>010</integer></dict></plist>",
+        "<plist version=\"1.0\"><dict><key>I</key><integer>-1</integer></dict></plist>",
+        "<plist version=\"1.0\"><dict><key>I</key><integer>18446744073709551615</integer>"
+        "</dict></plist>",
+        "<plist version=\"1.0\"><dict><key>R</key><real>1e5</real></dict></plist>",
+        "<plist version=\"1.0\"><dict><key>R</key><real>.5</real></dict></plist>",
+        "<plist version=\"1.0\"><dict><key>K</key><string>1</string><key>K</key>"
+        "<string>2</string></dict></plist>",
+        "<plist version=\"1.0\"><dict><key>A</key><string a=\"1\">x</string></dict></plist>",
+        "<plist version=\"1.1\"><dict/></plist>",
+        "<plist version=\"1.0\"><dict/></plist> x",
+        "<plist version=\"1.0\"><dict><key>A</key></dict></plist>",
+    };
+    char buf[4096];
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        for (int with_pre = 0; with_pre < 2; with_pre++) {
+            snprintf(buf, sizeof(buf), "%s%s", with_pre ? pre : "", same[i]);
+            plist_t f = apple_plist_xml_fast(buf, strlen(buf), &lim);
+            char *want = xml_libplist(buf), *got = NULL;
+            uint32_t n = 0;
+            CHECK(f != NULL && want != NULL);
+            if (f != NULL)
+                plist_to_xml(f, &got, &n);
+            CHECK(got != NULL && want != NULL && strcmp(got, want) == 0);
+            free(got);
+            free(want);
+            plist_free(f);
+        }
+    }
+    for (size_t i = 0; i < sizeof(declined) / sizeof(declined[0]); i++) {
+        snprintf(buf, sizeof(buf), "%s%s", pre, declined[i]);
+        plist_t f = apple_plist_xml_fast(buf, strlen(buf), &lim);
+        if (f != NULL)
+            fprintf(stderr, "fast reader took: %s\n", declined[i]);
+        CHECK(f == NULL);
+        plist_free(f);
+    }
+    /* Over a limit, it declines too, and shape_plist() refuses with its
+     * reason, as it did before the fast reader. */
+    struct shape_limits tiny = {2, 7, 4};
+    static const char *const over[] = {
+        "<plist><dict><key>A</key><dict><key>B</key><array><true/></array></dict></dict></plist>",
+        "<plist><array><true/><true/><true/><true/><true/><true/><true/></array></plist>",
+        "<plist><dict><key>A</key><string>abcde</string></dict></plist>",
+        "<plist><dict><key>ABCDE</key><string>a</string></dict></plist>",
+        "<plist><array>      <true/></array></plist>",
+        "<plist><array><integer>12345</integer></array></plist>",
+    };
+    static const char *const at[] = {
+        "<plist><dict><key>A</key><array><true/></array></dict></plist>",
+        "<plist><array><true/><true/><true/><true/><true/><dict/></array></plist>",
+        "<plist><dict><key>ABCD</key><string>abcd</string></dict></plist>",
+        "<plist><array>    <integer>1234</integer></array></plist>",
+    };
+    for (size_t i = 0; i < sizeof(over) / sizeof(over[0]); i++) {
+        plist_t f = apple_plist_xml_fast(over[i], strlen(over[i]), &tiny);
+        CHECK(f == NULL && shape_plist(over[i], strlen(over[i]), &tiny, why, sizeof(why)) != 0);
+        plist_free(f);
+    }
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        plist_t f = apple_plist_xml_fast(at[i], strlen(at[i]), &tiny);
+        CHECK(f != NULL && shape_plist(at[i], strlen(at[i]), &tiny, why, sizeof(why)) == 0);
+        plist_free(f);
+    }
+    /* Declined, the plist still comes through apple_plist_parse (libplist). */
+    snprintf(buf, sizeof(buf), "%s%s", pre, declined[0]);
+    plist_t p = apple_plist_parse(buf, strlen(buf), why, sizeof(why));
+    char *s = apple_plist_dict_string(p, "A");
+    CHECK(s != NULL && strcmp(s, "a & b") == 0);
+    free(s);
+    plist_free(p);
+}
+
 int main(void)
 {
     RUN(real_messages_pass);
@@ -255,5 +369,6 @@ int main(void)
     RUN(bad_binary_refused);
     RUN(long_string_refused);
     RUN(json_limits);
+    RUN(fast_xml_reader_agrees_with_libplist);
     return harness_done();
 }
