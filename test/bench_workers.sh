@@ -14,6 +14,7 @@ DEVICES=${DEVICES:-1000}
 COMMANDS=${COMMANDS:-5}
 IDLE_CYCLES=${IDLE_CYCLES:-20}
 CONC=${CONC:-64}
+REDIS_SEEDS=${REDIS_SEEDS:-}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 case "$BIN" in /*) ;; *) BIN="$TOP/$BIN" ;; esac
 T=$(mktemp -d /tmp/mdmd-benchw.XXXXXX)
@@ -65,9 +66,9 @@ log_level warn
 max_connections 20000
 enroll_require_issued no
 workers $W
-${REDIS_SEEDS:+redis $REDIS_SEEDS}
+${REDIS_SEEDS:+redis ${REDIS_SEEDS:-}}
 CONF
-    for a in ${REDIS_SEEDS//,/ }; do
+    for a in ${REDIS_SEEDS:+${REDIS_SEEDS//,/ }}; do
         redis-cli -p "${a##*:}" role | head -n 1 | grep -q '^master$' && redis-cli -p "${a##*:}" flushall >/dev/null
     done
     "$BIN/mdmd" -c "$D/mdmd.conf" 2>"$T/mdmd-$W.log" &
