@@ -1171,6 +1171,11 @@ int store_cluster_stats(const struct store *s, struct store_cluster_stats *st)
 
 /* ---- Key layout --------------------------------------------------------- */
 
+struct store *store_root(struct store *s)
+{
+    return s->parent != NULL ? s->parent : s;
+}
+
 void store_set_layout(struct store *s, enum store_layout layout)
 {
     s->layout = layout;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/log.h"
 #include "../core/util.h"
 
 void store_argv_init(struct store_argv *a)
@@ -70,6 +71,21 @@ void store_argv_fmt(struct store_argv *a, const char *fmt, ...)
     store_argv_push(a, s, (size_t)n);
 }
 
+void store_argv_own(struct store_argv *a)
+{
+    size_t total = 1;
+    for (int i = 0; i < a->n; i++)
+        total += a->len[i];
+    char *p = xmalloc(total);
+    a->heap = xrealloc(a->heap, sizeof(*a->heap) * (size_t)(a->nheap + 1));
+    a->heap[a->nheap++] = p;
+    for (int i = 0; i < a->n; i++) {
+        memcpy(p, a->v[i], a->len[i]);
+        a->v[i] = p;
+        p += a->len[i];
+    }
+}
+
 void store_argv_free(struct store_argv *a)
 {
     for (int i = 0; i < a->nheap; i++)
@@ -88,6 +104,107 @@ struct store_op *store_argv_script(struct store *s, const char *lua, int nkeys,
 {
     struct store_op *op = store_op_new(s, cb, arg);
     op = store_cmd_script(s, store_script_get(s, lua), nkeys, a->n, a->v, a->len, reply, op);
+    store_argv_free(a);
+    return op;
+}
+
+/* ---- fleet effects ------------------------------------------------------ */
+
+extern const char store_lua_fleet_apply[];
+
+void store_fx_keys(const struct store *s, struct store_argv *a, int bucket, int64_t now_ms)
+{
+    static const char *const names[] = {"mdm:devices", "mdm:idx",    "mdm:stats",     "mdm:os",
+                                        "mdm:pushlat", "mdm:repush", "mdm:provision", "mdm:events"};
+    static const char *const tail[] = {"mdm:ddm:enrollments", "mdm:ddm:failed"};
+    char k[96], base[64];
+    long long minute = (long long)(now_ms / 60000);
+    for (size_t i = 0; i < ARRAY_LEN(names); i++)
+        store_argv_fmt(a, "%s", store_bucket_key(s, k, sizeof(k), names[i], bucket));
+    for (int i = 0; i < 2; i++) {
+        snprintf(base, sizeof(base), "mdm:rate:%s:%lld", i == 0 ? "cmd" : "push", minute);
+        store_argv_fmt(a, "%s", store_bucket_key(s, k, sizeof(k), base, bucket));
+    }
+    for (size_t i = 0; i < ARRAY_LEN(tail); i++)
+        store_argv_fmt(a, "%s", store_bucket_key(s, k, sizeof(k), tail[i], bucket));
+}
+
+static void store_fx_applied(struct store_op *op, int err, const redisReply *r)
+{
+    (void)op;
+    err = store_reply_error(err, r); /* an error reply is logged there */
+    if (err != MDMD_OK)
+        log_warn("event=redis_fleet_write_lost err=%s", mdmd_strerror(err));
+}
+
+/* The script's {status mdm_fx, reply, writes}: the writes go out first (the
+ * caller's reply may free the store), then the reply goes on as the script's
+ * own.  Anything else (an error, a script that returned before fx_begin) goes
+ * on untouched. */
+static void store_fx_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_reply_fn *next = op->fx_next;
+    if (err != MDMD_OK || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STATUS || strcmp(r->element[0]->str, "mdm_fx") != 0 ||
+        r->element[2]->type != REDIS_REPLY_ARRAY) {
+        next(op, err, r);
+        return;
+    }
+    const redisReply *w = r->element[2];
+    if (w->elements > 0) {
+        struct store *root = store_root(op->s); /* op->s may be a cluster node's */
+        struct store_argv a;
+        char num[32];
+        store_argv_init(&a);
+        store_fx_keys(root, &a, op->fx_bucket, op->fx_now_ms);
+        for (size_t i = 0; i < w->elements; i++) {
+            const redisReply *e = w->element[i];
+            if (e->type == REDIS_REPLY_INTEGER) {
+                snprintf(num, sizeof(num), "%lld", e->integer);
+                store_argv_fmt(&a, "%s", num);
+            } else {
+                store_argv_push(&a, e->type == REDIS_REPLY_STRING ? e->str : "",
+                                e->type == REDIS_REPLY_STRING ? e->len : 0);
+            }
+        }
+        (void)store_argv_script(root, store_lua_fleet_apply, STORE_FX_KEYS, &a, store_fx_applied,
+                                STORE_CB_NONE, NULL);
+    }
+    next(op, MDMD_OK, r->element[1]);
+}
+
+struct store_op *store_argv_fx_keep(struct store *s, const char *lua, int nkeys,
+                                    const struct store_argv *a, store_reply_fn *reply,
+                                    union store_cb cb, void *arg)
+{
+    struct store_op *op = store_op_new(s, cb, arg);
+    struct store_argv b;
+    op->fx_now_ms = util_now_ms();
+    if (store_layout_cluster(s)) {
+        op->fx_next = reply;
+        op->fx_bucket = a->n > 0 ? store_bucket_of(a->v[0], a->len[0]) : 0;
+        return store_cmd_script(s, store_script_get(s, lua), nkeys, a->n, a->v, a->len,
+                                store_fx_reply, op);
+    }
+    store_argv_init(&b);
+    for (int i = 0; i < a->n; i++) {
+        if (i == nkeys)
+            store_fx_keys(s, &b, 0, op->fx_now_ms);
+        store_argv_push(&b, a->v[i], a->len[i]);
+    }
+    if (nkeys == a->n)
+        store_fx_keys(s, &b, 0, op->fx_now_ms);
+    op = store_cmd_script(s, store_script_get(s, lua), nkeys + STORE_FX_KEYS, b.n, b.v, b.len,
+                          reply, op);
+    store_argv_free(&b);
+    return op;
+}
+
+struct store_op *store_argv_fx_script(struct store *s, const char *lua, int nkeys,
+                                      struct store_argv *a, store_reply_fn *reply,
+                                      union store_cb cb, void *arg)
+{
+    struct store_op *op = store_argv_fx_keep(s, lua, nkeys, a, reply, cb, arg);
     store_argv_free(a);
     return op;
 }

@@ -106,6 +106,9 @@ struct store_op {                 /* lives from send until hiredis lets go of it
     int slot;                    /* cluster: the key's slot, -1 until routed */
     int redirects;               /* cluster: MOVED/ASK followed so far */
     int parked;                  /* cluster: waiting in the root store for its node */
+    store_reply_fn *fx_next;     /* fleet-effect scripts: the reply function behind the unwrap */
+    int64_t fx_now_ms;           /* fleet-effect scripts: the minute of the rate keys */
+    int fx_bucket;               /* fleet-effect scripts: the device's bucket */
 };
 
 /* A fresh op for store_cmd_argv()/store_cmd_script(), which take ownership. */
@@ -152,11 +155,54 @@ void store_argv_push(struct store_argv *a, const char *s, size_t len);
 void store_argv_str(struct store_argv *a, const char *s);
 void store_argv_fmt(struct store_argv *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Every string of a copied into a (for an argument vector that outlives its
+ * caller's strings: a call made again later). */
+void store_argv_own(struct store_argv *a);
 void store_argv_free(struct store_argv *a);
 /* store_cmd_script(lua) with a new op for cb/arg, then store_argv_free(a). */
 struct store_op *store_argv_script(struct store *s, const char *lua, int nkeys,
                                    struct store_argv *a, store_reply_fn *reply, union store_cb cb,
                                    void *arg);
+
+/* The store the caller holds (s itself, or the root of a cluster node's). */
+struct store *store_root(struct store *s);
+
+/* A device script with fleet effects (fx_begin ... fx_reply, prelude.lua;
+ * docs/REDIS.md, "Redis Cluster"): nkeys are its own keys, all in the
+ * device's slot, KEYS[1] naming the device.  Single layout: the fleet block
+ * (STORE_FX_KEYS keys: mdm:devices ... mdm:ddm:failed, the rate keys of this
+ * minute) follows them in KEYS and the script writes it itself, one call as
+ * before.  Cluster layout: the script returns its fleet writes with its
+ * reply; they are sent at once as fleet_apply.lua on the device's bucket,
+ * without waiting for that answer (a lost one is drift of derived keys, not
+ * of the device's own), and reply gets the script's own reply, so reply
+ * functions read the same shape in both layouts.  Otherwise as
+ * store_argv_script. */
+#define STORE_FX_KEYS 12
+struct store_op *store_argv_fx_script(struct store *s, const char *lua, int nkeys,
+                                      struct store_argv *a, store_reply_fn *reply,
+                                      union store_cb cb, void *arg);
+/* The same, a left as it is (the caller frees it). */
+struct store_op *store_argv_fx_keep(struct store *s, const char *lua, int nkeys,
+                                    const struct store_argv *a, store_reply_fn *reply,
+                                    union store_cb cb, void *arg);
+/* Appends the fleet block of bucket (store_bucket_key) for the minute of
+ * now_ms to a, in fx_names order (prelude.lua). */
+void store_fx_keys(const struct store *s, struct store_argv *a, int bucket, int64_t now_ms);
+
+/* The command endpoint's connect.lua argument vector (store_mdm.c): KEYS
+ * dev q notnow res sent, and in the single layout the prefixes of the
+ * command bodies and the registry; rt the reported command's request_type
+ * (cluster layout), at index STORE_REPORT_RT.  Returns the number of keys. */
+int store_mdm_report_argv(struct store_argv *a, const struct store_report *rp, int cluster,
+                          const char *rt);
+#define STORE_REPORT_ARGS 10 /* the arguments before the device's fields */
+#define STORE_REPORT_STATUS (5 + 3)
+#define STORE_REPORT_UUID (5 + 4)
+#define STORE_REPORT_RT (5 + 9)
+/* store_report() in the cluster layout (store_report.c). */
+struct store_op *store_report_cluster(struct store *s, const struct store_report *rp,
+                                      store_next_fn *cb, void *arg);
 
 /* The usual first step of a reply function: err unchanged when set; for an
  * error reply MDMD_EUNAVAIL when Redis cannot serve yet (LOADING, BUSY,

@@ -191,27 +191,41 @@ static void store_mdm_report_reply(struct store_op *op, int err, const redisRepl
         cb(op->arg, MDMD_OK, ident, NULL, NULL, 0);
 }
 
+int store_mdm_report_argv(struct store_argv *a, const struct store_report *rp, int cluster,
+                          const char *rt)
+{
+    for (int i = 0; i < 4; i++)
+        store_mdm_argv_key(a, store_mdm_udid_keys[i], rp->dev.udid);
+    store_mdm_argv_key(a, "sent", rp->dev.udid);
+    if (!cluster) {
+        store_argv_str(a, "mdm:cmd:");
+        store_argv_str(a, "mdm:cert:");
+    }
+    int nkeys = a->n;
+    store_argv_str(a, rp->dev.udid);
+    store_argv_fmt(a, "%lld", (long long)rp->dev.now_ms);
+    store_argv_str(a, rp->dev.cert_fp);
+    store_argv_str(a, rp->status);
+    store_argv_str(a, rp->uuid);
+    store_argv_push(a, rp->result, rp->result_len);
+    store_argv_str(a, rp->error_chain);
+    store_argv_fmt(a, "%lld", (long long)rp->history_len);
+    store_argv_fmt(a, "%lld", (long long)rp->history_max_bytes);
+    store_argv_str(a, rt);
+    store_mdm_fields(a, rp->dev.fields, rp->dev.nfields);
+    return nkeys;
+}
+
 struct store_op *store_report(struct store *s, const struct store_report *rp, store_next_fn *cb,
                               void *arg)
 {
     struct store_argv a;
+    if (store_layout_cluster(s))
+        return store_report_cluster(s, rp, cb, arg);
     store_argv_init(&a);
-    for (int i = 0; i < 4; i++)
-        store_mdm_argv_key(&a, store_mdm_udid_keys[i], rp->dev.udid);
-    store_argv_str(&a, "mdm:devices");
-    store_argv_str(&a, "mdm:events");
-    store_argv_str(&a, rp->dev.udid);
-    store_argv_fmt(&a, "%lld", (long long)rp->dev.now_ms);
-    store_argv_str(&a, rp->dev.cert_fp);
-    store_argv_str(&a, rp->status);
-    store_argv_str(&a, rp->uuid);
-    store_argv_push(&a, rp->result, rp->result_len);
-    store_argv_str(&a, rp->error_chain);
-    store_argv_fmt(&a, "%lld", (long long)rp->history_len);
-    store_argv_fmt(&a, "%lld", (long long)rp->history_max_bytes);
-    store_mdm_fields(&a, rp->dev.fields, rp->dev.nfields);
-    return store_argv_script(s, store_mdm_lua[STORE_LUA_CONNECT], 6, &a, store_mdm_report_reply,
-                             (union store_cb){.next = cb}, arg);
+    int nkeys = store_mdm_report_argv(&a, rp, 0, "");
+    return store_argv_fx_script(s, store_mdm_lua[STORE_LUA_CONNECT], nkeys, &a,
+                                store_mdm_report_reply, (union store_cb){.next = cb}, arg);
 }
 
 /* ---- admin ---- */

@@ -1,8 +1,16 @@
 -- The hot path: one call per device request on the command endpoint.
--- KEYS: dev q notnow res devices events
+-- KEYS: dev q notnow res sent [cmd cert] (+ the fleet block: fx_begin)
+--   cmd, cert: the prefixes "mdm:cmd:" and "mdm:cert:" of the command bodies
+--   and the certificate registry, single layout only: in the cluster layout
+--   they live in other slots and mdmd reads the bodies itself.
 -- ARGV: udid now cert_fp status uuid result error_chain history_len history_max_bytes
---       [field value]...
--- Returns {'ok'} (nothing to send), {'ok', uuid, plist} or {identity failure}.
+--       request_type [field value]...
+--   request_type: the reported command's, cluster layout (mdmd's cache of the
+--   bodies, or its own HMGET); the single layout reads it here.
+--   status "-drop" (cluster layout): uuid's body is gone, drop it from the
+--   queue and hand out the next one; nothing reported.
+-- Returns {'ok'} (nothing to send), {'ok', uuid, plist} ({'ok', uuid} in the
+-- cluster layout: mdmd adds the body) or {identity failure}.
 -- udid may be a user channel, "<UDID>:<user>" (KEYS are then the channel's).
 -- The device answered a push (issue 19): the time since the first push it had
 -- not answered goes to the push-to-check-in histogram (mdm:pushlat, seconds
@@ -11,14 +19,14 @@ local function mdm_push_answered(dev, udid, now)
   local pw = redis.call('HGET', dev, 'push_wait')
   if not pw then return end
   redis.call('HDEL', dev, 'push_wait', 'repush_attempts', 'push_unanswered')
-  redis.call('ZREM', 'mdm:repush', udid)
+  fx_zrem('repush', udid)
   local ms = tonumber(now) - tonumber(pw)
   if ms < 0 then ms = 0 end
   for _, le in ipairs({1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600}) do
-    if ms <= le * 1000 then redis.call('HINCRBY', 'mdm:pushlat', 'le_' .. le, 1) end
+    if ms <= le * 1000 then fx_hincr('pushlat', 'le_' .. le, 1) end
   end
-  redis.call('HINCRBY', 'mdm:pushlat', 'count', 1)
-  redis.call('HINCRBY', 'mdm:pushlat', 'sum_ms', ms)
+  fx_hincr('pushlat', 'count', 1)
+  fx_hincr('pushlat', 'sum_ms', ms)
 end
 -- History (docs/REDIS.md, "Command history"): at most len entries (exact
 -- MAXLEN on the XADD) and max_bytes of results and error chains per device,
@@ -55,20 +63,26 @@ local function mdm_history_add(dev, res, len, max_bytes, uuid, rt, status, now, 
   if cut > 0 then redis.call('XTRIM', res, 'MINID', es[cut + 1][1]) end
   redis.call('HSET', dev, 'hist_bytes', total)
 end
-local dev, q, nn, res, devices, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local dev, q, nn, res, sent, cmd = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local cert = not MDM_CLUSTER and KEYS[7] or nil
+fx_begin(7)
 local udid, now, fp, status, uuid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local bad = mdm_ident(dev, fp)
-if bad then return {bad} end
-if #ARGV > 9 then
+local bad = mdm_ident_with(dev, fp, cert)
+if bad then return fx_reply({bad}) end
+local dropped = status == '-drop'
+if dropped then
+  if redis.call('LREM', q, 1, uuid) > 0 then fx_hincr('stats', 'queue_depth', -1) end
+  redis.call('HDEL', sent, uuid)
+elseif #ARGV > 10 then
   -- Only the fields whose value changed are written (a device answers
   -- DeviceInformation with the same name and serial number every time), and
   -- the search index is touched only when an indexed field is among them.
   local names = {}
-  for i = 10, #ARGV - 1, 2 do names[#names + 1] = ARGV[i] end
+  for i = 11, #ARGV - 1, 2 do names[#names + 1] = ARGV[i] end
   local old = redis.call('HMGET', dev, unpack(names))
   local set, reindex, oschg = {'last_seen', now, 'info_updated_at', now}, false, false
   for i, f in ipairs(names) do
-    local v = ARGV[9 + 2 * i]
+    local v = ARGV[10 + 2 * i]
     if old[i] ~= v then
       set[#set + 1] = f
       set[#set + 1] = v
@@ -82,20 +96,24 @@ if #ARGV > 9 then
   -- The OS count (mdm:os) is kept up when the version changed, or was never
   -- counted (a device enrolled before the count existed).
   if not string.find(udid, ':', 1, true) then
-    if reindex then mdm_index_sync(dev, udid, idx) end
-    if oschg or not os then mdm_os_sync(dev, os) end
+    if reindex then fx_index_sync(dev, udid, idx) end
+    if oschg or not os then fx_os_sync(dev, os) end
   end
 else
   redis.call('HSET', dev, 'last_seen', now)
 end
--- mdm:devices lists devices; a user channel's last_seen is on its record.
-if not string.find(udid, ':', 1, true) then redis.call('ZADD', devices, now, udid) end
-mdm_push_answered(dev, udid, now)
+if not dropped then
+  -- mdm:devices lists devices; a user channel's last_seen is on its record.
+  if not string.find(udid, ':', 1, true) then fx_zadd('devices', now, udid) end
+  mdm_push_answered(dev, udid, now)
+end
 
-if status == 'NotNow' then
+if dropped then
+  -- Nothing reported: the marks of the last report stand.
+elseif status == 'NotNow' then
   if uuid ~= '' and redis.call('LPOS', q, uuid) then
     redis.call('SADD', nn, uuid)
-    mdm_rate('cmd', now, 'NotNow')
+    fx_rate('cmd', 'NotNow')
   end
 else
   if status ~= 'Idle' then
@@ -103,7 +121,7 @@ else
     local queued = redis.call('LREM', q, 1, uuid)
     -- Never HINCRBY by -0: Redis refuses "-0", and a script that fails half
     -- way keeps what it already did (the LREM above), losing the result.
-    if queued > 0 then redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -queued) end
+    if queued > 0 then fx_hincr('stats', 'queue_depth', -queued) end
     -- Not queued: maybe the same report again, because the answer to the
     -- first one was lost (the device retries it).  A result already in the
     -- recent history is not recorded twice.
@@ -116,18 +134,19 @@ else
         end
       end
     end
-    redis.call('HDEL', mdm_key('sent', udid), uuid)
+    redis.call('HDEL', sent, uuid)
     if not again then
-      local rt = redis.call('HGET', 'mdm:cmd:' .. uuid, 'request_type') or ''
+      local rt = ARGV[10]
+      if cmd then rt = redis.call('HGET', cmd .. uuid, 'request_type') or '' end
       mdm_history_add(dev, res, tonumber(ARGV[8]), tonumber(ARGV[9]), uuid, rt, status, now,
                       queued, ARGV[6], ARGV[7])
-      mdm_event(events, 'type', 'command_finished', 'udid', udid, 'uuid', uuid,
-                'request_type', rt, 'status', status, 'time', now)
-      mdm_rate('cmd', now, status)
+      fx_event('type', 'command_finished', 'udid', udid, 'uuid', uuid,
+               'request_type', rt, 'status', status, 'time', now)
+      fx_rate('cmd', status)
       if rt == 'DeviceConfigured' and status == 'Acknowledged' then
         -- Setup Assistant goes on: the device is no longer awaiting configuration.
         redis.call('HSET', dev, 'awaiting_configuration', 'false', 'configured_at', now)
-        mdm_event(events, 'type', 'device_configured', 'udid', udid, 'time', now)
+        fx_event('type', 'device_configured', 'udid', udid, 'time', now)
       end
     end
   end
@@ -136,21 +155,25 @@ end
 
 -- The oldest queued command not marked NotNow (after a non-NotNow report the
 -- marks are gone, so that is simply the oldest).  Commands whose body
--- expired are dropped on the way.
-local marked = status == 'NotNow' and redis.call('SCARD', nn) > 0
+-- expired are dropped on the way (cluster layout: by mdmd, "-drop").
+local marked = (status == 'NotNow' or dropped) and redis.call('SCARD', nn) > 0
 local start, batch = 0, 1 -- the head is what is sent nearly always: one element first
 while true do
   local ids = redis.call('LRANGE', q, start, start + batch - 1)
   batch = 100
-  if #ids == 0 then return {'ok'} end
+  if #ids == 0 then return fx_reply({'ok'}) end
   for _, id in ipairs(ids) do
     if not marked or redis.call('SISMEMBER', nn, id) == 0 then
-      local body = redis.call('HGET', 'mdm:cmd:' .. id, 'plist')
-      if body then
-        redis.call('HSET', mdm_key('sent', udid), id, now) -- the pending list's "sent" state
-        return {'ok', id, body}
+      if not cmd then
+        redis.call('HSET', sent, id, now)
+        return fx_reply({'ok', id})
       end
-      if redis.call('LREM', q, 1, id) > 0 then redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -1) end
+      local body = redis.call('HGET', cmd .. id, 'plist')
+      if body then
+        redis.call('HSET', sent, id, now) -- the pending list's "sent" state
+        return fx_reply({'ok', id, body})
+      end
+      if redis.call('LREM', q, 1, id) > 0 then fx_hincr('stats', 'queue_depth', -1) end
       start = start - 1
     end
   end

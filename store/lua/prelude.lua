@@ -20,6 +20,73 @@ local function mdm_ident_device(dev, fp)
   if redis.call('HGET', 'mdm:cert:' .. fp, 'state') == 'revoked' then return 'revoked' end
   return nil
 end
+-- Fleet effects (docs/REDIS.md, "Redis Cluster"): what a device script
+-- writes to the fleet-wide keys (indexes, counters, the event stream).
+-- Single layout: applied at once in this script, atomic with the rest, on the
+-- fleet block mdmd appended to KEYS after the script's own n keys
+-- (fx_begin(n)).  Cluster layout: those keys live in the device's bucket, a
+-- slot of their own, so the writes are recorded and returned with the reply
+-- (fx_reply), and mdmd applies them with fleet_apply.lua on the bucket.  The
+-- order of the block is store_argv.c's (store_fx_keys).
+local fx_names = {'devices', 'idx', 'stats', 'os', 'pushlat', 'repush', 'provision', 'events',
+                  'rate_cmd', 'rate_push', 'ddm_enrollments', 'ddm_failed'}
+local fx_keys, fx_log = {}, {}
+local function fx_bind(first)
+  for i, name in ipairs(fx_names) do fx_keys[name] = KEYS[first + i - 1] end
+end
+-- One write {kind, name, args...} on the bound keys.  A bucket's stream is
+-- capped at its share of the fleet's cap.
+local function fx_do(w)
+  local kind, name, k = w[1], w[2], fx_keys[w[2]]
+  if kind == 'zadd' then
+    redis.call('ZADD', k, w[3], w[4])
+  elseif kind == 'zrem' then
+    redis.call('ZREM', k, w[3])
+  elseif kind == 'sadd' then
+    redis.call('SADD', k, w[3])
+  elseif kind == 'srem' then
+    redis.call('SREM', k, w[3])
+  elseif kind == 'hincr' then
+    -- mdm:os counts devices: a version nobody reports any more goes.
+    if redis.call('HINCRBY', k, w[3], w[4]) <= 0 and name == 'os' then redis.call('HDEL', k, w[3]) end
+  elseif kind == 'event' then
+    redis.call('XADD', k, 'MAXLEN', '~', MDM_CLUSTER and 1563 or 100000, '*', unpack(w, 3))
+  elseif kind == 'rate' then
+    redis.call('HINCRBY', k, w[3], 1)
+    redis.call('EXPIRE', k, 7200)
+  end
+end
+local function fx_push(...)
+  local w = {...}
+  for i = 3, #w do w[i] = tostring(w[i]) end
+  if not MDM_CLUSTER then return fx_do(w) end
+  fx_log[#fx_log + 1] = #w
+  for _, v in ipairs(w) do fx_log[#fx_log + 1] = v end
+end
+local function fx_begin(n)
+  fx_log = {}
+  if not MDM_CLUSTER then fx_bind(n + 1) end
+end
+local function fx_zadd(name, score, member) fx_push('zadd', name, score, member) end
+local function fx_zrem(name, member) fx_push('zrem', name, member) end
+local function fx_sadd(name, member) fx_push('sadd', name, member) end
+local function fx_srem(name, member) fx_push('srem', name, member) end
+-- Never HINCRBY by 0: a script that fails half way keeps what it did.
+local function fx_hincr(name, field, n)
+  if tonumber(n) ~= 0 then fx_push('hincr', name, field, n) end
+end
+local function fx_event(...) fx_push('event', 'events', ...) end
+-- mdm:rate:<what>:<minute> (what: cmd or push; the minute is mdmd's, in the
+-- key it passed): outcome -> count, kept 2 hours.
+local function fx_rate(what, outcome) fx_push('rate', 'rate_' .. what, outcome) end
+-- The script's answer: as it is (single layout), or with the writes to make
+-- (cluster layout; the status marker tells store_argv.c a script that
+-- returned through here from one that returned before fx_begin).
+local function fx_reply(reply)
+  if not MDM_CLUSTER then return reply end
+  if reply == nil then reply = false end
+  return {{ok = 'mdm_fx'}, reply, fx_log}
+end
 -- A user channel ("<UDID>:<user>", docs/REDIS.md) has its device's keys with
 -- ":<user>" after the hash tag (the device's slot), and acts with its
 -- device's identity while the channel lasts: 'no_channel' when the device
@@ -53,6 +120,10 @@ local function mdm_revoke(events, fp, udid, now, reason)
   local k = 'mdm:cert:' .. fp
   if redis.call('HGET', k, 'state') ~= 'issued' then return false end
   redis.call('HSET', k, 'state', 'revoked', 'revoked_at', now, 'revoked_reason', reason)
+  if MDM_CLUSTER then -- the device record's copy (mdm_ident_dev)
+    local dev = 'mdm:dev:{' .. udid .. '}'
+    if redis.call('HGET', dev, 'cert_fp') == fp then redis.call('HSET', dev, 'cert_revoked', fp) end
+  end
   mdm_event(events, 'type', 'cert_revoked', 'udid', udid, 'fp', fp, 'reason', reason,
             'time', now)
   return true
@@ -96,6 +167,71 @@ local function mdm_os_sync(dev, old)
   if a and redis.call('HINCRBY', 'mdm:os', a, -1) <= 0 then redis.call('HDEL', 'mdm:os', a) end
   if b then
     redis.call('HINCRBY', 'mdm:os', b, 1)
+    redis.call('HSET', dev, 'os_counted', b)
+  else
+    redis.call('HDEL', dev, 'os_counted')
+  end
+end
+-- mdm_ident for a script that takes its keys (the same rules).  cert: the
+-- registry's prefix key ("mdm:cert:"), single layout.  In the cluster layout
+-- the registry lives in other slots (cert nil): the device record carries
+-- what the check needs, cert_revoked (the fingerprint of a certificate of
+-- this device revoked since: its next request is refused when it is the bound
+-- one), written with the registry entry's revocation; a migrated record binds
+-- its first certificate without the registry's owner check.
+local function mdm_ident_dev(dev, fp, cert)
+  local st = redis.call('HMGET', dev, 'state', 'cert_fp', 'migrated', 'cert_revoked')
+  if not st[1] then return 'unknown' end
+  if st[1] == 'checked_out' then return 'checked_out' end
+  if not st[2] and st[3] == '1' and fp ~= '' then
+    if cert then
+      local udid = string.match(dev, '^mdm:dev:{(.*)}$')
+      local owner = redis.call('HGET', cert .. fp, 'udid')
+      if owner and owner ~= '' and owner ~= udid then return 'cert_mismatch' end
+    end
+    redis.call('HSET', dev, 'cert_fp', fp, 'migrated_bound_at', redis.call('TIME')[1] * 1000)
+    st[2] = fp
+  end
+  if st[2] ~= fp then return 'cert_mismatch' end
+  if cert then
+    if redis.call('HGET', cert .. fp, 'state') == 'revoked' then return 'revoked' end
+  elseif st[4] == fp then
+    return 'revoked'
+  end
+  return nil
+end
+-- A user channel's record is its device's with ":<user>" after the hash tag:
+-- the parent's name is derived from dev, in the same slot.
+local function mdm_ident_with(dev, fp, cert)
+  local parent = string.match(dev, '^([^}]*}):.+$')
+  if not parent then return mdm_ident_dev(dev, fp, cert) end
+  local bad = mdm_ident_dev(parent, fp, cert)
+  if bad then return bad end
+  local st = redis.call('HGET', dev, 'state')
+  if not st or st == 'checked_out' then return 'no_channel' end
+  return nil
+end
+-- The device search index in the fleet block (fx): mdm_index_sync's rules.
+local function fx_index_sync(dev, udid, old)
+  local new = mdm_index_get(dev)
+  for i, f in ipairs(mdm_index_names) do
+    if old[i] and old[i] ~= new[i] then
+      fx_zrem('idx', string.lower(old[i]) .. '\0' .. udid .. '\0' .. f)
+    end
+    if new[i] and new[i] ~= '' then
+      fx_zadd('idx', 0, string.lower(new[i]) .. '\0' .. udid .. '\0' .. f)
+    end
+  end
+end
+-- mdm:os in the fleet block (fx): mdm_os_sync's rules.
+local function fx_os_sync(dev, old)
+  local new = redis.call('HMGET', dev, 'os_version', 'state')
+  local a = old or nil
+  local b = new[1] and new[1] ~= '' and new[2] ~= 'checked_out' and new[1] or nil
+  if a == b then return end
+  if a then fx_hincr('os', a, -1) end
+  if b then
+    fx_hincr('os', b, 1)
     redis.call('HSET', dev, 'os_counted', b)
   else
     redis.call('HDEL', dev, 'os_counted')

@@ -317,6 +317,47 @@ int store_cluster_stats(const struct store *s, struct store_cluster_stats *st)
     return 0;
 }
 
+/* The single key layout, as a store without redis_layout has on one Redis. */
+struct store *store_root(struct store *s)
+{
+    return s;
+}
+
+int store_layout_cluster(const struct store *s)
+{
+    (void)s;
+    return 0;
+}
+
+int store_nbuckets(const struct store *s)
+{
+    (void)s;
+    return 1;
+}
+
+int store_bucket_of(const char *key, size_t len)
+{
+    (void)key;
+    (void)len;
+    return 0;
+}
+
+const char *store_bucket_key(const struct store *s, char *buf, size_t size, const char *base,
+                             int bucket)
+{
+    (void)s;
+    (void)bucket;
+    snprintf(buf, size, "%s", base);
+    return buf;
+}
+
+const char *store_global_key(const struct store *s, char *buf, size_t size, const char *rest)
+{
+    (void)s;
+    snprintf(buf, size, "mdm:%s", rest);
+    return buf;
+}
+
 struct store_script *store_script_new(struct store *s, const char *lua)
 {
     struct store_script *sc = xcalloc(1, sizeof(*sc));

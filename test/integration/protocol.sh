@@ -74,6 +74,25 @@ check "error chain stored as JSON" bash -c "redis-cli -p $REDIS_PORT xrevrange '
 poll d1 $U CommandFormatError "$B"
 check "CommandFormatError finishes B" test "$CODE:$NEXT:$(R llen "mdm:q:{$U}")" = "200::0"
 check "CommandFormatError recorded" bash -c "redis-cli -p $REDIS_PORT xrevrange 'mdm:res:{$U}' + - count 1 | grep -qx CommandFormatError"
+# The fleet writes of connect.lua land in the device's bucket (cluster
+# layout: by fleet_apply.lua after the answer, so polled).
+check "command_finished in the device's event stream" wait_for 5 bash -c \
+    "redis-cli -p $REDIS_PORT xrange '$(bkey mdm:events "$U")' - + | grep -q -x SecurityInfo"
+rate_seen() { # the CommandFormatError of this minute or the last one, in $U's bucket
+    local m=$(( $(date +%s) / 60 ))
+    [ "$(R hget "$(bkey mdm:rate:cmd:$m "$U")" CommandFormatError)" = 1 ] ||
+        [ "$(R hget "$(bkey mdm:rate:cmd:$((m - 1)) "$U")" CommandFormatError)" = 1 ]
+}
+check "the minute's command outcomes counted in the device's bucket" wait_for 5 rate_seen
+# A queued command whose body expired is dropped on the way to the next.
+api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"ProfileList"}}' >/dev/null; A=$(jget "$T/api" command_uuid)
+api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"SecurityInfo"}}' >/dev/null; B=$(jget "$T/api" command_uuid)
+R del "mdm:cmd:$A" >/dev/null
+poll d1 $U Idle
+check "an expired body is passed over: the next one sent, the dead one dropped" \
+    test "$NEXT:$(R lrange "mdm:q:{$U}" 0 -1)" = "$B:$B"
+poll d1 $U Acknowledged "$B"
+check "queue empty again" test "$CODE:$NEXT:$(R llen "mdm:q:{$U}")" = "200::0"
 poll d1 $U Acknowledged 11111111-2222-3333-4444-555555555555
 check "result for an unknown UUID: 200, stored as not queued" \
     bash -c "[ $CODE = 200 ] && redis-cli -p $REDIS_PORT xrevrange 'mdm:res:{$U}' + - count 1 | grep -a -A1 -x queued | tail -1 | grep -qx 0"

@@ -624,6 +624,169 @@ TEST(test_eval_replies)
     free(addr);
 }
 
+/* ---- fleet effects (store_argv_fx_script) ---------------------------------- */
+
+static void t_fx_reply(struct store_op *op, int err, const redisReply *r)
+{
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_STRING)
+        err = MDMD_EPROTO;
+    op->cb.eval(op->arg, err, 0, err == MDMD_OK ? r->str : NULL, err == MDMD_OK ? r->len : 0);
+}
+
+/* A device script with one key of its own writing every kind of fleet
+ * effect; it fails when it sees the fleet block in the cluster layout, or
+ * misses it in the single one.  ARGV: udid now os_delta. */
+static const char t_fx_body[] =
+    "fx_begin(1)\n"
+    "if #KEYS ~= (MDM_CLUSTER and 1 or 13) then return redis.error_reply('keys ' .. #KEYS) end\n"
+    "redis.call('HSET', KEYS[1], 'seen', ARGV[2])\n"
+    "fx_zadd('devices', ARGV[2], ARGV[1])\n"
+    "fx_zrem('repush', ARGV[1])\n"
+    "fx_hincr('os', '17.0', ARGV[3])\n"
+    "fx_hincr('stats', 'queue_depth', 0)\n"
+    "fx_event('type', 'fx_test', 'udid', ARGV[1])\n"
+    "fx_rate('cmd', 'Acknowledged')\n"
+    "fx_sadd('ddm_failed', ARGV[1])\n"
+    "return fx_reply('done:' .. ARGV[1])\n";
+
+static char *t_fx_script(void)
+{
+    FILE *f = fopen("store/lua/prelude.lua", "r"); /* tests run at the top (test/run.sh) */
+    char *text = NULL;
+    size_t n = 0;
+    if (f == NULL)
+        return NULL;
+    if (getdelim(&text, &n, '\0', f) < 0) {
+        free(text);
+        text = NULL;
+    }
+    fclose(f);
+    char *all = text != NULL ? xasprintf("%s%s", text, t_fx_body) : NULL;
+    free(text);
+    return all;
+}
+
+static struct t_res t_fx_call(struct store *s, const char *lua, const char *udid, const char *delta)
+{
+    struct t_res r = {0};
+    struct store_argv a;
+    char dev[64];
+    snprintf(dev, sizeof(dev), "mdm:dev:{%s}", udid);
+    store_argv_init(&a);
+    store_argv_str(&a, dev);
+    store_argv_str(&a, udid);
+    store_argv_fmt(&a, "%lld", (long long)util_now_ms());
+    store_argv_str(&a, delta);
+    (void)store_argv_fx_script(s, lua, 1, &a, t_fx_reply, (union store_cb){.eval = t_eval_done},
+                               &r);
+    WAIT_UNTIL(r.calls > 0, 1000);
+    WAIT_UNTIL(store_pending(s) == 0, 1000); /* the cluster layout's fleet_apply */
+    return r;
+}
+
+/* The fleet keys of one bucket hold what t_fx_body wrote once (os: n). */
+static void t_fx_check(redisContext **sync, struct store *s, const char *udid, int bucket,
+                       int64_t minute, const char *os_count)
+{
+    char k[96], base[64], cmd[256];
+    redisReply *r;
+#define T_FX_KEY(name) store_bucket_key(s, k, sizeof(k), name, bucket)
+    snprintf(cmd, sizeof(cmd), "ZSCORE %s %s", T_FX_KEY("mdm:devices"), udid);
+    r = t_cmd(sync, NULL, cmd);
+    CHECK(r != NULL && r->type == REDIS_REPLY_STRING);
+    freeReplyObject(r);
+    snprintf(cmd, sizeof(cmd), "HGET %s 17.0", T_FX_KEY("mdm:os"));
+    r = t_cmd(sync, NULL, cmd);
+    CHECK(r != NULL &&
+          (os_count == NULL ? r->type == REDIS_REPLY_NIL
+                            : r->type == REDIS_REPLY_STRING && strcmp(r->str, os_count) == 0));
+    freeReplyObject(r);
+    snprintf(cmd, sizeof(cmd), "EXISTS %s", T_FX_KEY("mdm:stats")); /* HINCRBY 0: none */
+    r = t_cmd(sync, NULL, cmd);
+    CHECK(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    freeReplyObject(r);
+    snprintf(cmd, sizeof(cmd), "XLEN %s", T_FX_KEY("mdm:events"));
+    r = t_cmd(sync, NULL, cmd);
+    CHECK(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 2);
+    freeReplyObject(r);
+    snprintf(cmd, sizeof(cmd), "SISMEMBER %s %s", T_FX_KEY("mdm:ddm:failed"), udid);
+    r = t_cmd(sync, NULL, cmd);
+    CHECK(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+    freeReplyObject(r);
+    long long rate = 0;
+    for (int64_t m = minute; m <= minute + 1; m++) { /* the calls may straddle a minute */
+        snprintf(base, sizeof(base), "mdm:rate:cmd:%lld", (long long)m);
+        snprintf(cmd, sizeof(cmd), "HGET %s Acknowledged", T_FX_KEY(base));
+        r = t_cmd(sync, NULL, cmd);
+        if (r != NULL && r->type == REDIS_REPLY_STRING)
+            rate += atoll(r->str);
+        freeReplyObject(r);
+        snprintf(cmd, sizeof(cmd), "TTL %s", T_FX_KEY(base));
+        r = t_cmd(sync, NULL, cmd);
+        CHECK(r != NULL && r->type == REDIS_REPLY_INTEGER &&
+              (r->integer == -2 || r->integer > 7000));
+        freeReplyObject(r);
+    }
+    CHECK(rate == 2);
+#undef T_FX_KEY
+}
+
+static int t_key_count(redisContext **sync)
+{
+    redisReply *r = t_cmd(sync, NULL, "DBSIZE");
+    int n = r != NULL && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+/* The same script in both layouts on one Redis: the single layout writes the
+ * fleet keys as they always were named, in the script; the cluster layout
+ * on the device's bucket ({bNN}), by fleet_apply.lua after the reply. */
+TEST(test_fleet_effects)
+{
+    char *addr = t_tcp_addr(), *lua = t_fx_script();
+    redisContext *sync = NULL;
+    const char *udid = "FX-DEVICE-1";
+    int bucket = store_bucket_of("mdm:dev:{FX-DEVICE-1}", strlen("mdm:dev:{FX-DEVICE-1}"));
+    CHECK(lua != NULL);
+    if (lua == NULL)
+        return;
+    for (int cluster = 0; cluster <= 1; cluster++) {
+        freeReplyObject(t_cmd(&sync, NULL, "FLUSHALL"));
+        struct store *s = store_new(t_base, addr, T_TIMEOUT_MS);
+        store_set_layout(s, cluster ? STORE_LAYOUT_CLUSTER : STORE_LAYOUT_SINGLE);
+        WAIT_UNTIL(store_connected(s), 2000);
+        CHECK(store_layout_cluster(s) == cluster);
+        int64_t minute = util_now_ms() / 60000;
+        struct t_res r = t_fx_call(s, lua, udid, "1");
+        CHECK(r.err == MDMD_OK && strcmp(r.str, "done:FX-DEVICE-1") == 0);
+        r = t_fx_call(s, lua, udid, "1");
+        CHECK(r.err == MDMD_OK && strcmp(r.str, "done:FX-DEVICE-1") == 0);
+        t_fx_check(&sync, s, udid, bucket, minute, "2");
+        /* Keys: the device's, devices, os, events, ddm_failed, one rate key
+         * (two across a minute): nothing under another name. */
+        int n = t_key_count(&sync);
+        CHECK(n == 6 || n == 7);
+        redisReply *e = t_cmd(&sync, NULL, "EXISTS mdm:devices");
+        CHECK(e != NULL && e->type == REDIS_REPLY_INTEGER && e->integer == !cluster);
+        freeReplyObject(e);
+        /* A count that drops to 0 is deleted. */
+        r = t_fx_call(s, lua, udid, "-2");
+        CHECK(r.err == MDMD_OK);
+        char k[96], cmd[128];
+        snprintf(cmd, sizeof(cmd), "HEXISTS %s 17.0",
+                 store_bucket_key(s, k, sizeof(k), "mdm:os", bucket));
+        e = t_cmd(&sync, NULL, cmd);
+        CHECK(e != NULL && e->type == REDIS_REPLY_INTEGER && e->integer == 0);
+        freeReplyObject(e);
+        store_free(s);
+    }
+    redisFree(sync);
+    free(lua);
+    free(addr);
+}
+
 /* A server that answers the first two connections with -LOADING, as a
  * Redis reading a large AOF does, and the third with +PONG. */
 static int t_fake_start(void)
@@ -827,6 +990,7 @@ int main(void)
     RUN(test_free_inside_callback);
     RUN(test_eval_noscript);
     RUN(test_eval_replies);
+    RUN(test_fleet_effects);
     RUN(test_stopped_redis_times_out);
     RUN(test_kill_and_reconnect);
     RUN(test_loading_redis);
