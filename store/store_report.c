@@ -188,8 +188,8 @@ struct store_op *store_report_cluster(struct store *s, const struct store_report
     rq->cb = cb;
     rq->arg = arg;
     store_argv_init(&rq->a);
-    int result = rp->uuid[0] != '\0' && strcmp(rp->status, "Idle") != 0 &&
-                 strcmp(rp->status, "NotNow") != 0;
+    int result =
+        rp->uuid[0] != '\0' && strcmp(rp->status, "Idle") != 0 && strcmp(rp->status, "NotNow") != 0;
     const struct store_body *b = result ? store_body_get(rp->uuid) : NULL;
     rq->nkeys = store_mdm_report_argv(&rq->a, rp, 1, b != NULL ? b->rt : "");
     store_argv_own(&rq->a);
