@@ -125,9 +125,8 @@ done
 check "test_cluster exits 0" test "$rc" = 0
 
 # --- mdmd on the cluster (the cluster key layout, docs/REDIS.md) ---
-check "the cluster is whole again (3 masters, each with its replica)" \
-    wait_for 60 bash -c "$(declare -f cluster_ok masters replicas_synced); PORTS=(${PORTS[*]}); \
-        cluster_ok && MASTERS=\$(masters) && [ \$(echo \$MASTERS | wc -w) = 3 ] && replicas_synced"
+whole() { cluster_ok && MASTERS=$(masters) && [ "$(echo $MASTERS | wc -w)" = 3 ] && replicas_synced; }
+check "the cluster is whole again (3 masters, each with its replica)" wait_for 60 whole
 MASTERS=$(masters)
 # The enrollment and device-protocol suites, as they run on a single Redis
 # (their own checks read Redis through redis-cli -c and the layout's names).
@@ -186,7 +185,7 @@ check "every enqueue of the wave was answered 201 in the end" test "$(wc -l <"$T
 # Done when every queue is empty (the devices keep polling), or 120 s.
 queued() {
     for ((i = 0; i < N; i++)); do printf 'LLEN mdm:q:{WAVE-%06d}\n' "$i"; done |
-        redis-cli -p "$REDIS_PORT" 2>/dev/null | awk '{s += $1} END {print s + 0}'
+        redis-cli -c -p "$REDIS_PORT" 2>/dev/null | awk '{s += $1} END {print s + 0}'
 }
 REDIS_PORT=${SEEDS%%,*}; REDIS_PORT=${REDIS_PORT##*:}
 wait_for 120 out_is 0 queued
@@ -194,7 +193,7 @@ kill -TERM "$SIMPID"; wait "$SIMPID" 2>/dev/null
 # What is still queued, "UDID UUID" a line; then per command answered 201:
 # lost = devices that neither reported it nor still have it queued.
 for ((i = 0; i < N; i++)); do printf 'ECHO WAVE-%06d\nLRANGE mdm:q:{WAVE-%06d} 0 -1\n' "$i" "$i"; done |
-    redis-cli -p "$REDIS_PORT" 2>/dev/null >"$T/wave.q"
+    redis-cli -c -p "$REDIS_PORT" 2>/dev/null >"$T/wave.q"
 read -r lost twice < <(python3 - "$T/wave.acked" "$T/wave.ledger" "$T/wave.q" "$N" <<'PY'
 import collections, sys
 acked = open(sys.argv[1]).read().split()
