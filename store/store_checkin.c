@@ -359,22 +359,81 @@ static void store_checkin_migrate_reply(struct store_op *op, int err, const redi
     free(v);
 }
 
+/* migrate.lua's keys and arguments for d[0..n-1]: one call (the single
+ * layout) or one device (the cluster layout). */
+static int store_migrate_argv(struct store_argv *a, const struct store_migrant *d, size_t n,
+                              int64_t now_ms)
+{
+    store_argv_init(a);
+    for (size_t i = 0; i < n; i++) {
+        store_argv_fmt(a, "mdm:dev:{%s}", d[i].udid);
+        store_argv_fmt(a, "mdm:q:{%s}", d[i].udid);
+        store_argv_fmt(a, "mdm:notnow:{%s}", d[i].udid);
+    }
+    store_argv_fmt(a, "%lld", (long long)now_ms);
+    for (size_t i = 0; i < n; i++) {
+        store_argv_str(a, d[i].udid);
+        store_argv_fmt(a, "%zu", d[i].n);
+        for (size_t j = 0; j < d[i].n; j++) {
+            store_argv_str(a, d[i].fields[j].key);
+            store_argv_push(a, d[i].fields[j].val, d[i].fields[j].len);
+        }
+    }
+    return (int)(3 * n);
+}
+
+/* The cluster layout's migration: a call per device (each in its own slot),
+ * answered once every one has: created summed, skipped joined; the first
+ * error is the answer's. */
+struct store_migrate_fan {
+    store_migrate_fn *cb;
+    void *arg;
+    size_t left;
+    int err;
+    long created;
+    char **skipped;
+    size_t nskipped;
+};
+
+static void store_migrate_fan_one(void *arg, int err, long created, const char *const *skipped,
+                                  size_t nskipped)
+{
+    struct store_migrate_fan *f = arg;
+    if (err != MDMD_OK && f->err == MDMD_OK)
+        f->err = err;
+    f->created += err == MDMD_OK ? created : 0;
+    for (size_t i = 0; err == MDMD_OK && i < nskipped; i++) {
+        f->skipped = xrealloc(f->skipped, (f->nskipped + 1) * sizeof(*f->skipped));
+        f->skipped[f->nskipped++] = xstrdup(skipped[i]);
+    }
+    if (--f->left > 0)
+        return;
+    f->cb(f->arg, f->err, f->created, (const char *const *)f->skipped, f->nskipped);
+    for (size_t i = 0; i < f->nskipped; i++)
+        free(f->skipped[i]);
+    free(f->skipped);
+    free(f);
+}
+
 struct store_op *store_migrate(struct store *s, const struct store_migrant *d, size_t n,
                                int64_t now_ms, store_migrate_fn *cb, void *arg)
 {
     struct store_argv a;
-    store_argv_init(&a);
-    store_argv_str(&a, "mdm:devices");
-    store_argv_str(&a, "mdm:events");
-    store_argv_fmt(&a, "%lld", (long long)now_ms);
-    for (size_t i = 0; i < n; i++) {
-        store_argv_str(&a, d[i].udid);
-        store_argv_fmt(&a, "%zu", d[i].n);
-        for (size_t j = 0; j < d[i].n; j++) {
-            store_argv_str(&a, d[i].fields[j].key);
-            store_argv_push(&a, d[i].fields[j].val, d[i].fields[j].len);
-        }
+    if (!store_layout_cluster(s) || n <= 1) {
+        int nkeys = store_migrate_argv(&a, d, n, now_ms);
+        return store_argv_fx_script(s, store_lua_migrate, nkeys, &a, store_checkin_migrate_reply,
+                                    (union store_cb){.migrate = cb}, arg);
     }
-    return store_argv_script(s, store_lua_migrate, 2, &a, store_checkin_migrate_reply,
-                             (union store_cb){.migrate = cb}, arg);
+    /* The per-device ops are the fan's own: the caller gets no op to cancel
+     * (NULL, as when cb already ran), and its callback runs once. */
+    struct store_migrate_fan *f = xcalloc(1, sizeof(*f));
+    f->cb = cb;
+    f->arg = arg;
+    f->left = n;
+    for (size_t i = 0; i < n; i++) {
+        int nkeys = store_migrate_argv(&a, &d[i], 1, now_ms);
+        (void)store_argv_fx_script(s, store_lua_migrate, nkeys, &a, store_checkin_migrate_reply,
+                                   (union store_cb){.migrate = store_migrate_fan_one}, f);
+    }
+    return NULL;
 }

@@ -5,21 +5,18 @@
 # between the client (mdmd's store code: test_cluster's CLUSTER_BENCH mode)
 # and every redis-server, per request.  OPS requests, 64 in flight.
 #
-# mdmd itself is not driven here yet: its scripts are not cluster-safe
-# (docs/REDIS.md, "What is not cluster-safe yet"), so polls/s through mdmd on
-# a cluster cannot be measured; bench.sh measures mdmd on one Redis.  WORKERS
-# is accepted for when it can (only 1 runs today).
+# Then mdmd itself on that cluster (the cluster key layout): bench_workers.sh's
+# rows (idle polls/s and commands/s, workers 1 and 2, CPU per request of mdmd,
+# of every redis-server and of the client), beside its rows on one Redis.
 set -u
 BIN=${BIN:-bin}
 OPS=${OPS:-200000}
-WORKERS=${WORKERS:-1}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 case "$BIN" in /*) ;; *) BIN="$TOP/$BIN" ;; esac
 T=$(mktemp -d /tmp/mdmd-benchc.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
-[ "$WORKERS" = 1 ] || echo "note: WORKERS=$WORKERS asked; the store bench runs one client process"
 
 wait_for() {
     local limit=$(( $(date +%s) + $1 )); shift
@@ -69,3 +66,6 @@ wait_for 20 bash -c "redis-cli -p ${PORTS[0]} cluster info | grep -q cluster_sta
 run "cluster" "$(IFS=,; echo "${addrs[*]}")" "${NODE_PIDS[@]}"
 echo "(redis_cpu is every redis-server, replicas included; on paper, M masters on M cores serve"
 echo " about M times the single-Redis rate, as long as the client side has the cores to send it)"
+echo "== mdmd on the cluster (redis_layout auto: the cluster layout)"
+REDIS_SEEDS=$(IFS=,; echo "${addrs[*]}") REDIS_PIDS="${NODE_PIDS[*]}" \
+    REDIS_LABEL="Redis Cluster 3 masters + 3 replicas (cluster layout)" BIN=$BIN bash "$TOP/test/bench_workers.sh"

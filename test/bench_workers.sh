@@ -3,7 +3,10 @@
 # 2 (docs/WORKERS.md) against the one private Redis, with the CPU seconds per
 # request of mdmd (supervisor and every worker), redis-server and the client
 # (mdmsim), from /proc and getrusage.  WORKERS, DEVICES, COMMANDS (per
-# device), IDLE_CYCLES and CONC can be set in the environment.
+# device), IDLE_CYCLES and CONC can be set in the environment.  REDIS_SEEDS
+# and REDIS_PIDS (bench_cluster.sh: a Redis Cluster's seeds and its
+# redis-server pids) run the same rows on that Redis instead, labelled
+# REDIS_LABEL; it is emptied (FLUSHALL on every master) before each row.
 set -u
 BIN=${BIN:-bin}
 WORKERS=${WORKERS:-1 2}
@@ -11,6 +14,7 @@ DEVICES=${DEVICES:-1000}
 COMMANDS=${COMMANDS:-5}
 IDLE_CYCLES=${IDLE_CYCLES:-20}
 CONC=${CONC:-64}
+REDIS_SEEDS=${REDIS_SEEDS:-}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 case "$BIN" in /*) ;; *) BIN="$TOP/$BIN" ;; esac
 T=$(mktemp -d /tmp/mdmd-benchw.XXXXXX)
@@ -62,7 +66,11 @@ log_level warn
 max_connections 20000
 enroll_require_issued no
 workers $W
+${REDIS_SEEDS:+redis ${REDIS_SEEDS:-}}
 CONF
+    for a in ${REDIS_SEEDS:+${REDIS_SEEDS//,/ }}; do
+        redis-cli -p "${a##*:}" role | head -n 1 | grep -q '^master$' && redis-cli -p "${a##*:}" flushall >/dev/null
+    done
     "$BIN/mdmd" -c "$D/mdmd.conf" 2>"$T/mdmd-$W.log" &
     MDMD=$!; PIDS+=("$MDMD")
     wait_for 60 test -s "$D/ports" || { echo "mdmd (workers $W) did not start"; cat "$T/mdmd-$W.log"; exit 1; }
@@ -73,13 +81,13 @@ CONF
     SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/var/ca/ca.key"
          -n "$DEVICES" -c "$CONC" --identities "$T/ids-$W" -q)
     run_sim "$T/enroll-$W" || { echo "enroll failed"; cat "$T/enroll-$W"; exit 1; }
-    RP=$(redis_pid "$MDMD")
+    RP=${REDIS_PIDS:-$(redis_pid "$MDMD")}
     mapfile -t MP < <(mdmd_pids "$MDMD")
 
     echo "== workers $W: idle polls, $IDLE_CYCLES per device, $DEVICES devices, $CONC at a time"
-    m0=$(ticks "${MP[@]}"); r0=$(ticks "$RP")
+    m0=$(ticks "${MP[@]}"); r0=$(ticks $RP)
     run_sim "$T/idle-$W" --skip-enroll --cycles "$IDLE_CYCLES"
-    m1=$(ticks "${MP[@]}"); r1=$(ticks "$RP")
+    m1=$(ticks "${MP[@]}"); r1=$(ticks $RP)
     cat "$T/idle-$W"
     ireq=$(field "$T/idle-$W" requests); irps=$(field "$T/idle-$W" rps)
     icli=$(awk -v c="$(cat "$T/idle-$W.cpu")" -v n="$ireq" 'BEGIN{printf "%.0f", n ? c * 1e6 / n : 0}')
@@ -93,9 +101,9 @@ CONF
             -d "{\"udids\":[$udids],\"command\":{\"RequestType\":\"SecurityInfo\"}}" "https://127.0.0.1:$PUB/v1/commands")
         [ "$code" = 201 ] || { echo "enqueue failed: $code $(cat "$T/enq")"; exit 1; }
     done
-    m0=$(ticks "${MP[@]}"); r0=$(ticks "$RP"); t0=$(date +%s%N)
+    m0=$(ticks "${MP[@]}"); r0=$(ticks $RP); t0=$(date +%s%N)
     run_sim "$T/cmd-$W" --skip-enroll
-    t1=$(date +%s%N); m1=$(ticks "${MP[@]}"); r1=$(ticks "$RP")
+    t1=$(date +%s%N); m1=$(ticks "${MP[@]}"); r1=$(ticks $RP)
     cat "$T/cmd-$W"
     ncmd=$(field "$T/cmd-$W" acknowledged)
     cps=$(awk -v n="$ncmd" -v ns=$((t1 - t0)) 'BEGIN{printf "%.0f", ns ? n * 1e9 / ns : 0}')
@@ -106,7 +114,7 @@ CONF
     kill -TERM "$MDMD"; wait "$MDMD" 2>/dev/null
 done
 
-echo "== workers: one private Redis, $(nproc) CPUs; CPU in µs per request (a command: its"
+echo "== workers: ${REDIS_LABEL:-one private Redis}, $(nproc) CPUs; CPU in µs per request (a command: its"
 echo "   poll, the command sent and its answer), mdmd = supervisor + all workers"
 printf '%-7s %10s %8s %8s %8s %10s %8s %8s %8s\n' workers polls/s mdmd redis client \
     cmds/s mdmd redis client

@@ -123,4 +123,107 @@ for t in t_live_spread t_live_migrate t_live_failover; do
     check "$t" grep -q "^ok   $t" "$T/live.log"
 done
 check "test_cluster exits 0" test "$rc" = 0
+
+# --- mdmd on the cluster (the cluster key layout, docs/REDIS.md) ---
+whole() { cluster_ok && MASTERS=$(masters) && [ "$(echo $MASTERS | wc -w)" = 3 ] && replicas_synced; }
+check "the cluster is whole again (3 masters, each with its replica)" wait_for 60 whole
+MASTERS=$(masters)
+# The enrollment and device-protocol suites, as they run on a single Redis
+# (their own checks read Redis through redis-cli -c and the layout's names).
+for suite in ${CLUSTER_SUITES:-enroll checkin protocol}; do
+    CLUSTER_SEEDS=$SEEDS bash "$TOP/test/integration/$suite.sh" >"$T/suite-$suite.log" 2>&1
+    src=$?
+    grep -E '^FAIL|passed,' "$T/suite-$suite.log" | sed "s/^/    $suite: /"
+    check "$suite.sh passes on the cluster" test "$src" = 0
+done
+
+# A master killed with kill -9 during a wave of commands to 1,000 devices:
+# every command answered 201 is finished or still queued afterwards (zero
+# lost); a report lost with the master's unreplicated writes makes its
+# command be sent again (at least once): those are counted, not failed.
+D=$T/wave
+write_conf "$D" "redis $SEEDS" "redis_wait_ms 2000" "redis_timeout_ms 2000"
+start_mdmd "$D" || fail "mdmd starts for the wave"
+N=${WAVE_DEVICES:-1000}; K=${WAVE_COMMANDS:-8}
+SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/var/ca/ca.key"
+     --udid-prefix WAVE --identities "$T/wave.pem" -q -n "$N" -c 32)
+check "$N devices enroll through mdmd on the cluster" \
+    bash -c "$(printf '%q ' "${SIM[@]}") >'$T/wave-enroll.log' 2>&1"
+UDIDS=$(for ((i = 0; i < N; i++)); do printf '"WAVE-%06d",' "$i"; done); UDIDS="[${UDIDS%,}]"
+# Enqueue K commands to every device, each retried while it answers 503
+# (retry_safe: the same command_uuid queues once); the UUIDs answered 201 are kept.
+enqueue_wave() {
+    local k c t
+    for ((k = 0; k < K; k++)); do
+        t=$(( $(date +%s) + 60 ))
+        while :; do
+            c=$(api POST /v1/commands '{"udids":'"$UDIDS"',"command_uuid":"wave-'$k'","command":{"RequestType":"DeviceInformation","Queries":["DeviceName"]}}')
+            [ "$c" = 201 ] && { echo "wave-$k" >>"$T/wave.acked"; break; }
+            echo "wave-$k $c" >>"$T/wave.retries"
+            [ "$(date +%s)" -ge "$t" ] && break
+            sleep 0.2
+        done
+        [ "$k" = $((K / 3)) ] && touch "$T/wave.kill"
+    done
+}
+: >"$T/wave.acked"
+"${SIM[@]}" --skip-enroll --duration 600 --interval 1 --ledger "$T/wave.ledger" >"$T/wave-sim.log" 2>&1 &
+SIMPID=$!; PIDS+=("$SIMPID")
+enqueue_wave &
+ENQ=$!
+wait_for 120 test -e "$T/wave.kill"
+VICTIM=${MASTERS%% *}
+kill -9 "$(redis-cli -p "$VICTIM" info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p' | tr -d '\r')"
+echo "    killed the master on port $VICTIM during the wave"
+revive >"$T/revive2.log" 2>&1 &
+REVIVER=$!
+wait "$ENQ"
+wait "$REVIVER"
+REVIVED=$(redis-cli -p "$VICTIM" info server 2>/dev/null | sed -n 's/^process_id:\([0-9]*\).*/\1/p' | tr -d '\r')
+[ -n "$REVIVED" ] && PIDS+=("$REVIVED")
+check "every enqueue of the wave was answered 201 in the end" test "$(wc -l <"$T/wave.acked")" = "$K"
+# Done when every queue is empty (the devices keep polling), or 120 s.
+queued() {
+    for ((i = 0; i < N; i++)); do printf 'LLEN mdm:q:{WAVE-%06d}\n' "$i"; done |
+        redis-cli -c -p "$REDIS_PORT" 2>/dev/null | awk '{s += $1} END {print s + 0}'
+}
+REDIS_PORT=${SEEDS%%,*}; REDIS_PORT=${REDIS_PORT##*:}
+wait_for 120 out_is 0 queued
+kill -TERM "$SIMPID"; wait "$SIMPID" 2>/dev/null
+# What is still queued, "UDID UUID" a line; then per command answered 201:
+# lost = devices that neither reported it nor still have it queued.
+for ((i = 0; i < N; i++)); do printf 'ECHO WAVE-%06d\nLRANGE mdm:q:{WAVE-%06d} 0 -1\n' "$i" "$i"; done |
+    redis-cli -c -p "$REDIS_PORT" 2>/dev/null >"$T/wave.q"
+read -r lost twice < <(python3 - "$T/wave.acked" "$T/wave.ledger" "$T/wave.q" "$N" <<'PY'
+import collections, sys
+acked = open(sys.argv[1]).read().split()
+seen = collections.Counter()
+for line in open(sys.argv[2]):
+    f = line.split()
+    if len(f) >= 2:
+        seen[(f[0], f[1])] += 1
+queued, dev = set(), None  # each device's ECHO, then its queue's members
+for line in open(sys.argv[3]):
+    w = line.strip()
+    if w.startswith('WAVE-'):
+        dev = w
+    elif w and dev:
+        queued.add((dev, w))
+n = int(sys.argv[4])
+lost = twice = 0
+for uuid in acked:
+    for i in range(n):
+        u = 'WAVE-%06d' % i
+        if seen[(u, uuid)] > 1:
+            twice += 1
+        if seen[(u, uuid)] == 0 and (u, uuid) not in queued:
+            lost += 1
+print(lost, twice)
+PY
+)
+still=$(grep -c '^wave-' "$T/wave.q")
+echo "    wave: $N devices x $K commands, $(wc -l <"$T/wave.ledger") reports accepted, still queued=$still lost=$lost sent_twice=$twice retries=$(cat "$T/wave.retries" 2>/dev/null | wc -l)"
+check "the wave lost no command answered 201 (finished or still queued)" test "$lost" = 0
+check "mdmd logged the failover (redis_cluster refresh)" grep -q 'event=redis_cluster' "$T/mdmd.log"
+kill -TERM "$MDMD_PID"; wait "$MDMD_PID" 2>/dev/null
 finish

@@ -46,8 +46,28 @@ out_is() { [ "$("${@:2}")" = "$1" ]; }
 
 free_port() { "$BIN/freeport"; }
 
+# CLUSTER_SEEDS (host:port,...: a running Redis Cluster, test/integration/
+# cluster.sh) runs a suite on that cluster: start_redis starts no Redis, it
+# empties every master and points REDIS_PORT at the first seed, and redis-cli
+# follows MOVED (-c) so that the suite's own reads find their keys.
+if [ -n "${CLUSTER_SEEDS:-}" ]; then
+    mkdir -p "$T/clibin"
+    printf '#!/bin/sh\nexec %s -c "$@"\n' "$(command -v redis-cli)" >"$T/clibin/redis-cli"
+    chmod +x "$T/clibin/redis-cli"
+    PATH="$T/clibin:$PATH"
+fi
+
 # start_redis: sets REDIS_PORT and REDIS_PID.
 start_redis() {
+    if [ -n "${CLUSTER_SEEDS:-}" ]; then
+        local s
+        REDIS_PORT=${CLUSTER_SEEDS%%,*}; REDIS_PORT=${REDIS_PORT##*:}; REDIS_PID=
+        for s in ${CLUSTER_SEEDS//,/ }; do
+            redis-cli -p "${s##*:}" role | head -n 1 | grep -q '^master$' &&
+                redis-cli -p "${s##*:}" flushall >/dev/null
+        done
+        return 0
+    fi
     REDIS_PORT=${1:-$(free_port)}
     mkdir -p "$T/redis"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
