@@ -218,11 +218,18 @@ for uuid in acked:
             twice += 1
         if seen[(u, uuid)] == 0 and (u, uuid) not in queued:
             lost += 1
+            if lost <= 10:
+                print(u, uuid, file=open(sys.argv[1] + '.lost', 'a'))
 print(lost, twice)
 PY
 )
 still=$(grep -c '^wave-' "$T/wave.q")
 echo "    wave: $N devices x $K commands, $(wc -l <"$T/wave.ledger") reports accepted, still queued=$still lost=$lost sent_twice=$twice retries=$(cat "$T/wave.retries" 2>/dev/null | wc -l)"
+# What Redis says of the first lost ones: history entries, the device's
+# record of being given it, its "sent" mark.
+while read -r u id; do
+    echo "    lost $u $id: history=$(redis-cli -c -p "$REDIS_PORT" xrange "mdm:res:{$u}" - + | grep -cx "$id") given=$(redis-cli -c -p "$REDIS_PORT" zscore "mdm:cmdto:{$u}" "$id") sent=$(redis-cli -c -p "$REDIS_PORT" hget "mdm:sent:{$u}" "$id") ledger_lines=$(grep -c "^$u " "$T/wave.ledger")"
+done < <(cat "$T/wave.acked.lost" 2>/dev/null)
 check "the wave lost no command answered 201 (finished or still queued)" test "$lost" = 0
 check "mdmd logged the failover (redis_cluster refresh)" grep -q 'event=redis_cluster' "$T/mdmd.log"
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID" 2>/dev/null
