@@ -207,14 +207,16 @@ struct store_op *store_cert_revoke(struct store *s, const char *fp, const char *
 
 /* The command endpoint's connect.lua argument vector (store_mdm.c): KEYS
  * dev q notnow res sent, and in the single layout the prefixes of the
- * command bodies and the registry; rt the reported command's request_type
+ * command bodies and the registry (the cluster layout: the device's
+ * mdm:cmdto:{UDID}); rt the reported command's request_type
  * (cluster layout), at index STORE_REPORT_RT.  Returns the number of keys. */
 int store_mdm_report_argv(struct store_argv *a, const struct store_report *rp, int cluster,
                           const char *rt);
-#define STORE_REPORT_ARGS 10 /* the arguments before the device's fields */
-#define STORE_REPORT_STATUS (5 + 3)
-#define STORE_REPORT_UUID (5 + 4)
-#define STORE_REPORT_RT (5 + 9)
+#define STORE_REPORT_ARGS 10        /* the arguments before the device's fields */
+#define STORE_REPORT_CLUSTER_KEYS 6 /* dev q notnow res sent cmdto */
+#define STORE_REPORT_STATUS (STORE_REPORT_CLUSTER_KEYS + 3)
+#define STORE_REPORT_UUID (STORE_REPORT_CLUSTER_KEYS + 4)
+#define STORE_REPORT_RT (STORE_REPORT_CLUSTER_KEYS + 9)
 /* store_report() in the cluster layout (store_report.c). */
 struct store_op *store_report_cluster(struct store *s, const struct store_report *rp,
                                       store_next_fn *cb, void *arg);

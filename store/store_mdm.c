@@ -418,6 +418,8 @@ int store_mdm_report_argv(struct store_argv *a, const struct store_report *rp, i
     if (!cluster) {
         store_argv_str(a, "mdm:cmd:");
         store_argv_str(a, "mdm:cert:");
+    } else {
+        store_mdm_argv_key(a, "cmdto", rp->dev.udid);
     }
     int nkeys = a->n;
     store_argv_str(a, rp->dev.udid);

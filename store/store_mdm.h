@@ -121,6 +121,8 @@ struct store_enqueue_result {   /* one enqueue script call */
 /* res is NULL unless err is MDMD_OK.  MDMD_ECONFLICT: the UUID is stored
  * with another body; nothing was queued. */
 typedef void store_enqueue_fn(void *arg, int err, const struct store_enqueue_result *res);
+/* How long a command body lives after its last enqueue (mdm:cmd:<UUID>). */
+#define STORE_CMD_TTL_S (30 * 24 * 3600)
 /* Stores the command once (mdm:cmd:<uuid>, expiring ttl_s after the last
  * enqueue) and queues it for every udid that is enrolled or enrolling and
  * was not given this UUID before: a retry with the same UUID and body

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/log.h"
 #include "../core/util.h"
 
 extern const char store_lua_connect[];
@@ -73,7 +74,8 @@ struct store_rq { /* one report, across its calls */
     int nkeys;
     char uuid[80]; /* the reported command (request_type wanted), then the one named */
     char rt[64];
-    int drops; /* bodies found gone so far: bounded, as the single layout's batches are */
+    int drops;        /* bodies found gone so far: bounded, as the single layout's batches are */
+    int64_t given_ms; /* when the device was given the named command (mdm:cmdto), or 0 */
 };
 
 #define STORE_RQ_DROPS_MAX 1000
@@ -128,6 +130,17 @@ static void store_rq_body_reply(struct store_op *op, int err, const redisReply *
         store_rq_finish(rq, MDMD_EUNAVAIL, STORE_ID_OK, NULL, NULL, 0); /* the device asks again */
         return;
     }
+    /* A body the device was given less than its lifetime ago cannot have
+     * expired: the node answered without it (a master back empty after a
+     * failover, before it learnt it lost its slots).  Dropping the command
+     * then would lose it; the device asks again instead. */
+    if (plist->type != REDIS_REPLY_STRING && rq->given_ms > 0 &&
+        util_now_ms() - rq->given_ms < (int64_t)STORE_CMD_TTL_S * 1000) {
+        log_warn("event=command_body_unreadable uuid=%s given_ms=%lld", rq->uuid,
+                 (long long)rq->given_ms);
+        store_rq_finish(rq, MDMD_EUNAVAIL, STORE_ID_OK, NULL, NULL, 0);
+        return;
+    }
     if (plist->type != REDIS_REPLY_STRING) { /* expired: drop it, name the next */
         rq->a.v[STORE_REPORT_STATUS] = "-drop";
         rq->a.len[STORE_REPORT_STATUS] = 5;
@@ -165,6 +178,9 @@ static void store_rq_reply(struct store_op *op, int err, const redisReply *r)
         return;
     }
     snprintf(rq->uuid, sizeof(rq->uuid), "%.*s", (int)r->element[1]->len, r->element[1]->str);
+    rq->given_ms = r->elements > 2 && r->element[2]->type == REDIS_REPLY_STRING
+                       ? strtoll(r->element[2]->str, NULL, 10)
+                       : 0;
     const struct store_body *b = store_body_get(rq->uuid);
     if (b != NULL) {
         store_rq_finish(rq, MDMD_OK, ident, b->uuid, b->plist, b->len);

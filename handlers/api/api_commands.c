@@ -19,8 +19,7 @@
 #include "../apple/apple.h"
 #include "../wake/wake.h"
 
-#define API_COMMANDS_CHUNK 1000                 /* UDIDs per enqueue script call */
-#define API_COMMANDS_CMD_TTL_S (30 * 24 * 3600) /* a command body outlives its queue entries */
+#define API_COMMANDS_CHUNK 1000 /* UDIDs per enqueue script call */
 
 /* ---- POST /v1/commands ---- */
 
@@ -178,7 +177,7 @@ static void api_commands_enq_send(struct api_commands_enq *e)
     size_t n = api_commands_udids_chunk(&e->ids, &batch);
     (e->head ? store_fleet_enqueue_head : store_enqueue)(
         e->app->store, e->uuid, e->request_type, e->plist, e->plist_len, batch, n, util_now_ms(),
-        API_COMMANDS_CMD_TTL_S, api_commands_enq_on_chunk, e);
+        STORE_CMD_TTL_S, api_commands_enq_on_chunk, e);
 }
 
 static int api_commands_udid_ok(const char *u)

@@ -17,7 +17,6 @@
 #include "../../store/store_jobs.h"
 #include "../wake/wake.h"
 
-#define API_JOBS_CMD_TTL_S (30 * 24 * 3600) /* as for any command (api_commands.c) */
 #define API_JOBS_BACKOFF_MIN_MS 100
 #define API_JOBS_BACKOFF_MAX_MS 5000
 
@@ -357,7 +356,7 @@ static void api_jobs_step(struct api_jobs *j)
         return;
     j->step_ns = metrics_now_ns();
     struct store_job_cmd c = {j->c.uuid, j->c.request_type, j->c.plist, j->c.plist_len,
-                              API_JOBS_CMD_TTL_S};
+                              STORE_CMD_TTL_S};
     if (j->c.state != NULL) {
         if (j->scans > 0 && strcmp(j->cursor, "0") == 0) {
             api_jobs_end(j, NULL);
@@ -441,7 +440,7 @@ static void api_jobs_create(struct api_jobs *j, long long total)
         api_jobs_kv("updated", now),
     };
     struct store_job_cmd c = {j->c.uuid, j->c.request_type, j->c.plist, j->c.plist_len,
-                              API_JOBS_CMD_TTL_S};
+                              STORE_CMD_TTL_S};
     store_job_start(j->app->store, j->id, &c, kv, ARRAY_LEN(kv), API_JOBS_TTL_S, util_now_ms(),
                     api_jobs_on_created, j);
 }

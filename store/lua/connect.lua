@@ -1,5 +1,6 @@
 -- The hot path: one call per device request on the command endpoint.
--- KEYS: dev q notnow res sent [cmd cert] (+ the fleet block, or the outbox: fx_begin)
+-- KEYS: dev q notnow res sent [cmd cert | cmdto] (+ the fleet block, or the outbox: fx_begin)
+--   cmdto: the device's mdm:cmdto:{UDID}, cluster layout only
 --   cmd, cert: the prefixes "mdm:cmd:" and "mdm:cert:" of the command bodies
 --   and the certificate registry, single layout only: in the cluster layout
 --   they live in other slots and mdmd reads the bodies itself.
@@ -65,6 +66,7 @@ local function mdm_history_add(dev, res, len, max_bytes, uuid, rt, status, now, 
 end
 local dev, q, nn, res, sent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local cmd, cert = not MDM_CLUSTER and KEYS[6] or nil, not MDM_CLUSTER and KEYS[7] or nil
+local cmdto = MDM_CLUSTER and KEYS[6] or nil
 fx_begin(7)
 local udid, now, fp, status, uuid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local bad = mdm_ident_with(dev, fp, cert)
@@ -166,7 +168,9 @@ while true do
     if not marked or redis.call('SISMEMBER', nn, id) == 0 then
       if not cmd then
         redis.call('HSET', sent, id, now)
-        return fx_reply({'ok', id})
+        -- With when the device was given it (mdm:cmdto): mdmd tells a body
+        -- that expired from one a node did not return (store_report.c).
+        return fx_reply({'ok', id, tostring(redis.call('ZSCORE', cmdto, id) or '')})
       end
       local body = redis.call('HGET', cmd .. id, 'plist')
       if body then

@@ -88,11 +88,29 @@ check "the minute's command outcomes counted in the device's bucket" wait_for 5 
 api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"ProfileList"}}' >/dev/null; A=$(jget "$T/api" command_uuid)
 api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"SecurityInfo"}}' >/dev/null; B=$(jget "$T/api" command_uuid)
 R del "mdm:cmd:$A" >/dev/null
+# (the cluster layout tells an expired body by when the device was given it)
+layout_cluster && R zadd "mdm:cmdto:{$U}" 1 "$A" >/dev/null
 poll d1 $U Idle
+
 check "an expired body is passed over: the next one sent, the dead one dropped" \
     test "$NEXT:$(R lrange "mdm:q:{$U}" 0 -1)" = "$B:$B"
 poll d1 $U Acknowledged "$B"
 check "queue empty again" test "$CODE:$NEXT:$(R llen "mdm:q:{$U}")" = "200::0"
+if layout_cluster; then
+    # A body that a node does not return though the device was given the
+    # command just now (a master back empty after a failover, before it
+    # learnt it lost its slots) is not taken for expired: 503, the command
+    # stays queued, and it is sent once its body can be read again.
+    api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"CertificateList"}}' >/dev/null
+    C=$(jget "$T/api" command_uuid)
+    R rename "mdm:cmd:$C" "mdm:cmd:$C.away" >/dev/null
+    poll d1 $U Idle
+    check "a body unreadable, not expired: 503, still queued" test "$CODE:$(R lrange "mdm:q:{$U}" 0 -1)" = "503:$C"
+    R rename "mdm:cmd:$C.away" "mdm:cmd:$C" >/dev/null
+    poll d1 $U Idle
+    check "  sent once it can be read" test "$CODE:$NEXT" = "200:$C"
+    poll d1 $U Acknowledged "$C"
+fi
 poll d1 $U Acknowledged 11111111-2222-3333-4444-555555555555
 check "result for an unknown UUID: 200, stored as not queued" \
     bash -c "[ $CODE = 200 ] && redis-cli -p $REDIS_PORT xrevrange 'mdm:res:{$U}' + - count 1 | grep -a -A1 -x queued | tail -1 | grep -qx 0"
