@@ -59,8 +59,9 @@ local function fx_do(w)
   elseif kind == 'event' then
     redis.call('XADD', k, 'MAXLEN', '~', MDM_CLUSTER and 1563 or 100000, '*', unpack(w, 3))
   elseif kind == 'rate' then
-    redis.call('HINCRBY', k, w[3], 1)
-    redis.call('EXPIRE', k, 7200)
+    -- A minute's key is counted in that minute only: its TTL is set with
+    -- each outcome's first count, not with every count (a call per report).
+    if redis.call('HINCRBY', k, w[3], 1) == 1 then redis.call('EXPIRE', k, 7200) end
   end
 end
 local function fx_push(...)
