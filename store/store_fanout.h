@@ -83,6 +83,14 @@ struct store_op *store_fan_hook_status(struct store *s, const char *const *group
 struct store_op *store_fan_hook_done(struct store *s, const char *events, const char *const *argv,
                                      const size_t *lens, int argc, store_eval_fn *cb, void *arg);
 
+/* ddm_notify.lua's chunk in the cluster layout (store_ddm_notify.c): the
+ * same argv (job mode cursor count now now_iso ttl_s uuid_prefix [udid...];
+ * a scan's cursor is "<bucket>:<ZSCAN cursor>", "0" past the last bucket)
+ * and the same reply, {next_cursor, scanned, queued, {udid, token,
+ * push_magic, topic}...}, from calls in turn over the slots. */
+struct store_op *store_ddm_notify_cluster(struct store *s, int argc, const char *const *argv,
+                                          store_ddm_fn *cb, void *arg);
+
 /* store_stats() summed over the buckets of mdm:stats and mdm:devices. */
 struct store_op *store_fan_stats(struct store *s, store_stats_fn *cb, void *arg);
 
