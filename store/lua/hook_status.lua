@@ -21,6 +21,7 @@ for i = 2, #ARGV do
   local o = info[ARGV[i]] or {}
   local lag = o.lag
   if type(lag) ~= 'number' then lag = -1 end
+  if part == 'g' then lag = 0 end -- the streams' parts say
   local r = 0
   if part ~= 'events' then r = redis.call('XLEN', replay .. ARGV[i]) end
   groups[ARGV[i]] = {pending = o.pending or 0, lag = lag, replay = r}

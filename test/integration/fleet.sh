@@ -61,6 +61,9 @@ check "a target that keeps failing dead-letters its events" wait_for 60 bash -c 
     "[ \$(redis-cli -p $REDIS_PORT xlen '$DEAD') -ge 30 ]"
 api GET /v1/webhooks >/dev/null
 check "GET /v1/webhooks lists both targets" bash -c "grep -q '\"url\":\"http://127.0.0.1:$HP/hook\"' '$T/api' && grep -q '\"dead\":' '$T/api'"
+check "GET /v1/webhooks: the target that came back has nothing pending or unread" wait_for 10 bash -c \
+    "curl -s --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/webhooks |
+     grep -o '{[^}]*\"url\":\"http://127.0.0.1:$HP/hook\"[^}]*}' | grep '\"pending\":0' | grep -q '\"lag\":0'"
 check "GET /v1/webhooks/dead-letter" test "$(api GET '/v1/webhooks/dead-letter?count=5')" = 200
 check "dead letters carry the payload and the error" bash -c "grep -q '\"error\":\"HTTP 503\"' '$T/api' && grep -q 'payload' '$T/api'"
 DEAD_ID=$(R xrange "$DEAD" - + COUNT 1 | sed -n 5p)
