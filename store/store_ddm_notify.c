@@ -77,8 +77,8 @@ static void store_dn_finish(struct store_dn *d)
     if (d->err != MDMD_OK) {
         d->cb(d->arg, d->err, NULL);
     } else {
-        json_t *r = json_pack("[s, I, I, O]", d->cursor, (json_int_t)d->nids,
-                              (json_int_t)d->queued, d->push);
+        json_t *r = json_pack("[s, I, I, O]", d->cursor, (json_int_t)d->nids, (json_int_t)d->queued,
+                              d->push);
         d->cb(d->arg, MDMD_OK, r);
         json_decref(r);
     }
@@ -197,9 +197,9 @@ static void store_dn_put_reply(struct store_op *op, int err, const redisReply *r
             const redisReply *t = p->element[i];
             if (t->type != REDIS_REPLY_ARRAY || t->elements != 4 || !store_reply_strings(t))
                 continue;
-            json_array_append_new(d->push, json_pack("[s, s, s, s]", t->element[0]->str,
-                                                     t->element[1]->str, t->element[2]->str,
-                                                     t->element[3]->str));
+            json_array_append_new(d->push,
+                                  json_pack("[s, s, s, s]", t->element[0]->str, t->element[1]->str,
+                                            t->element[2]->str, t->element[3]->str));
         }
         const redisReply *g = r->element[2];
         for (size_t i = 0; g->type == REDIS_REPLY_ARRAY && i < g->elements; i++)
@@ -382,8 +382,8 @@ static void store_dn_read_reply(struct store_op *op, int err, const redisReply *
         err = MDMD_EPROTO;
     for (size_t i = 0; err == MDMD_OK && i < r->elements; i++) {
         const redisReply *x = r->element[i];
-        if (x->type != REDIS_REPLY_ARRAY || x->elements != 6 || x->element[5]->type !=
-                                                                    REDIS_REPLY_ARRAY)
+        if (x->type != REDIS_REPLY_ARRAY || x->elements != 6 ||
+            x->element[5]->type != REDIS_REPLY_ARRAY)
             continue;
         d->en = xrealloc(d->en, (d->nen + 1) * sizeof(*d->en));
         struct store_dn_en *e = &d->en[d->nen++];
@@ -405,8 +405,8 @@ static void store_dn_read(struct store_dn *d)
         struct store_argv a;
         char udid[128];
         const char *uid = "", *c = strchr(d->ids[i], ':');
-        snprintf(udid, sizeof(udid), "%.*s", c != NULL ? (int)(c - d->ids[i]) : (int)strlen(d->ids[i]),
-                 d->ids[i]);
+        snprintf(udid, sizeof(udid), "%.*s",
+                 c != NULL ? (int)(c - d->ids[i]) : (int)strlen(d->ids[i]), d->ids[i]);
         if (c != NULL)
             uid = c + 1;
         store_argv_init(&a);
@@ -436,9 +436,9 @@ static void store_dn_scan_reply(struct store_op *op, int err, const redisReply *
     free(c);
     d->pending--;
     err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                           r->element[0]->type != REDIS_REPLY_STRING ||
-                           r->element[1]->type != REDIS_REPLY_ARRAY))
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY))
         err = MDMD_EPROTO;
     if (err != MDMD_OK) {
         d->err = err;
