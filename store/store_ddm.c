@@ -150,8 +150,22 @@ static int store_ddm_keys(struct store *s, int script, int argc, const char *con
         store_argv_gkey(a, s, "ddm:asset:");
         store_argv_str(a, "mdm:cert:");
         return 3;
-    case STORE_DDM_FLEET: return 0;
-    case STORE_DDM_NOTIFY: store_argv_str(a, argv[0]); return 1;
+    case STORE_DDM_FLEET: /* single layout: the cluster's is store_fan_ddm_fleet */
+        store_argv_str(a, "mdm:ddm:failed");
+        store_argv_str(a, "mdm:ddm:enrollments");
+        store_argv_str(a, "mdm:ddm:invalid:");
+        store_argv_str(a, "mdm:ddm:status:");
+        return 4;
+    case STORE_DDM_NOTIFY: { /* single layout: the cluster's is store_ddm_notify.c's */
+        static const char *const pre[] = {
+            "mdm:devices",   "mdm:stats", "mdm:dev:",    "mdm:q:",       "mdm:notnow:",
+            "mdm:channels:", "mdm:cmd:",  "mdm:ddm:en:", "mdm:ddm:sets:"};
+        store_argv_str(a, argv[0]);
+        for (size_t i = 0; i < ARRAY_LEN(pre); i++)
+            store_argv_str(a, pre[i]);
+        store_ddm_gkeys(s, a);
+        return 19;
+    }
     case STORE_DDM_SET_ASSIGN:
         store_ddm_gkeys(s, a);
         if (cluster)
@@ -523,6 +537,8 @@ struct store_op *store_ddm(struct store *s, int script, int argc, const char *co
     }
     if (store_ddm_split(s, script))
         return store_ddm_chain(s, script, argc, argv, lens, cb, arg);
+    if (script == STORE_DDM_NOTIFY && store_layout_cluster(s)) /* calls per slot */
+        return store_ddm_notify_cluster(s, argc, argv, cb, arg);
     if (script == STORE_DDM_FLEET && store_layout_cluster(s) && argc >= 6) /* the buckets */
         return store_fan_ddm_fleet(s, argv[0], argv[1], argv[2], atol(argv[3]), atoi(argv[4]),
                                    atol(argv[5]), cb, arg);

@@ -950,3 +950,427 @@ struct store_op *store_fan_claim(struct store *s, const char *lua, const char *b
     f->ran = NULL;
     return h;
 }
+
+/* ---- the re-push timer: claims per bucket, decisions per device ------------ */
+
+extern const char store_lua_repush_claim[], store_lua_repush_dev[];
+
+/* A claimed device is left alone this long unless repush_dev.lua's fleet
+ * write (sent right after it) schedules it otherwise. */
+#define STORE_FAN_REPUSH_LEASE_MS 30000
+
+struct store_fan_repush {
+    struct store *s;
+    struct store_op *handle;
+    int *ran;
+    char now[24], after[24], max[24], maxn[16];
+    json_t *out;
+    int pending, err;
+    store_eval_fn *cb;
+    void *arg;
+};
+
+static void store_fan_repush_end(struct store_fan_repush *f)
+{
+    if (--f->pending > 0)
+        return;
+    if (f->ran != NULL)
+        *f->ran = 1;
+    char *js = f->err == MDMD_OK ? json_dumps(f->out, JSON_COMPACT) : NULL;
+    if (store_fan_handle_end(f->handle))
+        f->cb(f->arg, f->err, 0, js, js != NULL ? strlen(js) : 0);
+    free(js);
+    json_decref(f->out);
+    free(f);
+}
+
+static void store_fan_repush_dev(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_fan_repush *f = op->arg;
+    err = store_reply_error(err, r);
+    json_t *j = err == MDMD_OK && r->type == REDIS_REPLY_STRING && r->len > 0
+                    ? json_loadb(r->str, r->len, 0, NULL)
+                    : NULL;
+    if (json_is_array(j))
+        json_array_append(f->out, j);
+    json_decref(j);
+    /* A device that failed stays claimed until the lease ends: tried again. */
+    if (err != MDMD_OK && f->err == MDMD_OK)
+        f->err = err;
+    store_fan_repush_end(f);
+}
+
+/* "mdm:<kind>:{UDID}" or, for a user channel "UDID:user", "mdm:<kind>:{UDID}:user". */
+static void store_fan_chan_key(struct store_argv *a, const char *kind, const char *id)
+{
+    const char *c = strchr(id, ':');
+    if (c != NULL)
+        store_argv_fmt(a, "mdm:%s:{%.*s}:%s", kind, (int)(c - id), id, c + 1);
+    else
+        store_argv_fmt(a, "mdm:%s:{%s}", kind, id);
+}
+
+static void store_fan_repush_claimed(void *arg, int err, const char *const *udids, size_t n)
+{
+    struct store_fan_repush *f = arg;
+    f->err = err;
+    for (size_t i = 0; err == MDMD_OK && i < n; i++) {
+        struct store_argv a;
+        store_argv_init(&a);
+        store_fan_chan_key(&a, "dev", udids[i]);
+        store_fan_chan_key(&a, "q", udids[i]);
+        store_argv_str(&a, udids[i]);
+        store_argv_str(&a, f->now);
+        store_argv_str(&a, f->after);
+        store_argv_str(&a, f->max);
+        store_argv_str(&a, f->maxn);
+        f->pending++;
+        (void)store_argv_fx_script(f->s, store_lua_repush_dev, 2, &a, store_fan_repush_dev,
+                                   STORE_CB_NONE, f);
+    }
+    store_fan_repush_end(f);
+}
+
+struct store_op *store_fan_repush(struct store *s, int64_t now_ms, int limit, int64_t after_ms,
+                                  int64_t max_ms, int max_attempts, store_eval_fn *cb, void *arg)
+{
+    struct store_fan_repush *f = xcalloc(1, sizeof(*f));
+    struct store_op *h = store_fan_handle(s);
+    int ran = 0;
+    f->s = s;
+    f->handle = h;
+    f->ran = &ran;
+    snprintf(f->now, sizeof(f->now), "%lld", (long long)now_ms);
+    snprintf(f->after, sizeof(f->after), "%lld", (long long)after_ms);
+    snprintf(f->max, sizeof(f->max), "%lld", (long long)max_ms);
+    snprintf(f->maxn, sizeof(f->maxn), "%d", max_attempts);
+    f->out = json_array();
+    f->pending = 1; /* the claims */
+    f->cb = cb;
+    f->arg = arg;
+    (void)store_fan_claim(s, store_lua_repush_claim, "mdm:repush",
+                          now_ms + STORE_FAN_REPUSH_LEASE_MS, now_ms, limit,
+                          store_fan_repush_claimed, f);
+    if (ran)
+        return NULL;
+    f->ran = NULL;
+    return h;
+}
+
+/* ---- webhooks: a consumer group per bucket stream ------------------------- */
+
+extern const char store_lua_hook_next[], store_lua_hook_status[];
+
+/* hook_next.lua on every bucket of mdm:events and on the replay stream (call
+ * STORE_BUCKETS), all at once: a replayed dead letter wins, else the oldest
+ * entry by id.  Every bucket's pick is pending for this consumer either way,
+ * so the ones not taken now are the first its next look finds. */
+struct store_fan_hook {
+    struct store *s;
+    struct store_op *handle;
+    int *ran;
+    char group[48], consumer[96], idle[24], replay[128];
+    char **groups; /* hook_status: the groups asked about */
+    int ngroups;
+    json_t *best, *sum; /* hook_next's pick; hook_status' totals */
+    int best_b;
+    store_eval_fn *cb;
+    void *arg;
+};
+
+static void store_fan_hook_free(struct store_fan_hook *f)
+{
+    for (int i = 0; i < f->ngroups; i++)
+        free(f->groups[i]);
+    free(f->groups);
+    json_decref(f->best);
+    json_decref(f->sum);
+    free(f);
+}
+
+static const char *store_fan_hook_next_build(void *arg, int b, struct store_argv *a, int *nkeys)
+{
+    struct store_fan_hook *f = arg;
+    if (b == STORE_BUCKETS) {
+        store_argv_str(a, f->replay);
+        *nkeys = 1;
+    } else {
+        store_argv_bkey(a, f->s, "mdm:events", b);
+        store_argv_bkey(a, f->s, "mdm:stats", b);
+        *nkeys = 2;
+    }
+    store_argv_str(a, f->group);
+    store_argv_str(a, f->consumer);
+    store_argv_str(a, f->idle);
+    store_argv_str(a, b == STORE_BUCKETS ? "replay" : "events");
+    return store_lua_hook_next;
+}
+
+/* Stream ids "<ms>-<seq>": -1, 0, 1 as a is older, the same, newer. */
+static int store_fan_id_cmp(const char *a, const char *b)
+{
+    unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+    sscanf(a, "%llu-%llu", &am, &as);
+    sscanf(b, "%llu-%llu", &bm, &bs);
+    if (am != bm)
+        return am < bm ? -1 : 1;
+    return as < bs ? -1 : as > bs;
+}
+
+static void store_fan_hook_next_part(void *arg, int b, const redisReply *r)
+{
+    struct store_fan_hook *f = arg;
+    if (r->type != REDIS_REPLY_STRING || r->len == 0)
+        return;
+    json_t *j = json_loadb(r->str, r->len, 0, NULL);
+    const char *id = json_string_value(json_object_get(j, "id"));
+    if (id == NULL) {
+        json_decref(j);
+        return;
+    }
+    const char *have = f->best != NULL ? json_string_value(json_object_get(f->best, "id")) : NULL;
+    if (b == STORE_BUCKETS ||
+        (f->best_b != STORE_BUCKETS && (have == NULL || store_fan_id_cmp(id, have) < 0))) {
+        json_decref(f->best);
+        f->best = j;
+        f->best_b = b;
+        return;
+    }
+    json_decref(j);
+}
+
+static void store_fan_hook_next_done(void *arg, int err)
+{
+    struct store_fan_hook *f = arg;
+    char *js = NULL;
+    if (f->ran != NULL)
+        *f->ran = 1;
+    if (err == MDMD_OK && f->best != NULL) {
+        if (f->best_b != STORE_BUCKETS)
+            json_object_set_new(f->best, "b", json_integer(f->best_b));
+        js = json_dumps(f->best, JSON_COMPACT);
+    }
+    if (store_fan_handle_end(f->handle))
+        f->cb(f->arg, err, 0, js != NULL ? js : "", js != NULL ? strlen(js) : 0);
+    free(js);
+    store_fan_hook_free(f);
+}
+
+struct store_op *store_fan_hook_next(struct store *s, const char *group, const char *consumer,
+                                     const char *idle_ms, store_eval_fn *cb, void *arg)
+{
+    struct store_fan_hook *f = xcalloc(1, sizeof(*f));
+    struct store_op *h = store_fan_handle(s);
+    int ran = 0;
+    char rest[96];
+    f->s = s;
+    f->handle = h;
+    f->ran = &ran;
+    snprintf(f->group, sizeof(f->group), "%s", group);
+    snprintf(f->consumer, sizeof(f->consumer), "%s", consumer);
+    snprintf(f->idle, sizeof(f->idle), "%s", idle_ms);
+    snprintf(rest, sizeof(rest), "hook:replay:%s", group);
+    store_global_key(s, f->replay, sizeof(f->replay), rest);
+    f->best_b = -1;
+    f->cb = cb;
+    f->arg = arg;
+    store_fan(s, STORE_BUCKETS + 1, store_fan_hook_next_build, store_fan_hook_next_part,
+              store_fan_hook_next_done, f);
+    if (ran)
+        return NULL;
+    f->ran = NULL;
+    return h;
+}
+
+/* hook_status.lua per bucket ("events") and once on {g} ("g"), added up:
+ * pending and lag summed (lag -1 when a bucket does not know it). */
+static const char *store_fan_hook_status_build(void *arg, int b, struct store_argv *a, int *nkeys)
+{
+    struct store_fan_hook *f = arg;
+    if (b == STORE_BUCKETS) {
+        store_argv_gkey(a, f->s, "hook:dead");
+        store_argv_gkey(a, f->s, "hook:replay:");
+    } else {
+        store_argv_bkey(a, f->s, "mdm:events", b);
+        store_argv_bkey(a, f->s, "mdm:stats", b);
+    }
+    *nkeys = 2;
+    store_argv_str(a, b == STORE_BUCKETS ? "g" : "events");
+    for (int i = 0; i < f->ngroups; i++)
+        store_argv_str(a, f->groups[i]);
+    return store_lua_hook_status;
+}
+
+static void store_fan_hook_status_part(void *arg, int b, const redisReply *r)
+{
+    struct store_fan_hook *f = arg;
+    (void)b;
+    json_t *j = r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
+    json_t *g = json_object_get(j, "groups"), *sg = json_object_get(f->sum, "groups");
+    const char *name;
+    json_t *o;
+    json_object_foreach(g, name, o)
+    {
+        json_t *have = json_object_get(sg, name);
+        if (have == NULL) {
+            json_object_set(sg, name, o);
+            continue;
+        }
+        static const char *const add[] = {"pending", "replay", "lag"};
+        for (size_t i = 0; i < ARRAY_LEN(add); i++) {
+            json_int_t x = json_integer_value(json_object_get(have, add[i]));
+            json_int_t y = json_integer_value(json_object_get(o, add[i]));
+            json_int_t v = strcmp(add[i], "lag") == 0 && (x < 0 || y < 0) ? -1 : x + y;
+            json_object_set_new(have, add[i], json_integer(v));
+        }
+    }
+    static const char *const top[] = {"dead", "trimmed"};
+    for (size_t i = 0; i < ARRAY_LEN(top); i++)
+        json_object_set_new(f->sum, top[i],
+                            json_integer(json_integer_value(json_object_get(f->sum, top[i])) +
+                                         json_integer_value(json_object_get(j, top[i]))));
+    json_decref(j);
+}
+
+static void store_fan_hook_status_done(void *arg, int err)
+{
+    struct store_fan_hook *f = arg;
+    if (f->ran != NULL)
+        *f->ran = 1;
+    char *js = err == MDMD_OK ? json_dumps(f->sum, JSON_COMPACT) : NULL;
+    if (store_fan_handle_end(f->handle))
+        f->cb(f->arg, err, 0, js, js != NULL ? strlen(js) : 0);
+    free(js);
+    store_fan_hook_free(f);
+}
+
+struct store_op *store_fan_hook_status(struct store *s, const char *const *groups, int n,
+                                       store_eval_fn *cb, void *arg)
+{
+    struct store_fan_hook *f = xcalloc(1, sizeof(*f));
+    struct store_op *h = store_fan_handle(s);
+    int ran = 0;
+    f->s = s;
+    f->handle = h;
+    f->ran = &ran;
+    f->groups = xcalloc((size_t)n + 1, sizeof(char *));
+    for (int i = 0; i < n; i++)
+        f->groups[i] = xstrdup(groups[i]);
+    f->ngroups = n;
+    f->sum =
+        json_pack("{s:{}, s:I, s:I}", "groups", "dead", (json_int_t)0, "trimmed", (json_int_t)0);
+    f->cb = cb;
+    f->arg = arg;
+    store_fan(s, STORE_BUCKETS + 1, store_fan_hook_status_build, store_fan_hook_status_part,
+              store_fan_hook_status_done, f);
+    if (ran)
+        return NULL;
+    f->ran = NULL;
+    return h;
+}
+
+/* hook_done.lua's two slots in the cluster layout: the dead letter parked in
+ * {g} first (XADD), then the entry let go on its bucket (XACK) or, replayed,
+ * in {g} (XDEL); a failure in between leaves it pending, sent again (at least
+ * once). */
+struct store_fan_hook_done {
+    struct store_op *handle;
+    int *ran;
+    struct store *s;
+    struct store_argv end; /* the XACK or XDEL */
+    store_eval_fn *cb;
+    void *arg;
+};
+
+static void store_fan_hook_done_end(struct store_fan_hook_done *d, int err, long long num)
+{
+    if (d->ran != NULL)
+        *d->ran = 1;
+    if (store_fan_handle_end(d->handle))
+        d->cb(d->arg, err, num, NULL, 0);
+    store_argv_free(&d->end);
+    free(d);
+}
+
+static void store_fan_hook_acked(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_fan_hook_done *d = op->arg;
+    err = store_reply_error(err, r);
+    store_fan_hook_done_end(d, err,
+                            err == MDMD_OK && r->type == REDIS_REPLY_INTEGER ? r->integer : 0);
+}
+
+static void store_fan_hook_ack(struct store_fan_hook_done *d)
+{
+    struct store_op *op = store_op_new(d->s, STORE_CB_NONE, d);
+    (void)store_cmd_argv(d->s, d->end.n, d->end.v, d->end.len, store_fan_hook_acked, op);
+}
+
+static void store_fan_hook_parked(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_fan_hook_done *d = op->arg;
+    err = store_reply_error(err, r);
+    if (err != MDMD_OK)
+        store_fan_hook_done_end(d, err, 0);
+    else
+        store_fan_hook_ack(d);
+}
+
+/* XADD of the dead letter to {g}, then the ack. */
+static void store_fan_hook_park(struct store_fan_hook_done *d, const char *const *argv,
+                                const size_t *lens)
+{
+    static const char *const names[] = {"event_id", "payload", "error",
+                                        "attempts", "dead_at", "url"};
+    struct store *s = d->s;
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_str(&a, "XADD");
+    store_argv_gkey(&a, s, "hook:dead");
+    store_argv_str(&a, "MAXLEN");
+    store_argv_str(&a, "~");
+    store_argv_str(&a, "100000");
+    store_argv_str(&a, "*");
+    store_argv_str(&a, "group");
+    store_argv_str(&a, argv[0]);
+    for (int i = 0; i < 6; i++) {
+        store_argv_str(&a, names[i]);
+        store_argv_push(&a, argv[4 + i], lens != NULL ? lens[4 + i] : strlen(argv[4 + i]));
+    }
+    struct store_op *op = store_op_new(s, STORE_CB_NONE, d);
+    (void)store_cmd_argv(s, a.n, a.v, a.len, store_fan_hook_parked, op);
+    store_argv_free(&a);
+}
+
+struct store_op *store_fan_hook_done(struct store *s, const char *events, const char *const *argv,
+                                     const size_t *lens, int argc, store_eval_fn *cb, void *arg)
+{
+    /* argv: group src id outcome [event_id payload error attempts now url] */
+    char rest[96], k[128];
+    struct store_fan_hook_done *d = xcalloc(1, sizeof(*d));
+    struct store_op *h = store_fan_handle(s);
+    int ran = 0;
+    d->handle = h;
+    d->ran = &ran;
+    d->s = s;
+    d->cb = cb;
+    d->arg = arg;
+    store_argv_init(&d->end);
+    int replayed = strcmp(argv[1], "replay") == 0;
+    snprintf(rest, sizeof(rest), "hook:replay:%s", argv[0]);
+    store_argv_str(&d->end, replayed ? "XDEL" : "XACK");
+    store_argv_str(&d->end, replayed ? store_global_key(s, k, sizeof(k), rest) : events);
+    if (!replayed)
+        store_argv_str(&d->end, argv[0]);
+    store_argv_str(&d->end, argv[2]);
+    store_argv_own(&d->end); /* sent after this returns */
+    if (strcmp(argv[3], "dead") != 0 || argc < 10) {
+        store_fan_hook_ack(d);
+    } else {
+        store_fan_hook_park(d, argv, lens);
+    }
+    if (ran)
+        return NULL;
+    d->ran = NULL;
+    return h;
+}

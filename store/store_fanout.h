@@ -61,6 +61,36 @@ struct store_op *store_fan_ddm_fleet(struct store *s, const char *mode, const ch
 struct store_op *store_fan_claim(struct store *s, const char *lua, const char *base, int64_t now_ms,
                                  int64_t before_ms, int limit, store_udids_fn *cb, void *arg);
 
+/* repush_due.lua's answer (JSON [[udid, token, push_magic, topic]...]) in
+ * the cluster layout: repush_claim.lua on every bucket of mdm:repush (each
+ * its share of limit), then repush_dev.lua per device claimed, pipelined; the
+ * schedule's new times and the push_unanswered events are fleet writes. */
+struct store_op *store_fan_repush(struct store *s, int64_t now_ms, int limit, int64_t after_ms,
+                                  int64_t max_ms, int max_attempts, store_eval_fn *cb, void *arg);
+
+/* The webhooks in the cluster layout (store_fleet_eval's hook scripts): a
+ * consumer group per bucket stream of mdm:events, dead letters and replay
+ * streams in {g}.  hook_next: hook_next.lua on every bucket and the replay
+ * stream at once, the answer a replayed entry or else the oldest pick, with
+ * "b" its bucket.  hook_status: hook_status.lua's JSON added up over the
+ * buckets.  hook_done: argv group src id outcome [event_id payload error
+ * attempts now url] (argc values): the dead letter's XADD, then the XACK on
+ * events (the entry's bucket stream) or the replayed entry's XDEL. */
+struct store_op *store_fan_hook_next(struct store *s, const char *group, const char *consumer,
+                                     const char *idle_ms, store_eval_fn *cb, void *arg);
+struct store_op *store_fan_hook_status(struct store *s, const char *const *groups, int n,
+                                       store_eval_fn *cb, void *arg);
+struct store_op *store_fan_hook_done(struct store *s, const char *events, const char *const *argv,
+                                     const size_t *lens, int argc, store_eval_fn *cb, void *arg);
+
+/* ddm_notify.lua's chunk in the cluster layout (store_ddm_notify.c): the
+ * same argv (job mode cursor count now now_iso ttl_s uuid_prefix [udid...];
+ * a scan's cursor is "<bucket>:<ZSCAN cursor>", "0" past the last bucket)
+ * and the same reply, {next_cursor, scanned, queued, {udid, token,
+ * push_magic, topic}...}, from calls in turn over the slots. */
+struct store_op *store_ddm_notify_cluster(struct store *s, int argc, const char *const *argv,
+                                          store_ddm_fn *cb, void *arg);
+
 /* store_stats() summed over the buckets of mdm:stats and mdm:devices. */
 struct store_op *store_fan_stats(struct store *s, store_stats_fn *cb, void *arg);
 

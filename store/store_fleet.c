@@ -194,12 +194,93 @@ static struct store_op *store_fleet_stats(struct store *s, int argc, const char 
     return NULL;
 }
 
+/* repush_due.lua (ARGV: events now limit after_ms max_ms max_attempts, the
+ * key as the caller passed it): the single layout's one call with the
+ * schedule and the devices' prefix keys, or the cluster layout's claims per
+ * bucket and decisions per device (store_fan_repush). */
+static struct store_op *store_fleet_repush_due(struct store *s, int argc, const char *const *argv,
+                                               store_eval_fn *cb, void *arg)
+{
+    if (argc < 6) {
+        cb(arg, MDMD_EPROTO, 0, NULL, 0);
+        return NULL;
+    }
+    if (store_layout_cluster(s))
+        return store_fan_repush(s, atoll(argv[1]), atoi(argv[2]), atoll(argv[3]), atoll(argv[4]),
+                                atoi(argv[5]), cb, arg);
+    const char *v[] = {argv[0], "mdm:repush", "mdm:dev:", "mdm:q:", argv[1],
+                       argv[2], argv[3],      argv[4],    argv[5]};
+    return store_eval(s, store_script_get(s, store_lua_repush_due), 4, 9, v, NULL, cb, arg);
+}
+
+/* ---- the webhook scripts: keys of the layout ------------------------------ */
+
+/* The callers pass the single layout's keys; the hook scripts' keys are made
+ * here for the layout: dead letters and replay streams in {g}, and in the
+ * cluster layout a consumer group per bucket stream (store_fan_hook_*).
+ * HOOK_DONE's first key is the entry's stream as the caller made it
+ * (store_bucket_key of the bucket hook_next named). */
+static struct store_op *store_fleet_hook(struct store *s, int id, int nkeys, int argc,
+                                         const char *const *argv, const size_t *argvlen,
+                                         store_eval_fn *cb, void *arg)
+{
+    struct store_argv a;
+    char rest[96];
+    int cluster = store_layout_cluster(s);
+    const char *const *rv = argv + nkeys;
+    int rc = argc - nkeys, k = 0;
+    if (id == STORE_FLEET_HOOK_NEXT && cluster && rc >= 3)
+        return store_fan_hook_next(s, rv[0], rv[1], rv[2], cb, arg);
+    if (id == STORE_FLEET_HOOK_STATUS && cluster)
+        return store_fan_hook_status(s, rv, rc, cb, arg);
+    if (id == STORE_FLEET_HOOK_DONE && cluster && rc >= 4)
+        return store_fan_hook_done(s, argv[0], rv, argvlen != NULL ? argvlen + nkeys : NULL, rc, cb,
+                                   arg);
+    if (id == STORE_FLEET_HOOK_DONE || (id == STORE_FLEET_HOOK_NEXT && rc < 1))
+        return store_eval(s, store_script_get(s, store_fleet_lua[id]), nkeys, argc, argv, argvlen,
+                          cb, arg);
+    store_argv_init(&a);
+    switch (id) {
+    case STORE_FLEET_HOOK_NEXT:
+        store_argv_str(&a, "mdm:events");
+        store_argv_str(&a, "mdm:stats");
+        snprintf(rest, sizeof(rest), "hook:replay:%s", rv[0]);
+        store_argv_gkey(&a, s, "%s", rest);
+        k = 3;
+        break;
+    case STORE_FLEET_HOOK_STATUS:
+        store_argv_str(&a, "mdm:events");
+        store_argv_str(&a, "mdm:stats");
+        /* fall through */
+    case STORE_FLEET_HOOK_REPLAY:
+        store_argv_gkey(&a, s, "hook:dead");
+        store_argv_gkey(&a, s, "hook:replay:");
+        k = id == STORE_FLEET_HOOK_STATUS ? 4 : 2;
+        if (id == STORE_FLEET_HOOK_STATUS)
+            store_argv_str(&a, "all");
+        break;
+    default: /* HOOK_DEAD_LIST */ store_argv_gkey(&a, s, "hook:dead"); k = 1;
+    }
+    for (int i = 0; i < rc; i++)
+        store_argv_push(&a, rv[i], argvlen != NULL ? argvlen[nkeys + i] : strlen(rv[i]));
+    struct store_op *op =
+        store_eval(s, store_script_get(s, store_fleet_lua[id]), k, a.n, a.v, a.len, cb, arg);
+    store_argv_free(&a);
+    return op;
+}
+
 struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,
                                   const char *const *argv, const size_t *argvlen, store_eval_fn *cb,
                                   void *arg)
 {
+    if (id == STORE_FLEET_HOOK_NEXT || id == STORE_FLEET_HOOK_DONE ||
+        id == STORE_FLEET_HOOK_REPLAY || id == STORE_FLEET_HOOK_DEAD_LIST ||
+        id == STORE_FLEET_HOOK_STATUS)
+        return store_fleet_hook(s, id, nkeys, argc, argv, argvlen, cb, arg);
     if (id == STORE_FLEET_FLEET_STATS)
         return store_fleet_stats(s, argc, argv, cb, arg);
+    if (id == STORE_FLEET_REPUSH_DUE)
+        return store_fleet_repush_due(s, argc, argv, cb, arg);
     return store_eval(s, store_script_get(s, store_fleet_lua[id]), nkeys, argc, argv, argvlen, cb,
                       arg);
 }

@@ -168,7 +168,7 @@ static void ddm_notify_step(struct ddm_notify *w)
         return;
     }
     w->step_ns = metrics_now_ns();
-    snprintf(key, sizeof(key), "mdm:job:%s", w->id);
+    store_job_key(w->app->store, key, sizeof(key), w->id);
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
     snprintf(count, sizeof(count), "%d", w->chunk);
     snprintf(ttl, sizeof(ttl), "%d", DDM_NOTIFY_CMD_TTL_S);

@@ -43,6 +43,7 @@ struct hook_target {
     char *body; /* owned */
     size_t blen;
     char id[64], src[8], event_id[64], type[64];
+    int bucket; /* of the stream it came from (cluster layout; 0: the one stream) */
     int64_t born_ms;
     int attempts;
     char err[96];
@@ -113,8 +114,9 @@ static void hook_ack(struct hook_target *t, int dead)
     const char *v[] = {
         "mdm:events", "",      "mdm:hook:dead", t->group, t->src, t->id, dead ? "dead" : "ok",
         t->event_id,  t->body, t->err,          attempts, now,    t->url};
-    char replay[64];
+    char replay[64], events[64];
     snprintf(replay, sizeof(replay), "mdm:hook:replay:%s", t->group);
+    v[0] = store_bucket_key(t->h->store, events, sizeof(events), "mdm:events", t->bucket);
     v[1] = replay;
     size_t len[13];
     for (int i = 0; i < 13; i++)
@@ -251,6 +253,10 @@ static int hook_take(struct hook_target *t, const char *str, size_t len)
         snprintf(t->id, sizeof(t->id), "%s", id);
         snprintf(t->src, sizeof(t->src), "%s", src);
         t->born_ms = hook_id_ms(id);
+        /* Cluster layout: ids are per bucket stream, so two buckets may
+         * hold the same one; the delivery id names the bucket too. */
+        json_t *b = json_object_get(j, "b");
+        t->bucket = json_is_integer(b) ? (int)json_integer_value(b) : 0;
         const char *type = json_string_value(json_object_get(f, "type"));
         if (strcmp(src, "replay") == 0) {
             const char *p = json_string_value(json_object_get(f, "payload"));
@@ -262,6 +268,10 @@ static int hook_take(struct hook_target *t, const char *str, size_t len)
             json_decref(pj);
             t->body = xstrdup(p != NULL ? p : "{}");
             rc = 0;
+        } else if (json_is_integer(b)) {
+            snprintf(t->event_id, sizeof(t->event_id), "%s-b%02d", id, t->bucket);
+            snprintf(t->type, sizeof(t->type), "%s", type != NULL ? type : "");
+            rc = hook_body_of(t, f);
         } else {
             snprintf(t->event_id, sizeof(t->event_id), "%s", id);
             snprintf(t->type, sizeof(t->type), "%s", type != NULL ? type : "");

@@ -1,4 +1,7 @@
--- KEYS: job ('' for none)   ARGV: mode(scan|list|enroll) cursor count now now_iso ttl_s
+-- KEYS: job ('' for none) devices stats dev: q: notnow: channels: cmd: ddm:en: ddm:sets:
+--       the configuration (ddm_g: 9)   (single layout: the cluster layout's calls are
+--       store_ddm_notify.c's; the device keys are the prefix keys .. {UDID}[:UserID])
+-- ARGV: mode(scan|list|enroll) cursor count now now_iso ttl_s
 --                              uuid_prefix [udid...]
 -- Queues the DeclarativeManagement command, its Data the enrollment's
 -- TokensResponse, for each device channel and each of its user channels
@@ -12,6 +15,12 @@
 -- uuid_prefix (24 random characters from the caller) and a counter.
 -- Returns {next_cursor ("0": done), scanned, queued, {udid, token, push_magic, topic}...}.
 local job, mode, now, iso, ttl = KEYS[1], ARGV[1], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local devices, stats, g = KEYS[2], KEYS[3], ddm_g(11)
+local function ekey(p, udid, uid)
+  local k = p .. '{' .. udid .. '}'
+  if uid ~= '' then k = k .. ':' .. uid end
+  return k
+end
 local prefix = ARGV[7]
 local b64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
 local function base64(s)
@@ -39,7 +48,7 @@ local function capable(dev)
 end
 local ids, cursor = {}, '0'
 if mode == 'scan' then
-  local scan = redis.call('ZSCAN', 'mdm:devices', ARGV[2], 'COUNT', tonumber(ARGV[3]))
+  local scan = redis.call('ZSCAN', devices, ARGV[2], 'COUNT', tonumber(ARGV[3]))
   cursor = scan[1]
   for i = 1, #scan[2], 2 do ids[#ids + 1] = scan[2][i] end
 else
@@ -51,18 +60,20 @@ local queued, push = 0, {}
 local function notify(u, uid, capable_dev)
   local id = u
   if uid ~= '' then id = u .. ':' .. uid end
-  local dev, en = mdm_key('dev', id), ddm_key('en', u, uid)
+  local dev, en = mdm_key_in(KEYS[4], id), ekey(KEYS[9], u, uid)
   local d = redis.call('HMGET', dev, 'state', 'token', 'push_magic', 'topic', 'token_invalid')
   local e = redis.call('HMGET', en, 'notified', 'pending', 'last_seen')
   if d[1] == 'enrolled' and (e[3] or capable_dev) then
-    local items, token, time = ddm_tokens(u, uid, iso)
+    local items, token = ddm_effective_g(g, redis.call('SMEMBERS', ekey(KEYS[10], u, uid)), uid,
+                                         redis.call('HGET', ekey(KEYS[4], u, ''), 'user'))
+    local time = ddm_token_d({en = en}, token, iso)
     -- One that never had declarations needs no word of an empty set.
     if e[1] ~= token and (#items > 0 or e[1]) then
-      local q = mdm_key('q', id)
+      local q = mdm_key_in(KEYS[5], id)
       if e[2] and redis.call('LREM', q, 0, e[2]) > 0 then
-        redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -1)
-        redis.call('SREM', mdm_key('notnow', id), e[2])
-        redis.call('DEL', 'mdm:cmd:' .. e[2])
+        redis.call('HINCRBY', stats, 'queue_depth', -1)
+        redis.call('SREM', mdm_key_in(KEYS[6], id), e[2])
+        redis.call('DEL', KEYS[8] .. e[2])
       end
       local uuid = prefix .. string.format('%012X', queued)
       local data = base64(cjson.encode({SyncTokens = {DeclarationsToken = token,
@@ -73,12 +84,12 @@ local function notify(u, uid, capable_dev)
         '\t<key>Command</key>\n\t<dict>\n\t\t<key>Data</key>\n\t\t<data>' .. data ..
         '</data>\n\t\t<key>RequestType</key>\n\t\t<string>DeclarativeManagement</string>\n' ..
         '\t</dict>\n\t<key>CommandUUID</key>\n\t<string>' .. uuid .. '</string>\n</dict>\n</plist>\n'
-      local cmd = 'mdm:cmd:' .. uuid
+      local cmd = KEYS[8] .. uuid
       redis.call('HSET', cmd, 'plist', plist, 'request_type', 'DeclarativeManagement',
                  'created', now, 'targets', 1)
       redis.call('EXPIRE', cmd, ttl)
       redis.call('RPUSH', q, uuid)
-      redis.call('HINCRBY', 'mdm:stats', 'queue_depth', 1)
+      redis.call('HINCRBY', stats, 'queue_depth', 1)
       redis.call('HSET', en, 'notified', token, 'pending', uuid, 'notified_at', now)
       queued = queued + 1
       if d[2] and d[3] and not d[5] then push[#push + 1] = {id, d[2], d[3], d[4] or ''} end
@@ -88,12 +99,12 @@ end
 for _, u in ipairs(ids) do
   local base, uid = string.match(u, '^([^:]+):(.+)$')
   if base then
-    notify(base, uid, capable('mdm:dev:{' .. base .. '}'))
+    notify(base, uid, capable(ekey(KEYS[4], base, '')))
   else
-    local can = capable('mdm:dev:{' .. u .. '}')
+    local can = capable(ekey(KEYS[4], u, ''))
     notify(u, '', can)
     -- The device's user channels (mdm:channels:{UDID}) have sets of their own.
-    for _, ch in ipairs(redis.call('SMEMBERS', 'mdm:channels:{' .. u .. '}')) do
+    for _, ch in ipairs(redis.call('SMEMBERS', ekey(KEYS[7], u, ''))) do
       notify(u, ch, can)
     end
   end

@@ -1,6 +1,8 @@
--- KEYS: dead   ARGV: id...  (none: every entry)
--- Moves dead letters to their target's replay stream (mdm:hook:replay:<group>),
--- which the deliverer drains before new events.  Returns how many moved.
+-- KEYS: dead replay:   ARGV: id...  (none: every entry)
+-- Moves dead letters to their target's replay stream (KEYS[2] .. <group>:
+-- mdm:hook:replay:<group>, in the dead letters' slot, {g} in the cluster
+-- layout), which the deliverer drains before new events.  Returns how many
+-- moved.
 local dead = KEYS[1]
 local ents = {}
 if #ARGV == 0 then
@@ -16,8 +18,7 @@ for _, e in ipairs(ents) do
   local f = {}
   for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
   if f.group and f.payload then
-    redis.call('XADD', 'mdm:hook:replay:' .. f.group, '*', 'event_id', f.event_id or '',
-               'payload', f.payload)
+    redis.call('XADD', KEYS[2] .. f.group, '*', 'event_id', f.event_id or '', 'payload', f.payload)
     n = n + 1
   end
   redis.call('XDEL', dead, e[1])

@@ -459,3 +459,11 @@ local function ddm_begin_d(d, udid, uid, fp, now)
   redis.call('HSET', d.dev, 'last_seen', now)
   return nil
 end
+-- The key of id (a UDID, or "<UDID>:<user>" for a user channel) under a
+-- prefix key given in KEYS (e.g. mdm:dev:): prefix{UDID}[:user], the device's
+-- slot, as mdm_key() builds it from a literal.
+local function mdm_key_in(prefix, id)
+  local udid, user = string.match(id, '^([^:]+):(.+)$')
+  if udid then return prefix .. '{' .. udid .. '}:' .. user end
+  return prefix .. '{' .. id .. '}'
+end

@@ -77,7 +77,7 @@ check "assignment to a set that does not exist: 404" test "$(api PUT /v1/declara
 ddm d2 $V tokens >/dev/null; cp "$T/resp" "$T/v.tok0"
 check "assignment: 200 with a job" bash -c "[ $(api PUT /v1/declaration-sets/base/assignment '{"udids":["'$U'"]}') = 200 ] && grep -q job_id '$T/api'"
 JOB=$(jget "$T/api" job_id)
-check "the walk ends" wait_for 10 bash -c "[ \"\$(redis-cli -p $REDIS_PORT hget mdm:job:$JOB state)\" = done ]"
+check "the walk ends" wait_for 10 bash -c "[ \"\$(redis-cli -p $REDIS_PORT hget $(gkey job:$JOB) state)\" = done ]"
 check "job readable over REST" bash -c "[ $(api GET /v1/jobs/$JOB) = 200 ] && grep -q '\"request_type\":\"DeclarativeManagement\"' '$T/api'"
 check "DeclarativeManagement queued for the assigned device only" \
     test "$(R llen "mdm:q:{$U}"):$(R llen "mdm:q:{$V}")" = 1:0
@@ -142,7 +142,7 @@ api DELETE /v1/declarations/com.example.asset >/dev/null
 SU2='{"Type":"com.apple.configuration.softwareupdate.enforcement.specific","Identifier":"com.example.su","Payload":{"TargetOSVersion":"18.2","TargetLocalDateTime":"2026-12-31T18:00:00","DetailsURL":"https://example.com/os"}}'
 check "changed declaration: 200, changed, with a job" bash -c "[ $(api PUT /v1/declarations/com.example.su "$SU2") = 200 ] && grep -q '\"changed\":true' '$T/api' && grep -q job_id '$T/api'"
 JOB=$(jget "$T/api" job_id)
-check "the walk ends" wait_for 10 bash -c "[ \"\$(redis-cli -p $REDIS_PORT hget mdm:job:$JOB state)\" = done ]"
+check "the walk ends" wait_for 10 bash -c "[ \"\$(redis-cli -p $REDIS_PORT hget $(gkey job:$JOB) state)\" = done ]"
 check "a new DeclarativeManagement for the device" test "$(R llen "mdm:q:{$U}"):$(R llen "mdm:q:{$V}")" = 1:0
 ddm d1 $U tokens >/dev/null
 check "the sync token moved" bash -c "! grep -q '$ST1' '$T/resp'"
@@ -256,7 +256,7 @@ SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --ca-key "$D/va
      --udid-prefix DDMSIM -n "$NSIM" -c "${DDM_CONC:-32}" --topic "$TOPIC" --identities "$T/ids" -q)
 # walk_done: waits for the job named in $T/api to finish; JOB is its id.
 WAIT=$((60 + NSIM / 50)) # seconds; make bench runs this with 10,000 devices
-walk_done() { JOB=$(jget "$T/api" job_id); wait_for $WAIT bash -c "[ \"\$(redis-cli -p $REDIS_PORT hget mdm:job:$JOB state)\" = done ]"; }
+walk_done() { JOB=$(jget "$T/api" job_id); wait_for $WAIT bash -c "[ \"\$(redis-cli -p $REDIS_PORT hget $(gkey job:$JOB) state)\" = done ]"; }
 sim_ok() { grep -q ' http_errors=0 .*net_errors=0 proto_errors=0 ' "$1"; }
 sim_val() { sed -n "s/.* $2=\([0-9]*\).*/\1/p" "$1"; }
 # fleet_count QUERY: simulated devices the fleet view lists for QUERY, every page.
@@ -279,7 +279,7 @@ check "canary set for one simulated device" bash -c "[ $(api PUT /v1/declaration
 walk_done
 check "everyone gets the base set" test "$(api PUT /v1/declaration-sets/base/assignment '{"everyone":true}')" = 200
 check "the walk ends" walk_done
-check "a command for each simulated device" test "$(R hget mdm:job:$JOB queued)" -ge "$NSIM"
+check "a command for each simulated device" test "$(R hget $(gkey job:$JOB) queued)" -ge "$NSIM"
 W=SIM-DDM-3
 check "a device that enrolls now (everyone has a set)" ddm_enroll d3 $W
 check "gets DeclarativeManagement with its first TokenUpdate" bash -c "[ \$(redis-cli -p $REDIS_PORT llen 'mdm:q:{$W}') = 1 ] && [ \$(redis-cli -p $REDIS_PORT hget mdm:cmd:\$(redis-cli -p $REDIS_PORT lindex 'mdm:q:{$W}' 0) request_type) = DeclarativeManagement ]"
@@ -321,8 +321,8 @@ for n in 1 2; do
     t0=$(date +%s%N)
     check "change $n to a declaration" test "$(api PUT /v1/declarations/com.example.su "$SU3")" = 200
     check "change $n: the walk ends" walk_done
-    check "change $n: a command for every device" test "$(R hget mdm:job:$JOB queued)" -ge "$NSIM"
-    echo "change $n: the walk queued $(R hget mdm:job:$JOB queued) commands in $(( $(R hget mdm:job:$JOB finished) - $(R hget mdm:job:$JOB created) )) ms"
+    check "change $n: a command for every device" test "$(R hget $(gkey job:$JOB) queued)" -ge "$NSIM"
+    echo "change $n: the walk queued $(R hget $(gkey job:$JOB) queued) commands in $(( $(R hget $(gkey job:$JOB) finished) - $(R hget $(gkey job:$JOB) created) )) ms"
     tok=$(su_token)
     check "change $n reaches all $NSIM devices (pushed, synced, reported)" wait_for $WAIT bash -c "[ \$($(declare -f R synced); REDIS_PORT=$REDIS_PORT NSIM=$NSIM; synced $tok) = $NSIM ]"
     echo "change $n: $NSIM devices converged in $(( ($(date +%s%N) - t0) / 1000000 )) ms"

@@ -28,11 +28,13 @@ write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" \
     "notnow_repush_s 1" "stale_after_s 60" "cert_validity_days 10"
 apns_conf >>"$D/mdmd.conf"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
+# (cluster layout: a group per bucket stream; DEV-0's bucket stands for all)
 check "a consumer group per webhook URL" wait_for 10 bash -c \
-    "[ \$(redis-cli -p $REDIS_PORT xinfo groups mdm:events 2>/dev/null | grep -c '^hook:') = 2 ]"
+    "[ \$(redis-cli -p $REDIS_PORT xinfo groups '$(bkey mdm:events DEV-0)' 2>/dev/null | grep -c '^hook:') = 2 ]"
+DEAD=$(gkey hook:dead)
 
-# 30 events over 3 devices; restart mdmd (kill -9) in the middle.
-ev() { R xadd mdm:events '*' type test udid "DEV-$(( $1 % 3 ))" seq "$1" time "$(date +%s%3N)" >/dev/null; }
+# 30 events over 3 devices (each in its bucket); restart mdmd (kill -9) in the middle.
+ev() { local u="DEV-$(( $1 % 3 ))"; R xadd "$(bkey mdm:events "$u")" '*' type test udid "$u" seq "$1" time "$(date +%s%3N)" >/dev/null; }
 for i in $(seq 1 15); do ev "$i"; done
 wait_for 20 grep -q '^200 .* 1 DEV-' "$T/hook.log"
 kill -9 "$MDMD_PID"; wait "$MDMD_PID" 2>/dev/null
@@ -56,21 +58,24 @@ check "order per device holds (first deliveries)" bash -c "
 # (webhook_max_age_s leaves the recovering receiver 20 s: the restart of an
 # ASan mdmd on a loaded machine took more than the 7 s it once had.)
 check "a target that keeps failing dead-letters its events" wait_for 60 bash -c \
-    "[ \$(redis-cli -p $REDIS_PORT xlen mdm:hook:dead) -ge 30 ]"
+    "[ \$(redis-cli -p $REDIS_PORT xlen '$DEAD') -ge 30 ]"
 api GET /v1/webhooks >/dev/null
 check "GET /v1/webhooks lists both targets" bash -c "grep -q '\"url\":\"http://127.0.0.1:$HP/hook\"' '$T/api' && grep -q '\"dead\":' '$T/api'"
+check "GET /v1/webhooks: the target that came back has nothing pending or unread" wait_for 10 bash -c \
+    "curl -s --cacert '$CA' -H 'Authorization: Bearer $(cat "$D/var/api.key")' https://127.0.0.1:$PUB/v1/webhooks |
+     grep -o '{[^}]*\"url\":\"http://127.0.0.1:$HP/hook\"[^}]*}' | grep '\"pending\":0' | grep -q '\"lag\":0'"
 check "GET /v1/webhooks/dead-letter" test "$(api GET '/v1/webhooks/dead-letter?count=5')" = 200
 check "dead letters carry the payload and the error" bash -c "grep -q '\"error\":\"HTTP 503\"' '$T/api' && grep -q 'payload' '$T/api'"
-DEAD_ID=$(R xrange mdm:hook:dead - + COUNT 1 | sed -n 5p)
-check "nothing of the receiver that came back was dead-lettered" bash -c "! redis-cli -p $REDIS_PORT xrange mdm:hook:dead - + | grep -q '/hook\$'"
+DEAD_ID=$(R xrange "$DEAD" - + COUNT 1 | sed -n 5p)
+check "nothing of the receiver that came back was dead-lettered" bash -c "! redis-cli -p $REDIS_PORT xrange '$DEAD' - + | grep -q '/hook\$'"
 check "replay with a bad id: 400" test "$(api POST /v1/webhooks/dead-letter/replay '{"ids":["x;y"]}')" = 400
 touch "$T/heal"
-NDEAD=$(R xlen mdm:hook:dead)
+NDEAD=$(R xlen "$DEAD")
 check "replay all: 200" test "$(api POST /v1/webhooks/dead-letter/replay '{}')" = 200
 check "replay counts what it moved" test "$(jget "$T/api" replayed)" = "$NDEAD"
 check "replayed events arrive with their original delivery id" wait_for 30 bash -c \
     "[ \$(awk '\$1==200{print \$2}' '$T/dead.log' | sort -u | wc -l) -ge 30 ] && grep -q '^200 $DEAD_ID ' '$T/dead.log'"
-check "the dead-letter stream is empty after replay" test "$(R xlen mdm:hook:dead)" = 0
+check "the dead-letter stream is empty after replay" test "$(R xlen "$DEAD")" = 0
 
 # Real events: an enrollment reaches the webhook as JSON.
 enroll_device d1 WH-1
@@ -142,7 +147,7 @@ check "a device that does not answer is pushed again, 3 times, then flagged" wai
 check "1 push + 3 re-pushes" test "$(grep -c "^$TOK " "$T/pushes")" = 4
 check "backoff: the re-pushes spread over 5 s or more" bash -c \
     "[ \$(( \$(redis-cli -p $REDIS_PORT hget 'mdm:dev:{P-1}' push_unanswered) - \$(redis-cli -p $REDIS_PORT hget 'mdm:dev:{P-1}' push_wait) )) -ge 5000 ]"
-check "a push_unanswered event" bash -c "redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -q push_unanswered"
+check "a push_unanswered event" bash -c "redis-cli -p $REDIS_PORT xrange '$(bkey mdm:events P-1)' - + | grep -q push_unanswered"
 check "the ledger: 200" test "$(api GET /v1/devices/P-1/pushes)" = 200
 check "the ledger has the pushes with apns-id and status" bash -c \
     "[ \$(grep -o '\"apns_id\":\"[^\"]' '$T/api' | wc -l) = 4 ] && grep -q '\"status\":200' '$T/api' && grep -q '\"push_unanswered\":true' '$T/api'"
@@ -187,7 +192,7 @@ check "days left: server certificate 9" test "$(m 'mdmd_cert_expiry_days{cert="s
 check "days left: SCEP RA 9" test "$(m 'mdmd_cert_expiry_days{cert="scep_ra"}')" = 9
 check "days left: the MDM CA, years" bash -c "[ '$(m 'mdmd_cert_expiry_days{cert="ca"}')' -gt 3000 ]"
 check "a warning in the log for each" bash -c "grep -q 'event=cert_expiring what=apns days_left=1' '$T/mdmd.log' && grep -q 'event=cert_expiring what=server days_left=9' '$T/mdmd.log' && ! grep -q 'cert_expiring what=ca ' '$T/mdmd.log'"
-R xrange mdm:events - + >"$T/evdump"
+xrange_all mdm:events >"$T/evdump"
 # what/not_after/threshold of each cert_expiring event (mdmd renews a server or
 # RA certificate this close to expiry at each start: a new certificate, a new event).
 awk '/^cert_expiring$/{e=1} e&&/^what$/{getline w} e&&/^not_after$/{getline n} e&&/^threshold_days$/{getline t} e&&/^time$/{print w, n, t; e=0}' "$T/evdump" | sort >"$T/expev"

@@ -36,9 +36,9 @@ write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" \
     "webhook_retry_max_s 1" "webhook_max_age_s 6" "webhook_timeout_s 2"
 start_mdmd "$D" || { fail "mdmd starts"; finish; }
 check "four consumer groups" wait_for 10 bash -c \
-    "[ \$(redis-cli -p $REDIS_PORT xinfo groups mdm:events 2>/dev/null | grep -c '^hook:') = 4 ]"
+    "[ \$(redis-cli -p $REDIS_PORT xinfo groups '$(bkey mdm:events DEV-0)' 2>/dev/null | grep -c '^hook:') = 4 ]"
 for i in $(seq 1 10); do
-    R xadd mdm:events '*' type test udid "DEV-$((i % 2))" seq "$i" time "$(date +%s%3N)" >/dev/null
+    R xadd "$(bkey mdm:events "DEV-$((i % 2))")" '*' type test udid "DEV-$((i % 2))" seq "$i" time "$(date +%s%3N)" >/dev/null
 done
 got() { awk -v p="$1" '$1==200 && $6==p && $5 ~ /^[0-9]+$/ {print $5}' "$T/good.log" | sort -un | wc -l; }
 check "https://localhost: all 10 delivered" wait_for 30 out_is 10 got /hook
@@ -53,8 +53,8 @@ check "another name: refused as a hostname mismatch" wait_for 20 grep -q \
     "event=webhook_retry url=https://localhost:$N/badname .*error=\"TLS: hostname mismatch\"" "$T/mdmd.log"
 check "neither receiver ever got a request" bash -c "! grep -q '^[0-9]' '$T/badca.log' 2>/dev/null && ! grep -q '^[0-9]' '$T/badname.log' 2>/dev/null"
 check "after webhook_max_age_s, every event of each is dead-lettered, none lost" wait_for 60 bash -c \
-    "[ \"\$(redis-cli -p $REDIS_PORT xrange mdm:hook:dead - + | grep -c '^https://localhost:$B/badca\$')\" -ge 10 ] && [ \"\$(redis-cli -p $REDIS_PORT xrange mdm:hook:dead - + | grep -c '^https://localhost:$N/badname\$')\" -ge 10 ]"
-check "the dead letters carry the TLS error" bash -c "redis-cli -p $REDIS_PORT xrange mdm:hook:dead - + | grep -q '^TLS: hostname mismatch\$'"
+    "[ \"\$(redis-cli -p $REDIS_PORT xrange '$(gkey hook:dead)' - + | grep -c '^https://localhost:$B/badca\$')\" -ge 10 ] && [ \"\$(redis-cli -p $REDIS_PORT xrange '$(gkey hook:dead)' - + | grep -c '^https://localhost:$N/badname\$')\" -ge 10 ]"
+check "the dead letters carry the TLS error" bash -c "redis-cli -p $REDIS_PORT xrange '$(gkey hook:dead)' - + | grep -q '^TLS: hostname mismatch\$'"
 check "each delivered once (acknowledged after its 2xx)" test \
     "$(awk '$1==200 && $6=="/hook" && $5 ~ /^[0-9]+$/' "$T/good.log" | wc -l)" = 10
 check "no sanitizer report" bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/mdmd.log'"
