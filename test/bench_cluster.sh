@@ -63,6 +63,20 @@ addrs=(); for p in "${PORTS[@]}"; do addrs+=("127.0.0.1:$p"); done
 redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$T/create.log" 2>&1
 wait_for 20 bash -c "redis-cli -p ${PORTS[0]} cluster info | grep -q cluster_state:ok" ||
     { echo "cluster not ok"; exit 1; }
+# Every master's replica in sync: mdmd's enqueue WAITs for one (redis_wait_replicas).
+# (and in the seed's CLUSTER SLOTS: the table mdmd reads names them).
+synced() {
+    local p
+    for p in "${PORTS[@]}"; do
+        redis-cli -p "$p" role | head -n 1 | grep -q '^master$' || continue
+        redis-cli -p "$p" info replication | grep -q 'slave0:.*state=online' || return 1
+    done
+    # Redis 7 leaves out of CLUSTER SLOTS a replica that has replicated
+    # nothing yet (offset 0): a write per master moves it.
+    for p in "${PORTS[@]}"; do redis-cli -c -p "$p" set "bench:sync:$p" 1 >/dev/null; done
+    [ "$(redis-cli -p "${PORTS[0]}" cluster slots | grep -c '^127\.0\.0\.1$')" = 6 ]
+}
+wait_for 30 synced || { echo "replicas not in sync"; exit 1; }
 run "cluster" "$(IFS=,; echo "${addrs[*]}")" "${NODE_PIDS[@]}"
 echo "(redis_cpu is every redis-server, replicas included; on paper, M masters on M cores serve"
 echo " about M times the single-Redis rate, as long as the client side has the cores to send it)"

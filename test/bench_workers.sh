@@ -19,7 +19,7 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 case "$BIN" in /*) ;; *) BIN="$TOP/$BIN" ;; esac
 T=$(mktemp -d /tmp/mdmd-benchw.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"; }
 trap cleanup EXIT
 HZ=$(getconf CLK_TCK)
 
@@ -96,9 +96,14 @@ CONF
     echo "== workers $W: $COMMANDS commands per device, queued over REST, then one cycle"
     udids=$(seq -f "SIM-%06g" 0 $((DEVICES - 1)) | sed 's/.*/"&"/' | paste -sd, -)
     for i in $(seq 1 "$COMMANDS"); do
-        code=$(curl -s -o "$T/enq" -w '%{http_code}' --cacert "$CA" -H "Authorization: Bearer $KEY" \
-            -H 'Content-Type: application/json' \
-            -d "{\"udids\":[$udids],\"command\":{\"RequestType\":\"SecurityInfo\"}}" "https://127.0.0.1:$PUB/v1/commands")
+        # 503 retry_safe (a replica's WAIT ran short): the same request again.
+        for try in 1 2 3 4 5; do
+            code=$(curl -s -o "$T/enq" -w '%{http_code}' --cacert "$CA" -H "Authorization: Bearer $KEY" \
+                -H 'Content-Type: application/json' \
+                -d "{\"udids\":[$udids],\"command_uuid\":\"bench-$W-$i\",\"command\":{\"RequestType\":\"SecurityInfo\"}}" "https://127.0.0.1:$PUB/v1/commands")
+            [ "$code" = 503 ] || break
+            sleep 0.2
+        done
         [ "$code" = 201 ] || { echo "enqueue failed: $code $(cat "$T/enq")"; exit 1; }
     done
     m0=$(ticks "${MP[@]}"); r0=$(ticks $RP); t0=$(date +%s%N)

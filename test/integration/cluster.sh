@@ -125,8 +125,17 @@ done
 check "test_cluster exits 0" test "$rc" = 0
 
 # --- mdmd on the cluster (the cluster key layout, docs/REDIS.md) ---
-whole() { cluster_ok && MASTERS=$(masters) && [ "$(echo $MASTERS | wc -w)" = 3 ] && replicas_synced; }
-check "the cluster is whole again (3 masters, each with its replica)" wait_for 60 whole
+whole() { # (masters' status is its last port's: not a test)
+    cluster_ok || return 1
+    MASTERS=$(masters)
+    [ "$(echo $MASTERS | wc -w)" = 3 ] && replicas_synced
+}
+if wait_for 60 whole; then ok "the cluster is whole again (3 masters, each with its replica)"; else
+    fail "the cluster is whole again (3 masters, each with its replica)"
+    for p in "${PORTS[@]}"; do
+        echo "    $p: $(redis-cli -p "$p" role | head -n 1) $(redis-cli -p "$p" cluster info | grep cluster_state | tr -d '\r') $(redis-cli -p "$p" info replication | grep -E '^slave0|master_link_status' | tr -d '\r')"
+    done
+fi
 MASTERS=$(masters)
 # The enrollment and device-protocol suites, as they run on a single Redis
 # (their own checks read Redis through redis-cli -c and the layout's names).
@@ -194,7 +203,10 @@ kill -TERM "$SIMPID"; wait "$SIMPID" 2>/dev/null
 # lost = devices that neither reported it nor still have it queued.
 for ((i = 0; i < N; i++)); do printf 'ECHO WAVE-%06d\nLRANGE mdm:q:{WAVE-%06d} 0 -1\n' "$i" "$i"; done |
     redis-cli -c -p "$REDIS_PORT" 2>/dev/null >"$T/wave.q"
-read -r lost twice < <(python3 - "$T/wave.acked" "$T/wave.ledger" "$T/wave.q" "$N" <<'PY'
+# What each device's history holds (finished: its result is stored), the same way.
+for ((i = 0; i < N; i++)); do printf 'ECHO WAVE-%06d\nXRANGE mdm:res:{WAVE-%06d} - +\n' "$i" "$i"; done |
+    redis-cli -c -p "$REDIS_PORT" 2>/dev/null | grep -aE '^(WAVE|wave)-' >"$T/wave.h"
+read -r lost twice unstored < <(python3 - "$T/wave.acked" "$T/wave.ledger" "$T/wave.q" "$N" "$T/wave.h" <<'PY'
 import collections, sys
 acked = open(sys.argv[1]).read().split()
 seen = collections.Counter()
@@ -202,35 +214,43 @@ for line in open(sys.argv[2]):
     f = line.split()
     if len(f) >= 2:
         seen[(f[0], f[1])] += 1
-queued, dev = set(), None  # each device's ECHO, then its queue's members
-for line in open(sys.argv[3]):
-    w = line.strip()
-    if w.startswith('WAVE-'):
-        dev = w
-    elif w and dev:
-        queued.add((dev, w))
+def pairs(path):  # each device's ECHO, then what it holds
+    out, dev = set(), None
+    for line in open(path):
+        w = line.strip()
+        if w.startswith('WAVE-'):
+            dev = w
+        elif w and dev:
+            out.add((dev, w))
+    return out
+queued, stored = pairs(sys.argv[3]), pairs(sys.argv[5])
 n = int(sys.argv[4])
-lost = twice = 0
+lost = twice = unstored = 0
 for uuid in acked:
     for i in range(n):
         u = 'WAVE-%06d' % i
         if seen[(u, uuid)] > 1:
             twice += 1
-        if seen[(u, uuid)] == 0 and (u, uuid) not in queued:
+        # Finished is a stored result (a report whose answer was lost is
+        # stored, though the device did not hear so); else still queued.
+        if (u, uuid) not in stored and (u, uuid) not in queued:
             lost += 1
             if lost <= 10:
                 print(u, uuid, file=open(sys.argv[1] + '.lost', 'a'))
-print(lost, twice)
+        if seen[(u, uuid)] and (u, uuid) not in stored:
+            unstored += 1
+print(lost, twice, unstored)
 PY
 )
 still=$(grep -c '^wave-' "$T/wave.q")
-echo "    wave: $N devices x $K commands, $(wc -l <"$T/wave.ledger") reports accepted, still queued=$still lost=$lost sent_twice=$twice retries=$(cat "$T/wave.retries" 2>/dev/null | wc -l)"
+echo "    wave: $N devices x $K commands, $(wc -l <"$T/wave.ledger") reports accepted, $(grep -c '^wave-' "$T/wave.h") results stored, still queued=$still lost=$lost sent_twice=$twice accepted_not_stored=$unstored enqueue_retries=$(cat "$T/wave.retries" 2>/dev/null | wc -l)"
 # What Redis says of the first lost ones: history entries, the device's
 # record of being given it, its "sent" mark.
 while read -r u id; do
     echo "    lost $u $id: history=$(redis-cli -c -p "$REDIS_PORT" xrange "mdm:res:{$u}" - + | grep -cx "$id") given=$(redis-cli -c -p "$REDIS_PORT" zscore "mdm:cmdto:{$u}" "$id") sent=$(redis-cli -c -p "$REDIS_PORT" hget "mdm:sent:{$u}" "$id") ledger_lines=$(grep -c "^$u " "$T/wave.ledger")"
 done < <(cat "$T/wave.acked.lost" 2>/dev/null)
-check "the wave lost no command answered 201 (finished or still queued)" test "$lost" = 0
+check "the wave lost no command answered 201 (its result stored, or still queued)" test "$lost" = 0
+check "  every report the devices were told was accepted is stored" test "$unstored" = 0
 check "mdmd logged the failover (redis_cluster refresh)" grep -q 'event=redis_cluster' "$T/mdmd.log"
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID" 2>/dev/null
 finish
