@@ -199,6 +199,11 @@ void store_fx_keys(const struct store *s, struct store_argv *a, int bucket, int6
  * device script's identity check reads the registry there, mdm_ident_dev);
  * nothing in the cluster layout, where the registry is in other slots. */
 void store_cert_prefix(const struct store *s, struct store_argv *a);
+/* Into out: "mdm:<what><id>" or "mdm:{g}:<what><id>" (an enrollment or SCEP
+ * challenge, an address's failure counter, a transaction: configuration,
+ * store_enroll.c). */
+void store_enroll_gkey(const struct store *s, char *out, size_t size, const char *what,
+                       const char *id);
 /* After a device script that revoked fp (cluster layout: the registry's
  * half, cert_revoke.lua on mdm:cert:<fp>); cb gets its outcome. */
 struct store_op *store_cert_revoke(struct store *s, const char *fp, const char *udid,

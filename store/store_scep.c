@@ -25,7 +25,7 @@ struct store_op *store_scep_challenge_put(struct store *s, const char *challenge
                                           int ttl_s, store_done_fn *cb, void *arg)
 {
     char key[STORE_SCEP_KEY_MAX], ttl[24];
-    snprintf(key, sizeof(key), "mdm:scep:chal:%s", challenge);
+    store_enroll_gkey(s, key, sizeof(key), "scep:chal:", challenge);
     snprintf(ttl, sizeof(ttl), "%d", ttl_s);
     const char *argv[] = {"SET", key, who, "EX", ttl, "NX"};
     struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
@@ -64,9 +64,9 @@ struct store_op *store_scep_take(struct store *s, const char *challenge, int fix
 {
     char key[STORE_SCEP_KEY_MAX], fail[STORE_SCEP_KEY_MAX], tx[STORE_SCEP_KEY_MAX];
     char max[16], window[16], ttl[16];
-    snprintf(key, sizeof(key), "mdm:scep:chal:%s", challenge);
-    snprintf(fail, sizeof(fail), "mdm:chalfail:addr:%s", peer);
-    snprintf(tx, sizeof(tx), "mdm:scep:tx:%s", req_id);
+    store_enroll_gkey(s, key, sizeof(key), "scep:chal:", challenge);
+    store_enroll_gkey(s, fail, sizeof(fail), "chalfail:addr:", peer);
+    store_enroll_gkey(s, tx, sizeof(tx), "scep:tx:", req_id);
     snprintf(max, sizeof(max), "%d", STORE_CHAL_FAIL_ADDR);
     snprintf(window, sizeof(window), "%d", STORE_CHAL_FAIL_WINDOW_S);
     snprintf(ttl, sizeof(ttl), "%d", STORE_SCEP_TX_TTL_S);
@@ -112,7 +112,7 @@ struct store_op *store_scep_issued(struct store *s, const struct store_scep_cert
     char ttl[16];
     snprintf(cert, sizeof(cert), "mdm:cert:%s", c->fp);
     snprintf(dev, sizeof(dev), "mdm:dev:{%s}", c->udid);
-    snprintf(tx, sizeof(tx), "mdm:scep:tx:%s", c->req_id);
+    store_enroll_gkey(s, tx, sizeof(tx), "scep:tx:", c->req_id);
     snprintf(now, sizeof(now), "%lld", (long long)c->now_ms);
     snprintf(ttl, sizeof(ttl), "%d", STORE_SCEP_TX_TTL_S);
     const char *argv[] = {cert,        dev,       "mdm:events",
