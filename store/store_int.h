@@ -233,6 +233,10 @@ void store_argv_gkey(struct store_argv *a, const struct store *s, const char *fm
 /* Pushes store_bucket_key(s, base, bucket): base itself, or "base:{bNN}". */
 void store_argv_bkey(struct store_argv *a, const struct store *s, const char *base, int bucket);
 
+/* store_eval()'s reply function: op->cb.eval gets the reply (a fleet script
+ * sent by hand, store_fleet.c). */
+void store_eval_reply(struct store_op *op, int err, const redisReply *r);
+
 /* The usual first step of a reply function: err unchanged when set; for an
  * error reply MDMD_EUNAVAIL when Redis cannot serve yet (LOADING, BUSY,
  * MASTERDOWN, TRYAGAIN) and MDMD_EPROTO otherwise (logged); else MDMD_OK. */
