@@ -69,12 +69,27 @@ check "SIGTERM exits 0" test "$rc" = 0
 N2=3000
 kill "$APNS_PID" 2>/dev/null; wait "$APNS_PID" 2>/dev/null
 start_mock_apns --delay-ms 100 --max-streams 100 || fail "slow mock APNs starts"
-R eval "for i = 1, tonumber(ARGV[1]) do
+# (the cluster layout: mdm:devices:{bNN}, NN = CRC16(UDID) % 16384 % 64, lib.sh's bkey)
+R eval "local function crc16(s)
+  local c = 0
+  for i = 1, #s do
+    c = bit.bxor(c, bit.lshift(string.byte(s, i), 8))
+    for _ = 1, 8 do
+      if bit.band(c, 0x8000) ~= 0 then c = bit.bxor(bit.lshift(c, 1), 0x1021) else c = bit.lshift(c, 1) end
+      c = bit.band(c, 0xffff)
+    end
+  end
+  return c
+end
+for i = 1, tonumber(ARGV[1]) do
   local u = string.format('PACE-%06d', i)
   redis.call('HSET', 'mdm:dev:{' .. u .. '}', 'udid', u, 'state', 'enrolled', 'topic', ARGV[2],
              'token', string.format('%064x', i), 'push_magic', 'M' .. i)
-  redis.call('ZADD', 'mdm:devices', 0, u)
-end" 0 $N2 "$TOPIC" >/dev/null
+  local k = 'mdm:devices'
+  if ARGV[3] == 'cluster' then k = string.format('mdm:devices:{b%02d}', crc16(u) % 16384 % 64) end
+  redis.call('ZADD', k, 0, u)
+end" 0 $N2 "$TOPIC" "$(layout_cluster && echo cluster)" >/dev/null
+check "seeded into the layout's buckets" test "$(zcard_all mdm:devices)" = $((N2 + 3))
 D2=$T/b
 write_conf "$D2" "redis 127.0.0.1:$REDIS_PORT" "push_coalesce_ms 0" "job_push_backlog 200"
 apns_conf >>"$D2/mdmd.conf"
@@ -116,7 +131,7 @@ check "the job waits for APNs" wait_for 20 grep -q "event=job_push_wait job=$JOB
 t0=$(date +%s%N)
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-st=$(R hget "mdm:job:$JOB3" state); err=$(R hget "mdm:job:$JOB3" error); cur=$(R hget "mdm:job:$JOB3" cursor)
+JK=$(gkey "job:$JOB3"); st=$(R hget "$JK" state); err=$(R hget "$JK" error); cur=$(R hget "$JK" cursor)
 check "SIGTERM with a job waiting for APNs exits 0, within the drain deadline (${ms} ms)" \
     bash -c "[ $rc = 0 ] && ! grep -q 'event=shutdown_timeout' '$T/mdmd.log'"
 check "its record says failed, not running ($st: $err)" test "$st" = failed
