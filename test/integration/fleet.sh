@@ -187,7 +187,7 @@ check "days left: server certificate 9" test "$(m 'mdmd_cert_expiry_days{cert="s
 check "days left: SCEP RA 9" test "$(m 'mdmd_cert_expiry_days{cert="scep_ra"}')" = 9
 check "days left: the MDM CA, years" bash -c "[ '$(m 'mdmd_cert_expiry_days{cert="ca"}')' -gt 3000 ]"
 check "a warning in the log for each" bash -c "grep -q 'event=cert_expiring what=apns days_left=1' '$T/mdmd.log' && grep -q 'event=cert_expiring what=server days_left=9' '$T/mdmd.log' && ! grep -q 'cert_expiring what=ca ' '$T/mdmd.log'"
-R xrange mdm:events - + >"$T/evdump"
+xrange_all mdm:events >"$T/evdump"
 # what/not_after/threshold of each cert_expiring event (mdmd renews a server or
 # RA certificate this close to expiry at each start: a new certificate, a new event).
 awk '/^cert_expiring$/{e=1} e&&/^what$/{getline w} e&&/^not_after$/{getline n} e&&/^threshold_days$/{getline t} e&&/^time$/{print w, n, t; e=0}' "$T/evdump" | sort >"$T/expev"
