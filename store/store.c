@@ -817,7 +817,7 @@ static int store_script_retry(struct store_op *op, const redisReply *r)
     return sent; /* not sent: the NOSCRIPT error goes to the reply function */
 }
 
-static void store_eval_reply(struct store_op *op, int err, const redisReply *r)
+void store_eval_reply(struct store_op *op, int err, const redisReply *r)
 {
     store_eval_fn *cb = op->cb.eval;
     err = store_reply_error(err, r);

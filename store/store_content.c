@@ -9,6 +9,7 @@
 
 #include "store_fanout.h"
 #include "store_int.h"
+#include "store_mdm.h"
 
 extern const char store_lua_content_put[], store_lua_content_list[], store_lua_content_get[],
     store_lua_content_del[], store_lua_content_assign[], store_lua_provision_items[],
@@ -244,13 +245,55 @@ static void store_content_grants_reply(struct store_op *op, int err, const redis
     free(g);
 }
 
+/* The cluster layout: the record's user first (its slot), then
+ * provision_items.lua on {g}. */
+struct store_grants_run {
+    struct store *s;
+    store_grants_fn *cb;
+    void *arg;
+};
+
+static void store_content_user_reply(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_grants_run *g = op->arg;
+    struct store *s = g->s;
+    store_grants_fn *cb = g->cb;
+    void *arg = g->arg;
+    free(g);
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK) {
+        cb(arg, err, "", NULL, 0);
+        return;
+    }
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_gkey(&a, s, "%s", "");
+    store_argv_push(&a, r->type == REDIS_REPLY_STRING ? r->str : "",
+                    r->type == REDIS_REPLY_STRING ? r->len : 0);
+    store_argv_own(&a); /* r goes when this returns */
+    (void)store_argv_script(s, store_lua_provision_items, 1, &a, store_content_grants_reply,
+                            (union store_cb){.grants = cb}, arg);
+}
+
 struct store_op *store_content_grants(struct store *s, const char *udid, store_grants_fn *cb,
                                       void *arg)
 {
+    char dev[STORE_MDM_KEY_MAX];
+    snprintf(dev, sizeof(dev), "mdm:dev:{%s}", udid);
+    if (store_layout_cluster(s)) {
+        struct store_grants_run *g = xcalloc(1, sizeof(*g));
+        *g = (struct store_grants_run){s, cb, arg};
+        const char *argv[] = {"HGET", dev, "user"};
+        struct store_op *op = store_op_new(s, STORE_CB_NONE, g);
+        return store_cmd_argv(s, 3, argv, NULL, store_content_user_reply, op);
+    }
     struct store_argv a;
     store_argv_init(&a);
-    store_argv_fmt(&a, "mdm:dev:{%s}", udid);
-    return store_argv_script(s, store_lua_provision_items, 1, &a, store_content_grants_reply,
+    store_argv_str(&a, "mdm:");
+    store_argv_fmt(&a, "%s", dev);
+    return store_argv_script(s, store_lua_provision_items, 2, &a, store_content_grants_reply,
                              (union store_cb){.grants = cb}, arg);
 }
 
@@ -275,6 +318,136 @@ static void store_content_provision_reply(struct store_op *op, int err, const re
     cb(op->arg, MDMD_OK, (long)r->element[0]->integer, wake ? &push : NULL);
 }
 
+/* The cluster layout's provisioning (docs/REDIS.md, "Redis Cluster"): the
+ * bodies first (cmd_put.lua on each mdm:cmd:<UUID>, all sent together),
+ * then provision.lua in the device's slot, then each body's targets; the
+ * device's queue and its mdm:cmdto:{UDID} as an enqueue (store_queue.c). */
+struct store_prov {
+    struct store *s;
+    store_provision_fn *cb;
+    void *arg;
+    struct store_argv a; /* provision.lua's, owned */
+    int pending, err;
+    long queued;
+    int wake;
+    char *target[4];
+};
+
+static void store_prov_finish(struct store_prov *p)
+{
+    struct store_push_target push = {p->target[0], p->target[1], p->target[2], p->target[3]};
+    p->cb(p->arg, p->err, p->err == MDMD_OK ? p->queued : 0,
+          p->err == MDMD_OK && p->wake ? &push : NULL);
+    for (int i = 0; i < 4; i++)
+        free(p->target[i]);
+    store_argv_free(&p->a);
+    free(p);
+}
+
+static void store_prov_target_done(struct store_prov *p, int err)
+{
+    if (err != MDMD_OK && p->err == MDMD_OK)
+        p->err = err;
+    if (--p->pending == 0)
+        store_prov_finish(p);
+}
+
+static void store_prov_targets_reply(struct store_op *op, int err, const redisReply *r)
+{
+    store_prov_target_done(op->arg, store_reply_error(err, r));
+}
+
+static void store_prov_reply(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_prov *p = op->arg;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_ARRAY))
+        err = MDMD_EPROTO;
+    p->err = err;
+    if (err != MDMD_OK) {
+        store_prov_finish(p);
+        return;
+    }
+    const redisReply *t = r->element[1];
+    p->queued = (long)r->element[0]->integer;
+    p->wake = store_reply_strings(t) && t->elements == 4;
+    for (int i = 0; p->wake && i < 4; i++)
+        p->target[i] = xstrdup(t->element[i]->str);
+    p->pending = 1; /* held until all are sent */
+    for (int i = 6; p->queued > 0 && i + 2 < p->a.n; i += 3) {
+        char key[STORE_MDM_KEY_MAX];
+        snprintf(key, sizeof(key), "mdm:cmd:%.*s", (int)p->a.len[i], p->a.v[i]);
+        const char *argv[] = {"HINCRBY", key, "targets", "1"};
+        p->pending++;
+        struct store_op *o = store_op_new(p->s, STORE_CB_NONE, p);
+        (void)store_cmd_argv(p->s, 4, argv, NULL, store_prov_targets_reply, o);
+    }
+    store_prov_target_done(p, MDMD_OK);
+}
+
+static void store_prov_body_done(struct store_prov *p, int err)
+{
+    if (err != MDMD_OK && p->err == MDMD_OK)
+        p->err = err;
+    if (--p->pending > 0)
+        return;
+    if (p->err != MDMD_OK) {
+        store_prov_finish(p);
+        return;
+    }
+    /* The plists stay out of provision.lua's call: its KEYS dev q cmdto. */
+    struct store_argv b;
+    store_argv_init(&b);
+    for (int i = 0; i < p->a.n; i++)
+        if (i < 6 || (i - 6) % 3 != 2)
+            store_argv_push(&b, p->a.v[i], p->a.len[i]);
+        else
+            store_argv_str(&b, "");
+    (void)store_argv_fx_script(p->s, store_lua_provision, 3, &b, store_prov_reply, STORE_CB_NONE,
+                               p);
+}
+
+/* cmd_put.lua: 1 stored (or the same body before), 0 another body there. */
+static void store_prov_body_reply(struct store_op *op, int err, const redisReply *r)
+{
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && (r->type != REDIS_REPLY_INTEGER || r->integer != 1))
+        err = MDMD_EPROTO; /* a fresh UUID taken: a broken RNG */
+    store_prov_body_done(op->arg, err);
+}
+
+static struct store_op *store_prov_cluster(struct store *s, struct store_argv *a, const char *now,
+                                           const char *ttl, store_provision_fn *cb, void *arg)
+{
+    extern const char store_lua_cmd_put[];
+    struct store_prov *p = xcalloc(1, sizeof(*p));
+    p->s = s;
+    p->cb = cb;
+    p->arg = arg;
+    store_argv_init(&p->a);
+    for (int i = 0; i < a->n; i++)
+        store_argv_push(&p->a, a->v[i], a->len[i]);
+    store_argv_own(&p->a);
+    store_argv_free(a);
+    p->pending = 1;
+    for (int i = 6; i + 2 < p->a.n; i += 3) {
+        struct store_argv c;
+        store_argv_init(&c);
+        store_argv_fmt(&c, "mdm:cmd:%.*s", (int)p->a.len[i], p->a.v[i]);
+        store_argv_push(&c, p->a.v[i + 2], p->a.len[i + 2]);
+        store_argv_push(&c, p->a.v[i + 1], p->a.len[i + 1]);
+        store_argv_str(&c, now);
+        store_argv_str(&c, ttl);
+        p->pending++;
+        (void)store_argv_script(s, store_lua_cmd_put, 1, &c, store_prov_body_reply, STORE_CB_NONE,
+                                p);
+    }
+    store_prov_body_done(p, MDMD_OK);
+    return NULL;
+}
+
 struct store_op *store_content_provision(struct store *s, const char *udid,
                                          const struct store_cmd *cmds, size_t n, int64_t now_ms,
                                          int ttl_s, store_provision_fn *cb, void *arg)
@@ -284,8 +457,15 @@ struct store_op *store_content_provision(struct store *s, const char *udid,
     char now[24], ttl[16];
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+    int cluster = store_layout_cluster(s);
     store_argv_fmt(&a, "mdm:dev:{%s}", udid);
     store_argv_fmt(&a, "mdm:q:{%s}", udid);
+    if (cluster) {
+        store_argv_fmt(&a, "mdm:cmdto:{%s}", udid);
+    } else {
+        store_argv_str(&a, "mdm:cmd:");
+        store_argv_str(&a, "mdm:cmdto:");
+    }
     store_argv_str(&a, udid);
     store_argv_str(&a, now);
     store_argv_str(&a, ttl);
@@ -294,8 +474,10 @@ struct store_op *store_content_provision(struct store *s, const char *udid,
         store_argv_str(&a, cmds[i].request_type);
         store_argv_push(&a, cmds[i].plist, cmds[i].plist_len);
     }
-    return store_argv_script(s, store_lua_provision, 2, &a, store_content_provision_reply,
-                             (union store_cb){.provision = cb}, arg);
+    if (cluster)
+        return store_prov_cluster(s, &a, now, ttl, cb, arg);
+    return store_argv_fx_script(s, store_lua_provision, 4, &a, store_content_provision_reply,
+                                (union store_cb){.provision = cb}, arg);
 }
 
 static void store_content_due_reply(struct store_op *op, int err, const redisReply *r)

@@ -11,7 +11,10 @@
  *                                 answered: its owner and the OTA identity
  *                                 registered for it (cert), for a retry
  *
- * The device-record side of the registry (issued_fp, user) is written by
+ * The challenge and the transaction are configuration: mdm:{g}:enroll:...
+ * in the cluster layout, where the scripts' steps are calls in turn, one
+ * slot each (docs/REDIS.md, "Redis Cluster", Enrollment).  The device-record
+ * side of the registry (issued_fp, user) is written by
  * store_cert_issue_device() and read by the check-in scripts. */
 #ifndef MDMD_STORE_ENROLL_H
 #define MDMD_STORE_ENROLL_H

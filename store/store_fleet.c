@@ -7,6 +7,7 @@
 
 #include "store_fanout.h"
 #include "store_int.h"
+#include "store_mdm.h"
 #include "../core/util.h"
 
 #include <jansson.h>
@@ -269,6 +270,99 @@ static struct store_op *store_fleet_hook(struct store *s, int id, int nkeys, int
     return op;
 }
 
+/* The device's bucket of base (mdm:repush...): base itself in the single
+ * layout. */
+static void store_fleet_dev_bkey(struct store *s, char *out, size_t n, const char *base,
+                                 const char *udid)
+{
+    char dev[STORE_MDM_KEY_MAX];
+    store_mdm_key(dev, sizeof(dev), "dev", udid);
+    (void)store_bucket_key(s, out, n, base, store_bucket_of(dev, strlen(dev)));
+}
+
+/* repush_at.lua on the device's bucket of mdm:repush (ARGV udid due_ms). */
+static struct store_op *store_fleet_repush_at(struct store *s, const char *const *argv,
+                                              store_eval_fn *cb, void *arg)
+{
+    char k[STORE_MDM_KEY_MAX];
+    store_fleet_dev_bkey(s, k, sizeof(k), "mdm:repush", argv[0]);
+    const char *v[] = {k, argv[0], argv[1]};
+    return store_eval(s, store_script_get(s, store_lua_repush_at), 1, 3, v, NULL, cb, arg);
+}
+
+/* expiry_event.lua (ARGV what not_after threshold days_left now): its mark
+ * is configuration ({g} in the cluster layout), its event a fleet write. */
+static struct store_op *store_fleet_expiry(struct store *s, const char *const *argv,
+                                           store_eval_fn *cb, void *arg)
+{
+    char rest[160], k[192];
+    snprintf(rest, sizeof(rest), "expiry:%s:%s:%s", argv[0], argv[1], argv[2]);
+    struct store_argv a;
+    store_argv_init(&a);
+    store_argv_str(&a, store_global_key(s, k, sizeof(k), rest));
+    for (int i = 0; i < 5; i++)
+        store_argv_str(&a, argv[i]);
+    return store_argv_fx_script(s, store_lua_expiry_event, 1, &a, store_eval_reply,
+                                (union store_cb){.eval = cb}, arg);
+}
+
+/* push_ledger.lua (ARGV udid count): the device's keys; in the cluster
+ * layout its mdm:repush score is read first (its bucket's slot). */
+struct store_ledger {
+    struct store *s;
+    store_eval_fn *cb;
+    void *arg;
+    char *udid, *count;
+};
+
+static struct store_op *store_fleet_ledger_call(struct store *s, const char *udid,
+                                                const char *count, const char *due,
+                                                store_eval_fn *cb, void *arg)
+{
+    char pushes[STORE_MDM_KEY_MAX], dev[STORE_MDM_KEY_MAX], rp[STORE_MDM_KEY_MAX];
+    store_mdm_key(pushes, sizeof(pushes), "pushes", udid);
+    store_mdm_key(dev, sizeof(dev), "dev", udid);
+    store_fleet_dev_bkey(s, rp, sizeof(rp), "mdm:repush", udid);
+    const char *v[] = {pushes, dev, rp, udid, count};
+    const char *w[] = {pushes, dev, udid, count, due};
+    struct store_script *sc = store_script_get(s, store_lua_push_ledger);
+    if (due != NULL)
+        return store_eval(s, sc, 2, 5, w, NULL, cb, arg);
+    return store_eval(s, sc, 3, 5, v, NULL, cb, arg);
+}
+
+static void store_fleet_due_reply(struct store_op *op, int err, const redisReply *r)
+{
+    struct store_ledger *l = op->arg;
+    err = store_reply_error(err, r);
+    if (err == MDMD_OK && r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)
+        err = MDMD_EPROTO;
+    if (err != MDMD_OK)
+        l->cb(l->arg, err, 0, NULL, 0);
+    else
+        (void)store_fleet_ledger_call(l->s, l->udid, l->count,
+                                      r->type == REDIS_REPLY_STRING ? r->str : "0", l->cb, l->arg);
+    free(l->udid);
+    free(l->count);
+    free(l);
+}
+
+static struct store_op *store_fleet_ledger(struct store *s, const char *const *argv,
+                                           store_eval_fn *cb, void *arg)
+{
+    if (!store_layout_cluster(s))
+        return store_fleet_ledger_call(s, argv[0], argv[1], NULL, cb, arg);
+    char rp[STORE_MDM_KEY_MAX];
+    store_fleet_dev_bkey(s, rp, sizeof(rp), "mdm:repush", argv[0]);
+    struct store_ledger *l = xcalloc(1, sizeof(*l));
+    *l = (struct store_ledger){s, cb, arg, xstrdup(argv[0]), xstrdup(argv[1])};
+    const char *v[] = {"ZSCORE", rp, argv[0]};
+    struct store_op *op = store_op_new(s, STORE_CB_NONE, l);
+    return store_cmd_argv(s, 3, v, NULL, store_fleet_due_reply, op);
+}
+
+/* The three scripts below take ARGV only from their callers (handlers keep
+ * their argument vectors); the keys are made here, per layout. */
 struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,
                                   const char *const *argv, const size_t *argvlen, store_eval_fn *cb,
                                   void *arg)
@@ -281,6 +375,12 @@ struct store_op *store_fleet_eval(struct store *s, int id, int nkeys, int argc,
         return store_fleet_stats(s, argc, argv, cb, arg);
     if (id == STORE_FLEET_REPUSH_DUE)
         return store_fleet_repush_due(s, argc, argv, cb, arg);
+    if (id == STORE_FLEET_REPUSH_AT && argc == 2)
+        return store_fleet_repush_at(s, argv, cb, arg);
+    if (id == STORE_FLEET_PUSH_LEDGER && argc == 2)
+        return store_fleet_ledger(s, argv, cb, arg);
+    if (id == STORE_FLEET_EXPIRY_EVENT && argc == 6)
+        return store_fleet_expiry(s, argv + 1, cb, arg);
     return store_eval(s, store_script_get(s, store_fleet_lua[id]), nkeys, argc, argv, argvlen, cb,
                       arg);
 }

@@ -199,6 +199,11 @@ void store_fx_keys(const struct store *s, struct store_argv *a, int bucket, int6
  * device script's identity check reads the registry there, mdm_ident_dev);
  * nothing in the cluster layout, where the registry is in other slots. */
 void store_cert_prefix(const struct store *s, struct store_argv *a);
+/* Into out: "mdm:<what><id>" or "mdm:{g}:<what><id>" (an enrollment or SCEP
+ * challenge, an address's failure counter, a transaction: configuration,
+ * store_enroll.c). */
+void store_enroll_gkey(const struct store *s, char *out, size_t size, const char *what,
+                       const char *id);
 /* After a device script that revoked fp (cluster layout: the registry's
  * half, cert_revoke.lua on mdm:cert:<fp>); cb gets its outcome. */
 struct store_op *store_cert_revoke(struct store *s, const char *fp, const char *udid,
@@ -227,6 +232,10 @@ void store_argv_gkey(struct store_argv *a, const struct store *s, const char *fm
     __attribute__((format(printf, 3, 4)));
 /* Pushes store_bucket_key(s, base, bucket): base itself, or "base:{bNN}". */
 void store_argv_bkey(struct store_argv *a, const struct store *s, const char *base, int bucket);
+
+/* store_eval()'s reply function: op->cb.eval gets the reply (a fleet script
+ * sent by hand, store_fleet.c). */
+void store_eval_reply(struct store_op *op, int err, const redisReply *r);
 
 /* The usual first step of a reply function: err unchanged when set; for an
  * error reply MDMD_EUNAVAIL when Redis cannot serve yet (LOADING, BUSY,

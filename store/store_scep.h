@@ -11,7 +11,9 @@
  *   mdm:scep:tx:<request id>   hash (TTL STORE_SCEP_TX_TTL_S): a new
  *                              enrollment's challenge owner and, once
  *                              registered, its certificate (DER hex), for a
- *                              retry of the same request (lost answer) */
+ *                              retry of the same request (lost answer)
+ * (the challenge and the transaction: mdm:{g}:scep:... in the cluster
+ * layout, where issue and renewal are calls in turn: docs/REDIS.md). */
 #ifndef MDMD_STORE_SCEP_H
 #define MDMD_STORE_SCEP_H
 

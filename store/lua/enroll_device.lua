@@ -1,4 +1,4 @@
--- KEYS: ota_cert new_cert dev events
+-- KEYS: ota_cert new_cert dev cert (the registry's prefix key) (+ the fleet block: fx_begin)
 -- ARGV: udid user now serial new_fp ota_fp retry_ms
 -- End of OTA phase 2: the OTA identity is used up (single use, checked here
 -- again because two requests may race), the device identity just issued is
@@ -10,28 +10,31 @@
 -- one is revoked (reason 'retried') and the new one takes its place, in this
 -- one step, so one enrollment never has two live identities.
 -- Returns {'ok', revoked fingerprint or ''} or {'ota_used'}.
-local ota, new, dev, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- Single layout only: the cluster layout makes the same steps as calls in
+-- turn, each on its own slot (ota_use.lua, enroll_dev.lua; store_enroll.c).
+local ota, new, dev, cert = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+fx_begin(4)
 local udid, user, now, serial, fp, ota_fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local o = redis.call('HMGET', ota, 'state', 'udid', 'kind', 'revoked_reason', 'retry_until',
                      'device_fp')
-if o[2] ~= udid or o[3] ~= 'ota' then return {'ota_used'} end
+if o[2] ~= udid or o[3] ~= 'ota' then return fx_reply({'ota_used'}) end
 local revoked = ''
 if o[1] == 'issued' then
   redis.call('HSET', ota, 'state', 'revoked', 'revoked_at', now, 'revoked_reason', 'used')
 elseif o[1] == 'revoked' and o[4] == 'used' and tonumber(o[5] or '0') >= tonumber(now) then
-  if o[6] and o[6] ~= fp and mdm_revoke(events, o[6], udid, now, 'retried') then revoked = o[6] end
+  if o[6] and o[6] ~= fp and fx_revoke(cert, o[6], udid, now, 'retried') then revoked = o[6] end
 else
-  return {'ota_used'}
+  return fx_reply({'ota_used'})
 end
 redis.call('HSET', ota, 'device_fp', fp, 'retry_until', tonumber(now) + tonumber(ARGV[7]))
 local old = redis.call('HMGET', dev, 'issued_fp', 'cert_fp')
 for _, f in ipairs({old[1], old[2]}) do
-  if f and f ~= fp and mdm_revoke(events, f, udid, now, 'reenrolled') then revoked = f end
+  if f and f ~= fp and fx_revoke(cert, f, udid, now, 'reenrolled') then revoked = f end
 end
 redis.call('HSET', new, 'udid', udid, 'user', user, 'kind', 'device', 'state', 'issued',
            'issued', now, 'serial', serial, 'ota_fp', ota_fp)
 local idx = mdm_index_get(dev)
 redis.call('HSET', dev, 'udid', udid, 'user', user, 'issued_fp', fp, 'issued_at', now)
-mdm_index_sync(dev, udid, idx)
-mdm_event(events, 'type', 'cert_issued', 'udid', udid, 'fp', fp, 'user', user, 'time', now)
-return {'ok', revoked}
+fx_index_sync(dev, udid, idx)
+fx_event('type', 'cert_issued', 'udid', udid, 'fp', fp, 'user', user, 'time', now)
+return fx_reply({'ok', revoked})

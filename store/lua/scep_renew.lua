@@ -1,4 +1,4 @@
--- KEYS: old new dev events
+-- KEYS: old new dev events cert dev_prefix (the registry's prefix mdm:cert:, and mdm:dev:)
 -- ARGV: udid old_fp new_fp now cert_serial retry_grace_ms
 -- A SCEP renewal: the identity old_fp (it signed the request) is replaced by
 -- new_fp.  When old_fp is the certificate bound to the UDID's enrollment, the
@@ -12,13 +12,15 @@
 -- udid "" (the CN is not a UDID): the new certificate takes over the old
 -- one's binding (bind=authenticate, and the UDID once it is bound).
 local old, new, dev, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- Single layout only: the cluster layout makes the steps as calls in turn,
+-- each on its own slot (store_scep.c: scep_old, scep_cert, scep_rebind).
 local udid, ofp, nfp, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local o = redis.call('HMGET', old, 'state', 'revoked_reason', 'renewed_to', 'revoked_at', 'user',
                      'udid', 'bind')
 if udid == '' then
   if o[7] ~= 'authenticate' then return {'cert_mismatch'} end
   udid = o[6] or ''
-  dev = 'mdm:dev:{' .. udid .. '}'
+  dev = KEYS[6] .. '{' .. udid .. '}'
 elseif o[6] and o[6] ~= udid then
   return {'cert_mismatch'}
 end
@@ -32,7 +34,7 @@ if o[1] == 'revoked' then
     return {'revoked'}
   end
   held = o[3]
-  redis.call('HSET', 'mdm:cert:' .. held, 'state', 'revoked', 'revoked_at', now,
+  redis.call('HSET', KEYS[5] .. held, 'state', 'revoked', 'revoked_at', now,
              'revoked_reason', 'renewal_retried')
   mdm_event(events, 'type', 'cert_revoked', 'udid', udid, 'fp', held,
             'reason', 'renewal_retried', 'time', now)

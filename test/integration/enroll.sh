@@ -57,7 +57,7 @@ for i in 1 2 3 4 5 6; do code=$(login 'username=mallory&password=guess'); [ "$co
 check "repeated failures for one name: 429, the page, Retry-After" bash -c "[ $code = 429 ] &&
     grep -q 'Too many failed sign-ins' '$T/form' && grep -qi '^retry-after: [1-9]' '$T/form.h'"
 check "no profile served to a failed login" bash -c "! grep -qi 'aspen-config' '$T/form.h'"
-check "refused logins left no challenge behind" test "$(R --scan --pattern 'mdm:enroll:chal:*' | wc -l)" = 0
+check "refused logins left no challenge behind" test "$(scan_all "$(gkey 'enroll:chal:*')" | wc -l)" = 0
 
 # --- content assigned to alice: provisioning after enrollment ---
 cat >"$T/wifi.mobileconfig" <<'EOF'
@@ -105,8 +105,8 @@ check "identity certificate: CN = UDID, issued by the MDM CA, clientAuth" bash -
     openssl x509 -in '$T/dump/$U.identity.pem' -noout -subject | grep -q 'CN *= *$U' &&
     openssl verify -CAfile '$CA' -purpose sslclient '$T/dump/$U.identity.pem' >/dev/null 2>&1"
 check "identity key is RSA 2048 (device_key_type)" bash -c "openssl x509 -in '$T/dump/$U.identity.pem' -noout -text | grep -q 'Public-Key: (2048 bit)'"
-check "challenge used up" test "$(R --scan --pattern 'mdm:enroll:chal:*' | wc -l)" = 0
-check "cert_issued events written" test "$(R xrange mdm:events - + | grep -cx cert_issued)" = 3
+check "challenge used up" test "$(scan_all "$(gkey 'enroll:chal:*')" | wc -l)" = 0
+check "cert_issued events written" test "$(xrange_all mdm:events | grep -cx cert_issued)" = 3
 check "provisioning commands arrived and were acknowledged (4 per device)" bash -c "
     for i in 0 1 2; do for c in InstallProfile InstallProvisioningProfile InstallApplication DeviceInformation; do
         grep -q \"^OTA-00000\$i .* \$c Acknowledged\" '$T/ledger' || exit 1; done; done"
@@ -224,7 +224,7 @@ check "the refused replies did not use up the challenge: the good one still work
 attrs "$T/a3.plist" HAND-3 "NotAChallengeOfOursNotAChallenge" && sign "$T/a3.plist" "$T/dev1.pem" "$T/a3.p7"
 check "unknown challenge: 403" test "$(ota "$T/a3.p7")" = 403
 # Guessing: 20 unknown challenges per address and window, then 429 without a lookup.
-n0=$(R get mdm:chalfail:addr:127.0.0.1)
+n0=$(R get "$(gkey chalfail:addr:127.0.0.1)")
 for i in $(seq 30); do c=$(ota "$T/a3.p7"); [ "$c" = 429 ] && break; done
 check "guessing challenges: 429 at the 21st unknown one from an address (had $n0)" test "$c:$i" = "429:$((21 - n0))"
 CH=$(challenge HAND4)
@@ -232,9 +232,9 @@ attrs "$T/a4.plist" HAND-4 "$CH" && sign "$T/a4.plist" "$T/dev1.pem" "$T/a4.p7"
 code=$(curl -s -D "$T/a4.hdr" -o /dev/null -w '%{http_code}' --cacert "$CA" -H 'Content-Type: application/pkcs7-signature' --data-binary "@$T/a4.p7" "https://127.0.0.1:$PUB/enroll/ota")
 check "while limited, a good challenge is refused too: 429 with Retry-After" \
     bash -c "[ $code = 429 ] && grep -iq '^Retry-After: [1-9]' '$T/a4.hdr'"
-check "and not used up" test "$(R exists "mdm:enroll:chal:$CH")" = 1
+check "and not used up" test "$(R exists "$(gkey "enroll:chal:$CH")")" = 1
 check "the refusal is logged with the address" grep -q 'event=enroll_refused udid=HAND-4 phase=1 status=429 .*peer=127.0.0.1' "$T/mdmd.log"
-R del mdm:chalfail:addr:127.0.0.1 >/dev/null
+R del "$(gkey chalfail:addr:127.0.0.1)" >/dev/null
 check "once the window is over it works" test "$(ota "$T/a4.p7")" = 200
 
 # phase 2 with foreign signers
@@ -313,7 +313,7 @@ conf "enroll_challenge_ttl_s 1"
 start_mdmd "$D" || fail "mdmd restarts with a 1 s challenge TTL"
 CH=$(challenge EXP)
 attrs "$T/e1.plist" EXP-1 "$CH" && sign "$T/e1.plist" "$T/dev1.pem" "$T/e1.p7"
-check "the challenge expires in Redis" wait_for 5 bash -c "[ \$(redis-cli -p $REDIS_PORT exists mdm:enroll:chal:$CH) = 0 ]"
+check "the challenge expires in Redis" wait_for 5 bash -c "[ \$(redis-cli -p $REDIS_PORT exists '$(gkey "enroll:chal:$CH")') = 0 ]"
 check "expired challenge: 403" test "$(ota "$T/e1.p7")" = 403
 "${SIM[@]}" --udid-prefix EXP2 --dump-dir "$T/d-exp" --enroll-until ota >/dev/null 2>&1
 attrs "$T/e2.plist" EXP2-000000 "" && sign "$T/e2.plist" "$T/d-exp/EXP2-000000.ota.pem" "$T/e2.p7"

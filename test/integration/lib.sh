@@ -231,6 +231,16 @@ R() { redis-cli -p "$REDIS_PORT" "$@"; }
 xrange_all() { local k; for k in $(bkeys "$1"); do R xrange "$k" - +; done; }
 # zcard_all BASE: the members of sorted set BASE over its buckets.
 zcard_all() { local k n=0; for k in $(bkeys "$1"); do n=$((n + $(R zcard "$k"))); done; echo "$n"; }
+# scan_all PATTERN: the keys matching PATTERN, on every master of the cluster
+# of CLUSTER_SEEDS (SCAN is per node), or on the one Redis.
+scan_all() {
+    local s
+    if [ -z "${CLUSTER_SEEDS:-}" ]; then R --scan --pattern "$1"; return; fi
+    for s in ${CLUSTER_SEEDS//,/ }; do
+        redis-cli -p "${s##*:}" role | head -n 1 | grep -q '^master$' &&
+            redis-cli -p "${s##*:}" --scan --pattern "$1"
+    done
+}
 # evgrep GREP-ARGS...: grep over the fleet's events (mdm:events, every bucket).
 evgrep() { xrange_all mdm:events | grep "$@"; }
 # hsum BASE FIELD: FIELD of hash BASE added up over its buckets.

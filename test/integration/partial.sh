@@ -277,7 +277,7 @@ start_mdmd "$D" || { fail "mdmd with SCEP starts"; finish; }
 # one-time challenge while RULE is armed; it resends the same message on a 5xx.
 scep_try() {
     local p=$1; shift
-    R set "mdm:scep:chal:chal-$p" sam EX 300 >/dev/null
+    R set "$(gkey "scep:chal:chal-$p")" sam EX 300 >/dev/null
     : >"$T/ctl.fired"
     rule "$@"
     timeout 60 "$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --topic "$TOPIC" \
@@ -346,7 +346,7 @@ cat "$T/otadev.crt" "$T/otadev.key" >"$T/otadev.pem"
 # ota_phase1 UDID: a fresh challenge (CH), the device's signed reply in $T/$UDID.p1.
 ota_phase1() {
     CH=$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)
-    R set "mdm:enroll:chal:$CH" sam EX 300 >/dev/null
+    R set "$(gkey "enroll:chal:$CH")" sam EX 300 >/dev/null
     plist_msg "$T/$1.a1" UDID "$1" SERIAL "SN-$1" CHALLENGE "$CH"
     openssl cms -sign -binary -nodetach -outform DER -in "$T/$1.a1" -signer "$T/otadev.pem" -out "$T/$1.p1" 2>/dev/null
 }

@@ -69,26 +69,27 @@ check "SIGTERM exits 0" test "$rc" = 0
 N2=3000
 kill "$APNS_PID" 2>/dev/null; wait "$APNS_PID" 2>/dev/null
 start_mock_apns --delay-ms 100 --max-streams 100 || fail "slow mock APNs starts"
-# (cluster layout, ARGV[3] 1: each in its bucket of mdm:devices, lib.sh's bkey)
-R eval "
-local function devices(u)
-  if ARGV[3] ~= '1' then return 'mdm:devices' end
-  local crc = 0
-  for i = 1, #u do
-    crc = bit.bxor(crc, bit.lshift(string.byte(u, i), 8))
+# (the cluster layout: mdm:devices:{bNN}, NN = CRC16(UDID) % 16384 % 64, lib.sh's bkey)
+R eval "local function crc16(s)
+  local c = 0
+  for i = 1, #s do
+    c = bit.bxor(c, bit.lshift(string.byte(s, i), 8))
     for _ = 1, 8 do
-      crc = bit.band(crc, 0x8000) ~= 0 and bit.bxor(bit.lshift(crc, 1), 0x1021) or bit.lshift(crc, 1)
-      crc = bit.band(crc, 0xffff)
+      if bit.band(c, 0x8000) ~= 0 then c = bit.bxor(bit.lshift(c, 1), 0x1021) else c = bit.lshift(c, 1) end
+      c = bit.band(c, 0xffff)
     end
   end
-  return string.format('mdm:devices:{b%02d}', crc % 16384 % 64)
+  return c
 end
 for i = 1, tonumber(ARGV[1]) do
   local u = string.format('PACE-%06d', i)
   redis.call('HSET', 'mdm:dev:{' .. u .. '}', 'udid', u, 'state', 'enrolled', 'topic', ARGV[2],
              'token', string.format('%064x', i), 'push_magic', 'M' .. i)
-  redis.call('ZADD', devices(u), 0, u)
-end" 0 $N2 "$TOPIC" "$(layout_cluster && echo 1 || echo 0)" >/dev/null
+  local k = 'mdm:devices'
+  if ARGV[3] == 'cluster' then k = string.format('mdm:devices:{b%02d}', crc16(u) % 16384 % 64) end
+  redis.call('ZADD', k, 0, u)
+end" 0 $N2 "$TOPIC" "$(layout_cluster && echo cluster)" >/dev/null
+check "seeded into the layout's buckets" test "$(zcard_all mdm:devices)" = $((N2 + 3))
 D2=$T/b
 write_conf "$D2" "redis 127.0.0.1:$REDIS_PORT" "push_coalesce_ms 0" "job_push_backlog 200"
 apns_conf >>"$D2/mdmd.conf"
@@ -130,8 +131,7 @@ check "the job waits for APNs" wait_for 20 grep -q "event=job_push_wait job=$JOB
 t0=$(date +%s%N)
 kill -TERM "$MDMD_PID"; wait "$MDMD_PID"; rc=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-JK=$(gkey "job:$JOB3")
-st=$(R hget "$JK" state); err=$(R hget "$JK" error); cur=$(R hget "$JK" cursor)
+JK=$(gkey "job:$JOB3"); st=$(R hget "$JK" state); err=$(R hget "$JK" error); cur=$(R hget "$JK" cursor)
 check "SIGTERM with a job waiting for APNs exits 0, within the drain deadline (${ms} ms)" \
     bash -c "[ $rc = 0 ] && ! grep -q 'event=shutdown_timeout' '$T/mdmd.log'"
 check "its record says failed, not running ($st: $err)" test "$st" = failed

@@ -84,7 +84,9 @@ FP1=$(fp_of "$C1")
 check "registered: mdm:cert source scep, device identity of the UDID" \
     test "$(R hget mdm:cert:$FP1 source):$(R hget mdm:cert:$FP1 kind):$(R hget mdm:cert:$FP1 udid):$(R hget mdm:cert:$FP1 state)" = "scep:device:$U1:issued"
 check "the next Authenticate must present it (issued_fp)" test "$(R hget "mdm:dev:{$U1}" issued_fp)" = "$FP1"
-check "cert_issued event with source scep" bash -c "redis-cli -p $REDIS_PORT xrange mdm:events - + | grep -A1 -x fp | grep -qx $FP1"
+# (the cluster layout writes events just after the answer: polled)
+ev_fp() { xrange_all mdm:events | grep -A1 -x fp | grep -qx "$1"; }
+check "cert_issued event with source scep" wait_for 5 ev_fp "$FP1"
 
 # --- over HTTPS too, with the log naming the cipher scepclient chose ---
 check "scepclient over HTTPS" scep_client "$T/sc2" SCEP-DEV-0002 -server-url "$HTTPS" -challenge "$STATIC"
@@ -176,7 +178,7 @@ check "CA root payload carries the CA" bash -c "grep -q com.apple.security.root 
 CH_XML=$(after_key "$X" Challenge | sed 's/<[^>]*>//g')
 CH_TOK=$(after_key "$T/prof.tok.xml" Challenge | sed 's/<[^>]*>//g')
 check "each profile has its own one-time challenge" test -n "$CH_XML" -a -n "$CH_TOK" -a "$CH_XML" != "$CH_TOK"
-check "challenge stored with a TTL" bash -c "[ \$(redis-cli -p $REDIS_PORT ttl 'mdm:scep:chal:$CH_TOK') -gt 0 ]"
+check "challenge stored with a TTL" bash -c "[ \$(redis-cli -p $REDIS_PORT ttl '$(gkey "scep:chal:$CH_TOK")') -gt 0 ]"
 
 # --- the profile after a login: the challenge is bound to the user ---
 check "a user to log in with" test "$(api POST /v1/users '{"username":"sam","password":"sam-pw-12345","role":"user"}')" = 201
@@ -186,16 +188,16 @@ check "login with a wrong password: 401" test "$(login sam wrong-password)" = 40
 code=$(login sam sam-pw-12345)
 check "login: 200, a signed profile" bash -c "[ $code = 200 ] && openssl cms -verify -inform DER -in '$T/prof.login' -CAfile '$CA' -purpose any -binary -out '$T/prof.login.xml' 2>/dev/null"
 CH_LOGIN=$(after_key "$T/prof.login.xml" Challenge | sed 's/<[^>]*>//g')
-check "its challenge belongs to the user" test -n "$CH_LOGIN" -a "$(R get "mdm:scep:chal:$CH_LOGIN")" = sam
+check "its challenge belongs to the user" test -n "$CH_LOGIN" -a "$(R get "$(gkey "scep:chal:$CH_LOGIN")")" = sam
 check "login without a password: 400" \
     test "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" --data 'username=sam' "https://127.0.0.1:$PUB/enroll/profile")" = 400
-check "a wrong challenge counted against the address" test "$(R get mdm:chalfail:addr:127.0.0.1)" -ge 1
-R set mdm:chalfail:addr:127.0.0.1 20 EX 300 >/dev/null   # as after 20 wrong guesses
+check "a wrong challenge counted against the address" test "$(R get "$(gkey chalfail:addr:127.0.0.1)")" -ge 1
+R set "$(gkey chalfail:addr:127.0.0.1)" 20 EX 300 >/dev/null   # as after 20 wrong guesses
 scep_client "$T/sc9" SCEP-DEV-0009 -server-url "$PLAIN" -challenge "$CH_LOGIN"
 check "guessing: after 20 wrong challenges even a good one gets FAILURE badRequest" grep -q 'failInfo: badRequest' "$T/sc9/out"
 check "logged as challenge_rate_limited" grep -q 'event=scep_refused .*reason=challenge_rate_limited' "$T/mdmd.log"
-check "the good challenge was not used up" test "$(R exists "mdm:scep:chal:$CH_LOGIN")" = 1
-R del mdm:chalfail:addr:127.0.0.1 >/dev/null
+check "the good challenge was not used up" test "$(R exists "$(gkey "scep:chal:$CH_LOGIN")")" = 1
+R del "$(gkey chalfail:addr:127.0.0.1)" >/dev/null
 
 # --- a challenge is no claim on a device another user enrolled ---
 R hset 'mdm:dev:{SCEP-FREE-1}' user alice >/dev/null   # as if alice had enrolled it
@@ -221,7 +223,7 @@ SIM=("$BIN/mdmsim" --url "https://127.0.0.1:$MDM/mdm" --ca "$CA" --topic "$TOPIC
 SIM_PID=$!; PIDS+=("$SIM_PID")
 U=SIMSIG-000000
 check "mdmsim enrolls over SCEP and Mdm-Signature" wait_for 20 out_is enrolled R hget "mdm:dev:{$U}" state
-check "the one-time challenge is gone" test "$(R exists "mdm:scep:chal:$CH_TOK")" = 0
+check "the one-time challenge is gone" test "$(R exists "$(gkey "scep:chal:$CH_TOK")")" = 0
 check "the bound certificate is the SCEP one" test "$(R hget "mdm:cert:$(R hget "mdm:dev:{$U}" cert_fp)" source)" = scep
 check "requested with the profile's Subject as is (CN %HardwareUUID%)" \
     grep -q "event=scep_enrolled cn=\"%HardwareUUID%\" fp=$(R hget "mdm:dev:{$U}" cert_fp)" "$T/mdmd.log"
@@ -337,7 +339,8 @@ check "a new certificate" test -n "$FPN" -a "$FPN" != "$FP1"
 check "the enrollment moved to it" test "$(R hget "mdm:dev:{$U1}" cert_fp)" = "$FPN"
 check "the old one is revoked (renewed)" test "$(R hget mdm:cert:$FP1 state):$(R hget mdm:cert:$FP1 revoked_reason)" = revoked:renewed
 check "the new one records what it renewed" test "$(R hget mdm:cert:$FPN renewed_from)" = "$FP1"
-check "cert_renewed event, rebound" bash -c "redis-cli -p $REDIS_PORT xrevrange mdm:events + - count 5 | grep -A1 -x rebound | grep -qx 1"
+ev_rebound() { xrange_all mdm:events | grep -A1 -x rebound | tail -n 1 | grep -qx 1; }
+check "cert_renewed event, rebound" wait_for 5 ev_rebound
 cp "$C1" "$T/s1.crt"; cp "$T/sc1/old.pem" "$T/s1old.crt"; cp "$T/sc1/key.pem" "$T/s1old.key"
 plist_msg "$T/idle2" UDID $U1 Status Idle
 check "old identity after renewal: 403" test "$(sig_put /mdm/connect "$T/idle2" "$(sig s1old "$T/idle2")")" = 403
