@@ -148,6 +148,17 @@ struct store_op *store_bootstrap_get(struct store *s, const char *udid, const ch
 
 #define STORE_PRE_MAX 5
 
+/* A configuration key of the fleet ("mdm:rts", "mdm:tokensrc:<type>", the
+ * set "mdm:tokensrcs": no hash tag) in the layout: itself, or in the {g}
+ * slot in the cluster layout, where a key and its set must share a slot.
+ * Per-device keys (a {UDID} tag) are left as they are.  Into buf. */
+static const char *store_conf_key(const struct store *s, char *buf, size_t n, const char *key)
+{
+    if (key == NULL || strchr(key, '{') != NULL || strncmp(key, "mdm:", 4) != 0)
+        return key;
+    return store_global_key(s, buf, n, key + 4);
+}
+
 struct store_pre {
     struct store *s;
     const char *lua;
@@ -253,7 +264,9 @@ struct store_op *store_rts_get(struct store *s, const struct store_device_msg *m
     int at = a.n;
     for (size_t i = 0; i <= ARRAY_LEN(store_rts_fields); i++)
         store_argv_str(&a, "0");
-    return store_pre_script(s, "mdm:rts", store_rts_fields, (int)ARRAY_LEN(store_rts_fields),
+    char conf[64];
+    return store_pre_script(s, store_conf_key(s, conf, sizeof(conf), "mdm:rts"), store_rts_fields,
+                            (int)ARRAY_LEN(store_rts_fields),
                             store_lua_rts_get, nkeys, at, 1, &a, cb, arg);
 }
 
@@ -278,7 +291,9 @@ struct store_op *store_token_source_get(struct store *s, const struct store_devi
     int at = a.n;
     for (size_t i = 0; i <= ARRAY_LEN(store_tokensrc_fields); i++)
         store_argv_str(&a, "0");
-    return store_pre_script(s, key, store_tokensrc_fields, (int)ARRAY_LEN(store_tokensrc_fields),
+    char conf[288];
+    return store_pre_script(s, store_conf_key(s, conf, sizeof(conf), key), store_tokensrc_fields,
+                            (int)ARRAY_LEN(store_tokensrc_fields),
                             store_lua_token_source_get, nkeys, at, 0, &a, cb, arg);
 }
 
@@ -307,10 +322,11 @@ struct store_op *store_setting_put(struct store *s, const char *key, const char 
                                    store_done_fn *cb, void *arg)
 {
     struct store_argv a;
+    char kb[288], sb[64];
     store_argv_init(&a);
-    store_argv_str(&a, key);
+    store_argv_str(&a, store_conf_key(s, kb, sizeof(kb), key));
     if (set != NULL)
-        store_argv_str(&a, set);
+        store_argv_str(&a, store_conf_key(s, sb, sizeof(sb), set));
     int nkeys = a.n;
     store_argv_str(&a, member != NULL ? member : "");
     for (size_t i = 0; i < n; i++) {
@@ -324,7 +340,8 @@ struct store_op *store_setting_put(struct store *s, const char *key, const char 
 static struct store_op *store_checkin_cmd(struct store *s, const char *cmd, const char *key,
                                           store_values_fn *cb, void *arg)
 {
-    const char *argv[] = {cmd, key};
+    char kb[288];
+    const char *argv[] = {cmd, store_conf_key(s, kb, sizeof(kb), key)};
     struct store_op *op = store_op_new(s, (union store_cb){.values = cb}, arg);
     return store_cmd_argv(s, 2, argv, NULL, store_checkin_array_reply, op);
 }

@@ -218,6 +218,10 @@ static int store_sync_token_one(struct store_sync *ss, const char *key, store_sy
 {
     char udid[128];
     redisReply *r = redisCommand(ss->c, "HGET %s bootstrap_token", key);
+    if (store_sync_follow(ss, r)) { /* a Redis Cluster: the key's master */
+        freeReplyObject(r);
+        r = redisCommand(ss->c, "HGET %s bootstrap_token", key);
+    }
     if (r == NULL) {
         snprintf(err, errlen, "Redis at %s: %s", ss->addr, ss->c->errstr);
         return -1;
@@ -237,15 +241,16 @@ static int store_sync_token_one(struct store_sync *ss, const char *key, store_sy
     return 0;
 }
 
-int store_sync_bootstrap_each(struct store_sync *ss, store_sync_token_fn *fn, void *arg, long *seen,
-                              long *changed, char *err, size_t errlen)
+/* SCAN of one node (sc) for the device records; each one through ss. */
+static int store_sync_bootstrap_scan(struct store_sync *ss, redisContext *sc, const char *addr,
+                                     store_sync_token_fn *fn, void *arg, long *seen, long *changed,
+                                     char *err, size_t errlen)
 {
     char cursor[32] = "0";
-    *seen = *changed = 0;
     do {
-        redisReply *r = redisCommand(ss->c, "SCAN %s MATCH mdm:dev:{*} COUNT 1000", cursor);
+        redisReply *r = redisCommand(sc, "SCAN %s MATCH mdm:dev:{*} COUNT 1000", cursor);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            snprintf(err, errlen, "Redis at %s: SCAN failed", ss->addr);
+            snprintf(err, errlen, "Redis at %s: SCAN failed", addr);
             freeReplyObject(r);
             return -1;
         }
@@ -259,4 +264,48 @@ int store_sync_bootstrap_each(struct store_sync *ss, store_sync_token_fn *fn, vo
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
     return 0;
+}
+
+/* Every device record: on a Redis Cluster each master is scanned on a
+ * connection of its own (a SCAN cursor is one node's); the records are read
+ * and written through ss, which follows MOVED. */
+int store_sync_bootstrap_each(struct store_sync *ss, store_sync_token_fn *fn, void *arg, long *seen,
+                              long *changed, char *err, size_t errlen)
+{
+    *seen = *changed = 0;
+    if (!store_sync_is_cluster(ss->c))
+        return store_sync_bootstrap_scan(ss, ss->c, ss->addr, fn, arg, seen, changed, err, errlen);
+    redisReply *slots = redisCommand(ss->c, "CLUSTER SLOTS");
+    int rc = slots != NULL && slots->type == REDIS_REPLY_ARRAY ? 0 : -1;
+    if (rc != 0)
+        snprintf(err, errlen, "Redis at %s: CLUSTER SLOTS failed", ss->addr);
+    for (size_t i = 0; rc == 0 && i < slots->elements; i++) {
+        const redisReply *e = slots->element[i], *m = e->elements >= 3 ? e->element[2] : NULL;
+        char addr[160];
+        if (m == NULL || m->type != REDIS_REPLY_ARRAY || m->elements < 2 ||
+            m->element[0]->type != REDIS_REPLY_STRING || m->element[1]->type != REDIS_REPLY_INTEGER)
+            continue;
+        snprintf(addr, sizeof(addr), "%s:%lld", m->element[0]->str, m->element[1]->integer);
+        int again = 0; /* a master serving several ranges: scanned once */
+        for (size_t j = 0; j < i && !again; j++) {
+            const redisReply *o = slots->element[j], *om = o->elements >= 3 ? o->element[2] : NULL;
+            again = om != NULL && om->type == REDIS_REPLY_ARRAY && om->elements >= 2 &&
+                    om->element[1]->type == REDIS_REPLY_INTEGER &&
+                    om->element[1]->integer == m->element[1]->integer &&
+                    strcmp(om->element[0]->str, m->element[0]->str) == 0;
+        }
+        if (again)
+            continue;
+        redisContext *sc = store_sync_connect(addr, ss->timeout_ms);
+        if (sc == NULL || sc->err != 0) {
+            snprintf(err, errlen, "Redis at %s does not answer", addr);
+            rc = -1;
+        } else {
+            rc = store_sync_bootstrap_scan(ss, sc, addr, fn, arg, seen, changed, err, errlen);
+        }
+        if (sc != NULL)
+            redisFree(sc);
+    }
+    freeReplyObject(slots);
+    return rc;
 }
