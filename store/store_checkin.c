@@ -266,8 +266,8 @@ struct store_op *store_rts_get(struct store *s, const struct store_device_msg *m
         store_argv_str(&a, "0");
     char conf[64];
     return store_pre_script(s, store_conf_key(s, conf, sizeof(conf), "mdm:rts"), store_rts_fields,
-                            (int)ARRAY_LEN(store_rts_fields),
-                            store_lua_rts_get, nkeys, at, 1, &a, cb, arg);
+                            (int)ARRAY_LEN(store_rts_fields), store_lua_rts_get, nkeys, at, 1, &a,
+                            cb, arg);
 }
 
 struct store_op *store_token_source_get(struct store *s, const struct store_device_msg *m,
@@ -293,8 +293,8 @@ struct store_op *store_token_source_get(struct store *s, const struct store_devi
         store_argv_str(&a, "0");
     char conf[288];
     return store_pre_script(s, store_conf_key(s, conf, sizeof(conf), key), store_tokensrc_fields,
-                            (int)ARRAY_LEN(store_tokensrc_fields),
-                            store_lua_token_source_get, nkeys, at, 0, &a, cb, arg);
+                            (int)ARRAY_LEN(store_tokensrc_fields), store_lua_token_source_get,
+                            nkeys, at, 0, &a, cb, arg);
 }
 
 struct store_op *store_ident_check(struct store *s, const struct store_device_msg *m,
