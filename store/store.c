@@ -817,20 +817,6 @@ static int store_script_retry(struct store_op *op, const redisReply *r)
     return sent; /* not sent: the NOSCRIPT error goes to the reply function */
 }
 
-void store_eval_reply(struct store_op *op, int err, const redisReply *r)
-{
-    store_eval_fn *cb = op->cb.eval;
-    err = store_reply_error(err, r);
-    if (err != MDMD_OK)
-        cb(op->arg, err, 0, NULL, 0);
-    else if (r->type == REDIS_REPLY_INTEGER)
-        cb(op->arg, MDMD_OK, r->integer, NULL, 0);
-    else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
-        cb(op->arg, MDMD_OK, 0, r->str, r->len);
-    else
-        cb(op->arg, r->type == REDIS_REPLY_NIL ? MDMD_ENOTFOUND : MDMD_EPROTO, 0, NULL, 0);
-}
-
 struct store_op *store_eval(struct store *s, struct store_script *sc, int nkeys, int argc,
                             const char *const *argv, const size_t *argvlen, store_eval_fn *cb,
                             void *arg)

@@ -391,23 +391,10 @@ struct store_script *store_script_get(struct store *s, const char *lua)
     return store_script_new(s, lua);
 }
 
-static void fake_eval_reply(struct store_op *op, int err, const redisReply *r)
-{
-    err = store_reply_error(err, r);
-    if (err != MDMD_OK)
-        op->cb.eval(op->arg, err, 0, NULL, 0);
-    else if (r->type == REDIS_REPLY_INTEGER)
-        op->cb.eval(op->arg, MDMD_OK, r->integer, NULL, 0);
-    else if (r->type == REDIS_REPLY_STRING)
-        op->cb.eval(op->arg, MDMD_OK, 0, r->str, r->len);
-    else
-        op->cb.eval(op->arg, r->type == REDIS_REPLY_NIL ? MDMD_ENOTFOUND : MDMD_EPROTO, 0, NULL, 0);
-}
-
 struct store_op *store_eval(struct store *s, struct store_script *sc, int nkeys, int argc,
                             const char *const *argv, const size_t *argvlen, store_eval_fn *cb,
                             void *arg)
 {
     struct store_op *op = store_op_new(s, (union store_cb){.eval = cb}, arg);
-    return store_cmd_script(s, sc, nkeys, argc, argv, argvlen, fake_eval_reply, op);
+    return store_cmd_script(s, sc, nkeys, argc, argv, argvlen, store_eval_reply, op);
 }
