@@ -54,6 +54,7 @@ static const struct conf_key conf_table[] = {
     CONF_INT("redis_timeout_ms", redis_timeout_ms, 10, 600000, "2000"),
     CONF_INT("redis_history_len", redis_history_len, 1, 1000000, "100"),
     CONF_INT("redis_history_max_bytes", redis_history_max_bytes, 1024, 1073741824, "1048576"),
+    CONF_INT("idle_cache_ms", idle_cache_ms, 0, 600000, "5000"),
     CONF_INT("redis_wait_replicas", redis_wait_replicas, -1, 16, "-1"),
     CONF_INT("redis_wait_ms", redis_wait_ms, 1, 60000, "1000"),
     CONF_STR("redis_layout", redis_layout, "auto"),

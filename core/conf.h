@@ -34,6 +34,7 @@ struct conf {
     int redis_timeout_ms;   /* per command */
     int redis_history_len;  /* entries kept in each mdm:res:{UDID} */
     int redis_history_max_bytes; /* and their results' stored bytes at most */
+    int idle_cache_ms;           /* an Idle poll's empty answer trusted this long (0: never) */
     int redis_wait_replicas;     /* replicas an enqueue waits for before 201; -1 auto */
     int redis_wait_ms;           /* how long it waits */
     char *redis_layout;          /* auto | single | cluster (store_set_layout) */

@@ -489,6 +489,7 @@ static void main_open_state(struct mdmd *m)
     store_set_layout(m->app.store, !strcmp(m->cf->redis_layout, "cluster")  ? STORE_LAYOUT_CLUSTER
                                    : !strcmp(m->cf->redis_layout, "single") ? STORE_LAYOUT_SINGLE
                                                                             : STORE_LAYOUT_AUTO);
+    (void)store_idle_enable(m->app.store, m->cf->idle_cache_ms);
     if (*m->cf->apns_cert_file != '\0' || *m->cf->apns_p12_file != '\0') {
         m->app.push = push_new(m->app.base, m->cf); /* no network until the first push */
         if (m->app.push == NULL)

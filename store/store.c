@@ -93,6 +93,7 @@ struct store {
     int refreshing;                     /* one in flight */
     unsigned long redirects, refreshes; /* for /metrics */
     enum store_layout layout;           /* as configured (the root's) */
+    struct store_idle *idle;            /* Idle polls from memory (the root's), or NULL */
 };
 
 static void store_on_reply(redisAsyncContext *ac, void *r, void *priv);
@@ -398,6 +399,37 @@ static void store_connect(struct store *s)
     store_event_add_ms(s->timer, s->timeout_ms);
 }
 
+redisAsyncContext *store_connect_aside(struct store *s)
+{
+    redisAsyncContext *ac = s->path != NULL   ? redisAsyncConnectUnix(s->path)
+                            : s->host != NULL ? redisAsyncConnect(s->host, s->port)
+                                              : NULL;
+    if (ac == NULL || ac->err != 0) {
+        log_warn("event=redis_connect_failed addr=%s err=\"%s\"", s->addr,
+                 ac != NULL ? ac->c.errstr : "no address");
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        return NULL;
+    }
+    redisLibeventAttach(ac, s->base);
+    return ac;
+}
+
+struct event_base *store_base(const struct store *s)
+{
+    return s->base;
+}
+
+struct store_idle *store_idle_of(struct store *s)
+{
+    return store_root(s)->idle;
+}
+
+void store_idle_set(struct store *s, struct store_idle *d)
+{
+    store_root(s)->idle = d;
+}
+
 /* A comma-separated list: each an address store_parse_addr() takes. */
 static int store_split_seeds(const char *addr, char ***seeds)
 {
@@ -469,6 +501,7 @@ void store_free(struct store *s)
     for (int i = 0; s->cl != NULL && i < store_cluster_nnodes(s->cl); i++)
         store_free(store_cluster_conn(s->cl, i));
     store_cluster_free(s->cl);
+    store_idle_free(s->idle); /* after the ops: their callbacks may still use it */
     store_free_seeds(s->seeds, s->nseeds);
     if (s->refresh_ev != NULL)
         event_free(s->refresh_ev);

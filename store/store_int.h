@@ -171,6 +171,19 @@ const char *store_op_arg(const struct store_op *op, int i);
 /* The store the caller holds (s itself, or the root of a cluster node's). */
 struct store *store_root(struct store *s);
 
+/* Idle polls from memory (store_idle.c).  A connection of its own to s's
+ * Redis (a cluster's current seed), on s's loop, for the subscriber: the
+ * caller sets its callbacks and owns it as store.c owns its own (hiredis
+ * frees it after a failed connect or an I/O error); NULL when it could not
+ * be begun (logged). */
+struct redisAsyncContext;
+struct redisAsyncContext *store_connect_aside(struct store *s);
+struct event_base *store_base(const struct store *s);
+struct store_idle;
+struct store_idle *store_idle_of(struct store *s); /* the root's, or NULL */
+void store_idle_set(struct store *s, struct store_idle *d);
+void store_idle_free(struct store_idle *d); /* NULL-safe */
+
 /* A device script with fleet effects (fx_begin ... fx_reply, prelude.lua;
  * docs/REDIS.md, "Redis Cluster"): nkeys are its own keys, all in the
  * device's slot, KEYS[1] naming the device.  Single layout: the fleet block

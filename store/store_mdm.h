@@ -103,6 +103,31 @@ typedef void store_next_fn(void *arg, int err, int ident, const char *uuid, cons
 struct store_op *store_report(struct store *s, const struct store_report *r, store_next_fn *cb,
                               void *arg);
 
+/* Idle polls answered from memory (store_idle.c; docs/REDIS.md, "Idle
+ * polls").  store_idle_enable starts it on the root store (ttl_ms: how long
+ * one answer from Redis is trusted at most; <= 0: never); it returns 1 when
+ * it is on (answers come only once its subscriber is subscribed).  Around a
+ * store_report: mark = store_idle_mark(s) before; when the answer was
+ * "nothing to send" for a status other than NotNow, store_idle_learn(s,
+ * udid, fp, mark).  store_idle_answer: 1 when an Idle poll of udid with
+ * certificate fp may be answered "nothing to send" without Redis (its
+ * last_seen is written behind); 0: ask with store_report.  A user channel
+ * ("<UDID>:<user>") is never answered from memory.  store_idle_forget:
+ * udid's next poll asks Redis. */
+int store_idle_enable(struct store *s, int ttl_ms);
+uint64_t store_idle_mark(struct store *s) MDMD_MUSTCHECK;
+void store_idle_learn(struct store *s, const char *udid, const char *fp, uint64_t mark);
+int store_idle_answer(struct store *s, const char *udid, const char *fp,
+                      int64_t now_ms) MDMD_MUSTCHECK;
+void store_idle_forget(struct store *s, const char *udid);
+struct store_idle_stats {
+    int on;              /* subscribed: answers may come from memory now */
+    unsigned long hits;  /* Idle polls answered from memory */
+    unsigned long pokes; /* mdm:poke messages received */
+};
+/* For /metrics; 0 (nothing filled) when the cache is not enabled. */
+int store_idle_stats(struct store *s, struct store_idle_stats *st) MDMD_MUSTCHECK;
+
 struct store_push_target { /* a device that can be woken up */
     const char *udid;
     const char *token; /* hex */

@@ -241,6 +241,17 @@ static void api_metrics_redis(struct metrics_text *t, const struct app *a, int e
         api_metrics_one(t, "mdmd_redis_cluster_refreshes_total", "counter",
                         "Slot tables (CLUSTER SLOTS) loaded.", (double)cs.refreshes);
     }
+    struct store_idle_stats is;
+    if (store_idle_stats(a->store, &is)) { /* idle_cache_ms > 0 */
+        api_metrics_one(t, "mdmd_idle_cache_on", "gauge",
+                        "1 while Idle polls may be answered from memory (mdm:poke subscribed).",
+                        is.on);
+        api_metrics_one(t, "mdmd_idle_cache_answers_total", "counter",
+                        "Idle polls answered from memory, without a Redis call.", (double)is.hits);
+        api_metrics_one(t, "mdmd_idle_cache_pokes_total", "counter",
+                        "mdm:poke messages received (a device's Idle answer may have changed).",
+                        (double)is.pokes);
+    }
     if (a->redis != NULL)
         api_metrics_one(t, "mdmd_redis_restarts_total", "counter",
                         "Times the private redis-server died and was started again.",

@@ -43,6 +43,7 @@ struct mdm_msg {
     size_t nfields;
     char *owned[MDM_MAX_FIELDS + 4]; /* strings the fields point into */
     size_t nowned;
+    uint64_t idle_mark; /* store_idle_mark before the report */
 };
 
 /* Parses the body and finds the certificate that identifies the device (TLS

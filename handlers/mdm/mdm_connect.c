@@ -54,6 +54,8 @@ static void mdm_connect_on_next(void *arg, int err, int ident, const char *uuid,
     } else if (!mdm_refuse(m, err, ident)) {
         int st =
             metrics_report_of(plist_get_string_ptr(plist_dict_get_item(m->body, "Status"), NULL));
+        if (uuid == NULL && st != METRICS_R_NOTNOW)
+            store_idle_learn(m->app->store, m->udid, m->fp, m->idle_mark);
         if (st >= 0)
             m->app->metrics->reports[st]++;
         if (st == METRICS_R_NOTNOW) /* iOS expects to be asked again later */
@@ -107,6 +109,15 @@ static void mdm_connect_report(struct mdm_msg *m, const char *status, const char
         .history_len = m->app->cf->redis_history_len,
         .history_max_bytes = m->app->cf->redis_history_max_bytes,
     };
+    if (strcmp(status, "Idle") == 0 && m->nfields == 0 &&
+        store_idle_answer(m->app->store, m->udid, m->fp, r.dev.now_ms)) {
+        m->app->metrics->reports[METRICS_R_IDLE]++;
+        req_respond(m->req, 200, NULL, NULL, 0);
+        mdm_done(m);
+        return;
+    }
+    if (strcmp(status, "Idle") != 0)
+        store_idle_forget(m->app->store, m->udid);
     if (strcmp(status, "Idle") != 0 && strcmp(status, "NotNow") != 0) {
         r.result = mdm_own(m, mdm_connect_result(m, &r.result_len));
         r.error_chain = mdm_own(m, mdm_connect_error_chain(m->body));
@@ -116,6 +127,7 @@ static void mdm_connect_report(struct mdm_msg *m, const char *status, const char
     }
     r.dev.fields = m->fields;
     r.dev.nfields = m->nfields;
+    m->idle_mark = store_idle_mark(m->app->store);
     store_report(m->app->store, &r, mdm_connect_on_next, m);
 }
 

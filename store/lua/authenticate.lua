@@ -80,6 +80,7 @@ if d[3] and d[3] ~= fp then
   if cert then fx_revoke(cert, d[3], udid, now, 'replaced') else revoke_fp = d[3] end
 end
 local idx, os = mdm_index_get(dev), mdm_os_get(dev)
+mdm_poke(udid)
 redis.call('HSET', dev, 'udid', udid, 'state', 'authenticated', 'cert_fp', fp,
            'authenticated_at', now, 'last_seen', now, unpack(ARGV, first))
 fx_index_sync(dev, udid, idx)

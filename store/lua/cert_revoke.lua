@@ -9,5 +9,6 @@ fx_begin(1)
 local fp, udid, now, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('HGET', k, 'state') ~= 'issued' then return fx_reply(0) end
 redis.call('HSET', k, 'state', 'revoked', 'revoked_at', now, 'revoked_reason', reason)
+mdm_poke(udid)
 fx_event('type', 'cert_revoked', 'udid', udid, 'fp', fp, 'reason', reason, 'time', now)
 return fx_reply(1)

@@ -23,6 +23,7 @@ redis.call('DEL', q, nn)
 fx_hincr('stats', 'queue_depth', -dropped)
 local os = mdm_os_get(dev)
 redis.call('HSET', dev, 'state', 'checked_out', 'checked_out_at', now, 'last_seen', now)
+mdm_poke(udid)
 fx_os_sync(dev, os)
 fx_zadd('devices', now, udid)
 if cert then fx_revoke(cert, fp, udid, now, 'checkout') end

@@ -10,6 +10,7 @@
 --   bodies, or its own HMGET); the single layout reads it here.
 --   status "-drop" (cluster layout): uuid's body is gone, drop it from the
 --   queue and hand out the next one; nothing reported.
+--   status "-seen": only last_seen (Idle polls answered from memory).
 -- Returns {'ok'} (nothing to send), {'ok', uuid, plist} ({'ok', uuid} in the
 -- cluster layout: mdmd adds the body) or {identity failure}.
 -- udid may be a user channel, "<UDID>:<user>" (KEYS are then the channel's).
@@ -71,6 +72,14 @@ fx_begin(7)
 local udid, now, fp, status, uuid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local bad = mdm_ident_with(dev, fp, cert)
 if bad then return fx_reply({bad}) end
+if status == '-seen' then
+  -- Idle polls mdmd answered from memory (store_idle.c): the device was
+  -- seen at now; nothing else of an Idle poll is due (what would be went
+  -- through mdm:poke, and the next poll asks here).
+  redis.call('HSET', dev, 'last_seen', now)
+  fx_zadd('devices', now, udid)
+  return fx_reply({'ok'})
+end
 local dropped = status == '-drop'
 if dropped then
   if redis.call('LREM', q, 1, uuid) > 0 then fx_hincr('stats', 'queue_depth', -1) end

@@ -89,6 +89,7 @@ local function notify(u, uid, capable_dev)
                  'created', now, 'targets', 1)
       redis.call('EXPIRE', cmd, ttl)
       redis.call('RPUSH', q, uuid)
+      mdm_poke(u)
       redis.call('HINCRBY', stats, 'queue_depth', 1)
       redis.call('HSET', en, 'notified', token, 'pending', uuid, 'notified_at', now)
       queued = queued + 1

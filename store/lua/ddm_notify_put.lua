@@ -29,6 +29,7 @@ for i = 3, #ARGV - 3, 4 do
       gone[#gone + 1] = e[2]
     end
     redis.call('RPUSH', q, uuid)
+    mdm_poke(udid)
     fx_hincr('stats', 'queue_depth', 1)
     redis.call('HSET', en, 'notified', token, 'pending', uuid, 'notified_at', now)
     queued = queued + 1

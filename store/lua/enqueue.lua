@@ -59,6 +59,7 @@ for i = 8, #ARGV do
     already = already + 1
   else
     redis.call(head and 'LPUSH' or 'RPUSH', q, uuid)
+    mdm_poke(u)
     queued = queued + 1
     if d[2] and d[3] and not d[5] then push[#push + 1] = {u, d[2], d[3], d[4] or ''} end
   end

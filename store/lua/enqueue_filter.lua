@@ -36,6 +36,7 @@ for i = 1, #ids, 2 do
   local q = KEYS[7] .. '{' .. u .. '}'
   if d[1] == state and redis.call('SADD', to, u) == 1 and not redis.call('LPOS', q, uuid) then
     redis.call('RPUSH', q, uuid)
+    mdm_poke(u)
     queued = queued + 1
     if d[2] and d[3] and not d[5] then push[#push + 1] = {u, d[2], d[3], d[4] or ''} end
   end

@@ -10,7 +10,10 @@ fx_begin(1)
 local udid, user, now, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local bound = redis.call('HGET', dev, 'cert_fp')
 for i = 5, #ARGV do
-  if bound == ARGV[i] then redis.call('HSET', dev, 'cert_revoked', bound) end
+  if bound == ARGV[i] then
+    redis.call('HSET', dev, 'cert_revoked', bound)
+    mdm_poke(udid)
+  end
 end
 local idx = mdm_index_get(dev)
 redis.call('HSET', dev, 'udid', udid, 'user', user, 'issued_fp', fp, 'issued_at', now)

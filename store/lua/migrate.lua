@@ -35,6 +35,7 @@ while i <= #ARGV do
     end
     fx_hincr('stats', 'queue_depth', -redis.call('LLEN', q))
     redis.call('DEL', dev, q, nn)
+    mdm_poke(udid)
     redis.call('HSET', dev, 'udid', udid, 'state', state, 'migrated', '1', 'migrated_at', now,
                'authenticated_at', now, 'last_seen', now, unpack(f))
     if state == 'enrolled' then redis.call('HSET', dev, 'enrolled_at', now) end

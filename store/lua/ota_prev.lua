@@ -11,6 +11,7 @@ local fp, udid, now = ARGV[1], ARGV[2], ARGV[3]
 local o = redis.call('HMGET', k, 'state', 'revoked_reason')
 if o[1] == 'issued' then
   redis.call('HSET', k, 'state', 'revoked', 'revoked_at', now, 'revoked_reason', 'retried')
+  mdm_poke(udid)
   fx_event('type', 'cert_revoked', 'udid', udid, 'fp', fp, 'reason', 'retried', 'time', now)
   return fx_reply(1)
 end

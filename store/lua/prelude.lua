@@ -2,6 +2,13 @@
 -- is allowed only for a known, not checked-out device whose request came
 -- with the certificate bound to its enrollment at Authenticate, and that
 -- certificate has not been revoked since (re-enrollment, CheckOut).
+-- Tells every mdmd that what an Idle poll of the device would get may have
+-- changed (a command queued, a push sent, the certificate or the enrollment
+-- changed): store_idle.c's answers from memory for it end.  udid may be a
+-- user channel's "<UDID>:<user>"; the device's own entry ends with it.
+local function mdm_poke(udid)
+  redis.call('PUBLISH', 'mdm:poke', (string.match(udid, '^([^:]*)')))
+end
 local function mdm_ident_device(dev, fp)
   local st = redis.call('HMGET', dev, 'state', 'cert_fp', 'migrated')
   if not st[1] then return 'unknown' end
@@ -145,6 +152,7 @@ local function mdm_revoke(events, fp, udid, now, reason)
   local k = 'mdm:cert:' .. fp
   if redis.call('HGET', k, 'state') ~= 'issued' then return false end
   redis.call('HSET', k, 'state', 'revoked', 'revoked_at', now, 'revoked_reason', reason)
+  mdm_poke(udid)
   if MDM_CLUSTER then -- the device record's copy (mdm_ident_dev)
     local dev = 'mdm:dev:{' .. udid .. '}'
     if redis.call('HGET', dev, 'cert_fp') == fp then redis.call('HSET', dev, 'cert_revoked', fp) end
@@ -283,6 +291,7 @@ local function fx_revoke(cert, fp, udid, now, reason)
   local k = cert .. fp
   if redis.call('HGET', k, 'state') ~= 'issued' then return false end
   redis.call('HSET', k, 'state', 'revoked', 'revoked_at', now, 'revoked_reason', reason)
+  mdm_poke(udid)
   fx_event('type', 'cert_revoked', 'udid', udid, 'fp', fp, 'reason', reason, 'time', now)
   return true
 end

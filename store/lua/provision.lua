@@ -38,6 +38,7 @@ for i = 4, #ARGV - 2, 3 do
     redis.call('EXPIRE', to, ttl)
   end
   redis.call('RPUSH', q, ARGV[i])
+  mdm_poke(udid)
   n = n + 1
 end
 redis.call('HDEL', dev, 'provision_pending')

@@ -17,7 +17,7 @@ if redis.call('EXISTS', dev) == 0 then return fx_reply(0) end
 redis.call('XADD', pushes, 'MAXLEN', '~', 50, '*', 'apns_id', id, 'outcome', outcome,
            'status', status, 'reason', reason, 'time', now)
 if outcome == 'ok' then
-  redis.call('HSETNX', dev, 'push_wait', now)
+  if redis.call('HSETNX', dev, 'push_wait', now) == 1 then mdm_poke(udid) end
   if after > 0 and redis.call('LLEN', q) > 0 then
     fx_zadd_nx('repush', tonumber(now) + after, udid)
   end

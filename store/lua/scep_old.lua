@@ -14,6 +14,7 @@ local o = redis.call('HMGET', k, 'state', 'renewed_to')
 if held == ofp then
   if o[1] == 'revoked' then return fx_reply(0) end
   redis.call('HSET', k, 'state', 'revoked', 'revoked_at', now, 'revoked_reason', 'renewed')
+  mdm_poke(udid)
   fx_event('type', 'cert_revoked', 'udid', udid, 'fp', ofp, 'reason', 'renewed', 'time', now)
 elseif o[2] ~= held then
   return fx_reply(0)

@@ -49,6 +49,7 @@ redis.call('HSET', new, 'udid', udid, 'user', user, 'kind', 'device', 'state', '
            'issued', now, 'cert_serial', ARGV[5], 'source', 'scep', 'renewed_from', ofp)
 if o[7] == 'authenticate' then redis.call('HSET', new, 'bind', 'authenticate') end
 local rebound = d[1] and d[1] ~= 'checked_out' and d[2] == held
+mdm_poke(udid) -- a certificate of the device was revoked above
 if rebound then redis.call('HSET', dev, 'cert_fp', nfp, 'renewed_at', now) end
 if rebound or d[3] == held then redis.call('HSET', dev, 'issued_fp', nfp, 'issued_at', now) end
 mdm_event(events, 'type', 'cert_renewed', 'udid', udid, 'fp', nfp, 'old_fp', ofp,

@@ -23,6 +23,7 @@ redis.call('HDEL', dev, 'token_invalid')
 fx_zadd('devices', now, udid)
 if redis.call('HGET', dev, 'state') == 'authenticated' then
   redis.call('HSET', dev, 'state', 'enrolled', 'enrolled_at', now)
+  mdm_poke(udid)
   if prov then
     redis.call('HSET', dev, 'provision_pending', now)
     fx_zadd('provision', now, udid)

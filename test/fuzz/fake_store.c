@@ -398,3 +398,47 @@ struct store_op *store_eval(struct store *s, struct store_script *sc, int nkeys,
     struct store_op *op = store_op_new(s, (union store_cb){.eval = cb}, arg);
     return store_cmd_script(s, sc, nkeys, argc, argv, argvlen, store_eval_reply, op);
 }
+
+/* Idle polls from memory are off here: every poll takes the fake's path. */
+int store_idle_enable(struct store *s, int ttl_ms)
+{
+    (void)s;
+    (void)ttl_ms;
+    return 0;
+}
+
+uint64_t store_idle_mark(struct store *s)
+{
+    (void)s;
+    return 0;
+}
+
+void store_idle_learn(struct store *s, const char *udid, const char *fp, uint64_t mark)
+{
+    (void)s;
+    (void)udid;
+    (void)fp;
+    (void)mark;
+}
+
+int store_idle_answer(struct store *s, const char *udid, const char *fp, int64_t now_ms)
+{
+    (void)s;
+    (void)udid;
+    (void)fp;
+    (void)now_ms;
+    return 0;
+}
+
+void store_idle_forget(struct store *s, const char *udid)
+{
+    (void)s;
+    (void)udid;
+}
+
+int store_idle_stats(struct store *s, struct store_idle_stats *st)
+{
+    (void)s;
+    (void)st;
+    return 0;
+}
