@@ -4,7 +4,7 @@
 -- device round trip.  A record is made for every UDID that has none (or one
 -- that checked out): state enrolled with a push token, else authenticated,
 -- migrated 1 and no cert_fp: the first request with a certificate of the MDM
--- CA binds it (mdm_ident_device, prelude.lua).  Returns {created, {udid of a
+-- CA binds it (mdm_ident_dev, prelude.lua).  Returns {created, {udid of a
 -- live record left alone...}}.  In the cluster layout mdmd sends one call
 -- per device (its keys are in its UDID's slot); in the single layout one for
 -- the whole request.

@@ -1,31 +1,11 @@
--- Shared by every device script (prepended by the build).  A device request
--- is allowed only for a known, not checked-out device whose request came
--- with the certificate bound to its enrollment at Authenticate, and that
--- certificate has not been revoked since (re-enrollment, CheckOut).
+-- Shared by every script (prepended by the build): the identity check of a
+-- device request, the fleet writes (fx) and the helpers the scripts share.
 -- Tells every mdmd that what an Idle poll of the device would get may have
 -- changed (a command queued, a push sent, the certificate or the enrollment
 -- changed): store_idle.c's answers from memory for it end.  udid may be a
 -- user channel's "<UDID>:<user>"; the device's own entry ends with it.
 local function mdm_poke(udid)
   redis.call('PUBLISH', 'mdm:poke', (string.match(udid, '^([^:]*)')))
-end
-local function mdm_ident_device(dev, fp)
-  local st = redis.call('HMGET', dev, 'state', 'cert_fp', 'migrated')
-  if not st[1] then return 'unknown' end
-  if st[1] == 'checked_out' then return 'checked_out' end
-  if not st[2] and st[3] == '1' and fp ~= '' then
-    -- Migrated (migrate.lua): the first certificate of the MDM CA it comes
-    -- with is bound (trust on first use), unless the registry gives that
-    -- certificate to another UDID.
-    local udid = string.match(dev, '^mdm:dev:{(.*)}$')
-    local owner = redis.call('HGET', 'mdm:cert:' .. fp, 'udid')
-    if owner and owner ~= '' and owner ~= udid then return 'cert_mismatch' end
-    redis.call('HSET', dev, 'cert_fp', fp, 'migrated_bound_at', redis.call('TIME')[1] * 1000)
-    st[2] = fp
-  end
-  if st[2] ~= fp then return 'cert_mismatch' end
-  if redis.call('HGET', 'mdm:cert:' .. fp, 'state') == 'revoked' then return 'revoked' end
-  return nil
 end
 -- Fleet effects (docs/REDIS.md, "Redis Cluster"): what a device script
 -- writes to the fleet-wide keys (indexes, counters, the event stream).
@@ -128,15 +108,6 @@ local function mdm_key(kind, id)
   if udid then return 'mdm:' .. kind .. ':{' .. udid .. '}:' .. user end
   return 'mdm:' .. kind .. ':{' .. id .. '}'
 end
-local function mdm_ident(dev, fp)
-  local parent = string.match(dev, '^(mdm:dev:{[^}]*}):.+$')
-  if not parent then return mdm_ident_device(dev, fp) end
-  local bad = mdm_ident_device(parent, fp)
-  if bad then return bad end
-  local st = redis.call('HGET', dev, 'state')
-  if not st or st == 'checked_out' then return 'no_channel' end
-  return nil
-end
 -- 1 when a new identity for user must not take over dev: it is enrolled (not
 -- checked out) and owned by another user.  A challenge is no claim on it.
 local function mdm_owned_by_other(dev, user)
@@ -146,66 +117,29 @@ end
 local function mdm_event(events, ...)
   redis.call('XADD', events, 'MAXLEN', '~', 100000, '*', ...)
 end
--- Revokes a certificate of the issued-certificate registry (mdm:cert:<fp>);
--- certificates enrollment did not issue have no entry and are left alone.
-local function mdm_revoke(events, fp, udid, now, reason)
-  local k = 'mdm:cert:' .. fp
-  if redis.call('HGET', k, 'state') ~= 'issued' then return false end
-  redis.call('HSET', k, 'state', 'revoked', 'revoked_at', now, 'revoked_reason', reason)
-  mdm_poke(udid)
-  if MDM_CLUSTER then -- the device record's copy (mdm_ident_dev)
-    local dev = 'mdm:dev:{' .. udid .. '}'
-    if redis.call('HGET', dev, 'cert_fp') == fp then redis.call('HSET', dev, 'cert_revoked', fp) end
-  end
-  mdm_event(events, 'type', 'cert_revoked', 'udid', udid, 'fp', fp, 'reason', reason,
-            'time', now)
-  return true
-end
 -- The device search index mdm:idx (docs/REDIS.md, "Device search"): one
 -- member "lowercased value \0 udid \0 field" per searchable field, all scored
 -- 0, read by prefix with ZRANGEBYLEX.  A script that may change these fields
--- reads them with mdm_index_get before and calls mdm_index_sync after; the
+-- reads them with mdm_index_get before and calls fx_index_sync after; the
 -- ZADDs are idempotent, so a device recorded by an older version is indexed
 -- at its next Authenticate or DeviceInformation answer.
 local mdm_index_names = {'udid', 'serial_number', 'device_name', 'user'}
 local function mdm_index_get(dev)
   return redis.call('HMGET', dev, unpack(mdm_index_names))
 end
-local function mdm_index_sync(dev, udid, old)
-  local new = mdm_index_get(dev)
-  for i, f in ipairs(mdm_index_names) do
-    if old[i] and old[i] ~= new[i] then
-      redis.call('ZREM', 'mdm:idx', string.lower(old[i]) .. '\0' .. udid .. '\0' .. f)
-    end
-    if new[i] and new[i] ~= '' then
-      redis.call('ZADD', 'mdm:idx', 0, string.lower(new[i]) .. '\0' .. udid .. '\0' .. f)
-    end
-  end
-end
 -- The dashboard's aggregates (docs/REDIS.md, "Dashboard aggregates"), kept
 -- where the data changes so that a chart never scans the fleet or history.
 -- mdm:os: per os_version, the devices (not user channels) not checked out
 -- that report it; a script that may change a device's os_version or state
--- reads mdm_os_get before and calls mdm_os_sync after.  A device recorded by
+-- reads mdm_os_get before and calls fx_os_sync after.  A device recorded by
 -- an older version is counted from its next Authenticate or DeviceInformation.
 -- os_counted on the record: the version it is counted under now.
 local function mdm_os_get(dev)
   return redis.call('HGET', dev, 'os_counted')
 end
-local function mdm_os_sync(dev, old)
-  local new = redis.call('HMGET', dev, 'os_version', 'state')
-  local a = old or nil
-  local b = new[1] and new[1] ~= '' and new[2] ~= 'checked_out' and new[1] or nil
-  if a == b then return end
-  if a and redis.call('HINCRBY', 'mdm:os', a, -1) <= 0 then redis.call('HDEL', 'mdm:os', a) end
-  if b then
-    redis.call('HINCRBY', 'mdm:os', b, 1)
-    redis.call('HSET', dev, 'os_counted', b)
-  else
-    redis.call('HDEL', dev, 'os_counted')
-  end
-end
--- mdm_ident for a script that takes its keys (the same rules).  cert: the
+-- The identity check of a device request: a known, not checked-out device
+-- whose request came with the certificate bound to its enrollment at
+-- Authenticate, not revoked since (re-enrollment, CheckOut).  cert: the
 -- registry's prefix key ("mdm:cert:"), single layout.  In the cluster layout
 -- the registry lives in other slots (cert nil): the device record carries
 -- what the check needs, cert_revoked (the fingerprint of a certificate of
@@ -244,7 +178,7 @@ local function mdm_ident_with(dev, fp, cert)
   if not st or st == 'checked_out' then return 'no_channel' end
   return nil
 end
--- The device search index in the fleet block (fx): mdm_index_sync's rules.
+-- The device search index in the fleet block (fx): the rules above.
 local function fx_index_sync(dev, udid, old)
   local new = mdm_index_get(dev)
   for i, f in ipairs(mdm_index_names) do
@@ -256,7 +190,7 @@ local function fx_index_sync(dev, udid, old)
     end
   end
 end
--- mdm:os in the fleet block (fx): mdm_os_sync's rules.
+-- mdm:os in the fleet block (fx): the rules above.
 local function fx_os_sync(dev, old)
   local new = redis.call('HMGET', dev, 'os_version', 'state')
   local a = old or nil
@@ -270,7 +204,8 @@ local function fx_os_sync(dev, old)
     redis.call('HDEL', dev, 'os_counted')
   end
 end
--- mdm_end_channels for a script that takes its keys: set is the device's
+-- Ends every user channel of a device (CheckOut, a new Authenticate): their
+-- queues go, their records say checked_out; history stays.  set is the device's
 -- channel set, and a channel's record, queue and marks are the device's keys
 -- dev, q, nn with ":<user>" after them (the same slot).
 local function fx_end_channels(set, dev, q, nn, udid, now)
@@ -285,7 +220,9 @@ local function fx_end_channels(set, dev, q, nn, udid, now)
   end
   redis.call('DEL', set)
 end
--- mdm_revoke for a script given the registry's prefix key cert (single
+-- Revokes a certificate of the issued-certificate registry (one that
+-- enrollment did not issue has no entry and is left alone), given the
+-- registry's prefix key cert (single
 -- layout; the cluster layout revokes with cert_revoke.lua on the entry).
 local function fx_revoke(cert, fp, udid, now, reason)
   local k = cert .. fp
@@ -294,98 +231,6 @@ local function fx_revoke(cert, fp, udid, now, reason)
   mdm_poke(udid)
   fx_event('type', 'cert_revoked', 'udid', udid, 'fp', fp, 'reason', reason, 'time', now)
   return true
-end
--- mdm:rate:<what>:<minute since the epoch>: outcome -> count in that minute
--- (what: cmd, the command results; push, the push outcomes), kept 2 hours.
-local function mdm_rate(what, now, outcome)
-  local k = 'mdm:rate:' .. what .. ':' .. math.floor(tonumber(now) / 60000)
-  redis.call('HINCRBY', k, outcome, 1)
-  redis.call('EXPIRE', k, 7200)
-end
--- Ends every user channel of udid (CheckOut, a new Authenticate): their
--- queues go, their records say checked_out; history stays.
-local function mdm_end_channels(events, udid, now)
-  local set = 'mdm:channels:{' .. udid .. '}'
-  for _, user in ipairs(redis.call('SMEMBERS', set)) do
-    local id = udid .. ':' .. user
-    local q = mdm_key('q', id)
-    local n = redis.call('LLEN', q)
-    redis.call('DEL', q, mdm_key('notnow', id))
-    if n > 0 then redis.call('HINCRBY', 'mdm:stats', 'queue_depth', -n) end
-    redis.call('HSET', mdm_key('dev', id), 'state', 'checked_out', 'checked_out_at', now)
-    redis.call('HDEL', mdm_key('dev', id), 'token', 'push_magic')
-    mdm_event(events, 'type', 'user_channel_ended', 'udid', udid, 'user', user, 'time', now,
-              'dropped', n)
-  end
-  redis.call('DEL', set)
-end
--- Declarative management (docs/REDIS.md, "Declarative management").  An
--- enrollment id is a UDID (the device channel) or UDID:UserID (a user
--- channel); its keys carry the device's hash tag: mdm:ddm:<what>:{UDID}[:UserID].
-local function ddm_key(what, udid, uid)
-  local k = 'mdm:ddm:' .. what .. ':{' .. udid .. '}'
-  if uid ~= '' then k = k .. ':' .. uid end
-  return k
-end
--- The enrollment's effective declarations, sorted by identifier, as
--- {{identifier, type, kind, server token}...}, and the sync token: a hash of
--- the identifiers and server tokens, so it changes exactly when the set does.
--- The device channel gets the sets assigned to its UDID, to its enrollment's
--- user and to everyone; a user channel the sets assigned to its id only.
-local function ddm_effective(udid, uid)
-  local names = redis.call('SMEMBERS', ddm_key('sets', udid, uid))
-  if uid == '' then
-    for _, n in ipairs(redis.call('SMEMBERS', 'mdm:ddm:everyone')) do names[#names + 1] = n end
-    local user = redis.call('HGET', 'mdm:dev:{' .. udid .. '}', 'user')
-    if user and user ~= '' then
-      for _, n in ipairs(redis.call('SMEMBERS', 'mdm:ddm:user:' .. user)) do
-        names[#names + 1] = n
-      end
-    end
-  end
-  local seen, ids = {}, {}
-  for _, n in ipairs(names) do
-    for _, id in ipairs(redis.call('SMEMBERS', 'mdm:ddm:set:' .. n .. ':decls')) do
-      if not seen[id] then
-        seen[id] = true
-        ids[#ids + 1] = id
-      end
-    end
-  end
-  table.sort(ids)
-  local out, acc = {}, {}
-  for _, id in ipairs(ids) do
-    local d = redis.call('HMGET', 'mdm:ddm:decl:' .. id, 'type', 'kind', 'token')
-    if d[1] then
-      out[#out + 1] = {id, d[1], d[2], d[3]}
-      acc[#acc + 1] = id .. '\0' .. d[3]
-    end
-  end
-  return out, redis.sha1hex(table.concat(acc, '\n'))
-end
--- The enrollment's current sync token and when it last changed (the
--- Timestamp of Apple's SynchronizationTokens), recorded in its ddm hash.
-local function ddm_tokens(udid, uid, now_iso)
-  local en = ddm_key('en', udid, uid)
-  local items, token = ddm_effective(udid, uid)
-  local old = redis.call('HMGET', en, 'token', 'token_time')
-  if old[1] ~= token or not old[2] then
-    redis.call('HSET', en, 'token', token, 'token_time', now_iso)
-    old[2] = now_iso
-  end
-  return items, token, old[2]
-end
--- A device request on the DDM endpoints: the identity check of every
--- device request, then the enrollment is remembered (mdm:ddm:enrollments).
-local function ddm_begin(udid, uid, fp, now)
-  local bad = mdm_ident('mdm:dev:{' .. udid .. '}', fp)
-  if bad then return bad end
-  local eid = udid
-  if uid ~= '' then eid = udid .. ':' .. uid end
-  redis.call('ZADD', 'mdm:ddm:enrollments', now, eid)
-  redis.call('HSET', ddm_key('en', udid, uid), 'udid', udid, 'user_id', uid, 'last_seen', now)
-  redis.call('HSET', 'mdm:dev:{' .. udid .. '}', 'last_seen', now)
-  return nil
 end
 -- Declarative management by keys given in KEYS (docs/REDIS.md, "Redis
 -- Cluster").  ddm_g(i): the fleet's DDM configuration, KEYS[i..i+8] as

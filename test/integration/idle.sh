@@ -17,7 +17,7 @@ unpoked() {
     for f in "$TOP"/store/lua/*.lua; do
         case "$(basename "$f")" in prelude.lua | job_udids.lua) continue ;; esac
         grep -qE "'(RPUSH|LPUSH)'|'push_wait', now|HSET', dev, [^)]*'(cert_fp|cert_revoked|state)'|'state', 'revoked'" "$f" &&
-            ! grep -qE "mdm_poke\(|fx_revoke\(|mdm_revoke\(" "$f" && basename "$f"
+            ! grep -qE "mdm_poke\(|fx_revoke\(" "$f" && basename "$f"
     done
 }
 # ota_use.lua revokes a profile-service (OTA) certificate, which no MDM
