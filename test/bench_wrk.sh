@@ -7,7 +7,10 @@
 # CPU is near DURATION seconds, the client, not the server, set the rate.
 #   idle polls:     mdmd vs nginx (same certificate kind, same TLS 1.3 suite,
 #                   mutual TLS, keep-alive, an empty 200 answer), RUNS runs,
-#                   ratio per run and the median
+#                   ratio per run and the median; the polls after a device's
+#                   first are answered from memory (idle_cache_ms), so one
+#                   more run with idle_cache_ms 0 gives the cost of an Idle
+#                   poll that asks Redis
 #   command cycle:  CYCLE_DEVICES devices acknowledging DeviceInformation
 #                   results from deep queues, commands/s and CPU per command
 #   memory:         Redis bytes per idle device at LOAD_DEVICES devices
@@ -160,6 +163,27 @@ for run in $(seq 1 "$RUNS"); do
     fi
     echo "idle $line"
 done
+mem_hits=$(curl -s --max-time 10 --cacert "$CA" -H "Authorization: Bearer $KEY" "https://127.0.0.1:$PUB/metrics" |
+    awk '$1 == "mdmd_idle_cache_answers_total" { print $2 }')
+echo "idle polls answered from memory (idle_cache_ms, docs/REDIS.md \"Idle polls\"): ${mem_hits:-0} of all runs' polls above"
+# The same polls with every one a Redis call (idle_cache_ms 0): a second mdmd
+# on the same Redis and CA, one run, for the figure without the memory.
+D2=$T/d2; mkdir -p "$D2/var"; cp -r "$D/var/ca" "$D2/var/ca"
+sed -e "s|^port_file .*|port_file $D2/ports|" -e "s|^data_dir .*|data_dir $D2/var|" "$D/mdmd.conf" >"$D2/mdmd.conf"
+printf 'redis %s\nidle_cache_ms 0\n' "$SOCK" >>"$D2/mdmd.conf"
+"${PIN_S[@]}" "$BIN/mdmd" -c "$D2/mdmd.conf" 2>"$T/mdmd2.log" &
+MDMD2=$!; PIDS+=("$MDMD2")
+if wait_for 60 test -s "$D2/ports"; then
+    MDM2=$(awk '$1=="mdm_listen"{print $2}' "$D2/ports"); sleep 0.5
+    m0=$(ticks "$MDMD2"); r0=$(ticks "$REDIS")
+    wrk_run "${SHIM[@]}" WRKCERT_FILE=$T/idle.pem wrk "${WRK_IDLE[@]}" "https://127.0.0.1:$MDM2/mdm" >"$T/wm2.out"
+    m1=$(ticks "$MDMD2"); r1=$(ticks "$REDIS")
+    mr=$(rps_of "$T/wm2.out"); mn=$(req_of "$T/wm2.out")
+    echo "idle_no_memory mdmd_rps=$mr mdmd_us_per_req=$(awk -v t=$((m1 - m0)) -v n="$mn" -v k="$TCK" 'BEGIN{printf "%.1f", n ? t / k / n * 1e6 : 0}') redis_us_per_req=$(awk -v t=$((r1 - r0)) -v n="$mn" -v k="$TCK" 'BEGIN{printf "%.1f", n ? t / k / n * 1e6 : 0}') client_cpu_s=$(ccpu_of "$T/wm2.out") vs_last_nginx=$(awk -v a="$mr" -v b="${nr:-0}" 'BEGIN{printf "%.3f", b ? a / b : 0}') $(errs_of "$T/wm2.out")"
+else
+    echo "idle_no_memory: the second mdmd did not start"; cat "$T/mdmd2.log"
+fi
+kill "$MDMD2" 2>/dev/null; wait "$MDMD2" 2>/dev/null
 echo "idle_median mdmd_us_per_req=$(median <"$T/m_us") redis_us_per_req=$(median <"$T/r_us") nginx_us_per_req=$(median <"$T/n_us") mdmd_vs_nginx=$(median <"$T/ratios") (goal >= 0.5)"
 echo "   (a client_cpu_s near ${DURATION} means wrk was the bottleneck for that run: the ratio then understates the server)"
 
