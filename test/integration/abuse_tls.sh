@@ -152,6 +152,7 @@ codes=$(curl -s -o /dev/null -o /dev/null -w '%{http_code} %{num_connects}\n' --
 check "two requests on one connection (cached fingerprint): both 200" \
     test "$(echo $codes)" = "200 1 200 0"
 R hset "mdm:cert:$FP" state revoked revoked_reason test >/dev/null
+R publish mdm:poke ABUSE-GOOD-1 >/dev/null # what a revoking script says (docs/REDIS.md, "Idle polls")
 poll good ABUSE-GOOD-1 Idle
 check "revoked certificate: 403 after the handshake" test "$CODE" = 403
 check "revoked certificate: logged as revoked" \

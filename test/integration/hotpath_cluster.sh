@@ -32,6 +32,7 @@ U=RC-1
 poll rc-1 $U Idle; check "Idle: 200 nothing" test "$CODE:$NEXT" = "200:"
 R hset mdm:cmd:RCU-1 plist '<?xml version="1.0"?><plist version="1.0"><dict><key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict><key>CommandUUID</key><string>RCU-1</string></dict></plist>' request_type ProfileList >/dev/null
 R rpush "mdm:q:{$U}" RCU-1 >/dev/null
+R publish mdm:poke $U >/dev/null # what enqueue.lua says (docs/REDIS.md, "Idle polls")
 poll rc-1 $U Idle; check "the command is sent (body by HMGET)" test "$CODE:$NEXT" = "200:RCU-1"
 poll rc-1 $U Acknowledged RCU-1; check "acknowledged, nothing more" test "$CODE:$NEXT" = "200:"
 check "history has it" bash -c "redis-cli -c -p ${PORTS[0]} xrange 'mdm:res:{$U}' - + | grep -qx ProfileList"

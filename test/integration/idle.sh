@@ -97,6 +97,13 @@ sleep 3.1
 poll d1 $U Idle
 check "  until idle_cache_ms has passed: then the command is sent" test "$CODE:$NEXT" = "200:IDLE-RAW-1"
 poll d1 $U Acknowledged IDLE-RAW-1
+poll d1 $U Idle
+R hset mdm:cmd:IDLE-RAW-3 plist "${body//RAW-1/RAW-3}" request_type ProfileList >/dev/null
+R rpush "mdm:q:{$U}" IDLE-RAW-3 >/dev/null
+R publish mdm:poke '*' >/dev/null
+poll d1 $U Idle
+check "  PUBLISH mdm:poke '*' after such a write: every device asks again" test "$CODE:$NEXT" = "200:IDLE-RAW-3"
+poll d1 $U Acknowledged IDLE-RAW-3
 
 # The subscriber lost: nothing is answered from memory until it is back,
 # and what was learnt before is gone.
