@@ -667,14 +667,50 @@ static void store_on_reply(redisAsyncContext *ac, void *r, void *priv)
 static struct store_op *store_route(struct store *root, struct store_op *op, int argc,
                                     const char *const *argv, const size_t *argvlen);
 
+static char *store_resp_int(char *p, char kind, size_t n)
+{
+    char digits[24];
+    int i = 0;
+    do
+        digits[i++] = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    *p++ = kind;
+    while (i > 0)
+        *p++ = digits[--i];
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* argv as RESP and queued on ac, as redisAsyncCommandArgv does, without its
+ * sdscatfmt formatting (a twentieth of an Idle poll's time in perf). */
+static int store_send_argv(redisAsyncContext *ac, struct store_op *op, int argc,
+                           const char *const *argv, const size_t *argvlen)
+{
+    size_t total = 24;
+    for (int i = 0; i < argc; i++)
+        total += 24 + (argvlen != NULL ? argvlen[i] : strlen(argv[i])) + 2;
+    char *buf = xmalloc(total), *p = store_resp_int(buf, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t len = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+        p = store_resp_int(p, '$', len);
+        memcpy(p, argv[i], len);
+        p += len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    int rc = redisAsyncFormattedCommand(ac, store_on_reply, op, buf, (size_t)(p - buf));
+    free(buf);
+    return rc;
+}
+
 struct store_op *store_cmd_argv(struct store *s, int argc, const char *const *argv,
                                 const size_t *argvlen, store_reply_fn *reply, struct store_op *op)
 {
     op->reply = reply;
     if (s->cl != NULL && !op->internal)
         return store_route(s, op, argc, argv, argvlen);
-    if (!store_can_send(s, op) || redisAsyncCommandArgv(s->ac, store_on_reply, op, argc,
-                                                        (const char **)argv, argvlen) != REDIS_OK) {
+    if (!store_can_send(s, op) || store_send_argv(s->ac, op, argc, argv, argvlen) != REDIS_OK) {
         store_op_finish(op, MDMD_EUNAVAIL, NULL);
         store_op_free(op); /* never reached hiredis */
         return NULL;
@@ -843,7 +879,7 @@ static int store_script_retry(struct store_op *op, const redisReply *r)
         return 0;
     op->retried = 1;
     store_script_argv(s, op, &a);
-    int sent = redisAsyncCommandArgv(s->ac, store_on_reply, op, a.n, a.v, a.l) == REDIS_OK;
+    int sent = store_send_argv(s->ac, op, a.n, a.v, a.l) == REDIS_OK;
     free(a.v);
     free(a.l);
     log_debug("event=redis_noscript addr=%s resent=%d", s->addr, sent);
@@ -937,7 +973,7 @@ static int store_send_on(struct store *c, struct store_op *op)
             a.l[i] = op->args[i].len;
         }
     }
-    ok = redisAsyncCommandArgv(c->ac, store_on_reply, op, a.n, a.v, a.l) == REDIS_OK;
+    ok = store_send_argv(c->ac, op, a.n, a.v, a.l) == REDIS_OK;
     free(a.v);
     free(a.l);
     if (!ok)
