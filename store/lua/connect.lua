@@ -17,8 +17,9 @@
 -- The device answered a push (issue 19): the time since the first push it had
 -- not answered goes to the push-to-check-in histogram (mdm:pushlat, seconds
 -- buckets), and its re-push schedule ends.
-local function mdm_push_answered(dev, udid, now)
-  local pw = redis.call('HGET', dev, 'push_wait')
+-- pw: push_wait as read already (false: none), or nil to read it here.
+local function mdm_push_answered(dev, udid, now, pw)
+  if pw == nil then pw = redis.call('HGET', dev, 'push_wait') end
   if not pw then return end
   redis.call('HDEL', dev, 'push_wait', 'repush_attempts', 'push_unanswered')
   fx_zrem('repush', udid)
@@ -81,6 +82,7 @@ if status == '-seen' then
   return fx_reply({'ok'})
 end
 local dropped = status == '-drop'
+local pw -- push_wait, when read with the fields below
 if dropped then
   if redis.call('LREM', q, 1, uuid) > 0 then fx_hincr('stats', 'queue_depth', -1) end
   redis.call('HDEL', sent, uuid)
@@ -88,12 +90,16 @@ elseif #ARGV > 10 then
   -- Only the fields whose value changed are written (a device answers
   -- DeviceInformation with the same name and serial number every time), and
   -- the search index is touched only when an indexed field is among them.
+  -- os_counted and push_wait come with them: two calls fewer.
   local names = {}
   for i = 11, #ARGV - 1, 2 do names[#names + 1] = ARGV[i] end
+  local nf = #names
+  names[nf + 1], names[nf + 2] = 'os_counted', 'push_wait'
   local old = redis.call('HMGET', dev, unpack(names))
+  pw = old[nf + 2]
   local set, reindex, oschg = {'last_seen', now, 'info_updated_at', now}, false, false
-  for i, f in ipairs(names) do
-    local v = ARGV[10 + 2 * i]
+  for i = 1, nf do
+    local f, v = names[i], ARGV[10 + 2 * i]
     if old[i] ~= v then
       set[#set + 1] = f
       set[#set + 1] = v
@@ -101,7 +107,7 @@ elseif #ARGV > 10 then
       oschg = oschg or f == 'os_version'
     end
   end
-  local idx, os = reindex and mdm_index_get(dev), mdm_os_get(dev)
+  local idx, os = reindex and mdm_index_get(dev), old[nf + 1]
   redis.call('HSET', dev, unpack(set))
   -- The search index lists devices; a user channel's answers stay on its record.
   -- The OS count (mdm:os) is kept up when the version changed, or was never
@@ -116,7 +122,7 @@ end
 if not dropped then
   -- mdm:devices lists devices; a user channel's last_seen is on its record.
   if not string.find(udid, ':', 1, true) then fx_zadd('devices', now, udid) end
-  mdm_push_answered(dev, udid, now)
+  mdm_push_answered(dev, udid, now, pw)
 end
 
 if dropped then

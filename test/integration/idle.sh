@@ -84,6 +84,19 @@ poll d1 $U Idle
 check "  the next Idle poll asks Redis, which ends push_wait" \
     test "$CODE:$(seen_calls Idle):$(R hget "mdm:dev:{$U}" push_wait)" = "200:$((n0 + 1)):"
 check "  and counts the answer to the push" test "$(R hget "$(bkey mdm:pushlat $U)" count)" = 1
+# ... and by a DeviceInformation result (connect.lua reads push_wait with
+# the reported fields there).
+api POST /v1/commands '{"udids":["'$U'"],"command":{"RequestType":"DeviceInformation","Queries":["OSVersion"]}}' >/dev/null
+C2=$(jget "$T/api" command_uuid)
+pw_set() { [ -n "$(R hget "mdm:dev:{$U}" push_wait)" ]; }
+wait_for 10 pw_set # the enqueue's push: the Idle poll below answers it
+poll d1 $U Idle
+c2=$NEXT
+api POST /v1/push '{"udids":["'$U'"]}' >/dev/null
+wait_for 10 pw_set
+poll d1 $U Acknowledged "$C2" QueryResponses "<dict><key>OSVersion</key><string>17.7</string></dict>"
+check "a push answered with a DeviceInformation result: push_wait ends, the answer counted" \
+    test "$c2:$CODE:$(R hget "mdm:dev:{$U}" push_wait):$(R hget "$(bkey mdm:pushlat $U)" count):$(R hget "mdm:dev:{$U}" os_version)" = "$C2:200::3:17.7"
 
 # Without the poke (a queue written behind mdmd's back) the memory holds,
 # for idle_cache_ms at most.
