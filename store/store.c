@@ -683,11 +683,13 @@ static char *store_resp_int(char *p, char kind, size_t n)
 }
 
 /* argv as RESP and queued on ac, as redisAsyncCommandArgv does, without its
- * sdscatfmt formatting (a twentieth of an Idle poll's time in perf). */
+ * sdscatfmt formatting (a twentieth of an Idle poll's time in perf).  The
+ * text ends in a NUL it does not count: hiredis reads the command's name
+ * with strchr (SUBSCRIBE and MONITOR change how it takes replies). */
 static int store_send_argv(redisAsyncContext *ac, struct store_op *op, int argc,
                            const char *const *argv, const size_t *argvlen)
 {
-    size_t total = 24;
+    size_t total = 24 + 1;
     for (int i = 0; i < argc; i++)
         total += 24 + (argvlen != NULL ? argvlen[i] : strlen(argv[i])) + 2;
     char *buf = xmalloc(total), *p = store_resp_int(buf, '*', (size_t)argc);
@@ -699,6 +701,7 @@ static int store_send_argv(redisAsyncContext *ac, struct store_op *op, int argc,
         *p++ = '\r';
         *p++ = '\n';
     }
+    *p = '\0';
     int rc = redisAsyncFormattedCommand(ac, store_on_reply, op, buf, (size_t)(p - buf));
     free(buf);
     return rc;
