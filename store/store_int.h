@@ -171,6 +171,13 @@ const char *store_op_arg(const struct store_op *op, int i);
 /* The store the caller holds (s itself, or the root of a cluster node's). */
 struct store *store_root(struct store *s);
 
+/* The per-process cache of command bodies by UUID (store_report.c): a body
+ * and its request_type never change once stored.  store_body_rt: the cached
+ * request_type, or NULL. */
+void store_body_keep(const char *uuid, const char *rt, size_t rt_len, const char *plist,
+                     size_t len);
+const char *store_body_rt(const char *uuid);
+
 /* Idle polls from memory (store_idle.c).  A connection of its own to s's
  * Redis (a cluster's current seed), on s's loop, for the subscriber: the
  * caller sets its callbacks and owns it as store.c owns its own (hiredis

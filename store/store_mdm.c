@@ -403,9 +403,14 @@ static void store_mdm_report_reply(struct store_op *op, int err, const redisRepl
         return;
     }
     int ident = store_mdm_ident(r->element[0]->str, r->element[0]->len);
-    if (ident == STORE_ID_OK && r->elements == 3)
+    if (ident == STORE_ID_OK && r->elements >= 3 && store_reply_strings(r)) {
+        /* Its request_type (4th) is kept: the device's report of it then
+         * needs no HGET in connect.lua. */
+        if (r->elements == 4)
+            store_body_keep(r->element[1]->str, r->element[3]->str, r->element[3]->len,
+                            r->element[2]->str, r->element[2]->len);
         cb(op->arg, MDMD_OK, ident, r->element[1]->str, r->element[2]->str, r->element[2]->len);
-    else
+    } else
         cb(op->arg, MDMD_OK, ident, NULL, NULL, 0);
 }
 
@@ -443,7 +448,8 @@ struct store_op *store_report(struct store *s, const struct store_report *rp, st
     if (store_layout_cluster(s))
         return store_report_cluster(s, rp, cb, arg);
     store_argv_init(&a);
-    int nkeys = store_mdm_report_argv(&a, rp, 0, "");
+    const char *rt = rp->uuid[0] != '\0' ? store_body_rt(rp->uuid) : NULL;
+    int nkeys = store_mdm_report_argv(&a, rp, 0, rt != NULL ? rt : "");
     return store_argv_fx_script(s, store_mdm_lua[STORE_LUA_CONNECT], nkeys, &a,
                                 store_mdm_report_reply, (union store_cb){.next = cb}, arg);
 }

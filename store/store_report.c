@@ -51,19 +51,30 @@ static const struct store_body *store_body_get(const char *uuid)
     return b;
 }
 
-static void store_body_put(const char *uuid, const redisReply *rt, const redisReply *plist)
+void store_body_keep(const char *uuid, const char *rt, size_t rt_len, const char *plist, size_t len)
 {
     struct store_body *b = store_body_slot(uuid);
-    if (strlen(uuid) >= sizeof(b->uuid) || rt->type != REDIS_REPLY_STRING ||
-        rt->len >= sizeof(b->rt) || plist->len > STORE_BODY_MAX)
+    if (strlen(uuid) >= sizeof(b->uuid) || rt_len >= sizeof(b->rt) || len > STORE_BODY_MAX)
         return;
     free(b->plist);
     snprintf(b->uuid, sizeof(b->uuid), "%s", uuid);
-    snprintf(b->rt, sizeof(b->rt), "%.*s", (int)rt->len, rt->str);
-    b->plist = xmalloc(plist->len + 1);
-    memcpy(b->plist, plist->str, plist->len);
-    b->len = plist->len;
+    snprintf(b->rt, sizeof(b->rt), "%.*s", (int)rt_len, rt);
+    b->plist = xmalloc(len + 1);
+    memcpy(b->plist, plist, len);
+    b->len = len;
     b->at_ms = util_mono_ms();
+}
+
+const char *store_body_rt(const char *uuid)
+{
+    const struct store_body *b = store_body_get(uuid);
+    return b != NULL ? b->rt : NULL;
+}
+
+static void store_body_put(const char *uuid, const redisReply *rt, const redisReply *plist)
+{
+    if (rt->type == REDIS_REPLY_STRING && plist->type == REDIS_REPLY_STRING)
+        store_body_keep(uuid, rt->str, rt->len, plist->str, plist->len);
 }
 
 struct store_rq { /* one report, across its calls */

@@ -6,13 +6,14 @@
 --   they live in other slots and mdmd reads the bodies itself.
 -- ARGV: udid now cert_fp status uuid result error_chain history_len history_max_bytes
 --       request_type [field value]...
---   request_type: the reported command's, cluster layout (mdmd's cache of the
---   bodies, or its own HMGET); the single layout reads it here.
+--   request_type: the reported command's, from mdmd's cache of the bodies it
+--   handed out, or its own HMGET (cluster layout); "" in the single layout
+--   when mdmd does not know it: read here then.
 --   status "-drop" (cluster layout): uuid's body is gone, drop it from the
 --   queue and hand out the next one; nothing reported.
 --   status "-seen": only last_seen (Idle polls answered from memory).
--- Returns {'ok'} (nothing to send), {'ok', uuid, plist} ({'ok', uuid} in the
--- cluster layout: mdmd adds the body) or {identity failure}.
+-- Returns {'ok'} (nothing to send), {'ok', uuid, plist, request_type} ({'ok',
+-- uuid, given} in the cluster layout: mdmd adds the body) or {identity failure}.
 -- udid may be a user channel, "<UDID>:<user>" (KEYS are then the channel's).
 -- The device answered a push (issue 19): the time since the first push it had
 -- not answered goes to the push-to-check-in histogram (mdm:pushlat, seconds
@@ -154,7 +155,7 @@ else
     redis.call('HDEL', sent, uuid)
     if not again then
       local rt = ARGV[10]
-      if cmd then rt = redis.call('HGET', cmd .. uuid, 'request_type') or '' end
+      if cmd and rt == '' then rt = redis.call('HGET', cmd .. uuid, 'request_type') or '' end
       mdm_history_add(dev, res, tonumber(ARGV[8]), tonumber(ARGV[9]), uuid, rt, status, now,
                       queued, ARGV[6], ARGV[7])
       fx_event('type', 'command_finished', 'udid', udid, 'uuid', uuid,
@@ -187,10 +188,11 @@ while true do
         -- that expired from one a node did not return (store_report.c).
         return fx_reply({'ok', id, tostring(redis.call('ZSCORE', cmdto, id) or '')})
       end
-      local body = redis.call('HGET', cmd .. id, 'plist')
+      local b = redis.call('HMGET', cmd .. id, 'plist', 'request_type')
+      local body = b[1]
       if body then
         redis.call('HSET', sent, id, now) -- the pending list's "sent" state
-        return fx_reply({'ok', id, body})
+        return fx_reply({'ok', id, body, b[2] or ''})
       end
       if redis.call('LREM', q, 1, id) > 0 then fx_hincr('stats', 'queue_depth', -1) end
       start = start - 1

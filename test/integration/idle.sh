@@ -74,6 +74,8 @@ poll d1 $U Idle
 check "queued command: the next Idle poll gets it" test "$CODE:$NEXT" = "200:$C1"
 poll d1 $U Acknowledged "$C1" QueryResponses "<dict><key>OSVersion</key><string>17.6</string></dict>"
 check "its result answered with nothing, recorded" test "$CODE:$NEXT:$(R xlen "mdm:res:{$U}")" = "200::1"
+check "  with its request_type (mdmd's, from when it sent the command)" \
+    test "$(R xrevrange "mdm:res:{$U}" + - count 1 | grep -a -A1 -x request_type | tail -n 1)" = DeviceInformation
 n0=$(seen_calls Idle)
 check "after it, Idle polls are answered from memory again" test "$(polls 3):$(seen_calls Idle)" = "3:$n0"
 
@@ -175,11 +177,22 @@ check "Redis stopped: once the store knows, a learnt device's poll is 503, not f
 back() { poll d3 $U2 Idle; [ "$CODE" = 200 ]; }
 check "  Redis back: 200 again" wait_for 5 back
 
-# idle_cache_ms 0: every poll asks Redis.
+# idle_cache_ms 0: every poll asks Redis.  The same CA, so that a command
+# handed out by the first mdmd can be reported to this one (which has not
+# cached its request_type: connect.lua reads it).
+api POST /v1/commands '{"udids":["'$U2'"],"command":{"RequestType":"CertificateList"}}' >/dev/null
+C3=$(jget "$T/api" command_uuid)
+poll d3 $U2 Idle
+c3=$NEXT
 kill "$MDMD_PID"; wait "$MDMD_PID" 2>/dev/null
 D=$T/b
+mkdir -p "$D/var" && cp -r "$T/a/var/ca" "$D/var/ca"
 write_conf "$D" "redis 127.0.0.1:$REDIS_PORT" "idle_cache_ms 0"
 start_mdmd "$D" || { fail "mdmd (idle_cache_ms 0) starts"; finish; }
+poll d3 $U2 Acknowledged "$C3"
+rt_of_last() { R xrevrange "mdm:res:{$1}" + - count 1 | grep -a -A1 -x request_type | tail -n 1; }
+check "a command reported to another mdmd than the one that sent it: its request_type in history" \
+    test "$c3:$CODE:$(rt_of_last $U2)" = "$C3:200:CertificateList"
 U3=SIM-IDLE-3
 enroll_device d4 $U3 >/dev/null
 for i in 1 2 3 4 5; do poll d4 $U3 Idle; done
