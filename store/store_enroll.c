@@ -24,7 +24,7 @@ void store_enroll_gkey(const struct store *s, char *out, size_t size, const char
     (void)store_global_key(s, out, size, rest);
 }
 
-static void store_enroll_done_reply(struct store_op *op, int err, const redisReply *r)
+void store_enroll_done_reply(struct store_op *op, int err, const redisReply *r)
 {
     err = store_reply_error(err, r);
     /* SET ... NX answers nil when the key exists. */
@@ -33,19 +33,25 @@ static void store_enroll_done_reply(struct store_op *op, int err, const redisRep
     op->cb.done(op->arg, err);
 }
 
-struct store_op *store_challenge_put(struct store *s, const char *challenge, const char *user,
-                                     int ttl_s, store_done_fn *cb, void *arg)
+struct store_op *store_enroll_chal_put(struct store *s, const char *what, const char *challenge,
+                                       const char *owner, int ttl_s, store_done_fn *cb, void *arg)
 {
-    char key[STORE_ENROLL_KEY_MAX], ttl[24];
-    store_enroll_gkey(s, key, sizeof(key), "enroll:chal:", challenge);
+    char key[STORE_ENROLL_KEY_MAX + 160], ttl[24];
+    store_enroll_gkey(s, key, sizeof(key), what, challenge);
     snprintf(ttl, sizeof(ttl), "%d", ttl_s);
-    const char *argv[] = {"SET", key, user, "EX", ttl, "NX"};
+    const char *argv[] = {"SET", key, owner, "EX", ttl, "NX"};
     struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
     return store_cmd_argv(s, 6, argv, NULL, store_enroll_done_reply, op);
 }
 
+struct store_op *store_challenge_put(struct store *s, const char *challenge, const char *user,
+                                     int ttl_s, store_done_fn *cb, void *arg)
+{
+    return store_enroll_chal_put(s, "enroll:chal:", challenge, user, ttl_s, cb, arg);
+}
+
 /* {'ok', owner}, {'again', owner, prev}, {'unknown'} or {'limited', ttl_s}. */
-static void store_enroll_chal_reply(struct store_op *op, int err, const redisReply *r)
+void store_enroll_chal_reply(struct store_op *op, int err, const redisReply *r)
 {
     store_chal_fn *cb = op->cb.chal;
     err = store_reply_error(err, r);

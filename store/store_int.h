@@ -73,7 +73,6 @@ union store_cb { /* the caller's callback, by its type */
     store_chal_fn *chal;
     store_issue_fn *issue;
     store_scep_cert_fn *scep_cert;
-    store_scep_take_fn *scep_take;
     store_login_fn *login;
     store_user_fn *user;
     store_users_fn *users;
@@ -224,6 +223,14 @@ void store_cert_prefix(const struct store *s, struct store_argv *a);
  * store_enroll.c). */
 void store_enroll_gkey(const struct store *s, char *out, size_t size, const char *what,
                        const char *id);
+/* A one-time challenge (SET NX with a lifetime) under "mdm:<what><challenge>"
+ * for owner; cb gets MDMD_EPROTO when it exists already.  An enrollment's and
+ * a SCEP request's are the same but for what. */
+struct store_op *store_enroll_chal_put(struct store *s, const char *what, const char *challenge,
+                                       const char *owner, int ttl_s, store_done_fn *cb, void *arg);
+void store_enroll_done_reply(struct store_op *op, int err, const redisReply *r);
+/* challenge_take.lua's answer, for an op whose cb is .chal. */
+void store_enroll_chal_reply(struct store_op *op, int err, const redisReply *r);
 /* After a device script that revoked fp (cluster layout: the registry's
  * half, cert_revoke.lua on mdm:cert:<fp>); cb gets its outcome. */
 struct store_op *store_cert_revoke(struct store *s, const char *fp, const char *udid,

@@ -13,50 +13,10 @@ extern const char store_lua_scep_issue[], store_lua_scep_renew[], store_lua_chal
 
 #define STORE_SCEP_KEY_MAX 320
 
-static void store_scep_done_reply(struct store_op *op, int err, const redisReply *r)
-{
-    err = store_reply_error(err, r);
-    /* SET ... NX answers nil when the key exists. */
-    if (err == MDMD_OK && r->type == REDIS_REPLY_NIL)
-        err = MDMD_EPROTO;
-    op->cb.done(op->arg, err);
-}
-
 struct store_op *store_scep_challenge_put(struct store *s, const char *challenge, const char *who,
                                           int ttl_s, store_done_fn *cb, void *arg)
 {
-    char key[STORE_SCEP_KEY_MAX], ttl[24];
-    store_enroll_gkey(s, key, sizeof(key), "scep:chal:", challenge);
-    snprintf(ttl, sizeof(ttl), "%d", ttl_s);
-    const char *argv[] = {"SET", key, who, "EX", ttl, "NX"};
-    struct store_op *op = store_op_new(s, (union store_cb){.done = cb}, arg);
-    return store_cmd_argv(s, 6, argv, NULL, store_scep_done_reply, op);
-}
-
-/* {'ok', owner}, {'again', owner, cert}, {'unknown'} or {'limited', ttl_s}. */
-static void store_scep_take_reply(struct store_op *op, int err, const redisReply *r)
-{
-    store_scep_take_fn *cb = op->cb.scep_take;
-    err = store_reply_error(err, r);
-    if (err == MDMD_OK && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-                           r->element[0]->type != REDIS_REPLY_STRING))
-        err = MDMD_EPROTO;
-    if (err != MDMD_OK) {
-        cb(op->arg, err, 0, NULL, 0, "");
-        return;
-    }
-    const char *what = r->element[0]->str;
-    const redisReply *v = r->elements >= 2 ? r->element[1] : NULL;
-    const redisReply *c = r->elements == 3 ? r->element[2] : NULL;
-    if (strcmp(what, "ok") == 0 && v != NULL && v->type == REDIS_REPLY_STRING)
-        cb(op->arg, MDMD_OK, 0, v->str, 0, "");
-    else if (strcmp(what, "again") == 0 && v != NULL && v->type == REDIS_REPLY_STRING &&
-             c != NULL && c->type == REDIS_REPLY_STRING)
-        cb(op->arg, MDMD_OK, 0, v->str, 1, c->str);
-    else if (strcmp(what, "limited") == 0 && v != NULL && v->type == REDIS_REPLY_INTEGER)
-        cb(op->arg, MDMD_OK, v->integer > 0 ? (int)v->integer : 1, NULL, 0, "");
-    else
-        cb(op->arg, MDMD_OK, 0, NULL, 0, "");
+    return store_enroll_chal_put(s, "scep:chal:", challenge, who, ttl_s, cb, arg);
 }
 
 struct store_op *store_scep_take(struct store *s, const char *challenge, int fixed,
@@ -72,9 +32,11 @@ struct store_op *store_scep_take(struct store *s, const char *challenge, int fix
     snprintf(window, sizeof(window), "%d", STORE_CHAL_FAIL_WINDOW_S);
     snprintf(ttl, sizeof(ttl), "%d", STORE_SCEP_TX_TTL_S);
     const char *argv[] = {key, fail, tx, max, window, ttl, fixed ? "1" : "0"};
-    struct store_op *op = store_op_new(s, (union store_cb){.scep_take = cb}, arg);
+    /* The same script and answer as an enrollment challenge's (its third
+     * value the certificate): store_chal_fn's shape. */
+    struct store_op *op = store_op_new(s, (union store_cb){.chal = cb}, arg);
     return store_cmd_script(s, store_script_get(s, store_lua_challenge_take), 3,
-                            (int)ARRAY_LEN(argv), argv, NULL, store_scep_take_reply, op);
+                            (int)ARRAY_LEN(argv), argv, NULL, store_enroll_chal_reply, op);
 }
 
 /* 'ok' (a status or bulk string), or {'ok', rebound} / {'again', cert} /
