@@ -177,6 +177,11 @@ void store_body_keep(const char *uuid, const char *rt, size_t rt_len, const char
                      size_t len);
 const char *store_body_rt(const char *uuid);
 
+/* A blocking connection to addr (a unix socket path, "host:port" or
+ * "[v6]:port"), for the command-line tools (store_sync.c); NULL, or a
+ * context whose err is set, when it failed. */
+redisContext *store_sync_connect(const char *addr, int timeout_ms);
+
 /* Idle polls from memory (store_idle.c).  A connection of its own to s's
  * Redis (a cluster's current seed), on s's loop, for the subscriber: the
  * caller sets its callbacks and owns it as store.c owns its own (hiredis

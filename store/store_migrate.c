@@ -10,6 +10,7 @@
 
 #include "store.h"
 #include "store_cluster.h"
+#include "store_int.h"
 #include "../core/util.h"
 
 #define MIG_CONNS 32  /* destination nodes at most */
@@ -35,18 +36,10 @@ struct mig {
     struct store_migrate_stats *st;
 };
 
+/* store_sync_connect, with a failed context freed: NULL then. */
 static redisContext *mig_connect(const char *addr, int timeout_ms)
 {
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    if (addr[0] == '/' || addr[0] == '.')
-        return redisConnectUnixWithTimeout(addr, tv);
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL)
-        return NULL;
-    char *host = addr[0] == '[' ? xstrndup(addr + 1, (size_t)(colon - addr - 2))
-                                : xstrndup(addr, (size_t)(colon - addr));
-    redisContext *c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-    free(host);
+    redisContext *c = store_sync_connect(addr, timeout_ms);
     if (c != NULL && c->err != 0) {
         redisFree(c);
         return NULL;

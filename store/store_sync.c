@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_int.h"
 #include "store_users.h"
 #include "../core/util.h"
 
@@ -18,7 +19,7 @@ struct store_sync {
     int timeout_ms;
 };
 
-static redisContext *store_sync_connect(const char *addr, int timeout_ms)
+redisContext *store_sync_connect(const char *addr, int timeout_ms)
 {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     if (addr[0] == '/' || addr[0] == '.')
