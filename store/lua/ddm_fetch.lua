@@ -7,14 +7,8 @@
 -- (store_ddm.c): this script up to the device's part, then
 -- ddm_effective.lua on the configuration's slot.
 local udid, uid, kind, id = ARGV[1], ARGV[2], ARGV[5], ARGV[6]
-local d, g = ddm_d(1), ddm_g(9)
-fx_begin(17)
-local bad = ddm_begin_d(d, udid, uid, ARGV[3], ARGV[4])
-if bad then return fx_reply({bad}) end
-local own, user = ddm_own_d(d)
--- Cluster layout, the first of the split calls (store_ddm.c): what
--- ddm_effective.lua needs of the device, {'ok', user, {set...}}.
-if MDM_CLUSTER then return fx_reply({'ok', user or '', own}) end
+local now_reply, d, g, own, user = ddm_open(udid, uid, ARGV[3], ARGV[4])
+if now_reply then return now_reply end
 local items = ddm_effective_g(g, own, uid, user)
 for _, it in ipairs(items) do
   if it[1] == id and it[3] == kind then

@@ -4,14 +4,8 @@
 -- {{identifier, type, kind, server token}...}} or {identity failure}.  The
 -- cluster layout runs it in three calls, as ddm_tokens.lua.
 local udid, uid = ARGV[1], ARGV[2]
-local d, g = ddm_d(1), ddm_g(9)
-fx_begin(17)
-local bad = ddm_begin_d(d, udid, uid, ARGV[3], ARGV[4])
-if bad then return fx_reply({bad}) end
-local own, user = ddm_own_d(d)
--- Cluster layout, the first of the split calls (store_ddm.c): what
--- ddm_effective.lua needs of the device, {'ok', user, {set...}}.
-if MDM_CLUSTER then return fx_reply({'ok', user or '', own}) end
+local now_reply, d, g, own, user = ddm_open(udid, uid, ARGV[3], ARGV[4])
+if now_reply then return now_reply end
 local items, token = ddm_effective_g(g, own, uid, user)
 ddm_token_d(d, token, ARGV[5])
 redis.call('HSET', d.en, 'items_token', token, 'items_at', ARGV[4])

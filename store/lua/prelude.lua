@@ -313,6 +313,21 @@ local function ddm_begin_d(d, udid, uid, fp, now)
   redis.call('HSET', d.dev, 'last_seen', now)
   return nil
 end
+-- The opening of a DDM endpoint script (ddm_tokens, ddm_items, ddm_fetch)
+-- whose KEYS are the enrollment's (ddm_d, 8 keys) then the configuration's
+-- (ddm_g): fx_begin, ddm_begin_d, the enrollment's own sets.  Returns the
+-- reply to give at once (an identity failure; in the cluster layout, the
+-- first of the split calls (store_ddm.c): what ddm_effective.lua needs of the
+-- device, {'ok', user, {set...}}), or nil and d, g, own, user.
+local function ddm_open(udid, uid, fp, now)
+  local d, g = ddm_d(1), ddm_g(9)
+  fx_begin(17)
+  local bad = ddm_begin_d(d, udid, uid, fp, now)
+  if bad then return fx_reply({bad}) end
+  local own, user = ddm_own_d(d)
+  if MDM_CLUSTER then return fx_reply({'ok', user or '', own}) end
+  return nil, d, g, own, user
+end
 -- The key of id (a UDID, or "<UDID>:<user>" for a user channel) under a
 -- prefix key given in KEYS (e.g. mdm:dev:): prefix{UDID}[:user], the device's
 -- slot, as mdm_key() builds it from a literal.
